@@ -1,0 +1,96 @@
+import { z } from "zod";
+
+/**
+ * The one catalogue of error codes. Each entry says whether retrying can help and, where the error answers an A2A
+ * operation, the A2A / JSON-RPC code a client sees. README.md documents every code (a test keeps them in step).
+ */
+export const ERROR_CATALOGUE = {
+  // A2A v1.0 errors (specification codes)
+  TASK_NOT_FOUND: { a2aCode: -32001, retryable: false, description: "no task with this id" },
+  TASK_NOT_CANCELABLE: { a2aCode: -32002, retryable: false, description: "the task is already in a terminal state" },
+  UNSUPPORTED_OPERATION: { a2aCode: -32004, retryable: false, description: "the agent does not implement this operation" },
+  CONTENT_TYPE_NOT_SUPPORTED: { a2aCode: -32005, retryable: false, description: "Content-Type is neither msgpack nor JSON" },
+  VERSION_NOT_SUPPORTED: { a2aCode: -32009, retryable: false, description: "A2A-Version header names a version we do not speak" },
+  // JSON-RPC codes reused for malformed input
+  MESSAGE_MALFORMED: { a2aCode: -32700, retryable: false, description: "the payload is not valid msgpack/JSON" },
+  MESSAGE_INVALID: { a2aCode: -32602, retryable: false, description: "the payload decodes but does not match the schema" },
+  MESSAGE_TOO_LARGE: { a2aCode: -32600, retryable: false, description: "the payload exceeds the configured maximum" },
+  INTERNAL: { a2aCode: -32603, retryable: true, description: "an unexpected failure inside the fleet" },
+  // the fleet's own codes (-32100 and below)
+  AGENT_UNAVAILABLE: { a2aCode: -32100, retryable: true, description: "no agent process answers on its subject" },
+  TIMEOUT: { a2aCode: -32101, retryable: true, description: "a request got no reply in time" },
+  NATS_UNAVAILABLE: { a2aCode: -32102, retryable: true, description: "no NATS server answers at the configured URL" },
+  CONFLICT: { a2aCode: -32103, retryable: true, description: "a KV update lost a revision race" },
+  CONFIG_INVALID: { a2aCode: -32110, retryable: false, description: "the fleet config failed validation" },
+  CONFIG_NOT_FOUND: { a2aCode: -32111, retryable: false, description: "the fleet config file does not exist" },
+  NATS_SERVER_NOT_INSTALLED: { a2aCode: -32112, retryable: false, description: "nats-server is not on the PATH" },
+  SUPERVISOR_INTENSITY: { a2aCode: -32120, retryable: false, description: "a child restarted too often; the supervisor gave up" },
+  LEASE_HELD: { a2aCode: -32121, retryable: true, description: "another process holds this singleton's lease" },
+} as const;
+
+export type FleetErrorCode = keyof typeof ERROR_CATALOGUE;
+export const FleetErrorCode = z.enum(Object.keys(ERROR_CATALOGUE) as [FleetErrorCode, ...FleetErrorCode[]]);
+
+/** How an error crosses the wire: the reply to a failed request, the reason of a dead letter. */
+export const ErrorPayload = z.object({
+  code: FleetErrorCode,
+  a2aCode: z.number().int(),
+  message: z.string(),
+  retryable: z.boolean(),
+  details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type ErrorPayload = z.infer<typeof ErrorPayload>;
+
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+export class FleetError extends Error {
+  override readonly name = "FleetError";
+  readonly code: FleetErrorCode;
+  readonly retryable: boolean;
+  readonly details: FieldIssue[] | undefined;
+
+  constructor(code: FleetErrorCode, message: string, options: { cause?: unknown; details?: FieldIssue[] } = {}) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.retryable = ERROR_CATALOGUE[code].retryable;
+    this.details = options.details;
+  }
+
+  get a2aCode(): number {
+    return ERROR_CATALOGUE[this.code].a2aCode;
+  }
+
+  toPayload(): ErrorPayload {
+    const payload: ErrorPayload = { code: this.code, a2aCode: this.a2aCode, message: this.message, retryable: this.retryable };
+    if (this.details) payload.details = this.details;
+    return payload;
+  }
+
+  static fromPayload(payload: ErrorPayload): FleetError {
+    return new FleetError(payload.code, payload.message, payload.details ? { details: payload.details } : {});
+  }
+
+  /** Wraps anything thrown into a FleetError, keeping the original as the cause. */
+  static from(err: unknown, fallback: FleetErrorCode = "INTERNAL"): FleetError {
+    if (err instanceof FleetError) return err;
+    const message = err instanceof Error ? err.message : String(err);
+    return new FleetError(fallback, message, { cause: err });
+  }
+}
+
+/** Turns zod's issues into the `path: reason` pairs every error message and reply uses. */
+export function issuesOf(error: z.ZodError): FieldIssue[] {
+  return error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message }));
+}
+
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = "";
+  for (const key of path) {
+    if (typeof key === "number") out += `[${key}]`;
+    else out += out === "" ? String(key) : `.${String(key)}`;
+  }
+  return out === "" ? "(root)" : out;
+}

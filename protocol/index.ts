@@ -1,0 +1,47 @@
+export {
+  A2A_VERSION,
+  NATS_BINDING_URI,
+  AgentCard,
+  AgentSkill,
+  Artifact,
+  DataPart,
+  Message,
+  Part,
+  RawPart,
+  Role,
+  Task,
+  TaskArtifactUpdateEvent,
+  TaskEvent,
+  TaskState,
+  TaskStatus,
+  TaskStatusUpdateEvent,
+  TextPart,
+  UrlPart,
+  isTerminal,
+} from "./a2a.js";
+export { CONTENT_TYPES, codecForContentType, decode, decodeUnknown, encode, type CodecName, type Decoded, type DecodeOptions } from "./codec.js";
+export { connectNats, type ConnectOptions } from "./connect.js";
+export { deadLetter } from "./dead-letter.js";
+export { ERROR_CATALOGUE, ErrorPayload, FleetError, FleetErrorCode, formatPath, issuesOf, type FieldIssue } from "./errors.js";
+export {
+  CancelTaskRequest,
+  GetTaskRequest,
+  ListTasksRequest,
+  ListTasksResult,
+  OPERATION_NAMES,
+  OPERATIONS,
+  SendMessageRequest,
+  replySchema,
+  type OperationName,
+} from "./operations.js";
+export { AgentRecord, TaskAssignment, isAlive } from "./records.js";
+export {
+  ensureFleetResources,
+  ensureTaskConsumer,
+  openBuckets,
+  type FleetResources,
+  type ResourceOptions,
+  type TaskConsumerOptions,
+} from "./resources.js";
+export { FleetNames, HEADERS, assertToken, type BucketKey, type StreamKey } from "./subjects.js";
+export { negotiate, replyError, replyResult, requestOperation, wireHeaders, type RequestOptions } from "./wire.js";

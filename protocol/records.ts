@@ -1,0 +1,44 @@
+import { z } from "zod";
+import { AgentCard, Message } from "./a2a.js";
+
+/** The fleet's own records, beside the A2A data model. */
+
+/** A unit of assigned work on TASKS (`fleet.task.<agentId>`); the Task itself lives in KV, this points at it. */
+export const TaskAssignment = z.object({
+  taskId: z.string().min(1),
+  contextId: z.string(),
+  agentId: z.string().min(1),
+  message: Message,
+  assignedBy: z.string(),
+  /** epoch ms */
+  assignedAt: z.number(),
+});
+export type TaskAssignment = z.infer<typeof TaskAssignment>;
+
+/** What `fleet status` shows for an agent: its card, where its chart is, and whether it is alive (KV `agents`). */
+export const AgentRecord = z.object({
+  agentId: z.string(),
+  card: AgentCard,
+  /** the agent chart's state value, e.g. "idle" or "acting" */
+  state: z.string(),
+  currentTaskId: z.string().optional(),
+  tier: z.string(),
+  pid: z.number().int(),
+  host: z.string(),
+  /** one id per `fleet up`/`fleet run`, so restarts are counted per run and not across runs */
+  runId: z.string(),
+  restarts: z.number().int().min(0),
+  startedAt: z.number(),
+  heartbeatAt: z.number(),
+  /** heartbeats are this far apart: a record older than 3 intervals means the process is gone */
+  heartbeatMs: z.number(),
+  tasksCompleted: z.number().int().min(0),
+  tasksFailed: z.number().int().min(0),
+  /** the persisted XState snapshot, so a restarted agent resumes where it was */
+  snapshot: z.unknown().optional(),
+});
+export type AgentRecord = z.infer<typeof AgentRecord>;
+
+export function isAlive(record: AgentRecord, now: number): boolean {
+  return now - record.heartbeatAt < 3 * record.heartbeatMs;
+}

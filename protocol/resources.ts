@@ -1,0 +1,158 @@
+import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiError,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { BucketKey, FleetNames, StreamKey } from "./subjects.js";
+
+/**
+ * The streams, buckets and consumers the fleet needs, created idempotently at every start: a missing one is created, an
+ * existing one is updated to the current definition, so any process can start first.
+ */
+
+const HOUR = 3600_000;
+const DAY = 24 * HOUR;
+
+export interface ResourceOptions {
+  /** R1 on one laptop, R3 on a cluster */
+  replicas?: number;
+  maxPayloadBytes?: number;
+}
+
+function streamDefinitions(names: FleetNames): Record<StreamKey, Partial<StreamConfig>> {
+  const p = names.prefix;
+  return {
+    TASKS: { subjects: [`${p}.task.*`], max_age: nanos(7 * DAY), duplicate_window: nanos(2 * 60_000) },
+    PROPOSALS: { subjects: [`${p}.proposal.*.*`], max_age: nanos(90 * DAY) },
+    APPROVALS: { subjects: [`${p}.approval.request.*`, `${p}.approval.decision.*`], max_age: nanos(30 * DAY) },
+    // the 4 h duplicate window is the channel-dedup layer: the same content to the same channel is accepted once
+    OUTBOX: { subjects: [`${p}.outbox.*`], max_age: nanos(7 * DAY), duplicate_window: nanos(4 * HOUR) },
+    AUDIT: { subjects: [`${p}.audit.*`], max_age: nanos(365 * DAY) },
+    USAGE: { subjects: [`${p}.usage.*.*`], max_age: nanos(90 * DAY) },
+    MEMLOG: { subjects: [`${p}.memory.log.*.*`], max_age: nanos(30 * DAY) },
+    // dead letters we publish ourselves, plus the server's advisory for task messages that ran out of deliveries
+    DLQ: {
+      subjects: [`${p}.dlq.>`, `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${names.stream("TASKS")}.>`],
+      max_age: nanos(30 * DAY),
+    },
+  };
+}
+
+function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number }> {
+  return {
+    tasks: { history: 5 },
+    agents: { history: 1 },
+    proposals: { history: 5 },
+    budgets: { history: 1, ttl: 8 * DAY },
+    memory: { history: 10 },
+    leases: { history: 1, ttl: 15_000 },
+  };
+}
+
+export interface FleetResources {
+  jsm: JetStreamManager;
+  kv: Record<BucketKey, KV>;
+}
+
+export async function ensureFleetResources(
+  nc: NatsConnection,
+  names: FleetNames,
+  options: ResourceOptions = {},
+): Promise<FleetResources> {
+  const jsm = await jetstreamManager(nc);
+  const replicas = options.replicas ?? 1;
+  for (const [key, def] of Object.entries(streamDefinitions(names)) as [StreamKey, Partial<StreamConfig>][]) {
+    const config: Partial<StreamConfig> & { name: string } = {
+      ...def,
+      name: names.stream(key),
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: replicas,
+      ...(options.maxPayloadBytes ? { max_msg_size: options.maxPayloadBytes } : {}),
+    };
+    await upsertStream(jsm, config);
+  }
+  const kv = await openBuckets(nc, names, { replicas, create: true });
+  return { jsm, kv };
+}
+
+async function upsertStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  const name = config.name;
+  try {
+    await jsm.streams.info(name);
+  } catch (err) {
+    if (isNotFound(err)) {
+      await jsm.streams.add(config);
+      return;
+    }
+    throw err;
+  }
+  await jsm.streams.update(name, config);
+}
+
+export async function openBuckets(
+  nc: NatsConnection,
+  names: FleetNames,
+  options: { replicas?: number; create?: boolean } = {},
+): Promise<Record<BucketKey, KV>> {
+  const kvm = new Kvm(nc);
+  const out = {} as Record<BucketKey, KV>;
+  for (const [key, def] of Object.entries(bucketDefinitions()) as [BucketKey, { history: number; ttl?: number }][]) {
+    const name = names.bucket(key);
+    out[key] = options.create
+      ? await kvm.create(name, { history: def.history, replicas: options.replicas ?? 1, ...(def.ttl ? { ttl: def.ttl } : {}) })
+      : await kvm.open(name);
+  }
+  return out;
+}
+
+export interface TaskConsumerOptions {
+  ackWaitMs: number;
+  maxDeliver: number;
+  /** ack wait of each successive delivery; the server uses backoff[n-1] as the nth delivery's ack wait */
+  backoffMs: number[];
+}
+
+/** The durable pull consumer through which one agent takes its assigned tasks, one at a time, in order. */
+export async function ensureTaskConsumer(
+  jsm: JetStreamManager,
+  names: FleetNames,
+  agentId: string,
+  options: TaskConsumerOptions,
+): Promise<string> {
+  const durable = names.agentConsumer(agentId);
+  const config: Partial<ConsumerConfig> = {
+    durable_name: durable,
+    filter_subject: names.task(agentId),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(options.ackWaitMs),
+    max_deliver: options.maxDeliver,
+    max_ack_pending: 1,
+    ...(options.backoffMs.length ? { backoff: options.backoffMs.map((ms) => nanos(ms)) } : {}),
+  };
+  const stream = names.stream("TASKS");
+  try {
+    await jsm.consumers.info(stream, durable);
+  } catch (err) {
+    if (isNotFound(err)) {
+      await jsm.consumers.add(stream, config);
+      return durable;
+    }
+    throw err;
+  }
+  await jsm.consumers.update(stream, durable, config);
+  return durable;
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.status === 404;
+}

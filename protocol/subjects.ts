@@ -1,0 +1,73 @@
+import type { OperationName } from "./operations.js";
+
+/**
+ * Every subject, stream, consumer and bucket name comes from here, built from the fleet's prefix, so two fleets can share
+ * one NATS account and nothing builds a subject by hand.
+ */
+
+export const HEADERS = {
+  a2aVersion: "A2A-Version",
+  a2aExtensions: "A2A-Extensions",
+  contentType: "Content-Type",
+  msgId: "Nats-Msg-Id",
+  traceparent: "traceparent",
+  dlqReason: "Fleet-Dlq-Reason",
+  dlqCode: "Fleet-Dlq-Code",
+  dlqSubject: "Fleet-Dlq-Subject",
+} as const;
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/** Refuses ids that would change a subject's shape (dots, wildcards, spaces). */
+export function assertToken(kind: string, value: string): string {
+  if (!TOKEN.test(value)) throw new TypeError(`${kind} "${value}" is not a valid subject token`);
+  return value;
+}
+
+export class FleetNames {
+  readonly prefix: string;
+  constructor(prefix = "fleet") {
+    this.prefix = assertToken("prefix", prefix);
+  }
+
+  // subjects
+  agentOperation(agentId: string, op: OperationName): string {
+    return `${this.prefix}.agent.${agentId}.a2a.${op}`;
+  }
+  agentOperations(agentId: string): string {
+    return `${this.prefix}.agent.${agentId}.a2a.*`;
+  }
+  agentEvents(agentId: string): string {
+    return `${this.prefix}.agent.${agentId}.events`;
+  }
+  allAgentEvents(): string {
+    return `${this.prefix}.agent.*.events`;
+  }
+  task(agentId: string): string {
+    return `${this.prefix}.task.${agentId}`;
+  }
+  dlq(source: string): string {
+    return `${this.prefix}.dlq.${source}`;
+  }
+  all(): string {
+    return `${this.prefix}.>`;
+  }
+
+  // streams, consumers and buckets: upper-case streams and lower-case buckets, both carrying the prefix
+  stream(name: StreamKey): string {
+    return `${this.prefix.toUpperCase()}_${name}`;
+  }
+  bucket(name: BucketKey): string {
+    return `${this.prefix}-${name}`;
+  }
+  agentConsumer(agentId: string): string {
+    return `agent-${agentId}`;
+  }
+  /** Tasks are keyed by agent so an agent lists its own with a key filter instead of a scan. */
+  taskKey(agentId: string, taskId: string): string {
+    return `${agentId}.${taskId}`;
+  }
+}
+
+export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "USAGE" | "MEMLOG" | "DLQ";
+export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases";

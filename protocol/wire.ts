@@ -1,0 +1,78 @@
+import { headers as natsHeaders, NoRespondersError, RequestError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/nats-core";
+import type { z } from "zod";
+import { A2A_VERSION } from "./a2a.js";
+import { codecForContentType, CONTENT_TYPES, decode, encode, type CodecName } from "./codec.js";
+import { FleetError, type ErrorPayload } from "./errors.js";
+import { OPERATIONS, replySchema, type OperationName } from "./operations.js";
+import { HEADERS, type FleetNames } from "./subjects.js";
+
+/** Request/reply for the A2A operations: the headers every message carries, typed replies, typed errors. */
+
+export function wireHeaders(codec: CodecName, msgId?: string): MsgHdrs {
+  const h = natsHeaders();
+  h.set(HEADERS.a2aVersion, A2A_VERSION);
+  h.set(HEADERS.contentType, CONTENT_TYPES[codec]);
+  if (msgId) h.set(HEADERS.msgId, msgId);
+  return h;
+}
+
+/** Which codec a message was sent with, or an error when its headers ask for something we do not speak. */
+export function negotiate(msg: Msg, fallback: CodecName): { ok: true; codec: CodecName } | { ok: false; error: FleetError } {
+  const version = msg.headers?.get(HEADERS.a2aVersion);
+  if (version && version !== A2A_VERSION) {
+    return { ok: false, error: new FleetError("VERSION_NOT_SUPPORTED", `A2A-Version ${version} is not supported; this agent speaks ${A2A_VERSION}`) };
+  }
+  const contentType = msg.headers?.get(HEADERS.contentType) || undefined;
+  const codec = codecForContentType(contentType, fallback);
+  if (!codec) return { ok: false, error: new FleetError("CONTENT_TYPE_NOT_SUPPORTED", `Content-Type ${contentType} is not supported`) };
+  return { ok: true, codec };
+}
+
+export function replyResult(msg: Msg, result: unknown, codec: CodecName): void {
+  msg.respond(encode({ result }, codec), { headers: wireHeaders(codec) });
+}
+
+export function replyError(msg: Msg, error: FleetError, codec: CodecName): void {
+  const payload: ErrorPayload = error.toPayload();
+  msg.respond(encode({ error: payload }, codec), { headers: wireHeaders(codec) });
+}
+
+export interface RequestOptions {
+  codec?: CodecName;
+  timeoutMs?: number;
+}
+
+/** Calls an A2A operation on an agent; the reply is validated, an error reply is thrown as the FleetError it names. */
+export async function requestOperation<Op extends OperationName>(
+  nc: NatsConnection,
+  names: FleetNames,
+  agentId: string,
+  op: Op,
+  request: z.input<(typeof OPERATIONS)[Op]["request"]>,
+  options: RequestOptions = {},
+): Promise<z.infer<(typeof OPERATIONS)[Op]["result"]>> {
+  const codec = options.codec ?? "msgpack";
+  let reply: Msg;
+  try {
+    reply = await nc.request(names.agentOperation(agentId, op), encode(request, codec), {
+      timeout: options.timeoutMs ?? 5_000,
+      headers: wireHeaders(codec),
+    });
+  } catch (err) {
+    throw requestFailure(err, agentId);
+  }
+  const replyCodec = codecForContentType(reply.headers?.get(HEADERS.contentType) || undefined, codec) ?? codec;
+  const decoded = decode(replySchema(OPERATIONS[op].result), reply.data, { codec: replyCodec });
+  if (!decoded.ok) throw decoded.error;
+  if ("error" in decoded.value) throw FleetError.fromPayload(decoded.value.error);
+  return decoded.value.result as z.infer<(typeof OPERATIONS)[Op]["result"]>;
+}
+
+function requestFailure(err: unknown, agentId: string): FleetError {
+  const cause = err instanceof RequestError && err.cause ? err.cause : err;
+  if (cause instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {
+    return new FleetError("AGENT_UNAVAILABLE", `no process serves agent "${agentId}"`, { cause: err });
+  }
+  if (cause instanceof TimeoutError) return new FleetError("TIMEOUT", `agent "${agentId}" did not answer in time`, { cause: err });
+  return FleetError.from(err);
+}
