@@ -1,4 +1,4 @@
-import { Packr } from "msgpackr";
+import { Packr, type Options as PackrOptions } from "msgpackr";
 import type { z } from "zod";
 import { FleetError, issuesOf } from "./errors.js";
 
@@ -13,7 +13,15 @@ export const CONTENT_TYPES: Record<CodecName, string> = { msgpack: "application/
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: FleetError };
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+// undefined fields are left out (as JSON does) and undefined array items become nil, so any msgpack reader understands us
+// (skipValues exists in msgpackr 2 but is missing from its type declarations)
+const packrOptions: PackrOptions & { skipValues: unknown[] } = {
+  useRecords: false,
+  mapsAsObjects: true,
+  skipValues: [undefined],
+  encodeUndefinedAsNil: true,
+};
+const packr = new Packr(packrOptions);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 

@@ -37,6 +37,10 @@ export class FleetNames {
   agentOperations(agentId: string): string {
     return `${this.prefix}.agent.${agentId}.a2a.*`;
   }
+  /** one-way A2A Messages between agents (no Task): they reach the agent's next cycle */
+  agentInbox(agentId: string): string {
+    return `${this.prefix}.agent.${agentId}.inbox`;
+  }
   agentEvents(agentId: string): string {
     return `${this.prefix}.agent.${agentId}.events`;
   }

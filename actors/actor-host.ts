@@ -1,0 +1,364 @@
+import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { Consumer, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import type { Logger } from "pino";
+import { createActor, fromPromise, type Actor } from "xstate";
+import {
+  AgentRecord,
+  NATS_BINDING_URI,
+  TaskAssignment,
+  deadLetter,
+  decode,
+  encode,
+  ensureTaskConsumer,
+  FleetError,
+  isTerminal,
+  wireHeaders,
+  type AgentCard,
+  type BucketKey,
+  type CodecName,
+  type FleetNames,
+  type TaskEvent,
+  type TaskState,
+} from "../protocol/index.js";
+import { agentMachine, type ActInput, type Outcome, type PlanInput, type ReportInput } from "./agent-machine.js";
+import { A2aService } from "./a2a-service.js";
+import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
+import { submitTask, type SubmitDeps } from "./submit-task.js";
+import { TaskStore } from "./task-store.js";
+
+export interface Clock {
+  now(): number;
+}
+
+export interface ActorHostOptions {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  kv: Record<BucketKey, KV>;
+  names: FleetNames;
+  codec: CodecName;
+  maxPayloadBytes: number;
+  agent: HostedAgent;
+  behaviour: AgentBehaviour;
+  tasks: { ackWaitMs: number; maxDeliver: number; backoffMs: number[]; workingAckMs: number };
+  heartbeatMs: number;
+  runId: string;
+  clock: Clock;
+  log: Logger;
+}
+
+type AgentActor = Actor<typeof agentMachine>;
+
+/**
+ * Binds one agent chart to NATS: the A2A operations, the durable task consumer, status events, Task state in KV, the
+ * AgentCard and heartbeat in KV `agents`, and the persisted snapshot that lets a restarted agent resume where it was.
+ */
+export class ActorHost {
+  readonly agentId: string;
+  readonly store: TaskStore;
+  private readonly o: ActorHostOptions;
+  private readonly log: Logger;
+  private actor!: AgentActor;
+  private service!: A2aService;
+  private inbox: Subscription | undefined;
+  private loop: Promise<void> | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private inFlight: { taskId: string; msg: JsMsg } | undefined;
+  private restarts = 0;
+  private startedAt = 0;
+  private lastPersistedState = "";
+
+  constructor(options: ActorHostOptions) {
+    this.o = options;
+    this.agentId = options.agent.id;
+    this.log = options.log.child({ component: "actor-host", agentId: this.agentId });
+    this.store = new TaskStore(options.kv.tasks, options.names, options.codec);
+  }
+
+  get card(): AgentCard {
+    const a = this.o.agent;
+    return {
+      name: a.name,
+      description: a.role,
+      version: "0.1.0",
+      supportedInterfaces: [{ url: `nats:${this.o.names.agentOperations(a.id)}`, protocolBinding: NATS_BINDING_URI }],
+      capabilities: { streaming: true, pushNotifications: false },
+      defaultInputModes: ["text/plain", "application/json"],
+      defaultOutputModes: ["text/plain", "application/json"],
+      skills: a.skills.map((s) => ({ id: s.id, name: s.name, description: s.description, tags: [...s.tags], ...(s.examples ? { examples: [...s.examples] } : {}) })),
+    };
+  }
+
+  get submitDeps(): SubmitDeps {
+    return { js: this.o.js, store: this.store, names: this.o.names, codec: this.o.codec, now: () => this.o.clock.now() };
+  }
+
+  async start(): Promise<void> {
+    const { names } = this.o;
+    this.startedAt = this.o.clock.now();
+    const previous = await this.readRecord();
+    this.restarts = previous && previous.runId === this.o.runId ? previous.restarts + 1 : 0;
+    this.actor = this.createAgentActor(previous?.snapshot);
+    this.actor.subscribe(() => void this.persistOnStateChange());
+    this.actor.start();
+    await this.putRecord();
+
+    await ensureTaskConsumer(this.o.jsm, names, this.agentId, {
+      ackWaitMs: this.o.tasks.ackWaitMs,
+      maxDeliver: this.o.tasks.maxDeliver,
+      backoffMs: this.o.tasks.backoffMs,
+    });
+    const consumer = await this.o.js.consumers.get(names.stream("TASKS"), names.agentConsumer(this.agentId));
+
+    this.service = new A2aService({
+      nc: this.o.nc,
+      names,
+      codec: this.o.codec,
+      maxPayloadBytes: this.o.maxPayloadBytes,
+      agentId: this.agentId,
+      store: this.store,
+      submit: (message) => submitTask(this.submitDeps, this.agentId, message, "a2a"),
+      cancel: (taskId) => this.cancel(taskId),
+      deadLetter: (subject, data, error) => this.deadLetter("a2a", subject, data, error),
+      log: this.log,
+    });
+    this.service.start();
+    this.inbox = this.o.nc.subscribe(names.agentInbox(this.agentId), {
+      callback: (err, msg) => {
+        if (!err) this.onInboxMessage(msg.subject, msg.data, msg.headers?.get("Content-Type"));
+      },
+    });
+    this.timers.push(setInterval(() => void this.putRecord().catch((err) => this.log.warn({ err }, "heartbeat failed")), this.o.heartbeatMs));
+    this.timers.push(setInterval(() => this.tickIfDue(), 1_000));
+    this.loop = this.consumeLoop(consumer);
+    this.log.info({ restarts: this.restarts, resumedIn: previous?.snapshot ? this.actor.getSnapshot().value : undefined }, "agent started");
+  }
+
+  /** Stop intake, let the task in hand finish (bounded), then stop the actor and record it as stopped. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.service?.stop();
+    this.inbox?.unsubscribe();
+    await Promise.race([this.loop, sleep(graceMs)]);
+    this.actor?.stop();
+    await this.putRecord("stopped").catch(() => undefined);
+    this.log.info({}, "agent stopped");
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  private createAgentActor(snapshot: unknown): AgentActor {
+    const machine = agentMachine.provide({
+      actors: {
+        plan: fromPromise<Awaited<ReturnType<AgentBehaviour["plan"]>>, PlanInput>(({ input, signal }) =>
+          this.o.behaviour.plan(input, { signal, log: this.log }),
+        ),
+        act: fromPromise<Outcome, ActInput>(({ input, signal }) => this.o.behaviour.act(input, { signal, log: this.log })),
+        report: fromPromise<void, ReportInput>(({ input }) => this.report(input)),
+      },
+    });
+    const input = { agentId: this.agentId, cycleMs: this.o.agent.cycleMinutes * 60_000, now: this.o.clock.now() };
+    if (snapshot) {
+      try {
+        // a snapshot taken mid-task re-runs the interrupted effect; report is idempotent (CAS on the Task)
+        return createActor(machine, { input, snapshot: snapshot as Parameters<typeof createActor>[1] extends { snapshot?: infer S } ? S : never });
+      } catch (err) {
+        this.log.warn({ err }, "persisted snapshot could not be restored; starting fresh");
+      }
+    }
+    return createActor(machine, { input });
+  }
+
+  private tickIfDue(): void {
+    const snap = this.actor.getSnapshot();
+    const now = this.o.clock.now();
+    // missed cycles (downtime, a long task) coalesce into one tick: nextCycleAt moves on from now
+    if (!this.stopping && snap.value === "idle" && now >= snap.context.nextCycleAt) this.actor.send({ type: "CYCLE_TICK", now });
+  }
+
+  private whenIdle(): Promise<void> {
+    if (this.actor.getSnapshot().value === "idle") return Promise.resolve();
+    return new Promise((resolve) => {
+      const sub = this.actor.subscribe((s) => {
+        if (s.value === "idle" || s.status !== "active") {
+          sub.unsubscribe();
+          resolve();
+        }
+      });
+    });
+  }
+
+  private async consumeLoop(consumer: Consumer): Promise<void> {
+    while (!this.stopping) {
+      await this.whenIdle();
+      if (this.stopping) break;
+      let msg: JsMsg | null;
+      try {
+        msg = await consumer.next({ expires: 2_000 });
+      } catch (err) {
+        // the server is away (restart, partition): keep trying, the connection reconnects on its own
+        this.log.debug({ err }, "task fetch failed");
+        await sleep(500);
+        continue;
+      }
+      if (!msg) continue;
+      if (this.stopping) {
+        msg.nak();
+        break;
+      }
+      await this.onTaskMessage(msg).catch((err) => this.log.error({ err }, "task handling failed; it will be redelivered"));
+    }
+  }
+
+  private async onTaskMessage(msg: JsMsg): Promise<void> {
+    const decoded = decode(TaskAssignment, msg.data, { codec: this.codecOf(msg.headers?.get("Content-Type")), maxBytes: this.o.maxPayloadBytes });
+    if (!decoded.ok) return this.rejectTaskMessage(msg, decoded.error);
+    const assignment = decoded.value;
+    if (assignment.agentId !== this.agentId) {
+      return this.rejectTaskMessage(msg, new FleetError("MESSAGE_INVALID", `assignment for ${assignment.agentId} arrived at ${this.agentId}`));
+    }
+    const task = await this.store.get(this.agentId, assignment.taskId);
+    if (!task) return this.rejectTaskMessage(msg, new FleetError("TASK_NOT_FOUND", `task ${assignment.taskId} is not in KV`));
+    // a redelivery of finished work (the process died between completing and acking) completes nothing twice
+    if (isTerminal(task.status.state)) {
+      msg.ack();
+      return;
+    }
+    const working = await this.store.transition(this.agentId, task.id, () => ({ status: { state: "TASK_STATE_WORKING", timestamp: this.isoNow() } }));
+    this.publishStatus(working.id, working.contextId, "TASK_STATE_WORKING", false);
+    this.inFlight = { taskId: task.id, msg };
+    // long work keeps its claim on the message; a dead process stops sending these and the task is redelivered
+    const workingAck = setInterval(() => msg.working(), this.o.tasks.workingAckMs);
+    try {
+      this.actor.send({ type: "TASK_ASSIGNED", item: { taskId: task.id, contextId: task.contextId, message: assignment.message } });
+      await this.whenIdle();
+    } finally {
+      clearInterval(workingAck);
+      if (this.inFlight?.msg === msg) {
+        // reporting failed (NATS away): retry the task shortly instead of waiting out the ack wait
+        this.inFlight = undefined;
+        msg.nak(1_000);
+      }
+    }
+  }
+
+  private async rejectTaskMessage(msg: JsMsg, error: FleetError): Promise<void> {
+    this.log.warn({ code: error.code, subject: msg.subject, seq: msg.seq }, "task message dead-lettered");
+    await this.deadLetter("tasks", msg.subject, msg.data, error, `${msg.info.stream}-${msg.seq}`);
+    msg.ack();
+  }
+
+  /** The chart's report effect: settle the Task (once: CAS, skipped when already terminal), tell watchers, ack the message. */
+  private async report({ item, outcome }: ReportInput): Promise<void> {
+    const state: TaskState = outcome.ok ? "TASK_STATE_COMPLETED" : "canceled" in outcome ? "TASK_STATE_CANCELED" : "TASK_STATE_FAILED";
+    let settled = false;
+    const task = await this.store.transition(this.agentId, item.taskId, (t) => {
+      settled = true;
+      return {
+        status: {
+          state,
+          timestamp: this.isoNow(),
+          ...(outcome.ok ? {} : { message: { messageId: `${t.id}-status`, role: "ROLE_AGENT", parts: [{ text: outcome.reason }] } }),
+        },
+        artifacts: [...(t.artifacts ?? []), ...(outcome.ok ? outcome.artifacts : [])],
+      };
+    });
+    if (settled && outcome.ok) {
+      for (const artifact of outcome.artifacts) this.publish({ kind: "artifact-update", taskId: task.id, contextId: task.contextId, artifact, lastChunk: true });
+    }
+    if (settled) this.publishStatus(task.id, task.contextId, state, true);
+    if (this.inFlight?.taskId === item.taskId) {
+      await this.inFlight.msg.ackAck().catch(() => this.inFlight?.msg.ack());
+      this.inFlight = undefined;
+    }
+  }
+
+  private async cancel(taskId: string) {
+    const task = await this.store.get(this.agentId, taskId);
+    if (!task) throw new FleetError("TASK_NOT_FOUND", `task ${taskId} not found`);
+    if (isTerminal(task.status.state)) throw new FleetError("TASK_NOT_CANCELABLE", `task ${taskId} is already ${task.status.state}`);
+    const canceled = await this.store.transition(this.agentId, taskId, () => ({ status: { state: "TASK_STATE_CANCELED", timestamp: this.isoNow() } }));
+    if (canceled.status.state === "TASK_STATE_CANCELED") this.publishStatus(taskId, canceled.contextId, "TASK_STATE_CANCELED", true);
+    this.actor.send({ type: "CANCEL", taskId });
+    return canceled;
+  }
+
+  private onInboxMessage(subject: string, data: Uint8Array, contentType: string | undefined): void {
+    const decoded = decode(TaskAssignment.shape.message, data, { codec: this.codecOf(contentType), maxBytes: this.o.maxPayloadBytes });
+    if (!decoded.ok) {
+      void this.deadLetter("inbox", subject, data, decoded.error);
+      return;
+    }
+    this.actor.send({ type: "MESSAGE_RECEIVED", message: decoded.value });
+  }
+
+  private codecOf(contentType: string | undefined | null): CodecName {
+    if (contentType === "application/json") return "json";
+    return contentType === "application/msgpack" ? "msgpack" : this.o.codec;
+  }
+
+  private async deadLetter(source: string, subject: string, data: Uint8Array, error: FleetError, msgId?: string): Promise<void> {
+    try {
+      await deadLetter(this.o.js, this.o.names, source, { subject, data, ...(msgId ? { msgId } : {}) }, error);
+    } catch (err) {
+      this.log.error({ err, subject, code: error.code }, "dead letter could not be stored");
+    }
+  }
+
+  private publishStatus(taskId: string, contextId: string, state: TaskState, final: boolean): void {
+    this.publish({ kind: "status-update", taskId, contextId, status: { state, timestamp: this.isoNow() }, final });
+  }
+
+  private publish(event: TaskEvent): void {
+    this.o.nc.publish(this.o.names.agentEvents(this.agentId), encode(event, this.o.codec), { headers: wireHeaders(this.o.codec) });
+  }
+
+  private isoNow(): string {
+    return new Date(this.o.clock.now()).toISOString();
+  }
+
+  private async readRecord(): Promise<AgentRecord | undefined> {
+    const entry = await this.o.kv.agents.get(this.agentId);
+    if (!entry || entry.operation !== "PUT") return undefined;
+    const decoded = decode(AgentRecord, entry.value, { codec: this.o.codec });
+    return decoded.ok ? decoded.value : undefined;
+  }
+
+  private async persistOnStateChange(): Promise<void> {
+    const value = String(this.actor.getSnapshot().value);
+    if (value === this.lastPersistedState) return;
+    this.lastPersistedState = value;
+    await this.putRecord().catch((err) => this.log.debug({ err }, "snapshot not persisted"));
+  }
+
+  private async putRecord(state?: string): Promise<void> {
+    const snap = this.actor.getSnapshot();
+    const record: AgentRecord = {
+      agentId: this.agentId,
+      card: this.card,
+      state: state ?? String(snap.value),
+      ...(snap.context.item ? { currentTaskId: snap.context.item.taskId } : {}),
+      tier: this.o.agent.defaultTier,
+      pid: process.pid,
+      host: hostname(),
+      runId: this.o.runId,
+      restarts: this.restarts,
+      startedAt: this.startedAt,
+      heartbeatAt: state === "stopped" ? 0 : this.o.clock.now(),
+      heartbeatMs: this.o.heartbeatMs,
+      tasksCompleted: snap.context.completed,
+      tasksFailed: snap.context.failed,
+      snapshot: this.actor.getPersistedSnapshot(),
+    };
+    await this.o.kv.agents.put(this.agentId, encode(record, this.o.codec));
+  }
+}
+

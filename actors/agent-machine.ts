@@ -1,0 +1,197 @@
+import { assign, fromPromise, setup } from "xstate";
+import type { Artifact, Message } from "../protocol/index.js";
+
+/**
+ * The agent's statechart: idle → waking (a cycle tick or an assigned task) → planning → acting → reporting → idle.
+ * It does no I/O: `plan`, `act` and `report` are placeholders the actor host replaces through `.provide()`. Everything a
+ * restarted agent needs to resume (the task in hand, when the next cycle is due) is in context, as absolute times.
+ */
+
+export interface WorkItem {
+  taskId: string;
+  contextId: string;
+  message: Message;
+}
+
+/** A cycle may have work without a task (Atlas's status report); a task always brings its item. */
+export type Plan = { kind: "nothing" } | { kind: "work"; item: WorkItem | undefined; skillId: string | undefined };
+
+export type Outcome =
+  | { ok: true; artifacts: Artifact[] }
+  | { ok: false; reason: string }
+  | { ok: false; canceled: true; reason: string };
+
+export interface PlanInput {
+  agentId: string;
+  trigger: "cycle" | "task";
+  item: WorkItem | undefined;
+  /** one-way messages from other agents since the last cycle */
+  inbox: Message[];
+}
+export interface ActInput {
+  agentId: string;
+  trigger: "cycle" | "task";
+  plan: Extract<Plan, { kind: "work" }>;
+}
+export interface ReportInput {
+  agentId: string;
+  item: WorkItem;
+  outcome: Outcome;
+}
+
+export interface AgentContext {
+  agentId: string;
+  cycleMs: number;
+  /** epoch ms of the next cycle tick; absolute so it survives a restart */
+  nextCycleAt: number;
+  trigger: "cycle" | "task" | undefined;
+  item: WorkItem | undefined;
+  plan: Plan | undefined;
+  outcome: Outcome | undefined;
+  inbox: Message[];
+  completed: number;
+  failed: number;
+}
+
+export type AgentEvent =
+  | { type: "CYCLE_TICK"; now: number }
+  | { type: "TASK_ASSIGNED"; item: WorkItem }
+  | { type: "MESSAGE_RECEIVED"; message: Message }
+  | { type: "CANCEL"; taskId: string };
+
+export interface AgentInput {
+  agentId: string;
+  cycleMs: number;
+  now: number;
+}
+
+/** Inbox messages are kept for the next cycle only up to this many; older ones have been seen in logs by then. */
+const INBOX_LIMIT = 50;
+
+export const agentMachine = setup({
+  types: {
+    context: {} as AgentContext,
+    events: {} as AgentEvent,
+    input: {} as AgentInput,
+  },
+  actors: {
+    plan: fromPromise<Plan, PlanInput>(async () => ({ kind: "nothing" })),
+    act: fromPromise<Outcome, ActInput>(async () => ({ ok: false, reason: "act is not provided" })),
+    report: fromPromise<void, ReportInput>(async () => undefined),
+  },
+  actions: {
+    takeTask: assign(({ event }) => {
+      if (event.type !== "TASK_ASSIGNED") return {};
+      return { trigger: "task" as const, item: event.item, plan: undefined, outcome: undefined };
+    }),
+    takeCycle: assign(({ context, event }) => {
+      if (event.type !== "CYCLE_TICK") return {};
+      return { trigger: "cycle" as const, item: undefined, plan: undefined, outcome: undefined, nextCycleAt: event.now + context.cycleMs };
+    }),
+    keepMessage: assign(({ context, event }) => {
+      if (event.type !== "MESSAGE_RECEIVED") return {};
+      return { inbox: [...context.inbox, event.message].slice(-INBOX_LIMIT) };
+    }),
+    markCanceled: assign(({ context }) => ({
+      outcome: { ok: false, canceled: true, reason: `task ${context.item?.taskId} was canceled` } as Outcome,
+    })),
+    clearWork: assign(({ context }) => ({
+      trigger: undefined,
+      item: undefined,
+      plan: undefined,
+      outcome: undefined,
+      completed: context.completed + (context.outcome?.ok ? 1 : 0),
+      failed: context.failed + (context.outcome && !context.outcome.ok && !("canceled" in context.outcome) ? 1 : 0),
+    })),
+  },
+  guards: {
+    nothingToDo: ({ context }) => context.plan?.kind !== "work",
+    cancelsCurrentTask: ({ context, event }) => event.type === "CANCEL" && event.taskId === context.item?.taskId,
+    noTask: ({ context }) => context.item === undefined,
+  },
+}).createMachine({
+  id: "agent",
+  context: ({ input }) => ({
+    agentId: input.agentId,
+    cycleMs: input.cycleMs,
+    nextCycleAt: input.now + input.cycleMs,
+    trigger: undefined,
+    item: undefined,
+    plan: undefined,
+    outcome: undefined,
+    inbox: [],
+    completed: 0,
+    failed: 0,
+  }),
+  initial: "idle",
+  on: {
+    MESSAGE_RECEIVED: { actions: "keepMessage" },
+  },
+  states: {
+    idle: {
+      on: {
+        TASK_ASSIGNED: { target: "waking", actions: "takeTask" },
+        CYCLE_TICK: { target: "waking", actions: "takeCycle" },
+      },
+    },
+    waking: {
+      always: "planning",
+    },
+    planning: {
+      invoke: {
+        src: "plan",
+        input: ({ context }) => ({
+          agentId: context.agentId,
+          trigger: context.trigger ?? "cycle",
+          item: context.item,
+          inbox: context.inbox,
+        }),
+        onDone: { target: "deciding", actions: assign({ plan: ({ event }) => event.output, inbox: [] }) },
+        onError: {
+          target: "reporting",
+          actions: assign({ outcome: ({ event }) => ({ ok: false, reason: `planning failed: ${String(event.error)}` }) as Outcome }),
+        },
+      },
+    },
+    deciding: {
+      always: [
+        // a cycle with nothing to do ends here, before any model call
+        { guard: "nothingToDo", target: "idle", actions: "clearWork" },
+        { target: "acting" },
+      ],
+    },
+    acting: {
+      on: { CANCEL: { guard: "cancelsCurrentTask", target: "reporting", actions: "markCanceled" } },
+      invoke: {
+        src: "act",
+        input: ({ context }) => ({
+          agentId: context.agentId,
+          trigger: context.trigger ?? "cycle",
+          plan: context.plan as Extract<Plan, { kind: "work" }>,
+        }),
+        onDone: { target: "reporting", actions: assign({ outcome: ({ event }) => event.output }) },
+        onError: {
+          target: "reporting",
+          actions: assign({ outcome: ({ event }) => ({ ok: false, reason: String(event.error) }) as Outcome }),
+        },
+      },
+    },
+    reporting: {
+      // cycle work without a task has nothing to report on a task
+      always: { guard: "noTask", target: "idle", actions: "clearWork" },
+      invoke: {
+        src: "report",
+        input: ({ context }) => ({
+          agentId: context.agentId,
+          item: context.item as WorkItem,
+          outcome: context.outcome ?? { ok: false, reason: "no outcome" },
+        }),
+        onDone: { target: "idle", actions: "clearWork" },
+        // the task message stays unacked, so JetStream redelivers it; the next delivery reports again
+        onError: { target: "idle", actions: "clearWork" },
+      },
+    },
+  },
+});
+
+export type AgentMachine = typeof agentMachine;

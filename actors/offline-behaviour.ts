@@ -1,0 +1,47 @@
+import { randomUUID } from "node:crypto";
+import type { Message } from "../protocol/index.js";
+import { matchSkill, type AgentBehaviour, type HostedAgent } from "./behaviour.js";
+
+/**
+ * What an execution agent does while no model provider is configured (the router arrives with its own issue): a task is
+ * accepted, matched to one of the agent's skills, and answered with a clearly labelled record of what would have been
+ * done and at which tier. No model is called and nothing outside the fleet is touched. A cycle has nothing to do.
+ */
+export function offlineBehaviour(agent: HostedAgent): AgentBehaviour {
+  return {
+    async plan(input) {
+      if (input.trigger === "cycle" || !input.item) return { kind: "nothing" };
+      const skill = matchSkill(agent, textOf(input.item.message))?.id;
+      return { kind: "work", item: input.item, skillId: skill };
+    },
+    async act(input, ctx) {
+      ctx.signal.throwIfAborted();
+      const request = input.plan.item ? textOf(input.plan.item.message) : "";
+      const skill = agent.skills.find((s) => s.id === input.plan.skillId);
+      const summary = skill
+        ? `${agent.name} would handle this with its "${skill.name}" skill at the ${agent.defaultTier} tier.`
+        : `${agent.name} has no skill matching this request; it would take it at the ${agent.defaultTier} tier.`;
+      return {
+        ok: true,
+        artifacts: [
+          {
+            artifactId: randomUUID(),
+            name: "offline-answer",
+            description: "No model provider is configured: this records the request and its routing, it does not answer it.",
+            parts: [
+              { text: `[offline] ${summary} Request: ${request}` },
+              { data: { agent: agent.id, skill: skill?.id ?? null, tier: agent.defaultTier, simulated: true } },
+            ],
+          },
+        ],
+      };
+    },
+  };
+}
+
+export function textOf(message: Message): string {
+  return message.parts
+    .map((p) => ("text" in p ? p.text : ""))
+    .filter(Boolean)
+    .join("\n");
+}

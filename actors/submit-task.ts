@@ -1,0 +1,42 @@
+import { createHash } from "node:crypto";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { encode, wireHeaders, type CodecName, type FleetNames, type Message, type Task, type TaskAssignment } from "../protocol/index.js";
+import type { TaskStore } from "./task-store.js";
+
+export interface SubmitDeps {
+  js: JetStreamClient;
+  store: TaskStore;
+  names: FleetNames;
+  codec: CodecName;
+  now: () => number;
+}
+
+/**
+ * The task id follows from the receiving agent and the message id, so a client that retries a SendMessage (or Atlas
+ * re-assigning after a crash) gets the same task back instead of a second one.
+ */
+export function taskIdFor(agentId: string, messageId: string): string {
+  return "t-" + createHash("sha256").update(`${agentId}\u0000${messageId}`).digest("hex").slice(0, 24);
+}
+
+/** Persists a new Task (SUBMITTED) and assigns it to the agent through TASKS. Safe to call twice with the same message. */
+export async function submitTask(deps: SubmitDeps, agentId: string, message: Message, assignedBy: string): Promise<Task> {
+  const taskId = message.taskId ?? taskIdFor(agentId, message.messageId);
+  const contextId = message.contextId ?? taskId;
+  const stamped: Message = { ...message, taskId, contextId };
+  const task: Task = {
+    id: taskId,
+    contextId,
+    status: { state: "TASK_STATE_SUBMITTED", timestamp: new Date(deps.now()).toISOString() },
+    history: [stamped],
+    metadata: { agentId, assignedBy },
+  };
+  const stored = await deps.store.create(agentId, task);
+  const assignment: TaskAssignment = { taskId, contextId, agentId, message: stamped, assignedBy, assignedAt: deps.now() };
+  // Nats-Msg-Id makes a repeated assignment within the duplicate window a no-op on the server
+  await deps.js.publish(deps.names.task(agentId), encode(assignment, deps.codec), {
+    msgID: taskId,
+    headers: wireHeaders(deps.codec),
+  });
+  return stored;
+}

@@ -1,0 +1,78 @@
+import type { KV } from "@nats-io/kv";
+import { decode, encode, FleetError, isTerminal, Task, type CodecName, type FleetNames } from "../protocol/index.js";
+
+/**
+ * Tasks in KV, keyed `<agentId>.<taskId>`. Every change is a compare-and-set on the revision it read, so two processes
+ * can never both move a task (for example both complete it): the loser re-reads and sees the winner's state.
+ */
+export class TaskStore {
+  constructor(
+    private readonly kv: KV,
+    private readonly names: FleetNames,
+    private readonly codec: CodecName,
+  ) {}
+
+  /** Creates the task; an existing one with the same id is returned unchanged (re-sent messages are idempotent). */
+  async create(agentId: string, task: Task): Promise<Task> {
+    try {
+      await this.kv.create(this.names.taskKey(agentId, task.id), encode(task, this.codec));
+      return task;
+    } catch (err) {
+      const existing = await this.get(agentId, task.id);
+      if (existing) return existing;
+      throw FleetError.from(err);
+    }
+  }
+
+  async get(agentId: string, taskId: string): Promise<Task | undefined> {
+    return (await this.getWithRevision(agentId, taskId))?.task;
+  }
+
+  private async getWithRevision(agentId: string, taskId: string): Promise<{ task: Task; revision: number } | undefined> {
+    const entry = await this.kv.get(this.names.taskKey(agentId, taskId));
+    if (!entry || entry.operation !== "PUT") return undefined;
+    const decoded = decode(Task, entry.value, { codec: this.codec });
+    if (!decoded.ok) throw decoded.error;
+    return { task: decoded.value, revision: entry.revision };
+  }
+
+  /**
+   * Applies `change` to the current task by CAS, retrying on a lost race. `change` returns undefined to leave the task
+   * as it is (for example when it is already terminal). Returns the task as stored afterwards.
+   */
+  async update(agentId: string, taskId: string, change: (task: Task) => Task | undefined): Promise<Task> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const current = await this.getWithRevision(agentId, taskId);
+      if (!current) throw new FleetError("TASK_NOT_FOUND", `task ${taskId} not found for agent ${agentId}`);
+      const next = change(current.task);
+      if (!next) return current.task;
+      try {
+        await this.kv.update(this.names.taskKey(agentId, taskId), encode(next, this.codec), current.revision);
+        return next;
+      } catch (err) {
+        if (!isWrongRevision(err)) throw FleetError.from(err);
+      }
+    }
+    throw new FleetError("CONFLICT", `task ${taskId}: too many concurrent updates`);
+  }
+
+  /** Moves a task to a new state unless it is already terminal. */
+  async transition(agentId: string, taskId: string, patch: (task: Task) => Partial<Task>): Promise<Task> {
+    return this.update(agentId, taskId, (task) => (isTerminal(task.status.state) ? undefined : { ...task, ...patch(task) }));
+  }
+
+  async list(agentId: string): Promise<Task[]> {
+    const tasks: Task[] = [];
+    const keys = await this.kv.keys(`${agentId}.>`);
+    for await (const key of keys) {
+      const taskId = key.slice(agentId.length + 1);
+      const task = await this.get(agentId, taskId).catch(() => undefined);
+      if (task) tasks.push(task);
+    }
+    return tasks.sort((a, b) => a.status.timestamp.localeCompare(b.status.timestamp));
+  }
+}
+
+function isWrongRevision(err: unknown): boolean {
+  return err instanceof Error && /wrong last sequence/i.test(err.message);
+}

@@ -1,0 +1,14 @@
+export {
+  AgentConfig,
+  FleetConfig,
+  FleetSettings,
+  Layer,
+  SkillConfig,
+  SupervisorConfig,
+  TasksConfig,
+  TIER_NAMES,
+  TierConfig,
+  TierName,
+  agentById,
+} from "./schema.js";
+export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";

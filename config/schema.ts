@@ -1,0 +1,224 @@
+import { z } from "zod";
+
+/*
+ * The fleet config: the single source of truth for what a fleet is. Every object is strict, so a typo in a key is an
+ * error at boot rather than a silently ignored setting. Cross-field rules live in one refinement at the end so that
+ * they are reported together with the field errors, not only once the fields are fixed.
+ */
+
+/** Strict object whose unknown-key error names the key the operator probably meant. */
+function strict<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
+  const allowed = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) => (iss.code === "unrecognized_keys" ? unknownKeyMessage(iss.keys, allowed) : undefined),
+  });
+}
+
+function unknownKeyMessage(keys: readonly string[], allowed: readonly string[]): string {
+  const only = keys.length === 1 ? keys[0] : undefined;
+  const guess = only === undefined ? undefined : closest(only, allowed);
+  return guess ? `unknown key, did you mean "${guess}"?` : `unknown key (allowed: ${allowed.join(", ")})`;
+}
+
+/** The allowed key within edit distance 2 (case-insensitive) of `key`, if any: enough to catch real typos. */
+function closest(key: string, allowed: readonly string[]): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const name of allowed) {
+    const distance = editDistance(key.toLowerCase(), name.toLowerCase());
+    if (distance <= 2 && (!best || distance < best.distance)) best = { name, distance };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row.push(Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost));
+    }
+    prev = row;
+  }
+  return prev[b.length] ?? 0;
+}
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return true;
+  } catch (err) {
+    if (err instanceof RangeError) return false;
+    throw err;
+  }
+}
+
+const MIB = 1024 * 1024;
+
+/** A name that is used as one NATS subject token: no dots, wildcards or whitespace. */
+const SubjectToken = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '-' or '_' (one subject token)");
+
+export const TIER_NAMES = ["nano", "workhorse", "capable", "power", "premium"] as const;
+export const TierName = z.enum(TIER_NAMES);
+export type TierName = z.infer<typeof TierName>;
+
+export const Layer = z.enum(["orchestration", "execution", "governance"]);
+export type Layer = z.infer<typeof Layer>;
+
+export const FleetSettings = strict({
+  name: SubjectToken,
+  prefix: SubjectToken.default("fleet"),
+  timeZone: z.string().refine(isTimeZone, "not an IANA time zone (e.g. Europe/Berlin, UTC)"),
+  dailyCapUsd: z.number().positive(),
+  codec: z.enum(["msgpack", "json"]).default("msgpack"),
+  // 8 MiB is the most a nats-server will accept as max_payload.
+  maxPayloadBytes: z.number().int().positive().max(8 * MIB).default(MIB),
+});
+export type FleetSettings = z.infer<typeof FleetSettings>;
+
+export const TierConfig = strict({
+  model: z.string().min(1),
+  inputPerM: z.number().nonnegative(),
+  outputPerM: z.number().nonnegative(),
+  cachedPerM: z.number().nonnegative().default(0),
+  baseUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+  // The NAME of the variable holding the key; the value itself is read where the router is wired, never stored here.
+  apiKeyEnv: z
+    .string()
+    .regex(/^[A-Z_][A-Z0-9_]*$/, "must be the NAME of an environment variable, e.g. OPENROUTER_API_KEY")
+    .optional(),
+});
+export type TierConfig = z.infer<typeof TierConfig>;
+
+export const SkillConfig = strict({
+  id: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, "must be lowercase letters, digits and '-', starting with a letter"),
+  name: z.string().min(1),
+  description: z.string().min(1),
+  // Tags are the keywords Atlas routes work by, so a skill without any could never be picked.
+  tags: z.array(z.string().min(1)).min(1),
+  examples: z.array(z.string().min(1)).optional(),
+});
+export type SkillConfig = z.infer<typeof SkillConfig>;
+
+const ToolName = z.string().regex(/^[a-z][a-z0-9_]*$/, 'must be a tool name (lowercase, digits, "_") or the wildcard "*"');
+
+export const AgentConfig = strict({
+  // Agent ids become subject tokens and KV keys, hence the narrow alphabet.
+  id: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "must be 1-32 lowercase letters, digits or '-', starting with a letter"),
+  name: z.string().min(1),
+  role: z.string().min(1),
+  layer: Layer,
+  defaultTier: TierName,
+  cycleMinutes: z.number().positive(),
+  dailyCapUsd: z.number().positive(),
+  tools: z
+    .array(z.union([z.literal("*"), ToolName]))
+    .refine((tools) => !tools.includes("*") || tools.length === 1, 'the wildcard "*" must be the only entry'),
+  skills: z.array(SkillConfig).min(1),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+export const TasksConfig = strict({
+  maxDeliver: z.number().int().min(1).default(5),
+  ackWaitSeconds: z.number().positive().default(30),
+  // nats-server takes backoff[n-1] as the ack wait of the nth delivery, so each entry must outlast a working-ack interval
+  backoffSeconds: z.array(z.number().positive()).min(1).default([30, 60, 300]),
+  workingAckSeconds: z.number().positive().default(10),
+});
+export type TasksConfig = z.infer<typeof TasksConfig>;
+
+export const SupervisorConfig = strict({
+  intensity: z.number().int().nonnegative().default(5),
+  periodSeconds: z.number().positive().default(60),
+  shutdownTimeoutSeconds: z.number().positive().default(10),
+});
+export type SupervisorConfig = z.infer<typeof SupervisorConfig>;
+
+/*
+ * A tolerant view of a possibly broken config, used only by the cross-field rules: every field falls back to
+ * "unknown" instead of failing, so the rules can still run (and report) while other fields are invalid.
+ */
+const maybe = <T extends z.ZodType>(schema: T) => schema.optional().catch(undefined);
+const CrossView = z
+  .object({
+    fleet: z.object({ dailyCapUsd: maybe(z.number()) }).catch({}),
+    agents: z
+      .array(
+        z
+          .object({
+            id: maybe(z.string()),
+            layer: maybe(Layer),
+            dailyCapUsd: maybe(z.number()),
+            tools: maybe(z.array(z.unknown())),
+            skills: maybe(z.array(z.object({ id: maybe(z.string()) }).catch({}))),
+          })
+          .catch({}),
+      )
+      .catch([]),
+    tasks: z.object({ maxDeliver: maybe(z.number()), backoffSeconds: maybe(z.array(z.unknown())), ackWaitSeconds: maybe(z.number()), workingAckSeconds: maybe(z.number()) }).catch({}),
+  })
+  .catch({ fleet: {}, agents: [], tasks: {} });
+
+function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
+  const { fleet, agents, tasks } = CrossView.parse(value);
+  const report = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
+
+  const firstIndexOfId = new Map<string, number>();
+  agents.forEach((agent, i) => {
+    if (agent.id !== undefined) {
+      const first = firstIndexOfId.get(agent.id);
+      if (first === undefined) firstIndexOfId.set(agent.id, i);
+      else report(["agents", i, "id"], `duplicate agent id "${agent.id}" (also agents[${first}])`);
+    }
+    if (agent.tools?.includes("*") && agent.layer !== undefined && agent.layer !== "orchestration") {
+      report(["agents", i, "tools"], `only the orchestration agent may have wildcard tools; list this ${agent.layer} agent's tools`);
+    }
+    if (agent.dailyCapUsd !== undefined && fleet.dailyCapUsd !== undefined && agent.dailyCapUsd > fleet.dailyCapUsd) {
+      report(["agents", i, "dailyCapUsd"], `${agent.dailyCapUsd} is above the fleet's daily cap fleet.dailyCapUsd (${fleet.dailyCapUsd})`);
+    }
+    const skillIds = new Set<string>();
+    agent.skills?.forEach((skill, k) => {
+      if (skill.id === undefined) return;
+      if (skillIds.has(skill.id)) report(["agents", i, "skills", k, "id"], `duplicate skill id "${skill.id}" in this agent`);
+      skillIds.add(skill.id);
+    });
+  });
+
+  // Atlas is a singleton that decides and assigns work; zero or two of them leaves the fleet without one voice.
+  const orchestrators = agents.filter((agent) => agent.layer === "orchestration").length;
+  if (agents.length > 0 && orchestrators !== 1) {
+    report(["agents"], `exactly one agent must have layer "orchestration" (found ${orchestrators})`);
+  }
+
+  // nats-server refuses a consumer whose backoff list is not shorter than max_deliver.
+  if (tasks.maxDeliver !== undefined && tasks.backoffSeconds !== undefined && tasks.backoffSeconds.length >= tasks.maxDeliver) {
+    report(["tasks", "backoffSeconds"], `must have fewer entries than tasks.maxDeliver (${tasks.maxDeliver})`);
+  }
+  // A working-ack sent after the ack wait has expired arrives too late: the task was already redelivered.
+  const waits = [tasks.ackWaitSeconds, ...(tasks.backoffSeconds ?? [])].filter((w): w is number => typeof w === "number");
+  const shortestWait = Math.min(...waits);
+  if (tasks.workingAckSeconds !== undefined && waits.length > 0 && tasks.workingAckSeconds >= shortestWait) {
+    report(["tasks", "workingAckSeconds"], `must be shorter than every ack wait (ackWaitSeconds and backoffSeconds; shortest ${shortestWait})`);
+  }
+}
+
+export const FleetConfig = strict({
+  fleet: FleetSettings,
+  // Spelled out rather than z.record(TierName, ...) so a misspelt tier gets the same "did you mean" as any key.
+  tiers: strict({
+    nano: TierConfig,
+    workhorse: TierConfig,
+    capable: TierConfig,
+    power: TierConfig,
+    premium: TierConfig,
+  } satisfies Record<TierName, typeof TierConfig>),
+  agents: z.array(AgentConfig).min(1),
+  // prefault runs the defaults of the inner object, so an omitted section comes out fully populated.
+  tasks: TasksConfig.prefault({}),
+  supervisor: SupervisorConfig.prefault({}),
+}).superRefine(crossFieldRules, { when: () => true });
+export type FleetConfig = z.infer<typeof FleetConfig>;
+
+export function agentById(config: FleetConfig, id: string): AgentConfig | undefined {
+  return config.agents.find((agent) => agent.id === id);
+}
