@@ -147,7 +147,7 @@ export class ActorHost {
     this.inbox?.unsubscribe();
     await Promise.race([this.loop, sleep(graceMs)]);
     this.actor?.stop();
-    await this.putRecord("stopped").catch(() => undefined);
+    await Promise.race([this.putRecord("stopped").catch(() => undefined), sleep(2_000)]);
     this.log.info({}, "agent stopped");
   }
 

@@ -24,6 +24,30 @@ export class TaskStore {
     }
   }
 
+  /** Overwrites a task the caller alone owns (Atlas's rolling status report). */
+  async put(agentId: string, task: Task): Promise<void> {
+    await this.kv.put(this.names.taskKey(agentId, task.id), encode(task, this.codec));
+  }
+
+  /** Resolves with the task once it reaches a terminal state (watching KV, so no polling), or rejects on abort. */
+  async waitForTerminal(agentId: string, taskId: string, signal: AbortSignal): Promise<Task> {
+    const watch = await this.kv.watch({ key: this.names.taskKey(agentId, taskId) });
+    const onAbort = () => watch.stop();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      for await (const entry of watch) {
+        if (entry.operation !== "PUT") continue;
+        const decoded = decode(Task, entry.value, { codec: this.codec });
+        if (decoded.ok && isTerminal(decoded.value.status.state)) return decoded.value;
+      }
+      signal.throwIfAborted();
+      throw new FleetError("INTERNAL", `watch on task ${taskId} ended before the task finished`);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      watch.stop();
+    }
+  }
+
   async get(agentId: string, taskId: string): Promise<Task | undefined> {
     return (await this.getWithRevision(agentId, taskId))?.task;
   }

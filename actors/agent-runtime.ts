@@ -1,0 +1,103 @@
+import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import { connectNats, ensureFleetResources, FleetNames, type CodecName, type FleetResources } from "../protocol/index.js";
+import { ActorHost, type Clock } from "./actor-host.js";
+import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
+
+export interface RuntimeSettings {
+  servers: string;
+  prefix: string;
+  codec: CodecName;
+  maxPayloadBytes: number;
+  tasks: { ackWaitSeconds: number; maxDeliver: number; backoffSeconds: readonly number[]; workingAckSeconds: number };
+  heartbeatMs?: number;
+  runId: string;
+  /** names the connection in the server's connz */
+  processName: string;
+}
+
+/** What a behaviour factory may use: the same connection and buckets as the hosts. */
+export interface RuntimeDeps extends FleetResources {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  names: FleetNames;
+  codec: CodecName;
+  clock: Clock;
+  log: Logger;
+}
+
+/**
+ * One OS process hosting one or many agent actors on one NATS connection: `fleet run agent scout` hosts one, a dense
+ * deployment (or a test) hosts many. `stop()` shuts down in order: stop intake, let work in hand finish, stop the
+ * actors, drain the connection.
+ */
+export class AgentRuntime {
+  readonly hosts: ActorHost[] = [];
+  private constructor(
+    readonly nc: NatsConnection,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(
+    settings: RuntimeSettings,
+    agents: HostedAgent[],
+    behaviourFor: (agent: HostedAgent, deps: RuntimeDeps) => AgentBehaviour,
+    options: { log: Logger; clock?: Clock },
+  ): Promise<AgentRuntime> {
+    const log = options.log;
+    const clock = options.clock ?? { now: () => Date.now() };
+    const nc = await connectNats({ servers: settings.servers, name: settings.processName, logger: log });
+    const runtime = new AgentRuntime(nc, log);
+    try {
+      const names = new FleetNames(settings.prefix);
+      const resources = await ensureFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes });
+      const js = jetstream(nc);
+      const deps: RuntimeDeps = { ...resources, nc, js, names, codec: settings.codec, clock, log };
+      for (const agent of agents) {
+        const host = new ActorHost({
+          nc,
+          js,
+          jsm: resources.jsm,
+          kv: resources.kv,
+          names,
+          codec: settings.codec,
+          maxPayloadBytes: settings.maxPayloadBytes,
+          agent,
+          behaviour: behaviourFor(agent, deps),
+          tasks: {
+            ackWaitMs: settings.tasks.ackWaitSeconds * 1000,
+            maxDeliver: settings.tasks.maxDeliver,
+            backoffMs: settings.tasks.backoffSeconds.map((s) => s * 1000),
+            workingAckMs: settings.tasks.workingAckSeconds * 1000,
+          },
+          heartbeatMs: settings.heartbeatMs ?? 5_000,
+          runId: settings.runId,
+          clock,
+          log,
+        });
+        await host.start();
+        runtime.hosts.push(host);
+      }
+      return runtime;
+    } catch (err) {
+      await runtime.stop();
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.hosts.map((h) => h.stop()));
+    // a drain needs the server; if it is gone, do not wait for it forever
+    if (!this.nc.isClosed()) {
+      await Promise.race([this.nc.drain().catch(() => undefined), sleep(5_000)]);
+      if (!this.nc.isClosed()) await this.nc.close();
+    }
+    this.log.info({ agents: this.hosts.map((h) => h.agentId) }, "runtime stopped");
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { FleetError } from "../protocol/index.js";
+import { run } from "./run.js";
+import { send } from "./send.js";
+import { status } from "./status.js";
+import { streams } from "./streams.js";
+import { tail } from "./tail.js";
+import { tasks } from "./tasks.js";
+import { up } from "./up.js";
+
+const USAGE = `fleet <command> [options]
+
+  up                         start the fleet: embedded nats-server unless --nats/NATS_URL answers, every agent a process
+  run agent <id>             run one agent here (also: run <id>, run agents <id,id,...> for many in one process)
+  status [--json]            each agent: state, current task, tier, last heartbeat, restarts
+  send <agent> <text>        send an A2A message and follow the Task through its states
+  tasks [agent] [--json]     tasks and their states
+  tail [subject]             decoded live view of the fleet's subjects (default: <prefix>.>)
+  streams [--json]           the fleet's streams and consumers with their counts
+
+options: --nats <url> (else NATS_URL, else the fleet started here, else nats://127.0.0.1:4222)
+         --config <file.yaml> (default: config/fleets/local.yaml)   --prefix <prefix>   --log-level <level>`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      nats: { type: "string" },
+      prefix: { type: "string" },
+      config: { type: "string" },
+      json: { type: "boolean" },
+      "log-level": { type: "string" },
+      "run-id": { type: "string" },
+      supervised: { type: "boolean" },
+      timeout: { type: "string" },
+      "no-wait": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const [command, ...rest] = positionals;
+  const env = process.env;
+  switch (command) {
+    case "up":
+      return up(values, env);
+    case "run":
+      return run(rest, values, env);
+    case "status":
+      return status(values, env);
+    case "send":
+      return send(rest, values, env);
+    case "tasks":
+      return tasks(rest, values, env);
+    case "tail":
+      return tail(rest, values, env);
+    case "streams":
+      return streams(values, env);
+    default:
+      console.log(USAGE);
+      return command && !values.help ? 2 : 0;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof FleetError) {
+      console.error(`fleet: ${err.code}: ${err.message}`);
+      process.exit(err.code === "CONFIG_INVALID" || err.code === "CONFIG_NOT_FOUND" ? 2 : 1);
+    }
+    console.error(err);
+    process.exit(1);
+  },
+);

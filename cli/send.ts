@@ -1,0 +1,70 @@
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { decode, isTerminal, requestOperation, TaskEvent, type Task } from "../protocol/index.js";
+import { inspect, type CliOptions } from "./context.js";
+
+export interface SendOptions extends CliOptions {
+  timeout?: string | undefined;
+  "no-wait"?: boolean | undefined;
+}
+
+/**
+ * `fleet send <agent> <text>`: an A2A SendMessage; then the Task is printed as it moves through its states (from the
+ * agent's event subject, with GetTask as a backstop so a missed event cannot hang the command).
+ */
+export async function send(positionals: string[], options: SendOptions, env: NodeJS.ProcessEnv): Promise<number> {
+  const [agentId, ...words] = positionals;
+  const text = words.join(" ").trim();
+  if (!agentId || !text) {
+    console.error('usage: fleet send <agent> "<text>"');
+    return 2;
+  }
+  const { nc, names } = await inspect(options, env);
+  const seen: string[] = [];
+  const wake: Array<() => void> = [];
+  const events = nc.subscribe(names.agentEvents(agentId), {
+    callback: (err, msg) => {
+      if (err) return;
+      const d = decode(TaskEvent, msg.data, { codec: msg.headers?.get("Content-Type") === "application/json" ? "json" : "msgpack" });
+      if (d.ok && d.value.kind === "status-update") seen.push(`${d.value.taskId} ${d.value.status.state}`);
+      wake.splice(0).forEach((w) => w());
+    },
+  });
+  try {
+    const message = { messageId: randomUUID(), role: "ROLE_USER" as const, parts: [{ text }] };
+    let task = await requestOperation(nc, names, agentId, "SendMessage", { message });
+    const print = (t: Task) => (options.json ? undefined : console.log(`${new Date().toISOString().slice(11, 19)}  task ${t.id}  ${t.status.state}`));
+    print(task);
+    if (options["no-wait"]) {
+      if (options.json) console.log(JSON.stringify(task, null, 2));
+      return 0;
+    }
+    const deadline = Date.now() + Number(options.timeout ?? 120) * 1000;
+    let last = task.status.state;
+    while (!isTerminal(task.status.state) && Date.now() < deadline) {
+      await Promise.race([new Promise<void>((r) => wake.push(r)), sleep(2_000)]);
+      task = await requestOperation(nc, names, agentId, "GetTask", { id: task.id });
+      if (task.status.state !== last) {
+        last = task.status.state;
+        print(task);
+      }
+    }
+    if (options.json) console.log(JSON.stringify(task, null, 2));
+    else printArtifacts(task);
+    if (!isTerminal(task.status.state)) {
+      console.error(`still ${task.status.state} after ${options.timeout ?? 120}s; follow it with: fleet tasks ${agentId}`);
+      return 1;
+    }
+    return task.status.state === "TASK_STATE_COMPLETED" ? 0 : 1;
+  } finally {
+    events.unsubscribe();
+    await nc.close();
+  }
+}
+
+function printArtifacts(task: Task): void {
+  if (task.status.message) console.log(`  ${task.status.message.parts.map((p) => ("text" in p ? p.text : "")).join(" ")}`);
+  for (const artifact of task.artifacts ?? []) {
+    for (const part of artifact.parts) if ("text" in part) console.log(`  [${artifact.name ?? artifact.artifactId}] ${part.text}`);
+  }
+}

@@ -1,0 +1,33 @@
+import { TaskStore } from "../actors/index.js";
+import { inspect, type CliOptions } from "./context.js";
+import { printTable } from "./status.js";
+
+/** `fleet tasks [agent]`: tasks from KV (so it works while agents are down), oldest first. */
+export async function tasks(positionals: string[], options: CliOptions, env: NodeJS.ProcessEnv): Promise<number> {
+  const { nc, names, kv } = await inspect(options, env);
+  try {
+    let agentIds = positionals.length ? positionals : [];
+    if (agentIds.length === 0) for await (const key of await kv.agents.keys()) agentIds.push(key);
+    agentIds = agentIds.sort();
+    const rows: string[][] = [];
+    const all = [];
+    for (const codec of ["msgpack", "json"] as const) {
+      const store = new TaskStore(kv.tasks, names, codec);
+      for (const agentId of agentIds) {
+        const list = await store.list(agentId).catch(() => []);
+        for (const t of list) {
+          all.push({ agentId, ...t });
+          const text = t.history?.[0]?.parts.map((p) => ("text" in p ? p.text : "")).join(" ") ?? "";
+          rows.push([t.id, agentId, t.status.state.replace("TASK_STATE_", ""), t.status.timestamp.slice(0, 19), text.slice(0, 60)]);
+        }
+      }
+      if (rows.length) break;
+    }
+    if (options.json) console.log(JSON.stringify(all, null, 2));
+    else if (rows.length === 0) console.log("no tasks");
+    else printTable(["TASK", "AGENT", "STATE", "UPDATED", "REQUEST"], rows);
+    return 0;
+  } finally {
+    await nc.close();
+  }
+}

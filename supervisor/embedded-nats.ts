@@ -1,0 +1,97 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import { FleetError } from "../protocol/index.js";
+
+/**
+ * The embedded default: a local `nats-server -js` with its store under `.fleet/`, on a free port. The URL is written to
+ * `.fleet/nats.url` so `fleet status` in a second terminal finds the fleet without flags.
+ */
+export class EmbeddedNats {
+  private constructor(
+    readonly url: string,
+    private readonly proc: ChildProcess,
+    private readonly dir: string,
+    private readonly log: Logger,
+  ) {}
+
+  static urlFile(fleetDir: string): string {
+    return join(fleetDir, "nats.url");
+  }
+
+  static async start(fleetDir: string, log: Logger, options: { maxPayload?: number } = {}): Promise<EmbeddedNats> {
+    const dir = resolve(fleetDir);
+    if (spawnSync("nats-server", ["--version"], { stdio: "ignore" }).error) {
+      throw new FleetError(
+        "NATS_SERVER_NOT_INSTALLED",
+        "nats-server is not on the PATH: install it (Debian/Ubuntu: apt-get install -y nats-server) or point NATS_URL at a running server",
+      );
+    }
+    mkdirSync(join(dir, "nats"), { recursive: true });
+    for (const f of readdirSync(dir)) if (f.endsWith(".ports")) rmSync(join(dir, f));
+    const conf = join(dir, "nats-server.conf");
+    writeFileSync(
+      conf,
+      [
+        "# written by `fleet up`: the embedded fleet server (local only)",
+        "listen: 127.0.0.1:-1",
+        `jetstream { store_dir: "${join(dir, "nats")}" }`,
+        `ports_file_dir: "${dir}"`,
+        `max_payload: ${options.maxPayload ?? 1048576}`,
+      ].join("\n"),
+    );
+    stopOrphan(join(dir, "nats.pid"), log);
+    // its own process group: Ctrl-C reaches the agents first, and they drain into a server that is still there
+    const proc = spawn("nats-server", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"], detached: true });
+    let stderr = "";
+    proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      if (proc.exitCode !== null) throw new FleetError("NATS_UNAVAILABLE", `embedded nats-server exited: ${stderr.trim()}`);
+      const ports = readdirSync(dir).find((f) => f.endsWith(".ports"));
+      if (ports) {
+        const info = JSON.parse(readFileSync(join(dir, ports), "utf8")) as { nats?: string[] };
+        const first = info.nats?.[0];
+        if (first) {
+          const url = `nats://127.0.0.1:${new URL(first).port}`;
+          writeFileSync(EmbeddedNats.urlFile(dir), url + "\n");
+          writeFileSync(join(dir, "nats.pid"), String(proc.pid) + "\n");
+          log.info({ url, store: join(dir, "nats") }, "embedded nats-server started");
+          return new EmbeddedNats(url, proc, dir, log);
+        }
+      }
+      await sleep(50);
+    }
+    proc.kill("SIGKILL");
+    throw new FleetError("NATS_UNAVAILABLE", `embedded nats-server did not start: ${stderr.trim()}`);
+  }
+
+  /** Last in the shutdown order: every process has drained before the server goes. */
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.once("exit", r));
+      proc.kill("SIGTERM");
+      await Promise.race([exited, sleep(5_000).then(() => proc.kill("SIGKILL"))]);
+    }
+    for (const f of ["nats.url", "nats.pid"]) if (existsSync(join(this.dir, f))) rmSync(join(this.dir, f));
+    this.log.info({ url: this.url }, "embedded nats-server stopped");
+  }
+}
+
+/** A server left behind by a `fleet up` that was killed outright (it runs detached): stop it before starting anew. */
+function stopOrphan(pidFile: string, log: Logger): void {
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, "utf8").trim());
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    if (!cmdline.includes("nats-server")) return;
+    process.kill(pid, "SIGTERM");
+    log.warn({ pid }, "stopped an embedded nats-server left behind by an earlier run");
+  } catch {
+    // gone already, or not ours to inspect
+  }
+}

@@ -1,0 +1,16 @@
+export { atlasBehaviour, STATUS_REPORT_TASK, type AgentStatusLine } from "./atlas.js";
+export { EmbeddedNats } from "./embedded-nats.js";
+export { exitWhenParentDies, type ParentWatchOptions } from "./parent-watch.js";
+export {
+  ProcessSupervisor,
+  shouldRestart,
+  type ChildExit,
+  type ChildSpec,
+  type ChildState,
+  type ChildStatus,
+  type RestartPolicy,
+  type SupervisorEvents,
+  type SupervisorExit,
+  type SupervisorOptions,
+} from "./process-supervisor.js";
+export { behaviourFor } from "./roles.js";
