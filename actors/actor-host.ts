@@ -103,7 +103,10 @@ export class ActorHost {
     const previous = await this.readRecord();
     this.restarts = previous && previous.runId === this.o.runId ? previous.restarts + 1 : 0;
     this.actor = this.createAgentActor(previous?.snapshot);
-    this.actor.subscribe(() => void this.persistOnStateChange());
+    this.actor.subscribe({
+      next: () => void this.persistOnStateChange(),
+      error: (err) => this.log.error({ err }, "agent chart failed"),
+    });
     this.actor.start();
     await this.putRecord();
 
@@ -146,8 +149,10 @@ export class ActorHost {
     this.service?.stop();
     this.inbox?.unsubscribe();
     await Promise.race([this.loop, sleep(graceMs)]);
+    // persist the running snapshot, not the stopped one: a stopped snapshot would restore as a dead actor
+    const snapshot = this.actor?.getPersistedSnapshot();
     this.actor?.stop();
-    await Promise.race([this.putRecord("stopped").catch(() => undefined), sleep(2_000)]);
+    await Promise.race([this.putRecord("stopped", snapshot).catch(() => undefined), sleep(2_000)]);
     this.log.info({}, "agent stopped");
   }
 
@@ -166,7 +171,7 @@ export class ActorHost {
       },
     });
     const input = { agentId: this.agentId, cycleMs: this.o.agent.cycleMinutes * 60_000, now: this.o.clock.now() };
-    if (snapshot) {
+    if (isRunningSnapshot(snapshot)) {
       try {
         // a snapshot taken mid-task re-runs the interrupted effect; report is idempotent (CAS on the Task)
         return createActor(machine, { input, snapshot: snapshot as Parameters<typeof createActor>[1] extends { snapshot?: infer S } ? S : never });
@@ -187,11 +192,15 @@ export class ActorHost {
   private whenIdle(): Promise<void> {
     if (this.actor.getSnapshot().value === "idle") return Promise.resolve();
     return new Promise((resolve) => {
-      const sub = this.actor.subscribe((s) => {
-        if (s.value === "idle" || s.status !== "active") {
-          sub.unsubscribe();
-          resolve();
-        }
+      const done = () => {
+        sub.unsubscribe();
+        resolve();
+      };
+      const sub = this.actor.subscribe({
+        next: (s) => {
+          if (s.value === "idle" || s.status !== "active") done();
+        },
+        error: done,
       });
     });
   }
@@ -339,7 +348,7 @@ export class ActorHost {
     await this.putRecord().catch((err) => this.log.debug({ err }, "snapshot not persisted"));
   }
 
-  private async putRecord(state?: string): Promise<void> {
+  private async putRecord(state?: string, persisted?: unknown): Promise<void> {
     const snap = this.actor.getSnapshot();
     const record: AgentRecord = {
       agentId: this.agentId,
@@ -356,9 +365,13 @@ export class ActorHost {
       heartbeatMs: this.o.heartbeatMs,
       tasksCompleted: snap.context.completed,
       tasksFailed: snap.context.failed,
-      snapshot: this.actor.getPersistedSnapshot(),
+      snapshot: persisted ?? this.actor.getPersistedSnapshot(),
     };
     await this.o.kv.agents.put(this.agentId, encode(record, this.o.codec));
   }
 }
 
+
+function isRunningSnapshot(snapshot: unknown): boolean {
+  return typeof snapshot === "object" && snapshot !== null && (snapshot as { status?: unknown }).status === "active";
+}

@@ -49,6 +49,8 @@ export interface AgentContext {
   plan: Plan | undefined;
   outcome: Outcome | undefined;
   inbox: Message[];
+  /** how many inbox messages the running plan was given: only those are cleared when it is done */
+  inboxHanded: number;
   completed: number;
   failed: number;
 }
@@ -95,17 +97,24 @@ export const agentMachine = setup({
     markCanceled: assign(({ context }) => ({
       outcome: { ok: false, canceled: true, reason: `task ${context.item?.taskId} was canceled` } as Outcome,
     })),
-    clearWork: assign(({ context }) => ({
-      trigger: undefined,
-      item: undefined,
-      plan: undefined,
-      outcome: undefined,
-      completed: context.completed + (context.outcome?.ok ? 1 : 0),
-      failed: context.failed + (context.outcome && !context.outcome.ok && !("canceled" in context.outcome) ? 1 : 0),
-    })),
+    handInbox: assign(({ context }) => ({ inboxHanded: context.inbox.length })),
+    nothingDone: assign({ outcome: { ok: true, artifacts: [] } as Outcome }),
+    // only tasks count: cycle work (Atlas's report) is not a task done
+    clearWork: assign(({ context }) => {
+      const counted = context.item !== undefined && context.outcome !== undefined;
+      return {
+        trigger: undefined,
+        item: undefined,
+        plan: undefined,
+        outcome: undefined,
+        completed: context.completed + (counted && context.outcome?.ok ? 1 : 0),
+        failed: context.failed + (counted && context.outcome && !context.outcome.ok && !("canceled" in context.outcome) ? 1 : 0),
+      };
+    }),
   },
   guards: {
     nothingToDo: ({ context }) => context.plan?.kind !== "work",
+    nothingToDoInCycle: ({ context }) => context.plan?.kind !== "work" && context.item === undefined,
     cancelsCurrentTask: ({ context, event }) => event.type === "CANCEL" && event.taskId === context.item?.taskId,
     noTask: ({ context }) => context.item === undefined,
   },
@@ -120,6 +129,7 @@ export const agentMachine = setup({
     plan: undefined,
     outcome: undefined,
     inbox: [],
+    inboxHanded: 0,
     completed: 0,
     failed: 0,
   }),
@@ -138,6 +148,8 @@ export const agentMachine = setup({
       always: "planning",
     },
     planning: {
+      entry: "handInbox",
+      on: { CANCEL: { guard: "cancelsCurrentTask", target: "reporting", actions: "markCanceled" } },
       invoke: {
         src: "plan",
         input: ({ context }) => ({
@@ -146,7 +158,11 @@ export const agentMachine = setup({
           item: context.item,
           inbox: context.inbox,
         }),
-        onDone: { target: "deciding", actions: assign({ plan: ({ event }) => event.output, inbox: [] }) },
+        onDone: {
+          target: "deciding",
+          // messages that arrived while the plan ran stay for the next one
+          actions: assign({ plan: ({ event }) => event.output, inbox: ({ context }) => context.inbox.slice(context.inboxHanded), inboxHanded: 0 }),
+        },
         onError: {
           target: "reporting",
           actions: assign({ outcome: ({ event }) => ({ ok: false, reason: `planning failed: ${String(event.error)}` }) as Outcome }),
@@ -156,7 +172,9 @@ export const agentMachine = setup({
     deciding: {
       always: [
         // a cycle with nothing to do ends here, before any model call
-        { guard: "nothingToDo", target: "idle", actions: "clearWork" },
+        { guard: "nothingToDoInCycle", target: "idle", actions: "clearWork" },
+        // a task with nothing to do is still reported (completed, no artifacts), never left WORKING
+        { guard: "nothingToDo", target: "reporting", actions: "nothingDone" },
         { target: "acting" },
       ],
     },

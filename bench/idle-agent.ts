@@ -1,0 +1,74 @@
+import { parseArgs } from "node:util";
+import { connect } from "@nats-io/transport-node";
+import type { HostedAgent } from "../actors/index.js";
+
+/**
+ * A child process for the memory figures of `bench/messaging.ts`: `--count 0` is the baseline (a bare nats.js
+ * connection doing nothing), `--count N` hosts N synthetic offline agents in one AgentRuntime. It prints `ready` once
+ * everything has started and then idles until SIGTERM; the parent reads its RSS from /proc.
+ */
+
+const { values } = parseArgs({
+  options: {
+    nats: { type: "string" },
+    count: { type: "string", default: "1" },
+    prefix: { type: "string", default: "benchmem" },
+  },
+});
+const servers = values.nats ?? "nats://127.0.0.1:4222";
+const count = Number(values.count);
+if (!Number.isInteger(count) || count < 0) throw new TypeError(`--count must be a whole number, not ${values.count}`);
+
+function syntheticAgents(n: number): HostedAgent[] {
+  return Array.from({ length: n }, (_, i) => {
+    const id = `a${String(i).padStart(4, "0")}`;
+    return {
+      id,
+      name: `Agent ${id}`,
+      role: "synthetic agent for the memory benchmark",
+      defaultTier: "nano",
+      // no cycle falls inside the measurement
+      cycleMinutes: 60,
+      skills: [{ id: "research", name: "Research", description: "Looks a question up.", tags: ["research"] }],
+    };
+  });
+}
+
+async function main(): Promise<void> {
+  let stop: () => Promise<void>;
+  if (count === 0) {
+    const nc = await connect({ servers, name: "bench-bare" });
+    stop = () => nc.close();
+  } else {
+    // loaded only here, so the baseline process holds nats.js and nothing of ours
+    const { AgentRuntime, offlineBehaviour } = await import("../actors/index.js");
+    const { pino } = await import("pino");
+    const runtime = await AgentRuntime.start(
+      {
+        servers,
+        prefix: values.prefix ?? "benchmem",
+        codec: "msgpack",
+        maxPayloadBytes: 1024 * 1024,
+        tasks: { ackWaitSeconds: 30, maxDeliver: 5, backoffSeconds: [30, 60, 300], workingAckSeconds: 10 },
+        runId: `bench-${process.pid}`,
+        processName: `bench-idle-${count}`,
+      },
+      syntheticAgents(count),
+      (agent) => offlineBehaviour(agent),
+      { log: pino({ level: "silent" }) },
+    );
+    stop = () => runtime.stop();
+  }
+  process.stdout.write("ready\n");
+  process.once("SIGTERM", () => {
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`idle-agent: ${String(err)}\n`);
+  process.exit(1);
+});
