@@ -62,7 +62,9 @@ export class A2aService {
       if (msg.reply) replyResult(msg, result, codec);
     } catch (err) {
       const error = FleetError.from(err);
-      this.o.log.warn({ op, code: error.code, subject: msg.subject }, "a2a request refused");
+      // bad input is worth a warning; an unknown task id or a finished task is an ordinary answer
+      if (isBadInput(error)) this.o.log.warn({ op, code: error.code, subject: msg.subject }, "a2a request refused");
+      else this.o.log.debug({ op, code: error.code }, "a2a request answered with an error");
       if (msg.reply) replyError(msg, error, codec);
       if (isBadInput(error) || !msg.reply) await this.o.deadLetter(msg.subject, msg.data, error);
     }

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NatsConnection, Subscription } from "@nats-io/nats-core";
-import type { Consumer, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import type { Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { createActor, fromPromise, type Actor } from "xstate";
@@ -20,6 +20,7 @@ import {
   type BucketKey,
   type CodecName,
   type FleetNames,
+  type Message,
   type TaskEvent,
   type TaskState,
 } from "../protocol/index.js";
@@ -52,6 +53,9 @@ export interface ActorHostOptions {
 
 type AgentActor = Actor<typeof agentMachine>;
 
+/** How long an assignment may wait for its Task to appear in KV before it is dead-lettered. */
+const MISSING_TASK_GRACE_MS = 10_000;
+
 /**
  * Binds one agent chart to NATS: the A2A operations, the durable task consumer, status events, Task state in KV, the
  * AgentCard and heartbeat in KV `agents`, and the persisted snapshot that lets a restarted agent resume where it was.
@@ -68,9 +72,11 @@ export class ActorHost {
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private inFlight: { taskId: string; msg: JsMsg } | undefined;
+  private messages: ConsumerMessages | undefined;
   private restarts = 0;
   private startedAt = 0;
   private lastPersistedState = "";
+  private inboxBatch: Message[] = [];
 
   constructor(options: ActorHostOptions) {
     this.o = options;
@@ -104,7 +110,7 @@ export class ActorHost {
     this.restarts = previous && previous.runId === this.o.runId ? previous.restarts + 1 : 0;
     this.actor = this.createAgentActor(previous?.snapshot);
     this.actor.subscribe({
-      next: () => void this.persistOnStateChange(),
+      next: (snap) => this.persistOnStateChange(String(snap.value)),
       error: (err) => this.log.error({ err }, "agent chart failed"),
     });
     this.actor.start();
@@ -148,6 +154,8 @@ export class ActorHost {
     for (const t of this.timers) clearInterval(t);
     this.service?.stop();
     this.inbox?.unsubscribe();
+    // ends the iterator once the task in hand (if any) is done
+    void this.messages?.close().catch(() => undefined);
     await Promise.race([this.loop, sleep(graceMs)]);
     // persist the running snapshot, not the stopped one: a stopped snapshot would restore as a dead actor
     const snapshot = this.actor?.getPersistedSnapshot();
@@ -205,25 +213,27 @@ export class ActorHost {
     });
   }
 
+  /**
+   * One long-lived pull subscription (cheaper per task than a pull request each time); the consumer's max_ack_pending of
+   * 1 means the next task is not even sent before this one is acked. The iterator re-pulls by itself after a reconnect.
+   */
   private async consumeLoop(consumer: Consumer): Promise<void> {
     while (!this.stopping) {
-      await this.whenIdle();
-      if (this.stopping) break;
-      let msg: JsMsg | null;
       try {
-        msg = await consumer.next({ expires: 2_000 });
+        this.messages = await consumer.consume({ max_messages: 1, expires: 5_000 });
+        for await (const msg of this.messages) {
+          if (this.stopping) {
+            msg.nak();
+            break;
+          }
+          await this.whenIdle();
+          await this.onTaskMessage(msg).catch((err) => this.log.error({ err }, "task handling failed; it will be redelivered"));
+        }
       } catch (err) {
-        // the server is away (restart, partition): keep trying, the connection reconnects on its own
-        this.log.debug({ err }, "task fetch failed");
+        // the server is away (restart, partition) or the consumer was recreated: start over shortly
+        this.log.debug({ err }, "task subscription ended");
         await sleep(500);
-        continue;
       }
-      if (!msg) continue;
-      if (this.stopping) {
-        msg.nak();
-        break;
-      }
-      await this.onTaskMessage(msg).catch((err) => this.log.error({ err }, "task handling failed; it will be redelivered"));
     }
   }
 
@@ -234,14 +244,25 @@ export class ActorHost {
     if (assignment.agentId !== this.agentId) {
       return this.rejectTaskMessage(msg, new FleetError("MESSAGE_INVALID", `assignment for ${assignment.agentId} arrived at ${this.agentId}`));
     }
-    const task = await this.store.get(this.agentId, assignment.taskId);
-    if (!task) return this.rejectTaskMessage(msg, new FleetError("TASK_NOT_FOUND", `task ${assignment.taskId} is not in KV`));
+    // one CAS on the revision this process already knows (it usually created the Task): no read on the common path
+    let working;
+    try {
+      working = await this.store.transition(this.agentId, assignment.taskId, () => ({ status: { state: "TASK_STATE_WORKING", timestamp: this.isoNow() } }));
+    } catch (err) {
+      if (!(err instanceof FleetError && err.code === "TASK_NOT_FOUND")) throw err;
+      // the Task and its assignment are written together; a fresh assignment may arrive a moment before its Task
+      if (this.o.clock.now() - assignment.assignedAt < MISSING_TASK_GRACE_MS) {
+        msg.nak(250);
+        return;
+      }
+      return this.rejectTaskMessage(msg, err);
+    }
     // a redelivery of finished work (the process died between completing and acking) completes nothing twice
-    if (isTerminal(task.status.state)) {
+    if (isTerminal(working.status.state)) {
       msg.ack();
       return;
     }
-    const working = await this.store.transition(this.agentId, task.id, () => ({ status: { state: "TASK_STATE_WORKING", timestamp: this.isoNow() } }));
+    const task = working;
     this.publishStatus(working.id, working.contextId, "TASK_STATE_WORKING", false);
     this.inFlight = { taskId: task.id, msg };
     // long work keeps its claim on the message; a dead process stops sending these and the task is redelivered
@@ -285,7 +306,8 @@ export class ActorHost {
     }
     if (settled) this.publishStatus(task.id, task.contextId, state, true);
     if (this.inFlight?.taskId === item.taskId) {
-      await this.inFlight.msg.ackAck().catch(() => this.inFlight?.msg.ack());
+      // a plain ack: if it is lost, the redelivery finds the Task terminal and is acked then (no second completion)
+      this.inFlight.msg.ack();
       this.inFlight = undefined;
     }
   }
@@ -306,7 +328,15 @@ export class ActorHost {
       void this.deadLetter("inbox", subject, data, decoded.error);
       return;
     }
-    this.actor.send({ type: "MESSAGE_RECEIVED", message: decoded.value });
+    // one chart step per burst, not per message: a flood of inbox messages costs one macrostep per socket read
+    this.inboxBatch.push(decoded.value);
+    if (this.inboxBatch.length === 1) queueMicrotask(() => this.flushInbox());
+  }
+
+  private flushInbox(): void {
+    const messages = this.inboxBatch;
+    this.inboxBatch = [];
+    if (messages.length > 0 && !this.stopping) this.actor.send({ type: "MESSAGES_RECEIVED", messages });
   }
 
   private codecOf(contentType: string | undefined | null): CodecName {
@@ -341,11 +371,15 @@ export class ActorHost {
     return decoded.ok ? decoded.value : undefined;
   }
 
-  private async persistOnStateChange(): Promise<void> {
-    const value = String(this.actor.getSnapshot().value);
+  /**
+   * Persists the record when the agent starts or finishes work: the snapshot in `acting` is what a restarted process
+   * resumes from, `idle` is what `fleet status` shows between tasks. Other steps wait for the heartbeat.
+   */
+  private persistOnStateChange(value: string): void {
     if (value === this.lastPersistedState) return;
     this.lastPersistedState = value;
-    await this.putRecord().catch((err) => this.log.debug({ err }, "snapshot not persisted"));
+    if (value !== "acting" && value !== "idle") return;
+    this.putRecord().catch((err) => this.log.debug({ err }, "snapshot not persisted"));
   }
 
   private async putRecord(state?: string, persisted?: unknown): Promise<void> {

@@ -59,6 +59,8 @@ export type AgentEvent =
   | { type: "CYCLE_TICK"; now: number }
   | { type: "TASK_ASSIGNED"; item: WorkItem }
   | { type: "MESSAGE_RECEIVED"; message: Message }
+  /** what the host sends under load: every message that arrived in one read, in one event */
+  | { type: "MESSAGES_RECEIVED"; messages: Message[] }
   | { type: "CANCEL"; taskId: string };
 
 export interface AgentInput {
@@ -91,8 +93,12 @@ export const agentMachine = setup({
       return { trigger: "cycle" as const, item: undefined, plan: undefined, outcome: undefined, nextCycleAt: event.now + context.cycleMs };
     }),
     keepMessage: assign(({ context, event }) => {
-      if (event.type !== "MESSAGE_RECEIVED") return {};
-      return { inbox: [...context.inbox, event.message].slice(-INBOX_LIMIT) };
+      const arrived = event.type === "MESSAGE_RECEIVED" ? [event.message] : event.type === "MESSAGES_RECEIVED" ? event.messages : [];
+      if (arrived.length === 0) return {};
+      const inbox = [...context.inbox, ...arrived];
+      const dropped = Math.max(0, inbox.length - INBOX_LIMIT);
+      // the plan in progress was handed the oldest messages; dropping some of those shifts what it will clear
+      return { inbox: inbox.slice(dropped), inboxHanded: Math.max(0, context.inboxHanded - dropped) };
     }),
     markCanceled: assign(({ context }) => ({
       outcome: { ok: false, canceled: true, reason: `task ${context.item?.taskId} was canceled` } as Outcome,
@@ -136,6 +142,7 @@ export const agentMachine = setup({
   initial: "idle",
   on: {
     MESSAGE_RECEIVED: { actions: "keepMessage" },
+    MESSAGES_RECEIVED: { actions: "keepMessage" },
   },
   states: {
     idle: {

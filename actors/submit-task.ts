@@ -31,12 +31,12 @@ export async function submitTask(deps: SubmitDeps, agentId: string, message: Mes
     history: [stamped],
     metadata: { agentId, assignedBy },
   };
-  const stored = await deps.store.create(agentId, task);
   const assignment: TaskAssignment = { taskId, contextId, agentId, message: stamped, assignedBy, assignedAt: deps.now() };
-  // Nats-Msg-Id makes a repeated assignment within the duplicate window a no-op on the server
-  await deps.js.publish(deps.names.task(agentId), encode(assignment, deps.codec), {
-    msgID: taskId,
-    headers: wireHeaders(deps.codec),
-  });
+  // Both writes go out together (one round trip, not two): the host waits briefly for a Task whose assignment overtook
+  // it. Nats-Msg-Id makes a repeated assignment within the duplicate window a no-op on the server.
+  const [stored] = await Promise.all([
+    deps.store.create(agentId, task),
+    deps.js.publish(deps.names.task(agentId), encode(assignment, deps.codec), { headers: wireHeaders(deps.codec, taskId) }),
+  ]);
   return stored;
 }

@@ -6,6 +6,12 @@ import { decode, encode, FleetError, isTerminal, Task, type CodecName, type Flee
  * can never both move a task (for example both complete it): the loser re-reads and sees the winner's state.
  */
 export class TaskStore {
+  /**
+   * The last revision this process read or wrote per key: an update tries it first and re-reads only when another
+   * process got there in between (CAS tells), which saves a round trip on the common path.
+   */
+  private readonly known = new Map<string, { task: Task; revision: number }>();
+
   constructor(
     private readonly kv: KV,
     private readonly names: FleetNames,
@@ -15,7 +21,8 @@ export class TaskStore {
   /** Creates the task; an existing one with the same id is returned unchanged (re-sent messages are idempotent). */
   async create(agentId: string, task: Task): Promise<Task> {
     try {
-      await this.kv.create(this.names.taskKey(agentId, task.id), encode(task, this.codec));
+      const revision = await this.kv.create(this.names.taskKey(agentId, task.id), encode(task, this.codec));
+      this.remember(this.names.taskKey(agentId, task.id), task, revision);
       return task;
     } catch (err) {
       const existing = await this.get(agentId, task.id);
@@ -57,7 +64,15 @@ export class TaskStore {
     if (!entry || entry.operation !== "PUT") return undefined;
     const decoded = decode(Task, entry.value, { codec: this.codec });
     if (!decoded.ok) throw decoded.error;
+    this.remember(entry.key, decoded.value, entry.revision);
     return { task: decoded.value, revision: entry.revision };
+  }
+
+  private remember(key: string, task: Task, revision: number): void {
+    this.known.delete(key);
+    this.known.set(key, { task, revision });
+    // bounded: the oldest entries go first (a Map iterates in insertion order)
+    if (this.known.size > 1000) this.known.delete(this.known.keys().next().value!);
   }
 
   /**
@@ -65,15 +80,18 @@ export class TaskStore {
    * as it is (for example when it is already terminal). Returns the task as stored afterwards.
    */
   async update(agentId: string, taskId: string, change: (task: Task) => Task | undefined): Promise<Task> {
+    const key = this.names.taskKey(agentId, taskId);
     for (let attempt = 0; attempt < 10; attempt++) {
-      const current = await this.getWithRevision(agentId, taskId);
+      const current = (attempt === 0 ? this.known.get(key) : undefined) ?? (await this.getWithRevision(agentId, taskId));
       if (!current) throw new FleetError("TASK_NOT_FOUND", `task ${taskId} not found for agent ${agentId}`);
       const next = change(current.task);
       if (!next) return current.task;
       try {
-        await this.kv.update(this.names.taskKey(agentId, taskId), encode(next, this.codec), current.revision);
+        const revision = await this.kv.update(key, encode(next, this.codec), current.revision);
+        this.remember(key, next, revision);
         return next;
       } catch (err) {
+        this.known.delete(key);
         if (!isWrongRevision(err)) throw FleetError.from(err);
       }
     }

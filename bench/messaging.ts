@@ -217,9 +217,10 @@ async function timeSequential(n: number, call: (i: number) => Promise<unknown>):
 }
 
 async function latency(url: string): Promise<Result[]> {
+  // the agent is its own process, as in a fleet: the client's event loop does not also run the agent's work
   const names = new FleetNames("benchlat");
-  const agentId = "svc";
-  const runtime = await startRuntime(url, names.prefix, agentId);
+  const agentId = "a0000";
+  const agentProcess = await startAgentProcess(url, names.prefix);
   const client = await connect({ servers: url, name: "bench-client" });
   const responderNc = await connect({ servers: url, name: "bench-responder" });
   try {
@@ -260,8 +261,28 @@ async function latency(url: string): Promise<Result[]> {
   } finally {
     await client.close();
     await responderNc.close();
-    await runtime.stop();
+    await agentProcess.stop();
   }
+}
+
+/** One offline agent (`a0000`) in a child process; resolves once it has started. */
+async function startAgentProcess(url: string, prefix: string): Promise<{ stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [join(here, "idle-agent.js"), "--count", "1", "--prefix", prefix, "--nats", url], { stdio: ["ignore", "pipe", "inherit"] });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  await new Promise<void>((ok, fail) => {
+    let seen = "";
+    child.stdout.on("data", (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes("ready")) ok();
+    });
+    child.once("exit", (code) => fail(new Error(`agent process exited with ${code}`)));
+  });
+  return {
+    stop: async () => {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------- 3

@@ -8,7 +8,18 @@ import { HEADERS, type FleetNames } from "./subjects.js";
 
 /** Request/reply for the A2A operations: the headers every message carries, typed replies, typed errors. */
 
+const shared: Partial<Record<CodecName, MsgHdrs>> = {};
+
+/**
+ * The headers every fleet message carries. Without a msgId they never change, so one instance per codec is shared
+ * (building headers per message costs as much as encoding the payload); callers must not modify the result.
+ */
 export function wireHeaders(codec: CodecName, msgId?: string): MsgHdrs {
+  if (!msgId) return (shared[codec] ??= buildHeaders(codec));
+  return buildHeaders(codec, msgId);
+}
+
+function buildHeaders(codec: CodecName, msgId?: string): MsgHdrs {
   const h = natsHeaders();
   h.set(HEADERS.a2aVersion, A2A_VERSION);
   h.set(HEADERS.contentType, CONTENT_TYPES[codec]);

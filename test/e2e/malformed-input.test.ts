@@ -1,0 +1,314 @@
+import assert from "node:assert/strict";
+import { randomBytes, randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import type { StoredMsg } from "@nats-io/jetstream";
+import { headers as natsHeaders, type MsgHdrs } from "@nats-io/nats-core";
+import {
+  A2A_VERSION,
+  CONTENT_TYPES,
+  ERROR_CATALOGUE,
+  HEADERS,
+  OPERATION_NAMES,
+  Task,
+  codecForContentType,
+  decode,
+  encode,
+  replySchema,
+  wireHeaders,
+  type ErrorPayload,
+  type FleetErrorCode,
+  type TaskAssignment,
+} from "../../protocol/index.js";
+import type { ProcessSupervisor } from "../../supervisor/index.js";
+import { FleetClient } from "../helpers/fleet-client.js";
+import { agentSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
+import { NatsServer } from "../helpers/nats-server.js";
+import { waitFor } from "../helpers/wait.js";
+
+/**
+ * Bad input on every subject an agent process listens on: the A2A operations, its TASKS consumer and its inbox. Each
+ * bad message gets a typed refusal (where there is someone to reply to), is kept on the DLQ with its original bytes,
+ * and costs the process nothing: it is the same process, still serving, at the end.
+ */
+
+const AGENT = "scout";
+const MAX_PAYLOAD = 65536; // writeTestFleet's default
+
+/** Never valid msgpack (an array header promising 65535 items, then 16 bytes) nor JSON (not UTF-8); unique per call. */
+function garbage(): Uint8Array {
+  return Buffer.concat([Buffer.from([0xdc, 0xff, 0xff]), randomBytes(16)]);
+}
+
+function sendMessageBytes(text: string): Uint8Array {
+  return encode({ message: { messageId: randomUUID(), role: "ROLE_USER", parts: [{ text }] } });
+}
+
+/** The wire headers with some replaced: wireHeaders() returns a shared instance that must not be modified. */
+function headersWith(overrides: Record<string, string>): MsgHdrs {
+  const h = natsHeaders();
+  h.set(HEADERS.a2aVersion, A2A_VERSION);
+  h.set(HEADERS.contentType, CONTENT_TYPES.msgpack);
+  for (const [key, value] of Object.entries(overrides)) h.set(key, value);
+  return h;
+}
+
+function assertError(error: ErrorPayload, code: FleetErrorCode): void {
+  assert.equal(error.code, code, `expected ${code}: ${error.message}`);
+  assert.equal(error.a2aCode, ERROR_CATALOGUE[code].a2aCode);
+  assert.equal(error.retryable, ERROR_CATALOGUE[code].retryable);
+  assert.ok(error.message.length > 0, "the refusal says why");
+}
+
+describe("malformed input to an agent process", () => {
+  let server: NatsServer;
+  let fleet: ReturnType<typeof writeTestFleet>;
+  let client: FleetClient;
+  let procs: ProcessSupervisor;
+  let pid: number;
+  /** DLQ messages by stream sequence, read once each */
+  const dlq = new Map<number, StoredMsg>();
+
+  before(async () => {
+    server = await NatsServer.start();
+    fleet = writeTestFleet();
+    // the client first: the agent then creates the streams last, with the fleet's own limits
+    client = await FleetClient.connect(server.url);
+    procs = startProcesses([agentSpec(AGENT, fleet.file, server.url)]);
+    await procs.start();
+    await client.waitAlive([AGENT]);
+    pid = (await client.record(AGENT))!.pid;
+  });
+
+  after(async () => {
+    await procs?.stop();
+    await client?.close();
+    await server?.stop();
+    fleet?.cleanup();
+  });
+
+  /** Sends a request and returns the error it was refused with (a valid A2A reply, never a result). */
+  async function refusal(subject: string, data: Uint8Array, headers: MsgHdrs = wireHeaders("msgpack")): Promise<ErrorPayload> {
+    const reply = await client.nc.request(subject, data, { timeout: 5_000, headers });
+    const codec = codecForContentType(reply.headers?.get(HEADERS.contentType) || undefined, "msgpack");
+    assert.ok(codec, `the reply's Content-Type is one we speak: ${reply.headers?.get(HEADERS.contentType)}`);
+    const decoded = decode(replySchema(Task), reply.data, { codec });
+    assert.ok(decoded.ok, `the reply decodes as an A2A reply: ${decoded.ok ? "" : decoded.error.message}`);
+    assert.ok("error" in decoded.value, "the request was refused");
+    return decoded.value.error;
+  }
+
+  async function readDlq(): Promise<StoredMsg[]> {
+    const stream = client.names.stream("DLQ");
+    const { state } = await client.resources.jsm.streams.info(stream);
+    for (let seq = Math.max(state.first_seq, 1); seq <= state.last_seq; seq++) {
+      if (dlq.has(seq)) continue;
+      const msg = await client.resources.jsm.streams.getMessage(stream, { seq });
+      if (msg) dlq.set(seq, msg);
+    }
+    return [...dlq.values()];
+  }
+
+  /** Waits for the dead letter on fleet.dlq.<source> carrying exactly `data`, and checks why it says it is there. */
+  async function deadLetter(source: string, data: Uint8Array, code: FleetErrorCode, subject: string, timeoutMs?: number): Promise<StoredMsg> {
+    const original = Buffer.from(data);
+    const msg = await waitFor(
+      `a dead letter on ${client.names.dlq(source)} carrying the original ${data.length} bytes`,
+      async () => (await readDlq()).find((m) => m.subject === client.names.dlq(source) && original.equals(m.data)),
+      timeoutMs,
+    );
+    assert.equal(msg.header.get(HEADERS.dlqCode), code);
+    assert.equal(msg.header.get(HEADERS.dlqSubject), subject);
+    assert.ok(msg.header.get(HEADERS.dlqReason).length > 0, "the dead letter says why in a readable line");
+    return msg;
+  }
+
+  describe(`A2A requests on fleet.agent.${AGENT}.a2a.*`, () => {
+    it("bytes that are not msgpack: MESSAGE_MALFORMED on every operation, each dead-lettered", async () => {
+      for (const op of OPERATION_NAMES) {
+        const subject = client.names.agentOperation(AGENT, op);
+        const data = garbage();
+        assertError(await refusal(subject, data), "MESSAGE_MALFORMED");
+        await deadLetter("a2a", data, "MESSAGE_MALFORMED", subject);
+      }
+    });
+
+    it("bytes that are not JSON under Content-Type application/json: MESSAGE_MALFORMED, dead-lettered", async () => {
+      const subject = client.names.agentOperation(AGENT, "SendMessage");
+      const data = Buffer.from(`{"message": {"role": "ROLE_USER", ${randomUUID()}`);
+      assertError(await refusal(subject, data, headersWith({ [HEADERS.contentType]: CONTENT_TYPES.json })), "MESSAGE_MALFORMED");
+      await deadLetter("a2a", data, "MESSAGE_MALFORMED", subject);
+    });
+
+    it("valid msgpack of the wrong shape: MESSAGE_INVALID naming each bad field, dead-lettered", async () => {
+      const subject = client.names.agentOperation(AGENT, "SendMessage");
+      const data = encode({ message: { role: "robot" }, metadata: { nonce: randomUUID() } });
+      const error = await refusal(subject, data);
+      assertError(error, "MESSAGE_INVALID");
+      const paths = (error.details ?? []).map((d) => d.path);
+      for (const path of ["message.role", "message.messageId", "message.parts"]) assert.ok(paths.includes(path), `details name ${path}: ${paths.join(", ")}`);
+      await deadLetter("a2a", data, "MESSAGE_INVALID", subject);
+    });
+
+    it(`a payload over maxPayloadBytes (${MAX_PAYLOAD}) but under the server's limit: MESSAGE_TOO_LARGE`, async () => {
+      const data = sendMessageBytes("x".repeat(MAX_PAYLOAD + 1_000));
+      assert.ok(data.length > MAX_PAYLOAD && data.length < client.nc.info!.max_payload);
+      assertError(await refusal(client.names.agentOperation(AGENT, "SendMessage"), data), "MESSAGE_TOO_LARGE");
+    });
+
+    it(
+      "a payload over maxPayloadBytes is dead-lettered with its original bytes",
+      {
+        todo:
+          "the DLQ stream is created with max_msg_size = maxPayloadBytes (ensureFleetResources applies it to every stream), " +
+          "so the original bytes of a too-large message can never be stored there: the agent logs 'dead letter could not be stored' and it is lost",
+      },
+      async () => {
+        const subject = client.names.agentOperation(AGENT, "SendMessage");
+        const data = sendMessageBytes("y".repeat(MAX_PAYLOAD + 1_000));
+        assertError(await refusal(subject, data), "MESSAGE_TOO_LARGE");
+        await deadLetter("a2a", data, "MESSAGE_TOO_LARGE", subject, 3_000);
+      },
+    );
+
+    it("Content-Type text/plain: CONTENT_TYPE_NOT_SUPPORTED, dead-lettered", async () => {
+      const subject = client.names.agentOperation(AGENT, "SendMessage");
+      const data = sendMessageBytes("plain text is not a codec");
+      assertError(await refusal(subject, data, headersWith({ [HEADERS.contentType]: "text/plain" })), "CONTENT_TYPE_NOT_SUPPORTED");
+      await deadLetter("a2a", data, "CONTENT_TYPE_NOT_SUPPORTED", subject);
+    });
+
+    it("A2A-Version 9.9: VERSION_NOT_SUPPORTED, dead-lettered", async () => {
+      const subject = client.names.agentOperation(AGENT, "SendMessage");
+      const data = sendMessageBytes("from the future");
+      assertError(await refusal(subject, data, headersWith({ [HEADERS.a2aVersion]: "9.9" })), "VERSION_NOT_SUPPORTED");
+      await deadLetter("a2a", data, "VERSION_NOT_SUPPORTED", subject);
+    });
+
+    it("an operation the agent does not implement: UNSUPPORTED_OPERATION, dead-lettered", async () => {
+      const subject = client.names.agentOperations(AGENT).replace(/\*$/, "Frobnicate");
+      assert.equal(subject, `fleet.agent.${AGENT}.a2a.Frobnicate`);
+      const data = encode({ id: randomUUID() });
+      assertError(await refusal(subject, data), "UNSUPPORTED_OPERATION");
+      await deadLetter("a2a", data, "UNSUPPORTED_OPERATION", subject);
+    });
+
+    it("GetTask for an id that does not exist: TASK_NOT_FOUND", async () => {
+      const error = await refusal(client.names.agentOperation(AGENT, "GetTask"), encode({ id: `no-such-task-${randomUUID()}` }));
+      assertError(error, "TASK_NOT_FOUND");
+    });
+
+    it("garbage published one-way (no reply subject): dead-lettered", async () => {
+      const subject = client.names.agentOperation(AGENT, "SendMessage");
+      const data = garbage();
+      client.nc.publish(subject, data, { headers: wireHeaders("msgpack") });
+      await deadLetter("a2a", data, "MESSAGE_MALFORMED", subject);
+    });
+  });
+
+  describe(`assignments on TASKS (fleet.task.${AGENT})`, () => {
+    /** Publishes to TASKS as a producer would (JetStream publish, wire headers); returns the stream sequence. */
+    async function assign(data: Uint8Array): Promise<number> {
+      const ack = await client.js.publish(client.names.task(AGENT), data, { headers: wireHeaders("msgpack") });
+      return ack.seq;
+    }
+
+    /** Acked, not left to be redelivered until max_deliver: nothing pending and nothing waiting for an ack. */
+    async function assertConsumerSettled(): Promise<void> {
+      await waitFor("the agent's consumer to have acked everything", async () => {
+        const i = await client.resources.jsm.consumers.info(client.names.stream("TASKS"), client.names.agentConsumer(AGENT));
+        return i.num_ack_pending === 0 && i.num_pending === 0;
+      });
+    }
+
+    function assignment(overrides: Partial<TaskAssignment>): TaskAssignment {
+      return {
+        taskId: `missing-${randomUUID()}`,
+        contextId: randomUUID(),
+        agentId: AGENT,
+        message: { messageId: randomUUID(), role: "ROLE_USER", parts: [{ text: "work on a task that was never stored" }] },
+        assignedBy: "test",
+        assignedAt: Date.now(),
+        ...overrides,
+      };
+    }
+
+    it("bytes that are not msgpack: dead-lettered as MESSAGE_MALFORMED and acked", async () => {
+      const data = garbage();
+      await assign(data);
+      await deadLetter("tasks", data, "MESSAGE_MALFORMED", client.names.task(AGENT));
+      await assertConsumerSettled();
+    });
+
+    it("an assignment for another agent: dead-lettered as MESSAGE_INVALID and acked", async () => {
+      const data = encode(assignment({ agentId: "ship" }));
+      await assign(data);
+      await deadLetter("tasks", data, "MESSAGE_INVALID", client.names.task(AGENT));
+      await assertConsumerSettled();
+    });
+
+    it("an assignment whose Task is not in KV (past the grace for a Task still being written): dead-lettered as TASK_NOT_FOUND", async () => {
+      const data = encode(assignment({ assignedAt: Date.now() - 60_000 }));
+      await assign(data);
+      await deadLetter("tasks", data, "TASK_NOT_FOUND", client.names.task(AGENT));
+      await assertConsumerSettled();
+    });
+
+    it(
+      "a fresh assignment whose Task never appears in KV is dead-lettered as TASK_NOT_FOUND, not dropped",
+      {
+        todo:
+          "ActorHost naks a fresh assignment with a missing Task every 250 ms for MISSING_TASK_GRACE_MS (10 s), but the consumer's " +
+          "max_deliver (5 in the test fleet) runs out after about 1.25 s: the server drops the message with only a MAX_DELIVERIES " +
+          "advisory (no original bytes, no reason) and the TASK_NOT_FOUND dead letter is never written",
+      },
+      async () => {
+        const data = encode(assignment({ assignedAt: Date.now() }));
+        const seq = await assign(data);
+        const advisory = `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${client.names.stream("TASKS")}.${client.names.agentConsumer(AGENT)}`;
+        // whichever comes first: the dead letter, or the server giving up on the message
+        const outcome = await waitFor(
+          "the assignment to be dead-lettered or dropped",
+          async () => {
+            const all = await readDlq();
+            const dead = all.find((m) => m.subject === client.names.dlq("tasks") && Buffer.from(data).equals(m.data));
+            if (dead) return { dead };
+            const dropped = all.find((m) => m.subject === advisory && m.json<{ stream_seq: number }>().stream_seq === seq);
+            return dropped ? { dropped } : undefined;
+          },
+          20_000,
+        );
+        // settle before asserting, so a failure here does not leave the consumer busy for the tests that follow
+        await waitFor("the agent's consumer to settle", async () => {
+          const i = await client.resources.jsm.consumers.info(client.names.stream("TASKS"), client.names.agentConsumer(AGENT));
+          return i.num_ack_pending === 0 && i.num_pending === 0;
+        });
+        assert.ok(outcome.dead, `the assignment was dropped after max_deliver without a dead letter (advisory on ${advisory})`);
+        assert.equal(outcome.dead.header.get(HEADERS.dlqCode), "TASK_NOT_FOUND");
+      },
+    );
+  });
+
+  describe(`the inbox (fleet.agent.${AGENT}.inbox)`, () => {
+    it("bytes that are not msgpack: dead-lettered as MESSAGE_MALFORMED", async () => {
+      const data = garbage();
+      client.nc.publish(client.names.agentInbox(AGENT), data, { headers: wireHeaders("msgpack") });
+      await deadLetter("inbox", data, "MESSAGE_MALFORMED", client.names.agentInbox(AGENT));
+    });
+
+    it("msgpack that is not an A2A Message: dead-lettered as MESSAGE_INVALID", async () => {
+      const data = encode({ role: "robot", nonce: randomUUID() });
+      client.nc.publish(client.names.agentInbox(AGENT), data, { headers: wireHeaders("msgpack") });
+      await deadLetter("inbox", data, "MESSAGE_INVALID", client.names.agentInbox(AGENT));
+    });
+  });
+
+  it("afterwards it is the same process, never restarted, and a valid message still completes", async () => {
+    const record = (await client.record(AGENT))!;
+    assert.equal(record.pid, pid, "the same process");
+    assert.equal(record.restarts, 0);
+    assert.equal(procs.status().find((c) => c.id === AGENT)?.restarts, 0, "the supervisor restarted nothing");
+    const sent = await client.send(AGENT, "check competitor pricing after all that");
+    await client.waitState(AGENT, sent.id, "TASK_STATE_COMPLETED");
+    assert.equal((await client.record(AGENT))!.pid, pid);
+  });
+});
