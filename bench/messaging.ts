@@ -8,7 +8,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { AgentRuntime, offlineBehaviour, type HostedAgent, type RuntimeSettings } from "../actors/index.js";
-import { encode, ensureFleetResources, FleetError, FleetNames, requestOperation, wireHeaders, type Message } from "../protocol/index.js";
+import { encode, ensureFleetResources, FleetError, FleetNames, requestOperation, sendToInbox, wireHeaders, type Message } from "../protocol/index.js";
 import { NatsServer } from "../test/helpers/nats-server.js";
 
 /**
@@ -151,7 +151,7 @@ async function a2aThroughput(pub: NatsConnection, runtime: AgentRuntime, names: 
   const inBefore = runtime.nc.stats().inMsgs;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
-    pub.publish(subject, encode(agentMessage(seq0 + i), "msgpack"), { headers: wireHeaders("msgpack") });
+    sendToInbox(pub, names, agentId, agentMessage(seq0 + i));
     if ((i + 1) % BATCH === 0) await pub.flush();
   }
   await requestOperation(pub, names, agentId, "GetTask", { id: "none" }, { timeoutMs: 60_000 }).then(

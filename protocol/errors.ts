@@ -25,7 +25,6 @@ export const ERROR_CATALOGUE = {
   CONFIG_NOT_FOUND: { a2aCode: -32111, retryable: false, description: "the fleet config file does not exist" },
   NATS_SERVER_NOT_INSTALLED: { a2aCode: -32112, retryable: false, description: "nats-server is not on the PATH" },
   SUPERVISOR_INTENSITY: { a2aCode: -32120, retryable: false, description: "a child restarted too often; the supervisor gave up" },
-  LEASE_HELD: { a2aCode: -32121, retryable: true, description: "another process holds this singleton's lease" },
 } as const;
 
 export type FleetErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -44,4 +44,4 @@ export {
   type TaskConsumerOptions,
 } from "./resources.js";
 export { FleetNames, HEADERS, assertToken, type BucketKey, type StreamKey } from "./subjects.js";
-export { negotiate, replyError, replyResult, requestOperation, wireHeaders, type RequestOptions } from "./wire.js";
+export { negotiate, replyError, replyResult, requestOperation, sendToInbox, wireHeaders, type RequestOptions } from "./wire.js";

@@ -1,6 +1,6 @@
 import { headers as natsHeaders, NoRespondersError, RequestError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/nats-core";
 import type { z } from "zod";
-import { A2A_VERSION } from "./a2a.js";
+import { A2A_VERSION, type Message } from "./a2a.js";
 import { codecForContentType, CONTENT_TYPES, decode, encode, type CodecName } from "./codec.js";
 import { FleetError, type ErrorPayload } from "./errors.js";
 import { OPERATIONS, replySchema, type OperationName } from "./operations.js";
@@ -25,6 +25,16 @@ function buildHeaders(codec: CodecName, msgId?: string): MsgHdrs {
   h.set(HEADERS.contentType, CONTENT_TYPES[codec]);
   if (msgId) h.set(HEADERS.msgId, msgId);
   return h;
+}
+
+/**
+ * Sends a one-way A2A Message to an agent's inbox. Headers carry only what differs from the binding's defaults
+ * (A2A-Version 1.0, Content-Type msgpack): on the hot agent-to-agent path, headers cost as much as the payload itself.
+ */
+export function sendToInbox(nc: NatsConnection, names: FleetNames, agentId: string, message: Message, codec: CodecName = "msgpack"): void {
+  const payload = encode(message, codec);
+  if (codec === "msgpack") nc.publish(names.agentInbox(agentId), payload);
+  else nc.publish(names.agentInbox(agentId), payload, { headers: wireHeaders(codec) });
 }
 
 /** Which codec a message was sent with, or an error when its headers ask for something we do not speak. */

@@ -23,12 +23,7 @@ export class EmbeddedNats {
 
   static async start(fleetDir: string, log: Logger, options: { maxPayload?: number } = {}): Promise<EmbeddedNats> {
     const dir = resolve(fleetDir);
-    if (spawnSync("nats-server", ["--version"], { stdio: "ignore" }).error) {
-      throw new FleetError(
-        "NATS_SERVER_NOT_INSTALLED",
-        "nats-server is not on the PATH: install it (Debian/Ubuntu: apt-get install -y nats-server) or point NATS_URL at a running server",
-      );
-    }
+    const binary = findNatsServer();
     mkdirSync(join(dir, "nats"), { recursive: true });
     for (const f of readdirSync(dir)) if (f.endsWith(".ports")) rmSync(join(dir, f));
     const conf = join(dir, "nats-server.conf");
@@ -44,7 +39,7 @@ export class EmbeddedNats {
     );
     stopOrphan(join(dir, "nats.pid"), log);
     // its own process group: Ctrl-C reaches the agents first, and they drain into a server that is still there
-    const proc = spawn("nats-server", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"], detached: true });
+    const proc = spawn(binary, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"], detached: true });
     let stderr = "";
     proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const deadline = Date.now() + 15_000;
@@ -79,6 +74,17 @@ export class EmbeddedNats {
     for (const f of ["nats.url", "nats.pid"]) if (existsSync(join(this.dir, f))) rmSync(join(this.dir, f));
     this.log.info({ url: this.url }, "embedded nats-server stopped");
   }
+}
+
+/** nats-server from the PATH, or where Debian's package puts it (/usr/sbin is not on every user's PATH). */
+export function findNatsServer(): string {
+  for (const candidate of ["nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"]) {
+    if (!spawnSync(candidate, ["--version"], { stdio: "ignore" }).error) return candidate;
+  }
+  throw new FleetError(
+    "NATS_SERVER_NOT_INSTALLED",
+    "nats-server is not installed: run bash scripts/setup.sh (Debian/Ubuntu: apt-get install -y nats-server) or point NATS_URL at a running server",
+  );
 }
 
 /** A server left behind by a `fleet up` that was killed outright (it runs detached): stop it before starting anew. */

@@ -203,7 +203,7 @@ describe("fleet CLI", () => {
     it("Ctrl-C: fleet up exits 0 and leaves no process and no nats.url behind", async () => {
       assert.ok(up && agentPids.length === 3 && natsPid, "the fleet came up");
       up.kill("SIGINT");
-      const result = await Promise.race([exited, sleep(20_000).then(() => undefined)]);
+      const result = await Promise.race([exited, sleep(20_000, undefined, { ref: false })]);
       assert.ok(result, `fleet up still running 20 s after SIGINT:\n${output}`);
       assert.deepEqual(result, { code: 0, signal: null }, `exit status; output:\n${output}`);
       assert.ok(!existsSync(join(cwd, ".fleet", "nats.url")), ".fleet/nats.url removed");

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { findNatsServer } from "../../supervisor/index.js";
 
 /**
  * Starts a real nats-server with JetStream on a free port (`-p -1` plus a ports file, as nats.js's own test launcher does)
@@ -40,7 +41,7 @@ export class NatsServer {
       ].join("\n"),
     );
     for (const f of readdirSync(this.dir)) if (f.endsWith(".ports")) rmSync(join(this.dir, f));
-    const proc = spawn("nats-server", ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
+    const proc = spawn(findNatsServer(), ["-c", conf], { stdio: ["ignore", "ignore", "pipe"] });
     this.proc = proc;
     let stderr = "";
     proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Makes a fresh machine ready to run the fleet and its tests: nats-server (Debian/Ubuntu package) and the npm
+# dependencies, built. Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  echo "setup: installing nats-server" >&2
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  if command -v apt-get >/dev/null 2>&1; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nats-server >/dev/null
+  else
+    echo "setup: no apt-get here; install nats-server (https://nats.io) and put it on the PATH" >&2
+    exit 1
+  fi
+fi
+
+# npm ci also builds (the prepare script runs tsc); skip it when node_modules matches the lock file already
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f dist/cli/main.js ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
