@@ -16,8 +16,9 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; t
   fi
 fi
 
-# npm ci also builds (the prepare script runs tsc); skip it when node_modules matches the lock file already
+# npm install (not ci: npm ci refuses a lock file without the other platforms' optional msgpackr-extract builds, which
+# npm leaves out of it here) installs the locked versions and builds (the prepare script runs tsc); skipped when up to date
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f dist/cli/main.js ]; then
-  echo "setup: npm ci" >&2
-  npm ci --no-audit --no-fund --loglevel=error
+  echo "setup: npm install" >&2
+  npm install --no-audit --no-fund --loglevel=error
 fi
