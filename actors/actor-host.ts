@@ -250,8 +250,10 @@ export class ActorHost {
       working = await this.store.transition(this.agentId, assignment.taskId, () => ({ status: { state: "TASK_STATE_WORKING", timestamp: this.isoNow() } }));
     } catch (err) {
       if (!(err instanceof FleetError && err.code === "TASK_NOT_FOUND")) throw err;
-      // the Task and its assignment are written together; a fresh assignment may arrive a moment before its Task
-      if (this.o.clock.now() - assignment.assignedAt < MISSING_TASK_GRACE_MS) {
+      // the Task and its assignment are written together; a fresh assignment may arrive a moment before its Task. Retry
+      // while deliveries remain, and dead-letter with the original bytes before the server would drop it.
+      const fresh = this.o.clock.now() - assignment.assignedAt < MISSING_TASK_GRACE_MS;
+      if (fresh && msg.info.deliveryCount < this.o.tasks.maxDeliver - 1) {
         msg.nak(250);
         return;
       }

@@ -44,7 +44,12 @@ export class AgentRuntime {
     settings: RuntimeSettings,
     agents: HostedAgent[],
     behaviourFor: (agent: HostedAgent, deps: RuntimeDeps) => AgentBehaviour,
-    options: { log: Logger; clock?: Clock },
+    options: {
+      log: Logger;
+      clock?: Clock;
+      /** awaited after the streams and buckets exist and before any agent starts: a singleton waits for its lease here */
+      beforeHosting?: (deps: RuntimeDeps) => Promise<void>;
+    },
   ): Promise<AgentRuntime> {
     const log = options.log;
     const clock = options.clock ?? { now: () => Date.now() };
@@ -55,6 +60,7 @@ export class AgentRuntime {
       const resources = await ensureFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes });
       const js = jetstream(nc);
       const deps: RuntimeDeps = { ...resources, nc, js, names, codec: settings.codec, clock, log };
+      await options.beforeHosting?.(deps);
       for (const agent of agents) {
         const host = new ActorHost({
           nc,

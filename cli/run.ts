@@ -1,7 +1,11 @@
 import { AgentRuntime } from "../actors/index.js";
 import { FleetError } from "../protocol/index.js";
-import { behaviourFor, exitWhenParentDies } from "../supervisor/index.js";
+import { hostname } from "node:os";
+import { behaviourFor, exitWhenParentDies, Lease } from "../supervisor/index.js";
 import { loadConfig, natsUrl, rootLogger, type CliOptions } from "./context.js";
+
+/** Renewal interval of a singleton's lease; the leases bucket's TTL (protocol/resources.ts) is three times this. */
+const LEASE_RENEW_MS = 5_000;
 
 export interface RunOptions extends CliOptions {
   "run-id"?: string | undefined;
@@ -23,6 +27,9 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
     return agent;
   });
   const log = rootLogger(options, env, ids.join(","));
+  // orchestration agents are singletons: a second copy (another host, a second `fleet up`) stands by for the lease
+  const singletons = agents.filter((a) => a.layer === "orchestration");
+  const leases: Lease[] = [];
   const runtime = await AgentRuntime.start(
     {
       servers: natsUrl(options, env),
@@ -35,7 +42,16 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
     },
     agents,
     behaviourFor(config.agents),
-    { log },
+    {
+      log,
+      beforeHosting: async (deps) => {
+        for (const agent of singletons) {
+          const lease = new Lease({ kv: deps.kv.leases, role: `agent.${agent.id}`, holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log });
+          await lease.acquire();
+          leases.push(lease);
+        }
+      },
+    },
   );
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -43,11 +59,16 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
       if (stopping) return;
       stopping = true;
       log.info({ why }, "shutting down");
-      runtime.stop().then(
-        () => resolve(0),
-        () => resolve(1),
-      );
+      runtime
+        .stop()
+        .then(() => Promise.all(leases.map((l) => l.release())))
+        .then(
+          () => resolve(why === "lease lost" ? 1 : 0),
+          () => resolve(1),
+        );
     };
+    // another process holds the singleton now: stop working at once (the supervisor restarts us as a standby)
+    for (const lease of leases) lease.onLost(() => shutdown("lease lost"));
     // `on`, not `once`: Ctrl-C signals the whole process group and the supervisor's SIGTERM follows; both must drain
     process.on("SIGTERM", () => shutdown("SIGTERM"));
     process.on("SIGINT", () => shutdown("SIGINT"));

@@ -76,7 +76,8 @@ export async function ensureFleetResources(
       retention: RetentionPolicy.Limits,
       storage: StorageType.File,
       num_replicas: replicas,
-      ...(options.maxPayloadBytes ? { max_msg_size: options.maxPayloadBytes } : {}),
+      // the DLQ must hold what was refused for being too large, so only the server's own limit applies there
+      ...(options.maxPayloadBytes && key !== "DLQ" ? { max_msg_size: options.maxPayloadBytes } : {}),
     };
     await upsertStream(jsm, config);
   }

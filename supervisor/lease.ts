@@ -1,0 +1,86 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { KV } from "@nats-io/kv";
+import type { Logger } from "pino";
+
+export interface LeaseOptions {
+  kv: KV;
+  /** the singleton's name, e.g. "agent.atlas" */
+  role: string;
+  /** who holds it: host:pid, shown to operators */
+  holder: string;
+  /** how often the holder renews; the bucket's max_age (the lease TTL) must be a few times longer */
+  renewMs: number;
+  log: Logger;
+}
+
+/**
+ * A singleton lease in KV: the holder's key is rewritten every `renewMs`, and the bucket's max_age expires it when the
+ * holder stops renewing (crash, partition). A second copy on another host waits in `acquire()` instead of doubling work,
+ * and takes over within one TTL of the holder going away. Every write is a compare-and-set, so two contenders can never
+ * both believe they hold it.
+ */
+export class Lease {
+  private revision = 0;
+  private renewing: NodeJS.Timeout | undefined;
+  private lostHandlers: Array<() => void> = [];
+  private held = false;
+
+  constructor(private readonly o: LeaseOptions) {}
+
+  /** Resolves once this process holds the lease; retries until it does or `signal` aborts. */
+  async acquire(signal?: AbortSignal): Promise<void> {
+    let announced = false;
+    while (!signal?.aborted) {
+      try {
+        this.revision = await this.o.kv.create(this.o.role, new TextEncoder().encode(this.o.holder));
+        this.held = true;
+        this.o.log.info({ role: this.o.role, holder: this.o.holder }, "lease acquired");
+        // renewal alone must not keep a process alive that is otherwise done
+        this.renewing = setInterval(() => void this.renew(), this.o.renewMs).unref();
+        return;
+      } catch {
+        if (!announced) {
+          const current = await this.o.kv.get(this.o.role).catch(() => null);
+          this.o.log.info({ role: this.o.role, heldBy: current ? new TextDecoder().decode(current.value) : "unknown" }, "standing by: another process holds the lease");
+          announced = true;
+        }
+        await sleep(this.o.renewMs, undefined, { signal }).catch(() => undefined);
+      }
+    }
+    signal?.throwIfAborted();
+  }
+
+  /** Called once if the lease is lost while held (a renewal lost the race or the key expired): stop working then. */
+  onLost(handler: () => void): void {
+    this.lostHandlers.push(handler);
+  }
+
+  get isHeld(): boolean {
+    return this.held;
+  }
+
+  private async renew(): Promise<void> {
+    if (!this.held) return;
+    try {
+      this.revision = await this.o.kv.update(this.o.role, new TextEncoder().encode(this.o.holder), this.revision);
+    } catch (err) {
+      // a wrong revision means someone else holds it now; a timeout may be a server restart, so check before giving up
+      const current = await this.o.kv.get(this.o.role).catch(() => undefined);
+      if (current === undefined) return; // the server is away: try again at the next renewal
+      if (current && current.revision === this.revision && current.operation === "PUT") return;
+      this.o.log.warn({ role: this.o.role, err }, "lease lost");
+      this.held = false;
+      clearInterval(this.renewing);
+      for (const h of this.lostHandlers.splice(0)) h();
+    }
+  }
+
+  /** Gives the lease up at once, so a standby takes over without waiting for the TTL. */
+  async release(): Promise<void> {
+    clearInterval(this.renewing);
+    if (!this.held) return;
+    this.held = false;
+    await this.o.kv.delete(this.o.role, { previousSeq: this.revision }).catch(() => undefined);
+    this.o.log.info({ role: this.o.role }, "lease released");
+  }
+}

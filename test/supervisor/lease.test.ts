@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Kvm, type KV } from "@nats-io/kv";
+import { pino } from "pino";
+import { connectNats } from "../../protocol/index.js";
+import { Lease } from "../../supervisor/index.js";
+import { NatsServer } from "../helpers/nats-server.js";
+import { waitFor } from "../helpers/wait.js";
+
+const log = pino({ level: "silent" });
+
+/** Singleton leases on a real KV bucket whose max_age (2 s) is the lease TTL. */
+describe("Lease", () => {
+  let server: NatsServer;
+  before(async () => {
+    server = await NatsServer.start();
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  async function bucket(name: string): Promise<{ kv: KV; close: () => Promise<void> }> {
+    const nc = await connectNats({ servers: server.url, name });
+    const kv = await new Kvm(nc).create(name, { history: 1, ttl: 2_000 });
+    return { kv, close: () => nc.close() };
+  }
+
+  it("a second contender stands by while the holder renews, and takes over after the holder dies", async () => {
+    const a = await bucket("leases-a");
+    const b = await bucket("leases-a");
+    const holder = new Lease({ kv: a.kv, role: "agent.atlas", holder: "host-a", renewMs: 400, log });
+    await holder.acquire();
+    const standby = new Lease({ kv: b.kv, role: "agent.atlas", holder: "host-b", renewMs: 400, log });
+    let acquired = false;
+    const taking = standby.acquire().then(() => (acquired = true));
+    await sleep(3_000); // longer than the TTL: renewals keep the holder's lease alive
+    assert.equal(acquired, false, "no second holder while the first renews");
+
+    // the holder's process dies: its connection goes, nothing renews, the key expires
+    await a.close();
+    await waitFor("the standby to take over", () => acquired, 10_000);
+    await taking;
+    assert.equal(standby.isHeld, true);
+    await holder.release();
+    await standby.release();
+    await b.close();
+  });
+
+  it("release hands over at once; a holder whose key was taken is told it lost the lease", async () => {
+    const a = await bucket("leases-b");
+    const b = await bucket("leases-b");
+    const first = new Lease({ kv: a.kv, role: "agent.atlas", holder: "host-a", renewMs: 200, log });
+    await first.acquire();
+    const second = new Lease({ kv: b.kv, role: "agent.atlas", holder: "host-b", renewMs: 200, log });
+    const started = Date.now();
+    const taking = second.acquire();
+    await first.release();
+    await taking;
+    assert.ok(Date.now() - started < 1_500, "a released lease is taken without waiting for the TTL");
+
+    let lost = false;
+    second.onLost(() => (lost = true));
+    await a.kv.put("agent.atlas", new TextEncoder().encode("intruder"));
+    await waitFor("the holder to notice it lost the lease", () => lost, 5_000);
+    assert.equal(second.isHeld, false);
+    await a.close();
+    await b.close();
+  });
+});
