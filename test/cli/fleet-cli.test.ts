@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parse, stringify } from "yaml";
 import { CLI, writeTestFleet } from "../helpers/fleet-processes.js";
 import { waitFor } from "../helpers/wait.js";
+import { isProcessRunning } from "../helpers/process-alive.js";
 
 /** The operator's commands, run as the compiled CLI in child processes, the way an operator runs them. */
 
@@ -39,24 +40,8 @@ function fleetSync(args: string[], cwd: string): Outcome {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Whether a pid names a live process; a zombie (exited, not yet reaped) counts as dead. */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if (err instanceof Error && "code" in err && err.code === "ESRCH") return false;
-    throw err;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false; // gone between the two checks
-  }
-}
-
 function killIfRunning(pid: number | undefined): void {
-  if (pid === undefined || !isRunning(pid)) return;
+  if (pid === undefined || !isProcessRunning(pid)) return;
   try {
     process.kill(pid, "SIGKILL");
   } catch {
@@ -166,7 +151,7 @@ describe("fleet CLI", () => {
       ).catch((err: unknown) => assert.fail(`${String(err)}\nfleet up output:\n${output}`));
       agentPids = rows.map((row) => row.pid);
       assert.equal(new Set(agentPids).size, 3, "three processes");
-      for (const pid of agentPids) assert.ok(isRunning(pid), `agent process ${pid} is running`);
+      for (const pid of agentPids) assert.ok(isProcessRunning(pid), `agent process ${pid} is running`);
     });
 
     it('fleet send scout "check competitor pricing": prints the task\'s states and exits 0', async () => {
@@ -207,8 +192,8 @@ describe("fleet CLI", () => {
       assert.ok(result, `fleet up still running 20 s after SIGINT:\n${output}`);
       assert.deepEqual(result, { code: 0, signal: null }, `exit status; output:\n${output}`);
       assert.ok(!existsSync(join(cwd, ".fleet", "nats.url")), ".fleet/nats.url removed");
-      for (const pid of agentPids) assert.ok(!isRunning(pid), `agent process ${pid} stopped`);
-      assert.ok(!isRunning(natsPid), `nats-server ${natsPid} stopped`);
+      for (const pid of agentPids) assert.ok(!isProcessRunning(pid), `agent process ${pid} stopped`);
+      assert.ok(!isProcessRunning(natsPid), `nats-server ${natsPid} stopped`);
     });
   });
 

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { FleetError } from "../../protocol/errors.js";
+import { isProcessRunning } from "../helpers/process-alive.js";
 import {
   ProcessSupervisor,
   shouldRestart,
@@ -42,24 +42,8 @@ function track(sup: ProcessSupervisor): Map<string, number[]> {
   return pids;
 }
 
-/** Dead means gone or a zombie: an orphan re-parented to an init that does not reap still answers kill(pid, 0). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if (err instanceof Error && "code" in err && err.code === "ESRCH") return false;
-    throw err;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return true; // no procfs: trust kill()
-  }
-}
-
 function assertNoneAlive(pids: Map<string, number[]>): void {
-  for (const [id, list] of pids) for (const pid of list) assert.equal(isAlive(pid), false, `${id} pid ${pid} still alive`);
+  for (const [id, list] of pids) for (const pid of list) assert.equal(isProcessRunning(pid), false, `${id} pid ${pid} still alive`);
 }
 
 async function waitFor(what: string, predicate: () => boolean, timeoutMs = 3_000): Promise<void> {
@@ -246,9 +230,9 @@ describe("exitWhenParentDies", () => {
       });
       // Killing the parent before the grandchild has run exitWhenParentDies would test nothing.
       await waitFor("grandchild ready", () => grandchild > 0 && ready);
-      assert.equal(isAlive(grandchild), true);
+      assert.equal(isProcessRunning(grandchild), true);
       process.kill(parent.pid ?? 0, "SIGKILL");
-      await waitFor("grandchild to exit", () => !isAlive(grandchild), timeoutMs);
+      await waitFor("grandchild to exit", () => !isProcessRunning(grandchild), timeoutMs);
     } finally {
       parent.kill("SIGKILL");
     }
