@@ -65,6 +65,8 @@ export type TierName = z.infer<typeof TierName>;
 export const Layer = z.enum(["orchestration", "execution", "governance"]);
 export type Layer = z.infer<typeof Layer>;
 
+const HourMinute = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "must be HH:MM (24 h)");
+
 export const FleetSettings = strict({
   name: SubjectToken,
   prefix: SubjectToken.default("fleet"),
@@ -73,6 +75,8 @@ export const FleetSettings = strict({
   codec: z.enum(["msgpack", "json"]).default("msgpack"),
   // 8 MiB is the most a nats-server will accept as max_payload.
   maxPayloadBytes: z.number().int().positive().max(8 * MIB).default(MIB),
+  // cycles pause inside this window of the fleet's time zone; tasks an operator sends still run
+  quietHours: strict({ start: HourMinute.default("23:30"), end: HourMinute.default("06:30") }).prefault({}),
 });
 export type FleetSettings = z.infer<typeof FleetSettings>;
 
