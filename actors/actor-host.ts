@@ -26,6 +26,9 @@ import {
 } from "../protocol/index.js";
 import { agentMachine, type ActInput, type Outcome, type PlanInput, type ReportInput } from "./agent-machine.js";
 import { A2aService } from "./a2a-service.js";
+import { ControlService } from "./control-service.js";
+import { AgentDiscipline } from "./discipline.js";
+import type { DailyWindow } from "./quiet-hours.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { submitTask, type SubmitDeps } from "./submit-task.js";
 import { TaskStore } from "./task-store.js";
@@ -49,6 +52,10 @@ export interface ActorHostOptions {
   runId: string;
   clock: Clock;
   log: Logger;
+  /** the fleet's quiet window: no cycles inside it */
+  quietHours: DailyWindow;
+  /** `fleet restart <agent>`: how this process restarts (exit and let its supervisor start it); absent = unsupported */
+  onRestartRequested?: (() => void) | undefined;
 }
 
 type AgentActor = Actor<typeof agentMachine>;
@@ -67,7 +74,12 @@ export class ActorHost {
   private readonly log: Logger;
   private actor!: AgentActor;
   private service!: A2aService;
+  private control!: ControlService;
+  private discipline!: AgentDiscipline;
   private inbox: Subscription | undefined;
+  private wake: Subscription | undefined;
+  /** a wake-up arrived (`fleet.wake.<id>`); the payload is only a hint, so there is nothing in it to validate */
+  private wakeRequested = false;
   private loop: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
@@ -108,6 +120,15 @@ export class ActorHost {
     this.startedAt = this.o.clock.now();
     const previous = await this.readRecord();
     this.restarts = previous && previous.runId === this.o.runId ? previous.restarts + 1 : 0;
+    this.discipline = new AgentDiscipline({
+      quietHours: this.o.quietHours,
+      now: () => this.o.clock.now(),
+      log: this.log,
+      restored: previous?.breakerSnapshot,
+      onChange: () => {
+        if (this.actor) void this.putRecord().catch((err) => this.log.debug({ err }, "breaker not persisted"));
+      },
+    });
     this.actor = this.createAgentActor(previous?.snapshot);
     this.actor.subscribe({
       next: (snap) => this.persistOnStateChange(String(snap.value)),
@@ -136,13 +157,43 @@ export class ActorHost {
       log: this.log,
     });
     this.service.start();
+    this.control = new ControlService({
+      nc: this.o.nc,
+      names,
+      codec: this.o.codec,
+      agentId: this.agentId,
+      log: this.log,
+      handlers: {
+        BreakerReset: async () => this.discipline.reset(),
+        Restart: async () => {
+          const restart = this.o.onRestartRequested;
+          if (!restart) throw new FleetError("UNSUPPORTED_OPERATION", "this process was started without a supervisor to restart it");
+          // reply first, then go
+          setTimeout(restart, 50);
+          return { restarting: true };
+        },
+      },
+    });
+    this.control.start();
     this.inbox = this.o.nc.subscribe(names.agentInbox(this.agentId), {
       callback: (err, msg) => {
         if (!err) this.onInboxMessage(msg.subject, msg.data, msg.headers?.get("Content-Type"));
       },
     });
     this.timers.push(setInterval(() => void this.putRecord().catch((err) => this.log.warn({ err }, "heartbeat failed")), this.o.heartbeatMs));
-    this.timers.push(setInterval(() => this.tickIfDue(), 1_000));
+    this.timers.push(
+      setInterval(() => {
+        this.discipline.tick(this.o.clock.now());
+        this.tickIfDue();
+      }, 1_000),
+    );
+    this.wake = this.o.nc.subscribe(names.wake(this.agentId), {
+      callback: (err) => {
+        if (err) return;
+        this.wakeRequested = true;
+        this.tickIfDue();
+      },
+    });
     this.loop = this.consumeLoop(consumer);
     this.log.info({ restarts: this.restarts, resumedIn: previous?.snapshot ? this.actor.getSnapshot().value : undefined }, "agent started");
   }
@@ -153,13 +204,16 @@ export class ActorHost {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.service?.stop();
+    this.control?.stop();
     this.inbox?.unsubscribe();
+    this.wake?.unsubscribe();
     // ends the iterator once the task in hand (if any) is done
     void this.messages?.close().catch(() => undefined);
     await Promise.race([this.loop, sleep(graceMs)]);
     // persist the running snapshot, not the stopped one: a stopped snapshot would restore as a dead actor
     const snapshot = this.actor?.getPersistedSnapshot();
     this.actor?.stop();
+    this.discipline?.stop();
     await Promise.race([this.putRecord("stopped", snapshot).catch(() => undefined), sleep(2_000)]);
     this.log.info({}, "agent stopped");
   }
@@ -178,7 +232,9 @@ export class ActorHost {
         report: fromPromise<void, ReportInput>(({ input }) => this.report(input)),
       },
     });
-    const input = { agentId: this.agentId, cycleMs: this.o.agent.cycleMinutes * 60_000, now: this.o.clock.now() };
+    const cycleMs = this.o.agent.cycleMinutes * 60_000;
+    const now = this.o.clock.now();
+    const input = { agentId: this.agentId, cycleMs, now, firstCycleAt: now + staggerOf(this.agentId, cycleMs) };
     if (isRunningSnapshot(snapshot)) {
       try {
         // a snapshot taken mid-task re-runs the interrupted effect; report is idempotent (CAS on the Task)
@@ -193,8 +249,13 @@ export class ActorHost {
   private tickIfDue(): void {
     const snap = this.actor.getSnapshot();
     const now = this.o.clock.now();
-    // missed cycles (downtime, a long task) coalesce into one tick: nextCycleAt moves on from now
-    if (!this.stopping && snap.value === "idle" && now >= snap.context.nextCycleAt) this.actor.send({ type: "CYCLE_TICK", now });
+    if (this.stopping || snap.value !== "idle") return;
+    // missed cycles (downtime, a long task) and wake-ups that came while busy coalesce into one tick
+    if (now < snap.context.nextCycleAt && !this.wakeRequested) return;
+    // quiet hours or an open breaker: the tick (or wake-up) waits, and comes once when they end
+    if (!this.discipline.mayRunCycle(now)) return;
+    this.wakeRequested = false;
+    this.actor.send({ type: "CYCLE_TICK", now });
   }
 
   private whenIdle(): Promise<void> {
@@ -244,6 +305,7 @@ export class ActorHost {
     if (assignment.agentId !== this.agentId) {
       return this.rejectTaskMessage(msg, new FleetError("MESSAGE_INVALID", `assignment for ${assignment.agentId} arrived at ${this.agentId}`));
     }
+    if (!(await this.untilBreakerAllows(msg))) return;
     // one CAS on the revision this process already knows (it usually created the Task): no read on the common path
     let working;
     try {
@@ -265,6 +327,7 @@ export class ActorHost {
       return;
     }
     const task = working;
+    this.discipline.taskStarted();
     this.publishStatus(working.id, working.contextId, "TASK_STATE_WORKING", false);
     this.inFlight = { taskId: task.id, msg };
     // long work keeps its claim on the message; a dead process stops sending these and the task is redelivered
@@ -280,6 +343,24 @@ export class ActorHost {
         msg.nak(1_000);
       }
     }
+  }
+
+  /**
+   * An open breaker holds the task: it stays SUBMITTED, the message is kept with working-acks (no redelivery, no
+   * delivery counted) and is worked when the breaker lets a task through. False when the host stops meanwhile.
+   */
+  private async untilBreakerAllows(msg: JsMsg): Promise<boolean> {
+    if (this.discipline.mayTakeTask()) return true;
+    this.log.info({ seq: msg.seq }, "breaker open: task held");
+    while (!this.discipline.mayTakeTask()) {
+      if (this.stopping) {
+        msg.nak();
+        return false;
+      }
+      msg.working();
+      await sleep(Math.min(1_000, this.o.tasks.workingAckMs));
+    }
+    return true;
   }
 
   private async rejectTaskMessage(msg: JsMsg, error: FleetError): Promise<void> {
@@ -307,6 +388,8 @@ export class ActorHost {
       for (const artifact of outcome.artifacts) this.publish({ kind: "artifact-update", taskId: task.id, contextId: task.contextId, artifact, lastChunk: true });
     }
     if (settled) this.publishStatus(task.id, task.contextId, state, true);
+    if (state === "TASK_STATE_COMPLETED") this.discipline.taskSucceeded();
+    else if (state === "TASK_STATE_FAILED") this.discipline.taskFailed();
     if (this.inFlight?.taskId === item.taskId) {
       // a plain ack: if it is lost, the redelivery finds the Task terminal and is acked then (no second completion)
       this.inFlight.msg.ack();
@@ -402,11 +485,20 @@ export class ActorHost {
       tasksCompleted: snap.context.completed,
       tasksFailed: snap.context.failed,
       snapshot: persisted ?? this.actor.getPersistedSnapshot(),
+      breaker: this.discipline.summary(),
+      breakerSnapshot: this.discipline.persisted(),
     };
     await this.o.kv.agents.put(this.agentId, encode(record, this.o.codec));
   }
 }
 
+
+/** A stable offset within one cycle, from the agent's id: agents on the same cycle wake at different moments. */
+export function staggerOf(agentId: string, cycleMs: number): number {
+  let hash = 2166136261; // FNV-1a
+  for (let i = 0; i < agentId.length; i++) hash = Math.imul(hash ^ agentId.charCodeAt(i), 16777619) >>> 0;
+  return hash % Math.max(1, Math.floor(cycleMs));
+}
 
 function isRunningSnapshot(snapshot: unknown): boolean {
   return typeof snapshot === "object" && snapshot !== null && (snapshot as { status?: unknown }).status === "active";

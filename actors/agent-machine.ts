@@ -67,6 +67,8 @@ export interface AgentInput {
   agentId: string;
   cycleMs: number;
   now: number;
+  /** when the first cycle is due; the host staggers agents so they do not all wake together */
+  firstCycleAt?: number;
 }
 
 /** Inbox messages are kept for the next cycle only up to this many; older ones have been seen in logs by then. */
@@ -129,7 +131,7 @@ export const agentMachine = setup({
   context: ({ input }) => ({
     agentId: input.agentId,
     cycleMs: input.cycleMs,
-    nextCycleAt: input.now + input.cycleMs,
+    nextCycleAt: input.firstCycleAt ?? input.now + input.cycleMs,
     trigger: undefined,
     item: undefined,
     plan: undefined,

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { connectNats, ensureFleetResources, FleetNames, type CodecName, type FleetResources } from "../protocol/index.js";
 import { ActorHost, type Clock } from "./actor-host.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
+import type { DailyWindow } from "./quiet-hours.js";
 
 export interface RuntimeSettings {
   servers: string;
@@ -13,6 +14,8 @@ export interface RuntimeSettings {
   maxPayloadBytes: number;
   tasks: { ackWaitSeconds: number; maxDeliver: number; backoffSeconds: readonly number[]; workingAckSeconds: number };
   heartbeatMs?: number;
+  /** the fleet's quiet window (no cycles inside it) */
+  quietHours: DailyWindow;
   runId: string;
   /** names the connection in the server's connz */
   processName: string;
@@ -49,6 +52,8 @@ export class AgentRuntime {
       clock?: Clock;
       /** awaited after the streams and buckets exist and before any agent starts: a singleton waits for its lease here */
       beforeHosting?: (deps: RuntimeDeps) => Promise<void>;
+      /** how `fleet restart <agent>` restarts this process (exit, and the supervisor starts it again) */
+      onRestartRequested?: () => void;
     },
   ): Promise<AgentRuntime> {
     const log = options.log;
@@ -82,6 +87,8 @@ export class AgentRuntime {
           runId: settings.runId,
           clock,
           log,
+          quietHours: settings.quietHours,
+          onRestartRequested: options.onRestartRequested,
         });
         await host.start();
         runtime.hosts.push(host);

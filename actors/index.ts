@@ -5,3 +5,6 @@ export { matchSkill, type AgentBehaviour, type EffectContext, type HostedAgent }
 export { offlineBehaviour, textOf } from "./offline-behaviour.js";
 export { submitTask, taskIdFor, type SubmitDeps } from "./submit-task.js";
 export { TaskStore } from "./task-store.js";
+export { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";
+export { AgentDiscipline } from "./discipline.js";
+export { deferUntil, isQuiet, nextBoundary, nextDailyAt, quietHoursMachine, type DailyWindow } from "./quiet-hours.js";

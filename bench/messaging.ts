@@ -87,6 +87,8 @@ function settings(url: string, prefix: string): RuntimeSettings {
     codec: "msgpack",
     maxPayloadBytes: MB,
     tasks: { ackWaitSeconds: 30, maxDeliver: 5, backoffSeconds: [30, 60, 300], workingAckSeconds: 10 },
+    // a benchmark must not pause for quiet hours (start = end: never quiet)
+    quietHours: { start: "00:00", end: "00:00", timeZone: "UTC" },
     runId: `bench-${process.pid}`,
     processName: `bench-${prefix}`,
   };

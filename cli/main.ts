@@ -8,6 +8,7 @@ import { streams } from "./streams.js";
 import { tail } from "./tail.js";
 import { tasks } from "./tasks.js";
 import { up } from "./up.js";
+import { control } from "./control.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -18,6 +19,9 @@ const USAGE = `fleet <command> [options]
   tasks [agent] [--json]     tasks and their states
   tail [subject]             decoded live view of the fleet's subjects (default: <prefix>.>)
   streams [--json]           the fleet's streams and consumers with their counts
+  restart <agent>            restart an agent's process (its supervisor starts it again)
+  breaker reset <agent>      close an agent's circuit breaker by hand
+  wake <agent>               wake an agent now (it runs a cycle instead of waiting for its timer)
 
 options: --nats <url> (else NATS_URL, else the fleet started here, else nats://127.0.0.1:4222)
          --config <file.yaml> (default: config/fleets/local.yaml)   --prefix <prefix>   --log-level <level>`;
@@ -56,10 +60,16 @@ async function main(argv: string[]): Promise<number> {
       return tail(rest, values, env);
     case "streams":
       return streams(values, env);
-    default:
-      console.log(USAGE);
-      return command && !values.help ? 2 : 0;
+    case "restart":
+      return control("Restart", rest[0], values, env);
+    case "wake":
+      return control("Wake", rest[0], values, env);
+    case "breaker":
+      if (rest[0] !== "reset") break;
+      return control("BreakerReset", rest[1], values, env);
   }
+  console.log(USAGE);
+  return command && !values.help ? 2 : 0;
 }
 
 main(process.argv.slice(2)).then(

@@ -30,6 +30,8 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   // orchestration agents are singletons: a second copy (another host, a second `fleet up`) stands by for the lease
   const singletons = agents.filter((a) => a.layer === "orchestration");
   const leases: Lease[] = [];
+  // set once the runtime is up; a restart requested before that has nothing to stop yet
+  let requestShutdown: (why: string) => void = () => undefined;
   const runtime = await AgentRuntime.start(
     {
       servers: natsUrl(options, env),
@@ -37,6 +39,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
       codec: config.fleet.codec,
       maxPayloadBytes: config.fleet.maxPayloadBytes,
       tasks: config.tasks,
+      quietHours: { ...config.fleet.quietHours, timeZone: config.fleet.timeZone },
       runId: options["run-id"] ?? `run-${process.pid}-${Date.now()}`,
       processName: `fleet-agent-${ids.join(",")}`,
     },
@@ -44,6 +47,8 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
     behaviourFor(config.agents),
     {
       log,
+      // exit non-zero: a supervisor (fleet up, systemd) starts the process again
+      onRestartRequested: () => requestShutdown("restart requested"),
       beforeHosting: async (deps) => {
         for (const agent of singletons) {
           const lease = new Lease({ kv: deps.kv.leases, role: `agent.${agent.id}`, holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log });
@@ -63,10 +68,11 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
         .stop()
         .then(() => Promise.all(leases.map((l) => l.release())))
         .then(
-          () => resolve(why === "lease lost" ? 1 : 0),
+          () => resolve(why === "lease lost" || why === "restart requested" ? 1 : 0),
           () => resolve(1),
         );
     };
+    requestShutdown = shutdown;
     // another process holds the singleton now: stop working at once (the supervisor restarts us as a standby)
     for (const lease of leases) lease.onLost(() => shutdown("lease lost"));
     // `on`, not `once`: Ctrl-C signals the whole process group and the supervisor's SIGTERM follows; both must drain

@@ -30,14 +30,22 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
       r.tier,
       r.heartbeatAt ? `${Math.round((now - r.heartbeatAt) / 1000)}s ago` : "-",
       String(r.restarts),
+      breakerText(r, now),
       `${r.tasksCompleted}/${r.tasksFailed}`,
       `${r.host}:${r.pid}`,
     ]);
-    printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "DONE/FAILED", "PROCESS"], rows);
+    printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "BREAKER", "DONE/FAILED", "PROCESS"], rows);
     return 0;
   } finally {
     await nc.close();
   }
+}
+
+function breakerText(r: AgentRecord, now: number): string {
+  const b = r.breaker;
+  if (!b || b.state === "closed") return b && b.consecutiveFailures > 0 ? `closed (${b.consecutiveFailures} failed)` : "closed";
+  if (b.state === "open" && b.openUntil) return `open ${Math.max(0, Math.ceil((b.openUntil - now) / 60_000))} min`;
+  return b.state;
 }
 
 /** Records are written with the fleet's codec; the CLI does not need the config to read them. */

@@ -43,5 +43,5 @@ export {
   type ResourceOptions,
   type TaskConsumerOptions,
 } from "./resources.js";
-export { FleetNames, HEADERS, assertToken, type BucketKey, type StreamKey } from "./subjects.js";
+export { FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type StreamKey } from "./subjects.js";
 export { negotiate, replyError, replyResult, requestOperation, sendToInbox, wireHeaders, type RequestOptions } from "./wire.js";

@@ -36,6 +36,16 @@ export const AgentRecord = z.object({
   tasksFailed: z.number().int().min(0),
   /** the persisted XState snapshot, so a restarted agent resumes where it was */
   snapshot: z.unknown().optional(),
+  /** the circuit breaker as `fleet status` shows it, and its persisted chart */
+  breaker: z
+    .object({
+      state: z.enum(["closed", "open", "half-open"]),
+      consecutiveFailures: z.number().int(),
+      reopenCount: z.number().int(),
+      openUntil: z.number().optional(),
+    })
+    .optional(),
+  breakerSnapshot: z.unknown().optional(),
 });
 export type AgentRecord = z.infer<typeof AgentRecord>;
 

@@ -41,6 +41,17 @@ export class FleetNames {
   agentInbox(agentId: string): string {
     return `${this.prefix}.agent.${agentId}.inbox`;
   }
+  /** operator controls (Restart, BreakerReset): request/reply, outside the A2A surface */
+  agentControl(agentId: string, op: ControlOperation): string {
+    return `${this.prefix}.agent.${agentId}.control.${op}`;
+  }
+  agentControls(agentId: string): string {
+    return `${this.prefix}.agent.${agentId}.control.*`;
+  }
+  /** an event-driven wake-up: the agent runs a cycle now instead of waiting for its timer */
+  wake(agentId: string): string {
+    return `${this.prefix}.wake.${agentId}`;
+  }
   agentEvents(agentId: string): string {
     return `${this.prefix}.agent.${agentId}.events`;
   }
@@ -72,6 +83,8 @@ export class FleetNames {
     return `${agentId}.${taskId}`;
   }
 }
+
+export type ControlOperation = "Restart" | "BreakerReset";
 
 export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "USAGE" | "MEMLOG" | "DLQ";
 export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases";

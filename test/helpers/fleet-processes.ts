@@ -27,6 +27,7 @@ export function writeTestFleet(overrides: { prefix?: string; maxPayloadBytes?: n
   timeZone: UTC
   dailyCapUsd: 10
   maxPayloadBytes: ${overrides.maxPayloadBytes ?? 65536}
+  quietHours: { start: "00:00", end: "00:00" }   # never quiet: tests run at any hour
 tiers:
 ${tiers}
 agents:
@@ -75,8 +76,10 @@ export function agentSpec(id: string, config: string, nats: string, runId: strin
   return { id, command: process.execPath, args: [CLI, "run", "agent", id, "--config", config, "--nats", nats, "--run-id", runId, "--supervised", "--log-level", "warn"], restart: "permanent" };
 }
 
-export function slowAgentSpec(id: string, config: string, nats: string, workMs: number): ChildSpec {
-  return { id, command: process.execPath, args: [SLOW_AGENT, "--agent", id, "--config", config, "--nats", nats, "--work-ms", String(workMs), "--run-id", randomUUID()], restart: "permanent" };
+export function slowAgentSpec(id: string, config: string, nats: string, workMs: number, options: { fail?: boolean } = {}): ChildSpec {
+  const args = [SLOW_AGENT, "--agent", id, "--config", config, "--nats", nats, "--work-ms", String(workMs), "--run-id", randomUUID()];
+  if (options.fail) args.push("--fail");
+  return { id, command: process.execPath, args, restart: "permanent" };
 }
 
 export function startProcesses(specs: ChildSpec[]): ProcessSupervisor {

@@ -1,0 +1,86 @@
+import { createActor, type Actor } from "xstate";
+import type { Logger } from "pino";
+import { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";
+import { isQuiet, type DailyWindow } from "./quiet-hours.js";
+
+/**
+ * The operating discipline one agent runs under: its circuit breaker (no work while open, one trial task when half-open)
+ * and the fleet's quiet hours (no cycles inside the window; tasks an operator sends still run). Both are pure charts or
+ * functions; this binds them to the host's clock and persistence.
+ */
+export class AgentDiscipline {
+  private readonly breaker: Actor<typeof breakerMachine>;
+
+  constructor(
+    private readonly o: {
+      quietHours: DailyWindow;
+      now: () => number;
+      log: Logger;
+      /** the breaker snapshot persisted in the agent's record, if any */
+      restored: unknown;
+      /** called when the breaker changes, so the record is rewritten at once */
+      onChange: () => void;
+    },
+  ) {
+    this.breaker = this.createBreaker(o.restored);
+    this.breaker.on("*", (event) => o.log.warn({ breaker: event.type, ...("openUntil" in event ? { openUntil: new Date(event.openUntil).toISOString() } : {}) }, "circuit breaker"));
+    this.breaker.subscribe(() => o.onChange());
+    this.breaker.start();
+    // a trial that was running when the process died did not succeed: count it as failed instead of waiting forever
+    const snap = this.breaker.getSnapshot();
+    if (snap.value === "halfOpen" && snap.context.trialInFlight) this.breaker.send({ type: "TASK_FAILED", now: o.now() });
+  }
+
+  private createBreaker(restored: unknown): Actor<typeof breakerMachine> {
+    if (restored && typeof restored === "object" && (restored as { status?: unknown }).status === "active") {
+      try {
+        return createActor(breakerMachine, { input: {}, snapshot: restored as Parameters<typeof createActor<typeof breakerMachine>>[1] extends { snapshot?: infer S } ? S : never });
+      } catch (err) {
+        this.o.log.warn({ err }, "breaker snapshot could not be restored; starting closed");
+      }
+    }
+    return createActor(breakerMachine, { input: {} });
+  }
+
+  /** Cycles may wake models, so they need a closed breaker and a waking fleet. */
+  mayRunCycle(now: number): boolean {
+    return this.breaker.getSnapshot().value === "closed" && !isQuiet(this.o.quietHours, now);
+  }
+
+  mayTakeTask(): boolean {
+    return allowsWork(this.breaker.getSnapshot());
+  }
+
+  tick(now: number): void {
+    this.breaker.send({ type: "TICK", now });
+  }
+
+  taskStarted(): void {
+    this.breaker.send({ type: "TASK_STARTED", now: this.o.now() });
+  }
+
+  taskSucceeded(): void {
+    this.breaker.send({ type: "TASK_SUCCEEDED", now: this.o.now() });
+  }
+
+  taskFailed(): void {
+    this.breaker.send({ type: "TASK_FAILED", now: this.o.now() });
+  }
+
+  reset(): BreakerSummary {
+    this.breaker.send({ type: "RESET", now: this.o.now() });
+    return this.summary();
+  }
+
+  summary(): BreakerSummary {
+    return breakerSummary(this.breaker.getSnapshot());
+  }
+
+  persisted(): unknown {
+    return this.breaker.getPersistedSnapshot();
+  }
+
+  stop(): void {
+    this.breaker.stop();
+  }
+}

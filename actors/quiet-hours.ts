@@ -1,0 +1,210 @@
+import { assign, emit, setup, type SnapshotFrom } from "xstate";
+import { FleetError } from "../protocol/index.js";
+
+/**
+ * Quiet hours as pure functions of (window, now): no clock is read here; the host passes `now` in epoch ms.
+ *
+ * Wall-clock times are resolved the way an operator expects across DST: a time skipped by spring-forward means the
+ * first instant after the gap (02:30 on a 02:00→03:00 day is 03:00); a time repeated by fall-back means its first
+ * occurrence. A boundary therefore happens once a day, so a window never re-opens in the repeated hour.
+ */
+
+export interface DailyWindow {
+  /** local "HH:MM" when quiet begins */
+  start: string;
+  /** local "HH:MM" when quiet ends; may be before `start` (the window crosses midnight); equal to it means never quiet */
+  end: string;
+  /** IANA time-zone name, e.g. "Europe/Berlin" */
+  timeZone: string;
+}
+
+export type LocalDate = { year: number; month: number; day: number };
+/** `weekday`: 0 = Sunday … 6 = Saturday */
+export type LocalParts = LocalDate & { hour: number; minute: number; weekday: number };
+
+const DAY_MS = 86_400_000;
+const HHMM = /^([01]\d|2[0-3]):([0-5]\d)$/;
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function parseHhmm(hhmm: string): { hour: number; minute: number } {
+  const match = typeof hhmm === "string" ? HHMM.exec(hhmm) : null;
+  if (!match) throw new FleetError("CONFIG_INVALID", `"${String(hhmm)}" is not a 24-hour "HH:MM" time`);
+  return { hour: Number(match[1]), minute: Number(match[2]) };
+}
+
+function formatter(timeZone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timeZone);
+  if (f) return f;
+  try {
+    f = new Intl.DateTimeFormat("en-US", {
+      timeZone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric",
+      hour: "numeric", minute: "numeric", second: "numeric",
+    });
+  } catch (cause) {
+    throw new FleetError("CONFIG_INVALID", `"${String(timeZone)}" is not a known time zone`, { cause });
+  }
+  formatters.set(timeZone, f);
+  return f;
+}
+
+/** The zone's wall clock at an instant, to the second, read as if it were UTC. */
+function wallClockAsUtc(now: number, timeZone: string): number {
+  const p: Record<string, number> = {};
+  for (const part of formatter(timeZone).formatToParts(now)) if (part.type !== "literal") p[part.type] = Number(part.value);
+  return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!);
+}
+
+/** The zone's UTC offset in ms at an instant (sub-second part of `now` ignored). */
+function offsetAt(now: number, timeZone: string): number {
+  return wallClockAsUtc(now, timeZone) - Math.floor(now / 1000) * 1000;
+}
+
+/** The local calendar date and time at `now` in `timeZone`. */
+export function localParts(now: number, timeZone: string): LocalParts {
+  const d = new Date(wallClockAsUtc(now, timeZone));
+  return {
+    year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(),
+    hour: d.getUTCHours(), minute: d.getUTCMinutes(), weekday: d.getUTCDay(),
+  };
+}
+
+/**
+ * The instant a local wall-clock time happens on a local date. Guess the offset from instants around the target read
+ * as UTC, apply each, and keep those the zone confirms: two confirmed is a fall-back overlap (take the first), none is
+ * a spring-forward gap (bisect to the transition, the first instant after the gap).
+ */
+export function zonedTimeToEpoch(date: LocalDate, hhmm: string, timeZone: string): number {
+  const { hour, minute } = parseHhmm(hhmm);
+  const target = Date.UTC(date.year, date.month - 1, date.day, hour, minute);
+  const offsets = [...new Set([target - DAY_MS, target, target + DAY_MS].map((t) => offsetAt(t, timeZone)))];
+  const confirmed = offsets.filter((o) => offsetAt(target - o, timeZone) === o).map((o) => target - o);
+  if (confirmed.length > 0) return Math.min(...confirmed);
+  let lo = target - Math.max(...offsets);
+  let hi = target - Math.min(...offsets);
+  const after = offsetAt(hi, timeZone);
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (offsetAt(mid, timeZone) === after) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+function addDays(date: LocalDate, days: number): LocalDate {
+  const d = new Date(Date.UTC(date.year, date.month - 1, date.day + days));
+  return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate() };
+}
+
+/** The next occurrence of local `hhmm` strictly after `now` (for the 23:00 distillation and 02:00 backup jobs). */
+export function nextDailyAt(hhmm: string, timeZone: string, now: number): number {
+  parseHhmm(hhmm);
+  const today = localParts(now, timeZone);
+  for (let days = 0; ; days++) {
+    const at = zonedTimeToEpoch(addDays(today, days), hhmm, timeZone);
+    if (at > now) return at;
+  }
+}
+
+/** Checks a window once: bad "HH:MM" or an unknown zone is CONFIG_INVALID. Returns whether it can ever be quiet. */
+export function validateWindow(window: DailyWindow): boolean {
+  const start = parseHhmm(window.start);
+  const end = parseHhmm(window.end);
+  formatter(window.timeZone);
+  return start.hour !== end.hour || start.minute !== end.minute;
+}
+
+export type Boundary = { at: number; quiet: boolean };
+
+/** Every boundary from the day before `now` to the day after, in time order, zero-length windows dropped. */
+function boundaries(window: DailyWindow, now: number): Boundary[] {
+  const today = localParts(now, window.timeZone);
+  const out: Boundary[] = [];
+  for (const days of [-1, 0, 1]) {
+    const date = addDays(today, days);
+    out.push({ at: zonedTimeToEpoch(date, window.start, window.timeZone), quiet: true });
+    out.push({ at: zonedTimeToEpoch(date, window.end, window.timeZone), quiet: false });
+  }
+  // on a tie the end wins: a window whose start and end both fall into one spring-forward gap never opens
+  out.sort((a, b) => a.at - b.at || Number(b.quiet) - Number(a.quiet));
+  return out.filter((b, i) => !(b.quiet && out[i + 1]?.at === b.at));
+}
+
+/** True when `now` falls in [start, end) of the window, read on the zone's wall clock. */
+export function isQuiet(window: DailyWindow, now: number): boolean {
+  if (!validateWindow(window)) return false;
+  return boundaries(window, now).filter((b) => b.at <= now).at(-1)?.quiet ?? false;
+}
+
+/** The next instant the state changes and the state it enters; `at` is Infinity for a window that is never quiet. */
+export function nextBoundary(window: DailyWindow, now: number): Boundary {
+  if (!validateWindow(window)) return { at: Number.POSITIVE_INFINITY, quiet: false };
+  const quiet = isQuiet(window, now);
+  const next = boundaries(window, now).find((b) => b.at > now && b.quiet !== quiet);
+  // boundaries span the day before to the day after, so one always follows now
+  return next ?? { at: Number.POSITIVE_INFINITY, quiet };
+}
+
+/** When to deliver a notification to a principal with this window: the end of quiet, else at once. Never drops. */
+export function deferUntil(window: DailyWindow, now: number): number {
+  return isQuiet(window, now) ? nextBoundary(window, now).at : now;
+}
+
+export type QuietHoursInput = { window: DailyWindow; now: number };
+
+export interface QuietHoursContext {
+  window: DailyWindow;
+  /** the `now` of the last TICK (or of the input) */
+  now: number;
+  /** epoch ms of the next change; absolute, so a restored chart needs only its next TICK. null: never quiet */
+  nextBoundaryAt: number | null;
+}
+
+export type QuietHoursEvent = { type: "TICK"; now: number };
+
+export type QuietHoursEmitted =
+  | { type: "quietHours.began"; at: number; until: number | null }
+  | { type: "quietHours.ended"; at: number; nextQuietAt: number | null };
+
+const finite = (at: number): number | null => (Number.isFinite(at) ? at : null);
+const nowOf = (context: QuietHoursContext, event: { type: string }): number =>
+  event.type === "TICK" ? (event as QuietHoursEvent).now : context.now;
+
+/**
+ * active ↔ quiet, driven by the host's `TICK {now}`. No `after` timers: they would run on the actor's clock and be
+ * lost on restore. The host can sleep until `nextBoundaryAt` and then TICK.
+ */
+export const quietHoursMachine = setup({
+  types: {
+    context: {} as QuietHoursContext,
+    events: {} as QuietHoursEvent,
+    input: {} as QuietHoursInput,
+    emitted: {} as QuietHoursEmitted,
+  },
+  actions: {
+    observe: assign(({ context, event }) => ({ now: event.now, nextBoundaryAt: finite(nextBoundary(context.window, event.now).at) })),
+    announceBegan: emit(({ context }) => ({ type: "quietHours.began" as const, at: context.now, until: context.nextBoundaryAt })),
+    announceEnded: emit(({ context }) => ({ type: "quietHours.ended" as const, at: context.now, nextQuietAt: context.nextBoundaryAt })),
+  },
+  guards: {
+    quietNow: ({ context, event }) => isQuiet(context.window, nowOf(context, event)),
+  },
+}).createMachine({
+  id: "quietHours",
+  context: ({ input }) => {
+    validateWindow(input.window);
+    return { window: { ...input.window }, now: input.now, nextBoundaryAt: finite(nextBoundary(input.window, input.now).at) };
+  },
+  initial: "deciding",
+  states: {
+    deciding: { always: [{ guard: "quietNow", target: "quiet" }, { target: "active" }] },
+    active: {
+      on: { TICK: [{ guard: "quietNow", target: "quiet", actions: ["observe", "announceBegan"] }, { actions: "observe" }] },
+    },
+    quiet: {
+      on: { TICK: [{ guard: "quietNow", actions: "observe" }, { target: "active", actions: ["observe", "announceEnded"] }] },
+    },
+  },
+});
+
+export type QuietHoursMachine = typeof quietHoursMachine;
+export type QuietHoursSnapshot = SnapshotFrom<typeof quietHoursMachine>;
