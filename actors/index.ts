@@ -7,4 +7,4 @@ export { submitTask, taskIdFor, type SubmitDeps } from "./submit-task.js";
 export { TaskStore } from "./task-store.js";
 export { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";
 export { AgentDiscipline } from "./discipline.js";
-export { deferUntil, isQuiet, nextBoundary, nextDailyAt, quietHoursMachine, type DailyWindow } from "./quiet-hours.js";
+export { deferUntil, isQuiet, localParts, nextBoundary, nextDailyAt, quietHoursMachine, validateWindow, zonedTimeToEpoch, type DailyWindow } from "./quiet-hours.js";

@@ -3,6 +3,7 @@ import { FleetError } from "../protocol/index.js";
 import { hostname } from "node:os";
 import { behaviourFor, exitWhenParentDies, Lease } from "../supervisor/index.js";
 import { loadConfig, natsUrl, rootLogger, type CliOptions } from "./context.js";
+import { runScheduler } from "./run-scheduler.js";
 
 /** Renewal interval of a singleton's lease; the leases bucket's TTL (protocol/resources.ts) is three times this. */
 const LEASE_RENEW_MS = 5_000;
@@ -17,10 +18,11 @@ export interface RunOptions extends CliOptions {
  * from the config on any host that reaches NATS. Under `fleet up` (--supervised) it also exits when its parent dies.
  */
 export async function run(positionals: string[], options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
-  const config = loadConfig(options);
   const [role, idList] = positionals;
+  if (role === "scheduler") return runScheduler(options, env);
+  const config = loadConfig(options);
   const ids = role === "agent" || role === "agents" ? (idList ?? "").split(",").filter(Boolean) : role ? [role] : [];
-  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id>");
+  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler");
   const agents = ids.map((id) => {
     const agent = config.agents.find((a) => a.id === id);
     if (!agent) throw new FleetError("CONFIG_INVALID", `no agent "${id}" in ${config.fleet.name}; agents: ${config.agents.map((a) => a.id).join(", ")}`);

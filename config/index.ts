@@ -1,5 +1,6 @@
 export {
   AgentConfig,
+  CronJob,
   FleetConfig,
   FleetSettings,
   Layer,

@@ -138,6 +138,24 @@ export const SupervisorConfig = strict({
 });
 export type SupervisorConfig = z.infer<typeof SupervisorConfig>;
 
+/**
+ * A scheduled job. Its delivery is explicit: a channel and a recipient, or "none". A job without one is refused at start,
+ * so a report can never land with a default recipient at 2 AM.
+ */
+export const CronJob = strict({
+  id: SubjectToken,
+  agent: z.string(),
+  /** local time in the fleet's time zone, DST-correct */
+  at: HourMinute,
+  /** weekdays it runs on; all when omitted */
+  days: z.array(z.enum(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])).min(1).optional(),
+  message: z.string().min(1),
+  delivery: z.union([z.literal("none"), strict({ channel: SubjectToken, to: z.string().min(1) })], {
+    error: 'required: a channel and recipient ({ channel, to }) or "none"',
+  }),
+});
+export type CronJob = z.infer<typeof CronJob>;
+
 /*
  * A tolerant view of a possibly broken config, used only by the cross-field rules: every field falls back to
  * "unknown" instead of failing, so the rules can still run (and report) while other fields are invalid.
@@ -160,12 +178,20 @@ const CrossView = z
       )
       .catch([]),
     tasks: z.object({ maxDeliver: maybe(z.number()), backoffSeconds: maybe(z.array(z.unknown())), ackWaitSeconds: maybe(z.number()), workingAckSeconds: maybe(z.number()) }).catch({}),
+    cron: z.array(z.object({ id: maybe(z.string()), agent: maybe(z.string()) }).catch({})).catch([]),
   })
-  .catch({ fleet: {}, agents: [], tasks: {} });
+  .catch({ fleet: {}, agents: [], tasks: {}, cron: [] });
 
 function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
-  const { fleet, agents, tasks } = CrossView.parse(value);
+  const { fleet, agents, tasks, cron } = CrossView.parse(value);
   const report = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  const agentIds = new Set(agents.map((a) => a.id).filter(Boolean));
+  const cronIds = new Set<string>();
+  cron.forEach((job, i) => {
+    if (job.agent !== undefined && !agentIds.has(job.agent)) report(["cron", i, "agent"], `no agent "${job.agent}" in this fleet`);
+    if (job.id !== undefined && cronIds.has(job.id)) report(["cron", i, "id"], `duplicate cron job id "${job.id}"`);
+    if (job.id !== undefined) cronIds.add(job.id);
+  });
 
   const firstIndexOfId = new Map<string, number>();
   agents.forEach((agent, i) => {
@@ -220,6 +246,7 @@ export const FleetConfig = strict({
   // prefault runs the defaults of the inner object, so an omitted section comes out fully populated.
   tasks: TasksConfig.prefault({}),
   supervisor: SupervisorConfig.prefault({}),
+  cron: z.array(CronJob).default([]),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 

@@ -52,3 +52,18 @@ export type AgentRecord = z.infer<typeof AgentRecord>;
 export function isAlive(record: AgentRecord, now: number): boolean {
   return now - record.heartbeatAt < 3 * record.heartbeatMs;
 }
+
+/** A message for a person on a channel (`fleet.outbox.<channel>`); bridges deliver it and ack only after delivery. */
+export const OutboxRecord = z.object({
+  channel: z.string(),
+  to: z.string(),
+  text: z.string(),
+  /** where it came from: a cron job's run, an agent's task */
+  source: z.object({ agentId: z.string(), taskId: z.string().optional(), jobId: z.string().optional() }),
+  createdAt: z.number(),
+});
+export type OutboxRecord = z.infer<typeof OutboxRecord>;
+
+/** When a cron job last ran (KV `schedules`), so a restarted scheduler neither repeats nor replays missed runs. */
+export const CronRunRecord = z.object({ jobId: z.string(), lastDueAt: z.number(), taskId: z.string().optional() });
+export type CronRunRecord = z.infer<typeof CronRunRecord>;

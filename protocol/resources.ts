@@ -54,6 +54,7 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     budgets: { history: 1, ttl: 8 * DAY },
     memory: { history: 10 },
     leases: { history: 1, ttl: 15_000 },
+    schedules: { history: 5 },
   };
 }
 

@@ -61,6 +61,9 @@ export class FleetNames {
   task(agentId: string): string {
     return `${this.prefix}.task.${agentId}`;
   }
+  outbox(channel: string): string {
+    return `${this.prefix}.outbox.${channel}`;
+  }
   dlq(source: string): string {
     return `${this.prefix}.dlq.${source}`;
   }
@@ -87,4 +90,4 @@ export class FleetNames {
 export type ControlOperation = "Restart" | "BreakerReset";
 
 export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "USAGE" | "MEMLOG" | "DLQ";
-export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases";
+export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules";

@@ -15,3 +15,4 @@ export {
   type SupervisorOptions,
 } from "./process-supervisor.js";
 export { behaviourFor } from "./roles.js";
+export { CronScheduler, type CronSchedulerOptions } from "./cron-scheduler.js";

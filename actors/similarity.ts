@@ -1,0 +1,77 @@
+/**
+ * How alike two task titles are, for the dedup layers. The measure is the Sørensen–Dice coefficient over the multiset of
+ * character bigrams of each word (padded with a space on both sides, so " pr", "pri", … "ng " and one-letter words count):
+ *
+ * - Word order does not matter: the bigrams are taken per word, so "pricing of competitors" and "competitors pricing of"
+ *   score 1. Token Jaccard has this too, but a typo ("competiton") or an inflection ("competitors") makes a whole word
+ *   disjoint there, while here it costs only the one or two bigrams around the change.
+ * - Levenshtein handles typos but punishes reordering (a swapped pair of words costs almost their whole length), needs
+ *   O(n·m) time per pair and a normalisation of its own; Dice over bigrams is one pass over each title.
+ * - It is symmetric and bounded in [0, 1], so one threshold (0.7) reads the same for any pair.
+ *
+ * Known weakness: short titles. With few bigrams, one changed word moves the score a lot ("deploy site" vs "deploy
+ * docs" ≈ 0.56, while two three-word titles sharing two words land near the 0.7 line), and unrelated short titles built
+ * from common words can collide. The measure also knows nothing of meaning: "raise prices" and "lower prices" are close,
+ * "check rivals' pricing" and "competitor price audit" are far. Semantic dedup would need embeddings; this layer only
+ * has to stop an agent filing the same finding again and again, and it does that cheaply and predictably.
+ */
+
+/** Normalised titles are cut here: enough to tell tasks apart, and it bounds both the KV record and the comparison. */
+export const MAX_TITLE_CHARS = 200;
+
+/**
+ * Lower-case, accents and punctuation removed, whitespace collapsed, capped at MAX_TITLE_CHARS. Words made only of digits
+ * are dropped: automated discoveries number their batches, runs and dates ("competitor pricing batch 3", "… batch 4",
+ * "report 2024-05-01") and those are the repeats dedup exists to catch. The cost is that an id alone no longer tells two
+ * titles apart ("fix issue 812" vs "fix issue 913") — but bigrams would rate those above 0.7 anyway. A title of nothing
+ * but numbers keeps them, since otherwise it would have no text to compare at all. Idempotent.
+ */
+export function normalizeTitle(text: string): string {
+  // cut the raw text first, so a megabyte of message body costs no more than a long title
+  const words = text
+    .slice(0, MAX_TITLE_CHARS * 4)
+    .normalize("NFKD")
+    .replace(/\p{M}+/gu, "")
+    .toLowerCase()
+    .replace(/['’`]/g, "")
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter(Boolean);
+  const text_ = words.filter((w) => !/^\p{N}+$/u.test(w));
+  const kept = text_.length > 0 ? text_ : words;
+  return kept.join(" ").slice(0, MAX_TITLE_CHARS).trimEnd();
+}
+
+/** The bigram multiset of an already normalised title: each word padded with spaces, counted per bigram. */
+export function titleBigrams(normalized: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const word of normalized.split(" ")) {
+    if (!word) continue;
+    const padded = ` ${word} `;
+    for (let i = 0; i < padded.length - 1; i++) {
+      const gram = padded.slice(i, i + 2);
+      counts.set(gram, (counts.get(gram) ?? 0) + 1);
+    }
+  }
+  return counts;
+}
+
+/**
+ * Dice over two bigram multisets: 2·|A∩B| / (|A|+|B|). Empty on either side is 0, never 1: a title with no text carries
+ * no evidence that two tasks are the same, and scoring it 1 would fold every untitled task into the first one.
+ */
+export function bigramDice(a: Map<string, number>, b: Map<string, number>): number {
+  let sizeA = 0;
+  let sizeB = 0;
+  for (const n of a.values()) sizeA += n;
+  for (const n of b.values()) sizeB += n;
+  if (sizeA === 0 || sizeB === 0) return 0;
+  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
+  let shared = 0;
+  for (const [gram, n] of small) shared += Math.min(n, large.get(gram) ?? 0);
+  return (2 * shared) / (sizeA + sizeB);
+}
+
+/** Similarity of two raw titles in [0, 1]; see the top of this file for why this measure. */
+export function titleSimilarity(a: string, b: string): number {
+  return bigramDice(titleBigrams(normalizeTitle(a)), titleBigrams(normalizeTitle(b)));
+}
