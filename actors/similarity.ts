@@ -30,15 +30,24 @@ export function normalizeTitle(text: string): string {
   // cut the raw text first, so a megabyte of message body costs no more than a long title
   const words = text
     .slice(0, MAX_TITLE_CHARS * 4)
+    // Latin accents only (café = cafe); other scripts' marks carry meaning, and NFC puts them back together
     .normalize("NFKD")
-    .replace(/\p{M}+/gu, "")
+    .replace(/[\u0300-\u036f]/g, "")
+    .normalize("NFC")
     .toLowerCase()
     .replace(/['’`]/g, "")
     .split(/[^\p{L}\p{N}]+/u)
     .filter(Boolean);
-  const text_ = words.filter((w) => !/^\p{N}+$/u.test(w));
-  const kept = text_.length > 0 ? text_ : words;
-  return kept.join(" ").slice(0, MAX_TITLE_CHARS).trimEnd();
+  const textual = words.filter((w) => !/^\p{N}+$/u.test(w));
+  const kept = textual.length > 0 ? textual : words;
+  // whole words only, so a cut never leaves a fragment that a second pass would read differently
+  let out = "";
+  for (const word of kept) {
+    const next = out ? `${out} ${word}` : word;
+    if (next.length > MAX_TITLE_CHARS) return out || Array.from(word).slice(0, MAX_TITLE_CHARS).join("");
+    out = next;
+  }
+  return out;
 }
 
 /** The bigram multiset of an already normalised title: each word padded with spaces, counted per bigram. */

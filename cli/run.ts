@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { behaviourFor, exitWhenParentDies, Lease } from "../supervisor/index.js";
 import { loadConfig, natsUrl, rootLogger, type CliOptions } from "./context.js";
 import { runScheduler } from "./run-scheduler.js";
+import { runWebhook } from "./run-webhook.js";
 
 /** Renewal interval of a singleton's lease; the leases bucket's TTL (protocol/resources.ts) is three times this. */
 const LEASE_RENEW_MS = 5_000;
@@ -20,9 +21,10 @@ export interface RunOptions extends CliOptions {
 export async function run(positionals: string[], options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const [role, idList] = positionals;
   if (role === "scheduler") return runScheduler(options, env);
+  if (role === "webhook") return runWebhook(options, env);
   const config = loadConfig(options);
   const ids = role === "agent" || role === "agents" ? (idList ?? "").split(",").filter(Boolean) : role ? [role] : [];
-  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler");
+  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook");
   const agents = ids.map((id) => {
     const agent = config.agents.find((a) => a.id === id);
     if (!agent) throw new FleetError("CONFIG_INVALID", `no agent "${id}" in ${config.fleet.name}; agents: ${config.agents.map((a) => a.id).join(", ")}`);

@@ -45,6 +45,7 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   }));
   // the cron jobs run in their own process, only when there are any
   if (config.cron.length > 0) specs.push({ id: "scheduler", command: process.execPath, args: [CLI, "run", "scheduler", ...common], restart: "permanent" });
+  if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common], restart: "permanent" });
   const supervisor = new ProcessSupervisor(specs, {
     intensity: config.supervisor.intensity,
     periodMs: config.supervisor.periodSeconds * 1000,

@@ -10,6 +10,7 @@ export {
   TIER_NAMES,
   TierConfig,
   TierName,
+  WebhookConfig,
   agentById,
 } from "./schema.js";
 export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";

@@ -156,6 +156,15 @@ export const CronJob = strict({
 });
 export type CronJob = z.infer<typeof CronJob>;
 
+/** The HTTP endpoint that turns inbound events into wake-ups (`POST /wake/<agent>`); off unless configured. */
+export const WebhookConfig = strict({
+  port: z.number().int().min(0).max(65535),
+  host: z.string().default("127.0.0.1"),
+  // the NAME of the variable holding the bearer token callers must send; without it, the endpoint is open (local use)
+  tokenEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "must be the NAME of an environment variable").optional(),
+});
+export type WebhookConfig = z.infer<typeof WebhookConfig>;
+
 /*
  * A tolerant view of a possibly broken config, used only by the cross-field rules: every field falls back to
  * "unknown" instead of failing, so the rules can still run (and report) while other fields are invalid.
@@ -247,6 +256,7 @@ export const FleetConfig = strict({
   tasks: TasksConfig.prefault({}),
   supervisor: SupervisorConfig.prefault({}),
   cron: z.array(CronJob).default([]),
+  webhook: WebhookConfig.optional(),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 

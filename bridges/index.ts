@@ -1,0 +1,1 @@
+export { WakeWebhook, type WakeWebhookOptions } from "./webhook.js";

@@ -1,0 +1,42 @@
+import { WakeWebhook } from "../bridges/index.js";
+import { connectNats, FleetError, FleetNames } from "../protocol/index.js";
+import { exitWhenParentDies } from "../supervisor/index.js";
+import { loadConfig, natsUrl, rootLogger } from "./context.js";
+import type { RunOptions } from "./run.js";
+
+/** `fleet run webhook`: the wake-up endpoint of the config's `webhook:` section. */
+export async function runWebhook(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
+  const config = loadConfig(options);
+  if (!config.webhook) throw new FleetError("CONFIG_INVALID", "the config has no webhook: section (webhook: { port: 8787 })");
+  const token = config.webhook.tokenEnv ? env[config.webhook.tokenEnv] : undefined;
+  if (config.webhook.tokenEnv && !token) throw new FleetError("CONFIG_INVALID", `webhook.tokenEnv names ${config.webhook.tokenEnv}, which is not set`);
+  const log = rootLogger(options, env, "webhook");
+  const nc = await connectNats({ servers: natsUrl(options, env), name: "fleet-webhook", logger: log });
+  const webhook = new WakeWebhook({
+    nc,
+    names: new FleetNames(options.prefix ?? config.fleet.prefix),
+    agents: config.agents.map((a) => a.id),
+    token,
+    port: config.webhook.port,
+    host: config.webhook.host,
+    log,
+  });
+  await webhook.start();
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = () => {
+      if (stopping) return;
+      stopping = true;
+      void webhook
+        .stop()
+        .then(() => nc.drain())
+        .then(
+          () => resolve(0),
+          () => resolve(1),
+        );
+    };
+    process.on("SIGTERM", shutdown);
+    process.on("SIGINT", shutdown);
+    if (options.supervised) exitWhenParentDies(shutdown);
+  });
+}
