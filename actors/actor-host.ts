@@ -31,6 +31,7 @@ import { AgentDiscipline } from "./discipline.js";
 import type { DailyWindow } from "./quiet-hours.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { submitTask, type SubmitDeps } from "./submit-task.js";
+import { TaskDedup } from "./task-dedup.js";
 import { TaskStore } from "./task-store.js";
 
 export interface Clock {
@@ -70,6 +71,8 @@ const MISSING_TASK_GRACE_MS = 10_000;
 export class ActorHost {
   readonly agentId: string;
   readonly store: TaskStore;
+  readonly dedup: TaskDedup;
+  private dedupSuppressed = 0;
   private readonly o: ActorHostOptions;
   private readonly log: Logger;
   private actor!: AgentActor;
@@ -95,6 +98,7 @@ export class ActorHost {
     this.agentId = options.agent.id;
     this.log = options.log.child({ component: "actor-host", agentId: this.agentId });
     this.store = new TaskStore(options.kv.tasks, options.names, options.codec);
+    this.dedup = new TaskDedup({ kv: options.kv.dedup, codec: options.codec, now: () => options.clock.now(), log: this.log });
   }
 
   get card(): AgentCard {
@@ -112,7 +116,7 @@ export class ActorHost {
   }
 
   get submitDeps(): SubmitDeps {
-    return { js: this.o.js, store: this.store, names: this.o.names, codec: this.o.codec, now: () => this.o.clock.now() };
+    return { js: this.o.js, store: this.store, dedup: this.dedup, names: this.o.names, codec: this.o.codec, now: () => this.o.clock.now() };
   }
 
   async start(): Promise<void> {
@@ -151,7 +155,8 @@ export class ActorHost {
       maxPayloadBytes: this.o.maxPayloadBytes,
       agentId: this.agentId,
       store: this.store,
-      submit: (message) => submitTask(this.submitDeps, this.agentId, message, "a2a"),
+      // an agent reporting a finding marks it `metadata.discovery`: it passes the discovery dedup layer
+      submit: (message) => submitTask(this.submitDeps, this.agentId, message, "a2a", message.metadata?.discovery === true ? "discovery" : undefined),
       cancel: (taskId) => this.cancel(taskId),
       deadLetter: (subject, data, error) => this.deadLetter("a2a", subject, data, error),
       log: this.log,
@@ -180,7 +185,7 @@ export class ActorHost {
         if (!err) this.onInboxMessage(msg.subject, msg.data, msg.headers?.get("Content-Type"));
       },
     });
-    this.timers.push(setInterval(() => void this.putRecord().catch((err) => this.log.warn({ err }, "heartbeat failed")), this.o.heartbeatMs));
+    this.timers.push(setInterval(() => void this.heartbeat(), this.o.heartbeatMs));
     this.timers.push(
       setInterval(() => {
         this.discipline.tick(this.o.clock.now());
@@ -388,7 +393,11 @@ export class ActorHost {
       for (const artifact of outcome.artifacts) this.publish({ kind: "artifact-update", taskId: task.id, contextId: task.contextId, artifact, lastChunk: true });
     }
     if (settled) this.publishStatus(task.id, task.contextId, state, true);
-    if (state === "TASK_STATE_COMPLETED") this.discipline.taskSucceeded();
+    if (state === "TASK_STATE_COMPLETED") {
+      this.discipline.taskSucceeded();
+      // completed work blocks similar findings for the discovery window
+      await this.dedup.completed(this.agentId, item.taskId).catch((err) => this.log.warn({ err }, "dedup completion not recorded"));
+    }
     else if (state === "TASK_STATE_FAILED") this.discipline.taskFailed();
     if (this.inFlight?.taskId === item.taskId) {
       // a plain ack: if it is lost, the redelivery finds the Task terminal and is acked then (no second completion)
@@ -467,6 +476,15 @@ export class ActorHost {
     this.putRecord().catch((err) => this.log.debug({ err }, "snapshot not persisted"));
   }
 
+  private async heartbeat(): Promise<void> {
+    try {
+      this.dedupSuppressed = (await this.dedup.counts(this.agentId)).suppressed;
+      await this.putRecord();
+    } catch (err) {
+      this.log.warn({ err }, "heartbeat failed");
+    }
+  }
+
   private async putRecord(state?: string, persisted?: unknown): Promise<void> {
     const snap = this.actor.getSnapshot();
     const record: AgentRecord = {
@@ -486,6 +504,7 @@ export class ActorHost {
       tasksFailed: snap.context.failed,
       snapshot: persisted ?? this.actor.getPersistedSnapshot(),
       breaker: this.discipline.summary(),
+      dedupSuppressed: this.dedupSuppressed,
       breakerSnapshot: this.discipline.persisted(),
     };
     await this.o.kv.agents.put(this.agentId, encode(record, this.o.codec));

@@ -8,3 +8,5 @@ export { TaskStore } from "./task-store.js";
 export { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";
 export { AgentDiscipline } from "./discipline.js";
 export { deferUntil, isQuiet, localParts, nextBoundary, nextDailyAt, quietHoursMachine, validateWindow, zonedTimeToEpoch, type DailyWindow } from "./quiet-hours.js";
+export { normalizeTitle, titleSimilarity } from "./similarity.js";
+export { TaskDedup, type AdmitResult, type DedupKind, type TaskDedupOptions } from "./task-dedup.js";

@@ -9,11 +9,12 @@
  *   O(n·m) time per pair and a normalisation of its own; Dice over bigrams is one pass over each title.
  * - It is symmetric and bounded in [0, 1], so one threshold (0.7) reads the same for any pair.
  *
- * Known weakness: short titles. With few bigrams, one changed word moves the score a lot ("deploy site" vs "deploy
- * docs" ≈ 0.56, while two three-word titles sharing two words land near the 0.7 line), and unrelated short titles built
- * from common words can collide. The measure also knows nothing of meaning: "raise prices" and "lower prices" are close,
- * "check rivals' pricing" and "competitor price audit" are far. Semantic dedup would need embeddings; this layer only
- * has to stop an agent filing the same finding again and again, and it does that cheaply and predictably.
+ * Known weakness: short titles. With few bigrams, one word decides the score: "deploy site" vs "deploy docs" is 0.58
+ * and "send weekly report" vs "send weekly invoice" 0.62, just under the line, while "update pricing page" vs "update
+ * pricing docs" is 0.75, just over it. Long titles are the opposite: one changed word barely counts, for better (a
+ * rephrased finding) or worse ("enable the staging firewall" vs "disable …" is 0.88). The measure knows nothing of
+ * meaning ("check rivals' pricing" vs "competitor price audit" is 0.23); that would need embeddings. This layer only has
+ * to stop an agent filing the same finding again and again, and it does that cheaply and predictably.
  */
 
 /** Normalised titles are cut here: enough to tell tasks apart, and it bounds both the KV record and the comparison. */
@@ -23,8 +24,8 @@ export const MAX_TITLE_CHARS = 200;
  * Lower-case, accents and punctuation removed, whitespace collapsed, capped at MAX_TITLE_CHARS. Words made only of digits
  * are dropped: automated discoveries number their batches, runs and dates ("competitor pricing batch 3", "… batch 4",
  * "report 2024-05-01") and those are the repeats dedup exists to catch. The cost is that an id alone no longer tells two
- * titles apart ("fix issue 812" vs "fix issue 913") — but bigrams would rate those above 0.7 anyway. A title of nothing
- * but numbers keeps them, since otherwise it would have no text to compare at all. Idempotent.
+ * titles apart ("fix issue 812" vs "fix issue 913"), but with the digits kept bigrams rate that pair 0.71 anyway. A
+ * title of nothing but numbers keeps them, since otherwise it would have no text to compare at all. Idempotent.
  */
 export function normalizeTitle(text: string): string {
   // cut the raw text first, so a megabyte of message body costs no more than a long title

@@ -1,11 +1,15 @@
 import { createHash } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { encode, wireHeaders, type CodecName, type FleetNames, type Message, type Task, type TaskAssignment } from "../protocol/index.js";
+import { textOf } from "./offline-behaviour.js";
+import type { DedupKind, TaskDedup } from "./task-dedup.js";
 import type { TaskStore } from "./task-store.js";
 
 export interface SubmitDeps {
   js: JetStreamClient;
   store: TaskStore;
+  /** the task and discovery dedup layers; without it nothing is deduplicated */
+  dedup?: TaskDedup | undefined;
   names: FleetNames;
   codec: CodecName;
   now: () => number;
@@ -19,11 +23,33 @@ export function taskIdFor(agentId: string, messageId: string): string {
   return "t-" + createHash("sha256").update(`${agentId}\u0000${messageId}`).digest("hex").slice(0, 24);
 }
 
-/** Persists a new Task (SUBMITTED) and assigns it to the agent through TASKS. Safe to call twice with the same message. */
-export async function submitTask(deps: SubmitDeps, agentId: string, message: Message, assignedBy: string): Promise<Task> {
+/**
+ * Persists a new Task (SUBMITTED) and assigns it to the agent through TASKS. Safe to call twice with the same message.
+ * Work that agents create for each other (`dedupKind`) passes the dedup layers first: a near-copy of recent work is
+ * stored as REJECTED, naming the task it duplicates, and never assigned. Operators' and cron requests are not deduplicated.
+ */
+export async function submitTask(deps: SubmitDeps, agentId: string, message: Message, assignedBy: string, dedupKind?: DedupKind): Promise<Task> {
   const taskId = message.taskId ?? taskIdFor(agentId, message.messageId);
   const contextId = message.contextId ?? taskId;
   const stamped: Message = { ...message, taskId, contextId };
+  // a message that continues an existing task (taskId set) is not new work
+  if (dedupKind && deps.dedup && !message.taskId) {
+    const verdict = await deps.dedup.admit(agentId, taskId, titleOf(stamped), dedupKind);
+    if (!verdict.admitted) {
+      const rejected: Task = {
+        id: taskId,
+        contextId,
+        status: {
+          state: "TASK_STATE_REJECTED",
+          timestamp: new Date(deps.now()).toISOString(),
+          message: { messageId: `${taskId}-dedup`, role: "ROLE_AGENT", parts: [{ text: verdict.reason }] },
+        },
+        history: [stamped],
+        metadata: { agentId, assignedBy, duplicateOf: verdict.duplicateOf, dedupLayer: verdict.layer },
+      };
+      return deps.store.create(agentId, rejected);
+    }
+  }
   const task: Task = {
     id: taskId,
     contextId,
@@ -39,4 +65,9 @@ export async function submitTask(deps: SubmitDeps, agentId: string, message: Mes
     deps.js.publish(deps.names.task(agentId), encode(assignment, deps.codec), { headers: wireHeaders(deps.codec, taskId) }),
   ]);
   return stored;
+}
+
+/** The title dedup compares: the first line of the message's text. */
+function titleOf(message: Message): string {
+  return textOf(message).split("\n", 1)[0]!.slice(0, 200);
 }

@@ -138,9 +138,14 @@ export class TaskDedup {
     const key = this.keyFor(agentId);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       try {
-        const current = (attempt === 0 ? this.known.get(key) : undefined) ?? (await this.read(key, agentId));
+        const cached = attempt === 0 ? this.known.get(key) : undefined;
+        const current = cached ?? (await this.read(key, agentId));
         const { next, result } = decide(current.record, this.o.now());
-        if (!next) return result;
+        if (!next) {
+          // no write, so no CAS to say the cached record was current: another process may have added the entry since
+          if (!cached) return result;
+          continue;
+        }
         const bytes = encode(next, this.o.codec);
         // revision 0: nothing was ever written under the key, so a create, which fails if another process got there first
         const revision = current.revision === 0 ? await this.o.kv.create(key, bytes) : await this.o.kv.update(key, bytes, current.revision);

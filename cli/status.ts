@@ -31,10 +31,11 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
       r.heartbeatAt ? `${Math.round((now - r.heartbeatAt) / 1000)}s ago` : "-",
       String(r.restarts),
       breakerText(r, now),
+      String(r.dedupSuppressed ?? 0),
       `${r.tasksCompleted}/${r.tasksFailed}`,
       `${r.host}:${r.pid}`,
     ]);
-    printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "BREAKER", "DONE/FAILED", "PROCESS"], rows);
+    printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "BREAKER", "DEDUPED", "DONE/FAILED", "PROCESS"], rows);
     return 0;
   } finally {
     await nc.close();

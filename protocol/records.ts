@@ -46,6 +46,8 @@ export const AgentRecord = z.object({
     })
     .optional(),
   breakerSnapshot: z.unknown().optional(),
+  /** tasks and discoveries the dedup layers refused for this agent */
+  dedupSuppressed: z.number().int().optional(),
 });
 export type AgentRecord = z.infer<typeof AgentRecord>;
 

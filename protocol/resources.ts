@@ -55,6 +55,7 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     memory: { history: 10 },
     leases: { history: 1, ttl: 15_000 },
     schedules: { history: 5 },
+    dedup: { history: 1 },
   };
 }
 

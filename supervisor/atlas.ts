@@ -11,6 +11,7 @@ import {
 import {
   matchSkill,
   submitTask,
+  TaskDedup,
   textOf,
   TaskStore,
   type AgentBehaviour,
@@ -39,6 +40,7 @@ export interface AgentStatusLine {
  */
 export function atlasBehaviour(self: HostedAgent, fleet: readonly HostedAgent[], deps: RuntimeDeps): AgentBehaviour {
   const store = new TaskStore(deps.kv.tasks, deps.names, deps.codec);
+  const dedup = new TaskDedup({ kv: deps.kv.dedup, codec: deps.codec, now: () => deps.clock.now(), log: deps.log });
   const others = fleet.filter((a) => a.id !== self.id);
 
   async function statusReport(): Promise<{ lines: AgentStatusLine[]; artifact: Artifact }> {
@@ -110,13 +112,17 @@ export function atlasBehaviour(self: HostedAgent, fleet: readonly HostedAgent[],
         referenceTaskIds: [plan.item.taskId],
       };
       const submitted = await submitTask(
-        { js: deps.js, store, names: deps.names, codec: deps.codec, now: () => deps.clock.now() },
+        { js: deps.js, store, dedup, names: deps.names, codec: deps.codec, now: () => deps.clock.now() },
         target,
         delegated,
         self.id,
+        "task",
       );
-      ctx.log.info({ target, delegatedTaskId: submitted.id, taskId: plan.item.taskId }, "task delegated");
-      const done = await store.waitForTerminal(target, submitted.id, ctx.signal);
+      // a near-copy of recent work is not created again: the answer is the earlier task's
+      const duplicateOf = submitted.status.state === "TASK_STATE_REJECTED" ? submitted.metadata?.duplicateOf : undefined;
+      const awaited = typeof duplicateOf === "string" ? duplicateOf : submitted.id;
+      ctx.log.info({ target, delegatedTaskId: awaited, taskId: plan.item.taskId, deduplicated: awaited !== submitted.id }, "task delegated");
+      const done = await store.waitForTerminal(target, awaited, ctx.signal);
       if (done.status.state !== "TASK_STATE_COMPLETED") {
         return { ok: false, reason: `${target} ended task ${done.id} as ${done.status.state}` };
       }

@@ -18,7 +18,7 @@ import {
 } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { FleetError, type BucketKey, type FleetNames, type StreamKey } from "../protocol/index.js";
+import { FleetError, issuesOf, type BucketKey, type FleetNames, type StreamKey } from "../protocol/index.js";
 
 /**
  * A fleet's durable state as files: each stream that matters, KV buckets included (as their `KV_<bucket>` streams, so
@@ -27,8 +27,23 @@ import { FleetError, type BucketKey, type FleetNames, type StreamKey } from "../
  */
 
 const STREAMS: StreamKey[] = ["TASKS", "PROPOSALS", "APPROVALS", "OUTBOX", "AUDIT", "USAGE", "MEMLOG", "DLQ"];
-// leases are left out: a restored lease would name a holder that no longer runs and block takeover until its TTL
-const BUCKETS: BucketKey[] = ["tasks", "agents", "proposals", "budgets", "memory"];
+/**
+ * Which buckets a backup holds. Exhaustive on purpose: a new bucket does not compile until someone decides.
+ * Leases are left out: a restored lease would name a holder that no longer runs and block takeover until its TTL.
+ */
+const BUCKET_IN_BACKUP = {
+  tasks: true,
+  agents: true,
+  proposals: true,
+  budgets: true,
+  memory: true,
+  leases: false,
+  // cron jobs' last runs: without them a restored fleet would run catch-ups for work already delivered
+  schedules: true,
+  // the dedup windows of recent task titles: without them a restored fleet would admit duplicates again
+  dedup: true,
+} satisfies Record<BucketKey, boolean>;
+const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;
 const FETCH_EXPIRES_MS = 5_000;
 export const MANIFEST_FILE = "manifest.json";
@@ -54,20 +69,21 @@ export const BackupRecord = z.object({
 });
 export type BackupRecord = z.infer<typeof BackupRecord>;
 
+// numbers are not checked as safe integers: nanosecond durations (AUDIT's 365 days) pass 2^53, as in the client's own JSON
 const SavedStreamConfig = z.looseObject({
   name: z.string().min(1),
   subjects: z.array(z.string()).optional(),
   retention: z.enum(["limits", "interest", "workqueue"]),
   storage: z.enum(["file", "memory"]),
   discard: z.enum(["old", "new"]).optional(),
-  num_replicas: z.number().int().optional(),
-  max_age: z.number().int().optional(),
-  duplicate_window: z.number().int().optional(),
-  max_msg_size: z.number().int().optional(),
-  max_msgs: z.number().int().optional(),
-  max_bytes: z.number().int().optional(),
-  max_msgs_per_subject: z.number().int().optional(),
-  max_consumers: z.number().int().optional(),
+  num_replicas: z.number().optional(),
+  max_age: z.number().optional(),
+  duplicate_window: z.number().optional(),
+  max_msg_size: z.number().optional(),
+  max_msgs: z.number().optional(),
+  max_bytes: z.number().optional(),
+  max_msgs_per_subject: z.number().optional(),
+  max_consumers: z.number().optional(),
   discard_new_per_subject: z.boolean().optional(),
   allow_rollup_hdrs: z.boolean().optional(),
   allow_direct: z.boolean().optional(),
@@ -140,7 +156,7 @@ async function prepareDirectory(dir: string, overwrite: boolean): Promise<void> 
   const existing = await stat(dir).catch(() => undefined);
   if (existing && !existing.isDirectory()) throw new FleetError("CONFLICT", `${dir} exists and is not a directory`);
   if (existing && (await readdir(dir)).length > 0) {
-    if (!overwrite) throw new FleetError("CONFLICT", `backup directory ${dir} is not empty (overwrite to write into it)`);
+    if (!overwrite) throw new FleetError("CONFLICT", `backup directory ${dir} is not empty (--overwrite writes into it)`);
     await rm(join(dir, MANIFEST_FILE), { force: true });
   }
   await mkdir(dir, { recursive: true });
@@ -232,8 +248,8 @@ export async function restoreFleet(nc: NatsConnection, names: FleetNames, dir: s
   }
   const allowed = new Set(backupStreams(names));
   for (const s of manifest.streams) {
-    if (!allowed.has(s.name) || s.file !== backupFile(s.name) || s.config.name !== s.name) {
-      throw new FleetError("MESSAGE_INVALID", `${MANIFEST_FILE} in ${dir}: "${s.name}" is not a stream of fleet "${names.prefix}"`);
+    if (!allowed.delete(s.name) || s.file !== backupFile(s.name) || s.config.name !== s.name) {
+      throw new FleetError("MESSAGE_INVALID", `${MANIFEST_FILE} in ${dir}: "${s.name}" is not a stream of fleet "${names.prefix}" or is listed twice`);
     }
   }
   // every file is checked before the server is touched: a damaged backup changes nothing
@@ -250,7 +266,7 @@ export async function restoreFleet(nc: NatsConnection, names: FleetNames, dir: s
     if (info.state.messages > 0) occupied.push(`${s.name} (${info.state.messages} messages)`);
   }
   if (occupied.length && !options.force) {
-    throw new FleetError("CONFLICT", `streams already hold messages: ${occupied.join(", ")}; restore over them with force`);
+    throw new FleetError("CONFLICT", `streams already hold messages: ${occupied.join(", ")}; restore over them with --force`);
   }
 
   const report: RestoreReport = { streams: 0, messages: 0, duplicates: 0, perStream: [] };
@@ -288,44 +304,51 @@ export async function readManifest(dir: string): Promise<BackupManifest> {
     throw new FleetError("MESSAGE_MALFORMED", `${file} is not JSON`, { cause });
   }
   const parsed = BackupManifest.safeParse(raw);
-  if (!parsed.success) throw new FleetError("MESSAGE_INVALID", `${file} is not a fleet backup manifest`, { cause: parsed.error });
+  if (!parsed.success) {
+    const details = issuesOf(parsed.error);
+    throw new FleetError("MESSAGE_INVALID", `${file} is not a fleet backup manifest: ${details.map((d) => `${d.path}: ${d.message}`).join("; ")}`, { details });
+  }
   return parsed.data;
 }
 
-/** The file's sha256 and message count match the manifest, and every line is a valid record. */
+/** The file's sha256 matches the manifest (checked first: a changed file is refused as such), then its records and count. */
 async function verifyFile(dir: string, s: ManifestStream): Promise<void> {
   const path = join(dir, s.file);
   if (!(await stat(path).catch(() => undefined))?.isFile()) throw new FleetError("MESSAGE_INVALID", `${path} is missing from the backup`);
   const hash = createHash("sha256");
-  const input = createReadStream(path);
-  input.on("data", (chunk) => hash.update(chunk));
-  let count = 0;
-  try {
-    for await (const _record of readRecords(input, path)) count++;
-  } catch (cause) {
-    if (cause instanceof FleetError) throw cause;
-    throw new FleetError("MESSAGE_INVALID", `${path} cannot be read`, { cause });
+  for await (const chunk of createReadStream(path)) hash.update(chunk);
+  if (hash.digest("hex") !== s.sha256) {
+    throw new FleetError("MESSAGE_INVALID", `${path} does not match its sha256 in ${MANIFEST_FILE}: the file was changed or damaged`);
   }
-  const digest = hash.digest("hex");
-  if (digest !== s.sha256) throw new FleetError("MESSAGE_INVALID", `${path} does not match its sha256 in ${MANIFEST_FILE}: the file was changed or damaged`);
+  let count = 0;
+  for await (const _record of readRecords(path)) count++;
   if (count !== s.messages) throw new FleetError("MESSAGE_INVALID", `${path} holds ${count} messages, ${MANIFEST_FILE} says ${s.messages}`);
 }
 
-async function* readRecords(input: NodeJS.ReadableStream, path: string): AsyncGenerator<BackupRecord> {
+async function* readRecords(path: string): AsyncGenerator<BackupRecord> {
+  const input = createReadStream(path);
   const lines = createInterface({ input, crlfDelay: Infinity });
   let n = 0;
-  for await (const line of lines) {
-    n++;
-    if (line === "") continue;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(line);
-    } catch (cause) {
-      throw new FleetError("MESSAGE_MALFORMED", `${path}:${n} is not JSON`, { cause });
+  try {
+    for await (const line of lines) {
+      n++;
+      if (line === "") continue;
+      let raw: unknown;
+      try {
+        raw = JSON.parse(line);
+      } catch (cause) {
+        throw new FleetError("MESSAGE_MALFORMED", `${path}:${n} is not JSON`, { cause });
+      }
+      const parsed = BackupRecord.safeParse(raw);
+      if (!parsed.success) {
+        const details = issuesOf(parsed.error);
+        throw new FleetError("MESSAGE_INVALID", `${path}:${n} is not a backed-up message: ${details.map((d) => `${d.path}: ${d.message}`).join("; ")}`, { details });
+      }
+      yield parsed.data;
     }
-    const parsed = BackupRecord.safeParse(raw);
-    if (!parsed.success) throw new FleetError("MESSAGE_INVALID", `${path}:${n} is not a backed-up message`, { cause: parsed.error });
-    yield parsed.data;
+  } finally {
+    lines.close();
+    input.destroy();
   }
 }
 
@@ -356,7 +379,7 @@ async function republish(js: JetStreamClient, path: string, stream: string, sign
     }
     inflight = [];
   };
-  for await (const r of readRecords(createReadStream(path), path)) {
+  for await (const r of readRecords(path)) {
     const data = Buffer.from(r.data, "base64");
     const pub = js.publish(r.subject, data, { headers: recordToHeaders(r.headers) }).catch((cause: unknown) => {
       throw new FleetError("INTERNAL", `restoring ${stream}: message ${r.seq} on ${r.subject} was refused`, { cause });
