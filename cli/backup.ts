@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { connectNats, FleetNames } from "../protocol/index.js";
-import { backupFleet, restoreFleet } from "../supervisor/backup.js";
+import { backupFleet, restoreFleet } from "../supervisor/index.js";
 import { inspect, natsUrl, prefixOf, rootLogger, type CliOptions } from "./context.js";
 import { printTable } from "./status.js";
 

@@ -9,6 +9,7 @@ import { tail } from "./tail.js";
 import { tasks } from "./tasks.js";
 import { up } from "./up.js";
 import { control } from "./control.js";
+import { backup, restore } from "./backup.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -22,6 +23,8 @@ const USAGE = `fleet <command> [options]
   restart <agent>            restart an agent's process (its supervisor starts it again)
   breaker reset <agent>      close an agent's circuit breaker by hand
   wake <agent>               wake an agent now (it runs a cycle instead of waiting for its timer)
+  backup <dir> [--overwrite] write the fleet's streams and buckets to a directory
+  restore <dir> [--force]    read them back into a server (refuses non-empty streams without --force)
 
 options: --nats <url> (else NATS_URL, else the fleet started here, else nats://127.0.0.1:4222)
          --config <file.yaml> (default: config/fleets/local.yaml)   --prefix <prefix>   --log-level <level>`;
@@ -40,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       supervised: { type: "boolean" },
       timeout: { type: "string" },
       "no-wait": { type: "boolean" },
+      overwrite: { type: "boolean" },
+      force: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -60,6 +65,10 @@ async function main(argv: string[]): Promise<number> {
       return tail(rest, values, env);
     case "streams":
       return streams(values, env);
+    case "backup":
+      return backup(rest, values, env);
+    case "restore":
+      return restore(rest, values, env);
     case "restart":
       return control("Restart", rest[0], values, env);
     case "wake":

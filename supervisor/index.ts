@@ -16,3 +16,4 @@ export {
 } from "./process-supervisor.js";
 export { behaviourFor } from "./roles.js";
 export { CronScheduler, type CronSchedulerOptions } from "./cron-scheduler.js";
+export { backupFleet, readManifest, restoreFleet, BackupManifest, BackupRecord, type BackupOptions, type RestoreOptions, type RestoreReport } from "./backup.js";

@@ -7,7 +7,7 @@ import { headers, type NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { pino } from "pino";
 import { connectNats, ensureFleetResources, FleetError, FleetNames } from "../../protocol/index.js";
-import { backupFleet, restoreFleet, type BackupManifest } from "../../supervisor/backup.js";
+import { backupFleet, restoreFleet, type BackupManifest } from "../../supervisor/index.js";
 import { NatsServer } from "../helpers/nats-server.js";
 
 const log = pino({ level: "silent" });
