@@ -1,11 +1,14 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { connectNats, ensureFleetResources, FleetNames } from "../protocol/index.js";
-import { CronScheduler, exitWhenParentDies, Lease } from "../supervisor/index.js";
+import { CronScheduler, exitWhenParentDies, Lease, NightlyBackup } from "../supervisor/index.js";
 import { loadConfig, natsUrl, rootLogger } from "./context.js";
 import type { RunOptions } from "./run.js";
 
-/** `fleet run scheduler`: the cron jobs of the config, as a singleton (a second copy stands by for the lease). */
+/**
+ * `fleet run scheduler`: the config's cron jobs and the nightly backup, as a singleton (a second copy stands by for the
+ * lease).
+ */
 export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options);
   const log = rootLogger(options, env, "scheduler");
@@ -26,6 +29,20 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     log,
   });
   scheduler.start();
+  const nightly = new NightlyBackup({
+    nc,
+    names,
+    kv,
+    codec: config.fleet.codec,
+    dir: config.backups.dir,
+    at: config.backups.at,
+    timeZone: config.fleet.timeZone,
+    keep: config.backups.keep,
+    clock: { now: () => Date.now() },
+    log,
+  });
+  const nightlyTimer = setInterval(() => void nightly.tick(), 30_000);
+  void nightly.tick();
   log.info({ jobs: config.cron.map((j) => j.id) }, "scheduler started");
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -34,6 +51,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
       stopping = true;
       log.info({ why }, "shutting down");
       scheduler.stop();
+      clearInterval(nightlyTimer);
       void lease
         .release()
         .then(() => nc.drain())

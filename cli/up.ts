@@ -43,8 +43,8 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     args: [CLI, "run", "agent", agent.id, ...common],
     restart: "permanent",
   }));
-  // the cron jobs run in their own process, only when there are any
-  if (config.cron.length > 0) specs.push({ id: "scheduler", command: process.execPath, args: [CLI, "run", "scheduler", ...common], restart: "permanent" });
+  // the cron jobs and the nightly backup run in their own process
+  specs.push({ id: "scheduler", command: process.execPath, args: [CLI, "run", "scheduler", ...common], restart: "permanent" });
   if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common], restart: "permanent" });
   const supervisor = new ProcessSupervisor(specs, {
     intensity: config.supervisor.intensity,
@@ -56,7 +56,7 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   });
   await supervisor.start();
   console.log(
-    `fleet "${config.fleet.name}" is up: ${config.agents.length} agents${config.cron.length ? ` and the scheduler (${config.cron.length} cron jobs)` : ""} on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
+    `fleet "${config.fleet.name}" is up: ${config.agents.length} agents and the scheduler (${config.cron.length} cron jobs, backups at ${config.backups.at}) on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
       `  in another terminal: npx fleet status | npx fleet send scout "check the competitors' pricing pages"\n` +
       `  Ctrl-C stops everything`,
   );

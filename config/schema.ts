@@ -156,6 +156,14 @@ export const CronJob = strict({
 });
 export type CronJob = z.infer<typeof CronJob>;
 
+/** The nightly backup the scheduler writes (inside quiet hours on purpose); `fleet backup` does the same by hand. */
+export const BackupsConfig = strict({
+  at: HourMinute.default("02:00"),
+  dir: z.string().min(1).default(".fleet/backups"),
+  keep: z.number().int().min(1).default(7),
+});
+export type BackupsConfig = z.infer<typeof BackupsConfig>;
+
 /** The HTTP endpoint that turns inbound events into wake-ups (`POST /wake/<agent>`); off unless configured. */
 export const WebhookConfig = strict({
   port: z.number().int().min(0).max(65535),
@@ -257,6 +265,7 @@ export const FleetConfig = strict({
   supervisor: SupervisorConfig.prefault({}),
   cron: z.array(CronJob).default([]),
   webhook: WebhookConfig.optional(),
+  backups: BackupsConfig.prefault({}),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 

@@ -17,3 +17,4 @@ export {
 export { behaviourFor } from "./roles.js";
 export { CronScheduler, type CronSchedulerOptions } from "./cron-scheduler.js";
 export { backupFleet, readManifest, restoreFleet, BackupManifest, BackupRecord, type BackupOptions, type RestoreOptions, type RestoreReport } from "./backup.js";
+export { NightlyBackup, type NightlyBackupOptions } from "./nightly-backup.js";

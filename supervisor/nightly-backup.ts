@@ -1,0 +1,86 @@
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import { localParts, nextDailyAt } from "../actors/index.js";
+import { CronRunRecord, decode, encode, type CodecName, type FleetNames } from "../protocol/index.js";
+import { backupFleet } from "./backup.js";
+
+export interface NightlyBackupOptions {
+  nc: NatsConnection;
+  names: FleetNames;
+  kv: { schedules: KV };
+  codec: CodecName;
+  /** backups go to <dir>/<yyyy-mm-dd> */
+  dir: string;
+  /** local time in the fleet's time zone */
+  at: string;
+  timeZone: string;
+  /** how many daily backups to keep */
+  keep: number;
+  clock: { now(): number };
+  log: Logger;
+}
+
+const RECORD_KEY = "backup.nightly";
+
+/**
+ * The nightly backup (02:00 by default, inside quiet hours on purpose): writes the fleet's streams and buckets to a dated
+ * directory and keeps the newest `keep`. Its last run is kept in KV like a cron job's, so a restarted scheduler does not
+ * run it twice, and a night missed while down is made up once.
+ */
+export class NightlyBackup {
+  private busy = false;
+  private readonly log: Logger;
+
+  constructor(private readonly o: NightlyBackupOptions) {
+    this.log = o.log.child({ component: "nightly-backup" });
+  }
+
+  async tick(): Promise<string | undefined> {
+    if (this.busy) return undefined;
+    const now = this.o.clock.now();
+    const last = await this.lastRun();
+    if (last === undefined) {
+      await this.record(now);
+      return undefined;
+    }
+    let due = nextDailyAt(this.o.at, this.o.timeZone, last);
+    if (due > now) return undefined;
+    for (let next = nextDailyAt(this.o.at, this.o.timeZone, due); next <= now; next = nextDailyAt(this.o.at, this.o.timeZone, next)) due = next;
+    this.busy = true;
+    try {
+      const { year, month, day } = localParts(due, this.o.timeZone);
+      const target = join(this.o.dir, `${year}-${String(month).padStart(2, "0")}-${String(day).padStart(2, "0")}`);
+      mkdirSync(this.o.dir, { recursive: true });
+      const manifest = await backupFleet(this.o.nc, this.o.names, target, this.log, { overwrite: true });
+      await this.record(due);
+      this.prune();
+      this.log.info({ dir: target, streams: manifest.streams.length }, "nightly backup written");
+      return target;
+    } catch (err) {
+      this.log.error({ err }, "nightly backup failed; it will be retried");
+      return undefined;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private prune(): void {
+    const dated = readdirSync(this.o.dir).filter((d) => /^\d{4}-\d{2}-\d{2}$/.test(d)).sort();
+    for (const old of dated.slice(0, Math.max(0, dated.length - this.o.keep))) rmSync(join(this.o.dir, old), { recursive: true, force: true });
+  }
+
+  private async lastRun(): Promise<number | undefined> {
+    const entry = await this.o.kv.schedules.get(RECORD_KEY);
+    if (!entry || entry.operation !== "PUT") return undefined;
+    const decoded = decode(CronRunRecord, entry.value, { codec: this.o.codec });
+    return decoded.ok ? decoded.value.lastDueAt : undefined;
+  }
+
+  private async record(lastDueAt: number): Promise<void> {
+    const record: CronRunRecord = { jobId: RECORD_KEY, lastDueAt };
+    await this.o.kv.schedules.put(RECORD_KEY, encode(record, this.o.codec));
+  }
+}
