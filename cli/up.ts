@@ -45,6 +45,9 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   }));
   // the cron jobs and the nightly backup run in their own process
   specs.push({ id: "scheduler", command: process.execPath, args: [CLI, "run", "scheduler", ...common], restart: "permanent" });
+  // the console channel prints deliveries in this terminal; chat channels get their bridges with the governance issue
+  const usesConsole = config.principals.some((p) => p.channel === "console") || config.cron.some((j) => j.delivery !== "none" && j.delivery.channel === "console");
+  if (usesConsole) specs.push({ id: "console", command: process.execPath, args: [CLI, "run", "bridge", "console", ...common], restart: "permanent" });
   if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common], restart: "permanent" });
   const supervisor = new ProcessSupervisor(specs, {
     intensity: config.supervisor.intensity,

@@ -1,6 +1,7 @@
 export {
   AgentConfig,
   CronJob,
+  PrincipalConfig,
   FleetConfig,
   FleetSettings,
   Layer,

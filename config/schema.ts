@@ -156,6 +156,19 @@ export const CronJob = strict({
 });
 export type CronJob = z.infer<typeof CronJob>;
 
+/**
+ * A person who gets notifications, on one channel. Their own quiet hours (in their own time zone) defer a delivery to
+ * the window's end; nothing is dropped.
+ */
+export const PrincipalConfig = strict({
+  id: SubjectToken,
+  channel: SubjectToken,
+  to: z.string().min(1),
+  timeZone: z.string().refine(isTimeZone, "not an IANA time zone (e.g. Europe/Berlin, UTC)").optional(),
+  quietHours: strict({ start: HourMinute, end: HourMinute }).optional(),
+});
+export type PrincipalConfig = z.infer<typeof PrincipalConfig>;
+
 /** The nightly backup the scheduler writes (inside quiet hours on purpose); `fleet backup` does the same by hand. */
 export const BackupsConfig = strict({
   at: HourMinute.default("02:00"),
@@ -266,6 +279,7 @@ export const FleetConfig = strict({
   cron: z.array(CronJob).default([]),
   webhook: WebhookConfig.optional(),
   backups: BackupsConfig.prefault({}),
+  principals: z.array(PrincipalConfig).default([]),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 

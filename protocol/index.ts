@@ -37,6 +37,7 @@ export {
 export { AgentRecord, CronRunRecord, OutboxRecord, TaskAssignment, isAlive } from "./records.js";
 export {
   ensureFleetResources,
+  ensureOutboxConsumer,
   ensureTaskConsumer,
   openBuckets,
   type FleetResources,

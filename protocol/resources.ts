@@ -142,18 +142,38 @@ export async function ensureTaskConsumer(
     max_ack_pending: 1,
     ...(options.backoffMs.length ? { backoff: options.backoffMs.map((ms) => nanos(ms)) } : {}),
   };
-  const stream = names.stream("TASKS");
+  await upsertConsumer(jsm, names.stream("TASKS"), durable, config);
+  return durable;
+}
+
+/**
+ * The durable consumer a channel's deliverer reads the OUTBOX through. No delivery limit: a message deferred for a
+ * principal's quiet hours is redelivered when they end, and the deliverer dead-letters one that keeps failing.
+ */
+export async function ensureOutboxConsumer(jsm: JetStreamManager, names: FleetNames, channel: string): Promise<string> {
+  const durable = `outbox-${channel}`;
+  await upsertConsumer(jsm, names.stream("OUTBOX"), durable, {
+    durable_name: durable,
+    filter_subject: names.outbox(channel),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(60_000),
+    max_deliver: -1,
+  });
+  return durable;
+}
+
+async function upsertConsumer(jsm: JetStreamManager, stream: string, durable: string, config: Partial<ConsumerConfig>): Promise<void> {
   try {
     await jsm.consumers.info(stream, durable);
   } catch (err) {
     if (isNotFound(err)) {
       await jsm.consumers.add(stream, config);
-      return durable;
+      return;
     }
     throw err;
   }
   await jsm.consumers.update(stream, durable, config);
-  return durable;
 }
 
 function isNotFound(err: unknown): boolean {

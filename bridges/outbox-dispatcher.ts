@@ -1,0 +1,114 @@
+import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import { deferUntil, isQuiet, type DailyWindow } from "../actors/index.js";
+import type { PrincipalConfig } from "../config/index.js";
+import { deadLetter, decode, ensureOutboxConsumer, FleetError, OutboxRecord, type FleetNames } from "../protocol/index.js";
+
+/** One chat or notification channel's way of sending; Telegram, Discord, Slack and webhooks implement it. */
+export interface ChannelSender {
+  readonly channel: string;
+  send(record: OutboxRecord, signal: AbortSignal): Promise<void>;
+}
+
+export interface OutboxDispatcherOptions {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  names: FleetNames;
+  sender: ChannelSender;
+  principals: readonly PrincipalConfig[];
+  /** the fleet's zone, for principals who do not name their own */
+  timeZone: string;
+  clock: { now(): number };
+  log: Logger;
+  /** failed sends before a message is dead-lettered (default 10) */
+  maxAttempts?: number;
+}
+
+/**
+ * Delivers one channel's OUTBOX messages through its sender, acking only after the send succeeded. A message for a
+ * principal inside their own quiet hours is deferred to the window's end (a delayed redelivery), never dropped; a send
+ * that keeps failing is dead-lettered with its reason.
+ */
+export class OutboxDispatcher {
+  private messages: ConsumerMessages | undefined;
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+  private readonly log: Logger;
+
+  constructor(private readonly o: OutboxDispatcherOptions) {
+    this.log = o.log.child({ component: "outbox", channel: o.sender.channel });
+  }
+
+  async start(): Promise<void> {
+    const durable = await ensureOutboxConsumer(this.o.jsm, this.o.names, this.o.sender.channel);
+    const consumer = await this.o.js.consumers.get(this.o.names.stream("OUTBOX"), durable);
+    this.loop = (async () => {
+      while (!this.stopping) {
+        try {
+          this.messages = await consumer.consume({ max_messages: 16 });
+          for await (const msg of this.messages) await this.handle(msg);
+        } catch (err) {
+          this.log.debug({ err }, "outbox subscription ended");
+          await sleep(500);
+        }
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.messages?.close().catch(() => undefined);
+    await this.loop;
+  }
+
+  private quietWindowOf(record: OutboxRecord): DailyWindow | undefined {
+    const principal = this.o.principals.find((p) => p.channel === record.channel && p.to === record.to);
+    if (!principal?.quietHours) return undefined;
+    return { ...principal.quietHours, timeZone: principal.timeZone ?? this.o.timeZone };
+  }
+
+  private async handle(msg: JsMsg): Promise<void> {
+    const decoded = decode(OutboxRecord, msg.data);
+    if (!decoded.ok) return this.reject(msg, decoded.error);
+    const record = decoded.value;
+    const now = this.o.clock.now();
+    const window = this.quietWindowOf(record);
+    if (window && isQuiet(window, now)) {
+      const delayMs = Math.max(1_000, deferUntil(window, now) - now);
+      this.log.info({ to: record.to, deliverAt: new Date(now + delayMs).toISOString() }, "deferred to the end of the recipient's quiet hours");
+      msg.nak(delayMs);
+      return;
+    }
+    try {
+      await this.o.sender.send(record, AbortSignal.timeout(30_000));
+      msg.ack();
+      this.log.info({ to: record.to, source: record.source }, "delivered");
+    } catch (err) {
+      const attempts = msg.info.deliveryCount;
+      if (attempts >= (this.o.maxAttempts ?? 10)) {
+        return this.reject(msg, new FleetError("INTERNAL", `delivery to ${record.channel}/${record.to} failed ${attempts} times: ${String(err)}`, { cause: err }));
+      }
+      // back off: 2 s, 4 s, 8 s … up to 5 minutes
+      msg.nak(Math.min(300_000, 1_000 * 2 ** attempts));
+      this.log.warn({ err, attempts }, "delivery failed; will retry");
+    }
+  }
+
+  private async reject(msg: JsMsg, error: FleetError): Promise<void> {
+    await deadLetter(this.o.js, this.o.names, `outbox`, { subject: msg.subject, data: msg.data, msgId: `${msg.info.stream}-${msg.seq}` }, error).catch((err) =>
+      this.log.error({ err }, "dead letter could not be stored"),
+    );
+    msg.ack();
+  }
+}
+
+/** The channel for a laptop fleet with no chat configured: each message is a line on this process's output. */
+export function consoleSender(write: (line: string) => void, channel = "console"): ChannelSender {
+  return {
+    channel,
+    async send(record) {
+      write(`[${record.channel} → ${record.to}] ${record.text}`);
+    },
+  };
+}
