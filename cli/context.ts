@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { pino, destination, type Logger } from "pino";
 import { connectNats, FleetNames, openBuckets, FleetError } from "../protocol/index.js";
 import { loadFleetConfig, shippedFleetPath, type FleetConfig } from "../config/index.js";
@@ -55,6 +56,8 @@ export async function inspect(options: CliOptions, env: NodeJS.ProcessEnv) {
   const nc = await connectNats({ servers, name: "fleet-cli", longLived: false });
   const names = new FleetNames(prefixOf(options));
   try {
+    // opening a bucket does not check that it exists; the fleet's task stream tells whether a fleet lives here
+    await (await jetstreamManager(nc)).streams.info(names.stream("TASKS"));
     const kv = await openBuckets(nc, names);
     return { nc, names, kv, servers };
   } catch (cause) {
