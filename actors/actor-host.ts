@@ -7,7 +7,6 @@ import type { Logger } from "pino";
 import { createActor, fromPromise, type Actor } from "xstate";
 import {
   AgentRecord,
-  NATS_BINDING_URI,
   TaskAssignment,
   deadLetter,
   decode,
@@ -31,6 +30,7 @@ import { AgentDiscipline } from "./discipline.js";
 import type { DailyWindow } from "./quiet-hours.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { submitTask, type SubmitDeps } from "./submit-task.js";
+import { agentCard, readAgentRecord } from "./agent-record.js";
 import { TaskDedup } from "./task-dedup.js";
 import { TaskStore } from "./task-store.js";
 
@@ -102,17 +102,7 @@ export class ActorHost {
   }
 
   get card(): AgentCard {
-    const a = this.o.agent;
-    return {
-      name: a.name,
-      description: a.role,
-      version: "0.1.0",
-      supportedInterfaces: [{ url: `nats:${this.o.names.agentOperations(a.id)}`, protocolBinding: NATS_BINDING_URI }],
-      capabilities: { streaming: true, pushNotifications: false },
-      defaultInputModes: ["text/plain", "application/json"],
-      defaultOutputModes: ["text/plain", "application/json"],
-      skills: a.skills.map((s) => ({ id: s.id, name: s.name, description: s.description, tags: [...s.tags], ...(s.examples ? { examples: [...s.examples] } : {}) })),
-    };
+    return agentCard(this.o.agent, this.o.names);
   }
 
   get submitDeps(): SubmitDeps {
@@ -122,7 +112,7 @@ export class ActorHost {
   async start(): Promise<void> {
     const { names } = this.o;
     this.startedAt = this.o.clock.now();
-    const previous = await this.readRecord();
+    const previous = await readAgentRecord(this.o.kv.agents, this.agentId, this.o.codec);
     this.restarts = previous && previous.runId === this.o.runId ? previous.restarts + 1 : 0;
     this.discipline = new AgentDiscipline({
       quietHours: this.o.quietHours,
@@ -456,13 +446,6 @@ export class ActorHost {
 
   private isoNow(): string {
     return new Date(this.o.clock.now()).toISOString();
-  }
-
-  private async readRecord(): Promise<AgentRecord | undefined> {
-    const entry = await this.o.kv.agents.get(this.agentId);
-    if (!entry || entry.operation !== "PUT") return undefined;
-    const decoded = decode(AgentRecord, entry.value, { codec: this.o.codec });
-    return decoded.ok ? decoded.value : undefined;
   }
 
   /**

@@ -149,7 +149,6 @@ async function rawThroughput(url: string, payload: Uint8Array, n: number, withHe
  * arrives every message before it has been delivered to the actor. The fence costs one KV read.
  */
 async function a2aThroughput(pub: NatsConnection, runtime: AgentRuntime, names: FleetNames, agentId: string, n: number, seq0: number): Promise<number> {
-  const subject = names.agentInbox(agentId);
   const inBefore = runtime.nc.stats().inMsgs;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {

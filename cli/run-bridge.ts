@@ -1,9 +1,9 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { consoleSender, OutboxDispatcher } from "../bridges/index.js";
 import { connectNats, ensureFleetResources, FleetError, FleetNames } from "../protocol/index.js";
-import { exitWhenParentDies } from "../supervisor/index.js";
 import { loadConfig, natsUrl, rootLogger } from "./context.js";
 import type { RunOptions } from "./run.js";
+import { untilStopped } from "./until-stopped.js";
 
 /** `fleet run bridge <channel>`: delivers that channel's OUTBOX messages. Only `console` exists until the chat bridges. */
 export async function runBridge(channel: string | undefined, options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
@@ -26,21 +26,8 @@ export async function runBridge(channel: string | undefined, options: RunOptions
     log,
   });
   await dispatcher.start();
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const shutdown = () => {
-      if (stopping) return;
-      stopping = true;
-      void dispatcher
-        .stop()
-        .then(() => nc.drain())
-        .then(
-          () => resolve(0),
-          () => resolve(1),
-        );
-    };
-    process.on("SIGTERM", shutdown);
-    process.on("SIGINT", shutdown);
-    if (options.supervised) exitWhenParentDies(shutdown);
-  });
+  return untilStopped(async () => {
+    await dispatcher.stop();
+    await nc.drain();
+  }, { log, supervised: options.supervised }).exitCode;
 }

@@ -1,7 +1,8 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { connectNats, ensureFleetResources, FleetNames } from "../protocol/index.js";
-import { CronScheduler, exitWhenParentDies, Lease, NightlyBackup } from "../supervisor/index.js";
+import { CronScheduler, Lease, NightlyBackup } from "../supervisor/index.js";
+import { untilStopped } from "./until-stopped.js";
 import { loadConfig, natsUrl, rootLogger } from "./context.js";
 import type { RunOptions } from "./run.js";
 
@@ -44,25 +45,12 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   const nightlyTimer = setInterval(() => void nightly.tick(), 30_000);
   void nightly.tick();
   log.info({ jobs: config.cron.map((j) => j.id) }, "scheduler started");
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const shutdown = (why: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ why }, "shutting down");
-      scheduler.stop();
-      clearInterval(nightlyTimer);
-      void lease
-        .release()
-        .then(() => nc.drain())
-        .then(
-          () => resolve(why === "lease lost" ? 1 : 0),
-          () => resolve(1),
-        );
-    };
-    process.on("SIGTERM", () => shutdown("SIGTERM"));
-    process.on("SIGINT", () => shutdown("SIGINT"));
-    lease.onLost(() => shutdown("lease lost"));
-    if (options.supervised) exitWhenParentDies(() => shutdown("parent exited"));
-  });
+  const running = untilStopped(async () => {
+    scheduler.stop();
+    clearInterval(nightlyTimer);
+    await lease.release();
+    await nc.drain();
+  }, { log, supervised: options.supervised });
+  lease.onLost(() => running.shutdown("lease lost"));
+  return running.exitCode;
 }

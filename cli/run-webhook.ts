@@ -1,8 +1,8 @@
 import { WakeWebhook } from "../bridges/index.js";
 import { connectNats, FleetError, FleetNames } from "../protocol/index.js";
-import { exitWhenParentDies } from "../supervisor/index.js";
 import { loadConfig, natsUrl, rootLogger } from "./context.js";
 import type { RunOptions } from "./run.js";
+import { untilStopped } from "./until-stopped.js";
 
 /** `fleet run webhook`: the wake-up endpoint of the config's `webhook:` section. */
 export async function runWebhook(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
@@ -22,21 +22,8 @@ export async function runWebhook(options: RunOptions, env: NodeJS.ProcessEnv): P
     log,
   });
   await webhook.start();
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const shutdown = () => {
-      if (stopping) return;
-      stopping = true;
-      void webhook
-        .stop()
-        .then(() => nc.drain())
-        .then(
-          () => resolve(0),
-          () => resolve(1),
-        );
-    };
-    process.on("SIGTERM", shutdown);
-    process.on("SIGINT", shutdown);
-    if (options.supervised) exitWhenParentDies(shutdown);
-  });
+  return untilStopped(async () => {
+    await webhook.stop();
+    await nc.drain();
+  }, { log, supervised: options.supervised }).exitCode;
 }

@@ -1,11 +1,12 @@
 import { AgentRuntime } from "../actors/index.js";
 import { FleetError } from "../protocol/index.js";
 import { hostname } from "node:os";
-import { behaviourFor, exitWhenParentDies, Lease } from "../supervisor/index.js";
+import { behaviourFor, Lease } from "../supervisor/index.js";
 import { loadConfig, natsUrl, rootLogger, type CliOptions } from "./context.js";
 import { runScheduler } from "./run-scheduler.js";
 import { runWebhook } from "./run-webhook.js";
 import { runBridge } from "./run-bridge.js";
+import { untilStopped, type StopReason } from "./until-stopped.js";
 
 /** Renewal interval of a singleton's lease; the leases bucket's TTL (protocol/resources.ts) is three times this. */
 const LEASE_RENEW_MS = 5_000;
@@ -37,7 +38,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   const singletons = agents.filter((a) => a.layer === "orchestration");
   const leases: Lease[] = [];
   // set once the runtime is up; a restart requested before that has nothing to stop yet
-  let requestShutdown: (why: string) => void = () => undefined;
+  let requestShutdown: (why: StopReason) => void = () => undefined;
   const runtime = await AgentRuntime.start(
     {
       servers: natsUrl(options, env),
@@ -64,26 +65,12 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
       },
     },
   );
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const shutdown = (why: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ why }, "shutting down");
-      runtime
-        .stop()
-        .then(() => Promise.all(leases.map((l) => l.release())))
-        .then(
-          () => resolve(why === "lease lost" || why === "restart requested" ? 1 : 0),
-          () => resolve(1),
-        );
-    };
-    requestShutdown = shutdown;
-    // another process holds the singleton now: stop working at once (the supervisor restarts us as a standby)
-    for (const lease of leases) lease.onLost(() => shutdown("lease lost"));
-    // `on`, not `once`: Ctrl-C signals the whole process group and the supervisor's SIGTERM follows; both must drain
-    process.on("SIGTERM", () => shutdown("SIGTERM"));
-    process.on("SIGINT", () => shutdown("SIGINT"));
-    if (options.supervised) exitWhenParentDies(() => shutdown("parent exited"));
-  });
+  const running = untilStopped(async () => {
+    await runtime.stop();
+    await Promise.all(leases.map((l) => l.release()));
+  }, { log, supervised: options.supervised });
+  requestShutdown = running.shutdown;
+  // another process holds the singleton now: stop working at once (the supervisor restarts us as a standby)
+  for (const lease of leases) lease.onLost(() => running.shutdown("lease lost"));
+  return running.exitCode;
 }

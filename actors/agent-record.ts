@@ -1,0 +1,25 @@
+import type { KV } from "@nats-io/kv";
+import { AgentRecord, decode, NATS_BINDING_URI, type AgentCard, type CodecName, type FleetNames } from "../protocol/index.js";
+import type { HostedAgent } from "./behaviour.js";
+
+/** The AgentCard an agent publishes in its record: A2A's description of it, naming our NATS binding. */
+export function agentCard(agent: HostedAgent, names: FleetNames): AgentCard {
+  return {
+    name: agent.name,
+    description: agent.role,
+    version: "0.1.0",
+    supportedInterfaces: [{ url: `nats:${names.agentOperations(agent.id)}`, protocolBinding: NATS_BINDING_URI }],
+    capabilities: { streaming: true, pushNotifications: false },
+    defaultInputModes: ["text/plain", "application/json"],
+    defaultOutputModes: ["text/plain", "application/json"],
+    skills: agent.skills.map((s) => ({ id: s.id, name: s.name, description: s.description, tags: [...s.tags], ...(s.examples ? { examples: [...s.examples] } : {}) })),
+  };
+}
+
+/** The record an earlier run of this agent left in KV `agents`, if it is readable. */
+export async function readAgentRecord(kv: KV, agentId: string, codec: CodecName): Promise<AgentRecord | undefined> {
+  const entry = await kv.get(agentId);
+  if (!entry || entry.operation !== "PUT") return undefined;
+  const decoded = decode(AgentRecord, entry.value, { codec });
+  return decoded.ok ? decoded.value : undefined;
+}

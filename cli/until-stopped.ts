@@ -1,0 +1,36 @@
+import type { Logger } from "pino";
+import { exitWhenParentDies } from "../supervisor/index.js";
+
+/** Why a long-running command stops; the ones that ask its supervisor to start it again exit non-zero. */
+export type StopReason = "SIGTERM" | "SIGINT" | "parent exited" | "lease lost" | "restart requested";
+
+export interface RunningProcess {
+  /** resolves with the exit code once `stop` has finished */
+  exitCode: Promise<number>;
+  /** stops the process for a reason of its own (a lost lease, an operator's restart) */
+  shutdown: (why: StopReason) => void;
+}
+
+/**
+ * The one lifecycle every `fleet run` role shares: run until SIGTERM, SIGINT, the supervisor's death (when supervised)
+ * or an internal reason, then call `stop` once.
+ */
+export function untilStopped(stop: () => Promise<void>, options: { log: Logger; supervised?: boolean | undefined }): RunningProcess {
+  let stopping = false;
+  let resolve!: (code: number) => void;
+  const exitCode = new Promise<number>((r) => (resolve = r));
+  const shutdown = (why: StopReason) => {
+    if (stopping) return;
+    stopping = true;
+    options.log.info({ why }, "shutting down");
+    stop().then(
+      () => resolve(why === "lease lost" || why === "restart requested" ? 1 : 0),
+      () => resolve(1),
+    );
+  };
+  // `on`, not `once`: Ctrl-C signals the whole process group and the supervisor's SIGTERM follows; both must drain
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  if (options.supervised) exitWhenParentDies(() => shutdown("parent exited"));
+  return { exitCode, shutdown };
+}
