@@ -106,7 +106,7 @@ export class ActorHost {
   }
 
   get submitDeps(): SubmitDeps {
-    return { js: this.o.js, store: this.store, dedup: this.dedup, names: this.o.names, codec: this.o.codec, now: () => this.o.clock.now() };
+    return { js: this.o.js, store: this.store, dedup: this.dedup, log: this.log, names: this.o.names, codec: this.o.codec, now: () => this.o.clock.now() };
   }
 
   async start(): Promise<void> {

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
+import type { Logger } from "pino";
 import { encode, wireHeaders, type CodecName, type FleetNames, type Message, type Task, type TaskAssignment } from "../protocol/index.js";
 import { textOf } from "./offline-behaviour.js";
 import type { DedupKind, TaskDedup } from "./task-dedup.js";
@@ -10,6 +11,8 @@ export interface SubmitDeps {
   store: TaskStore;
   /** the task and discovery dedup layers; without it nothing is deduplicated */
   dedup?: TaskDedup | undefined;
+  /** every dedup decision that refuses work is logged with its reason */
+  log?: Logger | undefined;
   names: FleetNames;
   codec: CodecName;
   now: () => number;
@@ -36,6 +39,7 @@ export async function submitTask(deps: SubmitDeps, agentId: string, message: Mes
   if (dedupKind && deps.dedup && !message.taskId) {
     const verdict = await deps.dedup.admit(agentId, taskId, titleOf(stamped), dedupKind);
     if (!verdict.admitted) {
+      deps.log?.info({ agentId, taskId, duplicateOf: verdict.duplicateOf, layer: verdict.layer, similarity: verdict.similarity, reason: verdict.reason }, "dedup: work not created");
       const rejected: Task = {
         id: taskId,
         contextId,

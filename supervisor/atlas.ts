@@ -112,7 +112,7 @@ export function atlasBehaviour(self: HostedAgent, fleet: readonly HostedAgent[],
         referenceTaskIds: [plan.item.taskId],
       };
       const submitted = await submitTask(
-        { js: deps.js, store, dedup, names: deps.names, codec: deps.codec, now: () => deps.clock.now() },
+        { js: deps.js, store, dedup, log: ctx.log, names: deps.names, codec: deps.codec, now: () => deps.clock.now() },
         target,
         delegated,
         self.id,
