@@ -24,7 +24,14 @@ export class AgentDiscipline {
   ) {
     this.breaker = this.createBreaker(o.restored);
     this.breaker.on("*", (event) => o.log.warn({ breaker: event.type, ...("openUntil" in event ? { openUntil: new Date(event.openUntil).toISOString() } : {}) }, "circuit breaker"));
-    this.breaker.subscribe(() => o.onChange());
+    // XState notifies after every event, changed or not (a TICK each second): rewrite the record only on a real change
+    let last = this.breaker.getSnapshot();
+    this.breaker.subscribe((snap) => {
+      if (snap === last) return;
+      const changed = snap.value !== last.value || snap.context.consecutiveFailures !== last.context.consecutiveFailures || snap.context.trialInFlight !== last.context.trialInFlight;
+      last = snap;
+      if (changed) o.onChange();
+    });
     this.breaker.start();
     // a trial that was running when the process died did not succeed: count it as failed instead of waiting forever
     const snap = this.breaker.getSnapshot();
