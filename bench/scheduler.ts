@@ -1,22 +1,26 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import type { ActorHost } from "../actors/index.js";
-// only node built-ins (and erased types) at the top: the `--baseline` child loads nothing of ours, so its RSS is a bare node process
+import type { ActorHost, Plan, PlanInput } from "../actors/index.js";
+// only node built-ins (and erased types) at the top: the `--baseline` child loads nothing of ours, so its RSS is a bare
+// node process; each mode imports what it needs
 
 /**
- * Scheduler benchmark: one process hosting 10,000 agent actors on 1-minute cycles, against a bare setTimeout loop.
- *   fleet: a real nats-server and a real AgentRuntime hosting N synthetic agents (cycleMinutes 1, never quiet), each
- *     ActorHost with its own 1 s check loop, heartbeat and task consumer, as in production. The behaviour's plan returns
- *     `nothing` (an empty cycle, no model call) and records when it was called; the chart calls plan synchronously
- *     inside the CYCLE_TICK, so that is the moment of the tick.
- *   baseline (`--baseline`, its own child process, running over the same minutes): N setTimeout chains on the same
- *     staggered schedule, each re-arming for +60 s from when it fired.
- * Lateness of a tick = when it ran − when it was due. As in the chart (`nextCycleAt = tick's now + cycleMs`), the next
- * due time is the tick's own time + 60 s, so lateness does not accumulate into the figure. The last line is the headline.
+ * Scheduler benchmark: one process hosting N (10,000) agents on 1-minute cycles, against a bare setTimeout loop.
+ *   `--mode hosts` (default; Option A): a real nats-server and a real AgentRuntime hosting N synthetic agents, each
+ *     ActorHost with its own 1 s check loop, heartbeat, task consumer and subscriptions, as in production.
+ *   `--mode charts` (Option B): N agent charts in this process without NATS, each with what an ActorHost runs every
+ *     second: its AgentDiscipline (breaker TICK) and the host's check `idle && now >= nextCycleAt` → CYCLE_TICK. The
+ *     scheduling cost of the design without the I/O.
+ *   baseline (`--baseline`, its own child process, over the same window): N setTimeout chains on the same staggered
+ *     schedule, each re-arming for +60 s from when it fired.
+ * Agents never sleep (quiet hours start = end) and their plan returns `nothing`: an empty cycle, no model call. The chart
+ * calls plan synchronously inside CYCLE_TICK, so the plan call is the tick. Lateness = when the tick ran − when it was
+ * due; as in the chart (`nextCycleAt = tick's now + cycleMs`), the next due time is the tick's own time + 60 s. The
+ * baseline re-arms the same way. The last line is the headline.
  */
 
 const CYCLE_MS = 60_000;
@@ -25,6 +29,7 @@ const GRACE_MS = 3_000;
 const MB = 1024 * 1024;
 /** the histogram records each sampling interval whole, so the delay is what exceeds this */
 const LOOP_RESOLUTION_MS = 10;
+const NEVER_QUIET = { start: "00:00", end: "00:00", timeZone: "UTC" };
 
 interface Result {
   bench: "scheduler";
@@ -47,11 +52,22 @@ interface Summary {
   loopP99: number;
   /** CPU time of the process over the window, as a share of one core */
   cpuShare: number;
+  /** garbage-collection pauses over the window: their total and the longest, ms */
+  gcMs: number;
+  gcMaxMs: number;
+}
+
+/** A running fleet side: when each tick was due, and how to stop it. */
+interface Side {
+  ticks: Ticks;
+  /** information for the report, read at the end of the window */
+  info: () => string;
+  stop: () => Promise<void>;
 }
 
 const say = (line: string) => process.stdout.write(line + "\n");
 const round = (x: number, digits: number) => Number(x.toFixed(digits));
-const result = (metric: string, value: number, baseline: number, unit: string, digits = 1): Result => ({
+const result = (metric: string, value: number, baseline: number, unit: string, digits: number): Result => ({
   bench: "scheduler",
   metric,
   value: round(value, digits),
@@ -59,12 +75,11 @@ const result = (metric: string, value: number, baseline: number, unit: string, d
   ratio: round(value / baseline, 3),
   unit,
 });
-
 const agentId = (i: number) => `a${String(i).padStart(5, "0")}`;
 
 /**
  * A copy of `staggerOf` in actors/actor-host.ts (FNV-1a of the id, modulo the cycle), so the baseline child loads none of
- * our modules. The fleet side checks that every host's first due time matches it, so the copy cannot drift unnoticed.
+ * our modules. `--mode hosts` checks every host's first due time against it, so the copy cannot drift unnoticed.
  */
 function staggerOf(id: string, cycleMs: number): number {
   let hash = 2166136261;
@@ -77,25 +92,68 @@ function percentile(sorted: number[], p: number): number {
 }
 
 function rssMbOf(pid: number | "self"): number {
-  const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
-  return kb / 1024;
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
 }
 
-/** utime + stime of a process, in ms (clock ticks of 10 ms on Linux) */
+/** utime + stime of a process in ms (clock ticks of 10 ms) */
 function cpuMsOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** Starts the window's instruments; `finish` sorts the lateness samples and reads RSS at the end of the window. */
-function startWindow() {
+/**
+ * Per agent, when its next tick is due; a tick records its lateness if it was due inside the window. Ticks whose due
+ * time is the staggered first cycle are kept apart from later ones (due = previous tick + 60 s) for the report.
+ */
+class Ticks {
+  readonly lateness: number[] = [];
+  readonly first: number[] = [];
+  readonly later: number[] = [];
+  private readonly due = new Map<string, { at: number; first: boolean }>();
+  end = Infinity;
+  expect(id: string, at: number, first: boolean): void {
+    this.due.set(id, { at, first });
+  }
+  /** `next` is the chart's new nextCycleAt (the tick's now + cycle) */
+  tick(id: string, now: number, next: number): void {
+    const was = this.due.get(id);
+    if (was !== undefined && was.at < this.end) {
+      this.lateness.push(now - was.at);
+      (was.first ? this.first : this.later).push(now - was.at);
+    }
+    this.due.set(id, { at: next, first: false });
+  }
+  /** p50/p99 of first and later ticks, and how many later ticks missed a whole check (came a second or more late) */
+  split(): string {
+    const p = (xs: number[]) => {
+      if (xs.length === 0) return "none";
+      const sorted = [...xs].sort((a, b) => a - b);
+      return `${xs.length} ticks, p50 ${percentile(sorted, 50)} ms, p99 ${percentile(sorted, 99)} ms`;
+    };
+    const slipped = this.later.filter((ms) => ms >= 1_000).length;
+    return `first cycles: ${p(this.first)}; later cycles: ${p(this.later)}, ${slipped} of them ≥ 1 s late`;
+  }
+}
+
+/** Starts the window's instruments; `finish` summarises the lateness samples and reads RSS at the end of the window. */
+function startWindow(): (lateness: number[]) => Summary {
   const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loop.enable();
+  let gcMs = 0;
+  let gcMaxMs = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcMs += e.duration;
+      gcMaxMs = Math.max(gcMaxMs, e.duration);
+    }
+  });
+  gc.observe({ entryTypes: ["gc"] });
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  return (lateness: number[]): Summary => {
+  return (lateness) => {
     loop.disable();
+    gc.disconnect();
     const cpu = process.cpuUsage(cpu0);
     const sorted = [...lateness].sort((a, b) => a - b);
     return {
@@ -107,6 +165,8 @@ function startWindow() {
       loopP50: Math.max(0, loop.percentile(50) / 1e6 - LOOP_RESOLUTION_MS),
       loopP99: Math.max(0, loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS),
       cpuShare: (cpu.user + cpu.system) / 1000 / (performance.now() - t0),
+      gcMs,
+      gcMaxMs,
     };
   };
 }
@@ -122,7 +182,8 @@ async function baseline(count: number, windowMs: number): Promise<void> {
   const arm = (due: number) => {
     setTimeout(() => {
       const now = Date.now();
-      lateness.push(now - due);
+      // the same rule as the fleet's: ticks due inside the window count
+      if (due < end) lateness.push(now - due);
       if (now + CYCLE_MS < end) arm(now + CYCLE_MS);
     }, due - Date.now());
   };
@@ -131,10 +192,9 @@ async function baseline(count: number, windowMs: number): Promise<void> {
   say(JSON.stringify(finish(lateness)));
 }
 
-function startBaselineChild(count: number, windowMs: number): Promise<Summary> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "--baseline", "--count", String(count), "--window-ms", String(windowMs)], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+function runBaselineChild(count: number, windowMs: number): Promise<Summary> {
+  const args = [fileURLToPath(import.meta.url), "--baseline", "--count", String(count), "--window-ms", String(windowMs)];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((ok, fail) => {
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -146,38 +206,86 @@ function startBaselineChild(count: number, windowMs: number): Promise<Summary> {
   });
 }
 
-// ------------------------------------------------------------------------------------------------------------- fleet
+// ------------------------------------------------------------------------------------------------ Option B: charts
 
-async function fleet(count: number, windowMs: number, baselineAlone: boolean): Promise<Result[]> {
+/** N agent charts with the host's per-second loop, no NATS: the scheduling cost of the design without I/O noise. */
+async function charts(count: number): Promise<Side> {
+  const { AgentDiscipline, agentMachine } = await import("../actors/index.js");
+  const { createActor, fromPromise } = await import("xstate");
+  const { pino } = await import("pino");
+  const log = pino({ level: "silent" });
+  const ticks = new Ticks();
+  /** what the host would write to KV `agents` (putRecord): on every breaker notification and on reaching idle/acting */
+  let recordWrites = 0;
+  const timers: NodeJS.Timeout[] = [];
+  const stops: (() => void)[] = [];
+  const t0 = Date.now();
+  for (let i = 0; i < count; i++) {
+    const id = agentId(i);
+    const discipline = new AgentDiscipline({ quietHours: NEVER_QUIET, now: () => Date.now(), log, restored: undefined, onChange: () => recordWrites++ });
+    // one provided machine per agent, as ActorHost.createAgentActor does: most of each agent's memory (see README)
+    const machine = agentMachine.provide({
+      actors: {
+        plan: fromPromise<Plan, PlanInput>(async ({ input }) => {
+          if (input.trigger === "cycle") ticks.tick(id, Date.now(), actor.getSnapshot().context.nextCycleAt);
+          return { kind: "nothing" };
+        }),
+      },
+    });
+    // the input ActorHost.createAgentActor gives a fresh chart
+    const now = Date.now();
+    const firstCycleAt = now + staggerOf(id, CYCLE_MS);
+    const actor = createActor(machine, { input: { agentId: id, cycleMs: CYCLE_MS, now, firstCycleAt } });
+    let last = "";
+    actor.subscribe((s) => {
+      const value = String(s.value);
+      if (value !== last && (value === "idle" || value === "acting")) recordWrites++;
+      last = value;
+    });
+    actor.start();
+    ticks.expect(id, firstCycleAt, true);
+    // the body of ActorHost's 1 s interval: discipline.tick, then tickIfDue
+    timers.push(
+      setInterval(() => {
+        const now = Date.now();
+        discipline.tick(now);
+        const snap = actor.getSnapshot();
+        if (snap.value !== "idle" || now < snap.context.nextCycleAt || !discipline.mayRunCycle(now)) return;
+        actor.send({ type: "CYCLE_TICK", now });
+      }, 1_000),
+    );
+    stops.push(() => {
+      actor.stop();
+      discipline.stop();
+    });
+  }
+  say(`  ${count} charts created in ${((Date.now() - t0) / 1000).toFixed(1)} s; RSS ${rssMbOf("self").toFixed(1)} MB`);
+  const writes0 = recordWrites;
+  const since = Date.now();
+  return {
+    ticks,
+    info: () => `record writes the ActorHost would send to KV: ${Math.round(((recordWrites - writes0) * 1000) / (Date.now() - since))}/s`,
+    stop: async () => {
+      for (const t of timers) clearInterval(t);
+      for (const stop of stops) stop();
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------------------- Option A: hosts
+
+/** A real AgentRuntime over a real nats-server. Gives up (and says how far it got) after `startupLimitMs`. */
+async function hosts(count: number, startupLimitMs: number): Promise<Side> {
   const { AgentRuntime } = await import("../actors/index.js");
   const { NatsServer } = await import("../test/helpers/nats-server.js");
   const { pino } = await import("pino");
-
   const server = await NatsServer.start();
-  say(`nats-server at ${server.url}; node ${process.version}; ${count} agents on ${CYCLE_MS / 1000} s cycles, window ${windowMs / 1000} s`);
-  const hosts = new Map<string, ActorHost>();
+  say(`  nats-server at ${server.url}`);
+  const ticks = new Ticks();
+  const byId = new Map<string, ActorHost>();
+  /** when each agent's factory was called: just before its host starts, which fixes its first due time */
   const createdAt = new Map<string, number>();
-  /** per agent, when its next tick is due: the staggered first cycle, then the last tick's time + cycle */
-  const due = new Map<string, number>();
-  const lateness: number[] = [];
-  /** agents that ticked before every host had started: their due time is not in the chart any more */
   const tickedEarly = new Set<string>();
-  let end = Infinity;
-  /** a tick is the plan call: the chart invokes plan synchronously inside CYCLE_TICK */
-  const onCycle = (id: string) => {
-    const now = Date.now();
-    const host = hosts.get(id);
-    if (!host) {
-      tickedEarly.add(id);
-      return;
-    }
-    // bench-only peek at the host's private actor (as messaging.ts does): the chart has just set nextCycleAt = now + cycle
-    const next = host["actor"].getSnapshot().context.nextCycleAt;
-    const was = due.get(id);
-    if (was !== undefined && was < end) lateness.push(now - was);
-    due.set(id, next);
-  };
-
   const agents = Array.from({ length: count }, (_, i) => ({
     id: agentId(i),
     name: `Agent ${agentId(i)}`,
@@ -186,9 +294,9 @@ async function fleet(count: number, windowMs: number, baselineAlone: boolean): P
     cycleMinutes: CYCLE_MS / 60_000,
     skills: [{ id: "research", name: "Research", description: "Looks a question up.", tags: ["research"] }],
   }));
-  const nats = server["proc"]?.pid;
-  const startedAt = Date.now();
-  const runtime = await AgentRuntime.start(
+  const t0 = Date.now();
+  let progress = t0;
+  const starting = AgentRuntime.start(
     {
       servers: server.url,
       prefix: "benchsched",
@@ -196,17 +304,23 @@ async function fleet(count: number, windowMs: number, baselineAlone: boolean): P
       maxPayloadBytes: MB,
       tasks: { ackWaitSeconds: 30, maxDeliver: 5, backoffSeconds: [30, 60, 300], workingAckSeconds: 10 },
       // a benchmark must not pause for quiet hours (start = end: never quiet)
-      quietHours: { start: "00:00", end: "00:00", timeZone: "UTC" },
+      quietHours: NEVER_QUIET,
       runId: `bench-${process.pid}`,
       processName: "bench-scheduler",
     },
     agents,
     (agent) => {
-      // called just before that agent's host starts; its first cycle is due at (start + stagger)
       createdAt.set(agent.id, Date.now());
+      if (createdAt.size % 1_000 === 0 && Date.now() - progress > 5_000) {
+        progress = Date.now();
+        say(`    ${createdAt.size} hosts starting after ${((progress - t0) / 1000).toFixed(0)} s`);
+      }
       return {
         plan: async (input) => {
-          if (input.trigger === "cycle") onCycle(input.agentId);
+          const host = byId.get(input.agentId);
+          // bench-only peek at the host's private actor (as messaging.ts does): the chart has just set nextCycleAt
+          if (!host) tickedEarly.add(input.agentId);
+          else if (input.trigger === "cycle") ticks.tick(input.agentId, Date.now(), host["actor"].getSnapshot().context.nextCycleAt);
           return { kind: "nothing" };
         },
         act: async () => ({ ok: false, reason: "the scheduler benchmark does no work" }),
@@ -214,64 +328,96 @@ async function fleet(count: number, windowMs: number, baselineAlone: boolean): P
     },
     { log: pino({ level: "silent" }) },
   );
+  starting.catch(() => undefined);
+  const limit = sleep(startupLimitMs).then(() => undefined);
+  const runtime = await Promise.race([starting, limit]);
+  if (!runtime) {
+    await server.stop();
+    throw new Error(`only ${createdAt.size} of ${count} hosts had started after ${startupLimitMs / 1000} s; try --mode charts or a smaller --count`);
+  }
   const ready = Date.now();
-  say(`  ${count} hosts started in ${((ready - startedAt) / 1000).toFixed(1)} s (sequential AgentRuntime.start; ${tickedEarly.size} agents ticked during startup, not counted)`);
-  say(`  RSS when ready: ${rssMbOf("self").toFixed(1)} MB`);
+  say(`  ${count} hosts started in ${((ready - t0) / 1000).toFixed(1)} s (AgentRuntime.start, one host after another); RSS ${rssMbOf("self").toFixed(1)} MB`);
+  say(`    ${tickedEarly.size} agents ticked during startup: those ticks are not counted`);
 
-  // the window starts now; every host's next due time is in its chart
-  let unchecked = 0;
   const ids = agents.map((a) => a.id);
+  let mismatched = 0;
   for (const [i, host] of runtime.hosts.entries()) {
     const snap = host["actor"].getSnapshot();
     if (snap.value !== "idle") throw new Error(`${host.agentId} is ${String(snap.value)}, not idle, at the start of the window`);
-    hosts.set(host.agentId, host);
-    due.set(host.agentId, snap.context.nextCycleAt);
-    // not ticked yet: its due time is still (its start + stagger), and that start lies between its factory call and the next one
+    byId.set(host.agentId, host);
+    ticks.expect(host.agentId, snap.context.nextCycleAt, !tickedEarly.has(host.agentId));
+    // not ticked yet: due at (its start + stagger), and its start lies between its factory call and the next agent's
+    const start = snap.context.nextCycleAt - staggerOf(host.agentId, CYCLE_MS);
     const from = createdAt.get(host.agentId) ?? NaN;
     const to = createdAt.get(ids[i + 1] ?? "") ?? ready;
-    const start = snap.context.nextCycleAt - staggerOf(host.agentId, CYCLE_MS);
-    if (!tickedEarly.has(host.agentId) && !(start >= from && start <= to)) unchecked++;
+    if (!tickedEarly.has(host.agentId) && !(start >= from && start <= to)) mismatched++;
   }
-  if (unchecked > 0) throw new Error(`${unchecked} hosts' first cycle does not match staggerOf: the bench's copy has drifted`);
+  if (mismatched > 0) throw new Error(`${mismatched} hosts' first cycle does not match staggerOf: the bench's copy has drifted`);
 
-  end = Date.now() + windowMs;
+  const nats = server["proc"]?.pid;
   const natsCpu0 = nats ? cpuMsOf(nats) : NaN;
-  const finish = startWindow();
-  const baselineRun = baselineAlone ? undefined : startBaselineChild(count, windowMs);
-  say(`  measuring for ${windowMs / 1000} s${baselineAlone ? "" : "; the baseline child runs over the same window"}`);
-  await sleep(windowMs + GRACE_MS);
-  const natsCpu = nats ? (cpuMsOf(nats) - natsCpu0) / (windowMs + GRACE_MS) : NaN;
-  const mine = finish(lateness);
-  say(`  fleet: ${mine.ticks} ticks, lateness p50 ${mine.p50} ms, p99 ${mine.p99} ms, max ${mine.max} ms; RSS ${mine.rssMb.toFixed(1)} MB`);
-  say(`    event-loop delay p50 ${mine.loopP50.toFixed(1)} ms, p99 ${mine.loopP99.toFixed(1)} ms; CPU ${(mine.cpuShare * 100).toFixed(0)} % of a core (nats-server ${(natsCpu * 100).toFixed(0)} %)`);
-  const stopping = Date.now();
-  await runtime.stop();
-  await server.stop();
-  say(`  stopped in ${((Date.now() - stopping) / 1000).toFixed(1)} s`);
-
-  if (baselineAlone) say(`  baseline: running alone for ${windowMs / 1000} s now that the fleet has stopped`);
-  const base = await (baselineRun ?? startBaselineChild(count, windowMs));
-  say(`  baseline (setTimeout chains, own process${baselineAlone ? ", alone" : ", same window"}): ${base.ticks} ticks, lateness p50 ${base.p50} ms, p99 ${base.p99} ms, max ${base.max} ms; RSS ${base.rssMb.toFixed(1)} MB`);
-  say(`    event-loop delay p50 ${base.loopP50.toFixed(1)} ms, p99 ${base.loopP99.toFixed(1)} ms; CPU ${(base.cpuShare * 100).toFixed(1)} % of a core`);
-  // a zero baseline (all ticks on time to the ms) would make the ratio infinite; 1 ms is Date.now()'s resolution
-  const floor = (ms: number) => Math.max(ms, 1);
-  return [
-    result("cycle_tick_lateness_p50", mine.p50, floor(base.p50), "ms", 0),
-    result(`rss_${count}_actors`, mine.rssMb, base.rssMb, "MB", 1),
-    result("cycle_tick_lateness_p99", mine.p99, floor(base.p99), "ms", 0),
-  ];
+  const stats0 = runtime.nc.stats();
+  const since = Date.now();
+  return {
+    ticks,
+    info: () => {
+      const s = (Date.now() - since) / 1000;
+      const stats = runtime.nc.stats();
+      const natsCpu = nats ? (cpuMsOf(nats) - natsCpu0) / 10 / s : NaN;
+      return `NATS messages out ${Math.round((stats.outMsgs - stats0.outMsgs) / s)}/s, in ${Math.round((stats.inMsgs - stats0.inMsgs) / s)}/s; nats-server CPU ${natsCpu.toFixed(0)} % of a core`;
+    },
+    stop: async () => {
+      await runtime.stop();
+      await server.stop();
+    },
+  };
 }
 
 // -------------------------------------------------------------------------------------------------------------------
 
-/** `--minutes N` sets the window (default 3: three cycles per agent); `--baseline-alone` runs the baseline after the fleet. */
+async function run(mode: "charts" | "hosts", count: number, windowMs: number, baselineAlone: boolean, startupLimitMs: number): Promise<Result[]> {
+  say(`${count} agents on ${CYCLE_MS / 1000} s cycles, ${mode === "charts" ? "charts in this process, no NATS (Option B)" : "real AgentRuntime over nats-server (Option A)"}; node ${process.version}`);
+  const side = mode === "charts" ? await charts(count) : await hosts(count, startupLimitMs);
+  side.ticks.end = Date.now() + windowMs;
+  const finish = startWindow();
+  const concurrent = baselineAlone ? undefined : runBaselineChild(count, windowMs);
+  say(`  measuring for ${windowMs / 1000} s${baselineAlone ? "" : "; the baseline child runs over the same window"}`);
+  await sleep(windowMs + GRACE_MS);
+  const info = side.info();
+  const mine = finish(side.ticks.lateness);
+  say(`  fleet: ${mine.ticks} ticks, lateness p50 ${mine.p50} ms, p99 ${mine.p99} ms, max ${mine.max} ms; RSS ${mine.rssMb.toFixed(1)} MB`);
+  say(`    ${side.ticks.split()}`);
+  say(`    event-loop delay p50 ${mine.loopP50.toFixed(1)} ms, p99 ${mine.loopP99.toFixed(1)} ms; GC pauses ${(mine.gcMs / 1000).toFixed(1)} s in all, longest ${mine.gcMaxMs.toFixed(0)} ms`);
+  say(`    CPU ${(mine.cpuShare * 100).toFixed(0)} % of a core; ${info}`);
+  const stopping = Date.now();
+  await side.stop();
+  say(`  stopped in ${((Date.now() - stopping) / 1000).toFixed(1)} s`);
+  if (baselineAlone) say(`  baseline: running alone for ${windowMs / 1000} s now that the fleet has stopped`);
+  const base = await (concurrent ?? runBaselineChild(count, windowMs));
+  say(`  baseline (setTimeout chains, own process${baselineAlone ? ", alone" : ", same window"}): ${base.ticks} ticks, lateness p50 ${base.p50} ms, p99 ${base.p99} ms, max ${base.max} ms; RSS ${base.rssMb.toFixed(1)} MB`);
+  say(`    event-loop delay p50 ${base.loopP50.toFixed(1)} ms, p99 ${base.loopP99.toFixed(1)} ms; GC pauses longest ${base.gcMaxMs.toFixed(0)} ms; CPU ${(base.cpuShare * 100).toFixed(1)} % of a core`);
+  // Date.now() has 1 ms resolution: a baseline of 0 ms is "within the clock's resolution", counted as 1 for the ratio
+  const atLeast1 = (ms: number) => Math.max(ms, 1);
+  return [
+    result("cycle_tick_lateness_p50", mine.p50, atLeast1(base.p50), "ms", 0),
+    result(`rss_${count}_actors`, mine.rssMb, base.rssMb, "MB", 1),
+    result("cycle_tick_lateness_p99", mine.p99, atLeast1(base.p99), "ms", 0),
+  ];
+}
+
+/**
+ * `--minutes N` sets the window (default 3: three cycles per agent), `--count N` the agents (default 10,000), `--mode
+ * charts` the charts without NATS, `--baseline-alone` runs the baseline after the fleet instead of alongside it.
+ */
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      baseline: { type: "boolean", default: false },
-      "baseline-alone": { type: "boolean", default: false },
-      minutes: { type: "string", default: "3" },
+      mode: { type: "string", default: "hosts" },
       count: { type: "string", default: "10000" },
+      minutes: { type: "string", default: "3" },
+      "baseline-alone": { type: "boolean", default: false },
+      "startup-limit-s": { type: "string", default: "300" },
+      baseline: { type: "boolean", default: false },
       "window-ms": { type: "string" },
     },
   });
@@ -280,8 +426,10 @@ async function main(): Promise<void> {
   const windowMs = values["window-ms"] !== undefined ? Number(values["window-ms"]) : Number(values.minutes) * 60_000;
   if (!(windowMs > 0)) throw new TypeError(`--minutes must be positive, not ${values.minutes}`);
   if (values.baseline) return baseline(count, windowMs);
-  const results = await fleet(count, windowMs, values["baseline-alone"] ?? false);
-  for (const r of results) say(JSON.stringify(r));
+  const mode = values.mode;
+  if (mode !== "charts" && mode !== "hosts") throw new TypeError(`--mode ${mode}: expected charts or hosts`);
+  const startupLimitMs = Number(values["startup-limit-s"]) * 1000;
+  for (const r of await run(mode, count, windowMs, values["baseline-alone"] ?? false, startupLimitMs)) say(JSON.stringify(r));
 }
 
 main().then(
