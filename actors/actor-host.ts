@@ -129,7 +129,6 @@ export class ActorHost {
       error: (err) => this.log.error({ err }, "agent chart failed"),
     });
     this.actor.start();
-    await this.putRecord();
 
     await ensureTaskConsumer(this.o.jsm, names, this.agentId, {
       ackWaitMs: this.o.tasks.ackWaitMs,
@@ -190,6 +189,10 @@ export class ActorHost {
       },
     });
     this.loop = this.consumeLoop(consumer);
+    // announce the agent only once its subscriptions are registered on the server: a client that sees the record
+    // alive can reach it at once
+    await this.o.nc.flush();
+    await this.putRecord();
     this.log.info({ restarts: this.restarts, resumedIn: previous?.snapshot ? this.actor.getSnapshot().value : undefined }, "agent started");
   }
 
