@@ -30,7 +30,8 @@ import { AgentDiscipline } from "./discipline.js";
 import type { DailyWindow } from "./quiet-hours.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { submitTask, type SubmitDeps } from "./submit-task.js";
-import { agentCard, readAgentRecord } from "./agent-record.js";
+import { agentCard, isRunningSnapshot, readAgentRecord } from "./agent-record.js";
+import { staggerOf } from "./stagger.js";
 import { TaskDedup } from "./task-dedup.js";
 import { TaskStore } from "./task-store.js";
 
@@ -495,16 +496,4 @@ export class ActorHost {
     };
     await this.o.kv.agents.put(this.agentId, encode(record, this.o.codec));
   }
-}
-
-
-/** A stable offset within one cycle, from the agent's id: agents on the same cycle wake at different moments. */
-export function staggerOf(agentId: string, cycleMs: number): number {
-  let hash = 2166136261; // FNV-1a
-  for (let i = 0; i < agentId.length; i++) hash = Math.imul(hash ^ agentId.charCodeAt(i), 16777619) >>> 0;
-  return hash % Math.max(1, Math.floor(cycleMs));
-}
-
-function isRunningSnapshot(snapshot: unknown): boolean {
-  return typeof snapshot === "object" && snapshot !== null && (snapshot as { status?: unknown }).status === "active";
 }

@@ -23,3 +23,8 @@ export async function readAgentRecord(kv: KV, agentId: string, codec: CodecName)
   const decoded = decode(AgentRecord, entry.value, { codec });
   return decoded.ok ? decoded.value : undefined;
 }
+
+/** A snapshot worth restoring: one persisted while the actor ran (a stopped one would restore as a dead actor). */
+export function isRunningSnapshot(snapshot: unknown): boolean {
+  return typeof snapshot === "object" && snapshot !== null && (snapshot as { status?: unknown }).status === "active";
+}

@@ -10,3 +10,4 @@ export { AgentDiscipline } from "./discipline.js";
 export { deferUntil, isQuiet, localParts, nextBoundary, nextDailyAt, quietHoursMachine, validateWindow, zonedTimeToEpoch, type DailyWindow } from "./quiet-hours.js";
 export { normalizeTitle, titleSimilarity } from "./similarity.js";
 export { TaskDedup, type AdmitResult, type DedupKind, type TaskDedupOptions } from "./task-dedup.js";
+export { staggerOf } from "./stagger.js";

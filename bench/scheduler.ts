@@ -78,7 +78,7 @@ const result = (metric: string, value: number, baseline: number, unit: string, d
 const agentId = (i: number) => `a${String(i).padStart(5, "0")}`;
 
 /**
- * A copy of `staggerOf` in actors/actor-host.ts (FNV-1a of the id, modulo the cycle), so the baseline child loads none of
+ * A copy of `staggerOf` in actors/stagger.ts (FNV-1a of the id, modulo the cycle), so the baseline child loads none of
  * our modules. `--mode hosts` checks every host's first due time against it, so the copy cannot drift unnoticed.
  */
 function staggerOf(id: string, cycleMs: number): number {
