@@ -62,6 +62,9 @@ export interface ActorHostOptions {
 
 type AgentActor = Actor<typeof agentMachine>;
 
+/** read once: a record is written every heartbeat */
+const HOST = hostname();
+
 /** How long an assignment may wait for its Task to appear in KV before it is dead-lettered. */
 const MISSING_TASK_GRACE_MS = 10_000;
 
@@ -481,7 +484,7 @@ export class ActorHost {
       ...(snap.context.item ? { currentTaskId: snap.context.item.taskId } : {}),
       tier: this.o.agent.defaultTier,
       pid: process.pid,
-      host: hostname(),
+      host: HOST,
       runId: this.o.runId,
       restarts: this.restarts,
       startedAt: this.startedAt,
