@@ -61,9 +61,7 @@ export interface ActorHostOptions {
 }
 
 type AgentActor = Actor<typeof agentMachine>;
-
-/** read once: a record is written every heartbeat */
-const HOST = hostname();
+const HOST = hostname(); // read once: a record is written every heartbeat
 
 /** How long an assignment may wait for its Task to appear in KV before it is dead-lettered. */
 const MISSING_TASK_GRACE_MS = 10_000;
