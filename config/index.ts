@@ -1,7 +1,9 @@
 export {
   AgentConfig,
   CronJob,
+  DeploymentConfig,
   PrincipalConfig,
+  RoutingConfig,
   FleetConfig,
   FleetSettings,
   Layer,

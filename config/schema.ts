@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { TIER_NAMES, TierName } from "../protocol/index.js";
 
 /*
  * The fleet config: the single source of truth for what a fleet is. Every object is strict, so a typo in a key is an
@@ -58,9 +59,7 @@ const MIB = 1024 * 1024;
 /** A name that is used as one NATS subject token: no dots, wildcards or whitespace. */
 const SubjectToken = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '-' or '_' (one subject token)");
 
-export const TIER_NAMES = ["nano", "workhorse", "capable", "power", "premium"] as const;
-export const TierName = z.enum(TIER_NAMES);
-export type TierName = z.infer<typeof TierName>;
+export { TIER_NAMES, TierName };
 
 export const Layer = z.enum(["orchestration", "execution", "governance"]);
 export type Layer = z.infer<typeof Layer>;
@@ -80,19 +79,79 @@ export const FleetSettings = strict({
 });
 export type FleetSettings = z.infer<typeof FleetSettings>;
 
+// The NAME of a variable holding a key; the value itself is read where the router is wired, never stored in config.
+const EnvName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "must be the NAME of an environment variable, e.g. OPENROUTER_API_KEY");
+const HttpUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+
+/** One OpenAI-compatible endpoint serving a tier. A deployment that keeps failing cools down on its own. */
+export const DeploymentConfig = strict({
+  id: SubjectToken,
+  baseUrl: HttpUrl,
+  /** the model name at this endpoint; the tier's model when omitted */
+  model: z.string().min(1).optional(),
+  apiKeyEnv: EnvName.optional(),
+});
+export type DeploymentConfig = z.infer<typeof DeploymentConfig>;
+
 export const TierConfig = strict({
   model: z.string().min(1),
   inputPerM: z.number().nonnegative(),
   outputPerM: z.number().nonnegative(),
   cachedPerM: z.number().nonnegative().default(0),
-  baseUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
-  // The NAME of the variable holding the key; the value itself is read where the router is wired, never stored here.
-  apiKeyEnv: z
-    .string()
-    .regex(/^[A-Z_][A-Z0-9_]*$/, "must be the NAME of an environment variable, e.g. OPENROUTER_API_KEY")
-    .optional(),
+  /** shorthand for one deployment; a tier without baseUrl or deployments runs on the simulated provider */
+  baseUrl: HttpUrl.optional(),
+  apiKeyEnv: EnvName.optional(),
+  deployments: z.array(DeploymentConfig).min(1).optional(),
+  /** a provider that has not answered in this time has failed (and the step falls back) */
+  timeoutSeconds: z.number().positive().default(60),
+  /** the output budget of a call that names none; also the worst case a budget reservation assumes */
+  maxOutputTokens: z.number().int().positive().default(1024),
 });
 export type TierConfig = z.infer<typeof TierConfig>;
+
+/**
+ * How the router picks a tier and what it does when a tier fails. Chains are listed cheapest first and may only climb
+ * in cost (checked below with the tiers' prices): a failed provider never falls back to a cheaper model.
+ */
+export const RoutingConfig = strict({
+  /** intent names an agent may ask for instead of a tier, each with its own fallback chain */
+  aliases: z
+    .record(SubjectToken, strict({ tier: TierName, chain: z.array(TierName).optional() }))
+    .default({ triage: { tier: "nano" }, standard: { tier: "capable" }, heavy: { tier: "power" } }),
+  /** a step whose title contains any of the phrases (case-insensitive) goes to the tier; the first matching rule wins */
+  rules: z.array(strict({ contains: z.array(z.string().min(1)).min(1), tier: TierName })).default([]),
+  /** the tiers tried after a tier's provider fails, per tier; default: every more expensive tier, cheapest first */
+  fallback: z.partialRecord(TierName, z.array(TierName)).default({}),
+  /** a failed check escalates one tier at a time up to this tier */
+  escalationCeiling: TierName.default("premium"),
+  /** ask the nano tier to classify a step no rule matched (answers are cached per title) */
+  classifier: z.boolean().default(true),
+  cache: strict({
+    enabled: z.boolean().default(true),
+    /** cosine similarity of the whole request's embedding at or above which a cached answer is reused */
+    similarity: z.number().min(0).max(1).default(0.97),
+    ttlHours: z.number().positive().max(168).default(24),
+  }).prefault({}),
+  /** premium never falls back: a failed premium call waits and is retried after these delays (the last one repeats) */
+  premiumRetrySeconds: z.array(z.number().positive()).min(1).default([30, 60, 120, 300, 600]),
+  cooldown: strict({
+    /** consecutive failures after which a deployment cools down */
+    failures: z.number().int().min(1).default(3),
+    seconds: z.number().positive().default(60),
+    maxSeconds: z.number().positive().default(900),
+  }).prefault({}),
+  budget: strict({
+    /** at this share of a daily cap every tier is downgraded one step cheaper */
+    downgradeAt: z.number().gt(0).lt(1).default(0.8),
+    /** at the cap only nano runs, and only until spend reaches cap × (1 + this); then nothing runs until midnight */
+    nanoGrace: z.number().min(0).max(1).default(0.1),
+    /** a reservation whose router died before settling it is released after this long */
+    reservationTtlSeconds: z.number().positive().default(600),
+  }).prefault({}),
+  /** where embeddings come from; without it the router uses a local hashed embedding (labelled simulated) */
+  embeddings: strict({ baseUrl: HttpUrl, model: z.string().min(1), apiKeyEnv: EnvName.optional() }).optional(),
+});
+export type RoutingConfig = z.infer<typeof RoutingConfig>;
 
 export const SkillConfig = strict({
   id: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, "must be lowercase letters, digits and '-', starting with a letter"),
@@ -119,6 +178,8 @@ export const AgentConfig = strict({
     .array(z.union([z.literal("*"), ToolName]))
     .refine((tools) => !tools.includes("*") || tools.length === 1, 'the wildcard "*" must be the only entry'),
   skills: z.array(SkillConfig).min(1),
+  /** the agent's own provider key per tier (the NAME of its variable), so spend and failures are attributable to it */
+  apiKeys: z.partialRecord(TierName, EnvName).optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -209,12 +270,46 @@ const CrossView = z
       .catch([]),
     tasks: z.object({ maxDeliver: maybe(z.number()), backoffSeconds: maybe(z.array(z.unknown())), ackWaitSeconds: maybe(z.number()), workingAckSeconds: maybe(z.number()) }).catch({}),
     cron: z.array(z.object({ id: maybe(z.string()), agent: maybe(z.string()) }).catch({})).catch([]),
+    tiers: z.record(z.string(), z.object({ inputPerM: maybe(z.number()), outputPerM: maybe(z.number()) }).catch({})).catch({}),
+    routing: z
+      .object({
+        fallback: z.record(z.string(), z.array(z.string()).catch([])).catch({}),
+        aliases: z.record(z.string(), z.object({ tier: maybe(z.string()), chain: maybe(z.array(z.string())) }).catch({})).catch({}),
+      })
+      .catch({ fallback: {}, aliases: {} }),
   })
-  .catch({ fleet: {}, agents: [], tasks: {}, cron: [] });
+  .catch({ fleet: {}, agents: [], tasks: {}, cron: [], tiers: {}, routing: { fallback: {}, aliases: {} } });
+
+/** A chain after `start` must climb in price at every step: falling back must never buy a cheaper, weaker model. */
+function checkChainClimbs(
+  start: string,
+  chain: string[],
+  tiers: Record<string, { inputPerM?: number | undefined; outputPerM?: number | undefined }>,
+  path: PropertyKey[],
+  report: (path: PropertyKey[], message: string) => void,
+): void {
+  const price = (tier: string) => {
+    const t = tiers[tier];
+    return t?.inputPerM === undefined || t.outputPerM === undefined ? undefined : t.inputPerM + t.outputPerM;
+  };
+  let previous = start;
+  chain.forEach((tier, k) => {
+    const before = price(previous);
+    const now = price(tier);
+    if (before !== undefined && now !== undefined && now <= before) {
+      report([...path, k], `"${tier}" ($${now}/M in+out) is not more expensive than "${previous}" ($${before}/M): a fallback may only climb in cost`);
+    }
+    previous = tier;
+  });
+}
 
 function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
-  const { fleet, agents, tasks, cron } = CrossView.parse(value);
+  const { fleet, agents, tasks, cron, tiers, routing } = CrossView.parse(value);
   const report = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  for (const [tier, chain] of Object.entries(routing.fallback)) checkChainClimbs(tier, chain, tiers, ["routing", "fallback", tier], report);
+  for (const [alias, { tier, chain }] of Object.entries(routing.aliases)) {
+    if (tier !== undefined && chain !== undefined) checkChainClimbs(tier, chain, tiers, ["routing", "aliases", alias, "chain"], report);
+  }
   const agentIds = new Set(agents.map((a) => a.id).filter(Boolean));
   const cronIds = new Set<string>();
   cron.forEach((job, i) => {
@@ -272,6 +367,7 @@ export const FleetConfig = strict({
     power: TierConfig,
     premium: TierConfig,
   } satisfies Record<TierName, typeof TierConfig>),
+  routing: RoutingConfig.prefault({}),
   agents: z.array(AgentConfig).min(1),
   // prefault runs the defaults of the inner object, so an omitted section comes out fully populated.
   tasks: TasksConfig.prefault({}),

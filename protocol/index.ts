@@ -44,5 +44,24 @@ export {
   type ResourceOptions,
   type TaskConsumerOptions,
 } from "./resources.js";
-export { FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type StreamKey } from "./subjects.js";
+export {
+  BudgetState,
+  BudgetView,
+  ChatMessage,
+  CompleteReply,
+  CompleteRequest,
+  EmbedReply,
+  EmbedRequest,
+  RouteDecision,
+  RouteReason,
+  RouteRequest,
+  RouteStep,
+  TIER_NAMES,
+  TierName,
+  TokenUsage,
+  UsageQuery,
+  UsageRecord,
+  UsageReply,
+} from "./router.js";
+export { FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type RouterOperation, type StreamKey } from "./subjects.js";
 export { negotiate, replyError, replyResult, requestOperation, sendToInbox, wireHeaders, type RequestOptions } from "./wire.js";

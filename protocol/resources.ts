@@ -56,6 +56,8 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     leases: { history: 1, ttl: 15_000 },
     schedules: { history: 5 },
     dedup: { history: 1 },
+    // the router's semantic cache; entries older than routing.cache.ttlHours are ignored before this bucket drops them
+    cache: { history: 1, ttl: 7 * DAY },
   };
 }
 

@@ -67,6 +67,14 @@ export class FleetNames {
   dlq(source: string): string {
     return `${this.prefix}.dlq.${source}`;
   }
+  /** the router's request/reply endpoints, served by every `fleet run router` in one queue group */
+  router(op: RouterOperation): string {
+    return `${this.prefix}.router.${op}`;
+  }
+  /** one USAGE record per model call */
+  usage(agentId: string, tier: string): string {
+    return `${this.prefix}.usage.${agentId}.${tier}`;
+  }
   all(): string {
     return `${this.prefix}.>`;
   }
@@ -90,4 +98,5 @@ export class FleetNames {
 export type ControlOperation = "Restart" | "BreakerReset";
 
 export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "USAGE" | "MEMLOG" | "DLQ";
-export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup";
+export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup" | "cache";
+export type RouterOperation = "route" | "complete" | "embed" | "usage";

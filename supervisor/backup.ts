@@ -42,6 +42,8 @@ const BUCKET_IN_BACKUP = {
   schedules: true,
   // the dedup windows of recent task titles: without them a restored fleet would admit duplicates again
   dedup: true,
+  // cached model answers are cheap to lose: a restored fleet just pays for them again
+  cache: false,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;

@@ -1,0 +1,163 @@
+import { z } from "zod";
+
+/**
+ * The router's wire: what agents send to `fleet.router.<op>` and what comes back, and the USAGE record every model call
+ * publishes. The router owns the model; a caller asks by intent (an explicit tier, an alias, or nothing) and gets told
+ * which tier served it and why.
+ */
+
+/** The tiers, in order of capability (cheapest-to-run is a matter of prices in config, not of this order). */
+export const TIER_NAMES = ["nano", "workhorse", "capable", "power", "premium"] as const;
+export const TierName = z.enum(TIER_NAMES);
+export type TierName = z.infer<typeof TierName>;
+
+export const ChatMessage = z.object({
+  role: z.enum(["system", "user", "assistant", "tool"]),
+  content: z.string(),
+  name: z.string().optional(),
+});
+export type ChatMessage = z.infer<typeof ChatMessage>;
+
+/** What decides the tier of a step. `task kind` scopes the cache and the cost report ("research", "health-check", ...). */
+export const RouteRequest = z.object({
+  agentId: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
+  taskId: z.string().optional(),
+  kind: z.string().max(64).optional(),
+  /** the step in a few words (a task title); pattern rules and the classifier read it */
+  title: z.string().max(2000),
+  tier: TierName.optional(),
+  alias: z.string().optional(),
+});
+export type RouteRequest = z.infer<typeof RouteRequest>;
+
+export const BudgetState = z.enum(["normal", "downgraded", "nanoOnly"]);
+export type BudgetState = z.infer<typeof BudgetState>;
+
+export const RouteReason = z.enum(["explicit", "alias", "rule", "classifier", "default"]);
+export type RouteReason = z.infer<typeof RouteReason>;
+
+export const RouteDecision = z.object({
+  /** the tier the policy chose, before the budget had its say */
+  requestedTier: TierName,
+  /** the tier that will be asked first, after any budget downgrade */
+  tier: TierName,
+  reason: RouteReason,
+  /** why, in words: the rule that matched, the alias, the classifier's answer */
+  detail: z.string(),
+  budgetState: BudgetState,
+  /** the tiers tried after `tier` when its provider fails: only ever more expensive ones */
+  fallbackChain: z.array(TierName),
+});
+export type RouteDecision = z.infer<typeof RouteDecision>;
+
+export const CompleteRequest = RouteRequest.extend({
+  /** idempotency: a retried request with the same callId is not billed twice */
+  callId: z.string().min(1).max(128).optional(),
+  messages: z.array(ChatMessage).min(1),
+  maxOutputTokens: z.number().int().positive().max(200_000).optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  /** structured output: sent as the JSON-schema response format and validated on return (a failure escalates) */
+  responseSchema: z.object({ name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), schema: z.record(z.string(), z.unknown()) }).optional(),
+  /** named deterministic checks the answer must pass (see router/checks.ts); a failure escalates the step */
+  checks: z.array(z.string()).optional(),
+  /** a tool-calling turn: passed through to the provider and never cached */
+  tools: z.array(z.unknown()).optional(),
+});
+export type CompleteRequest = z.infer<typeof CompleteRequest>;
+
+export const TokenUsage = z.object({
+  inputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+  cachedTokens: z.number().int().nonnegative(),
+});
+export type TokenUsage = z.infer<typeof TokenUsage>;
+
+/** One step up after a failed check, or one step along the fallback chain after a failed provider. */
+export const RouteStep = z.object({
+  from: z.string(),
+  to: z.string(),
+  reason: z.string(),
+});
+export type RouteStep = z.infer<typeof RouteStep>;
+
+export const CompleteReply = z.object({
+  callId: z.string(),
+  text: z.string(),
+  /** the answer parsed as JSON when a responseSchema was given */
+  parsed: z.unknown().optional(),
+  servedTier: TierName,
+  model: z.string(),
+  deploymentId: z.string(),
+  /** true when no model was called: the simulated provider estimated the tokens and the cost */
+  simulated: z.boolean(),
+  usage: TokenUsage,
+  costUsd: z.number().nonnegative(),
+  cacheHit: z.boolean(),
+  escalations: z.array(RouteStep),
+  fallbacks: z.array(RouteStep),
+  decision: RouteDecision,
+  latencyMs: z.number().nonnegative(),
+});
+export type CompleteReply = z.infer<typeof CompleteReply>;
+
+export const EmbedRequest = z.object({
+  agentId: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
+  texts: z.array(z.string()).min(1).max(256),
+});
+export type EmbedRequest = z.infer<typeof EmbedRequest>;
+
+export const EmbedReply = z.object({
+  vectors: z.array(z.array(z.number())),
+  model: z.string(),
+  simulated: z.boolean(),
+});
+export type EmbedReply = z.infer<typeof EmbedReply>;
+
+/** `usage`: today's spend against the caps, as the budget chart sees it. */
+export const UsageQuery = z.object({ agentId: z.string().optional() });
+export type UsageQuery = z.infer<typeof UsageQuery>;
+
+export const BudgetView = z.object({
+  spentUsd: z.number(),
+  reservedUsd: z.number(),
+  capUsd: z.number(),
+  state: BudgetState,
+});
+export type BudgetView = z.infer<typeof BudgetView>;
+
+export const UsageReply = z.object({
+  /** the fleet's day (yyyy-mm-dd in its time zone) the counters belong to */
+  day: z.string(),
+  fleet: BudgetView,
+  agents: z.record(z.string(), BudgetView),
+  /** calls waiting for a premium provider to come back (premium never falls back) */
+  waiting: z.array(z.object({ callId: z.string(), agentId: z.string(), since: z.number(), nextAttemptAt: z.number() })),
+});
+export type UsageReply = z.infer<typeof UsageReply>;
+
+/** The USAGE record (`fleet.usage.<agentId>.<servedTier>`), one per model call, including cache hits and failures. */
+export const UsageRecord = z.object({
+  callId: z.string(),
+  agentId: z.string(),
+  taskId: z.string().optional(),
+  kind: z.string().optional(),
+  requestedTier: TierName,
+  servedTier: TierName,
+  model: z.string(),
+  deploymentId: z.string(),
+  inputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+  cachedTokens: z.number().int().nonnegative(),
+  costUsd: z.number().nonnegative(),
+  latencyMs: z.number().nonnegative(),
+  cacheHit: z.boolean(),
+  escalations: z.number().int().nonnegative(),
+  fallbacks: z.number().int().nonnegative(),
+  simulated: z.boolean(),
+  decisionReason: RouteReason,
+  ok: z.boolean(),
+  error: z.string().optional(),
+  /** epoch ms */
+  at: z.number(),
+});
+export type UsageRecord = z.infer<typeof UsageRecord>;
