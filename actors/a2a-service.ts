@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import {
   FleetError,
   OPERATIONS,
+  isBadInput,
   decode,
   negotiate,
   replyError,
@@ -103,8 +104,4 @@ export class A2aService {
 
 function isOperation(op: string): op is OperationName {
   return Object.hasOwn(OPERATIONS, op);
-}
-
-function isBadInput(error: FleetError): boolean {
-  return ["MESSAGE_MALFORMED", "MESSAGE_INVALID", "MESSAGE_TOO_LARGE", "UNSUPPORTED_OPERATION", "CONTENT_TYPE_NOT_SUPPORTED", "VERSION_NOT_SUPPORTED"].includes(error.code);
 }

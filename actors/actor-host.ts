@@ -31,6 +31,7 @@ import type { DailyWindow } from "./quiet-hours.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { submitTask, type SubmitDeps } from "./submit-task.js";
 import { agentCard, isRunningSnapshot, readAgentRecord } from "./agent-record.js";
+import { CoalescedWriter } from "./coalesced-writer.js";
 import { staggerOf } from "./stagger.js";
 import { TaskDedup } from "./task-dedup.js";
 import { TaskStore } from "./task-store.js";
@@ -93,6 +94,8 @@ export class ActorHost {
   private restarts = 0;
   private startedAt = 0;
   private lastPersistedState = "";
+  // starting and finishing work are written at most every 250 ms: under load, one write carries many state changes
+  private readonly recordWriter = new CoalescedWriter(() => this.putRecord(), 250, (err) => this.log.debug({ err }, "snapshot not persisted"));
   private inboxBatch: Message[] = [];
 
   constructor(options: ActorHostOptions) {
@@ -212,6 +215,7 @@ export class ActorHost {
     await Promise.race([this.loop, sleep(graceMs)]);
     // persist the running snapshot, not the stopped one: a stopped snapshot would restore as a dead actor
     const snapshot = this.actor?.getPersistedSnapshot();
+    this.recordWriter.cancel();
     this.actor?.stop();
     this.discipline?.stop();
     await Promise.race([this.putRecord("stopped", snapshot).catch(() => undefined), sleep(2_000)]);
@@ -461,7 +465,7 @@ export class ActorHost {
     if (value === this.lastPersistedState) return;
     this.lastPersistedState = value;
     if (value !== "acting" && value !== "idle") return;
-    this.putRecord().catch((err) => this.log.debug({ err }, "snapshot not persisted"));
+    this.recordWriter.request();
   }
 
   private async heartbeat(): Promise<void> {

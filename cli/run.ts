@@ -6,6 +6,7 @@ import { loadConfig, natsUrl, rootLogger, type CliOptions } from "./context.js";
 import { runScheduler } from "./run-scheduler.js";
 import { runWebhook } from "./run-webhook.js";
 import { runBridge } from "./run-bridge.js";
+import { runRouter } from "./run-router.js";
 import { untilStopped, type StopReason } from "./until-stopped.js";
 
 /** Renewal interval of a singleton's lease; the leases bucket's TTL (protocol/resources.ts) is three times this. */
@@ -25,9 +26,10 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   if (role === "scheduler") return runScheduler(options, env);
   if (role === "webhook") return runWebhook(options, env);
   if (role === "bridge") return runBridge(idList, options, env);
+  if (role === "router") return runRouter(options, env);
   const config = loadConfig(options);
   const ids = role === "agent" || role === "agents" ? (idList ?? "").split(",").filter(Boolean) : role ? [role] : [];
-  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run bridge console");
+  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run bridge console | fleet run router");
   const agents = ids.map((id) => {
     const agent = config.agents.find((a) => a.id === id);
     if (!agent) throw new FleetError("CONFIG_INVALID", `no agent "${id}" in ${config.fleet.name}; agents: ${config.agents.map((a) => a.id).join(", ")}`);

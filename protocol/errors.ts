@@ -43,6 +43,8 @@ export const ErrorPayload = z.object({
   message: z.string(),
   retryable: z.boolean(),
   details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  /** a retryable error may say when trying again makes sense (a premium provider's next attempt, the budget's midnight) */
+  retryAfterMs: z.number().nonnegative().optional(),
 });
 export type ErrorPayload = z.infer<typeof ErrorPayload>;
 
@@ -56,12 +58,14 @@ export class FleetError extends Error {
   readonly code: FleetErrorCode;
   readonly retryable: boolean;
   readonly details: FieldIssue[] | undefined;
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: FleetErrorCode, message: string, options: { cause?: unknown; details?: FieldIssue[] } = {}) {
+  constructor(code: FleetErrorCode, message: string, options: { cause?: unknown; details?: FieldIssue[]; retryAfterMs?: number } = {}) {
     super(message, { cause: options.cause });
     this.code = code;
     this.retryable = ERROR_CATALOGUE[code].retryable;
     this.details = options.details;
+    this.retryAfterMs = options.retryAfterMs;
   }
 
   get a2aCode(): number {
@@ -71,11 +75,15 @@ export class FleetError extends Error {
   toPayload(): ErrorPayload {
     const payload: ErrorPayload = { code: this.code, a2aCode: this.a2aCode, message: this.message, retryable: this.retryable };
     if (this.details) payload.details = this.details;
+    if (this.retryAfterMs !== undefined) payload.retryAfterMs = this.retryAfterMs;
     return payload;
   }
 
   static fromPayload(payload: ErrorPayload): FleetError {
-    return new FleetError(payload.code, payload.message, payload.details ? { details: payload.details } : {});
+    return new FleetError(payload.code, payload.message, {
+      ...(payload.details ? { details: payload.details } : {}),
+      ...(payload.retryAfterMs !== undefined ? { retryAfterMs: payload.retryAfterMs } : {}),
+    });
   }
 
   /** Wraps anything thrown into a FleetError, keeping the original as the cause. */
@@ -98,4 +106,18 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
     else out += out === "" ? String(key) : `.${String(key)}`;
   }
   return out === "" ? "(root)" : out;
+}
+
+const BAD_INPUT: ReadonlySet<FleetErrorCode> = new Set<FleetErrorCode>([
+  "MESSAGE_MALFORMED",
+  "MESSAGE_INVALID",
+  "MESSAGE_TOO_LARGE",
+  "UNSUPPORTED_OPERATION",
+  "CONTENT_TYPE_NOT_SUPPORTED",
+  "VERSION_NOT_SUPPORTED",
+]);
+
+/** The sender's fault: worth a warning and a dead letter, unlike an ordinary error answer such as TASK_NOT_FOUND. */
+export function isBadInput(error: FleetError): boolean {
+  return BAD_INPUT.has(error.code);
 }

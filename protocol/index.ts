@@ -22,7 +22,7 @@ export {
 export { CONTENT_TYPES, codecForContentType, decode, decodeUnknown, encode, type CodecName, type Decoded, type DecodeOptions } from "./codec.js";
 export { connectNats, type ConnectOptions } from "./connect.js";
 export { deadLetter } from "./dead-letter.js";
-export { ERROR_CATALOGUE, ErrorPayload, FleetError, FleetErrorCode, formatPath, issuesOf, type FieldIssue } from "./errors.js";
+export { ERROR_CATALOGUE, ErrorPayload, FleetError, FleetErrorCode, formatPath, isBadInput, issuesOf, type FieldIssue } from "./errors.js";
 export {
   CancelTaskRequest,
   GetTaskRequest,

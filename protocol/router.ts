@@ -157,6 +157,8 @@ export const UsageRecord = z.object({
   decisionReason: RouteReason,
   ok: z.boolean(),
   error: z.string().optional(),
+  /** which call of the step this was (0 = first; escalations and fallbacks count up); with callId it dedups the publish */
+  attempt: z.number().int().nonnegative(),
   /** epoch ms */
   at: z.number(),
 });

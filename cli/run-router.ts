@@ -1,0 +1,25 @@
+import { connectNats } from "../protocol/index.js";
+import { startRouter } from "../router/index.js";
+import { loadConfig, natsUrl, rootLogger } from "./context.js";
+import type { RunOptions } from "./run.js";
+import { untilStopped } from "./until-stopped.js";
+
+/**
+ * `fleet run router`: one model router in the routers' queue group. Run as many as you like, on any host: requests are
+ * shared among them, budgets are kept in KV so the caps hold across all of them, and one dying loses no request that
+ * another can take (its callers retry on the TIMEOUT).
+ */
+export async function runRouter(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
+  const config = loadConfig(options);
+  const log = rootLogger(options, env, "router");
+  const nc = await connectNats({ servers: natsUrl(options, env), name: `fleet-router-${process.pid}`, logger: log });
+  const router = await startRouter({ nc, config, env, log, ...(options.prefix ? { prefix: options.prefix } : {}) });
+  const running = untilStopped(
+    async () => {
+      await router.stop();
+      await nc.drain();
+    },
+    { log, supervised: options.supervised },
+  );
+  return running.exitCode;
+}

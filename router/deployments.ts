@@ -1,0 +1,66 @@
+import type { AgentConfig, FleetConfig, TierName } from "../config/index.js";
+import { TIER_NAMES } from "../config/index.js";
+import { openAIProvider } from "./openai-provider.js";
+import type { ModelProvider } from "./provider.js";
+import { simulatedProvider } from "./simulated-provider.js";
+
+/**
+ * The endpoints behind each tier, built once from config. A tier with `deployments` has those; a tier with a `baseUrl`
+ * has one deployment named after the tier; a tier with neither runs on the simulated provider, which calls no model and
+ * says so in every answer and USAGE record.
+ */
+export interface Deployment {
+  id: string;
+  tier: TierName;
+  model: string;
+  apiKeyEnv: string | undefined;
+  provider: ModelProvider;
+}
+
+export type DeploymentTable = Record<TierName, Deployment[]>;
+
+export function buildDeployments(tiers: FleetConfig["tiers"]): DeploymentTable {
+  const table = {} as DeploymentTable;
+  for (const tier of TIER_NAMES) {
+    const config = tiers[tier];
+    if (config.deployments) {
+      table[tier] = config.deployments.map((d) => ({
+        id: d.id,
+        tier,
+        model: d.model ?? config.model,
+        apiKeyEnv: d.apiKeyEnv ?? config.apiKeyEnv,
+        provider: openAIProvider({ deploymentId: d.id, baseUrl: d.baseUrl }),
+      }));
+    } else if (config.baseUrl) {
+      table[tier] = [{ id: tier, tier, model: config.model, apiKeyEnv: config.apiKeyEnv, provider: openAIProvider({ deploymentId: tier, baseUrl: config.baseUrl }) }];
+    } else {
+      table[tier] = [{ id: `simulated-${tier}`, tier, model: config.model, apiKeyEnv: undefined, provider: simulatedProvider(`simulated-${tier}`) }];
+    }
+  }
+  return table;
+}
+
+/**
+ * The key a call carries: the agent's own key for the tier when it has one (so the provider's dashboard attributes the
+ * spend and the failures to that agent), else the deployment's key. `env` is the environment read once at start.
+ */
+export function apiKeyFor(
+  deployment: Deployment,
+  agent: Pick<AgentConfig, "apiKeys"> | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): string | undefined {
+  const name = agent?.apiKeys?.[deployment.tier] ?? deployment.apiKeyEnv;
+  return name === undefined ? undefined : env[name];
+}
+
+/** Key variables config names that the environment does not set: reported at start instead of failing every call. */
+export function missingKeys(config: Pick<FleetConfig, "tiers" | "agents">, env: Readonly<Record<string, string | undefined>>): string[] {
+  const names = new Set<string>();
+  for (const tier of TIER_NAMES) {
+    const t = config.tiers[tier];
+    if (t.apiKeyEnv) names.add(t.apiKeyEnv);
+    for (const d of t.deployments ?? []) if (d.apiKeyEnv) names.add(d.apiKeyEnv);
+  }
+  for (const agent of config.agents) for (const name of Object.values(agent.apiKeys ?? {})) if (name) names.add(name);
+  return [...names].filter((name) => !env[name]);
+}

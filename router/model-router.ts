@@ -1,0 +1,252 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { AgentConfig, FleetConfig, TierName } from "../config/index.js";
+import {
+  FleetError,
+  type CompleteReply,
+  type CompleteRequest,
+  type RouteDecision,
+  type RouteRequest,
+  type RouteStep,
+  type TokenUsage,
+  type UsageRecord,
+} from "../protocol/index.js";
+import type { BudgetLedger } from "./budget-ledger.js";
+import { assertKnownChecks, compileResponseSchema, runChecks } from "./checks.js";
+import type { TierClassifier } from "./classifier.js";
+import { apiKeyFor, type Deployment, type DeploymentTable } from "./deployments.js";
+import type { DeploymentHealth } from "./deployment-health.js";
+import { nextMidnight } from "./fleet-day.js";
+import { decideRoute } from "./policy.js";
+import { ProviderFailure, type ProviderAnswer } from "./provider.js";
+import type { SemanticCache } from "./semantic-cache.js";
+import { escalateOneStep, fallbackChain } from "./tier-ladder.js";
+import { costUsd, estimateInputTokens } from "./tokens.js";
+import type { WaitingCalls } from "./waiting-calls.js";
+
+export interface ModelRouterOptions {
+  config: FleetConfig;
+  /** the environment, read once where the process is wired: provider keys are looked up in it by name */
+  env: Readonly<Record<string, string | undefined>>;
+  deployments: DeploymentTable;
+  ledger: BudgetLedger;
+  health: DeploymentHealth;
+  waiting: WaitingCalls;
+  cache?: SemanticCache | undefined;
+  classifier?: TierClassifier | undefined;
+  publishUsage: (record: UsageRecord) => Promise<void>;
+  log: Logger;
+  clock?: () => number;
+}
+
+/** One attempt's outcome inside a step: the answer and where it came from. */
+interface Served {
+  answer: ProviderAnswer;
+  tier: TierName;
+  deployment: Deployment;
+  costUsd: number;
+}
+
+/**
+ * The router's pipeline for one step: decide the tier, consult the cache, then call along the tier's deployments and its
+ * upward-only fallback chain, reserving the worst case in the budget before every attempt and settling after it; run the
+ * step's checks and, on a failure, escalate that step alone one tier up. Every model call publishes a USAGE record.
+ */
+export class ModelRouter {
+  private readonly clock: () => number;
+  private readonly agents: Map<string, AgentConfig>;
+
+  constructor(private readonly options: ModelRouterOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.agents = new Map(options.config.agents.map((a) => [a.id, a]));
+  }
+
+  async route(request: RouteRequest): Promise<RouteDecision> {
+    const agent = this.agentOf(request.agentId);
+    const { state } = await this.options.ledger.view(agent.id);
+    const classifier = this.options.classifier;
+    return decideRoute(request, {
+      config: this.options.config,
+      agent,
+      budgetState: state,
+      ...(classifier ? { classify: (title: string) => classifier.classify(title, agent.id) } : {}),
+    });
+  }
+
+  async complete(request: CompleteRequest): Promise<CompleteReply> {
+    const started = this.clock();
+    const callId = request.callId ?? randomUUID();
+    assertKnownChecks(request.checks);
+    const validator = request.responseSchema ? compileResponseSchema(request.responseSchema.schema) : undefined;
+    const decision = await this.route(request);
+    const scope = { agentId: request.agentId, kind: request.kind ?? "general" };
+    const cacheable = this.options.config.routing.cache.enabled && this.options.cache && !(request.tools && request.tools.length > 0);
+
+    if (cacheable && this.options.cache) {
+      const hit = await this.options.cache.lookup(scope, request);
+      const checked = hit ? runChecks(hit.answer.text, { ...(validator ? { validator } : {}), ...(request.checks ? { checks: request.checks } : {}) }) : undefined;
+      if (hit && checked?.ok) {
+        const usage = { inputTokens: 0, outputTokens: 0, cachedTokens: 0 };
+        await this.publish(request, callId, decision, { tier: hit.answer.servedTier, model: hit.answer.model, deploymentId: "cache" }, usage, 0, {
+          cacheHit: true, escalations: 0, fallbacks: 0, simulated: false, ok: true, latencyMs: this.clock() - started, attempt: 0,
+        });
+        return {
+          callId, text: hit.answer.text, ...(checked.parsed !== undefined ? { parsed: checked.parsed } : {}), servedTier: hit.answer.servedTier,
+          model: hit.answer.model, deploymentId: "cache", simulated: false, usage, costUsd: 0, cacheHit: true, escalations: [], fallbacks: [],
+          decision, latencyMs: this.clock() - started,
+        };
+      }
+    }
+
+    const escalations: RouteStep[] = [];
+    const fallbacks: RouteStep[] = [];
+    let tier = decision.tier;
+    let chain = decision.fallbackChain;
+    let attempt = 0;
+    let totalCost = 0;
+    for (;;) {
+      const served = await this.callAlongChain(request, callId, decision, tier, chain, escalations, fallbacks, () => attempt++);
+      totalCost += served.costUsd;
+      const checked = runChecks(served.answer.text, { ...(validator ? { validator } : {}), ...(request.checks ? { checks: request.checks } : {}) });
+      if (checked.ok) {
+        if (cacheable && this.options.cache) {
+          await this.options.cache.store(scope, request, {
+            text: served.answer.text, usage: served.answer.usage, model: served.answer.model, servedTier: served.tier, storedAt: this.clock(),
+          });
+        }
+        return {
+          callId, text: served.answer.text, ...(checked.parsed !== undefined ? { parsed: checked.parsed } : {}), servedTier: served.tier,
+          model: served.answer.model, deploymentId: served.deployment.id, simulated: served.deployment.provider.simulated,
+          usage: served.answer.usage, costUsd: totalCost, cacheHit: false, escalations, fallbacks, decision, latencyMs: this.clock() - started,
+        };
+      }
+      const next = escalateOneStep(this.options.config.tiers, served.tier, this.options.config.routing.escalationCeiling);
+      if (next === undefined) {
+        throw new FleetError("CHECK_FAILED", `check "${checked.check}" failed at ${served.tier}, the escalation ceiling: ${checked.reason}`);
+      }
+      escalations.push({ from: served.tier, to: next, reason: `${checked.check}: ${checked.reason}` });
+      tier = next;
+      chain = fallbackChain(this.options.config.tiers, this.options.config.routing, next);
+    }
+  }
+
+  /** Tries the tier's deployments, then each tier of the chain; the budget is reserved anew before every attempt. */
+  private async callAlongChain(
+    request: CompleteRequest,
+    callId: string,
+    decision: RouteDecision,
+    firstTier: TierName,
+    chain: readonly TierName[],
+    escalations: RouteStep[],
+    fallbacks: RouteStep[],
+    nextAttempt: () => number,
+  ): Promise<Served> {
+    const agent = this.agentOf(request.agentId);
+    const tiers = [firstTier, ...chain];
+    let lastError = "no deployment available";
+    for (let i = 0; i < tiers.length; i++) {
+      const tier = tiers[i] as TierName;
+      const config = this.options.config.tiers[tier];
+      const maxOutputTokens = request.maxOutputTokens ?? config.maxOutputTokens;
+      for (const deployment of this.options.deployments[tier]) {
+        if (!this.options.health.isAvailable(deployment.id)) {
+          lastError = `${deployment.id} is cooling down`;
+          continue;
+        }
+        const worstCase = costUsd(config, { inputTokens: estimateInputTokens(request.messages), outputTokens: maxOutputTokens, cachedTokens: 0 });
+        const attempt = nextAttempt();
+        const reservationId = `${callId}.${attempt}`;
+        const reserved = await this.options.ledger.reserve(agent.id, tier, worstCase, reservationId);
+        if (!reserved.ok) {
+          if (reserved.exhausted || tier === "nano") throw this.budgetExhausted(agent.id);
+          // the budget crossed its cap while this step was under way: only the cheapest tier may still run
+          fallbacks.push({ from: tier, to: "nano", reason: "budget spent: only nano runs" });
+          return this.callAlongChain(request, callId, decision, "nano", [], escalations, fallbacks, nextAttempt);
+        }
+        const started = this.clock();
+        try {
+          const answer = await deployment.provider.complete({
+            model: deployment.model,
+            messages: request.messages,
+            maxOutputTokens,
+            timeoutMs: config.timeoutSeconds * 1_000,
+            ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+            ...(request.responseSchema ? { responseSchema: request.responseSchema } : {}),
+            ...(request.tools ? { tools: request.tools } : {}),
+            ...optionalKey(apiKeyFor(deployment, agent, this.options.env)),
+          });
+          const cost = costUsd(config, answer.usage);
+          this.options.health.recordSuccess(deployment.id);
+          await Promise.all([
+            this.options.ledger.settle(reserved.reservation, cost),
+            this.publish(request, callId, decision, { tier, model: answer.model, deploymentId: deployment.id }, answer.usage, cost, {
+              cacheHit: false, escalations: escalations.length, fallbacks: fallbacks.length, simulated: deployment.provider.simulated, ok: true,
+              latencyMs: this.clock() - started, attempt,
+            }),
+            tier === "premium" ? this.options.waiting.done(callId) : Promise.resolve(),
+          ]);
+          return { answer, tier, deployment, costUsd: cost };
+        } catch (err) {
+          await this.options.ledger.release(reserved.reservation);
+          if (!(err instanceof ProviderFailure)) throw FleetError.from(err);
+          // a refused key is the caller's (an agent's own key), not the endpoint's: it must not cool the deployment for all
+          if (err.coolsDown) this.options.health.recordFailure(deployment.id);
+          lastError = `${deployment.id}: ${err.kind}${err.status ? ` ${err.status}` : ""}`;
+          this.options.log.warn({ callId, agentId: agent.id, tier, deployment: deployment.id, kind: err.kind }, "provider failed");
+          await this.publish(request, callId, decision, { tier, model: deployment.model, deploymentId: deployment.id }, zeroUsage(), 0, {
+            cacheHit: false, escalations: escalations.length, fallbacks: fallbacks.length, simulated: deployment.provider.simulated, ok: false,
+            latencyMs: this.clock() - started, error: lastError, attempt,
+          });
+          if (!err.fallsBack) throw new FleetError("PROVIDER_FAILED", `${lastError}: ${err.message}`, { cause: err });
+        }
+      }
+      if (tier === "premium") {
+        // premium has nothing above it to fall back to: the step waits and the caller retries on the schedule
+        const waiting = await this.options.waiting.failed(callId, agent.id, lastError, this.clock());
+        throw new FleetError("PROVIDER_WAITING", `premium failed (${lastError}); attempt ${waiting.attempts + 1} at ${new Date(waiting.nextAttemptAt).toISOString()}`, {
+          retryAfterMs: Math.max(0, waiting.nextAttemptAt - this.clock()),
+        });
+      }
+      const next = tiers[i + 1];
+      if (next !== undefined) fallbacks.push({ from: tier, to: next, reason: lastError });
+    }
+    throw new FleetError("PROVIDER_FAILED", `every deployment along ${tiers.join(" → ")} failed; last: ${lastError}`);
+  }
+
+  private budgetExhausted(agentId: string): FleetError {
+    const now = this.clock();
+    return new FleetError("BUDGET_EXHAUSTED", `the daily budget of ${agentId} or of the fleet is spent`, {
+      retryAfterMs: nextMidnight(now, this.options.config.fleet.timeZone) - now,
+    });
+  }
+
+  private agentOf(agentId: string): AgentConfig {
+    const agent = this.agents.get(agentId);
+    if (!agent) throw new FleetError("MESSAGE_INVALID", `no agent "${agentId}" in this fleet`, { details: [{ path: "agentId", message: "unknown agent" }] });
+    return agent;
+  }
+
+  private async publish(
+    request: CompleteRequest,
+    callId: string,
+    decision: RouteDecision,
+    served: { tier: TierName; model: string; deploymentId: string },
+    usage: TokenUsage,
+    cost: number,
+    outcome: { cacheHit: boolean; escalations: number; fallbacks: number; simulated: boolean; ok: boolean; latencyMs: number; attempt: number; error?: string },
+  ): Promise<void> {
+    await this.options.publishUsage({
+      callId, agentId: request.agentId, ...(request.taskId ? { taskId: request.taskId } : {}), ...(request.kind ? { kind: request.kind } : {}),
+      requestedTier: decision.requestedTier, servedTier: served.tier, model: served.model, deploymentId: served.deploymentId,
+      ...usage, costUsd: cost, decisionReason: decision.reason, at: this.clock(), ...outcome,
+    });
+  }
+}
+
+function optionalKey(apiKey: string | undefined): { apiKey?: string } {
+  return apiKey === undefined ? {} : { apiKey };
+}
+
+function zeroUsage() {
+  return { inputTokens: 0, outputTokens: 0, cachedTokens: 0 };
+}

@@ -1,0 +1,92 @@
+import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/nats-core";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { z } from "zod";
+import {
+  CompleteReply,
+  EmbedReply,
+  FleetError,
+  RouteDecision,
+  UsageReply,
+  codecForContentType,
+  decode,
+  encode,
+  replySchema,
+  wireHeaders,
+  HEADERS,
+  type CodecName,
+  type CompleteRequest,
+  type FleetNames,
+  type RouteRequest,
+  type RouterOperation,
+} from "../protocol/index.js";
+
+export interface RouterClientOptions {
+  codec?: CodecName;
+  /** how long one request may take: long enough for a tier's timeout times its fallback chain */
+  timeoutMs?: number;
+  /** told each time a premium call has to wait, so the agent can log it and keep its task's working-acks going */
+  onWaiting?: (callId: string, retryAfterMs: number) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * How agents and the CLI talk to the router. A premium call that has to wait (PROVIDER_WAITING) is retried with the same
+ * callId after the delay the router names, so the wait survives a router dying and is never billed twice.
+ */
+export class RouterClient {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly names: FleetNames,
+    private readonly options: RouterClientOptions = {},
+  ) {}
+
+  route(request: RouteRequest): Promise<RouteDecision> {
+    return this.request("route", request, RouteDecision);
+  }
+
+  async complete(request: CompleteRequest): Promise<CompleteReply> {
+    const withId = { ...request, callId: request.callId ?? crypto.randomUUID() };
+    for (;;) {
+      try {
+        return await this.request("complete", withId, CompleteReply);
+      } catch (err) {
+        if (!(err instanceof FleetError) || err.code !== "PROVIDER_WAITING") throw err;
+        const delay = err.retryAfterMs ?? 30_000;
+        this.options.onWaiting?.(withId.callId, delay);
+        await sleep(delay, undefined, this.options.signal ? { signal: this.options.signal } : {});
+      }
+    }
+  }
+
+  embed(agentId: string, texts: string[]): Promise<EmbedReply> {
+    return this.request("embed", { agentId, texts }, EmbedReply);
+  }
+
+  usage(agentId?: string): Promise<UsageReply> {
+    return this.request("usage", agentId ? { agentId } : {}, UsageReply);
+  }
+
+  private async request<S extends z.ZodType>(op: RouterOperation, body: unknown, result: S): Promise<z.infer<S>> {
+    const codec = this.options.codec ?? "msgpack";
+    let reply;
+    try {
+      reply = await this.nc.request(this.names.router(op), encode(body, codec), {
+        timeout: this.options.timeoutMs ?? 300_000,
+        headers: wireHeaders(codec),
+      });
+    } catch (err) {
+      const cause = err instanceof RequestError && err.cause ? err.cause : err;
+      if (cause instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {
+        throw new FleetError("ROUTER_UNAVAILABLE", "no router answers (start one with `fleet run router`)", { cause: err });
+      }
+      if (cause instanceof TimeoutError) throw new FleetError("TIMEOUT", `the router did not answer ${op} in time`, { cause: err });
+      throw FleetError.from(err);
+    }
+    const replyCodec = codecForContentType(reply.headers?.get(HEADERS.contentType) || undefined, codec) ?? codec;
+    const decoded = decode(replySchema(result), reply.data, { codec: replyCodec });
+    if (!decoded.ok) throw decoded.error;
+    if ("error" in decoded.value) throw FleetError.fromPayload(decoded.value.error);
+    // validated against replySchema(result) just above; the generic only loses the narrowing
+    return (decoded.value as { result: z.infer<S> }).result;
+  }
+}

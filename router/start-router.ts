@@ -1,0 +1,123 @@
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import type { FleetConfig } from "../config/index.js";
+import { deadLetter, encode, ensureFleetResources, FleetNames, type UsageRecord, type UsageReply } from "../protocol/index.js";
+import { BudgetLedger } from "./budget-ledger.js";
+import { TierClassifier } from "./classifier.js";
+import { buildDeployments, missingKeys } from "./deployments.js";
+import { DeploymentHealth } from "./deployment-health.js";
+import { fleetDay } from "./fleet-day.js";
+import { localEmbedding } from "./local-embedding.js";
+import { ModelRouter } from "./model-router.js";
+import { openAIProvider } from "./openai-provider.js";
+import { RouterService } from "./router-service.js";
+import { SemanticCache } from "./semantic-cache.js";
+import { WaitingCalls } from "./waiting-calls.js";
+
+export interface StartRouterOptions {
+  nc: NatsConnection;
+  config: FleetConfig;
+  /** the environment, read once by the caller: provider keys are looked up in it by name */
+  env: Readonly<Record<string, string | undefined>>;
+  log: Logger;
+  prefix?: string;
+  clock?: () => number;
+}
+
+export interface RunningRouter {
+  router: ModelRouter;
+  service: RouterService;
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires one router process: the budget ledger, the cache and the waiting list over the fleet's KV, the deployments
+ * from config, USAGE records to JetStream, and the NATS service in the routers' queue group.
+ */
+export async function startRouter(options: StartRouterOptions): Promise<RunningRouter> {
+  const { nc, config, env, log } = options;
+  const clock = options.clock ?? Date.now;
+  const names = new FleetNames(options.prefix ?? config.fleet.prefix);
+  const { kv } = await ensureFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes });
+  const js = jetstream(nc);
+  const routing = config.routing;
+
+  const absent = missingKeys(config, env);
+  if (absent.length > 0) log.warn({ missing: absent }, "provider key variables are not set; calls with them go out without a key");
+
+  const ledger = new BudgetLedger({
+    kv: kv.budgets,
+    timeZone: config.fleet.timeZone,
+    fleetCapUsd: config.fleet.dailyCapUsd,
+    agentCapsUsd: Object.fromEntries(config.agents.map((a) => [a.id, a.dailyCapUsd])),
+    downgradeAt: routing.budget.downgradeAt,
+    nanoGrace: routing.budget.nanoGrace,
+    reservationTtlMs: routing.budget.reservationTtlSeconds * 1_000,
+    clock,
+  });
+  const deployments = buildDeployments(config.tiers);
+  const health = new DeploymentHealth({
+    failures: routing.cooldown.failures,
+    baseMs: routing.cooldown.seconds * 1_000,
+    maxMs: routing.cooldown.maxSeconds * 1_000,
+    clock,
+  });
+  const waiting = new WaitingCalls(kv.budgets, routing.premiumRetrySeconds.map((s) => s * 1_000));
+  // the cache compares requests with a local embedding: free, fast, and the same in every router process
+  const cache = routing.cache.enabled
+    ? new SemanticCache({ kv: kv.cache, similarity: routing.cache.similarity, ttlMs: routing.cache.ttlHours * 3_600_000, embed: async (t) => localEmbedding(t), clock })
+    : undefined;
+
+  const publishUsage = async (record: UsageRecord) => {
+    await js.publish(names.usage(record.agentId, record.servedTier), encode(record, config.fleet.codec), {
+      msgID: `${record.callId}.${record.attempt}`,
+    });
+  };
+
+  let router: ModelRouter | undefined;
+  // a simulated nano tier cannot classify anything: without a real model the rules and the default decide
+  const nanoIsReal = deployments.nano.some((d) => !d.provider.simulated);
+  const classifier = routing.classifier && nanoIsReal
+    ? new TierClassifier(async (messages, agentId) => {
+        if (!router) throw new Error("router not started");
+        const reply = await router.complete({ agentId, kind: "routing", title: "classify", tier: "nano", messages, maxOutputTokens: 5 });
+        return reply.text;
+      })
+    : undefined;
+  router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, classifier, publishUsage, log: log.child({ component: "router" }), clock });
+
+  const embeddings = routing.embeddings;
+  const embedProvider = embeddings ? openAIProvider({ deploymentId: "embeddings", baseUrl: embeddings.baseUrl }) : undefined;
+  const embed = async (texts: string[]) => {
+    if (!embedProvider || !embeddings) return { vectors: texts.map((t) => localEmbedding(t)), model: "local-trigram-256", simulated: true };
+    const apiKey = embeddings.apiKeyEnv ? env[embeddings.apiKeyEnv] : undefined;
+    return { vectors: await embedProvider.embed(texts, embeddings.model, apiKey), model: embeddings.model, simulated: false };
+  };
+  const usage = async (agentId: string | undefined): Promise<UsageReply> => {
+    const ids = agentId ? [agentId] : config.agents.map((a) => a.id);
+    const views = await ledger.views(ids);
+    const waitingCalls = (await waiting.list()).filter((w) => !agentId || w.agentId === agentId);
+    return {
+      day: views.day ?? fleetDay(clock(), config.fleet.timeZone),
+      fleet: views.fleet,
+      agents: views.agents,
+      waiting: waitingCalls.map((w) => ({ callId: w.callId, agentId: w.agentId, since: w.since, nextAttemptAt: w.nextAttemptAt })),
+    };
+  };
+
+  const service = new RouterService({
+    nc, names, codec: config.fleet.codec, maxPayloadBytes: config.fleet.maxPayloadBytes, router, embed, usage, log,
+    deadLetter: (subject, data, error) => deadLetter(js, names, "router", { subject, data }, error),
+  });
+  service.start();
+  await nc.flush();
+  log.info({ deployments: Object.values(deployments).flat().map((d) => `${d.tier}:${d.id}${d.provider.simulated ? " (simulated)" : ""}`) }, "router started");
+  return {
+    router,
+    service,
+    stop: async () => {
+      await service.stop();
+    },
+  };
+}
