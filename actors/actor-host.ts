@@ -375,6 +375,11 @@ export class ActorHost {
 
   /** The chart's report effect: settle the Task (once: CAS, skipped when already terminal), tell watchers, ack the message. */
   private async report({ item, outcome }: ReportInput): Promise<void> {
+    // unsettled on purpose: the message stays unacked and is naked below, so the task comes back (up to maxDeliver)
+    if (!outcome.ok && "retry" in outcome) {
+      this.log.warn({ taskId: item.taskId, reason: outcome.reason }, "task will be retried");
+      throw new FleetError("INTERNAL", `task ${item.taskId} will be retried: ${outcome.reason}`);
+    }
     const state: TaskState = outcome.ok ? "TASK_STATE_COMPLETED" : "canceled" in outcome ? "TASK_STATE_CANCELED" : "TASK_STATE_FAILED";
     let settled = false;
     const task = await this.store.transition(this.agentId, item.taskId, (t) => {

@@ -19,7 +19,9 @@ export type Plan = { kind: "nothing" } | { kind: "work"; item: WorkItem | undefi
 export type Outcome =
   | { ok: true; artifacts: Artifact[] }
   | { ok: false; reason: string }
-  | { ok: false; canceled: true; reason: string };
+  | { ok: false; canceled: true; reason: string }
+  /** the work could not be done now for a reason that passes (no router, NATS away): the task is redelivered, not failed */
+  | { ok: false; retry: true; reason: string };
 
 export interface PlanInput {
   agentId: string;

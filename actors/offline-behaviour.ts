@@ -9,11 +9,7 @@ import { matchSkill, type AgentBehaviour, type HostedAgent } from "./behaviour.j
  */
 export function offlineBehaviour(agent: HostedAgent): AgentBehaviour {
   return {
-    async plan(input) {
-      if (input.trigger === "cycle" || !input.item) return { kind: "nothing" };
-      const skill = matchSkill(agent, textOf(input.item.message))?.id;
-      return { kind: "work", item: input.item, skillId: skill };
-    },
+    plan: planBySkill(agent),
     async act(input, ctx) {
       ctx.signal.throwIfAborted();
       const request = input.plan.item ? textOf(input.plan.item.message) : "";
@@ -36,6 +32,15 @@ export function offlineBehaviour(agent: HostedAgent): AgentBehaviour {
         ],
       };
     },
+  };
+}
+
+/** An execution agent's plan: a cycle has nothing to do (no model call); a task is work for its best-matching skill. */
+export function planBySkill(agent: HostedAgent): AgentBehaviour["plan"] {
+  return async (input) => {
+    if (input.trigger === "cycle" || !input.item) return { kind: "nothing" };
+    const skill = matchSkill(agent, textOf(input.item.message))?.id;
+    return { kind: "work", item: input.item, skillId: skill };
   };
 }
 

@@ -10,6 +10,8 @@ import { tasks } from "./tasks.js";
 import { up } from "./up.js";
 import { control } from "./control.js";
 import { backup, restore } from "./backup.js";
+import { costs } from "./costs.js";
+import { simulate } from "./simulate.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -25,6 +27,8 @@ const USAGE = `fleet <command> [options]
   wake <agent>               wake an agent now (it runs a cycle instead of waiting for its timer)
   backup <dir> [--overwrite] write the fleet's streams and buckets to a directory
   restore <dir> [--force]    read them back into a server (refuses non-empty streams without --force)
+  costs [--week] [--json]    spend by agent, tier and task kind, the top calls, the trend (today, or the last 7 days)
+  simulate [--days 30]       project the config's spend per agent and tier against all-premium (no NATS needed)
 
 options: --nats <url> (else NATS_URL, else the fleet started here, else nats://127.0.0.1:4222)
          --config <file.yaml> (default: config/fleets/local.yaml)   --prefix <prefix>   --log-level <level>`;
@@ -45,6 +49,8 @@ async function main(argv: string[]): Promise<number> {
       "no-wait": { type: "boolean" },
       overwrite: { type: "boolean" },
       force: { type: "boolean" },
+      week: { type: "boolean" },
+      days: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -73,6 +79,10 @@ async function main(argv: string[]): Promise<number> {
       return control("Restart", rest[0], values, env);
     case "wake":
       return control("Wake", rest[0], values, env);
+    case "costs":
+      return costs(values, env);
+    case "simulate":
+      return simulate(values);
     case "breaker":
       if (rest[0] !== "reset") break;
       return control("BreakerReset", rest[1], values, env);

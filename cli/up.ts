@@ -44,6 +44,8 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     restart: "permanent",
   }));
   // the cron jobs and the nightly backup run in their own process
+  // the router first: agents send their steps to it from their first task on
+  specs.unshift({ id: "router", command: process.execPath, args: [CLI, "run", "router", ...common], restart: "permanent" });
   specs.push({ id: "scheduler", command: process.execPath, args: [CLI, "run", "scheduler", ...common], restart: "permanent" });
   // the console channel prints deliveries in this terminal; chat channels get their bridges with the governance issue
   const usesConsole = config.principals.some((p) => p.channel === "console") || config.cron.some((j) => j.delivery !== "none" && j.delivery.channel === "console");
@@ -59,7 +61,7 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   });
   await supervisor.start();
   console.log(
-    `fleet "${config.fleet.name}" is up: ${config.agents.length} agents and the scheduler (${config.cron.length} cron jobs, backups at ${config.backups.at}) on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
+    `fleet "${config.fleet.name}" is up: ${config.agents.length} agents, the router and the scheduler (${config.cron.length} cron jobs, backups at ${config.backups.at}) on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
       `  in another terminal: npx fleet status | npx fleet send scout "check the competitors' pricing pages"\n` +
       `  Ctrl-C stops everything`,
   );

@@ -17,3 +17,14 @@ export {
   agentById,
 } from "./schema.js";
 export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";
+export {
+  DAY_MS,
+  addDays,
+  formatter,
+  localParts,
+  nextDailyAt,
+  parseHhmm,
+  zonedTimeToEpoch,
+  type LocalDate,
+  type LocalParts,
+} from "./local-time.js";

@@ -1,4 +1,5 @@
 import type { KV, KvEntry } from "@nats-io/kv";
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { decode, encode, FleetError, TierName, type BudgetState, type BudgetView } from "../protocol/index.js";
@@ -14,10 +15,13 @@ import { fleetDay } from "./fleet-day.js";
  * revision, and admission is judged on spent + live reservations before this one, so however many routers race, a cap
  * is passed by at most the one reservation admitted just below it (and, at the cap, by the nano grace).
  *
- * Idempotency without a second store: a reservation id already live is not counted again, and a settled id leaves a
- * tombstone (`settled`) so that a retried settle does not count the spend twice. Tombstones are kept for the
- * reservation TTL after the settle rather than all day: a retry comes seconds after the first attempt, and a whole day
- * of ids on the fleet key would grow every write (and every CAS) with the fleet's call count.
+ * Idempotency without a second store: reserving an id that is already live returns that reservation and counts it
+ * once. Every reservation also gets a random token, and settling leaves the token as a tombstone (`settled`), so a
+ * retried settle does not book the spend twice. The tombstone is the token, not the id, because callers reuse ids: the
+ * model router names attempts `<callId>.<n>` from 0 on every call, so a retried call reserves `<callId>.0` again, and
+ * that is a new call whose cost must be booked. Tombstones are kept for the reservation TTL after the settle rather
+ * than all day: a retried settle comes seconds after the first, and a whole day of them on the fleet key would grow
+ * every write (and every CAS) with the fleet's call count.
  */
 
 export const ReservationEntry = z.object({
@@ -25,6 +29,8 @@ export const ReservationEntry = z.object({
   tier: TierName,
   /** epoch ms after which a router that never settled is presumed dead and the reservation no longer counts */
   expiresAt: z.number(),
+  /** tells this reservation from an earlier, settled one under the same id */
+  token: z.string(),
 });
 export type ReservationEntry = z.infer<typeof ReservationEntry>;
 
@@ -33,7 +39,7 @@ export const BudgetRecord = z.object({
   day: z.string(),
   spentUsd: z.number().nonnegative(),
   reservations: z.record(z.string(), ReservationEntry),
-  /** settled reservation id → epoch ms when the tombstone may be forgotten */
+  /** settled reservation token → epoch ms when the tombstone may be forgotten */
   settled: z.record(z.string(), z.number()).default({}),
 });
 export type BudgetRecord = z.infer<typeof BudgetRecord>;
@@ -47,6 +53,7 @@ export interface Reservation {
   /** the day it was reserved on: it is settled there, so a call that runs over midnight does not leak into the next day */
   day: string;
   expiresAt: number;
+  token: string;
 }
 
 export type ReserveResult =
@@ -63,12 +70,14 @@ export interface BudgetLedgerOptions {
   nanoGrace: number;
   reservationTtlMs: number;
   clock?: () => number;
+  /** reservation tokens; default randomUUID */
+  newToken?: () => string;
 }
 
 const FLEET = "fleet";
 const MAX_ATTEMPTS = 50;
 
-type Verdict = { kind: "admitted" } | { kind: "known" } | { kind: "refused"; state: BudgetState; exhausted: boolean };
+type Verdict = { kind: "admitted" } | { kind: "known"; entry: ReservationEntry } | { kind: "refused"; state: BudgetState; exhausted: boolean };
 /** A change to one record: `next` undefined means nothing to write. */
 type Change<R> = { next: BudgetRecord | undefined; result: R };
 
@@ -78,6 +87,8 @@ export class BudgetLedger {
   constructor(private readonly o: BudgetLedgerOptions) {
     this.clock = o.clock ?? Date.now;
     if (!(o.reservationTtlMs > 0)) throw new RangeError("reservationTtlMs must be positive");
+    // `<day>.fleet` is the fleet's key: an agent of that name would share it
+    if (Object.hasOwn(o.agentCapsUsd, FLEET)) throw new FleetError("CONFIG_INVALID", `"${FLEET}" cannot be an agent id: it names the fleet's budget`);
   }
 
   async view(agentId: string): Promise<{ agent: BudgetView; fleet: BudgetView; state: BudgetState }> {
@@ -102,11 +113,14 @@ export class BudgetLedger {
   async reserve(agentId: string, tier: TierName, usd: number, reservationId: string): Promise<ReserveResult> {
     if (!(usd >= 0 && Number.isFinite(usd))) throw new RangeError(`a reservation must be a finite, non-negative amount, not ${usd}`);
     const now = this.clock();
-    const reservation: Reservation = {
-      id: reservationId, agentId, tier, usd: roundUsd(usd), day: fleetDay(now, this.o.timeZone), expiresAt: now + this.o.reservationTtlMs,
+    const candidate: Reservation = {
+      id: reservationId, agentId, tier, usd: roundUsd(usd), day: fleetDay(now, this.o.timeZone),
+      expiresAt: now + this.o.reservationTtlMs, token: (this.o.newToken ?? randomUUID)(),
     };
-    const agentVerdict = await this.admit(reservation, agentId);
+    const agentVerdict = await this.admit(candidate, agentId);
     if (agentVerdict.kind === "refused") return { ok: false, state: agentVerdict.state, exhausted: agentVerdict.exhausted };
+    // a retried reserve gets the live reservation back, token and all, so that settling either settles the one
+    const reservation = agentVerdict.kind === "known" ? { ...candidate, ...agentVerdict.entry } : candidate;
     const fleetVerdict = await this.admit(reservation, FLEET);
     if (fleetVerdict.kind === "refused") {
       // only undo what this call wrote: a reservation that was already there belongs to an earlier, live attempt
@@ -118,7 +132,7 @@ export class BudgetLedger {
 
   /**
    * Books what the call really cost on both keys of the reservation's day and drops the reservation. A reservation
-   * that expired (or that this key never saw) is still booked, because the money was spent; a settled id is not.
+   * that expired (or that this key never saw) is still booked, because the money was spent; a settled one is not.
    */
   async settle(reservation: Reservation, actualUsd: number): Promise<void> {
     if (!(actualUsd >= 0 && Number.isFinite(actualUsd))) throw new RangeError(`a settled cost must be finite and non-negative, not ${actualUsd}`);
@@ -126,10 +140,9 @@ export class BudgetLedger {
     // writes books the fleet's half without booking the agent's twice
     for (const owner of [reservation.agentId, FLEET]) {
       await this.change(`${reservation.day}.${owner}`, reservation.day, (record, now): Change<void> => {
-        if (record.settled[reservation.id] !== undefined) return { next: undefined, result: undefined };
-        const reservations = { ...record.reservations };
-        delete reservations[reservation.id];
-        const settled = { ...record.settled, [reservation.id]: now + this.o.reservationTtlMs };
+        if (record.settled[reservation.token] !== undefined) return { next: undefined, result: undefined };
+        const reservations = withoutReservation(record, reservation);
+        const settled = { ...record.settled, [reservation.token]: now + this.o.reservationTtlMs };
         return { next: { ...record, spentUsd: roundUsd(record.spentUsd + actualUsd), reservations, settled }, result: undefined };
       });
     }
@@ -158,18 +171,16 @@ export class BudgetLedger {
     const capUsd = this.capOf(owner);
     return this.change(`${reservation.day}.${owner}`, reservation.day, (record, now): Change<Verdict> => {
       const current = live(record, now);
-      if (current.reservations[reservation.id] || current.settled[reservation.id] !== undefined) {
-        // a retried reserve: counted once. A settled id stays settled, so its replay costs nothing more; callers give
-        // every attempt its own id (callId.attempt), so only a real replay lands here
-        return { next: undefined, result: { kind: "known" } };
-      }
+      const known = current.reservations[reservation.id];
+      // a retried reserve: counted once (an id that was settled is free again; see the tombstones above)
+      if (known) return { next: undefined, result: { kind: "known", entry: known } };
       const committed = roundUsd(current.spentUsd + reservedOf(current));
       const state = budgetStateOf(committed, capUsd, this.o.downgradeAt);
       if (state === "nanoOnly") {
         const withinGrace = committed < roundUsd(capUsd * (1 + this.o.nanoGrace));
         if (!withinGrace || reservation.tier !== "nano") return { next: undefined, result: { kind: "refused", state, exhausted: !withinGrace } };
       }
-      const entry: ReservationEntry = { usd: reservation.usd, tier: reservation.tier, expiresAt: reservation.expiresAt };
+      const entry: ReservationEntry = { usd: reservation.usd, tier: reservation.tier, expiresAt: reservation.expiresAt, token: reservation.token };
       return { next: { ...current, reservations: { ...current.reservations, [reservation.id]: entry } }, result: { kind: "admitted" } };
     });
   }
@@ -177,10 +188,8 @@ export class BudgetLedger {
   /** Takes back a reservation this call just made, leaving no tombstone, so the id can be reserved again. */
   private async undo(reservation: Reservation): Promise<void> {
     await this.change(`${reservation.day}.${reservation.agentId}`, reservation.day, (record): Change<void> => {
-      if (!record.reservations[reservation.id]) return { next: undefined, result: undefined };
-      const reservations = { ...record.reservations };
-      delete reservations[reservation.id];
-      return { next: { ...record, reservations }, result: undefined };
+      if (record.reservations[reservation.id]?.token !== reservation.token) return { next: undefined, result: undefined };
+      return { next: { ...record, reservations: withoutReservation(record, reservation) }, result: undefined };
     });
   }
 
@@ -230,6 +239,13 @@ function live(record: BudgetRecord, now: number): BudgetRecord {
   const reservations = Object.fromEntries(Object.entries(record.reservations).filter(([, r]) => r.expiresAt > now));
   const settled = Object.fromEntries(Object.entries(record.settled).filter(([, forgetAt]) => forgetAt > now));
   return { ...record, reservations, settled };
+}
+
+/** The reservations without this one; one with its id but another token is a later attempt and stays. */
+function withoutReservation(record: BudgetRecord, reservation: Reservation): Record<string, ReservationEntry> {
+  const reservations = { ...record.reservations };
+  if (reservations[reservation.id]?.token === reservation.token) delete reservations[reservation.id];
+  return reservations;
 }
 
 function reservedOf(record: BudgetRecord): number {

@@ -7,7 +7,7 @@ export { DeploymentHealth } from "./deployment-health.js";
 export { fleetDay, nextMidnight } from "./fleet-day.js";
 export { fitToBudget, pruneHistory } from "./lean-context.js";
 export { cosineSimilarity, localEmbedding } from "./local-embedding.js";
-export { ModelRouter, type ModelRouterOptions } from "./model-router.js";
+export { ModelRouter, worstCaseUsd, type ModelRouterOptions } from "./model-router.js";
 export { openAIProvider } from "./openai-provider.js";
 export { decideRoute, type PolicyInput } from "./policy.js";
 export { ProviderFailure, type ModelProvider, type ProviderAnswer, type ProviderCall } from "./provider.js";

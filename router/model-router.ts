@@ -153,7 +153,7 @@ export class ModelRouter {
           lastError = `${deployment.id} is cooling down`;
           continue;
         }
-        const worstCase = costUsd(config, { inputTokens: estimateInputTokens(request.messages), outputTokens: maxOutputTokens, cachedTokens: 0 });
+        const worstCase = worstCaseUsd(config, request, maxOutputTokens);
         const attempt = nextAttempt();
         const reservationId = `${callId}.${attempt}`;
         const reserved = await this.options.ledger.reserve(agent.id, tier, worstCase, reservationId);
@@ -241,6 +241,15 @@ export class ModelRouter {
       ...usage, costUsd: cost, decisionReason: decision.reason, at: this.clock(), ...outcome,
     });
   }
+}
+
+/**
+ * What a call may cost at most: the output budget in full, and the input estimate with 20 % headroom, because the
+ * provider's tokenizer is not ours. Caps hold to within one reservation only while the settled cost stays under it.
+ */
+export function worstCaseUsd(prices: { inputPerM: number; outputPerM: number; cachedPerM: number }, request: Pick<CompleteRequest, "messages">, maxOutputTokens: number): number {
+  const inputTokens = Math.ceil(estimateInputTokens(request.messages) * 1.2);
+  return costUsd(prices, { inputTokens, outputTokens: maxOutputTokens, cachedTokens: 0 });
 }
 
 function optionalKey(apiKey: string | undefined): { apiKey?: string } {

@@ -24,6 +24,12 @@ export interface RouterClientOptions {
   codec?: CodecName;
   /** how long one request may take: long enough for a tier's timeout times its fallback chain */
   timeoutMs?: number;
+  /**
+   * How often a complete is sent again, with the same callId, when no router answers in time or none is there: a router
+   * that died holding the request loses nothing but the time, and the retry is not billed twice (reservations are keyed
+   * by callId).
+   */
+  retries?: number;
   /** told each time a premium call has to wait, so the agent can log it and keep its task's working-acks going */
   onWaiting?: (callId: string, retryAfterMs: number) => void;
   signal?: AbortSignal;
@@ -34,11 +40,34 @@ export interface RouterClientOptions {
  * callId after the delay the router names, so the wait survives a router dying and is never billed twice.
  */
 export class RouterClient {
+  private reconnected: Promise<void>;
+  private signalReconnect: () => void = () => undefined;
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly names: FleetNames,
     private readonly options: RouterClientOptions = {},
-  ) {}
+  ) {
+    this.reconnected = this.nextReconnect();
+    void this.watchReconnects();
+  }
+
+  private nextReconnect(): Promise<void> {
+    return new Promise<void>((resolve) => (this.signalReconnect = resolve));
+  }
+
+  /**
+   * A reply cannot cross a reconnect: a request in flight when the connection dropped would wait out its whole timeout
+   * (minutes, for a model call). On reconnect every such request is sent again at once, with its callId.
+   */
+  private async watchReconnects(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type !== "reconnect") continue;
+      const signal = this.signalReconnect;
+      this.reconnected = this.nextReconnect();
+      signal();
+    }
+  }
 
   route(request: RouteRequest): Promise<RouteDecision> {
     return this.request("route", request, RouteDecision);
@@ -46,16 +75,27 @@ export class RouterClient {
 
   async complete(request: CompleteRequest): Promise<CompleteReply> {
     const withId = { ...request, callId: request.callId ?? crypto.randomUUID() };
+    let retriesLeft = this.options.retries ?? 2;
     for (;;) {
       try {
         return await this.request("complete", withId, CompleteReply);
       } catch (err) {
-        if (!(err instanceof FleetError) || err.code !== "PROVIDER_WAITING") throw err;
+        if (!(err instanceof FleetError)) throw err;
+        if ((err.code === "TIMEOUT" || err.code === "ROUTER_UNAVAILABLE") && retriesLeft-- > 0) {
+          // no router, or the one we reached died: back off a little so a restarting router can join
+          await sleep(err.code === "ROUTER_UNAVAILABLE" ? 1_000 : 0, undefined, this.signalOption());
+          continue;
+        }
+        if (err.code !== "PROVIDER_WAITING") throw err;
         const delay = err.retryAfterMs ?? 30_000;
         this.options.onWaiting?.(withId.callId, delay);
-        await sleep(delay, undefined, this.options.signal ? { signal: this.options.signal } : {});
+        await sleep(delay, undefined, this.signalOption());
       }
     }
+  }
+
+  private signalOption(): { signal?: AbortSignal } {
+    return this.options.signal ? { signal: this.options.signal } : {};
   }
 
   embed(agentId: string, texts: string[]): Promise<EmbedReply> {
@@ -70,10 +110,14 @@ export class RouterClient {
     const codec = this.options.codec ?? "msgpack";
     let reply;
     try {
-      reply = await this.nc.request(this.names.router(op), encode(body, codec), {
-        timeout: this.options.timeoutMs ?? 300_000,
-        headers: wireHeaders(codec),
+      const reconnected = this.reconnected.then(() => {
+        throw new FleetError("TIMEOUT", `the connection to NATS was re-established while ${op} was in flight`);
       });
+      reconnected.catch(() => undefined);
+      reply = await Promise.race([
+        this.nc.request(this.names.router(op), encode(body, codec), { timeout: this.options.timeoutMs ?? 300_000, headers: wireHeaders(codec) }),
+        reconnected,
+      ]);
     } catch (err) {
       const cause = err instanceof RequestError && err.cause ? err.cause : err;
       if (cause instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {

@@ -3,7 +3,8 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { localParts, nextDailyAt, taskIdFor, TaskStore, textOf } from "../actors/index.js";
+import { taskIdFor, TaskStore, textOf } from "../actors/index.js";
+import { localParts, nextDailyAt } from "../config/index.js";
 import type { CronJob } from "../config/index.js";
 import {
   CronRunRecord,

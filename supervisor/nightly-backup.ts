@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { localParts, nextDailyAt } from "../actors/index.js";
+import { localParts, nextDailyAt } from "../config/index.js";
 import { CronRunRecord, decode, encode, type CodecName, type FleetNames } from "../protocol/index.js";
 import { backupFleet } from "./backup.js";
 

@@ -2,14 +2,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { initialTransition, transition } from "xstate";
 import { FleetError } from "../../protocol/index.js";
+import { localParts, nextDailyAt, zonedTimeToEpoch } from "../../config/index.js";
 import {
   deferUntil,
   isQuiet,
-  localParts,
   nextBoundary,
-  nextDailyAt,
   quietHoursMachine,
-  zonedTimeToEpoch,
   type DailyWindow,
   type QuietHoursEmitted,
   type QuietHoursSnapshot,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FleetClient } from "../helpers/fleet-client.js";
-import { agentSpec, slowAgentSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
+import { agentSpec, routerSpec, slowAgentSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -21,7 +21,7 @@ describe("agents in their own processes", () => {
   });
 
   it("a message to atlas is delegated through TASKS to scout's process; states show through GetTask and events", async () => {
-    const procs = startProcesses(["atlas", "scout", "ship"].map((id) => agentSpec(id, fleet.file, server.url)));
+    const procs = startProcesses([routerSpec(fleet.file, server.url), ...["atlas", "scout", "ship"].map((id) => agentSpec(id, fleet.file, server.url))]);
     const client = await FleetClient.connect(server.url);
     try {
       await procs.start();
@@ -35,7 +35,7 @@ describe("agents in their own processes", () => {
       const data = delegation.parts.find((p) => "data" in p);
       const { agent, taskId } = (data && "data" in data ? data.data : {}) as { agent: string; taskId: string };
       assert.equal(agent, "scout", "pricing research goes to the agent whose skills match");
-      assert.ok(done.artifacts?.some((a) => a.name === "offline-answer"), "scout's answer is gathered into atlas's task");
+      assert.ok(done.artifacts?.some((a) => a.name === "simulated-answer"), "scout's answer is gathered into atlas's task");
 
       const scoutTask = await client.getTask("scout", taskId);
       assert.equal(scoutTask.status.state, "TASK_STATE_COMPLETED");
@@ -87,7 +87,7 @@ describe("agents in their own processes", () => {
   });
 
   it("a nats-server restart mid-run: every process reconnects and no assigned task is lost", async () => {
-    const procs = startProcesses(["scout", "ship"].map((id) => agentSpec(id, fleet.file, server.url)));
+    const procs = startProcesses([routerSpec(fleet.file, server.url), ...["scout", "ship"].map((id) => agentSpec(id, fleet.file, server.url))]);
     const client = await FleetClient.connect(server.url);
     try {
       await procs.start();

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { requestOperation } from "../../protocol/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
-import { agentSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
+import { agentSpec, routerSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -21,7 +21,7 @@ describe("dedup across processes", () => {
   });
 
   it("96 identical discoveries in a day become one task; the rest are REJECTED naming it", async () => {
-    const procs = startProcesses([agentSpec("scout", fleet.file, server.url)]);
+    const procs = startProcesses([routerSpec(fleet.file, server.url), agentSpec("scout", fleet.file, server.url)]);
     const client = await FleetClient.connect(server.url);
     try {
       await procs.start();
@@ -53,7 +53,7 @@ describe("dedup across processes", () => {
   });
 
   it("atlas asked three times for the same work delegates it once and answers all three from it", async () => {
-    const procs = startProcesses(["atlas", "ship"].map((id) => agentSpec(id, fleet.file, server.url)));
+    const procs = startProcesses([routerSpec(fleet.file, server.url), ...["atlas", "ship"].map((id) => agentSpec(id, fleet.file, server.url))]);
     const client = await FleetClient.connect(server.url);
     try {
       await procs.start();

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { decodeUnknown, isTerminal } from "../../protocol/index.js";
 import { STATUS_REPORT_TASK } from "../../supervisor/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
-import { agentSpec, slowAgentSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
+import { agentSpec, routerSpec, slowAgentSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -63,7 +63,7 @@ describe("operating discipline across processes", () => {
   });
 
   it("fleet restart: the agent's process exits and its supervisor starts it again", async () => {
-    const procs = startProcesses([agentSpec("scout", fleet.file, server.url)]);
+    const procs = startProcesses([routerSpec(fleet.file, server.url), agentSpec("scout", fleet.file, server.url)]);
     const client = await FleetClient.connect(server.url);
     try {
       await procs.start();
@@ -84,7 +84,7 @@ describe("operating discipline across processes", () => {
   });
 
   it("fleet.wake.<agent> runs a cycle now instead of at the next timer (atlas writes its status report)", async () => {
-    const procs = startProcesses(["atlas", "scout"].map((id) => agentSpec(id, fleet.file, server.url)));
+    const procs = startProcesses([routerSpec(fleet.file, server.url), ...["atlas", "scout"].map((id) => agentSpec(id, fleet.file, server.url))]);
     const client = await FleetClient.connect(server.url);
     try {
       await procs.start();

@@ -21,7 +21,7 @@ import {
 } from "../../protocol/index.js";
 import type { ProcessSupervisor } from "../../supervisor/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
-import { agentSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
+import { agentSpec, routerSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -73,7 +73,7 @@ describe("malformed input to an agent process", () => {
     fleet = writeTestFleet();
     // the client first: the agent then creates the streams last, with the fleet's own limits
     client = await FleetClient.connect(server.url);
-    procs = startProcesses([agentSpec(AGENT, fleet.file, server.url)]);
+    procs = startProcesses([routerSpec(fleet.file, server.url), agentSpec(AGENT, fleet.file, server.url)]);
     await procs.start();
     await client.waitAlive([AGENT]);
     pid = (await client.record(AGENT))!.pid;

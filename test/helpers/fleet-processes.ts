@@ -76,6 +76,11 @@ export function agentSpec(id: string, config: string, nats: string, runId: strin
   return { id, command: process.execPath, args: [CLI, "run", "agent", id, "--config", config, "--nats", nats, "--run-id", runId, "--supervised", "--log-level", "warn"], restart: "permanent" };
 }
 
+/** The model router: agents' tasks are answered through it (on the simulated provider in the test fleet). */
+export function routerSpec(config: string, nats: string): ChildSpec {
+  return { id: "router", command: process.execPath, args: [CLI, "run", "router", "--config", config, "--nats", nats, "--supervised", "--log-level", "warn"], restart: "permanent" };
+}
+
 export function slowAgentSpec(id: string, config: string, nats: string, workMs: number, options: { fail?: boolean } = {}): ChildSpec {
   const args = [SLOW_AGENT, "--agent", id, "--config", config, "--nats", nats, "--work-ms", String(workMs), "--run-id", randomUUID()];
   if (options.fail) args.push("--fail");

@@ -9,7 +9,7 @@ import { startRouter, type RunningRouter } from "../../router/index.js";
  * A small fleet whose tiers point at a scripted OpenAI server (`baseUrl`), with the reference prices, so the price ladder
  * is nano < capable < workhorse < power < premium. `extra` is YAML appended under `routing:` and per-agent overrides.
  */
-export function routerFleetConfig(options: {
+export interface RouterFleetOptions {
   baseUrl: string | undefined;
   prefix: string;
   fleetCapUsd?: number;
@@ -17,7 +17,13 @@ export function routerFleetConfig(options: {
   routing?: string;
   tierExtra?: Partial<Record<"nano" | "workhorse" | "capable" | "power" | "premium", string>>;
   scoutExtra?: string;
-}): FleetConfig {
+}
+
+export function routerFleetConfig(options: RouterFleetOptions): FleetConfig {
+  return parseFleetConfig(routerFleetYaml(options), "router-test.yaml");
+}
+
+export function routerFleetYaml(options: RouterFleetOptions): string {
   const tier = (name: string, model: string, input: number, output: number) =>
     [
       `  ${name}:`,
@@ -73,7 +79,7 @@ ${options.scoutExtra ?? ""}
     tools: [http_check]
     skills: [{ id: health, name: Health, description: Checks hosts, tags: [health] }]
 `;
-  return parseFleetConfig(yaml, "router-test.yaml");
+  return yaml;
 }
 
 export async function startTestRouter(nc: NatsConnection, config: FleetConfig, env: Record<string, string> = {}, clock?: () => number): Promise<RunningRouter> {

@@ -41,9 +41,10 @@ describe("BudgetLedger on a real KV bucket", () => {
   async function setup(overrides: Partial<BudgetLedgerOptions> = {}, start = at("2026-06-15T10:00:00Z")) {
     const { kv } = await bucket();
     const clock = { now: start };
+    let tokens = 0;
     const ledger = new BudgetLedger({
       kv, timeZone: "Europe/Berlin", fleetCapUsd: 100, agentCapsUsd: { atlas: 1, scout: 1 },
-      downgradeAt: 0.8, nanoGrace: 0.1, reservationTtlMs: 600_000, clock: () => clock.now, ...overrides,
+      downgradeAt: 0.8, nanoGrace: 0.1, reservationTtlMs: 600_000, clock: () => clock.now, newToken: () => `tok-${++tokens}`, ...overrides,
     });
     const record = async (key: string): Promise<BudgetRecord | undefined> => {
       const entry = await kv.get(key);
@@ -67,7 +68,7 @@ describe("BudgetLedger on a real KV bucket", () => {
   it("reserves on the agent's and the fleet's key and settles the actual cost on both", async () => {
     const { ledger, record } = await setup();
     const r = reservationOf(await ledger.reserve("atlas", "capable", 0.3, "call-1.1"));
-    assert.deepEqual(r, { id: "call-1.1", agentId: "atlas", tier: "capable", usd: 0.3, day: "2026-06-15", expiresAt: at("2026-06-15T10:10:00Z") });
+    assert.deepEqual(r, { id: "call-1.1", agentId: "atlas", tier: "capable", usd: 0.3, day: "2026-06-15", expiresAt: at("2026-06-15T10:10:00Z"), token: "tok-1" });
     let view = await ledger.view("atlas");
     assert.deepEqual(view.agent, { spentUsd: 0, reservedUsd: 0.3, capUsd: 1, state: "normal" });
     assert.deepEqual(view.fleet, { spentUsd: 0, reservedUsd: 0.3, capUsd: 100, state: "normal" });
@@ -82,7 +83,7 @@ describe("BudgetLedger on a real KV bucket", () => {
     assert.equal(all.agents.scout?.spentUsd, 0.2);
     const stored = await record("2026-06-15.fleet");
     assert.deepEqual(stored?.reservations, {});
-    assert.deepEqual(Object.keys(stored?.settled ?? {}).sort(), ["call-1.1", "call-2.1"]);
+    assert.deepEqual(stored?.settled, { "tok-1": at("2026-06-15T10:10:00Z"), "tok-2": at("2026-06-15T10:10:00Z") }, "tombstones for the TTL");
   });
 
   it("admits any tier below the cap, only nano at it, and nothing past the nano grace", async () => {
@@ -147,18 +148,32 @@ describe("BudgetLedger on a real KV bucket", () => {
   it("is idempotent per reservation id: a repeated reserve or settle counts once", async () => {
     const { ledger, record } = await setup();
     const first = reservationOf(await ledger.reserve("atlas", "capable", 0.3, "same"));
-    reservationOf(await ledger.reserve("atlas", "capable", 0.3, "same"));
+    const again = reservationOf(await ledger.reserve("atlas", "capable", 0.3, "same"));
+    assert.deepEqual(again, first, "the retried reserve gets the live reservation back");
     let view = await ledger.view("atlas");
     assert.equal(view.agent.reservedUsd, 0.3);
     assert.equal(view.fleet.reservedUsd, 0.3);
     await ledger.settle(first, 0.25);
-    await ledger.settle(first, 0.25);
+    await ledger.settle(again, 0.25);
     await ledger.release(first);
-    reservationOf(await ledger.reserve("atlas", "capable", 0.3, "same")); // a late replay of a settled attempt
     view = await ledger.view("atlas");
     assert.deepEqual(view.agent, { spentUsd: 0.25, reservedUsd: 0, capUsd: 1, state: "normal" });
     assert.deepEqual(view.fleet, { spentUsd: 0.25, reservedUsd: 0, capUsd: 100, state: "normal" });
-    assert.deepEqual(Object.keys((await record("2026-06-15.fleet"))?.settled ?? {}), ["same"]);
+    assert.deepEqual(Object.keys((await record("2026-06-15.fleet"))?.settled ?? {}), [first.token]);
+  });
+
+  it("a settled id reserved again is a new call: it is booked, and a late duplicate settle of the old one is not", async () => {
+    // the model router names attempts <callId>.<n> from 0 on every call, so a retried call reuses "call-9.0"
+    const { ledger } = await setup();
+    const old = reservationOf(await ledger.reserve("atlas", "premium", 0.3, "call-9.0"));
+    await ledger.release(old); // the provider failed
+    const retry = reservationOf(await ledger.reserve("atlas", "premium", 0.3, "call-9.0"));
+    assert.notEqual(retry.token, old.token);
+    assert.equal((await ledger.view("atlas")).agent.reservedUsd, 0.3);
+    await ledger.settle(old, 0.3); // a duplicate of the old settle: neither booked nor taking the new reservation away
+    assert.deepEqual((await ledger.view("atlas")).agent, { spentUsd: 0, reservedUsd: 0.3, capUsd: 1, state: "normal" });
+    await ledger.settle(retry, 0.2);
+    assert.deepEqual((await ledger.view("atlas")).fleet, { spentUsd: 0.2, reservedUsd: 0, capUsd: 100, state: "normal" });
   });
 
   it("starts a new day at local midnight; a call that ran over midnight is booked on the day it was reserved", async () => {
@@ -179,7 +194,7 @@ describe("BudgetLedger on a real KV bucket", () => {
     assert.equal((await ledger.view("atlas")).agent.spentUsd, 0, "yesterday's call does not count against today");
   });
 
-  it("fails closed on an unreadable record and refuses an agent without a cap", async () => {
+  it("fails closed on an unreadable record, refuses an agent without a cap and an agent named fleet", async () => {
     const { kv } = await bucket();
     const ledger = new BudgetLedger({
       kv, timeZone: "UTC", fleetCapUsd: 10, agentCapsUsd: { atlas: 1 }, downgradeAt: 0.8, nanoGrace: 0.1, reservationTtlMs: 1_000,
@@ -188,6 +203,8 @@ describe("BudgetLedger on a real KV bucket", () => {
     await kv.put("2026-06-15.atlas", new TextEncoder().encode(JSON.stringify({ day: "2026-06-15", spentUsd: "lots" })));
     await assert.rejects(ledger.reserve("atlas", "nano", 0.1, "x"), (err) => err instanceof FleetError && err.code === "MESSAGE_INVALID");
     await assert.rejects(ledger.view("ghost"), (err) => err instanceof FleetError && /no daily cap/.test(err.message));
+    assert.throws(() => new BudgetLedger({ kv, timeZone: "UTC", fleetCapUsd: 10, agentCapsUsd: { fleet: 1 }, downgradeAt: 0.8, nanoGrace: 0.1, reservationTtlMs: 1_000 }),
+      (err) => err instanceof FleetError && err.code === "CONFIG_INVALID", "an agent named fleet would share the fleet's key");
   });
 
   const Summary = z.object({

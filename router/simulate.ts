@@ -1,0 +1,208 @@
+import { parseHhmm, type FleetConfig, type TierName } from "../config/index.js";
+import { costUsd } from "./tokens.js";
+
+/*
+ * What a fleet config will cost before it spends anything: a projection of an average day per agent and tier, against
+ * the same calls all sent to premium. Pure and deterministic: config and assumptions in, tables out.
+ *
+ * The model, and where it is knowingly rough:
+ * - An agent runs a cycle every cycleMinutes outside the fleet's quiet hours (an average day: the quotient, not a count
+ *   of timer ticks; a 23- or 25-hour DST day is ignored).
+ * - Every cycle starts with one cheap "anything to do?" triage call at the triage tier (nano).
+ * - On workShare of the cycles, and once per cron job run, the agent does a working step: one call at its default tier.
+ *   Routing rules, the classifier, escalations, fallbacks and the semantic cache are not modelled: they move individual
+ *   steps up or down, which a projection from config alone cannot know.
+ * - cachedInputShare of every call's input tokens are billed at the tier's cached price (the system prompt, skills and
+ *   tool definitions repeat from call to call).
+ * - A projected day above the agent's daily cap is clipped to the cap and flagged, and the fleet total to the fleet's cap:
+ *   the budget chart downgrades at downgradeAt and stops at the cap, so such an agent does less work than projected.
+ * - The baseline is the same calls, tokens and cache share at premium prices, with no caps.
+ */
+
+export interface CallShape {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export interface SimulationAssumptions {
+  /** the tier of the per-cycle "anything to do?" call */
+  triageTier: TierName;
+  triage: CallShape;
+  work: CallShape;
+  /** share of cycles (0..1) that go on to a working step */
+  workShare: number;
+  /** share of input tokens (0..1) billed at the cached price */
+  cachedInputShare: number;
+}
+
+export const DEFAULT_ASSUMPTIONS: Readonly<SimulationAssumptions> = Object.freeze({
+  triageTier: "nano",
+  triage: Object.freeze({ inputTokens: 600, outputTokens: 50 }),
+  work: Object.freeze({ inputTokens: 3_000, outputTokens: 800 }),
+  workShare: 0.3,
+  cachedInputShare: 0.3,
+});
+
+export interface SimulationRow {
+  agentId: string;
+  tier: TierName;
+  /** which calls the row holds: the triage calls, the working steps, or both when they share a tier */
+  steps: "triage" | "work" | "triage+work";
+  callsPerDay: number;
+  inputTokensPerDay: number;
+  outputTokensPerDay: number;
+  /** after the agent's and the fleet's caps */
+  usdPerDay: number;
+  usdPerPeriod: number;
+  capped: boolean;
+}
+
+export interface SimulatedAgent {
+  agentId: string;
+  cyclesPerDay: number;
+  /** cron job runs per day (a job on some weekdays counts its share of the week) */
+  cronRunsPerDay: number;
+  capUsd: number;
+  uncappedUsdPerDay: number;
+  usdPerDay: number;
+  capped: boolean;
+}
+
+export interface SimulationTotals {
+  callsPerDay: number;
+  inputTokensPerDay: number;
+  outputTokensPerDay: number;
+  usdPerDay: number;
+  usdPerPeriod: number;
+}
+
+export interface Simulation {
+  days: number;
+  assumptions: SimulationAssumptions;
+  /** minutes per day outside the fleet's quiet hours */
+  activeMinutesPerDay: number;
+  rows: SimulationRow[];
+  agents: SimulatedAgent[];
+  totals: SimulationTotals;
+  /** the agents' capped days added up to more than fleet.dailyCapUsd and were clipped to it */
+  fleetCapped: boolean;
+  baseline: { usdPerDay: number; usdPerPeriod: number };
+  /** baseline ÷ projection ("N× cheaper"); undefined when the projection is zero */
+  ratio: number | undefined;
+  /** 1 − projection ÷ baseline; undefined when the baseline is zero */
+  savedShare: number | undefined;
+}
+
+const DAY_MINUTES = 24 * 60;
+
+/** Minutes per day outside a daily [start, end) window; a window that crosses midnight wraps; start = end is never quiet. */
+export function activeMinutes(quietHours: { start: string; end: string }): number {
+  const start = parseHhmm(quietHours.start);
+  const end = parseHhmm(quietHours.end);
+  const quiet = (end.hour * 60 + end.minute - (start.hour * 60 + start.minute) + DAY_MINUTES) % DAY_MINUTES;
+  return DAY_MINUTES - quiet;
+}
+
+function share(name: string, value: number): number {
+  if (!(value >= 0 && value <= 1)) throw new RangeError(`${name} must be between 0 and 1 (got ${value})`);
+  return value;
+}
+
+function resolveAssumptions(partial: Partial<SimulationAssumptions> = {}): SimulationAssumptions {
+  const a: SimulationAssumptions = {
+    triageTier: partial.triageTier ?? DEFAULT_ASSUMPTIONS.triageTier,
+    triage: { ...DEFAULT_ASSUMPTIONS.triage, ...partial.triage },
+    work: { ...DEFAULT_ASSUMPTIONS.work, ...partial.work },
+    workShare: share("workShare", partial.workShare ?? DEFAULT_ASSUMPTIONS.workShare),
+    cachedInputShare: share("cachedInputShare", partial.cachedInputShare ?? DEFAULT_ASSUMPTIONS.cachedInputShare),
+  };
+  for (const [name, v] of [["triage", a.triage], ["work", a.work]] as const) {
+    if (!(v.inputTokens >= 0 && v.outputTokens >= 0)) throw new RangeError(`${name} tokens must not be negative`);
+  }
+  return a;
+}
+
+export function simulateFleet(config: FleetConfig, options: { days: number; assumptions?: Partial<SimulationAssumptions> }): Simulation {
+  const { days } = options;
+  if (!(days > 0)) throw new RangeError(`days must be positive (got ${days})`);
+  const a = resolveAssumptions(options.assumptions);
+  const active = activeMinutes(config.fleet.quietHours);
+  const price = (tier: TierName) => config.tiers[tier];
+  const callUsd = (tier: TierName, shape: CallShape, calls: number) =>
+    calls * costUsd(price(tier), { ...shape, cachedTokens: Math.round(shape.inputTokens * a.cachedInputShare) });
+
+  const rows: SimulationRow[] = [];
+  const agents: SimulatedAgent[] = [];
+  let baselineUsd = 0;
+  for (const agent of config.agents) {
+    const cyclesPerDay = active / agent.cycleMinutes;
+    const cronRunsPerDay = config.cron.filter((job) => job.agent === agent.id).reduce((n, job) => n + (job.days ? job.days.length / 7 : 1), 0);
+    const triageCalls = cyclesPerDay;
+    const workCalls = cyclesPerDay * a.workShare + cronRunsPerDay;
+    baselineUsd += callUsd("premium", a.triage, triageCalls) + callUsd("premium", a.work, workCalls);
+
+    const parts: { tier: TierName; steps: "triage" | "work"; calls: number; shape: CallShape }[] = [
+      { tier: a.triageTier, steps: "triage", calls: triageCalls, shape: a.triage },
+      { tier: agent.defaultTier, steps: "work", calls: workCalls, shape: a.work },
+    ];
+    const agentRows = new Map<TierName, SimulationRow>();
+    for (const part of parts) {
+      const row = agentRows.get(part.tier) ?? { agentId: agent.id, tier: part.tier, steps: part.steps, callsPerDay: 0, inputTokensPerDay: 0, outputTokensPerDay: 0, usdPerDay: 0, usdPerPeriod: 0, capped: false };
+      if (row.steps !== part.steps) row.steps = "triage+work";
+      row.callsPerDay += part.calls;
+      row.inputTokensPerDay += part.calls * part.shape.inputTokens;
+      row.outputTokensPerDay += part.calls * part.shape.outputTokens;
+      row.usdPerDay += callUsd(part.tier, part.shape, part.calls);
+      agentRows.set(part.tier, row);
+    }
+    const uncapped = [...agentRows.values()].reduce((sum, r) => sum + r.usdPerDay, 0);
+    const capped = uncapped > agent.dailyCapUsd;
+    // a capped day is spread over the agent's rows in proportion: which calls the downgrade hits is not knowable here
+    if (capped) for (const row of agentRows.values()) Object.assign(row, { usdPerDay: (row.usdPerDay * agent.dailyCapUsd) / uncapped, capped: true });
+    rows.push(...agentRows.values());
+    agents.push({ agentId: agent.id, cyclesPerDay, cronRunsPerDay, capUsd: agent.dailyCapUsd, uncappedUsdPerDay: uncapped, usdPerDay: Math.min(uncapped, agent.dailyCapUsd), capped });
+  }
+
+  const agentsTotal = agents.reduce((sum, x) => sum + x.usdPerDay, 0);
+  const fleetCapped = agentsTotal > config.fleet.dailyCapUsd;
+  if (fleetCapped) {
+    const scale = config.fleet.dailyCapUsd / agentsTotal;
+    for (const row of rows) Object.assign(row, { usdPerDay: row.usdPerDay * scale, capped: true });
+    for (const x of agents) Object.assign(x, { usdPerDay: x.usdPerDay * scale, capped: true });
+  }
+  for (const row of rows) row.usdPerPeriod = row.usdPerDay * days;
+
+  const totals: SimulationTotals = { callsPerDay: 0, inputTokensPerDay: 0, outputTokensPerDay: 0, usdPerDay: 0, usdPerPeriod: 0 };
+  for (const row of rows) {
+    totals.callsPerDay += row.callsPerDay;
+    totals.inputTokensPerDay += row.inputTokensPerDay;
+    totals.outputTokensPerDay += row.outputTokensPerDay;
+    totals.usdPerDay += row.usdPerDay;
+  }
+  totals.usdPerPeriod = totals.usdPerDay * days;
+  return {
+    days,
+    assumptions: a,
+    activeMinutesPerDay: active,
+    rows,
+    agents,
+    totals,
+    fleetCapped,
+    baseline: { usdPerDay: baselineUsd, usdPerPeriod: baselineUsd * days },
+    ratio: totals.usdPerDay > 0 ? baselineUsd / totals.usdPerDay : undefined,
+    savedShare: baselineUsd > 0 ? 1 - totals.usdPerDay / baselineUsd : undefined,
+  };
+}
+
+/** The assumptions in words, for the printed table and the README: a projection is only as good as these. */
+export function describeAssumptions(s: Simulation): string[] {
+  const a = s.assumptions;
+  const n = (x: number) => x.toLocaleString("en-US");
+  const hours = (s.activeMinutesPerDay / 60).toFixed(s.activeMinutesPerDay % 60 === 0 ? 0 : 1);
+  return [
+    `cycles run ${hours} h a day (outside quiet hours), one every cycleMinutes; each starts with a ${a.triageTier} triage call of ${n(a.triage.inputTokens)} in / ${n(a.triage.outputTokens)} out tokens`,
+    `${Math.round(a.workShare * 100)} % of cycles, and every cron run, add a working step at the agent's default tier: ${n(a.work.inputTokens)} in / ${n(a.work.outputTokens)} out tokens`,
+    `${Math.round(a.cachedInputShare * 100)} % of input tokens are billed at the cached price; routing rules, escalations and the semantic cache are not modelled`,
+    `a day above an agent's cap (or the fleet's) is clipped to it; the baseline sends the same calls to premium without caps`,
+  ];
+}
