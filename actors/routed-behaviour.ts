@@ -28,6 +28,8 @@ export function routedBehaviour(agent: HostedAgent, router: RouterClient): Agent
             { role: "system", content: systemPrompt(agent, skill) },
             { role: "user", content: request },
           ],
+          // an empty answer or a refusal is not an answer: the router escalates the step one tier up
+          checks: ["non-empty", "no-refusal"],
         });
         ctx.log.info({ tier: reply.servedTier, costUsd: reply.costUsd, cacheHit: reply.cacheHit, simulated: reply.simulated }, "step answered");
         return {
