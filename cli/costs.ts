@@ -1,8 +1,7 @@
 import { jetstream } from "@nats-io/jetstream";
 import { addDays, DAY_MS, localParts, zonedTimeToEpoch } from "../config/index.js";
 // deep paths until router/index.ts names these exports (it is edited elsewhere)
-import { buildCostReport, type CostGroup, type CostReport } from "../router/cost-report.js";
-import { readUsage } from "../router/usage-reader.js";
+import { buildCostReport, readUsage, type CostGroup, type CostReport } from "../router/index.js";
 import { inspect, loadConfig, prefixOf, type CliOptions } from "./context.js";
 import { printTable } from "./status.js";
 
@@ -20,10 +19,9 @@ interface Window {
  * time zone to now and is compared with yesterday up to the same time of day; --week is the last 7 × 24 h against the 7
  * before. The config is read only for the time zone and the prefix.
  */
-export async function costs(options: CostsOptions, env: NodeJS.ProcessEnv): Promise<number> {
+export async function costs(options: CostsOptions, env: NodeJS.ProcessEnv, now: number = Date.now()): Promise<number> {
   const config = loadConfig(options);
   const timeZone = config.fleet.timeZone;
-  const now = Date.now();
   const { current, previous, label, previousLabel } = windows(now, timeZone, options.week === true);
   const { nc, names } = await inspect({ ...options, prefix: prefixOf(options, config) }, env);
   try {
@@ -89,7 +87,7 @@ function print(report: CostReport, o: { label: string; previousLabel: string; ti
     console.log("no model calls in this window");
   } else {
     console.log(
-      `spent ${usd(t.costUsd)}` + (t.simulatedCalls > 0 ? ` real, plus ${usd(t.simulatedUsd)} simulated (${count(t.simulatedCalls)} calls, not billed)` : "") +
+      `spent ${usd(t.costUsd)}` + (t.simulatedCalls > 0 ? ` real, plus ${usd(t.simulatedUsd)} simulated (${count(t.simulatedCalls)} call${t.simulatedCalls === 1 ? "" : "s"}, not billed)` : "") +
         ` · ${count(t.calls)} calls · ${count(t.cacheHits)} cache hits · ${count(t.escalations)} escalated · ${count(t.fallbacks)} fallbacks · ${count(t.failed)} failed`,
     );
   }
@@ -115,4 +113,5 @@ function print(report: CostReport, o: { label: string; previousLabel: string; ti
       `${count(c.inputTokens)}/${count(c.outputTokens)}/${count(c.cachedTokens)}`, localTime(c.at, o.timeZone), `${c.callId}#${c.attempt}`,
     ]),
   );
+  if (report.topCalls.some((c) => c.escalations > 0)) console.log("↑ the tier an escalation (a failed check) led to");
 }

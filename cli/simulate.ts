@@ -1,4 +1,4 @@
-import { describeAssumptions, simulateFleet, type Simulation } from "../router/simulate.js";
+import { describeAssumptions, simulateFleet, type Simulation } from "../router/index.js";
 import { configPath, loadConfig, type CliOptions } from "./context.js";
 import { usd } from "./costs.js";
 

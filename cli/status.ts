@@ -1,6 +1,7 @@
 import type { z } from "zod";
-import { AgentRecord, decode, isAlive, type CodecName } from "../protocol/index.js";
-import { inspect, type CliOptions } from "./context.js";
+import { AgentRecord, decode, FleetNames, isAlive, type CodecName, type UsageReply } from "../protocol/index.js";
+import { RouterClient } from "../router/index.js";
+import { inspect, prefixOf, type CliOptions } from "./context.js";
 
 /** `fleet status`: each agent's state, current task, tier, last heartbeat and restarts, read from KV `agents`. */
 export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promise<number> {
@@ -15,8 +16,16 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
     }
     records.sort((a, b) => a.agentId.localeCompare(b.agentId));
     const now = Date.now();
+    // today's spend is the router's to tell (it keeps the budgets); without a router the column says so
+    const usage = await new RouterClient(nc, new FleetNames(prefixOf(options)), { timeoutMs: 2_000, retries: 0 }).usage().catch(() => undefined);
     if (options.json) {
-      console.log(JSON.stringify(records.map(({ snapshot: _s, card: _c, ...r }) => ({ ...r, alive: isAlive({ ...r, card: _c }, now) })), null, 2));
+      console.log(
+        JSON.stringify(
+          records.map(({ snapshot: _s, card: _c, ...r }) => ({ ...r, alive: isAlive({ ...r, card: _c }, now), budget: usage?.agents[r.agentId] })),
+          null,
+          2,
+        ),
+      );
       return 0;
     }
     if (records.length === 0) {
@@ -31,15 +40,25 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
       r.heartbeatAt ? `${Math.round((now - r.heartbeatAt) / 1000)}s ago` : "-",
       String(r.restarts),
       breakerText(r, now),
+      spendText(usage, r.agentId),
       String(r.dedupSuppressed ?? 0),
       `${r.tasksCompleted}/${r.tasksFailed}`,
       `${r.host}:${r.pid}`,
     ]);
-    printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "BREAKER", "DEDUPED", "DONE/FAILED", "PROCESS"], rows);
+    if (usage) console.log(`fleet: ${spendText(usage, undefined)} on ${usage.day}${usage.waiting.length > 0 ? `; ${usage.waiting.length} premium call(s) waiting` : ""}`);
+    printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "BREAKER", "SPENT TODAY", "DEDUPED", "DONE/FAILED", "PROCESS"], rows);
     return 0;
   } finally {
     await nc.close();
   }
+}
+
+function spendText(usage: UsageReply | undefined, agentId: string | undefined): string {
+  if (!usage) return "no router";
+  const view = agentId === undefined ? usage.fleet : usage.agents[agentId];
+  if (!view) return "-";
+  const state = view.state === "normal" ? "" : ` ${view.state}`;
+  return `$${view.spentUsd.toFixed(view.spentUsd < 1 ? 4 : 2)}/$${view.capUsd}${state}`;
 }
 
 function breakerText(r: AgentRecord, now: number): string {

@@ -167,7 +167,11 @@ const ToolName = z.string().regex(/^[a-z][a-z0-9_]*$/, 'must be a tool name (low
 
 export const AgentConfig = strict({
   // Agent ids become subject tokens and KV keys, hence the narrow alphabet.
-  id: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "must be 1-32 lowercase letters, digits or '-', starting with a letter"),
+  id: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,31}$/, "must be 1-32 lowercase letters, digits or '-', starting with a letter")
+    // the budget's fleet-wide counter is the key `<day>.fleet`: an agent of that name would share it
+    .refine((id) => id !== "fleet", '"fleet" is reserved for the fleet-wide budget'),
   name: z.string().min(1),
   role: z.string().min(1),
   layer: Layer,

@@ -19,3 +19,6 @@ export { startRouter, type RunningRouter, type StartRouterOptions } from "./star
 export { cheaperStep, escalateOneStep, fallbackChain, ladder, tierPrice } from "./tier-ladder.js";
 export { costUsd, estimateInputTokens, estimateTextTokens } from "./tokens.js";
 export { WaitingCalls, type WaitingCall } from "./waiting-calls.js";
+export { buildCostReport, dedupUsage, sumUsage, type CostGroup, type CostReport, type CostTotals, type CostTrend, type TopCall } from "./cost-report.js";
+export { readUsage, type UsageRead } from "./usage-reader.js";
+export { DEFAULT_ASSUMPTIONS, describeAssumptions, simulateFleet, type Simulation, type SimulationAssumptions, type SimulationRow } from "./simulate.js";

@@ -8,8 +8,9 @@ import { costUsd } from "./tokens.js";
  * The model, and where it is knowingly rough:
  * - An agent runs a cycle every cycleMinutes outside the fleet's quiet hours (an average day: the quotient, not a count
  *   of timer ticks; a 23- or 25-hour DST day is ignored).
- * - Every cycle starts with one cheap "anything to do?" triage call at the triage tier (nano).
- * - On workShare of the cycles, and once per cron job run, the agent does a working step: one call at its default tier.
+ * - A cycle with nothing to do makes no model call (the agent chart ends it before planning), so idle cycles cost nothing.
+ * - On workShare of the cycles, and once per cron job run, the agent does a working step: one call at its default tier,
+ *   preceded by one cheap triage call at the triage tier (nano: the routing classifier, or a "what is this?" step).
  *   Routing rules, the classifier, escalations, fallbacks and the semantic cache are not modelled: they move individual
  *   steps up or down, which a projection from config alone cannot know.
  * - cachedInputShare of every call's input tokens are billed at the tier's cached price (the system prompt, skills and
@@ -137,8 +138,8 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
   for (const agent of config.agents) {
     const cyclesPerDay = active / agent.cycleMinutes;
     const cronRunsPerDay = config.cron.filter((job) => job.agent === agent.id).reduce((n, job) => n + (job.days ? job.days.length / 7 : 1), 0);
-    const triageCalls = cyclesPerDay;
     const workCalls = cyclesPerDay * a.workShare + cronRunsPerDay;
+    const triageCalls = workCalls;
     baselineUsd += callUsd("premium", a.triage, triageCalls) + callUsd("premium", a.work, workCalls);
 
     const parts: { tier: TierName; steps: "triage" | "work"; calls: number; shape: CallShape }[] = [
@@ -200,8 +201,8 @@ export function describeAssumptions(s: Simulation): string[] {
   const n = (x: number) => x.toLocaleString("en-US");
   const hours = (s.activeMinutesPerDay / 60).toFixed(s.activeMinutesPerDay % 60 === 0 ? 0 : 1);
   return [
-    `cycles run ${hours} h a day (outside quiet hours), one every cycleMinutes; each starts with a ${a.triageTier} triage call of ${n(a.triage.inputTokens)} in / ${n(a.triage.outputTokens)} out tokens`,
-    `${Math.round(a.workShare * 100)} % of cycles, and every cron run, add a working step at the agent's default tier: ${n(a.work.inputTokens)} in / ${n(a.work.outputTokens)} out tokens`,
+    `cycles run ${hours} h a day (outside quiet hours), one every cycleMinutes; a cycle with nothing to do makes no model call`,
+    `${Math.round(a.workShare * 100)} % of cycles, and every cron run, do a working step at the agent's default tier (${n(a.work.inputTokens)} in / ${n(a.work.outputTokens)} out tokens), triaged first at ${a.triageTier} (${n(a.triage.inputTokens)} in / ${n(a.triage.outputTokens)} out)`,
     `${Math.round(a.cachedInputShare * 100)} % of input tokens are billed at the cached price; routing rules, escalations and the semantic cache are not modelled`,
     `a day above an agent's cap (or the fleet's) is clipped to it; the baseline sends the same calls to premium without caps`,
   ];

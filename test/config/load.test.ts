@@ -229,3 +229,28 @@ describe("loadFleetConfig", () => {
     assert.equal(err.message, `${file}: extra: unknown key (allowed: fleet, tiers, routing, agents, tasks, supervisor, cron, webhook, backups, principals)`);
   });
 });
+
+describe("routing config", () => {
+  it("fills in the defaults: aliases, cache, cooldown, budget thresholds", () => {
+    const config = parse(validConfig());
+    assert.deepEqual(config.routing.aliases, { triage: { tier: "nano" }, standard: { tier: "capable" }, heavy: { tier: "power" } });
+    assert.equal(config.routing.budget.downgradeAt, 0.8);
+    assert.equal(config.routing.escalationCeiling, "premium");
+  });
+
+  it("refuses a fallback chain or an alias chain that does not climb in cost, naming the step", () => {
+    const data = { ...validConfig(), routing: { fallback: { power: ["workhorse"] }, aliases: { quick: { tier: "workhorse", chain: ["power", "capable"] } } } };
+    const err = fleetErrorOf("CONFIG_INVALID", () => parse(data));
+    assertIssue(err, "routing.fallback.power[0]", /"workhorse" .* is not more expensive than "power"/);
+    assertIssue(err, "routing.aliases.quick.chain[1]", /"capable" .* is not more expensive than "power"/);
+  });
+
+  it('refuses bad routing keys and the reserved agent id "fleet"', () => {
+    const data = validConfig();
+    Object.assign(data.agents[1]!, { id: "fleet" });
+    const err = fleetErrorOf("CONFIG_INVALID", () => parse({ ...data, routing: { escalationCeiling: "ultra", cache: { similarity: 2 } } }));
+    assertIssue(err, "agents[1].id", /reserved/);
+    assertIssue(err, "routing.escalationCeiling", /nano/);
+    assertIssue(err, "routing.cache.similarity", /<=1/);
+  });
+});

@@ -52,18 +52,18 @@ describe("simulateFleet", () => {
     }
   });
 
-  it("works the numbers out per call: triage at nano every cycle, work on a share of them, cached input at the cached price", () => {
+  it("works the numbers out per call: idle cycles free, work on a share of them triaged at nano, cached input at the cached price", () => {
     const config = fleet({ agents: [{ id: "atlas", tier: "power", cycle: 60, cap: 100 }] });
     const s = simulateFleet(config, { days: 10, assumptions: { workShare: 0.5, cachedInputShare: 0.5 } });
     const [triage, work] = s.rows;
     assert.equal(triage?.tier, "nano");
-    assert.equal(triage?.callsPerDay, 24);
+    assert.equal(triage?.callsPerDay, 12, "one triage call per working step; 12 idle cycles cost nothing");
     assert.equal(work?.callsPerDay, 12);
     assert.equal(work?.inputTokensPerDay, 12 * 3000);
     // triage: 300 in at $1 + 300 cached at $0.5 + 50 out at $2 per M; work: 1500 at $5 + 1500 at $2.5 + 800 at $15
-    close(triage?.usdPerDay ?? -1, (24 * (300 * 1 + 300 * 0.5 + 50 * 2)) / 1e6, "triage");
+    close(triage?.usdPerDay ?? -1, (12 * (300 * 1 + 300 * 0.5 + 50 * 2)) / 1e6, "triage");
     close(work?.usdPerDay ?? -1, (12 * (1500 * 5 + 1500 * 2.5 + 800 * 15)) / 1e6, "work");
-    const baseline = (24 * (300 * 10 + 300 * 5 + 50 * 50) + 12 * (1500 * 10 + 1500 * 5 + 800 * 50)) / 1e6;
+    const baseline = (12 * (300 * 10 + 300 * 5 + 50 * 50) + 12 * (1500 * 10 + 1500 * 5 + 800 * 50)) / 1e6;
     close(s.baseline.usdPerDay, baseline, "baseline");
     close(s.baseline.usdPerPeriod, baseline * 10, "baseline period");
   });
