@@ -1,4 +1,4 @@
-import { Packr, type Options as PackrOptions } from "msgpackr";
+import { C1, Packr, type Options as PackrOptions } from "msgpackr";
 import type { z } from "zod";
 import { FleetError, issuesOf } from "./errors.js";
 
@@ -55,10 +55,23 @@ export function encode(value: unknown, codec: CodecName = "msgpack"): Uint8Array
 export function decodeUnknown(bytes: Uint8Array, codec: CodecName = "msgpack"): Decoded<unknown> {
   try {
     if (codec === "json") return { ok: true, value: JSON.parse(decoder.decode(bytes), jsonReviver) };
-    return { ok: true, value: packr.unpack(bytes) };
+    const value: unknown = packr.unpack(bytes);
+    // msgpackr turns the never-used byte 0xc1 into a sentinel object instead of failing. 0xc1 never occurs in UTF-8, so
+    // the (rare) walk for the sentinel runs only when the byte is there at all, e.g. inside binary data or numbers.
+    if (bytes.indexOf(0xc1) !== -1 && containsNeverUsed(value)) {
+      return { ok: false, error: new FleetError("MESSAGE_MALFORMED", "payload is not valid msgpack: it uses the never-used byte 0xc1", { cause: new TypeError("0xc1") }) };
+    }
+    return { ok: true, value };
   } catch (cause) {
     return { ok: false, error: new FleetError("MESSAGE_MALFORMED", `payload is not valid ${codec}`, { cause }) };
   }
+}
+
+function containsNeverUsed(value: unknown): boolean {
+  if (value === C1) return true;
+  if (Array.isArray(value)) return value.some(containsNeverUsed);
+  if (value !== null && typeof value === "object" && !(value instanceof Uint8Array)) return Object.values(value).some(containsNeverUsed);
+  return false;
 }
 
 export interface DecodeOptions {
