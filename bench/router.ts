@@ -5,10 +5,12 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { jetstream } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import OpenAI from "openai";
+import { z } from "zod";
 import { parseFleetConfig, type FleetConfig } from "../config/index.js";
-import { encode, ensureFleetResources, FleetError, FleetNames, type ChatMessage, type CompleteRequest, type RouteRequest } from "../protocol/index.js";
+import { encode, ensureFleetResources, FleetError, FleetNames, openBuckets, type ChatMessage, type CompleteRequest, type RouteRequest } from "../protocol/index.js";
 import { BudgetLedger, decideRoute, fleetDay, RouterClient, type PolicyInput } from "../router/index.js";
 import { NatsServer } from "../test/helpers/nats-server.js";
 import { OpenAIServer } from "../test/helpers/openai-server.js";
@@ -30,11 +32,14 @@ const DECISION_BATCH = 20_000;
 const DECISION_WARMUP_BATCHES = 5;
 const DECISION_BATCHES = 30;
 const LATENCY_WARMUP = 200;
-const LATENCY_BLOCKS = 20;
+const LATENCY_BLOCKS = 10;
 const LATENCY_BLOCK = 100;
 const INFO_N = 1_000;
 const IN_FLIGHT = 1_000;
 const THROUGHPUT_ROUNDS = 3;
+/** information: the router with fewer calls in flight, to show where the budget's CAS keys stop coping */
+const THROUGHPUT_INFO_CONCURRENCY = [10, 100];
+const THROUGHPUT_INFO_CALLS = 500;
 const MAX_TOKENS = 64;
 const MODEL = "m-capable";
 const AGENTS = ["atlas", "scout", "ship"] as const;
@@ -116,6 +121,9 @@ function benchYaml(baseUrl: string, prefix: string): string {
   // caps far above what the run spends, so no call is refused or downgraded; no cache, no classifier call
   return routerFleetYaml({ baseUrl, prefix, fleetCapUsd: 1_000, scoutCapUsd: 1_000, routing: `  classifier: false\n  cache: { enabled: false }\n${RULES_YAML}` });
 }
+
+/** the fleet's time zone, which names the budget day's keys */
+const TIME_ZONE = parseFleetConfig(benchYaml("http://127.0.0.1:9/v1", "benchtz"), "bench-router.yaml").fleet.timeZone;
 
 // ---------------------------------------------------------------------------------------------------------------- 1
 
@@ -230,6 +238,27 @@ async function timeSequential(n: number, call: (i: number) => Promise<unknown>):
   return out;
 }
 
+/** Reads a budget record's live reservations and tombstones, to show what every CAS write carries. */
+const BudgetShape = z.object({ reservations: z.record(z.string(), z.unknown()), settled: z.record(z.string(), z.unknown()).default({}) });
+
+async function budgetRecords(budgets: KV, owners: readonly string[]): Promise<string> {
+  const day = fleetDay(Date.now(), TIME_ZONE);
+  const parts: string[] = [];
+  for (const owner of owners) {
+    const entry = await budgets.get(`${day}.${owner}`);
+    const parsed = entry && entry.operation === "PUT" ? BudgetShape.safeParse(JSON.parse(new TextDecoder().decode(entry.value))) : undefined;
+    const shape = parsed?.success ? `${Object.keys(parsed.data.reservations).length} live reservations, ${Object.keys(parsed.data.settled).length} tombstones` : "empty";
+    parts.push(`${owner} ${(((entry?.value.length ?? 0) / 1024)).toFixed(1)} kB (${shape})`);
+  }
+  return parts.join("; ");
+}
+
+/** Starts the day afresh: the warm-up's tombstones would otherwise ride along in every write of the measured run. */
+async function resetDay(budgets: KV): Promise<void> {
+  const day = fleetDay(Date.now(), TIME_ZONE);
+  for (const owner of ["fleet", ...AGENTS]) await budgets.purge(`${day}.${owner}`);
+}
+
 async function latency(nats: NatsServer, openaiServer: OpenAIServer, dir: string): Promise<Result[]> {
   const url = nats.url;
   const names = new FleetNames("benchrl");
@@ -238,6 +267,7 @@ async function latency(nats: NatsServer, openaiServer: OpenAIServer, dir: string
   const client = new RouterClient(nc, names, { timeoutMs: 60_000, retries: 0 });
   const openai = directClient(openaiServer.baseUrl);
   try {
+    const budgets = (await openBuckets(nc, names)).budgets;
     const routerCall = () => client.complete(completeRequest("scout"));
     const direct = directCall(openai);
     // the two paths must get the same answer from the same server
@@ -245,10 +275,12 @@ async function latency(nats: NatsServer, openaiServer: OpenAIServer, dir: string
     const viaSdk = await direct();
     if (viaRouter.text !== `ok from ${MODEL}` || viaRouter.cacheHit || viaRouter.servedTier !== "capable") throw new Error(`unexpected router answer ${JSON.stringify(viaRouter)}`);
     if (viaSdk.choices[0]?.message.content !== viaRouter.text) throw new Error(`unexpected direct answer ${JSON.stringify(viaSdk)}`);
-    say(`complete latency: ${LATENCY_BLOCKS} blocks of ${LATENCY_BLOCK} sequential calls per path, alternating, after ${LATENCY_WARMUP} warm-up each; router in its own process`);
+    const n = LATENCY_BLOCKS * LATENCY_BLOCK;
+    say(`complete latency: ${LATENCY_BLOCKS} blocks of ${LATENCY_BLOCK} sequential calls per path, alternating, after ${LATENCY_WARMUP} warm-up each; router in its own process; the budget day is emptied after the warm-up`);
 
     await timeSequential(LATENCY_WARMUP, direct);
     await timeSequential(LATENCY_WARMUP, routerCall);
+    await resetDay(budgets);
     const viaRouterMs: number[] = [];
     const directMs: number[] = [];
     const cpu0 = { router: cpuSeconds(routerProcess.pid), nats: cpuSeconds(nats["proc"]?.pid ?? 0), bench: process.cpuUsage() };
@@ -260,7 +292,6 @@ async function latency(nats: NatsServer, openaiServer: OpenAIServer, dir: string
       const d = process.cpuUsage(c);
       benchRouterCpu += (d.user + d.system) / 1e6;
     }
-    const n = LATENCY_BLOCKS * LATENCY_BLOCK;
     const routerCpu = (cpuSeconds(routerProcess.pid) - cpu0.router) / n;
     const natsCpu = (cpuSeconds(nats["proc"]?.pid ?? 0) - cpu0.nats) / n;
     const benchAll = process.cpuUsage(cpu0.bench);
@@ -269,17 +300,13 @@ async function latency(nats: NatsServer, openaiServer: OpenAIServer, dir: string
     const d = sorted(directMs);
     say(`  direct openai SDK: p50 ${ms(percentile(d, 50))}, p99 ${ms(percentile(d, 99))}`);
     say(`  through the router: p50 ${ms(percentile(r, 50))}, p99 ${ms(percentile(r, 99))}`);
-    const tenth = Math.floor(n / 10);
-    say(`  information: router p50 of the first ${tenth} calls ${ms(median(viaRouterMs.slice(0, tenth)))}, of the last ${tenth} ${ms(median(viaRouterMs.slice(-tenth)))}`);
+    const blockP50 = (b: number) => ms(median(viaRouterMs.slice(b * LATENCY_BLOCK, (b + 1) * LATENCY_BLOCK)));
+    say(`  information: router p50 per block of ${LATENCY_BLOCK}: ${Array.from({ length: LATENCY_BLOCKS }, (_, b) => blockP50(b)).join(", ")}`);
     say(
-      `  information: CPU per call: router process ${ms(routerCpu * 1_000)}, nats-server ${ms(natsCpu * 1_000)} (router calls and direct calls together), ` +
-        `this process ${ms((benchRouterCpu / n) * 1_000)} per router call (client + HTTP server) vs ${ms(benchDirectCpu * 1_000)} per direct call (SDK + HTTP server)`,
+      `  information: CPU per router call: router process ${ms(routerCpu * 1_000)}, nats-server ${ms(natsCpu * 1_000)}, ` +
+        `this process ${ms((benchRouterCpu / n) * 1_000)} (client + HTTP server); per direct call, this process ${ms(benchDirectCpu * 1_000)} (SDK + HTTP server)`,
     );
-    const budgets = (await ensureFleetResources(nc, names, { maxPayloadBytes: 1024 * 1024 })).kv.budgets;
-    const day = fleetDay(Date.now(), "Europe/Berlin");
-    const fleetKey = await budgets.get(`${day}.fleet`);
-    const scoutKey = await budgets.get(`${day}.scout`);
-    say(`  information: budget records after ${n + LATENCY_WARMUP + 1} calls: fleet ${((fleetKey?.value.length ?? 0) / 1024).toFixed(1)} kB (revision ${fleetKey?.revision}), scout ${((scoutKey?.value.length ?? 0) / 1024).toFixed(1)} kB`);
+    say(`  information: budget records after the ${n} calls: ${await budgetRecords(budgets, ["fleet", "scout"])}`);
 
     await whereTheTimeGoes(nc, url, viaRouter);
 
@@ -345,85 +372,104 @@ async function whereTheTimeGoes(client: NatsConnection, url: string, sampleReply
       }
     };
     for (let i = 0; i < 100; i++) await ledgerCall(-1 - i, false);
+    await resetDay(kv.budgets);
     for (let i = 0; i < INFO_N; i++) await ledgerCall(i, true);
-    const line = (label: string, xs: number[]) => `${label} p50 ${ms(median(xs))}`;
-    const ledgerTotal = median(parts.view) + median(parts.reserve) + median(parts.settle);
-    say(
-      `  information: budget ledger alone, ${INFO_N} sequential calls: ${line("view", parts.view)}, ${line("reserve", parts.reserve)}, ` +
-        `${line("settle", parts.settle)} (sum of p50s ${ms(ledgerTotal)}); USAGE publish alone ${ms(median(parts.publish))} (runs alongside settle)`,
-    );
+    const slice = (from: number, to: number) => {
+      const p = (xs: number[]) => median(xs.slice(from, to));
+      const total = p(parts.view) + p(parts.reserve) + p(parts.settle);
+      return `view ${ms(p(parts.view))}, reserve ${ms(p(parts.reserve))}, settle ${ms(p(parts.settle))}, sum ${ms(total)}`;
+    };
+    say(`  information: budget ledger alone, ${INFO_N} sequential view + reserve + settle from an empty day, p50s: first 100 calls ${slice(0, 100)}; last 100 ${slice(-100, INFO_N)}`);
+    say(`  information: USAGE publish to JetStream alone, p50 ${ms(median(parts.publish))} (the router runs it alongside the settle)`);
   } finally {
     await responder.close();
   }
 }
 
-interface Burst {
+interface Load {
   ok: number;
   failed: Map<string, number>;
   seconds: number;
-  latencies: number[];
+  /** when each successful call was answered, ms from the start */
+  answeredAt: number[];
 }
 
-async function burst(n: number, call: (i: number) => Promise<unknown>): Promise<Burst> {
+/** `total` calls, at most `concurrency` in flight (a pool of that many callers); `concurrency = total` is one burst. */
+async function load(total: number, concurrency: number, call: (i: number) => Promise<unknown>): Promise<Load> {
   const failed = new Map<string, number>();
-  const latencies: number[] = [];
+  const answeredAt: number[] = [];
   let ok = 0;
+  let next = 0;
   const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: n }, async (_, i) => {
+  const caller = async () => {
+    while (next < total) {
+      const i = next++;
       try {
         await call(i);
         ok++;
-        latencies.push(performance.now() - t0);
+        answeredAt.push(performance.now() - t0);
       } catch (err) {
         const code = err instanceof FleetError ? err.code : err instanceof Error ? err.constructor.name : "unknown";
         failed.set(code, (failed.get(code) ?? 0) + 1);
       }
-    }),
-  );
-  return { ok, failed, seconds: (performance.now() - t0) / 1_000, latencies: sorted(latencies) };
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, caller));
+  return { ok, failed, seconds: (performance.now() - t0) / 1_000, answeredAt: sorted(answeredAt) };
 }
 
-function describe(label: string, b: Burst): string {
-  const failures = [...b.failed].map(([code, count]) => `${count} ${code}`).join(", ");
+const rate = (l: Load) => l.ok / l.seconds;
+
+function describe(label: string, l: Load): string {
+  const failures = [...l.failed].map(([code, count]) => `${count} ${code}`).join(", ");
   return (
-    `${label} ${Math.round(b.ok / b.seconds)} req/s (${b.ok} ok${failures ? `, failed: ${failures}` : ""} in ${b.seconds.toFixed(2)} s; ` +
-    `answered by ${ms(percentile(b.latencies, 50))} p50, ${ms(percentile(b.latencies, 99))} p99)`
+    `${label} ${Math.round(rate(l))} req/s (${l.ok} ok${failures ? `, failed: ${failures}` : ""} in ${l.seconds.toFixed(2)} s; ` +
+    `half answered by ${ms(percentile(l.answeredAt, 50))}, 99 % by ${ms(percentile(l.answeredAt, 99))})`
   );
 }
 
-async function throughput(url: string, openaiServer: OpenAIServer, dir: string): Promise<Result> {
+async function throughput(nats: NatsServer, openaiServer: OpenAIServer, dir: string): Promise<Result> {
   const names = new FleetNames("benchrt");
-  const routerProcess = await startRouterProcess(url, openaiServer.baseUrl, names.prefix, dir);
-  const nc = await connect({ servers: url, name: "bench-router-burst" });
+  const routerProcess = await startRouterProcess(nats.url, openaiServer.baseUrl, names.prefix, dir);
+  const nc = await connect({ servers: nats.url, name: "bench-router-burst" });
   const client = new RouterClient(nc, names, { timeoutMs: 120_000, retries: 0 });
   const openai = directClient(openaiServer.baseUrl);
-  let logged = "";
   try {
-    say(`Throughput: ${IN_FLIGHT} calls in flight at once (Promise.all), spread over ${AGENTS.join(", ")}; ${THROUGHPUT_ROUNDS} rounds per path, alternating`);
+    const budgets = (await openBuckets(nc, names)).budgets;
+    say(`Throughput: ${IN_FLIGHT} calls in flight at once (Promise.all), spread over ${AGENTS.join(", ")}; direct ${THROUGHPUT_ROUNDS} rounds, router one round from an empty budget day`);
     const routerCall = (i: number) => client.complete(completeRequest(AGENTS[i % AGENTS.length] as string));
     const direct = directCall(openai);
-    await burst(100, direct);
-    await burst(100, routerCall);
-    const viaRouter: Burst[] = [];
-    const viaSdk: Burst[] = [];
+    await load(100, 100, direct);
+    await load(100, 100, routerCall);
+
+    const viaSdk: Load[] = [];
     for (let r = 0; r < THROUGHPUT_ROUNDS; r++) {
-      const d = await burst(IN_FLIGHT, direct);
-      const c = await burst(IN_FLIGHT, routerCall);
-      viaSdk.push(d);
-      viaRouter.push(c);
-      say(`  round ${r + 1}: ${describe("direct", d)}`);
-      say(`  round ${r + 1}: ${describe("router", c)}`);
+      viaSdk.push(await load(IN_FLIGHT, IN_FLIGHT, direct));
+      say(`  round ${r + 1}: ${describe("direct", viaSdk[r] as Load)}`);
     }
-    const rate = (b: Burst) => b.ok / b.seconds;
-    const res = result("router_throughput", median(viaRouter.map(rate)), median(viaSdk.map(rate)), "req/s", 0);
-    say(`  median: router ${res.value} req/s vs direct ${res.baseline} req/s, ratio ${res.ratio} (successful calls only)`);
+    await resetDay(budgets);
+    const served0 = openaiServer.requests.length;
+    const cpu0 = { router: cpuSeconds(routerProcess.pid), nats: cpuSeconds(nats["proc"]?.pid ?? 0) };
+    const viaRouter = await load(IN_FLIGHT, IN_FLIGHT, routerCall);
+    const served = openaiServer.requests.length - served0;
+    say(`  ${describe("router", viaRouter)}`);
+    say(
+      `  information: the model server got ${served} calls, so ${served - viaRouter.ok} answered calls were lost to a failure after the provider answered; ` +
+        `CPU in the burst: router process ${(cpuSeconds(routerProcess.pid) - cpu0.router).toFixed(1)} s, nats-server ${(cpuSeconds(nats["proc"]?.pid ?? 0) - cpu0.nats).toFixed(1)} s`,
+    );
+    say(`  information: budget records after the burst, all calls finished: ${await budgetRecords(budgets, ["fleet", ...AGENTS])}`);
+    for (const concurrency of THROUGHPUT_INFO_CONCURRENCY) {
+      await resetDay(budgets);
+      say(`  information: ${describe(`router, ${THROUGHPUT_INFO_CALLS} calls with ${concurrency} in flight:`, await load(THROUGHPUT_INFO_CALLS, concurrency, routerCall))}`);
+    }
+    const res = result("router_throughput", rate(viaRouter), median(viaSdk.map(rate)), "req/s", 0);
+    say(`  router ${res.value} req/s vs direct ${res.baseline} req/s (median round), ratio ${res.ratio} (successful calls only)`);
     return res;
   } finally {
     await nc.close();
-    logged = await routerProcess.stop();
+    const logged = await routerProcess.stop();
     const warnings = logged.split("\n").filter((l) => /"level":(40|50)/.test(l)).length;
-    if (warnings > 0) say(`  information: the router logged ${warnings} warnings or errors during the bursts`);
+    if (warnings > 0) say(`  information: the router logged ${warnings} warnings or errors during the run`);
   }
 }
 
@@ -447,7 +493,7 @@ async function main(): Promise<void> {
   say(`nats-server at ${nats.url}, OpenAI server at ${openaiServer.baseUrl}; node ${process.version}`);
   try {
     const overhead = runs("latency") ? await latency(nats, openaiServer, dir) : [];
-    if (runs("throughput")) results.push(await throughput(nats.url, openaiServer, dir));
+    if (runs("throughput")) results.push(await throughput(nats, openaiServer, dir));
     // the headline, the p50 overhead, goes last
     for (const r of [...results, ...overhead.reverse()]) say(JSON.stringify(r));
   } finally {

@@ -7,6 +7,7 @@ export {
   FleetConfig,
   FleetSettings,
   Layer,
+  MemoryConfig,
   SkillConfig,
   SupervisorConfig,
   TasksConfig,

@@ -234,6 +234,39 @@ export const PrincipalConfig = strict({
 });
 export type PrincipalConfig = z.infer<typeof PrincipalConfig>;
 
+/**
+ * The agents' memory. The vector store is the embedded one (files under `dir`) unless `qdrantUrlEnv` names a variable
+ * that is set. Token budgets bound what each tier may add to a prompt; MEMORY.md never exceeds `maxAgentLines`.
+ */
+export const MemoryConfig = strict({
+  dir: z.string().min(1).default(".fleet/memory"),
+  /** the NAME of the variable holding Qdrant's URL; when it is set, semantic memory lives in Qdrant */
+  qdrantUrlEnv: EnvName.default("QDRANT_URL"),
+  qdrantApiKeyEnv: EnvName.optional(),
+  /** the collection (embedded directory or Qdrant collection) semantic memories go to */
+  collection: SubjectToken.default("fleet-memory"),
+  maxAgentLines: z.number().int().min(1).max(1000).default(100),
+  /** structured knowledge files (people, projects, decisions, lessons), relative to the config file's directory */
+  knowledgeDir: z.string().min(1).optional(),
+  /** skill files (`<skill-id>.md`), loaded only when a task matches the skill; relative to the config file's directory */
+  skillsDir: z.string().min(1).optional(),
+  /** the most tokens each tier may add to one prompt */
+  budgets: strict({
+    agent: z.number().int().positive().default(1500),
+    session: z.number().int().positive().default(1500),
+    semantic: z.number().int().positive().default(800),
+    reference: z.number().int().positive().default(600),
+    skills: z.number().int().positive().default(800),
+  }).prefault({}),
+  /** how many semantic memories a prompt may draw on */
+  semanticTopK: z.number().int().min(1).max(50).default(5),
+  /** nightly distillation of the day's logs into MEMORY.md and the semantic store (inside quiet hours on purpose) */
+  distillAt: HourMinute.default("23:00"),
+  /** semantic memories not recalled or refreshed for this long are pruned by distillation */
+  staleDays: z.number().positive().default(90),
+});
+export type MemoryConfig = z.infer<typeof MemoryConfig>;
+
 /** The nightly backup the scheduler writes (inside quiet hours on purpose); `fleet backup` does the same by hand. */
 export const BackupsConfig = strict({
   at: HourMinute.default("02:00"),
@@ -379,6 +412,7 @@ export const FleetConfig = strict({
   cron: z.array(CronJob).default([]),
   webhook: WebhookConfig.optional(),
   backups: BackupsConfig.prefault({}),
+  memory: MemoryConfig.prefault({}),
   principals: z.array(PrincipalConfig).default([]),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;

@@ -31,6 +31,11 @@ export const ERROR_CATALOGUE = {
   PROVIDER_WAITING: { a2aCode: -32132, retryable: true, description: "premium has no fallback: the call is waiting to be retried" },
   CHECK_FAILED: { a2aCode: -32133, retryable: false, description: "the answer failed its checks up to the escalation ceiling" },
   ROUTER_UNAVAILABLE: { a2aCode: -32134, retryable: true, description: "no router process answers on its subject" },
+  // memory (-32140 and below)
+  MEMORY_TOO_LARGE: { a2aCode: -32140, retryable: false, description: "a memory write exceeds its cap (MEMORY.md lines, entry size)" },
+  VECTOR_DIMENSION: { a2aCode: -32141, retryable: false, description: "a vector's dimension differs from its collection's" },
+  KNOWLEDGE_INVALID: { a2aCode: -32142, retryable: false, description: "a reference knowledge file failed validation" },
+  VECTOR_STORE_UNAVAILABLE: { a2aCode: -32143, retryable: true, description: "the vector store (Qdrant) does not answer" },
 } as const;
 
 export type FleetErrorCode = keyof typeof ERROR_CATALOGUE;

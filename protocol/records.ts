@@ -69,3 +69,17 @@ export type OutboxRecord = z.infer<typeof OutboxRecord>;
 /** When a cron job last ran (KV `schedules`), so a restarted scheduler neither repeats nor replays missed runs. */
 export const CronRunRecord = z.object({ jobId: z.string(), lastDueAt: z.number(), taskId: z.string().optional() });
 export type CronRunRecord = z.infer<typeof CronRunRecord>;
+
+/** One entry of an agent's session memory (`fleet.memory.log.<agentId>.<yyyymmdd>`, stream MEMLOG): what happened, briefly. */
+export const SessionLogEntry = z.object({
+  agentId: z.string(),
+  /** the local day (yyyy-mm-dd in the fleet's time zone) the entry belongs to */
+  day: z.string(),
+  /** epoch ms */
+  at: z.number(),
+  kind: z.enum(["task", "finding", "decision", "error", "note"]),
+  taskId: z.string().optional(),
+  /** at most a few lines: the log is read back into prompts, so it must stay small */
+  text: z.string().min(1).max(4000),
+});
+export type SessionLogEntry = z.infer<typeof SessionLogEntry>;

@@ -75,6 +75,10 @@ export class FleetNames {
   usage(agentId: string, tier: string): string {
     return `${this.prefix}.usage.${agentId}.${tier}`;
   }
+  /** an agent's session log for one local day (yyyymmdd) */
+  memoryLog(agentId: string, yyyymmdd: string): string {
+    return `${this.prefix}.memory.log.${agentId}.${yyyymmdd}`;
+  }
   all(): string {
     return `${this.prefix}.>`;
   }
