@@ -43,6 +43,7 @@ const THROUGHPUT_INFO_CALLS = 500;
 const MAX_TOKENS = 64;
 const MODEL = "m-capable";
 const AGENTS = ["atlas", "scout", "ship"] as const;
+/** USER_HZ: the unit of the CPU times in /proc/<pid>/stat on Linux */
 const CLK_TCK = 100;
 
 interface Result {
@@ -180,35 +181,68 @@ async function decision(): Promise<Result> {
 
 // ---------------------------------------------------------------------------------------------------------------- 2, 3
 
-/** A real router process, `fleet run router`, on its own prefix; resolves once it logs `router started`. */
-async function startRouterProcess(url: string, baseUrl: string, prefix: string, dir: string): Promise<{ pid: number; stop: () => Promise<string> }> {
+const LogLine = z.object({ level: z.number(), msg: z.string(), code: z.string().optional(), kind: z.string().optional() });
+
+/**
+ * A real router process, `fleet run router`, on its own prefix; resolves once it logs `router started`. Its log lines
+ * after that are tallied by level, message and error code, and `stop()` returns the tally.
+ */
+async function startRouterProcess(url: string, baseUrl: string, prefix: string, dir: string): Promise<{ pid: number; tally: Map<string, number>; stop: () => Promise<Map<string, number>> }> {
   const file = join(dir, `${prefix}.yaml`);
   writeFileSync(file, benchYaml(baseUrl, prefix));
   const child = spawn(process.execPath, [CLI, "run", "router", "--config", file, "--nats", url, "--log-level", "info"], { stdio: ["ignore", "ignore", "pipe"] });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  let seen = "";
+  const tally = new Map<string, number>();
+  let started = false;
+  let partial = "";
+  let tail = "";
   await new Promise<void>((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`the router did not start in 30 s: ${seen.slice(-500)}`)), 30_000);
+    const timer = setTimeout(() => fail(new Error(`the router did not start in 30 s: ${tail}`)), 30_000);
     child.stderr.on("data", (d: Buffer) => {
-      seen = (seen + d.toString()).slice(-50_000);
-      if (seen.includes('"msg":"router started"')) {
-        clearTimeout(timer);
-        ok();
+      const lines = (partial + d.toString()).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        tail = (tail + line + "\n").slice(-2_000);
+        let json: unknown;
+        try {
+          json = JSON.parse(line);
+        } catch {
+          continue;
+        }
+        const parsed = LogLine.safeParse(json);
+        if (!parsed.success) continue;
+        if (!started && parsed.data.msg === "router started") {
+          started = true;
+          clearTimeout(timer);
+          ok();
+        } else if (started) {
+          const key = `${parsed.data.level >= 40 ? "warn/error" : "info"} "${parsed.data.msg}"${parsed.data.code ? ` ${parsed.data.code}` : ""}${parsed.data.kind ? ` ${parsed.data.kind}` : ""}`;
+          tally.set(key, (tally.get(key) ?? 0) + 1);
+        }
       }
     });
-    child.once("exit", (code) => fail(new Error(`the router exited with ${code}: ${seen.slice(-500)}`)));
+    child.once("exit", (code) => fail(new Error(`the router exited with ${code}: ${tail}`)));
   });
   const pid = child.pid;
   if (pid === undefined) throw new Error("the router has no pid");
   return {
     pid,
-    /** stops the router; returns what it logged after starting */
+    tally,
     stop: async () => {
       child.kill("SIGTERM");
       await exited;
-      return seen.slice(seen.indexOf('"msg":"router started"'));
+      return tally;
     },
   };
+}
+
+const describeTally = (tally: Map<string, number>) => [...tally].map(([key, count]) => `${count} × ${key}`).join("; ") || "nothing";
+
+/** The nats-server's pid: a bench-only peek at the helper's private child process, as messaging.ts peeks at an actor. */
+function natsPid(nats: NatsServer): number {
+  const pid = nats["proc"]?.pid;
+  if (pid === undefined) throw new Error("the nats-server has no pid");
+  return pid;
 }
 
 /** CPU seconds (user + system) a process has used so far. */
@@ -283,7 +317,7 @@ async function latency(nats: NatsServer, openaiServer: OpenAIServer, dir: string
     await resetDay(budgets);
     const viaRouterMs: number[] = [];
     const directMs: number[] = [];
-    const cpu0 = { router: cpuSeconds(routerProcess.pid), nats: cpuSeconds(nats["proc"]?.pid ?? 0), bench: process.cpuUsage() };
+    const cpu0 = { router: cpuSeconds(routerProcess.pid), nats: cpuSeconds(natsPid(nats)), bench: process.cpuUsage() };
     let benchRouterCpu = 0;
     for (let b = 0; b < LATENCY_BLOCKS; b++) {
       directMs.push(...(await timeSequential(LATENCY_BLOCK, direct)));
@@ -293,7 +327,7 @@ async function latency(nats: NatsServer, openaiServer: OpenAIServer, dir: string
       benchRouterCpu += (d.user + d.system) / 1e6;
     }
     const routerCpu = (cpuSeconds(routerProcess.pid) - cpu0.router) / n;
-    const natsCpu = (cpuSeconds(nats["proc"]?.pid ?? 0) - cpu0.nats) / n;
+    const natsCpu = (cpuSeconds(natsPid(nats)) - cpu0.nats) / n;
     const benchAll = process.cpuUsage(cpu0.bench);
     const benchDirectCpu = ((benchAll.user + benchAll.system) / 1e6 - benchRouterCpu) / n;
     const r = sorted(viaRouterMs);
@@ -317,7 +351,7 @@ async function latency(nats: NatsServer, openaiServer: OpenAIServer, dir: string
     return [p50, p99];
   } finally {
     await nc.close();
-    await routerProcess.stop();
+    say(`  information: the router's log after it started: ${describeTally(await routerProcess.stop())}`);
   }
 }
 
@@ -409,7 +443,9 @@ async function load(total: number, concurrency: number, call: (i: number) => Pro
         ok++;
         answeredAt.push(performance.now() - t0);
       } catch (err) {
-        const code = err instanceof FleetError ? err.code : err instanceof Error ? err.constructor.name : "unknown";
+        // a CONFLICT names the budget key it lost on: `<day>.fleet` or `<day>.<agentId>`
+        const key = err instanceof FleetError && err.code === "CONFLICT" ? /budget \S+\.(\S+):/.exec(err.message)?.[1] : undefined;
+        const code = err instanceof FleetError ? `${err.code}${key ? ` on ${key === "fleet" ? "the fleet key" : "an agent key"}` : ""}` : err instanceof Error ? err.constructor.name : "unknown";
         failed.set(code, (failed.get(code) ?? 0) + 1);
       }
     }
@@ -448,16 +484,19 @@ async function throughput(nats: NatsServer, openaiServer: OpenAIServer, dir: str
       say(`  round ${r + 1}: ${describe("direct", viaSdk[r] as Load)}`);
     }
     await resetDay(budgets);
+    routerProcess.tally.clear();
     const served0 = openaiServer.requests.length;
-    const cpu0 = { router: cpuSeconds(routerProcess.pid), nats: cpuSeconds(nats["proc"]?.pid ?? 0) };
+    const cpu0 = { router: cpuSeconds(routerProcess.pid), nats: cpuSeconds(natsPid(nats)) };
     const viaRouter = await load(IN_FLIGHT, IN_FLIGHT, routerCall);
     const served = openaiServer.requests.length - served0;
     say(`  ${describe("router", viaRouter)}`);
     say(
-      `  information: the model server got ${served} calls, so ${served - viaRouter.ok} answered calls were lost to a failure after the provider answered; ` +
-        `CPU in the burst: router process ${(cpuSeconds(routerProcess.pid) - cpu0.router).toFixed(1)} s, nats-server ${(cpuSeconds(nats["proc"]?.pid ?? 0) - cpu0.nats).toFixed(1)} s`,
+      `  information: the model server got ${served} calls for the ${viaRouter.ok} answered; ` +
+        `CPU in the burst: router process ${(cpuSeconds(routerProcess.pid) - cpu0.router).toFixed(1)} s, nats-server ${(cpuSeconds(natsPid(nats)) - cpu0.nats).toFixed(1)} s`,
     );
+    say(`  information: the router's log during the burst: ${describeTally(routerProcess.tally)}`);
     say(`  information: budget records after the burst, all calls finished: ${await budgetRecords(budgets, ["fleet", ...AGENTS])}`);
+    routerProcess.tally.clear();
     for (const concurrency of THROUGHPUT_INFO_CONCURRENCY) {
       await resetDay(budgets);
       say(`  information: ${describe(`router, ${THROUGHPUT_INFO_CALLS} calls with ${concurrency} in flight:`, await load(THROUGHPUT_INFO_CALLS, concurrency, routerCall))}`);
@@ -467,9 +506,7 @@ async function throughput(nats: NatsServer, openaiServer: OpenAIServer, dir: str
     return res;
   } finally {
     await nc.close();
-    const logged = await routerProcess.stop();
-    const warnings = logged.split("\n").filter((l) => /"level":(40|50)/.test(l)).length;
-    if (warnings > 0) say(`  information: the router logged ${warnings} warnings or errors during the run`);
+    say(`  information: the router's log after that (the runs with fewer in flight): ${describeTally(await routerProcess.stop())}`);
   }
 }
 

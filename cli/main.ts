@@ -12,6 +12,7 @@ import { control } from "./control.js";
 import { backup, restore } from "./backup.js";
 import { costs } from "./costs.js";
 import { simulate } from "./simulate.js";
+import { memory } from "./memory.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -29,6 +30,8 @@ const USAGE = `fleet <command> [options]
   restore <dir> [--force]    read them back into a server (refuses non-empty streams without --force)
   costs [--week] [--json]    spend by agent, tier and task kind, the top calls, the trend (today, or the last 7 days)
   simulate [--days 30]       project the config's spend per agent and tier against all-premium (no NATS needed)
+  memory show <agent>        an agent's MEMORY.md as markdown, with its line count and cap (--json)
+  memory export <dir>        write every agent's MEMORY.md to <dir>/<agent>.md
 
 options: --nats <url> (else NATS_URL, else the fleet started here, else nats://127.0.0.1:4222)
          --config <file.yaml> (default: config/fleets/local.yaml)   --prefix <prefix>   --log-level <level>`;
@@ -83,6 +86,8 @@ async function main(argv: string[]): Promise<number> {
       return costs(values, env);
     case "simulate":
       return simulate(values);
+    case "memory":
+      return memory(rest, values, env);
     case "breaker":
       if (rest[0] !== "reset") break;
       return control("BreakerReset", rest[1], values, env);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { FleetError, issuesOf } from "../protocol/index.js";
 
 /*
  * Semantic memory's storage. Two implementations pass one contract suite (test/memory/vector-store-contract.ts): the
@@ -52,4 +53,38 @@ export interface VectorStore {
   delete(ids: readonly string[]): Promise<void>;
   count(filter?: SearchFilter): Promise<number>;
   close(): Promise<void>;
+}
+
+/**
+ * The checks every store makes before it writes anything, so both refuse the same points the same way: a vector of the
+ * wrong dimension (VECTOR_DIMENSION), a zero or non-finite vector (cosine is undefined for it), an empty id or a payload
+ * that fails `MemoryPayload` (MESSAGE_INVALID). Returns the parsed payloads and the batch's dimension.
+ */
+export function checkPoints(points: readonly MemoryPoint[], dimensions: number | undefined): { payloads: MemoryPayload[]; dimensions: number | undefined } {
+  const payloads: MemoryPayload[] = [];
+  let dims = dimensions;
+  points.forEach((point, i) => {
+    dims ??= point.vector.length;
+    checkVector(point.vector, dims, `points[${i}].vector`);
+    if (typeof point.id !== "string" || point.id.length === 0 || point.id.length > 512) {
+      throw new FleetError("MESSAGE_INVALID", `points[${i}].id must be a string of 1 to 512 characters`);
+    }
+    const parsed = MemoryPayload.safeParse(point.payload);
+    if (!parsed.success) {
+      const details = issuesOf(parsed.error).map((d) => ({ ...d, path: `points[${i}].payload.${d.path}` }));
+      throw new FleetError("MESSAGE_INVALID", `points[${i}].payload is not a MemoryPayload`, { details });
+    }
+    payloads.push(parsed.data);
+  });
+  return { payloads, dimensions: dims };
+}
+
+/** A query or point vector: the collection's dimension, finite, not all zeros. */
+export function checkVector(vector: readonly number[], dimensions: number, where = "vector"): void {
+  if (vector.length !== dimensions) {
+    throw new FleetError("VECTOR_DIMENSION", `${where} has ${vector.length} dimensions; the collection has ${dimensions}`);
+  }
+  let norm = 0;
+  for (const x of vector) norm += x * x;
+  if (!Number.isFinite(norm) || norm === 0) throw new FleetError("MESSAGE_INVALID", `${where} must be finite and not all zeros`);
 }

@@ -34,7 +34,7 @@ export {
   replySchema,
   type OperationName,
 } from "./operations.js";
-export { AgentRecord, CronRunRecord, OutboxRecord, SessionLogEntry, TaskAssignment, isAlive } from "./records.js";
+export { AgentRecord, CronRunRecord, MemorySearchRequest, MemorySearchResult, OutboxRecord, SessionLogEntry, TaskAssignment, isAlive } from "./records.js";
 export {
   ensureFleetResources,
   ensureOutboxConsumer,

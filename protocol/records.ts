@@ -83,3 +83,16 @@ export const SessionLogEntry = z.object({
   text: z.string().min(1).max(4000),
 });
 export type SessionLogEntry = z.infer<typeof SessionLogEntry>;
+
+/** `fleet.memory.search`: an agent's question to its semantic memory, answered by the vector store's owner. */
+export const MemorySearchRequest = z.object({
+  agentId: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
+  query: z.string().min(1).max(8000),
+  limit: z.number().int().min(1).max(50),
+});
+export type MemorySearchRequest = z.infer<typeof MemorySearchRequest>;
+
+export const MemorySearchResult = z.object({
+  hits: z.array(z.object({ id: z.string(), score: z.number(), text: z.string(), kind: z.string(), updatedAt: z.number() })),
+});
+export type MemorySearchResult = z.infer<typeof MemorySearchResult>;

@@ -75,6 +75,10 @@ export class FleetNames {
   usage(agentId: string, tier: string): string {
     return `${this.prefix}.usage.${agentId}.${tier}`;
   }
+  /** semantic memory search, served by the process that owns the vector store (the scheduler) */
+  memorySearch(): string {
+    return `${this.prefix}.memory.search`;
+  }
   /** an agent's session log for one local day (yyyymmdd) */
   memoryLog(agentId: string, yyyymmdd: string): string {
     return `${this.prefix}.memory.log.${agentId}.${yyyymmdd}`;

@@ -15,13 +15,14 @@ import { fleetDay } from "./fleet-day.js";
  * revision, and admission is judged on spent + live reservations before this one, so however many routers race, a cap
  * is passed by at most the one reservation admitted just below it (and, at the cap, by the nano grace).
  *
- * Idempotency without a second store: reserving an id that is already live returns that reservation and counts it
- * once. Every reservation also gets a random token, and settling leaves the token as a tombstone (`settled`), so a
- * retried settle does not book the spend twice. The tombstone is the token, not the id, because callers reuse ids: the
- * model router names attempts `<callId>.<n>` from 0 on every call, so a retried call reserves `<callId>.0` again, and
- * that is a new call whose cost must be booked. Tombstones are kept for the reservation TTL after the settle rather
- * than all day: a retried settle comes seconds after the first, and a whole day of them on the fleet key would grow
- * every write (and every CAS) with the fleet's call count.
+ * Idempotency: reserving an id that is already live returns that reservation and counts it once. Every reservation
+ * gets a random token; a settle removes the reservation whose token it carries and books the cost. This process
+ * remembers the tokens it settled (a bounded set), so a settle retried here is not booked twice. Records keep no
+ * tombstones: they would grow every write, and every CAS, with the fleet's call rate.
+ *
+ * Speed: a router's writes to one key are queued and applied together in one CAS write (a batch), so a thousand calls
+ * in flight in one router make a handful of writes instead of racing each other; the revision and value from the last
+ * read or write are kept, so an uncontended change is one round trip. Only other routers' writes cause retries.
  */
 
 export const ReservationEntry = z.object({
@@ -39,8 +40,6 @@ export const BudgetRecord = z.object({
   day: z.string(),
   spentUsd: z.number().nonnegative(),
   reservations: z.record(z.string(), ReservationEntry),
-  /** settled reservation token → epoch ms when the tombstone may be forgotten */
-  settled: z.record(z.string(), z.number()).default({}),
 });
 export type BudgetRecord = z.infer<typeof BudgetRecord>;
 
@@ -77,12 +76,34 @@ export interface BudgetLedgerOptions {
 const FLEET = "fleet";
 const MAX_ATTEMPTS = 50;
 
+const SETTLED_MEMORY = 10_000;
+
 type Verdict = { kind: "admitted" } | { kind: "known"; entry: ReservationEntry } | { kind: "refused"; state: BudgetState; exhausted: boolean };
 /** A change to one record: `next` undefined means nothing to write. */
-type Change<R> = { next: BudgetRecord | undefined; result: R };
+/**
+ * A batch's working copy of a record: each queued change edits it in place (a thousand changes in one batch stay
+ * linear) and says whether it changed anything. `reservedUsd` is kept in step with `reservations`.
+ */
+interface Working {
+  record: BudgetRecord;
+  reservedUsd: number;
+}
+type Change<R> = { changed: boolean; result: R };
+type Decide<R> = (working: Working, now: number) => Change<R>;
+
+/** One key as this process knows it: the last value and revision seen, and the changes waiting for the next write. */
+interface KeyCell {
+  day: string;
+  cached: { record: BudgetRecord; revision: number } | undefined;
+  queue: Array<{ decide: Decide<unknown>; resolve: (r: unknown) => void; reject: (e: unknown) => void }>;
+  writing: boolean;
+}
 
 export class BudgetLedger {
   private readonly clock: () => number;
+  private readonly cells = new Map<string, KeyCell>();
+  /** tokens this process settled, oldest first: a retried settle here is not booked twice */
+  private readonly settledTokens = new Set<string>();
 
   constructor(private readonly o: BudgetLedgerOptions) {
     this.clock = o.clock ?? Date.now;
@@ -117,16 +138,22 @@ export class BudgetLedger {
       id: reservationId, agentId, tier, usd: roundUsd(usd), day: fleetDay(now, this.o.timeZone),
       expiresAt: now + this.o.reservationTtlMs, token: (this.o.newToken ?? randomUUID)(),
     };
-    const agentVerdict = await this.admit(candidate, agentId);
-    if (agentVerdict.kind === "refused") return { ok: false, state: agentVerdict.state, exhausted: agentVerdict.exhausted };
-    // a retried reserve gets the live reservation back, token and all, so that settling either settles the one
-    const reservation = agentVerdict.kind === "known" ? { ...candidate, ...agentVerdict.entry } : candidate;
-    const fleetVerdict = await this.admit(reservation, FLEET);
-    if (fleetVerdict.kind === "refused") {
-      // only undo what this call wrote: a reservation that was already there belongs to an earlier, live attempt
-      if (agentVerdict.kind === "admitted") await this.undo(reservation);
-      return { ok: false, state: fleetVerdict.state, exhausted: fleetVerdict.exhausted };
+    // both keys at once; a refusal (or a failure) on one undoes what the other admitted
+    const [agentVerdict, fleetVerdict] = await Promise.allSettled([this.admit(candidate, agentId), this.admit(candidate, FLEET)]);
+    const admittedOn = (v: PromiseSettledResult<Verdict>) => v.status === "fulfilled" && v.value.kind === "admitted";
+    const failure = [agentVerdict, fleetVerdict].find((v) => v.status === "rejected");
+    const refusal = [agentVerdict, fleetVerdict].map((v) => (v.status === "fulfilled" ? v.value : undefined)).find((v) => v?.kind === "refused");
+    if (failure || refusal) {
+      await Promise.all([
+        admittedOn(agentVerdict) ? this.undo(candidate, agentId) : undefined,
+        admittedOn(fleetVerdict) ? this.undo(candidate, FLEET) : undefined,
+      ]);
+      if (failure && failure.status === "rejected") throw failure.reason;
+      if (refusal?.kind === "refused") return { ok: false, state: refusal.state, exhausted: refusal.exhausted };
     }
+    // a retried reserve gets the live reservation back, token and all, so that settling either settles the one
+    const known = agentVerdict.status === "fulfilled" && agentVerdict.value.kind === "known" ? agentVerdict.value.entry : undefined;
+    const reservation = known ? { ...candidate, ...known } : candidate;
     return { ok: true, reservation };
   }
 
@@ -136,16 +163,15 @@ export class BudgetLedger {
    */
   async settle(reservation: Reservation, actualUsd: number): Promise<void> {
     if (!(actualUsd >= 0 && Number.isFinite(actualUsd))) throw new RangeError(`a settled cost must be finite and non-negative, not ${actualUsd}`);
-    // agent first, as in reserve; each key is idempotent on its own, so a settle retried after a crash between the two
-    // writes books the fleet's half without booking the agent's twice
-    for (const owner of [reservation.agentId, FLEET]) {
-      await this.change(`${reservation.day}.${owner}`, reservation.day, (record, now): Change<void> => {
-        if (record.settled[reservation.token] !== undefined) return { next: undefined, result: undefined };
-        const reservations = withoutReservation(record, reservation);
-        const settled = { ...record.settled, [reservation.token]: now + this.o.reservationTtlMs };
-        return { next: { ...record, spentUsd: roundUsd(record.spentUsd + actualUsd), reservations, settled }, result: undefined };
-      });
-    }
+    if (this.settledTokens.has(reservation.token)) return;
+    const book = (working: Working): Change<void> => {
+      working.record.spentUsd = roundUsd(working.record.spentUsd + actualUsd);
+      removeReservation(working, reservation);
+      return { changed: true, result: undefined };
+    };
+    await Promise.all([reservation.agentId, FLEET].map((owner) => this.change(`${reservation.day}.${owner}`, reservation.day, book)));
+    this.settledTokens.add(reservation.token);
+    if (this.settledTokens.size > SETTLED_MEMORY) this.settledTokens.delete(this.settledTokens.values().next().value as string);
   }
 
   /** The call did not happen (or cost nothing): settle with 0. */
@@ -162,60 +188,111 @@ export class BudgetLedger {
 
   private async viewOf(day: string, owner: string, now: number): Promise<BudgetView> {
     const capUsd = this.capOf(owner);
-    const { record } = await this.read(`${day}.${owner}`, day);
+    const { record } = await this.fresh(`${day}.${owner}`, day);
     const reservedUsd = reservedOf(live(record, now));
     return { spentUsd: record.spentUsd, reservedUsd, capUsd, state: budgetStateOf(record.spentUsd + reservedUsd, capUsd, this.o.downgradeAt) };
   }
 
   private admit(reservation: Reservation, owner: string): Promise<Verdict> {
     const capUsd = this.capOf(owner);
-    return this.change(`${reservation.day}.${owner}`, reservation.day, (record, now): Change<Verdict> => {
-      const current = live(record, now);
-      const known = current.reservations[reservation.id];
-      // a retried reserve: counted once (an id that was settled is free again; see the tombstones above)
-      if (known) return { next: undefined, result: { kind: "known", entry: known } };
-      const committed = roundUsd(current.spentUsd + reservedOf(current));
+    return this.change(`${reservation.day}.${owner}`, reservation.day, (working): Change<Verdict> => {
+      const known = working.record.reservations[reservation.id];
+      // a retried reserve: counted once (an id that was settled is free again)
+      if (known) return { changed: false, result: { kind: "known", entry: known } };
+      const committed = roundUsd(working.record.spentUsd + working.reservedUsd);
       const state = budgetStateOf(committed, capUsd, this.o.downgradeAt);
       if (state === "nanoOnly") {
         const withinGrace = committed < roundUsd(capUsd * (1 + this.o.nanoGrace));
-        if (!withinGrace || reservation.tier !== "nano") return { next: undefined, result: { kind: "refused", state, exhausted: !withinGrace } };
+        if (!withinGrace || reservation.tier !== "nano") return { changed: false, result: { kind: "refused", state, exhausted: !withinGrace } };
       }
-      const entry: ReservationEntry = { usd: reservation.usd, tier: reservation.tier, expiresAt: reservation.expiresAt, token: reservation.token };
-      return { next: { ...current, reservations: { ...current.reservations, [reservation.id]: entry } }, result: { kind: "admitted" } };
+      working.record.reservations[reservation.id] = { usd: reservation.usd, tier: reservation.tier, expiresAt: reservation.expiresAt, token: reservation.token };
+      working.reservedUsd = roundUsd(working.reservedUsd + reservation.usd);
+      return { changed: true, result: { kind: "admitted" } };
     });
   }
 
-  /** Takes back a reservation this call just made, leaving no tombstone, so the id can be reserved again. */
-  private async undo(reservation: Reservation): Promise<void> {
-    await this.change(`${reservation.day}.${reservation.agentId}`, reservation.day, (record): Change<void> => {
-      if (record.reservations[reservation.id]?.token !== reservation.token) return { next: undefined, result: undefined };
-      return { next: { ...record, reservations: withoutReservation(record, reservation) }, result: undefined };
+  /** Takes back a reservation this call just made on one key, so the id can be reserved again. */
+  private async undo(reservation: Reservation, owner: string): Promise<void> {
+    await this.change(`${reservation.day}.${owner}`, reservation.day, (working): Change<void> => ({ changed: removeReservation(working, reservation), result: undefined }));
+  }
+
+  /** Queues a change to a key; the key's writer applies every queued change in one CAS write. */
+  private change<R>(key: string, day: string, decide: Decide<R>): Promise<R> {
+    let cell = this.cells.get(key);
+    if (!cell) {
+      cell = { day, cached: undefined, queue: [], writing: false };
+      this.cells.set(key, cell);
+      this.forgetOldDays(day);
+    }
+    const queued = cell;
+    return new Promise<R>((resolve, reject) => {
+      queued.queue.push({ decide: decide as Decide<unknown>, resolve: resolve as (r: unknown) => void, reject });
+      if (!queued.writing) void this.drain(key, queued);
     });
+  }
+
+  private async drain(key: string, cell: KeyCell): Promise<void> {
+    cell.writing = true;
+    try {
+      while (cell.queue.length > 0) {
+        const batch = cell.queue.splice(0);
+        try {
+          const results = await this.write(key, cell, batch.map((b) => b.decide));
+          batch.forEach((b, i) => b.resolve(results[i]));
+        } catch (err) {
+          for (const b of batch) b.reject(err);
+        }
+      }
+    } finally {
+      cell.writing = false;
+    }
   }
 
   /**
-   * Reads, decides and writes by CAS until the write lands on the revision it read. Losers back off for a short random
-   * time (growing with the attempt) so that a crowd of routers on one fleet key spreads out instead of colliding again.
+   * Applies the batch's changes in order to the key's record and writes the result by CAS on the revision it was
+   * computed from. On a lost race (another router wrote) it reads again and recomputes the whole batch: each change is a
+   * pure function of the record. Losers back off for a short random time growing with the attempt.
    */
-  private async change<R>(key: string, day: string, decide: (record: BudgetRecord, now: number) => Change<R>): Promise<R> {
+  private async write(key: string, cell: KeyCell, decides: Decide<unknown>[]): Promise<unknown[]> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (attempt > 0) await sleep(Math.random() * Math.min(64, 2 ** attempt));
-      const { record, revision } = await this.read(key, day);
+      const base = cell.cached && attempt === 0 ? cell.cached : await this.fresh(key, cell.day);
       const now = this.clock();
-      const { next, result } = decide(record, now);
-      if (!next) return result;
-      // expired reservations and forgotten tombstones go on every write, so a key never grows with dead routers' calls
-      const bytes = encode(live(next, now), "json");
+      // expired reservations go on every write, so a key never grows with dead routers' calls
+      const record = live(base.record, now);
+      const working: Working = { record, reservedUsd: reservedOf(record) };
+      let changed = false;
+      const results = decides.map((decide) => {
+        const change = decide(working, now);
+        changed ||= change.changed;
+        return change.result;
+      });
+      if (!changed) return results;
+      const bytes = encode(record, "json");
       try {
         // revision 0: nothing was ever written under the key, so a create, which fails if another router got there first
-        if (revision === 0) await this.o.kv.create(key, bytes);
-        else await this.o.kv.update(key, bytes, revision);
-        return result;
+        const revision = base.revision === 0 ? await this.o.kv.create(key, bytes) : await this.o.kv.update(key, bytes, base.revision);
+        cell.cached = { record, revision };
+        return results;
       } catch (err) {
+        cell.cached = undefined;
         if (!isWrongRevision(err)) throw FleetError.from(err);
       }
     }
     throw new FleetError("CONFLICT", `budget ${key}: too many concurrent updates`);
+  }
+
+  /** Reads the key from KV and keeps what it read, so the next write can go straight to CAS. */
+  private async fresh(key: string, day: string): Promise<{ record: BudgetRecord; revision: number }> {
+    const read = await this.read(key, day);
+    const cell = this.cells.get(key);
+    if (cell) cell.cached = read;
+    return read;
+  }
+
+  /** Cells of past days are dropped when a new day's key is first touched. */
+  private forgetOldDays(today: string): void {
+    for (const [key, cell] of this.cells) if (cell.day < today && !cell.writing && cell.queue.length === 0) this.cells.delete(key);
   }
 
   private async read(key: string, day: string): Promise<{ record: BudgetRecord; revision: number }> {
@@ -231,21 +308,22 @@ export class BudgetLedger {
 }
 
 function empty(day: string): BudgetRecord {
-  return { day, spentUsd: 0, reservations: {}, settled: {} };
+  return { day, spentUsd: 0, reservations: {} };
 }
 
-/** The record without reservations that expired and tombstones past their keeping; `<=`: expiresAt is the end. */
+/** The record without reservations that expired; `<=`: expiresAt is the end. */
 function live(record: BudgetRecord, now: number): BudgetRecord {
   const reservations = Object.fromEntries(Object.entries(record.reservations).filter(([, r]) => r.expiresAt > now));
-  const settled = Object.fromEntries(Object.entries(record.settled).filter(([, forgetAt]) => forgetAt > now));
-  return { ...record, reservations, settled };
+  return { ...record, reservations };
 }
 
-/** The reservations without this one; one with its id but another token is a later attempt and stays. */
-function withoutReservation(record: BudgetRecord, reservation: Reservation): Record<string, ReservationEntry> {
-  const reservations = { ...record.reservations };
-  if (reservations[reservation.id]?.token === reservation.token) delete reservations[reservation.id];
-  return reservations;
+/** Drops this reservation; one with its id but another token is a later attempt and stays. */
+function removeReservation(working: Working, reservation: Reservation): boolean {
+  const entry = working.record.reservations[reservation.id];
+  if (entry?.token !== reservation.token) return false;
+  delete working.record.reservations[reservation.id];
+  working.reservedUsd = roundUsd(Math.max(0, working.reservedUsd - entry.usd));
+  return true;
 }
 
 function reservedOf(record: BudgetRecord): number {

@@ -11,7 +11,8 @@ import {
   type TokenUsage,
   type UsageRecord,
 } from "../protocol/index.js";
-import type { BudgetLedger } from "./budget-ledger.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { BudgetLedger, Reservation } from "./budget-ledger.js";
 import { assertKnownChecks, compileResponseSchema, runChecks } from "./checks.js";
 import type { TierClassifier } from "./classifier.js";
 import { apiKeyFor, type Deployment, type DeploymentTable } from "./deployments.js";
@@ -164,8 +165,9 @@ export class ModelRouter {
           return this.callAlongChain(request, callId, decision, "nano", [], escalations, fallbacks, nextAttempt);
         }
         const started = this.clock();
+        let answer: ProviderAnswer;
         try {
-          const answer = await deployment.provider.complete({
+          answer = await deployment.provider.complete({
             model: deployment.model,
             messages: request.messages,
             maxOutputTokens,
@@ -175,17 +177,6 @@ export class ModelRouter {
             ...(request.tools ? { tools: request.tools } : {}),
             ...optionalKey(apiKeyFor(deployment, agent, this.options.env)),
           });
-          const cost = costUsd(config, answer.usage);
-          this.options.health.recordSuccess(deployment.id);
-          await Promise.all([
-            this.options.ledger.settle(reserved.reservation, cost),
-            this.publish(request, callId, decision, { tier, model: answer.model, deploymentId: deployment.id }, answer.usage, cost, {
-              cacheHit: false, escalations: escalations.length, fallbacks: fallbacks.length, simulated: deployment.provider.simulated, ok: true,
-              latencyMs: this.clock() - started, attempt,
-            }),
-            tier === "premium" ? this.options.waiting.done(callId) : Promise.resolve(),
-          ]);
-          return { answer, tier, deployment, costUsd: cost };
         } catch (err) {
           await this.options.ledger.release(reserved.reservation);
           if (!(err instanceof ProviderFailure)) throw FleetError.from(err);
@@ -196,9 +187,22 @@ export class ModelRouter {
           await this.publish(request, callId, decision, { tier, model: deployment.model, deploymentId: deployment.id }, zeroUsage(), 0, {
             cacheHit: false, escalations: escalations.length, fallbacks: fallbacks.length, simulated: deployment.provider.simulated, ok: false,
             latencyMs: this.clock() - started, error: lastError, attempt,
-          });
+          }).catch((e: unknown) => this.options.log.error({ err: e, callId }, "USAGE record of a failed call not published"));
           if (!err.fallsBack) throw new FleetError("PROVIDER_FAILED", `${lastError}: ${err.message}`, { cause: err });
+          continue;
         }
+        // the answer is paid for: from here on nothing may throw it away
+        const cost = costUsd(config, answer.usage);
+        this.options.health.recordSuccess(deployment.id);
+        await Promise.all([
+          this.settleSurely(reserved.reservation, cost, callId),
+          this.publish(request, callId, decision, { tier, model: answer.model, deploymentId: deployment.id }, answer.usage, cost, {
+            cacheHit: false, escalations: escalations.length, fallbacks: fallbacks.length, simulated: deployment.provider.simulated, ok: true,
+            latencyMs: this.clock() - started, attempt,
+          }).catch((e: unknown) => this.options.log.error({ err: e, callId, costUsd: cost }, "USAGE record not published")),
+          tier === "premium" ? this.options.waiting.done(callId).catch(() => undefined) : Promise.resolve(),
+        ]);
+        return { answer, tier, deployment, costUsd: cost };
       }
       if (tier === "premium") {
         // premium has nothing above it to fall back to: the step waits and the caller retries on the schedule
@@ -211,6 +215,29 @@ export class ModelRouter {
       if (next !== undefined) fallbacks.push({ from: tier, to: next, reason: lastError });
     }
     throw new FleetError("PROVIDER_FAILED", `every deployment along ${tiers.join(" → ")} failed; last: ${lastError}`);
+  }
+
+  /**
+   * Books a paid call. A settle that fails (NATS away, a storm of other routers) is retried in the background: the
+   * answer still goes back, and until the retry lands the reservation (the worst case) keeps counting against the cap.
+   */
+  private async settleSurely(reservation: Reservation, cost: number, callId: string): Promise<void> {
+    try {
+      await this.options.ledger.settle(reservation, cost);
+    } catch (err) {
+      this.options.log.warn({ err, callId, costUsd: cost }, "settle failed; retrying in the background");
+      void (async () => {
+        for (let attempt = 1; attempt <= 10; attempt++) {
+          await sleep(Math.min(30_000, 250 * 2 ** attempt));
+          try {
+            await this.options.ledger.settle(reservation, cost);
+            return;
+          } catch (retryErr) {
+            if (attempt === 10) this.options.log.error({ err: retryErr, callId, costUsd: cost }, "settle gave up: the reservation expires on its own");
+          }
+        }
+      })();
+    }
   }
 
   private budgetExhausted(agentId: string): FleetError {

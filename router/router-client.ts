@@ -81,7 +81,7 @@ export class RouterClient {
         return await this.request("complete", withId, CompleteReply);
       } catch (err) {
         if (!(err instanceof FleetError)) throw err;
-        if ((err.code === "TIMEOUT" || err.code === "ROUTER_UNAVAILABLE") && retriesLeft-- > 0) {
+        if ((err.code === "TIMEOUT" || err.code === "ROUTER_UNAVAILABLE" || err.code === "CONFLICT") && retriesLeft-- > 0) {
           // no router, or the one we reached died: back off a little so a restarting router can join
           await sleep(err.code === "ROUTER_UNAVAILABLE" ? 1_000 : 0, undefined, this.signalOption());
           continue;

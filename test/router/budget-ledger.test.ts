@@ -83,7 +83,7 @@ describe("BudgetLedger on a real KV bucket", () => {
     assert.equal(all.agents.scout?.spentUsd, 0.2);
     const stored = await record("2026-06-15.fleet");
     assert.deepEqual(stored?.reservations, {});
-    assert.deepEqual(stored?.settled, { "tok-1": at("2026-06-15T10:10:00Z"), "tok-2": at("2026-06-15T10:10:00Z") }, "tombstones for the TTL");
+    assert.deepEqual(Object.keys(stored ?? {}).sort(), ["day", "reservations", "spentUsd"], "no tombstones: records do not grow with calls");
   });
 
   it("admits any tier below the cap, only nano at it, and nothing past the nano grace", async () => {
@@ -146,7 +146,7 @@ describe("BudgetLedger on a real KV bucket", () => {
   });
 
   it("is idempotent per reservation id: a repeated reserve or settle counts once", async () => {
-    const { ledger, record } = await setup();
+    const { ledger } = await setup();
     const first = reservationOf(await ledger.reserve("atlas", "capable", 0.3, "same"));
     const again = reservationOf(await ledger.reserve("atlas", "capable", 0.3, "same"));
     assert.deepEqual(again, first, "the retried reserve gets the live reservation back");
@@ -159,7 +159,6 @@ describe("BudgetLedger on a real KV bucket", () => {
     view = await ledger.view("atlas");
     assert.deepEqual(view.agent, { spentUsd: 0.25, reservedUsd: 0, capUsd: 1, state: "normal" });
     assert.deepEqual(view.fleet, { spentUsd: 0.25, reservedUsd: 0, capUsd: 100, state: "normal" });
-    assert.deepEqual(Object.keys((await record("2026-06-15.fleet"))?.settled ?? {}), [first.token]);
   });
 
   it("a settled id reserved again is a new call: it is booked, and a late duplicate settle of the old one is not", async () => {
