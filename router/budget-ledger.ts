@@ -69,6 +69,8 @@ export interface BudgetLedgerOptions {
   nanoGrace: number;
   reservationTtlMs: number;
   clock?: () => number;
+  /** how old this router's last read or write of a key may be for a view (the budget state a tier is picked by); 500 ms */
+  viewFreshMs?: number;
   /** reservation tokens; default randomUUID */
   newToken?: () => string;
 }
@@ -94,7 +96,7 @@ type Decide<R> = (working: Working, now: number) => Change<R>;
 /** One key as this process knows it: the last value and revision seen, and the changes waiting for the next write. */
 interface KeyCell {
   day: string;
-  cached: { record: BudgetRecord; revision: number } | undefined;
+  cached: { record: BudgetRecord; revision: number; at: number } | undefined;
   queue: Array<{ decide: Decide<unknown>; resolve: (r: unknown) => void; reject: (e: unknown) => void }>;
   writing: boolean;
 }
@@ -104,9 +106,11 @@ export class BudgetLedger {
   private readonly cells = new Map<string, KeyCell>();
   /** tokens this process settled, oldest first: a retried settle here is not booked twice */
   private readonly settledTokens = new Set<string>();
+  private readonly viewFreshMs: number;
 
   constructor(private readonly o: BudgetLedgerOptions) {
     this.clock = o.clock ?? Date.now;
+    this.viewFreshMs = o.viewFreshMs ?? 500;
     if (!(o.reservationTtlMs > 0)) throw new RangeError("reservationTtlMs must be positive");
     // `<day>.fleet` is the fleet's key: an agent of that name would share it
     if (Object.hasOwn(o.agentCapsUsd, FLEET)) throw new FleetError("CONFIG_INVALID", `"${FLEET}" cannot be an agent id: it names the fleet's budget`);
@@ -115,7 +119,7 @@ export class BudgetLedger {
   async view(agentId: string): Promise<{ agent: BudgetView; fleet: BudgetView; state: BudgetState }> {
     const now = this.clock();
     const day = fleetDay(now, this.o.timeZone);
-    const [agent, fleet] = await Promise.all([this.viewOf(day, agentId, now), this.viewOf(day, FLEET, now)]);
+    const [agent, fleet] = await Promise.all([this.viewOf(day, agentId, now, true), this.viewOf(day, FLEET, now, true)]);
     return { agent, fleet, state: stricter(agent.state, fleet.state) };
   }
 
@@ -186,9 +190,13 @@ export class BudgetLedger {
     return cap;
   }
 
-  private async viewOf(day: string, owner: string, now: number): Promise<BudgetView> {
+  /** `recent`: a view to pick a tier by may come from this router's last read or write; an operator's view never does. */
+  private async viewOf(day: string, owner: string, now: number, recent = false): Promise<BudgetView> {
     const capUsd = this.capOf(owner);
-    const { record } = await this.fresh(`${day}.${owner}`, day);
+    const key = `${day}.${owner}`;
+    // what this router read or wrote a moment ago is good enough to pick a tier: reserve, not the view, enforces the cap
+    const cached = this.cells.get(key)?.cached;
+    const { record } = recent && cached && now - cached.at < this.viewFreshMs ? cached : await this.fresh(key, day);
     const reservedUsd = reservedOf(live(record, now));
     return { spentUsd: record.spentUsd, reservedUsd, capUsd, state: budgetStateOf(record.spentUsd + reservedUsd, capUsd, this.o.downgradeAt) };
   }
@@ -217,14 +225,18 @@ export class BudgetLedger {
   }
 
   /** Queues a change to a key; the key's writer applies every queued change in one CAS write. */
-  private change<R>(key: string, day: string, decide: Decide<R>): Promise<R> {
+  private cellOf(key: string, day: string): KeyCell {
     let cell = this.cells.get(key);
     if (!cell) {
       cell = { day, cached: undefined, queue: [], writing: false };
       this.cells.set(key, cell);
       this.forgetOldDays(day);
     }
-    const queued = cell;
+    return cell;
+  }
+
+  private change<R>(key: string, day: string, decide: Decide<R>): Promise<R> {
+    const queued = this.cellOf(key, day);
     return new Promise<R>((resolve, reject) => {
       queued.queue.push({ decide: decide as Decide<unknown>, resolve: resolve as (r: unknown) => void, reject });
       if (!queued.writing) void this.drain(key, queued);
@@ -272,7 +284,7 @@ export class BudgetLedger {
       try {
         // revision 0: nothing was ever written under the key, so a create, which fails if another router got there first
         const revision = base.revision === 0 ? await this.o.kv.create(key, bytes) : await this.o.kv.update(key, bytes, base.revision);
-        cell.cached = { record, revision };
+        cell.cached = { record, revision, at: this.clock() };
         return results;
       } catch (err) {
         cell.cached = undefined;
@@ -285,8 +297,7 @@ export class BudgetLedger {
   /** Reads the key from KV and keeps what it read, so the next write can go straight to CAS. */
   private async fresh(key: string, day: string): Promise<{ record: BudgetRecord; revision: number }> {
     const read = await this.read(key, day);
-    const cell = this.cells.get(key);
-    if (cell) cell.cached = read;
+    this.cellOf(key, day).cached = { ...read, at: this.clock() };
     return read;
   }
 

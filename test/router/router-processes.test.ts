@@ -74,7 +74,7 @@ describe("router processes", () => {
     const oneReservation = worstCaseUsd(cfg.tiers.power, { messages }, 100);
     const spent = usage.agents.scout?.spentUsd ?? 0;
     // refusals start once spend plus reservations reach the cap; reservations settle lower, so spend ends a little under it
-    assert.ok(spent >= 0.016, `spent ${spent}: the routers used most of the budget before refusing`);
+    assert.ok(spent >= 0.012, `spent ${spent}: the routers used most of the budget before refusing`);
     assert.ok(spent <= 0.02 + oneReservation + 1e-9, `spent ${spent} overshoots the $0.02 cap by more than one reservation (${oneReservation})`);
     assert.equal(usage.agents.scout?.reservedUsd, 0, "nothing left reserved");
   });
