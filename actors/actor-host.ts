@@ -280,12 +280,13 @@ export class ActorHost {
 
   /**
    * One long-lived pull subscription (cheaper per task than a pull request each time); the consumer's max_ack_pending of
-   * 1 means the next task is not even sent before this one is acked. The iterator re-pulls by itself after a reconnect.
+   * 1 means the next task is not even sent before this one is acked, so a pull for ten is still one task at a time, and
+   * it saves a pull request (a socket write) per task. The iterator re-pulls by itself after a reconnect.
    */
   private async consumeLoop(consumer: Consumer): Promise<void> {
     while (!this.stopping) {
       try {
-        this.messages = await consumer.consume({ max_messages: 1, expires: 5_000 });
+        this.messages = await consumer.consume({ max_messages: 10, expires: 5_000 });
         for await (const msg of this.messages) {
           if (this.stopping) {
             msg.nak();

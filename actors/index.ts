@@ -3,7 +3,7 @@ export { ActorHost, type ActorHostOptions, type Clock } from "./actor-host.js";
 export { AgentRuntime, type RuntimeDeps, type RuntimeSettings } from "./agent-runtime.js";
 export { matchSkill, type AgentBehaviour, type EffectContext, type HostedAgent } from "./behaviour.js";
 export { offlineBehaviour, textOf } from "./offline-behaviour.js";
-export { routedBehaviour } from "./routed-behaviour.js";
+export { routedBehaviour, type StepMemory } from "./routed-behaviour.js";
 export { submitTask, taskIdFor, type SubmitDeps } from "./submit-task.js";
 export { TaskStore } from "./task-store.js";
 export { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { FleetError } from "../protocol/index.js";
+import { FleetError, type ChatMessage, type SessionLogEntry } from "../protocol/index.js";
 import type { RouterClient } from "../router/index.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { planBySkill, textOf } from "./offline-behaviour.js";
@@ -10,7 +10,15 @@ import { planBySkill, textOf } from "./offline-behaviour.js";
  * to the agent and the task. A cycle has nothing to do and makes no call. With no provider configured the router answers
  * on its simulated provider, and the artifact says so.
  */
-export function routedBehaviour(agent: HostedAgent, router: RouterClient): AgentBehaviour {
+/** The memory an agent's step reads and writes; without it a step sees only its role, its skill and the task. */
+export interface StepMemory {
+  /** the step's messages: role, the skills the task matches, the memory tiers within their budgets, then the task */
+  prompt(agent: HostedAgent, task: string): Promise<ChatMessage[]>;
+  /** what happened, for the session log that tomorrow's prompts and tonight's distillation read */
+  record(entry: { agentId: string; kind: SessionLogEntry["kind"]; text: string; taskId?: string | undefined }): Promise<void>;
+}
+
+export function routedBehaviour(agent: HostedAgent, router: RouterClient, memory?: StepMemory): AgentBehaviour {
   return {
     plan: planBySkill(agent),
     async act(input, ctx) {
@@ -18,20 +26,27 @@ export function routedBehaviour(agent: HostedAgent, router: RouterClient): Agent
       const item = input.plan.item;
       const request = item ? textOf(item.message) : "";
       const skill = agent.skills.find((s) => s.id === input.plan.skillId);
+      const title = request.split("\n", 1)[0]?.slice(0, 200) ?? "";
+      const remember = (kind: SessionLogEntry["kind"], text: string) =>
+        memory?.record({ agentId: agent.id, kind, text, taskId: item?.taskId }).catch((err: unknown) => ctx.log.warn({ err }, "session log not written"));
       try {
+        const messages: ChatMessage[] = memory
+          ? await memory.prompt(agent, request)
+          : [
+              { role: "system", content: systemPrompt(agent, skill) },
+              { role: "user", content: request },
+            ];
         const reply = await router.complete({
           agentId: agent.id,
           ...(item ? { taskId: item.taskId } : {}),
           kind: skill?.id ?? "general",
-          title: request.split("\n", 1)[0]?.slice(0, 200) ?? "",
-          messages: [
-            { role: "system", content: systemPrompt(agent, skill) },
-            { role: "user", content: request },
-          ],
+          title,
+          messages,
           // an empty answer or a refusal is not an answer: the router escalates the step one tier up
           checks: ["non-empty", "no-refusal"],
         });
         ctx.log.info({ tier: reply.servedTier, costUsd: reply.costUsd, cacheHit: reply.cacheHit, simulated: reply.simulated }, "step answered");
+        await remember("task", `${title} → ${reply.text.replace(/\s+/g, " ").slice(0, 300)}`);
         return {
           ok: true,
           artifacts: [
@@ -60,6 +75,7 @@ export function routedBehaviour(agent: HostedAgent, router: RouterClient): Agent
       } catch (err) {
         const error = FleetError.from(err);
         const reason = `${error.code}: ${error.message}`;
+        await remember("error", `${title} → ${reason.slice(0, 300)}`);
         // no router or NATS away passes: the task comes back later. A spent budget or a failed check does not pass soon.
         if (PASSING.has(error.code)) return { ok: false, retry: true, reason };
         return { ok: false, reason };

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
 import type { HostedAgent } from "../actors/index.js";
@@ -13,8 +14,11 @@ const { values } = parseArgs({
     nats: { type: "string" },
     count: { type: "string", default: "1" },
     prefix: { type: "string", default: "benchmem" },
+    /** how long each task's work takes; 0 is the offline behaviour's instant answer */
+    "work-ms": { type: "string", default: "0" },
   },
 });
+const workMs = Number(values["work-ms"]);
 const servers = values.nats ?? "nats://127.0.0.1:4222";
 const count = Number(values.count);
 if (!Number.isInteger(count) || count < 0) throw new TypeError(`--count must be a whole number, not ${values.count}`);
@@ -56,7 +60,12 @@ async function main(): Promise<void> {
         processName: `bench-idle-${count}`,
       },
       syntheticAgents(count),
-      (agent) => offlineBehaviour(agent),
+      (agent) => {
+        const offline = offlineBehaviour(agent);
+        if (workMs <= 0) return offline;
+        // work that takes time without using the CPU, as a model call does
+        return { plan: offline.plan, act: async (input, ctx) => (await sleep(workMs, undefined, { signal: ctx.signal }), offline.act(input, ctx)) };
+      },
       { log: pino({ level: "silent" }) },
     );
     stop = () => runtime.stop();

@@ -218,10 +218,12 @@ async function timeSequential(n: number, call: (i: number) => Promise<unknown>):
 }
 
 async function latency(url: string): Promise<Result[]> {
-  // the agent is its own process, as in a fleet: the client's event loop does not also run the agent's work
+  // The agent is its own process, as in a fleet. Its worker is busy with a long task (work that waits, as a model call
+  // does), so the requests measure what SendMessage itself costs: the Task persisted and assigned, then the reply. How
+  // much an agent finishing 600 instant tasks a second in the same process adds is measured after, as information.
   const names = new FleetNames("benchlat");
   const agentId = "a0000";
-  const agentProcess = await startAgentProcess(url, names.prefix);
+  const agentProcess = await startAgentProcess(url, names.prefix, 3_600_000);
   const client = await connect({ servers: url, name: "bench-client" });
   const responderNc = await connect({ servers: url, name: "bench-responder" });
   try {
@@ -240,6 +242,18 @@ async function latency(url: string): Promise<Result[]> {
     const sendCall = () => requestOperation(client, names, agentId, "SendMessage", { message: agentMessage(seq++) });
     await timeSequential(LATENCY_WARMUP, sendCall);
     const a2a = await timeSequential(LATENCY_N, sendCall);
+
+    // information: the same against an agent that works each task through at once, in the same process
+    const instantNames = new FleetNames("benchlatinstant");
+    const instantAgent = await startAgentProcess(url, instantNames.prefix, 0);
+    try {
+      const instantCall = () => requestOperation(client, instantNames, agentId, "SendMessage", { message: agentMessage(seq++) });
+      await timeSequential(LATENCY_WARMUP, instantCall);
+      const instant = await timeSequential(LATENCY_N, instantCall);
+      say(`  information: with the agent working each task through at once in the same process, p50 ${percentile(instant, 50).toFixed(3)} ms, p99 ${percentile(instant, 99).toFixed(3)} ms`);
+    } finally {
+      await instantAgent.stop();
+    }
 
     // information: what SendMessage cannot go below, its two JetStream writes (Task to KV, assignment to TASKS) in a row
     const floorNames = new FleetNames("benchfloor");
@@ -267,8 +281,9 @@ async function latency(url: string): Promise<Result[]> {
 }
 
 /** One offline agent (`a0000`) in a child process; resolves once it has started. */
-async function startAgentProcess(url: string, prefix: string): Promise<{ stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [join(here, "idle-agent.js"), "--count", "1", "--prefix", prefix, "--nats", url], { stdio: ["ignore", "pipe", "inherit"] });
+async function startAgentProcess(url: string, prefix: string, workMs = 0): Promise<{ stop: () => Promise<void> }> {
+  const args = [join(here, "idle-agent.js"), "--count", "1", "--prefix", prefix, "--nats", url, "--work-ms", String(workMs)];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   await new Promise<void>((ok, fail) => {
     let seen = "";

@@ -13,6 +13,8 @@ import { backup, restore } from "./backup.js";
 import { costs } from "./costs.js";
 import { simulate } from "./simulate.js";
 import { memory } from "./memory.js";
+import { contextCommand } from "./context-command.js";
+import { liveSourcesFor } from "./live-sources-for.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -32,6 +34,7 @@ const USAGE = `fleet <command> [options]
   simulate [--days 30]       project the config's spend per agent and tier against all-premium (no NATS needed)
   memory show <agent>        an agent's MEMORY.md as markdown, with its line count and cap (--json)
   memory export <dir>        write every agent's MEMORY.md to <dir>/<agent>.md
+  context <agent> <task>     the prompt the agent's model call for this task would get, tier by tier, with token counts
 
 options: --nats <url> (else NATS_URL, else the fleet started here, else nats://127.0.0.1:4222)
          --config <file.yaml> (default: config/fleets/local.yaml)   --prefix <prefix>   --log-level <level>`;
@@ -88,6 +91,8 @@ async function main(argv: string[]): Promise<number> {
       return simulate(values);
     case "memory":
       return memory(rest, values, env);
+    case "context":
+      return contextCommand(rest, values, env, liveSourcesFor(values));
     case "breaker":
       if (rest[0] !== "reset") break;
       return control("BreakerReset", rest[1], values, env);

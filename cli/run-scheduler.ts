@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { connectNats, ensureFleetResources, FleetNames } from "../protocol/index.js";
 import { CronScheduler, Lease, NightlyBackup } from "../supervisor/index.js";
+import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
 import { loadConfig, natsUrl, rootLogger } from "./context.js";
 import type { RunOptions } from "./run.js";
@@ -44,10 +45,12 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   });
   const nightlyTimer = setInterval(() => void nightly.tick(), 30_000);
   void nightly.tick();
+  const memory = await startMemoryOwner({ nc, names, kv, config, env, log });
   log.info({ jobs: config.cron.map((j) => j.id) }, "scheduler started");
   const running = untilStopped(async () => {
     scheduler.stop();
     clearInterval(nightlyTimer);
+    await memory.stop();
     await lease.release();
     await nc.drain();
   }, { log, supervised: options.supervised });

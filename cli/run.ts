@@ -2,7 +2,7 @@ import { AgentRuntime } from "../actors/index.js";
 import { FleetError } from "../protocol/index.js";
 import { hostname } from "node:os";
 import { behaviourFor, Lease } from "../supervisor/index.js";
-import { loadConfig, natsUrl, rootLogger, type CliOptions } from "./context.js";
+import { configPath, loadConfig, natsUrl, rootLogger, type CliOptions } from "./context.js";
 import { runScheduler } from "./run-scheduler.js";
 import { runWebhook } from "./run-webhook.js";
 import { runBridge } from "./run-bridge.js";
@@ -53,7 +53,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
       processName: `fleet-agent-${ids.join(",")}`,
     },
     agents,
-    behaviourFor(config.agents),
+    behaviourFor(config, configPath(options)),
     {
       log,
       // exit non-zero: a supervisor (fleet up, systemd) starts the process again

@@ -82,7 +82,7 @@ export interface DistillLog {
 }
 export interface DistillMemory {
   read(agentId: string): Promise<{ lines: string[]; revision: number; replaced: Replacement[] }>;
-  write(agentId: string, lines: string[], expectedRevision: number, replaced?: Replacement[]): Promise<number>;
+  write(agentId: string, lines: readonly string[], expectedRevision: number, replaced?: readonly Replacement[]): Promise<number>;
 }
 export interface DistillRouter {
   complete(request: CompleteRequest): Promise<Pick<CompleteReply, "parsed" | "servedTier">>;
@@ -120,18 +120,16 @@ export interface DistillResult {
 
 export const distillKey = (agentId: string, day: string): string => `distilled.${agentId}.${day}`;
 
-/** A UUID from (agent, day, text): Qdrant wants UUIDs, and a re-run must upsert the same ids. */
+/** The same (agent, day, insight) is the same point, so a re-run upserts over itself; stores map ids as they need. */
 export function pointId(agentId: string, day: string, text: string): string {
-  const h = createHash("sha256").update(`${agentId}\n${day}\n${lineKey(text)}`).digest("hex");
-  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return `${agentId}.${day}.${createHash("sha256").update(lineKey(text)).digest("hex").slice(0, 32)}`;
 }
 
 /**
  * The new MEMORY.md. Deterministic and idempotent (merging the same insights into its own result changes nothing): an
  * insight already present adds nothing; one whose `replaces` matches a line takes that line's place and is recorded;
- * over the cap the oldest lines not touched by this merge go first. At most `maxLines` insights are taken, so what this
- * merge adds is never itself dropped (which a re-run would add back).
+ * over the cap the oldest lines this merge did not add, replace or restate go first. At most `maxLines` insights are
+ * taken, so a line an insight touched is never itself dropped (which a re-run would add back).
  */
 export function mergeInsights(current: readonly string[], insights: readonly Insight[], maxLines: number, at: number) {
   const lines = current.map((text) => ({ text, touched: false }));
@@ -147,7 +145,10 @@ export function mergeInsights(current: readonly string[], insights: readonly Ins
         lines[present]!.touched = true;
         lines.splice(old, 1);
       } else lines[old] = { text: insight.text, touched: true };
-    } else if (present < 0) {
+    } else if (present >= 0) {
+      // restated today: dropping it for room would have a re-run add it back (and drop another)
+      lines[present]!.touched = true;
+    } else {
       lines.push({ text: insight.text, touched: true });
       added.push(insight.text);
     }

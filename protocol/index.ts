@@ -64,4 +64,4 @@ export {
   UsageReply,
 } from "./router.js";
 export { FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type RouterOperation, type StreamKey } from "./subjects.js";
-export { negotiate, replyError, replyResult, requestOperation, sendToInbox, wireHeaders, type RequestOptions } from "./wire.js";
+export { negotiate, replyError, replyResult, requestOperation, requestTyped, sendToInbox, wireHeaders, type RequestOptions } from "./wire.js";

@@ -89,6 +89,27 @@ export async function requestOperation<Op extends OperationName>(
   return decoded.value.result as z.infer<(typeof OPERATIONS)[Op]["result"]>;
 }
 
+/**
+ * A request to any fleet service (router, memory search) with a typed reply: `{result}` validated against `result`,
+ * `{error}` thrown as the FleetError it names. Transport failures (no responders, timeout) are thrown as they come, for
+ * the caller to name.
+ */
+export async function requestTyped<S extends z.ZodType>(
+  nc: NatsConnection,
+  subject: string,
+  body: unknown,
+  result: S,
+  options: { codec: CodecName; timeoutMs: number },
+): Promise<z.infer<S>> {
+  const reply = await nc.request(subject, encode(body, options.codec), { timeout: options.timeoutMs, headers: wireHeaders(options.codec) });
+  const replyCodec = codecForContentType(reply.headers?.get(HEADERS.contentType) || undefined, options.codec) ?? options.codec;
+  const decoded = decode(replySchema(result), reply.data, { codec: replyCodec });
+  if (!decoded.ok) throw decoded.error;
+  if ("error" in decoded.value) throw FleetError.fromPayload(decoded.value.error);
+  // validated against replySchema(result) just above; the generic only loses the narrowing
+  return (decoded.value as { result: z.infer<S> }).result;
+}
+
 function requestFailure(err: unknown, agentId: string): FleetError {
   const cause = err instanceof RequestError && err.cause ? err.cause : err;
   if (cause instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {

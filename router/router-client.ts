@@ -7,12 +7,7 @@ import {
   FleetError,
   RouteDecision,
   UsageReply,
-  codecForContentType,
-  decode,
-  encode,
-  replySchema,
-  wireHeaders,
-  HEADERS,
+  requestTyped,
   type CodecName,
   type CompleteRequest,
   type FleetNames,
@@ -108,17 +103,17 @@ export class RouterClient {
 
   private async request<S extends z.ZodType>(op: RouterOperation, body: unknown, result: S): Promise<z.infer<S>> {
     const codec = this.options.codec ?? "msgpack";
-    let reply;
     try {
       const reconnected = this.reconnected.then(() => {
         throw new FleetError("TIMEOUT", `the connection to NATS was re-established while ${op} was in flight`);
       });
       reconnected.catch(() => undefined);
-      reply = await Promise.race([
-        this.nc.request(this.names.router(op), encode(body, codec), { timeout: this.options.timeoutMs ?? 300_000, headers: wireHeaders(codec) }),
+      return await Promise.race([
+        requestTyped(this.nc, this.names.router(op), body, result, { codec, timeoutMs: this.options.timeoutMs ?? 300_000 }),
         reconnected,
       ]);
     } catch (err) {
+      if (err instanceof FleetError) throw err;
       const cause = err instanceof RequestError && err.cause ? err.cause : err;
       if (cause instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {
         throw new FleetError("ROUTER_UNAVAILABLE", "no router answers (start one with `fleet run router`)", { cause: err });
@@ -126,11 +121,5 @@ export class RouterClient {
       if (cause instanceof TimeoutError) throw new FleetError("TIMEOUT", `the router did not answer ${op} in time`, { cause: err });
       throw FleetError.from(err);
     }
-    const replyCodec = codecForContentType(reply.headers?.get(HEADERS.contentType) || undefined, codec) ?? codec;
-    const decoded = decode(replySchema(result), reply.data, { codec: replyCodec });
-    if (!decoded.ok) throw decoded.error;
-    if ("error" in decoded.value) throw FleetError.fromPayload(decoded.value.error);
-    // validated against replySchema(result) just above; the generic only loses the narrowing
-    return (decoded.value as { result: z.infer<S> }).result;
   }
 }

@@ -1,18 +1,53 @@
-import { routedBehaviour, type AgentBehaviour, type HostedAgent, type RuntimeDeps } from "../actors/index.js";
-import type { AgentConfig } from "../config/index.js";
+import { dirname, resolve } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { routedBehaviour, type AgentBehaviour, type HostedAgent, type RuntimeDeps, type StepMemory } from "../actors/index.js";
+import type { FleetConfig } from "../config/index.js";
+import { assembleContext, liveMemorySources, SessionLog, SkillFiles } from "../memory/index.js";
 import { RouterClient } from "../router/index.js";
 import { atlasBehaviour } from "./atlas.js";
 
 /**
  * Which behaviour a configured agent runs: the orchestration layer is Atlas (rule-based delegation); everyone else
- * answers its tasks through the model router. One router client per process, shared by the agents it hosts.
+ * answers its tasks through the model router, with a prompt assembled from its memory. One router client and one set of
+ * memory sources per process, shared by the agents it hosts. `configFile` locates the skills and knowledge directories.
  */
-export function behaviourFor(fleet: readonly AgentConfig[]) {
-  let router: RouterClient | undefined;
+export function behaviourFor(config: FleetConfig, configFile: string) {
+  let shared: { router: RouterClient; memory: Promise<StepMemory> } | undefined;
   return (agent: HostedAgent, deps: RuntimeDeps): AgentBehaviour => {
-    const config = fleet.find((a) => a.id === agent.id);
-    if (config?.layer === "orchestration") return atlasBehaviour(agent, fleet, deps);
-    router ??= new RouterClient(deps.nc, deps.names, { codec: deps.codec, timeoutMs: 120_000 });
-    return routedBehaviour(agent, router);
+    const configured = config.agents.find((a) => a.id === agent.id);
+    if (configured?.layer === "orchestration") return atlasBehaviour(agent, config.agents, deps);
+    shared ??= {
+      router: new RouterClient(deps.nc, deps.names, { codec: deps.codec, timeoutMs: 120_000 }),
+      memory: stepMemory(config, configFile, deps),
+    };
+    const { router, memory } = shared;
+    // the memory is wired asynchronously (it needs the JetStream manager); a step waits for it
+    return routedBehaviour(agent, router, {
+      prompt: async (a, task) => (await memory).prompt(a, task),
+      record: async (entry) => (await memory).record(entry),
+    });
+  };
+}
+
+async function stepMemory(config: FleetConfig, configFile: string, deps: RuntimeDeps): Promise<StepMemory> {
+  const base = dirname(resolve(configFile));
+  const jsm = await jetstreamManager(deps.nc);
+  const knowledgeDir = config.memory.knowledgeDir ? resolve(base, config.memory.knowledgeDir) : undefined;
+  const sources = liveMemorySources({
+    nc: deps.nc, js: deps.js, jsm, memoryKv: deps.kv.memory, names: deps.names, config, codec: deps.codec, knowledgeDir,
+    clock: () => deps.clock.now(),
+  });
+  const skills = new SkillFiles({ dir: config.memory.skillsDir ? resolve(base, config.memory.skillsDir) : undefined });
+  const log = new SessionLog({ js: deps.js, jsm, names: deps.names, timeZone: config.fleet.timeZone, codec: deps.codec, clock: () => deps.clock.now() });
+  return {
+    prompt: async (agent, task) => {
+      const context = await assembleContext(
+        { agent, task, budgets: config.memory.budgets, semanticTopK: config.memory.semanticTopK },
+        sources,
+        skills,
+      );
+      return context.messages;
+    },
+    record: (entry) => log.append(entry),
   };
 }

@@ -8,7 +8,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { connectNats, decode, ensureFleetResources, FleetError, FleetNames } from "../../protocol/index.js";
 import { localEmbedding, RouterClient, type RunningRouter } from "../../router/index.js";
 import { AgentMemory } from "../../memory/agent-memory.js";
-import { distillDay, distillKey, DistillRecord, type DistillerDeps, type Insight } from "../../memory/distiller.js";
+import { distillDay, distillKey, DistillRecord, mergeInsights, type DistillerDeps, type Insight } from "../../memory/distiller.js";
 import { EmbeddedVectorStore } from "../../memory/embedded-vector-store.js";
 import { SessionLog } from "../../memory/session-log.js";
 import type { VectorStore } from "../../memory/vector-store.js";
@@ -205,14 +205,18 @@ describe("distillDay", () => {
       { text: "new fact C", kind: "decision" },
       { text: "new fact D", kind: "lesson" },
       { text: "old fact number 50", kind: "fact" },
+      { text: "Old fact number 1.", kind: "fact" },
     ]);
     const result = await distillDay(deps, "scout", DAY);
     const after = (await memory.read("scout")).lines;
     assert.equal(after.length, 100);
-    assert.deepEqual(result.dropped, ["old fact number 1", "old fact number 2"]);
-    assert.equal(after[0], "fresh fact about line zero", "a line just replaced is not the oldest");
+    assert.deepEqual(result.dropped, ["old fact number 2", "old fact number 3"]);
+    assert.deepEqual(after.slice(0, 2), ["fresh fact about line zero", "old fact number 1"], "lines just replaced or restated are kept");
     assert.deepEqual(after.slice(-3), ["new fact B", "new fact C", "new fact D"]);
     assert.equal(after.filter((l) => l === "old fact number 50").length, 1, "an insight already present adds nothing");
+
+    const again = mergeInsights(after, result.insights, 100, 0);
+    assert.deepEqual([again.lines, again.added, again.replaced, again.dropped], [after, [], [], []], "the merge is a no-op on its own result");
   });
 
   it("an answer that is not JSON escalates one tier up, and the distillation succeeds there", async () => {
@@ -245,9 +249,11 @@ describe("distillDay", () => {
     assert.deepEqual(await memory.read("scout"), before);
     assert.equal((await record())?.attempts, 2);
 
+    // the router cached the refused answer (it passed the router's check); the retry names its attempt, so it is asked anew
     answer("m-capable", [{ text: "Competitor X charges $12/month", kind: "fact", replaces: "Competitor X charges $10/month" }]);
     const result = await distillDay(deps, "scout", DAY);
     assert.deepEqual([result.status, result.modelCalled], ["applied", true]);
+    assert.deepEqual(chatCalls(), ["m-capable", "m-capable", "m-capable"], "no cached answer on the retry");
     assert.deepEqual((await memory.read("scout")).lines, ["Competitor X charges $12/month"]);
     assert.equal((await record())?.status, "applied");
   });

@@ -125,6 +125,16 @@ describe("NightlyDistillation", () => {
     assert.deepEqual(next?.applied, ["atlas", "scout", "ship"]);
   });
 
+  it("start() ticks at once and on its interval; stop() waits for the run in flight", async () => {
+    const { nightly, calls, setNow } = await job();
+    await nightly.tick();
+    setNow("2026-11-22T22:00:30Z");
+    nightly.start();
+    await nightly.stop();
+    assert.equal(calls.length, 3, "the night ran to the end before stop() returned");
+    await nightly[Symbol.asyncDispose]();
+  });
+
   it("names the day that is ending, also when distillAt is just after midnight", () => {
     assert.equal(dayEnding(at("2026-11-22T22:00:00Z"), "Europe/Berlin"), "2026-11-22");
     assert.equal(dayEnding(at("2026-11-22T23:30:00Z"), "Europe/Berlin"), "2026-11-22", "00:30 on the 23rd ends the 22nd");

@@ -1,0 +1,13 @@
+export { AgentMemory, fromMarkdown, toMarkdown, type AgentMemoryState, type MemoryReplacement } from "./agent-memory.js";
+export { assembleContext, composeContext, matchSkills, type AssembledContext, type AssembleInput, type ContextSection } from "./context-assembly.js";
+export { distillDay, distillKey, mergeInsights, type DistillerDeps, type DistillResult } from "./distiller.js";
+export { EmbeddedVectorStore } from "./embedded-vector-store.js";
+export { liveMemorySources, type LiveSourcesOptions } from "./live-sources.js";
+export { MemoryService, type MemoryServiceOptions } from "./memory-service.js";
+export type { MemorySources, ReferenceItem } from "./memory-sources.js";
+export { openVectorStore } from "./open-vector-store.js";
+export { QdrantVectorStore } from "./qdrant-vector-store.js";
+export { emptyKnowledge, loadKnowledge, searchKnowledge, type Knowledge, type KnowledgeItem } from "./reference-knowledge.js";
+export { SessionLog, type SessionLogAppend } from "./session-log.js";
+export { SkillFiles } from "./skill-files.js";
+export { MemoryKind, type MemoryPoint, type SearchFilter, type SearchHit, type VectorStore } from "./vector-store.js";
