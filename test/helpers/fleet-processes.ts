@@ -28,6 +28,8 @@ export function writeTestFleet(overrides: { prefix?: string; maxPayloadBytes?: n
   dailyCapUsd: 10
   maxPayloadBytes: ${overrides.maxPayloadBytes ?? 65536}
   quietHours: { start: "00:00", end: "00:00" }   # never quiet: tests run at any hour
+memory: { dir: ${JSON.stringify(join(dir, "memory"))} }
+backups: { dir: ${JSON.stringify(join(dir, "backups"))} }
 tiers:
 ${tiers}
 agents:
