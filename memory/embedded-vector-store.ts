@@ -33,7 +33,7 @@ import { checkPoints, checkVector, MemoryKind, MemoryPayload, type MemoryPoint, 
  * hold (one agent's memories, the usual query) is scanned exactly instead. At 100,000 × 1,536: p50 7.3 ms against 129 ms for
  * a brute-force scan, recall@10 0.998 (bench/memory.ts). Recall depends on the data having at least about as many natural
  * clusters as there are lists (`probes` trades speed for recall). Training runs inside upsert/delete/open once the store
- * has doubled or halved since the last training; it blocks the event loop meanwhile (about 5 s at 100,000).
+ * has doubled or halved since the last training; it blocks the event loop meanwhile (7 s at 100,000).
  */
 
 const LOG_FILE = "vectors.log";

@@ -59,6 +59,8 @@ export class QdrantVectorStore implements VectorStore {
     const { payloads, dimensions } = checkPoints(points, this.dims);
     if (points.length === 0 || dimensions === undefined) return;
     await this.ready(dimensions);
+    // the collection may have been created meanwhile, by another process, with another dimension
+    if (this.dims !== dimensions) throw new FleetError("VECTOR_DIMENSION", `Qdrant collection ${this.collection} holds vectors of ${this.dims} dimensions, not ${dimensions}`);
     for (let at = 0; at < points.length; at += UPSERT_BATCH) {
       const batch = points.slice(at, at + UPSERT_BATCH).map((point, i) => ({
         id: pointId(point.id),
