@@ -6,7 +6,6 @@ export { liveMemorySources, type LiveSourcesOptions } from "./live-sources.js";
 export { MemoryService, type MemoryServiceOptions } from "./memory-service.js";
 export type { MemorySources, ReferenceItem } from "./memory-sources.js";
 export { openVectorStore } from "./open-vector-store.js";
-export { QdrantVectorStore } from "./qdrant-vector-store.js";
 export { emptyKnowledge, loadKnowledge, searchKnowledge, type Knowledge, type KnowledgeItem } from "./reference-knowledge.js";
 export { SessionLog, type SessionLogAppend } from "./session-log.js";
 export { SkillFiles } from "./skill-files.js";

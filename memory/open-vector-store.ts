@@ -2,7 +2,6 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { MemoryConfig } from "../config/index.js";
 import { EmbeddedVectorStore } from "./embedded-vector-store.js";
-import { QdrantVectorStore } from "./qdrant-vector-store.js";
 import type { VectorStore } from "./vector-store.js";
 
 /**
@@ -19,6 +18,8 @@ export async function openVectorStore(
   const url = env[memory.qdrantUrlEnv];
   if (url) {
     const apiKey = memory.qdrantApiKeyEnv ? env[memory.qdrantApiKeyEnv] : undefined;
+    // loaded only when configured: agents and the CLI import this folder, and the Qdrant client is only the owner's
+    const { QdrantVectorStore } = await import("./qdrant-vector-store.js");
     return QdrantVectorStore.open({ url, collection: memory.collection, ...(apiKey ? { apiKey } : {}), ...dimensions });
   }
   return EmbeddedVectorStore.open({ dir: join(memory.dir, memory.collection), ...dimensions, ...(options.log ? { log: options.log } : {}) });

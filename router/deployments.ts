@@ -1,6 +1,6 @@
 import type { AgentConfig, FleetConfig, TierName } from "../config/index.js";
 import { TIER_NAMES } from "../config/index.js";
-import { openAIProvider } from "./openai-provider.js";
+import { lazyOpenAIProvider } from "./lazy-provider.js";
 import type { ModelProvider } from "./provider.js";
 import { simulatedProvider } from "./simulated-provider.js";
 
@@ -29,10 +29,10 @@ export function buildDeployments(tiers: FleetConfig["tiers"]): DeploymentTable {
         tier,
         model: d.model ?? config.model,
         apiKeyEnv: d.apiKeyEnv ?? config.apiKeyEnv,
-        provider: openAIProvider({ deploymentId: d.id, baseUrl: d.baseUrl }),
+        provider: lazyOpenAIProvider({ deploymentId: d.id, baseUrl: d.baseUrl }),
       }));
     } else if (config.baseUrl) {
-      table[tier] = [{ id: tier, tier, model: config.model, apiKeyEnv: config.apiKeyEnv, provider: openAIProvider({ deploymentId: tier, baseUrl: config.baseUrl }) }];
+      table[tier] = [{ id: tier, tier, model: config.model, apiKeyEnv: config.apiKeyEnv, provider: lazyOpenAIProvider({ deploymentId: tier, baseUrl: config.baseUrl }) }];
     } else {
       table[tier] = [{ id: `simulated-${tier}`, tier, model: config.model, apiKeyEnv: undefined, provider: simulatedProvider(`simulated-${tier}`) }];
     }

@@ -8,7 +8,7 @@ export { fleetDay, nextMidnight } from "./fleet-day.js";
 export { fitToBudget, pruneHistory } from "./lean-context.js";
 export { cosineSimilarity, localEmbedding } from "./local-embedding.js";
 export { ModelRouter, worstCaseUsd, type ModelRouterOptions } from "./model-router.js";
-export { openAIProvider } from "./openai-provider.js";
+export { lazyOpenAIProvider } from "./lazy-provider.js";
 export { decideRoute, type PolicyInput } from "./policy.js";
 export { ProviderFailure, type ModelProvider, type ProviderAnswer, type ProviderCall } from "./provider.js";
 export { RouterClient, type RouterClientOptions } from "./router-client.js";

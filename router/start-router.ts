@@ -10,7 +10,7 @@ import { DeploymentHealth } from "./deployment-health.js";
 import { fleetDay } from "./fleet-day.js";
 import { localEmbedding } from "./local-embedding.js";
 import { ModelRouter } from "./model-router.js";
-import { openAIProvider } from "./openai-provider.js";
+import { lazyOpenAIProvider } from "./lazy-provider.js";
 import { RouterService } from "./router-service.js";
 import { SemanticCache } from "./semantic-cache.js";
 import { WaitingCalls } from "./waiting-calls.js";
@@ -88,7 +88,7 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
   router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, classifier, publishUsage, log: log.child({ component: "router" }), clock });
 
   const embeddings = routing.embeddings;
-  const embedProvider = embeddings ? openAIProvider({ deploymentId: "embeddings", baseUrl: embeddings.baseUrl }) : undefined;
+  const embedProvider = embeddings ? lazyOpenAIProvider({ deploymentId: "embeddings", baseUrl: embeddings.baseUrl }) : undefined;
   const embed = async (texts: string[]) => {
     if (!embedProvider || !embeddings) return { vectors: texts.map((t) => localEmbedding(t)), model: "local-trigram-256", simulated: true };
     const apiKey = embeddings.apiKeyEnv ? env[embeddings.apiKeyEnv] : undefined;
