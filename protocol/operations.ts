@@ -42,7 +42,22 @@ export const OPERATIONS = {
 export type OperationName = keyof typeof OPERATIONS;
 export const OPERATION_NAMES = Object.keys(OPERATIONS) as OperationName[];
 
-/** Every reply is either `{result}` or `{error}`, so a client never has to guess from the shape. */
-export function replySchema<T extends z.ZodType>(result: T) {
-  return z.union([z.object({ result }), z.object({ error: ErrorPayload })]);
+const ErrorReply = z.object({ error: ErrorPayload });
+const replySchemas = new WeakMap<z.ZodType, z.ZodType>();
+
+function buildReplySchema<T extends z.ZodType>(result: T) {
+  return z.union([z.object({ result }), ErrorReply]);
+}
+
+/**
+ * Every reply is either `{result}` or `{error}`, so a client never has to guess from the shape. Built once per result
+ * schema: zod compiles a schema on its first parse, and a new one per request cost more than the request's own decode.
+ */
+export function replySchema<T extends z.ZodType>(result: T): ReturnType<typeof buildReplySchema<T>> {
+  let schema = replySchemas.get(result);
+  if (!schema) {
+    schema = buildReplySchema(result);
+    replySchemas.set(result, schema);
+  }
+  return schema as ReturnType<typeof buildReplySchema<T>>;
 }
