@@ -94,6 +94,7 @@ export class ActorHost {
   private restarts = 0;
   private startedAt = 0;
   private lastPersistedState = "";
+  private announced = false;
   // starting and finishing work are written at most every 250 ms: under load, one write carries many state changes
   private readonly recordWriter = new CoalescedWriter(() => this.putRecord(), 250, (err) => this.log.debug({ err }, "snapshot not persisted"));
   private inboxBatch: Message[] = [];
@@ -125,7 +126,7 @@ export class ActorHost {
       log: this.log,
       restored: previous?.breakerSnapshot,
       onChange: () => {
-        if (this.actor) void this.putRecord().catch((err) => this.log.debug({ err }, "breaker not persisted"));
+        if (this.announced) void this.putRecord().catch((err) => this.log.debug({ err }, "breaker not persisted"));
       },
     });
     this.actor = this.createAgentActor(previous?.snapshot);
@@ -197,6 +198,7 @@ export class ActorHost {
     // announce the agent only once its subscriptions are registered on the server: a client that sees the record
     // alive can reach it at once
     await this.o.nc.flush();
+    this.announced = true;
     await this.putRecord();
     this.log.info({ restarts: this.restarts, resumedIn: previous?.snapshot ? this.actor.getSnapshot().value : undefined }, "agent started");
   }
@@ -468,6 +470,8 @@ export class ActorHost {
    * resumes from, `idle` is what `fleet status` shows between tasks. Other steps wait for the heartbeat.
    */
   private persistOnStateChange(value: string): void {
+    // before start() has announced the agent, a record would tell clients it is reachable when it is not yet
+    if (!this.announced) return;
     if (value === this.lastPersistedState) return;
     this.lastPersistedState = value;
     if (value !== "acting" && value !== "idle") return;
