@@ -88,7 +88,7 @@ function print(report: CostReport, o: { label: string; previousLabel: string; ti
   } else {
     console.log(
       `spent ${usd(t.costUsd)}` + (t.simulatedCalls > 0 ? ` real, plus ${usd(t.simulatedUsd)} simulated (${count(t.simulatedCalls)} call${t.simulatedCalls === 1 ? "" : "s"}, not billed)` : "") +
-        ` · ${count(t.calls)} calls · ${count(t.cacheHits)} cache hits · ${count(t.escalations)} escalated · ${count(t.fallbacks)} fallbacks · ${count(t.failed)} failed`,
+        ` · ${count(t.calls)} calls · ${count(t.cacheHits)} cache hits (${((100 * t.cacheHits) / t.calls).toFixed(1)} % hit rate) · ${count(t.escalations)} escalated · ${count(t.fallbacks)} fallbacks · ${count(t.failed)} failed`,
     );
   }
   const trend = report.trend;
