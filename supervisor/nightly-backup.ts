@@ -4,7 +4,8 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { localParts, nextDailyAt } from "../config/index.js";
-import { CronRunRecord, decode, encode, type CodecName, type FleetNames } from "../protocol/index.js";
+import { LastRun } from "./last-run.js";
+import type { CodecName, FleetNames } from "../protocol/index.js";
 import { backupFleet } from "./backup.js";
 
 export interface NightlyBackupOptions {
@@ -33,17 +34,19 @@ const RECORD_KEY = "backup.nightly";
 export class NightlyBackup {
   private busy = false;
   private readonly log: Logger;
+  private readonly lastRun: LastRun;
 
   constructor(private readonly o: NightlyBackupOptions) {
     this.log = o.log.child({ component: "nightly-backup" });
+    this.lastRun = new LastRun(o.kv.schedules, RECORD_KEY, o.codec);
   }
 
   async tick(): Promise<string | undefined> {
     if (this.busy) return undefined;
     const now = this.o.clock.now();
-    const last = await this.lastRun();
+    const last = await this.lastRun.get();
     if (last === undefined) {
-      await this.record(now);
+      await this.lastRun.set(now);
       return undefined;
     }
     let due = nextDailyAt(this.o.at, this.o.timeZone, last);
@@ -55,7 +58,7 @@ export class NightlyBackup {
       const target = join(this.o.dir, `${year}-${String(month).padStart(2, "0")}-${String(day).padStart(2, "0")}`);
       mkdirSync(this.o.dir, { recursive: true });
       const manifest = await backupFleet(this.o.nc, this.o.names, target, this.log, { overwrite: true });
-      await this.record(due);
+      await this.lastRun.set(due);
       this.prune();
       this.log.info({ dir: target, streams: manifest.streams.length }, "nightly backup written");
       return target;
@@ -70,17 +73,5 @@ export class NightlyBackup {
   private prune(): void {
     const dated = readdirSync(this.o.dir).filter((d) => /^\d{4}-\d{2}-\d{2}$/.test(d)).sort();
     for (const old of dated.slice(0, Math.max(0, dated.length - this.o.keep))) rmSync(join(this.o.dir, old), { recursive: true, force: true });
-  }
-
-  private async lastRun(): Promise<number | undefined> {
-    const entry = await this.o.kv.schedules.get(RECORD_KEY);
-    if (!entry || entry.operation !== "PUT") return undefined;
-    const decoded = decode(CronRunRecord, entry.value, { codec: this.o.codec });
-    return decoded.ok ? decoded.value.lastDueAt : undefined;
-  }
-
-  private async record(lastDueAt: number): Promise<void> {
-    const record: CronRunRecord = { jobId: RECORD_KEY, lastDueAt };
-    await this.o.kv.schedules.put(RECORD_KEY, encode(record, this.o.codec));
   }
 }

@@ -1,7 +1,8 @@
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { localParts, nextDailyAt } from "../config/index.js";
-import { CronRunRecord, FleetError, decode, encode, type CodecName } from "../protocol/index.js";
+import { LastRun } from "./last-run.js";
+import { FleetError, type CodecName } from "../protocol/index.js";
 
 /** What the job needs to know of one agent's distilled day (memory/distiller.ts's DistillResult is one). */
 export interface DistilledDay {
@@ -55,12 +56,14 @@ const pad = (n: number): string => String(n).padStart(2, "0");
  */
 export class NightlyDistillation {
   private readonly log: Logger;
+  private readonly lastRun: LastRun;
   private run: Run | undefined;
   private running: Promise<DistillationSummary | undefined> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: NightlyDistillationOptions) {
     this.log = o.log.child({ component: "nightly-distillation" });
+    this.lastRun = new LastRun(o.kv.schedules, RECORD_KEY, o.codec);
   }
 
   start(): void {
@@ -123,7 +126,7 @@ export class NightlyDistillation {
       }
     }
     if ([...run.agents.values()].some((s) => !s.outcome)) return undefined;
-    await this.record(run.dueAt);
+    await this.lastRun.set(run.dueAt);
     this.run = undefined;
     const summary: DistillationSummary = { day: run.day, dueAt: run.dueAt, applied: [], empty: [], failed: [] };
     for (const [agentId, s] of run.agents) {
@@ -140,10 +143,10 @@ export class NightlyDistillation {
   /** The night to run now, if one is due: the latest due time since the last run, so downtime is made up once. */
   private async due(): Promise<Run | undefined> {
     const now = this.o.clock.now();
-    const last = await this.lastRun();
+    const last = await this.lastRun.get();
     if (last === undefined) {
       // first sight of this fleet: nothing was promised for the past
-      await this.record(now);
+      await this.lastRun.set(now);
       return undefined;
     }
     let due = nextDailyAt(this.o.at, this.o.timeZone, last);
@@ -152,18 +155,6 @@ export class NightlyDistillation {
     const day = dayEnding(due, this.o.timeZone);
     this.log.info({ day, agents: this.o.agents.length }, "nightly distillation started");
     return { dueAt: due, day, agents: new Map(this.o.agents.map((id) => [id, { attempts: 0, nextAt: 0 }])) };
-  }
-
-  private async lastRun(): Promise<number | undefined> {
-    const entry = await this.o.kv.schedules.get(RECORD_KEY);
-    if (!entry || entry.operation !== "PUT") return undefined;
-    const decoded = decode(CronRunRecord, entry.value, { codec: this.o.codec });
-    return decoded.ok ? decoded.value.lastDueAt : undefined;
-  }
-
-  private async record(lastDueAt: number): Promise<void> {
-    const record: CronRunRecord = { jobId: RECORD_KEY, lastDueAt };
-    await this.o.kv.schedules.put(RECORD_KEY, encode(record, this.o.codec));
   }
 }
 

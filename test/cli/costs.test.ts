@@ -1,30 +1,16 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { headers, type NatsConnection } from "@nats-io/nats-core";
 import { jetstream } from "@nats-io/jetstream";
 import { shippedFleetPath } from "../../config/index.js";
 import { connectNats, CONTENT_TYPES, encode, ensureFleetResources, FleetNames, type UsageRecord } from "../../protocol/index.js";
-import { CLI, writeTestFleet } from "../helpers/fleet-processes.js";
+import { writeTestFleet } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
+import { runFleet } from "../helpers/run-cli.js";
 
 /** `fleet costs` and `fleet simulate` run as the compiled CLI, the way an operator runs them. */
 
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function fleet(args: string[]): Promise<Outcome> {
-  const env = { ...process.env };
-  delete env.NATS_URL;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env, timeout: 20_000, encoding: "utf8" }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : null) : 0, stdout, stderr });
-    });
-  });
-}
+const fleet = (args: string[]) => runFleet(args);
 
 const close = (actual: number, expected: number, what: string) => assert.ok(Math.abs(actual - expected) < 1e-9, `${what}: ${actual} ≈ ${expected}`);
 

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,26 +6,13 @@ import { after, before, describe, it } from "node:test";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { AgentMemory, fromMarkdown } from "../../memory/agent-memory.js";
 import { connectNats, ensureFleetResources, FleetNames } from "../../protocol/index.js";
-import { CLI, writeTestFleet } from "../helpers/fleet-processes.js";
+import { writeTestFleet } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
+import { runFleet } from "../helpers/run-cli.js";
 
 /** `fleet memory show` and `fleet memory export`, run as the compiled CLI against a real nats-server. */
 
-interface Outcome {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function fleet(args: string[]): Promise<Outcome> {
-  const env = { ...process.env };
-  delete env.NATS_URL;
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env, timeout: 20_000, encoding: "utf8" }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : null) : 0, stdout, stderr });
-    });
-  });
-}
+const fleet = (args: string[]) => runFleet(args);
 
 describe("fleet memory", () => {
   const names = new FleetNames("memcli");

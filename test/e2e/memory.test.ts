@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { MemorySearchResult, requestTyped } from "../../protocol/index.js";
@@ -7,15 +6,9 @@ import { SessionLog } from "../../memory/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
 import { agentSpec, CLI, routerSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
+import { runFleet } from "../helpers/run-cli.js";
 import { waitFor } from "../helpers/wait.js";
 
-function fleetCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 20_000, encoding: "utf8" }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 /** Memory across processes: an agent's work lands in its session log, its next prompt reads it, the scheduler answers search. */
 describe("memory in a running fleet", () => {
@@ -48,7 +41,7 @@ describe("memory in a running fleet", () => {
       assert.equal(entries[0]?.taskId, task.id);
       assert.match(entries[0]?.text ?? "", /research the competitors' pricing pages →/);
 
-      const shown = await fleetCli(["context", "scout", "pricing", "follow-up", "--json", "--config", fleet.file, "--nats", server.url]);
+      const shown = await runFleet(["context", "scout", "pricing", "follow-up", "--json", "--config", fleet.file, "--nats", server.url]);
       assert.equal(shown.code, 0, shown.stderr);
       const context = JSON.parse(shown.stdout) as { sections: { name: string; items: number; error?: string }[]; messages: { content: string }[] };
       assert.equal(context.sections.find((s) => s.name === "session")?.items, 1, "the next prompt carries the day's log");
