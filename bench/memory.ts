@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { EmbeddedVectorStore } from "../memory/embedded-vector-store.js";
 import type { MemoryKind, MemoryPoint } from "../memory/vector-store.js";
+import { figure, percentile, say, type Result } from "./report.js";
 
 /**
  * Memory benchmark: the embedded vector store at 10,000 and 100,000 points of 1,536 dimensions, against a brute-force scan
@@ -23,22 +24,9 @@ const K = 10;
 const MB = 1024 * 1024;
 const KINDS: MemoryKind[] = ["insight", "fact", "finding", "decision", "lesson"];
 
-interface Result {
-  bench: "memory";
-  metric: string;
-  value: number;
-  baseline: number;
-  ratio: number;
-  unit: string;
-}
 type Figures = Record<string, number>;
 
-const say = (line: string) => process.stdout.write(line + "\n");
-const round = (x: number, digits: number) => Number(x.toFixed(digits));
-const result = (metric: string, value: number, baseline: number, unit: string, digits = 2): Result => ({
-  bench: "memory", metric, value: round(value, digits), baseline: round(baseline, digits), ratio: round(value / baseline, 3), unit, // prettier-ignore
-});
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+const result = (metric: string, value: number, baseline: number, unit: string, digits = 2): Result => figure("memory", metric, value, baseline, unit, digits);
 const rssMb = () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1]) / 1024;
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 

@@ -10,6 +10,7 @@ import { pino } from "pino";
 import { AgentRuntime, offlineBehaviour, type HostedAgent, type RuntimeSettings } from "../actors/index.js";
 import { encode, ensureFleetResources, FleetError, FleetNames, requestOperation, sendToInbox, wireHeaders, type Message } from "../protocol/index.js";
 import { NatsServer } from "../test/helpers/nats-server.js";
+import { figure, median, percentile, say, type Result } from "./report.js";
 
 /**
  * Messaging benchmark: one nats-server started here, every figure measured against raw nats.js in the same run.
@@ -34,26 +35,9 @@ const LATENCY_N = 2_000;
 const LATENCY_WARMUP = 200;
 const SETTLE_MS = 3_000;
 const MB = 1024 * 1024;
+const result = (metric: string, value: number, baseline: number, unit: string, digits = 2): Result => figure("messaging", metric, value, baseline, unit, digits);
 
-interface Result {
-  bench: "messaging";
-  metric: string;
-  value: number;
-  baseline: number;
-  ratio: number;
-  unit: string;
-}
 
-const say = (line: string) => process.stdout.write(line + "\n");
-const round = (x: number, digits: number) => Number(x.toFixed(digits));
-const result = (metric: string, value: number, baseline: number, unit: string, digits = 2): Result => ({
-  bench: "messaging",
-  metric,
-  value: round(value, digits),
-  baseline: round(baseline, digits),
-  ratio: round(value / baseline, 3),
-  unit,
-});
 
 const TEXT =
   "Please look up the current pricing pages of our three main competitors and summarise any change since last week, " +
@@ -97,14 +81,7 @@ function settings(url: string, prefix: string): RuntimeSettings {
 const startRuntime = (url: string, prefix: string, id: string) =>
   AgentRuntime.start(settings(url, prefix), [agent(id)], (a) => offlineBehaviour(a), { log: pino({ level: "silent" }) });
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
-}
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
 
 // ---------------------------------------------------------------------------------------------------------------- 1
 

@@ -15,6 +15,7 @@ import { BudgetLedger, decideRoute, fleetDay, RouterClient, type PolicyInput } f
 import { NatsServer } from "../test/helpers/nats-server.js";
 import { OpenAIServer } from "../test/helpers/openai-server.js";
 import { routerFleetYaml } from "../test/helpers/router-fleet.js";
+import { ascending, figure, median, percentile, say, type Result } from "./report.js";
 
 /**
  * Router benchmark: one nats-server and one scripted OpenAI server (a real HTTP server on loopback) started here.
@@ -45,32 +46,12 @@ const MODEL = "m-capable";
 const AGENTS = ["atlas", "scout", "ship"] as const;
 /** USER_HZ: the unit of the CPU times in /proc/<pid>/stat on Linux */
 const CLK_TCK = 100;
+const result = (metric: string, value: number, baseline: number, unit: string, digits: number, ratio = value / baseline): Result =>
+  figure("router", metric, value, baseline, unit, digits, ratio);
 
-interface Result {
-  bench: "router";
-  metric: string;
-  value: number;
-  baseline: number;
-  ratio: number;
-  unit: string;
-}
 
-const say = (line: string) => process.stdout.write(line + "\n");
-const round = (x: number, digits: number) => Number(x.toFixed(digits));
-const result = (metric: string, value: number, baseline: number, unit: string, digits: number, ratio = value / baseline): Result => ({
-  bench: "router",
-  metric,
-  value: round(value, digits),
-  baseline: round(baseline, digits),
-  ratio: round(ratio, 3),
-  unit,
-});
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
-const sorted = (xs: readonly number[]) => [...xs].sort((a, b) => a - b);
-const median = (xs: readonly number[]) => percentile(sorted(xs), 50);
+const sorted = ascending;
 const ms = (x: number) => `${x.toFixed(3)} ms`;
 
 const MESSAGES = [

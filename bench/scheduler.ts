@@ -5,6 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { ActorHost, Plan, PlanInput } from "../actors/index.js";
+import { figure, percentile, say, type Result } from "./report.js";
 // only node built-ins (and erased types) at the top: the `--baseline` child loads nothing of ours, so its RSS is a bare
 // node process; each mode imports what it needs
 
@@ -31,14 +32,6 @@ const MB = 1024 * 1024;
 const LOOP_RESOLUTION_MS = 10;
 const NEVER_QUIET = { start: "00:00", end: "00:00", timeZone: "UTC" };
 
-interface Result {
-  bench: "scheduler";
-  metric: string;
-  value: number;
-  baseline: number;
-  ratio: number;
-  unit: string;
-}
 
 /** What one side measured over its window. */
 interface Summary {
@@ -65,16 +58,7 @@ interface Side {
   stop: () => Promise<void>;
 }
 
-const say = (line: string) => process.stdout.write(line + "\n");
-const round = (x: number, digits: number) => Number(x.toFixed(digits));
-const result = (metric: string, value: number, baseline: number, unit: string, digits: number): Result => ({
-  bench: "scheduler",
-  metric,
-  value: round(value, digits),
-  baseline: round(baseline, digits),
-  ratio: round(value / baseline, 3),
-  unit,
-});
+const result = (metric: string, value: number, baseline: number, unit: string, digits: number): Result => figure("scheduler", metric, value, baseline, unit, digits);
 const agentId = (i: number) => `a${String(i).padStart(5, "0")}`;
 
 /**
@@ -87,9 +71,6 @@ function staggerOf(id: string, cycleMs: number): number {
   return hash % Math.max(1, Math.floor(cycleMs));
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
 
 function rssMbOf(pid: number | "self"): number {
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
