@@ -312,7 +312,7 @@ export class ActorHost {
     if (assignment.agentId !== this.agentId) {
       return this.rejectTaskMessage(msg, new FleetError("MESSAGE_INVALID", `assignment for ${assignment.agentId} arrived at ${this.agentId}`));
     }
-    if (!(await this.untilBreakerAllows(msg))) return;
+    if (!(await this.discipline.holdWhileOpen(msg, () => this.stopping, this.o.tasks.workingAckMs))) return;
     // one CAS on the revision this process already knows (it usually created the Task): no read on the common path
     let working;
     try {
@@ -350,24 +350,6 @@ export class ActorHost {
         msg.nak(1_000);
       }
     }
-  }
-
-  /**
-   * An open breaker holds the task: it stays SUBMITTED, the message is kept with working-acks (no redelivery, no
-   * delivery counted) and is worked when the breaker lets a task through. False when the host stops meanwhile.
-   */
-  private async untilBreakerAllows(msg: JsMsg): Promise<boolean> {
-    if (this.discipline.mayTakeTask()) return true;
-    this.log.info({ seq: msg.seq }, "breaker open: task held");
-    while (!this.discipline.mayTakeTask()) {
-      if (this.stopping) {
-        msg.nak();
-        return false;
-      }
-      msg.working();
-      await sleep(Math.min(1_000, this.o.tasks.workingAckMs));
-    }
-    return true;
   }
 
   private async rejectTaskMessage(msg: JsMsg, error: FleetError): Promise<void> {

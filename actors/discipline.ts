@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { createActor, type Actor } from "xstate";
 import type { Logger } from "pino";
 import { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";
@@ -52,6 +53,25 @@ export class AgentDiscipline {
   /** Cycles may wake models, so they need a closed breaker and a waking fleet. */
   mayRunCycle(now: number): boolean {
     return this.breaker.getSnapshot().value === "closed" && !isQuiet(this.o.quietHours, now);
+  }
+
+  /**
+   * An open breaker holds the task: it stays SUBMITTED, its message is kept with working-acks (no redelivery, no
+   * delivery counted) and is worked when the breaker lets a task through. False when the host stops meanwhile (the
+   * message is handed back).
+   */
+  async holdWhileOpen(msg: { working(): void; nak(): void; seq: number }, stopping: () => boolean, workingAckMs: number): Promise<boolean> {
+    if (this.mayTakeTask()) return true;
+    this.o.log.info({ seq: msg.seq }, "breaker open: task held");
+    while (!this.mayTakeTask()) {
+      if (stopping()) {
+        msg.nak();
+        return false;
+      }
+      msg.working();
+      await sleep(Math.min(1_000, workingAckMs));
+    }
+    return true;
   }
 
   mayTakeTask(): boolean {
