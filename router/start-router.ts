@@ -7,7 +7,6 @@ import { BudgetLedger } from "./budget-ledger.js";
 import { TierClassifier } from "./classifier.js";
 import { buildDeployments, missingKeys } from "./deployments.js";
 import { DeploymentHealth } from "./deployment-health.js";
-import { fleetDay } from "./fleet-day.js";
 import { localEmbedding } from "./local-embedding.js";
 import { ModelRouter } from "./model-router.js";
 import { lazyOpenAIProvider } from "./lazy-provider.js";
@@ -99,7 +98,7 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
     const views = await ledger.views(ids);
     const waitingCalls = (await waiting.list()).filter((w) => !agentId || w.agentId === agentId);
     return {
-      day: views.day ?? fleetDay(clock(), config.fleet.timeZone),
+      day: views.day,
       fleet: views.fleet,
       agents: views.agents,
       waiting: waitingCalls.map((w) => ({ callId: w.callId, agentId: w.agentId, since: w.since, nextAttemptAt: w.nextAttemptAt })),
