@@ -17,6 +17,14 @@ export {
   WebhookConfig,
   agentById,
 } from "./schema.js";
+export {
+  ApprovalsConfig,
+  BridgesConfig,
+  DiscordBridgeConfig,
+  GovernanceConfig,
+  SentinelConfig,
+  TelegramBridgeConfig,
+} from "./governance-schema.js";
 export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";
 export {
   DAY_MS,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { TIER_NAMES, TierName } from "../protocol/index.js";
+import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
 
 /*
  * The fleet config: the single source of truth for what a fleet is. Every object is strict, so a typo in a key is an
@@ -414,6 +415,8 @@ export const FleetConfig = strict({
   backups: BackupsConfig.prefault({}),
   memory: MemoryConfig.prefault({}),
   principals: z.array(PrincipalConfig).default([]),
+  governance: GovernanceConfig.prefault({}),
+  bridges: BridgesConfig.prefault({}),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 

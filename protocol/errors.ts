@@ -36,6 +36,20 @@ export const ERROR_CATALOGUE = {
   VECTOR_DIMENSION: { a2aCode: -32141, retryable: false, description: "a vector's dimension differs from its collection's" },
   KNOWLEDGE_INVALID: { a2aCode: -32142, retryable: false, description: "a reference knowledge file failed validation" },
   VECTOR_STORE_UNAVAILABLE: { a2aCode: -32143, retryable: true, description: "the vector store (Qdrant) does not answer" },
+  // governance (-32150 and below)
+  TOOL_NOT_FOUND: { a2aCode: -32150, retryable: false, description: "no tool of this name in the catalogue" },
+  TOOL_NOT_ALLOWED: { a2aCode: -32151, retryable: false, description: "the agent's allow list does not include the tool" },
+  TOOL_BLOCKED: { a2aCode: -32152, retryable: false, description: "the tool is BLOCK: it never runs" },
+  PROPOSAL_REQUIRED: { a2aCode: -32153, retryable: false, description: "a PROPOSE or CONFIRM tool runs only through an executing proposal" },
+  TOOL_FAILED: { a2aCode: -32154, retryable: true, description: "the tool ran and failed" },
+  TOOL_OUTCOME_UNKNOWN: { a2aCode: -32155, retryable: false, description: "a call with this idempotency key started and never finished: it is not run again" },
+  TOOL_UNAVAILABLE: { a2aCode: -32156, retryable: true, description: "no tool host serves the tool" },
+  PROPOSAL_NOT_FOUND: { a2aCode: -32157, retryable: false, description: "no proposal with this id" },
+  PROPOSAL_STATE: { a2aCode: -32158, retryable: false, description: "the proposal's state does not allow this (e.g. rollback after its window)" },
+  APPROVER_NOT_ALLOWED: { a2aCode: -32159, retryable: false, description: "the person deciding is not on the channel's approver list" },
+  SIGNATURE_INVALID: { a2aCode: -32160, retryable: false, description: "an inbound webhook's signature does not verify" },
+  AUDIT_CHAIN_BROKEN: { a2aCode: -32161, retryable: false, description: "an audit record was changed, removed or inserted" },
+  PERMISSION_DENIED: { a2aCode: -32162, retryable: false, description: "the broker refused a publish or subscribe for this identity" },
 } as const;
 
 export type FleetErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -63,5 +63,24 @@ export {
   UsageRecord,
   UsageReply,
 } from "./router.js";
-export { FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type RouterOperation, type StreamKey } from "./subjects.js";
+export {
+  ApprovalDecision,
+  ApprovalRequest,
+  AuditRecord,
+  PROPOSAL_STATES,
+  ProposalActionRequest,
+  ProposalRecord,
+  ProposalState,
+  ProposalSubmission,
+  ProposalTransition,
+  RiskLevel,
+  RuleResult,
+  SentinelVerdict,
+  ToolCallRequest,
+  ToolCallResult,
+  ToolDescription,
+  isFinalProposalState,
+  needsProposal,
+} from "./governance.js";
+export { FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";
 export { negotiate, replyError, replyResult, requestOperation, requestTyped, sendToInbox, wireHeaders, type RequestOptions } from "./wire.js";

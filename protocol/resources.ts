@@ -58,6 +58,8 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     dedup: { history: 1 },
     // the router's semantic cache; entries older than routing.cache.ttlHours are ignored before this bucket drops them
     cache: { history: 1, ttl: 7 * DAY },
+    // tool calls by idempotency key: a repeated call gets the recorded result instead of a second effect
+    toolruns: { history: 1, ttl: 30 * DAY },
   };
 }
 

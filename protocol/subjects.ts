@@ -83,6 +83,34 @@ export class FleetNames {
   memoryLog(agentId: string, yyyymmdd: string): string {
     return `${this.prefix}.memory.log.${agentId}.${yyyymmdd}`;
   }
+  /** a tool, served by the tool hosts in queue group "tools"; the broker decides who may publish here */
+  tool(name: string): string {
+    return `${this.prefix}.tool.${name}`;
+  }
+  /** every event of one agent's proposals: `submitted` from the agent, the state changes from governance */
+  proposal(agentId: string, event: string): string {
+    return `${this.prefix}.proposal.${agentId}.${event}`;
+  }
+  proposalSubmissions(): string {
+    return `${this.prefix}.proposal.*.submitted`;
+  }
+  approvalRequest(channel: string): string {
+    return `${this.prefix}.approval.request.${channel}`;
+  }
+  /** only bridge identities (and the operator's CLI) may publish here: the broker enforces it */
+  approvalDecision(proposalId: string): string {
+    return `${this.prefix}.approval.decision.${proposalId}`;
+  }
+  approvalDecisions(): string {
+    return `${this.prefix}.approval.decision.*`;
+  }
+  audit(agentId: string): string {
+    return `${this.prefix}.audit.${agentId}`;
+  }
+  /** operator requests to the governance process (rollback) */
+  governance(op: GovernanceOperation): string {
+    return `${this.prefix}.governance.${op}`;
+  }
   all(): string {
     return `${this.prefix}.>`;
   }
@@ -103,8 +131,9 @@ export class FleetNames {
   }
 }
 
+export type GovernanceOperation = "rollback";
 export type ControlOperation = "Restart" | "BreakerReset";
 
 export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "USAGE" | "MEMLOG" | "DLQ";
-export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup" | "cache";
+export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup" | "cache" | "toolruns";
 export type RouterOperation = "route" | "complete" | "embed" | "usage";

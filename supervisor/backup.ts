@@ -44,6 +44,8 @@ const BUCKET_IN_BACKUP = {
   dedup: true,
   // cached model answers are cheap to lose: a restored fleet just pays for them again
   cache: false,
+  // tool calls by idempotency key: without them a restored fleet could run a recorded effect again
+  toolruns: true,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;

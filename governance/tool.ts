@@ -1,0 +1,42 @@
+import type { Logger } from "pino";
+import type { z } from "zod";
+import type { RiskLevel } from "../protocol/index.js";
+
+/**
+ * A tool: what an agent may do in the world beyond thinking. Its risk level decides how it runs (directly, through a
+ * proposal, after a human, never); its input schema is checked before the handler sees anything; a reversible tool
+ * has a rollback handler that undoes the effect of one earlier call, given that call's input and output.
+ */
+export interface ToolContext {
+  signal: AbortSignal;
+  log: Logger;
+  /** the agent the call is made for, and the proposal it runs under (PROPOSE, CONFIRM) */
+  agentId: string;
+  proposalId?: string | undefined;
+  /** the idempotency key of the call: a tool that sends something passes it on as the message id */
+  idempotencyKey?: string | undefined;
+  now: () => number;
+}
+
+export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = unknown> {
+  name: string;
+  description: string;
+  risk: RiskLevel;
+  input: Input;
+  handler: (input: z.infer<Input>, ctx: ToolContext) => Promise<Output>;
+  /** undoes one earlier call (PROPOSE tools have one: the rollback window is what makes them PROPOSE and not CONFIRM) */
+  rollback?: (input: z.infer<Input>, output: Output, ctx: ToolContext) => Promise<unknown>;
+  /** host names whose tool hosts serve this tool; any host when omitted */
+  hosts?: readonly string[];
+  /** input fields that may carry personal data by design (an email's recipient); Sentinel's PII rule skips them */
+  personalDataFields?: readonly string[];
+  /** input fields that name a target (a URL, a host, a recipient): Sentinel checks them against the allow list */
+  targetFields?: readonly string[];
+  /** what one call costs in USD (deterministic tools: 0) */
+  costUsd?: number;
+}
+
+/** Keeps the input type of each tool while the catalogue holds them side by side. */
+export function defineTool<Input extends z.ZodType, Output>(tool: ToolDefinition<Input, Output>): ToolDefinition {
+  return tool as unknown as ToolDefinition;
+}
