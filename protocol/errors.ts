@@ -49,6 +49,7 @@ export const ERROR_CATALOGUE = {
   APPROVER_NOT_ALLOWED: { a2aCode: -32159, retryable: false, description: "the person deciding is not on the channel's approver list" },
   SIGNATURE_INVALID: { a2aCode: -32160, retryable: false, description: "an inbound webhook's signature does not verify" },
   AUDIT_CHAIN_BROKEN: { a2aCode: -32161, retryable: false, description: "an audit record was changed, removed or inserted" },
+  TOOL_IN_PROGRESS: { a2aCode: -32163, retryable: true, description: "a call with this idempotency key is still running on a tool host" },
   PERMISSION_DENIED: { a2aCode: -32162, retryable: false, description: "the broker refused a publish or subscribe for this identity" },
 } as const;
 
