@@ -1,0 +1,38 @@
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/nats-core";
+import type { FleetNames } from "../protocol/index.js";
+
+/**
+ * The governance process's two durable consumers: proposal submissions on PROPOSALS and human decisions on APPROVALS.
+ * Durable, so nothing submitted or decided while governance was down is lost: it is read when governance is back.
+ */
+export async function ensureGovernanceConsumers(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  names: FleetNames,
+): Promise<{ intake: Promise<ConsumerMessages>; decisions: Promise<ConsumerMessages> }> {
+  const intake = await upsert(jsm, names.stream("PROPOSALS"), "governance-intake", names.proposalSubmissions());
+  const decisions = await upsert(jsm, names.stream("APPROVALS"), "governance-decisions", names.approvalDecisions());
+  const open = async (stream: string, durable: string) => (await js.consumers.get(stream, durable)).consume({ max_messages: 512 });
+  return { intake: open(names.stream("PROPOSALS"), intake), decisions: open(names.stream("APPROVALS"), decisions) };
+}
+
+async function upsert(jsm: JetStreamManager, stream: string, durable: string, filter: string): Promise<string> {
+  const config: Partial<ConsumerConfig> = {
+    durable_name: durable,
+    filter_subject: filter,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(60_000),
+    max_ack_pending: 2048,
+    max_deliver: -1,
+  };
+  try {
+    await jsm.consumers.info(stream, durable);
+    await jsm.consumers.update(stream, durable, config);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.status === 404)) throw err;
+    await jsm.consumers.add(stream, config);
+  }
+  return durable;
+}

@@ -1,0 +1,345 @@
+import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import type { FleetConfig } from "../config/index.js";
+import {
+  ApprovalDecision,
+  deadLetter,
+  decode,
+  encode,
+  FleetError,
+  isFinalProposalState,
+  negotiate,
+  ProposalActionRequest,
+  ProposalSubmission,
+  replyError,
+  replyResult,
+  type CodecName,
+  type ErrorPayload,
+  type FleetNames,
+  type ProposalRecord,
+} from "../protocol/index.js";
+import { ApprovalNotices } from "./approval-notices.js";
+import { ensureGovernanceConsumers } from "./governance-consumers.js";
+import { ProposalIndex } from "./proposal-index.js";
+import { type ProposalEvent, type ProposalPolicy, rollbackRefusal } from "./proposal-machine.js";
+import { newProposalRecord, stepProposal } from "./proposal-step.js";
+import { ProposalStore, type StoredProposal } from "./proposal-store.js";
+import { evaluateProposal } from "./sentinel.js";
+import type { ToolDefinition } from "./tool.js";
+import { callTool } from "./tool-caller.js";
+
+export interface GovernanceServiceOptions {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  names: FleetNames;
+  codec: CodecName;
+  config: FleetConfig;
+  proposalsKv: KV;
+  tools: readonly ToolDefinition[];
+  policy: ProposalPolicy;
+  /** the agent's spend so far today (reserved included) and its cap; undefined when the ledger cannot be read */
+  budgetOf: (agentId: string) => Promise<{ spentUsd: number; capUsd: number } | undefined>;
+  clock?: () => number;
+  log: Logger;
+  /** how often deadlines and due retries are checked; 0: never on its own (tests call tick()) */
+  tickMs?: number;
+  toolTimeoutMs?: number;
+  /** submissions handled at once */
+  concurrency?: number;
+}
+
+/**
+ * The governance process: takes proposals from PROPOSALS, has Sentinel judge them, runs approved ones through the tool
+ * hosts, waits for humans on CONFIRM (with reminder, escalation and expiry at absolute deadlines), takes decisions from
+ * APPROVALS, and rolls PROPOSE effects back inside their window. It is a singleton (a lease in `fleet run governance`);
+ * every write is by revision, and everything it needs to go on after a crash is in KV, so a restart resumes where the
+ * last process stopped: a proposal found executing is re-run under the same idempotency key, never a second time.
+ */
+export class GovernanceService {
+  private readonly store: ProposalStore;
+  private readonly notices: ApprovalNotices;
+  private readonly index = new ProposalIndex();
+  private readonly tools: Map<string, ToolDefinition>;
+  private readonly clock: () => number;
+  private readonly log: Logger;
+  private readonly serials = new Map<string, Promise<unknown>>();
+  private readonly executing = new Set<string>();
+  private readonly work = new Set<Promise<unknown>>();
+  private streams: ConsumerMessages[] = [];
+  private loops: Promise<void>[] = [];
+  private rollbackSub: Subscription | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private stopping = false;
+
+  constructor(private readonly o: GovernanceServiceOptions) {
+    this.store = new ProposalStore(o.proposalsKv, o.js, o.names, o.codec);
+    this.notices = new ApprovalNotices(o.js, o.names, o.codec, o.config.governance.approvals);
+    this.tools = new Map(o.tools.map((t) => [t.name, t]));
+    this.clock = o.clock ?? Date.now;
+    this.log = o.log.child({ component: "governance" });
+  }
+
+  async start(): Promise<void> {
+    for (const record of await this.store.list()) this.index.put(record);
+    const { intake, decisions } = await ensureGovernanceConsumers(this.o.js, this.o.jsm, this.o.names);
+    this.loops.push(this.consume(intake, "PROPOSALS", (msg) => this.onSubmission(msg)));
+    this.loops.push(this.consume(decisions, "APPROVALS", (msg) => this.onDecision(msg)));
+    this.rollbackSub = this.o.nc.subscribe(this.o.names.governance("rollback"), { queue: "governance", callback: (err, msg) => {
+      if (!err) void this.onRollback(msg);
+    } });
+    // a proposal left executing by a crashed process is finished first, under the same idempotency key
+    for (const record of this.index.open()) if (record.state === "executing") this.track(this.runTool(record.id));
+    await this.tick();
+    if ((this.o.tickMs ?? 1000) > 0) this.ticker = setInterval(() => void this.tick(), this.o.tickMs ?? 1000).unref();
+    this.log.info({ open: this.index.open().length, tools: this.tools.size }, "governance started");
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.ticker);
+    this.rollbackSub?.unsubscribe();
+    await Promise.all(this.streams.map((s) => s.close().catch(() => undefined)));
+    await Promise.all(this.loops);
+    await Promise.allSettled([...this.work]);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /** Fires what is due: approval notices and expiry on CONFIRM proposals, re-tries of failed executions. */
+  async tick(): Promise<void> {
+    const now = this.clock();
+    const due: Promise<unknown>[] = [];
+    for (const record of this.index.open()) {
+      if (record.state === "awaiting_human") due.push(this.apply(record.id, { type: "TICK", now }));
+      else if (record.state === "sentinel_approved" && (record.retryAt ?? 0) <= now) due.push(this.execute(record.id));
+    }
+    this.index.prune(now);
+    await Promise.allSettled(due);
+  }
+
+  /** Resolves once every proposal step started so far has finished (tests and the benchmark wait on it). */
+  async settled(): Promise<void> {
+    while (this.work.size > 0) await Promise.allSettled([...this.work]);
+  }
+
+  private consume(messages: Promise<ConsumerMessages>, stream: string, handle: (msg: JsMsg) => Promise<void>): Promise<void> {
+    const limit = this.o.concurrency ?? 256;
+    return (async () => {
+      const iterator = await messages;
+      this.streams.push(iterator);
+      const inFlight = new Set<Promise<void>>();
+      for await (const msg of iterator) {
+        const p = handle(msg).catch((err: unknown) => {
+          this.log.error({ err, stream }, "handling a message failed; it will be redelivered");
+          msg.nak(1_000);
+        });
+        inFlight.add(p);
+        void p.finally(() => inFlight.delete(p));
+        if (inFlight.size >= limit) await Promise.race(inFlight);
+      }
+      await Promise.allSettled([...inFlight]);
+    })().catch((err: unknown) => {
+      if (!this.stopping) this.log.error({ err, stream }, "consumer stopped");
+    });
+  }
+
+  private async onSubmission(msg: JsMsg): Promise<void> {
+    const decoded = decode(ProposalSubmission, msg.data, { codec: this.o.codec });
+    if (!decoded.ok) return this.reject(msg, decoded.error);
+    const submission = decoded.value;
+    const subjectAgent = msg.subject.split(".").at(-2);
+    if (subjectAgent !== submission.agentId) {
+      return this.reject(msg, new FleetError("MESSAGE_INVALID", `proposal ${submission.id} names agent "${submission.agentId}" but came on ${msg.subject}`));
+    }
+    // a resubmission (or a redelivery after a crash) is the same proposal: carry on from where it is
+    const known = this.index.get(submission.id) ?? (await this.store.get(submission.id))?.record;
+    if (known) {
+      msg.ack();
+      this.index.put(known);
+      if (known.state === "sentinel_approved") this.track(this.execute(known.id));
+      return;
+    }
+    const budget = await this.o.budgetOf(submission.agentId).catch(() => undefined);
+    const now = this.clock();
+    const tool = this.tools.get(submission.tool);
+    // Sentinel judges against the index, and the new proposal joins it in the same synchronous step, so two copies
+    // of one action arriving together cannot both pass the dedup and rate-limit rules
+    const agent = this.o.config.agents.find((a) => a.id === submission.agentId);
+    const verdict = evaluateProposal({
+      proposal: submission,
+      tool,
+      agent,
+      fleet: { quietHours: this.o.config.fleet.quietHours, timeZone: this.o.config.fleet.timeZone },
+      rules: this.o.config.governance.sentinel,
+      budget,
+      others: this.index.othersOf(submission.agentId, now - (agent?.cycleMinutes ?? 60) * 60_000),
+      now,
+    });
+    const pending = newProposalRecord(submission, tool?.risk ?? "BLOCK", now);
+    const { record, emitted } = stepProposal(pending, this.o.policy, { type: "VERDICT", verdict, now });
+    this.index.put(record);
+    const created = await this.store.create(record).catch((err: unknown) => {
+      this.index.delete(record.id);
+      throw err;
+    });
+    if (!created) {
+      msg.ack();
+      return;
+    }
+    await this.store.publishHistory(record, 0);
+    await this.effects(record, emitted);
+    msg.ack();
+    if (verdict.outcome === "rejected") this.log.info({ proposalId: record.id, agentId: record.agentId, tool: record.tool, rule: verdict.rejectedBy?.rule, why: verdict.rejectedBy?.reason }, "proposal rejected by Sentinel");
+    if (record.state === "sentinel_approved") this.track(this.execute(record.id));
+  }
+
+  private async onDecision(msg: JsMsg): Promise<void> {
+    const decoded = decode(ApprovalDecision, msg.data, { codec: this.o.codec });
+    if (!decoded.ok) return this.reject(msg, decoded.error);
+    const decision = decoded.value;
+    if (msg.subject !== this.o.names.approvalDecision(decision.proposalId)) {
+      return this.reject(msg, new FleetError("MESSAGE_INVALID", `decision for ${decision.proposalId} came on ${msg.subject}`));
+    }
+    const stored = await this.store.get(decision.proposalId);
+    if (!stored) return this.reject(msg, new FleetError("PROPOSAL_NOT_FOUND", `no proposal ${decision.proposalId}`));
+    const after = await this.apply(decision.proposalId, { type: "DECISION", decision, now: this.clock() }, `${decision.decision} by ${decision.by} via ${decision.via}`);
+    if (after?.state === stored.record.state) this.log.info({ proposalId: decision.proposalId, state: stored.record.state, by: decision.by }, "decision ignored: the proposal no longer waits for one");
+    msg.ack();
+    if (after?.state === "sentinel_approved") this.track(this.execute(decision.proposalId));
+  }
+
+  private async onRollback(msg: Msg): Promise<void> {
+    const negotiated = negotiate(msg, this.o.codec);
+    const codec = negotiated.ok ? negotiated.codec : this.o.codec;
+    const decoded = decode(ProposalActionRequest, msg.data, { codec });
+    if (!decoded.ok) return replyError(msg, decoded.error, codec);
+    const { proposalId, by, reason } = decoded.value;
+    try {
+      const record = await this.serial(proposalId, async () => {
+        const stored = await this.store.get(proposalId);
+        if (!stored) throw new FleetError("PROPOSAL_NOT_FOUND", `no proposal ${proposalId}`);
+        const refusal = rollbackRefusal(stored.record, this.clock());
+        if (refusal) throw new FleetError("PROPOSAL_STATE", `proposal ${proposalId} cannot be rolled back: ${refusal}`);
+        await callTool(this.o.nc, this.o.names, stored.record.tool, {
+          agentId: stored.record.agentId, input: stored.record.input, proposalId, idempotencyKey: proposalId, mode: "rollback",
+        }, { codec: this.o.codec, timeoutMs: this.o.toolTimeoutMs ?? 60_000 });
+        return this.applyUnlocked(proposalId, { type: "ROLLED_BACK", by, now: this.clock() }, `rolled back by ${by}${reason ? `: ${reason}` : ""}`);
+      });
+      replyResult(msg, record, codec);
+    } catch (err) {
+      replyError(msg, FleetError.from(err), codec);
+    }
+  }
+
+  /** Moves a sentinel-approved proposal to executing (counting the attempt) and runs its tool. */
+  private async execute(id: string): Promise<void> {
+    if (this.executing.has(id) || this.stopping) return;
+    this.executing.add(id);
+    try {
+      const after = await this.apply(id, { type: "EXECUTION_STARTED", now: this.clock() });
+      if (after?.state === "executing") await this.runToolUnguarded(id, after);
+    } finally {
+      this.executing.delete(id);
+    }
+  }
+
+  private async runTool(id: string): Promise<void> {
+    if (this.executing.has(id)) return;
+    this.executing.add(id);
+    try {
+      const stored = await this.store.get(id);
+      if (stored?.record.state === "executing") await this.runToolUnguarded(id, stored.record);
+    } finally {
+      this.executing.delete(id);
+    }
+  }
+
+  private async runToolUnguarded(id: string, record: ProposalRecord): Promise<void> {
+    const request = { agentId: record.agentId, input: record.input, proposalId: id, idempotencyKey: id, mode: "run" as const, ...(record.taskId ? { taskId: record.taskId } : {}) };
+    let event: ProposalEvent;
+    for (;;) {
+      try {
+        const result = await callTool(this.o.nc, this.o.names, record.tool, request, { codec: this.o.codec, timeoutMs: this.o.toolTimeoutMs ?? 60_000 });
+        event = { type: "EXECUTION_SUCCEEDED", output: result.output, now: this.clock() };
+      } catch (err) {
+        const error = FleetError.from(err);
+        // the first call is still running on a tool host: ask again later, it is not a failed attempt
+        if (error.code === "TOOL_IN_PROGRESS" && !this.stopping) {
+          await new Promise((r) => setTimeout(r, Math.min(error.retryAfterMs ?? 1_000, 5_000)));
+          continue;
+        }
+        event = { type: "EXECUTION_FAILED", error: error.toPayload(), now: this.clock() };
+      }
+      break;
+    }
+    await this.apply(id, event);
+  }
+
+  /** Applies one event to a proposal by revision, then publishes the transition and runs what the chart emitted. */
+  private apply(id: string, event: ProposalEvent, note?: string): Promise<ProposalRecord | undefined> {
+    return this.serial(id, () => this.applyUnlocked(id, event, note));
+  }
+
+  private async applyUnlocked(id: string, event: ProposalEvent, note?: string): Promise<ProposalRecord | undefined> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const stored: StoredProposal | undefined = await this.store.get(id);
+      if (!stored) return undefined;
+      const step = stepProposal(stored.record, this.o.policy, event, note);
+      if (!step.changed) return stored.record;
+      try {
+        await this.store.update(step.record, stored.revision);
+      } catch (err) {
+        if (err instanceof FleetError && err.code === "CONFLICT") continue;
+        throw err;
+      }
+      this.index.put(step.record);
+      if (step.record.state !== stored.record.state) await this.store.publishHistory(step.record, stored.record.history.length);
+      await this.effects(step.record, step.emitted);
+      return step.record;
+    }
+    throw new FleetError("CONFLICT", `proposal ${id} kept changing under ${event.type}`);
+  }
+
+  private async effects(record: ProposalRecord, emitted: ReturnType<typeof stepProposal>["emitted"]): Promise<void> {
+    for (const effect of emitted) {
+      if (effect.type === "proposal.notify") {
+        await this.notices.publish(record, effect.kind, this.clock());
+        this.log.info({ proposalId: record.id, kind: effect.kind, channels: this.notices.channelsFor(effect.kind) }, "approval notice sent");
+      } else {
+        const reason = effect.error ? FleetError.fromPayload(effect.error as ErrorPayload) : new FleetError("INTERNAL", "execution failed");
+        await deadLetter(this.o.js, this.o.names, "proposal", { subject: this.o.names.proposal(record.agentId, "dead_letter"), data: encode(record, this.o.codec), msgId: `proposal-${record.id}` }, reason);
+        this.log.warn({ proposalId: record.id, attempts: record.attempts, code: reason.code }, "proposal dead-lettered after failed executions");
+      }
+    }
+  }
+
+  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.serials.get(id) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(fn);
+    this.serials.set(id, next);
+    void next.finally(() => this.serials.get(id) === next && this.serials.delete(id)).catch(() => undefined);
+    return next;
+  }
+
+  private track(p: Promise<unknown>): void {
+    const tracked = p.catch((err: unknown) => this.log.error({ err }, "proposal step failed; the next tick retries it"));
+    this.work.add(tracked);
+    void tracked.finally(() => this.work.delete(tracked));
+  }
+
+  private async reject(msg: JsMsg, error: FleetError): Promise<void> {
+    this.log.warn({ subject: msg.subject, code: error.code, why: error.message }, "governance input refused and dead-lettered");
+    await deadLetter(this.o.js, this.o.names, "governance", { subject: msg.subject, data: msg.data }, error);
+    msg.ack();
+  }
+
+  /** For tests and `fleet proposals`: what governance holds in memory for an open proposal. */
+  openProposals(): ProposalRecord[] {
+    return this.index.open().filter((r) => !isFinalProposalState(r.state));
+  }
+}

@@ -1,0 +1,28 @@
+import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/nats-core";
+import { FleetError, requestTyped, ToolCallResult, type CodecName, type FleetNames, type ToolCallRequest } from "../protocol/index.js";
+
+/**
+ * Calls a tool on whichever tool host serves it (`<prefix>.tool.<name>`, queue group "tools"): the one way anything in
+ * the fleet runs a tool, so the broker's publish permissions on those subjects decide who may. Transport failures are
+ * named: no host is TOOL_UNAVAILABLE, no answer in time is TIMEOUT (the call may still be running: the idempotency key
+ * makes asking again safe).
+ */
+export async function callTool(
+  nc: NatsConnection,
+  names: FleetNames,
+  tool: string,
+  request: ToolCallRequest,
+  options: { codec: CodecName; timeoutMs: number },
+): Promise<ToolCallResult> {
+  try {
+    return await requestTyped(nc, names.tool(tool), request, ToolCallResult, options);
+  } catch (err) {
+    if (err instanceof FleetError) throw err;
+    const cause = err instanceof RequestError && err.cause ? err.cause : err;
+    if (cause instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {
+      throw new FleetError("TOOL_UNAVAILABLE", `no tool host serves "${tool}"`, { cause: err });
+    }
+    if (cause instanceof TimeoutError) throw new FleetError("TIMEOUT", `tool "${tool}" did not answer in ${options.timeoutMs} ms`, { cause: err });
+    throw FleetError.from(err);
+  }
+}
