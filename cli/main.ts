@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { FleetError } from "../protocol/index.js";
 import { run } from "./run.js";
+import { decide, proposals, rollback } from "./proposals.js";
 import { send } from "./send.js";
 import { status } from "./status.js";
 import { streams } from "./streams.js";
@@ -14,7 +15,9 @@ import { costs } from "./costs.js";
 import { simulate } from "./simulate.js";
 import { memory } from "./memory.js";
 import { contextCommand } from "./context-command.js";
+import { audit } from "./audit.js";
 import { liveSourcesFor } from "./live-sources-for.js";
+import { creds } from "./creds.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -35,9 +38,23 @@ const USAGE = `fleet <command> [options]
   memory show <agent>        an agent's MEMORY.md as markdown, with its line count and cap (--json)
   memory export <dir>        write every agent's MEMORY.md to <dir>/<agent>.md
   context <agent> <task>     the prompt the agent's model call for this task would get, tier by tier, with token counts
+  audit [--agent <id>] [--tool <name>] [--limit N] [--json]
+                             the latest tool calls from the audit trail (refused ones too)
+  audit verify               check the audit trail's hash chain: exit 0 when intact, 1 listing what was changed or removed
+  run tools                  serve the reference tool catalogue from this host
+  run governance             Sentinel and the proposal executor (a singleton: a second copy stands by)
+  proposals [id] [--all]     open proposals (--all: settled too); with an id: every rule's verdict and the history
+  approve <id>               approve a CONFIRM proposal awaiting a human (as the operator, via "cli")
+  reject <id> --reason <why> reject one
+  rollback <id>              undo a PROPOSE proposal's effect inside its rollback window (15 min by default)
+  send <agent> --tool <name> --input '<json>' [--reason <why>]
+                             a task naming a tool: AUTO/AUTO+ run at once, PROPOSE/CONFIRM become a proposal
+  creds [dir]                one NATS nkey seed per process and the servers' auth.conf, for an external cluster
+                             (fleet up makes its own in .fleet/creds/; default dir: .fleet/creds)
 
 options: --nats <url> (else NATS_URL, else the fleet started here, else nats://127.0.0.1:4222)
-         --config <file.yaml> (default: config/fleets/local.yaml)   --prefix <prefix>   --log-level <level>`;
+         --config <file.yaml> (default: config/fleets/local.yaml)   --prefix <prefix>   --log-level <level>
+         --creds <file> (.nk nkey seed or .creds JWT; else, for the fleet started here, .fleet/creds/operator.nk)`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -49,6 +66,7 @@ async function main(argv: string[]): Promise<number> {
       config: { type: "string" },
       json: { type: "boolean" },
       "log-level": { type: "string" },
+      creds: { type: "string" },
       "run-id": { type: "string" },
       supervised: { type: "boolean" },
       timeout: { type: "string" },
@@ -57,12 +75,20 @@ async function main(argv: string[]): Promise<number> {
       force: { type: "boolean" },
       week: { type: "boolean" },
       days: { type: "string" },
+      agent: { type: "string" },
+      tool: { type: "string" },
+      limit: { type: "string" },
+      all: { type: "boolean" },
+      reason: { type: "string" },
+      input: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   const [command, ...rest] = positionals;
   const env = process.env;
   switch (command) {
+    case "creds":
+      return creds(rest, values);
     case "up":
       return up(values, env);
     case "run":
@@ -91,6 +117,16 @@ async function main(argv: string[]): Promise<number> {
       return simulate(values);
     case "memory":
       return memory(rest, values, env);
+    case "proposals":
+      return proposals(rest, values, env);
+    case "approve":
+      return decide("approve", rest, values, env);
+    case "reject":
+      return decide("reject", rest, values, env);
+    case "rollback":
+      return rollback(rest, values, env);
+    case "audit":
+      return audit(rest, values, env);
     case "context":
       return contextCommand(rest, values, env, liveSourcesFor(values));
     case "breaker":

@@ -1,33 +1,146 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { consoleSender, OutboxDispatcher } from "../bridges/index.js";
-import { connectNats, ensureFleetResources, FleetError, FleetNames } from "../protocol/index.js";
-import { loadConfig, natsUrl, rootLogger } from "./context.js";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import { ApprovalBridge, ApprovalDecisions, consoleApprovals, consoleSender, DiscordApprovals, discordPublicKey, OutboxDispatcher, TelegramApprovals } from "../bridges/index.js";
+import type { FleetConfig } from "../config/index.js";
+import { connectNats, FleetError, FleetNames, openFleetResources } from "../protocol/index.js";
+import { createsResources, loadConfig, natsConnection, rootLogger } from "./context.js";
 import type { RunOptions } from "./run.js";
-import { untilStopped } from "./until-stopped.js";
+import { untilStopped, type RunningProcess } from "./until-stopped.js";
 
-/** `fleet run bridge <channel>`: delivers that channel's OUTBOX messages. Only `console` exists until the chat bridges. */
+const CHANNELS = ["console", "telegram", "discord"] as const;
+type BridgeChannel = (typeof CHANNELS)[number];
+
+function isBridgeChannel(channel: string | undefined): channel is BridgeChannel {
+  return CHANNELS.some((c) => c === channel);
+}
+
+/**
+ * `fleet run bridge <channel>`: `console` delivers the console channel's OUTBOX messages; `telegram` and `discord` show
+ * CONFIRM approval requests in that chat and record the approvers' decisions.
+ */
 export async function runBridge(channel: string | undefined, options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
-  if (channel !== "console") {
-    throw new FleetError("UNSUPPORTED_OPERATION", `no bridge for channel "${channel ?? ""}" yet: the console bridge exists; Telegram, Discord and Slack come with the governance issue`);
+  if (!isBridgeChannel(channel)) {
+    throw new FleetError("UNSUPPORTED_OPERATION", `no bridge for channel "${channel ?? ""}": fleet run bridge ${CHANNELS.join(" | ")}`);
   }
   const config = loadConfig(options);
+  // secrets and settings are checked before anything connects, so a missing token fails at once and names its variable
+  const chat = channel === "console" ? undefined : channel === "telegram" ? telegramSettings(config, env) : discordSettings(config, env);
   const log = rootLogger(options, env, `bridge-${channel}`);
-  const nc = await connectNats({ servers: natsUrl(options, env), name: `fleet-bridge-${channel}`, logger: log });
+  const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-bridge-${channel}`, logger: log });
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-  await ensureFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes });
+  try {
+    await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
+    if (chat) return await runApprovals(chat, { nc, names, config, log, supervised: options.supervised });
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
+  const print = (line: string) => process.stdout.write(line + "\n");
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const clock = { now: () => Date.now() };
   const dispatcher = new OutboxDispatcher({
-    js: jetstream(nc),
-    jsm: await jetstreamManager(nc),
+    js,
+    jsm,
     names,
-    sender: consoleSender((line) => process.stdout.write(line + "\n")),
+    sender: consoleSender(print),
     principals: config.principals,
     timeZone: config.fleet.timeZone,
-    clock: { now: () => Date.now() },
+    clock,
     log,
   });
   await dispatcher.start();
+  // approval requests for the console channel are printed with the commands that decide them
+  const approvals = config.governance.approvals.channels.includes("console") || config.governance.approvals.escalateTo.includes("console")
+    ? new ApprovalBridge({ js, jsm, names, channel: consoleApprovals(print), codec: config.fleet.codec, clock, log })
+    : undefined;
+  await approvals?.start();
   return untilStopped(async () => {
     await dispatcher.stop();
+    await approvals?.stop();
     await nc.drain();
   }, { log, supervised: options.supervised }).exitCode;
+}
+
+type ChatSettings =
+  | { channel: "telegram"; token: string; chatId: string | number; approvers: string[]; apiRoot: string }
+  | { channel: "discord"; botToken: string; publicKey: string; channelId: string; approvers: string[]; host: string; port: number; apiBase: string };
+
+function secret(env: NodeJS.ProcessEnv, key: string, name: string): string {
+  const value = env[name];
+  if (!value) throw new FleetError("CONFIG_INVALID", `${key} names the environment variable ${name}, which is not set`);
+  return value;
+}
+
+function telegramSettings(config: FleetConfig, env: NodeJS.ProcessEnv): ChatSettings {
+  const t = config.bridges.telegram;
+  if (!t) throw new FleetError("CONFIG_INVALID", "the config has no bridges.telegram section (bridges: { telegram: { chatId, approvers } })");
+  return { channel: "telegram", token: secret(env, "bridges.telegram.tokenEnv", t.tokenEnv), chatId: t.chatId, approvers: t.approvers, apiRoot: t.apiRoot };
+}
+
+function discordSettings(config: FleetConfig, env: NodeJS.ProcessEnv): ChatSettings {
+  const d = config.bridges.discord;
+  if (!d) throw new FleetError("CONFIG_INVALID", "the config has no bridges.discord section (bridges: { discord: { channelId, approvers } })");
+  const publicKey = secret(env, "bridges.discord.publicKeyEnv", d.publicKeyEnv);
+  discordPublicKey(publicKey);
+  return {
+    channel: "discord",
+    botToken: secret(env, "bridges.discord.botTokenEnv", d.botTokenEnv),
+    publicKey,
+    channelId: d.channelId,
+    approvers: d.approvers,
+    host: d.host,
+    port: d.port,
+    apiBase: d.apiBase,
+  };
+}
+
+/** Chat intake stops first (no press is left half-recorded), then the request consumer, then NATS drains. */
+async function runApprovals(
+  chat: ChatSettings,
+  ctx: { nc: NatsConnection; names: FleetNames; config: FleetConfig; log: Logger; supervised: boolean | undefined },
+): Promise<number> {
+  const { nc, names, config, log } = ctx;
+  const js = jetstream(nc);
+  const clock = { now: () => Date.now() };
+  const codec = config.fleet.codec;
+  const decisions = new ApprovalDecisions({ js, names, codec, approvers: chat.approvers, via: chat.channel, clock, log });
+  let running: RunningProcess | undefined;
+  const channel =
+    chat.channel === "telegram"
+      ? new TelegramApprovals({
+          token: chat.token,
+          chatId: chat.chatId,
+          apiRoot: chat.apiRoot,
+          decisions,
+          log,
+          // a revoked token or a second poller: exit non-zero so the supervisor restarts us and the error is seen
+          onFatal: () => running?.shutdown("restart requested"),
+        })
+      : new DiscordApprovals({
+          botToken: chat.botToken,
+          publicKey: chat.publicKey,
+          channelId: chat.channelId,
+          apiBase: chat.apiBase,
+          host: chat.host,
+          port: chat.port,
+          decisions,
+          clock,
+          log,
+        });
+  await channel.start();
+  const bridge = new ApprovalBridge({ js, jsm: await jetstreamManager(nc), names, channel, codec, clock, log });
+  try {
+    await bridge.start();
+  } catch (err) {
+    await channel.stop();
+    throw err;
+  }
+  running = untilStopped(async () => {
+    await channel.stop();
+    await bridge.stop();
+    await nc.drain();
+  }, { log, supervised: ctx.supervised });
+  return running.exitCode;
 }

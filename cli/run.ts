@@ -2,11 +2,13 @@ import { AgentRuntime } from "../actors/index.js";
 import { FleetError } from "../protocol/index.js";
 import { hostname } from "node:os";
 import { behaviourFor, Lease } from "../supervisor/index.js";
-import { configPath, loadConfig, natsUrl, rootLogger, type CliOptions } from "./context.js";
+import { configPath, createsResources, loadConfig, natsConnection, rootLogger, type CliOptions } from "./context.js";
 import { runScheduler } from "./run-scheduler.js";
 import { runWebhook } from "./run-webhook.js";
 import { runBridge } from "./run-bridge.js";
 import { runRouter } from "./run-router.js";
+import { runGovernance } from "./run-governance.js";
+import { runTools } from "./run-tools.js";
 import { untilStopped, type StopReason } from "./until-stopped.js";
 
 /** Renewal interval of a singleton's lease; the leases bucket's TTL (protocol/resources.ts) is three times this. */
@@ -27,6 +29,8 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   if (role === "webhook") return runWebhook(options, env);
   if (role === "bridge") return runBridge(idList, options, env);
   if (role === "router") return runRouter(options, env);
+  if (role === "tools") return runTools(options, env);
+  if (role === "governance") return runGovernance(options, env);
   const config = loadConfig(options);
   const ids = role === "agent" || role === "agents" ? (idList ?? "").split(",").filter(Boolean) : role ? [role] : [];
   if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run bridge console | fleet run router");
@@ -41,9 +45,12 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   const leases: Lease[] = [];
   // set once the runtime is up; a restart requested before that has nothing to stop yet
   let requestShutdown: (why: StopReason) => void = () => undefined;
+  const { servers, ...credentials } = natsConnection(options, env);
   const runtime = await AgentRuntime.start(
     {
-      servers: natsUrl(options, env),
+      servers,
+      credentials,
+      createResources: createsResources(options),
       prefix: options.prefix ?? config.fleet.prefix,
       codec: config.fleet.codec,
       maxPayloadBytes: config.fleet.maxPayloadBytes,

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { exitWhenParentDies } from "../supervisor/index.js";
 
 /** Why a long-running command stops; the ones that ask its supervisor to start it again exit non-zero. */
-export type StopReason = "SIGTERM" | "SIGINT" | "parent exited" | "lease lost" | "restart requested";
+export type StopReason = "SIGTERM" | "SIGINT" | "parent exited" | "lease lost" | "restart requested" | "start failed";
 
 export interface RunningProcess {
   /** resolves with the exit code once `stop` has finished */
@@ -24,7 +24,7 @@ export function untilStopped(stop: () => Promise<void>, options: { log: Logger; 
     stopping = true;
     options.log.info({ why }, "shutting down");
     stop().then(
-      () => resolve(why === "lease lost" || why === "restart requested" ? 1 : 0),
+      () => resolve(why === "lease lost" || why === "restart requested" || why === "start failed" ? 1 : 0),
       () => resolve(1),
     );
   };

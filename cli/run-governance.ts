@@ -1,0 +1,46 @@
+import { hostname } from "node:os";
+import { jetstream } from "@nats-io/jetstream";
+import { referenceTools, startGovernance } from "../governance/index.js";
+import { connectNats, FleetNames, openFleetResources } from "../protocol/index.js";
+import { Lease } from "../supervisor/index.js";
+import { createsResources, loadConfig, natsConnection, rootLogger } from "./context.js";
+import type { RunOptions } from "./run.js";
+import { untilStopped } from "./until-stopped.js";
+
+/** Renewal interval of the governance lease; the leases bucket's TTL is three times this. */
+const LEASE_RENEW_MS = 5_000;
+
+/**
+ * `fleet run governance`: Sentinel and the proposal executor. A singleton: a second copy (another host, a second `fleet
+ * up`) waits for the lease and takes over within its TTL when the holder dies, resuming every open proposal from KV.
+ */
+export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
+  const config = loadConfig(options);
+  const log = rootLogger(options, env, "governance");
+  const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-governance-${process.pid}`, logger: log });
+  const names = new FleetNames(options.prefix ?? config.fleet.prefix);
+  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
+  const lease = new Lease({ kv: kv.leases, role: "governance", holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log });
+  const acquiring = new AbortController();
+  let service: Awaited<ReturnType<typeof startGovernance>> | undefined;
+  const running = untilStopped(async () => {
+    acquiring.abort();
+    await service?.stop();
+    await lease.release();
+    await nc.drain();
+  }, { log, supervised: options.supervised });
+  void (async () => {
+    await lease.acquire(acquiring.signal);
+    if (acquiring.signal.aborted) return;
+    const js = jetstream(nc);
+    const tools = referenceTools({ js, names, codec: config.fleet.codec, config });
+    service = await startGovernance({ nc, names, config, tools, log });
+    lease.onLost(() => running.shutdown("lease lost"));
+  })().catch((err: unknown) => {
+    // a refused config says why on stderr, as every other command does
+    log.error({ err }, "governance failed to start");
+    if (err instanceof Error) process.stderr.write(`fleet: ${"code" in err ? `${String(err.code)}: ` : ""}${err.message}\n`);
+    running.shutdown("start failed");
+  });
+  return running.exitCode;
+}

@@ -1,0 +1,96 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import type { FleetConfig } from "../config/index.js";
+import { FleetError, openBuckets, type FleetNames } from "../protocol/index.js";
+import { BudgetLedger } from "../router/index.js";
+import { GovernanceService } from "./governance-service.js";
+import { type ProposalPolicy } from "./proposal-machine.js";
+import type { ToolDefinition } from "./tool.js";
+
+/** The proposal windows and limits from the fleet config. */
+export function policyOf(config: FleetConfig): ProposalPolicy {
+  const g = config.governance;
+  const hour = 3600_000;
+  return {
+    rollbackMs: g.rollbackMinutes * 60_000,
+    maxAttempts: g.maxExecutionAttempts,
+    retryMs: g.retrySeconds.map((s) => s * 1000),
+    reminderMs: g.approvals.reminderHours * hour,
+    escalationMs: g.approvals.escalationHours * hour,
+    expiryMs: g.approvals.expiryHours * hour,
+  };
+}
+
+/**
+ * Refuses a fleet in which an agent may propose a CONFIRM tool while no approval channel is configured: its proposals
+ * would wait 24 hours for a person nobody asked. There is no default channel on purpose.
+ */
+export function checkGovernanceConfig(config: FleetConfig, tools: readonly ToolDefinition[]): void {
+  const confirm = tools.filter((t) => t.risk === "CONFIRM").map((t) => t.name);
+  const details = [];
+  const { approvals } = config.governance;
+  if (!(approvals.reminderHours < approvals.escalationHours && approvals.escalationHours < approvals.expiryHours)) {
+    details.push({ path: "governance.approvals", message: "reminderHours < escalationHours < expiryHours must hold" });
+  }
+  if (approvals.channels.length === 0) {
+    for (const agent of config.agents) {
+      const reachable = agent.tools.includes("*") ? confirm : confirm.filter((t) => agent.tools.includes(t));
+      if (reachable.length > 0) {
+        details.push({ path: "governance.approvals.channels", message: `agent "${agent.id}" may propose CONFIRM tools (${reachable.join(", ")}): name the channels approval requests go to` });
+        break;
+      }
+    }
+  }
+  if (details.length > 0) throw new FleetError("CONFIG_INVALID", details.map((d) => `${d.path}: ${d.message}`).join("; "), { details });
+}
+
+export interface StartGovernanceOptions {
+  nc: NatsConnection;
+  names: FleetNames;
+  config: FleetConfig;
+  tools: readonly ToolDefinition[];
+  log: Logger;
+  clock?: () => number;
+  tickMs?: number;
+  toolTimeoutMs?: number;
+}
+
+/** Wires the governance process: buckets, the budget view Sentinel's headroom rule reads, and the service itself. */
+export async function startGovernance(o: StartGovernanceOptions): Promise<GovernanceService> {
+  checkGovernanceConfig(o.config, o.tools);
+  const kv = await openBuckets(o.nc, o.names);
+  const { config } = o;
+  const ledger = new BudgetLedger({
+    kv: kv.budgets,
+    timeZone: config.fleet.timeZone,
+    fleetCapUsd: config.fleet.dailyCapUsd,
+    agentCapsUsd: Object.fromEntries(config.agents.map((a) => [a.id, a.dailyCapUsd])),
+    downgradeAt: config.routing.budget.downgradeAt,
+    nanoGrace: config.routing.budget.nanoGrace,
+    reservationTtlMs: config.routing.budget.reservationTtlSeconds * 1000,
+    ...(o.clock ? { clock: o.clock } : {}),
+  });
+  const service = new GovernanceService({
+    nc: o.nc,
+    js: jetstream(o.nc),
+    jsm: await jetstreamManager(o.nc),
+    names: o.names,
+    codec: config.fleet.codec,
+    config,
+    proposalsKv: kv.proposals,
+    tools: o.tools,
+    policy: policyOf(config),
+    // what is reserved counts as spent: a proposal must not pass on money already promised to calls in flight
+    budgetOf: async (agentId) => {
+      const { agent } = await ledger.view(agentId);
+      return { spentUsd: agent.spentUsd + agent.reservedUsd, capUsd: agent.capUsd };
+    },
+    log: o.log,
+    ...(o.clock ? { clock: o.clock } : {}),
+    ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}),
+    ...(o.toolTimeoutMs !== undefined ? { toolTimeoutMs: o.toolTimeoutMs } : {}),
+  });
+  await service.start();
+  return service;
+}
