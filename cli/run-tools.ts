@@ -1,0 +1,42 @@
+import { hostname } from "node:os";
+import { jetstream } from "@nats-io/jetstream";
+import { referenceTools, ToolHost } from "../governance/index.js";
+import { connectNats, FleetNames, openFleetResources } from "../protocol/index.js";
+import { createsResources, loadConfig, natsConnection, rootLogger } from "./context.js";
+import type { RunOptions } from "./run.js";
+import { untilStopped } from "./until-stopped.js";
+
+/**
+ * `fleet run tools`: a tool host serving the reference catalogue under this machine's host name. Run one wherever the
+ * tools must act (a repository's checkout, a host to measure): calls are shared among the hosts serving a tool.
+ */
+export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
+  const config = loadConfig(options);
+  const log = rootLogger(options, env, "tools");
+  const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-tools-${process.pid}`, logger: log });
+  try {
+    const names = new FleetNames(options.prefix ?? config.fleet.prefix);
+    const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
+    const js = jetstream(nc);
+    const codec = config.fleet.codec;
+    const host = new ToolHost({
+      nc,
+      js,
+      names,
+      codec,
+      config,
+      tools: referenceTools({ js, names, codec, config }),
+      kv: { proposals: kv.proposals, toolruns: kv.toolruns },
+      host: hostname(),
+      log,
+    });
+    await host.start();
+    return await untilStopped(async () => {
+      await host.stop();
+      await nc.drain();
+    }, { log, supervised: options.supervised }).exitCode;
+  } catch (err) {
+    if (!nc.isClosed()) await nc.close();
+    throw err;
+  }
+}

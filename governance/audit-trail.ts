@@ -1,0 +1,175 @@
+import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream";
+import { millis } from "@nats-io/nats-core";
+import { AuditRecord, formatPath, HEADERS, type CodecName, type FleetNames } from "../protocol/index.js";
+import { chainHashOf, decodeStored, recordHash, sha256Hex } from "./audit-hash.js";
+
+/*
+ * Reading the AUDIT stream back: the records for `fleet audit`, and the verification of the whole chain. An ordered
+ * consumer (ephemeral, deleted when done) leaves no state on the server; the end is the stream's last sequence when we
+ * began, never an idle timeout.
+ */
+
+const BATCH = 500;
+const FETCH_EXPIRES_MS = 5_000;
+const DAY_MS = 24 * 3600_000;
+
+export interface StoredAudit {
+  seq: number;
+  subject: string;
+  data: Uint8Array;
+  contentType: string | undefined;
+}
+
+/** Every message of the AUDIT stream (or of one agent's subject) in stream order, as stored. */
+export async function* readAuditMessages(js: JetStreamClient, names: FleetNames, options: { agentId?: string; fromSeq?: number } = {}): AsyncGenerator<StoredAudit> {
+  const stream = names.stream("AUDIT");
+  const lastSeq = (await (await js.streams.get(stream)).info()).state.last_seq;
+  if (lastSeq === 0) return;
+  const consumer = await js.consumers.get(stream, {
+    // one subject: filter_subjects as a string becomes filter_subject, which servers before 2.10 understand
+    ...(options.agentId ? { filter_subjects: names.audit(options.agentId) } : {}),
+    ...(options.fromSeq && options.fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: options.fromSeq } : {}),
+  });
+  try {
+    let pending = (await consumer.info(true)).num_pending;
+    let seq = 0;
+    while (pending > 0 && seq < lastSeq) {
+      const wanted = Math.min(BATCH, pending);
+      let got = 0;
+      for await (const m of await consumer.fetch({ max_messages: wanted, expires: FETCH_EXPIRES_MS })) {
+        got++;
+        seq = m.seq;
+        pending = m.info.pending;
+        yield { seq: m.seq, subject: m.subject, data: m.data, contentType: m.headers?.get(HEADERS.contentType) || undefined };
+        if (seq >= lastSeq) break;
+      }
+      // a short batch: messages were deleted while we read; ask the server what is left instead of waiting
+      if (got < wanted && seq < lastSeq) pending = (await consumer.info()).num_pending;
+    }
+  } finally {
+    await consumer.delete().catch(() => undefined);
+  }
+}
+
+/** The records of the trail, newest last; messages that are not records are counted and skipped. */
+export async function readAuditRecords(
+  js: JetStreamClient,
+  names: FleetNames,
+  codec: CodecName,
+  options: { agentId?: string; tool?: string; limit?: number } = {},
+): Promise<{ records: (AuditRecord & { seq: number })[]; malformed: number }> {
+  const records: (AuditRecord & { seq: number })[] = [];
+  let malformed = 0;
+  // unfiltered, the latest `limit` records are the stream's last `limit` sequences: no need to read the whole year
+  const fromSeq = options.limit !== undefined && !options.agentId && !options.tool ? await lastSeqOf(js, names) - options.limit + 1 : undefined;
+  const read = { ...(options.agentId ? { agentId: options.agentId } : {}), ...(fromSeq !== undefined ? { fromSeq } : {}) };
+  for await (const m of readAuditMessages(js, names, read)) {
+    const decoded = decodeStored(m, codec);
+    const parsed = decoded.ok ? AuditRecord.safeParse(decoded.value) : undefined;
+    if (!parsed?.success) {
+      malformed++;
+      continue;
+    }
+    if (options.tool && parsed.data.tool !== options.tool) continue;
+    records.push({ ...parsed.data, seq: m.seq });
+    // keep memory bounded by the limit on a long trail
+    if (options.limit !== undefined && records.length > 2 * options.limit) records.splice(0, records.length - options.limit);
+  }
+  return { records: options.limit !== undefined ? records.slice(-options.limit) : records, malformed };
+}
+
+async function lastSeqOf(js: JetStreamClient, names: FleetNames): Promise<number> {
+  return (await (await js.streams.get(names.stream("AUDIT"))).info()).state.last_seq;
+}
+
+export interface AuditProblem {
+  seq: number;
+  problem: string;
+}
+
+export interface AuditVerification {
+  /** messages read */
+  records: number;
+  problems: AuditProblem[];
+  /** the stream's last sequence when verification began */
+  lastSeq: number;
+}
+
+/**
+ * Walks the whole AUDIT stream and checks that it is one unbroken chain: each record's hash matches its content (a changed
+ * record fails), each prevHash names the message before it (an inserted or forged record fails), and no sequence is
+ * missing (a deleted record leaves a gap, also at the end). A missing start is accepted only when the first record left is
+ * itself about to age out under the stream's max_age: its predecessors then expired as the stream is configured to do.
+ */
+export async function verifyAuditChain(
+  js: JetStreamClient,
+  names: FleetNames,
+  codec: CodecName,
+  options: { now?: number } = {},
+): Promise<AuditVerification> {
+  const info = await (await js.streams.get(names.stream("AUDIT"))).info();
+  const lastSeq = info.state.last_seq;
+  const maxAgeMs = info.config.max_age ? millis(info.config.max_age) : 0;
+  const now = options.now ?? Date.now();
+  const problems: AuditProblem[] = [];
+  let records = 0;
+  let prevSeq: number | undefined;
+  // the hash the next record must name; undefined when a gap or an accepted aged-out start means there is nothing to check
+  let expected: string | undefined;
+
+  for await (const m of readAuditMessages(js, names)) {
+    records++;
+    const decoded = decodeStored(m, codec);
+    const parsed = decoded.ok ? AuditRecord.safeParse(decoded.value) : undefined;
+    const record = parsed?.success ? parsed.data : undefined;
+
+    if (prevSeq === undefined) {
+      expected = "";
+      if (m.seq > 1) {
+        const agedOut = record !== undefined && maxAgeMs > 0 && record.at < now - maxAgeMs + DAY_MS;
+        if (agedOut) expected = undefined;
+        else problems.push({ seq: 1, problem: `records 1–${m.seq - 1} are missing: the chain's start was deleted or purged` });
+      }
+    } else if (m.seq !== prevSeq + 1) {
+      problems.push({ seq: prevSeq + 1, problem: `${range(prevSeq + 1, m.seq - 1)} missing: deleted from the stream` });
+      expected = undefined;
+    }
+    prevSeq = m.seq;
+
+    if (!decoded.ok) {
+      problems.push({ seq: m.seq, problem: `not decodable: ${decoded.reason}` });
+      expected = sha256Hex(m.data);
+      continue;
+    }
+    if (!record) {
+      const issues = parsed && !parsed.success ? parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join("; ") : "";
+      problems.push({ seq: m.seq, problem: `not an audit record: ${issues}` });
+      expected = chainHashOf(m, codec);
+      continue;
+    }
+    if (m.subject !== names.audit(record.agentId)) {
+      problems.push({ seq: m.seq, problem: `published on ${m.subject} but names agent "${record.agentId}"` });
+    }
+    // the raw value, not zod's copy: a member zod would strip must still count towards the hash
+    if (decoded.value !== null && typeof decoded.value === "object" && recordHash(decoded.value) !== record.hash) {
+      problems.push({ seq: m.seq, problem: "hash does not match the record's content: the record was changed" });
+    }
+    if (expected !== undefined && record.prevHash !== expected) {
+      problems.push({
+        seq: m.seq,
+        problem: expected === "" ? "the first record names a predecessor: records before it are missing" : `prevHash does not name record ${m.seq - 1}: a record was inserted or forged`,
+      });
+    }
+    expected = record.hash;
+  }
+
+  const lastRead = prevSeq ?? 0;
+  if (lastRead < lastSeq) {
+    problems.push({ seq: lastRead + 1, problem: `${range(lastRead + 1, lastSeq)} missing: deleted from the end of the stream` });
+  }
+  return { records, problems, lastSeq };
+}
+
+function range(from: number, to: number): string {
+  return from === to ? `record ${from} is` : `records ${from}–${to} are`;
+}
