@@ -1,11 +1,28 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { decode, isTerminal, requestOperation, TaskEvent, type Task } from "../protocol/index.js";
+import { decode, FleetError, isTerminal, requestOperation, TaskEvent, type Task } from "../protocol/index.js";
 import { inspect, type CliOptions } from "./context.js";
 
 export interface SendOptions extends CliOptions {
   timeout?: string | undefined;
   "no-wait"?: boolean | undefined;
+  /** a task naming a tool (tier 0): its input as JSON, and why (for a proposal) */
+  tool?: string | undefined;
+  input?: string | undefined;
+  reason?: string | undefined;
+}
+
+/** The message's parts: the text, and for `--tool` a data part `{ tool, input, reason }` the agent acts on without a model. */
+function partsOf(text: string, options: SendOptions) {
+  if (!options.tool) return [{ text }];
+  let input: unknown;
+  try {
+    input = JSON.parse(options.input ?? "{}");
+  } catch (cause) {
+    throw new FleetError("MESSAGE_INVALID", `--input is not JSON: ${options.input ?? ""}`, { cause });
+  }
+  const step = { tool: options.tool, input, ...(options.reason ? { reason: options.reason } : {}) };
+  return [{ text: text || `${options.tool} ${JSON.stringify(input)}` }, { data: step }];
 }
 
 /**
@@ -15,8 +32,8 @@ export interface SendOptions extends CliOptions {
 export async function send(positionals: string[], options: SendOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const [agentId, ...words] = positionals;
   const text = words.join(" ").trim();
-  if (!agentId || !text) {
-    console.error('usage: fleet send <agent> "<text>"');
+  if (!agentId || (!text && !options.tool)) {
+    console.error(`usage: fleet send <agent> "<text>" | fleet send <agent> --tool <name> --input '<json>' [--reason <why>]`);
     return 2;
   }
   const { nc, names } = await inspect(options, env);
@@ -31,7 +48,7 @@ export async function send(positionals: string[], options: SendOptions, env: Nod
     },
   });
   try {
-    const message = { messageId: randomUUID(), role: "ROLE_USER" as const, parts: [{ text }] };
+    const message = { messageId: randomUUID(), role: "ROLE_USER" as const, parts: partsOf(text, options) };
     let task = await requestOperation(nc, names, agentId, "SendMessage", { message });
     const print = (t: Task) => (options.json ? undefined : console.log(`${new Date().toISOString().slice(11, 19)}  task ${t.id}  ${t.status.state}`));
     print(task);

@@ -2,18 +2,23 @@ import { dirname, resolve } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { routedBehaviour, type AgentBehaviour, type HostedAgent, type RuntimeDeps, type StepMemory } from "../actors/index.js";
 import type { FleetConfig } from "../config/index.js";
+import { AgentTools, referenceTools } from "../governance/index.js";
+import type { RiskLevel } from "../protocol/index.js";
 import { assembleContext, liveMemorySources, SessionLog, SkillFiles } from "../memory/index.js";
 import { RouterClient } from "../router/index.js";
 import { atlasBehaviour } from "./atlas.js";
+import { withToolSteps } from "./tool-step.js";
 
 /**
  * Which behaviour a configured agent runs: the orchestration layer is Atlas (rule-based delegation); everyone else
- * answers its tasks through the model router, with a prompt assembled from its memory. One router client and one set of
- * memory sources per process, shared by the agents it hosts. `configFile` locates the skills and knowledge directories.
+ * answers its tasks through the model router, with a prompt assembled from its memory. Every agent also takes tasks that
+ * name a tool (tier 0: no model), within its allow list. One router client and one set of memory sources per process,
+ * shared by the agents it hosts. `configFile` locates the skills and knowledge directories.
  */
 export function behaviourFor(config: FleetConfig, configFile: string) {
+  let risks: ReadonlyMap<string, RiskLevel> | undefined;
   let shared: { router: RouterClient; memory: Promise<StepMemory> } | undefined;
-  return (agent: HostedAgent, deps: RuntimeDeps): AgentBehaviour => {
+  const roleBehaviour = (agent: HostedAgent, deps: RuntimeDeps): AgentBehaviour => {
     const configured = config.agents.find((a) => a.id === agent.id);
     if (configured?.layer === "orchestration") return atlasBehaviour(agent, config.agents, deps);
     shared ??= {
@@ -26,6 +31,12 @@ export function behaviourFor(config: FleetConfig, configFile: string) {
       prompt: async (a, task) => (await memory).prompt(a, task),
       record: async (entry) => (await memory).record(entry),
     });
+  };
+  return (agent: HostedAgent, deps: RuntimeDeps): AgentBehaviour => {
+    risks ??= new Map(referenceTools({ js: deps.js, names: deps.names, codec: deps.codec, config }).map((t) => [t.name, t.risk]));
+    const allowed = config.agents.find((a) => a.id === agent.id)?.tools ?? [];
+    const tools = new AgentTools({ nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, risks, clock: () => deps.clock.now() });
+    return withToolSteps(roleBehaviour(agent, deps), tools);
   };
 }
 
