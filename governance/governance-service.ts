@@ -156,20 +156,17 @@ export class GovernanceService {
     if (subjectAgent !== submission.agentId) {
       return this.reject(msg, new FleetError("MESSAGE_INVALID", `proposal ${submission.id} names agent "${submission.agentId}" but came on ${msg.subject}`));
     }
-    // a resubmission (or a redelivery after a crash) is the same proposal: carry on from where it is
-    const known = this.index.get(submission.id) ?? (await this.store.get(submission.id))?.record;
-    if (known) {
+    // a resubmission arriving while the first copy is being judged is the same proposal
+    if (this.index.get(submission.id)) {
       msg.ack();
-      this.index.put(known);
-      if (known.state === "sentinel_approved") this.track(this.execute(known.id));
       return;
     }
     const budget = await this.o.budgetOf(submission.agentId).catch(() => undefined);
     const now = this.clock();
     const tool = this.tools.get(submission.tool);
+    const agent = this.o.config.agents.find((a) => a.id === submission.agentId);
     // Sentinel judges against the index, and the new proposal joins it in the same synchronous step, so two copies
     // of one action arriving together cannot both pass the dedup and rate-limit rules
-    const agent = this.o.config.agents.find((a) => a.id === submission.agentId);
     const verdict = evaluateProposal({
       proposal: submission,
       tool,
@@ -177,25 +174,36 @@ export class GovernanceService {
       fleet: { quietHours: this.o.config.fleet.quietHours, timeZone: this.o.config.fleet.timeZone },
       rules: this.o.config.governance.sentinel,
       budget,
-      others: this.index.othersOf(submission.agentId, now - (agent?.cycleMinutes ?? 60) * 60_000),
+      others: this.index.othersOf(submission.agentId, submission.tool, now - (agent?.cycleMinutes ?? 60) * 60_000),
       now,
     });
     const pending = newProposalRecord(submission, tool?.risk ?? "BLOCK", now);
-    const { record, emitted } = stepProposal(pending, this.o.policy, { type: "VERDICT", verdict, now });
+    const judged = stepProposal(pending, this.o.policy, { type: "VERDICT", verdict, now });
+    // an approved proposal is stored already executing (its first attempt counted): one write instead of two, and a
+    // crash after it finds the proposal executing and re-runs it under the same idempotency key
+    const started = judged.record.state === "sentinel_approved" ? stepProposal(judged.record, this.o.policy, { type: "EXECUTION_STARTED", now }) : judged;
+    const record = started.record;
     this.index.put(record);
     const created = await this.store.create(record).catch((err: unknown) => {
       this.index.delete(record.id);
       throw err;
     });
     if (!created) {
+      // a redelivery after a crash, or a resubmission: carry on from where the stored proposal is
+      const stored = await this.store.get(submission.id);
+      this.index.delete(record.id);
+      if (stored) this.index.put(stored.record, stored.revision);
       msg.ack();
+      if (stored?.record.state === "sentinel_approved") this.track(this.execute(stored.record.id));
+      if (stored?.record.state === "executing") this.track(this.runTool(stored.record.id));
       return;
     }
+    this.index.put(record, created.revision);
     await this.store.publishHistory(record, 0);
-    await this.effects(record, emitted);
+    await this.effects(record, judged.emitted);
     msg.ack();
     if (verdict.outcome === "rejected") this.log.info({ proposalId: record.id, agentId: record.agentId, tool: record.tool, rule: verdict.rejectedBy?.rule, why: verdict.rejectedBy?.reason }, "proposal rejected by Sentinel");
-    if (record.state === "sentinel_approved") this.track(this.execute(record.id));
+    if (record.state === "executing") this.track(this.runTool(record.id));
   }
 
   private async onDecision(msg: JsMsg): Promise<void> {
@@ -252,7 +260,7 @@ export class GovernanceService {
     if (this.executing.has(id)) return;
     this.executing.add(id);
     try {
-      const stored = await this.store.get(id);
+      const stored = this.index.stored(id) ?? (await this.store.get(id));
       if (stored?.record.state === "executing") await this.runToolUnguarded(id, stored.record);
     } finally {
       this.executing.delete(id);
@@ -287,17 +295,19 @@ export class GovernanceService {
 
   private async applyUnlocked(id: string, event: ProposalEvent, note?: string): Promise<ProposalRecord | undefined> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const stored: StoredProposal | undefined = await this.store.get(id);
+      // what this process wrote last is usually still current: try it first, and read only after losing a race
+      const stored: StoredProposal | undefined = (attempt === 0 ? this.index.stored(id) : undefined) ?? (await this.store.get(id));
       if (!stored) return undefined;
       const step = stepProposal(stored.record, this.o.policy, event, note);
       if (!step.changed) return stored.record;
+      let written: StoredProposal;
       try {
-        await this.store.update(step.record, stored.revision);
+        written = await this.store.update(step.record, stored.revision);
       } catch (err) {
         if (err instanceof FleetError && err.code === "CONFLICT") continue;
         throw err;
       }
-      this.index.put(step.record);
+      this.index.put(step.record, written.revision);
       if (step.record.state !== stored.record.state) await this.store.publishHistory(step.record, stored.record.history.length);
       await this.effects(step.record, step.emitted);
       return step.record;

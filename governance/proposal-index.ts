@@ -15,6 +15,8 @@ export interface ProposalSummary {
 
 interface Entry extends ProposalSummary {
   record: ProposalRecord;
+  /** the KV revision this process last wrote or read, so the next write needs no read first (0: unknown) */
+  revision: number;
 }
 
 /**
@@ -25,14 +27,15 @@ export class ProposalIndex {
   private readonly entries = new Map<string, Entry>();
   private readonly byAgent = new Map<string, Set<Entry>>();
 
-  put(record: ProposalRecord): void {
+  put(record: ProposalRecord, revision = 0): void {
     const known = this.entries.get(record.id);
     if (known) {
       known.record = record;
       known.state = record.state;
+      known.revision = revision;
       return;
     }
-    const entry: Entry = { id: record.id, agentId: record.agentId, tool: record.tool, actionKey: actionKey(record.tool, record.input), state: record.state, createdAt: record.createdAt, record };
+    const entry: Entry = { id: record.id, agentId: record.agentId, tool: record.tool, actionKey: actionKey(record.tool, record.input), state: record.state, createdAt: record.createdAt, record, revision };
     this.entries.set(record.id, entry);
     let mine = this.byAgent.get(record.agentId);
     if (!mine) this.byAgent.set(record.agentId, (mine = new Set()));
@@ -41,6 +44,12 @@ export class ProposalIndex {
 
   get(id: string): ProposalRecord | undefined {
     return this.entries.get(id)?.record;
+  }
+
+  /** The record with the revision it was last seen at, when that is known. */
+  stored(id: string): { record: ProposalRecord; revision: number } | undefined {
+    const entry = this.entries.get(id);
+    return entry && entry.revision > 0 ? { record: entry.record, revision: entry.revision } : undefined;
   }
 
   delete(id: string): void {
@@ -57,10 +66,15 @@ export class ProposalIndex {
     return out;
   }
 
-  /** The agent's proposals that are still open, and all of its proposals created at or after `since`. */
-  othersOf(agentId: string, since: number): ProposalSummary[] {
+  /**
+   * The agent's proposals of this tool that are still open, and all of them created at or after `since`: what the
+   * rate-limit (same tool, this cycle) and dedup (same action, open) rules look at. Other tools' proposals cannot
+   * change either verdict, so they are left out and an agent busy with many tools is judged in time that stays small.
+   */
+  othersOf(agentId: string, tool: string, since: number): ProposalSummary[] {
     const out: ProposalSummary[] = [];
     for (const entry of this.byAgent.get(agentId) ?? []) {
+      if (entry.tool !== tool) continue;
       if (entry.createdAt >= since || !(isFinalProposalState(entry.state) || entry.state === "completed")) out.push(entry);
     }
     return out;

@@ -1,6 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { decode, encode, FleetError, ProposalRecord, type CodecName, type FleetNames } from "../protocol/index.js";
+import { decode, encode, FleetError, ProposalRecord, type CodecName, type FleetNames, type ProposalEvent } from "../protocol/index.js";
 
 /**
  * Proposals in KV `proposals` (current state, written by revision so two writers can never both win) and every
@@ -51,17 +51,16 @@ export class ProposalStore {
   }
 
   /**
-   * Publishes the record's transitions from `from` on to PROPOSALS, each on `<prefix>.proposal.<agentId>.<state>` and
-   * idempotent through its msgID (a step re-published after a crash lands once).
+   * Publishes the transitions one write made (from `from` on) to PROPOSALS as one event on
+   * `<prefix>.proposal.<agentId>.<state it reached>`: a proposal approved and started in one write is one message
+   * carrying its three transitions. Idempotent through its msgID, so a step re-published after a crash lands once.
    */
   async publishHistory(record: ProposalRecord, from: number): Promise<void> {
-    const publishes = record.history.slice(from).map((transition, k) => {
-      const event = { id: record.id, agentId: record.agentId, tool: record.tool, risk: record.risk, ...transition };
-      return this.js.publish(this.names.proposal(record.agentId, transition.to), encode(event, this.codec), {
-        msgID: `proposal-${record.id}-${from + k + 1}`,
-      });
-    });
-    await Promise.all(publishes);
+    const transitions = record.history.slice(from);
+    const last = transitions[transitions.length - 1];
+    if (!last) return;
+    const event: ProposalEvent = { id: record.id, agentId: record.agentId, tool: record.tool, risk: record.risk, state: last.to, at: last.at, transitions };
+    await this.js.publish(this.names.proposal(record.agentId, last.to), encode(event, this.codec), { msgID: `proposal-${record.id}-${record.history.length}` });
   }
 
   async list(): Promise<ProposalRecord[]> {

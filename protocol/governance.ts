@@ -145,6 +145,20 @@ export const ProposalTransition = z.object({
 });
 export type ProposalTransition = z.infer<typeof ProposalTransition>;
 
+/** One write's worth of a proposal's history on PROPOSALS (`<prefix>.proposal.<agentId>.<state>`). */
+export const ProposalEvent = z.object({
+  id: z.string(),
+  agentId: z.string(),
+  tool: z.string(),
+  risk: RiskLevel,
+  /** the state the proposal reached: the subject's last token */
+  state: ProposalState,
+  at: z.number(),
+  /** every transition of this write, in order (creation and approval land together) */
+  transitions: z.array(ProposalTransition).min(1),
+});
+export type ProposalEvent = z.infer<typeof ProposalEvent>;
+
 /** The proposal as KV `proposals` holds it: its state, its absolute deadlines, and how it got there. */
 export const ProposalRecord = z.object({
   id: z.string(),

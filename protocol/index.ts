@@ -20,7 +20,7 @@ export {
   isTerminal,
 } from "./a2a.js";
 export { CONTENT_TYPES, codecForContentType, decode, decodeUnknown, encode, type CodecName, type Decoded, type DecodeOptions } from "./codec.js";
-export { connectNats, type ConnectOptions } from "./connect.js";
+export { connectNats, inboxPrefixFor, isPermissionViolation, type ConnectOptions } from "./connect.js";
 export { deadLetter } from "./dead-letter.js";
 export { ERROR_CATALOGUE, ErrorPayload, FleetError, FleetErrorCode, formatPath, isBadInput, issuesOf, type FieldIssue } from "./errors.js";
 export {
@@ -40,6 +40,7 @@ export {
   ensureOutboxConsumer,
   ensureTaskConsumer,
   openBuckets,
+  openFleetResources,
   type FleetResources,
   type ResourceOptions,
   type TaskConsumerOptions,
@@ -69,6 +70,7 @@ export {
   AuditRecord,
   PROPOSAL_STATES,
   ProposalActionRequest,
+  ProposalEvent,
   ProposalRecord,
   ProposalState,
   ProposalSubmission,

@@ -17,6 +17,7 @@ import {
   FleetNames,
   HEADERS,
   openBuckets,
+  ProposalEvent,
   ProposalRecord,
   requestTyped,
   type ApprovalDecision,
@@ -158,9 +159,11 @@ describe("governance service", () => {
     assert.equal(done.verdict?.outcome, "approved");
     assert.ok(done.verdict!.results.length >= 9, "every rule's result is recorded");
     assert.deepEqual(done.history.map((h) => h.to), ["pending", "sentinel_approved", "executing", "completed"]);
-    const events = await streamMessages(names.stream("PROPOSALS"), names.proposal("ship", "*"));
-    const mine = events.map((e) => decode(z.object({ id: z.string(), to: z.string() }).loose(), e.data)).filter((d) => d.ok && d.value.id === id);
-    assert.deepEqual(mine.map((d) => d.ok && d.value.to), ["pending", "sentinel_approved", "executing", "completed"]);
+    const events = (await streamMessages(names.stream("PROPOSALS"), names.proposal("ship", "*"))).filter((e) => !e.subject.endsWith(".submitted"));
+    const mine = events.map((e) => ({ subject: e.subject, event: decode(ProposalEvent, e.data) })).filter((d) => d.event.ok && d.event.value.id === id);
+    // one event per write: created already executing (three transitions), then completed
+    assert.deepEqual(mine.map((d) => d.subject), [names.proposal("ship", "executing"), names.proposal("ship", "completed")]);
+    assert.deepEqual(mine.flatMap((d) => (d.event.ok ? d.event.value.transitions.map((t) => t.to) : [])), ["pending", "sentinel_approved", "executing", "completed"]);
     const audit = await streamMessages(names.stream("AUDIT"), names.audit("ship"));
     assert.ok(audit.length >= 1);
   });
