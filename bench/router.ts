@@ -11,7 +11,7 @@ import OpenAI from "openai";
 import { z } from "zod";
 import { parseFleetConfig, type FleetConfig } from "../config/index.js";
 import { encode, ensureFleetResources, FleetError, FleetNames, openBuckets, type ChatMessage, type CompleteRequest, type RouteRequest } from "../protocol/index.js";
-import { BudgetLedger, decideRoute, fleetDay, RouterClient, type PolicyInput } from "../router/index.js";
+import { decideRoute, fleetBudgetLedger, fleetDay, RouterClient, type PolicyInput } from "../router/index.js";
 import { NatsServer } from "../test/helpers/nats-server.js";
 import { OpenAIServer } from "../test/helpers/openai-server.js";
 import { routerFleetYaml } from "../test/helpers/router-fleet.js";
@@ -356,15 +356,7 @@ async function whereTheTimeGoes(client: NatsConnection, url: string, sampleReply
     const names = new FleetNames("benchledger");
     const { kv } = await ensureFleetResources(client, names, { maxPayloadBytes: 1024 * 1024 });
     const config = parseFleetConfig(benchYaml("http://127.0.0.1:9/v1", names.prefix), "bench-router.yaml");
-    const ledger = new BudgetLedger({
-      kv: kv.budgets,
-      timeZone: config.fleet.timeZone,
-      fleetCapUsd: config.fleet.dailyCapUsd,
-      agentCapsUsd: Object.fromEntries(config.agents.map((a) => [a.id, a.dailyCapUsd])),
-      downgradeAt: config.routing.budget.downgradeAt,
-      nanoGrace: config.routing.budget.nanoGrace,
-      reservationTtlMs: config.routing.budget.reservationTtlSeconds * 1_000,
-    });
+    const ledger = fleetBudgetLedger(config, kv.budgets);
     const js = jetstream(client);
     const usageBytes = new Uint8Array(360);
     const parts = { view: [] as number[], reserve: [] as number[], settle: [] as number[], publish: [] as number[] };

@@ -1,52 +1,17 @@
 import { createHash } from "node:crypto";
 import { codecForContentType, decodeUnknown, type CodecName } from "../protocol/index.js";
+import { canonicalJson } from "./canonical-json.js";
+
+export { canonicalJson };
 
 /*
- * The audit trail's hash format. It is a contract with every record already written: changing a rule here makes every
- * existing record fail verification, so this file is deliberately separate from the other canonical-JSON helper in the
- * tree (governance/rules), which may evolve with Sentinel's rules.
+ * The audit trail's hash format. It is a contract with every record already written: changing it (or the canonical JSON
+ * it uses, governance/canonical-json.ts) makes every existing record fail verification; a test pins both.
  *
  * hash = sha256 hex of the canonical JSON of the record without its `hash` member (with `prevHash`). Canonical JSON: keys
  * sorted by UTF-16 code unit at every level, otherwise JSON.stringify's rules (toJSON honoured, undefined members dropped,
  * undefined array items and non-finite numbers as null), a bigint as its digits.
  */
-
-export function canonicalJson(value: unknown): string {
-  return write(value, new Set()) ?? "null";
-}
-
-function write(value: unknown, ancestors: Set<object>): string | undefined {
-  if (value === null) return "null";
-  switch (typeof value) {
-    case "string":
-      return JSON.stringify(value);
-    case "number":
-      return Number.isFinite(value) ? JSON.stringify(value) : "null";
-    case "boolean":
-      return value ? "true" : "false";
-    case "bigint":
-      return value.toString();
-    case "object":
-      break;
-    default:
-      return undefined;
-  }
-  const toJson: unknown = Reflect.get(value, "toJSON");
-  if (typeof toJson === "function") return write(toJson.call(value), ancestors);
-  if (ancestors.has(value)) throw new TypeError("canonicalJson: the value contains a cycle");
-  ancestors.add(value);
-  try {
-    if (Array.isArray(value)) return `[${value.map((item: unknown) => write(item, ancestors) ?? "null").join(",")}]`;
-    const members: string[] = [];
-    for (const key of Object.keys(value).sort()) {
-      const text = write(Reflect.get(value, key), ancestors);
-      if (text !== undefined) members.push(`${JSON.stringify(key)}:${text}`);
-    }
-    return `{${members.join(",")}}`;
-  } finally {
-    ancestors.delete(value);
-  }
-}
 
 export function sha256Hex(data: string | Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");

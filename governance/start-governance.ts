@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
 import { FleetError, openBuckets, type FleetNames } from "../protocol/index.js";
-import { BudgetLedger } from "../router/index.js";
+import { fleetBudgetLedger } from "../router/index.js";
 import { GovernanceService } from "./governance-service.js";
 import { type ProposalPolicy } from "./proposal-machine.js";
 import type { ToolDefinition } from "./tool.js";
@@ -61,16 +61,7 @@ export async function startGovernance(o: StartGovernanceOptions): Promise<Govern
   checkGovernanceConfig(o.config, o.tools);
   const kv = await openBuckets(o.nc, o.names);
   const { config } = o;
-  const ledger = new BudgetLedger({
-    kv: kv.budgets,
-    timeZone: config.fleet.timeZone,
-    fleetCapUsd: config.fleet.dailyCapUsd,
-    agentCapsUsd: Object.fromEntries(config.agents.map((a) => [a.id, a.dailyCapUsd])),
-    downgradeAt: config.routing.budget.downgradeAt,
-    nanoGrace: config.routing.budget.nanoGrace,
-    reservationTtlMs: config.routing.budget.reservationTtlSeconds * 1000,
-    ...(o.clock ? { clock: o.clock } : {}),
-  });
+  const ledger = fleetBudgetLedger(config, kv.budgets, o.clock);
   const service = new GovernanceService({
     nc: o.nc,
     js: jetstream(o.nc),

@@ -15,7 +15,7 @@ export { RouterClient, type RouterClientOptions } from "./router-client.js";
 export { ROUTER_QUEUE, RouterService } from "./router-service.js";
 export { SemanticCache } from "./semantic-cache.js";
 export { simulatedProvider } from "./simulated-provider.js";
-export { startRouter, type RunningRouter, type StartRouterOptions } from "./start-router.js";
+export { fleetBudgetLedger, startRouter, type RunningRouter, type StartRouterOptions } from "./start-router.js";
 export { cheaperStep, escalateOneStep, fallbackChain, ladder, tierPrice } from "./tier-ladder.js";
 export { costUsd, estimateInputTokens, estimateTextTokens } from "./tokens.js";
 export { WaitingCalls, type WaitingCall } from "./waiting-calls.js";

@@ -1,8 +1,9 @@
 import { jetstream } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
-import { deadLetter, encode, ensureFleetResources, FleetNames, type UsageRecord, type UsageReply } from "../protocol/index.js";
+import { deadLetter, encode, FleetNames, openFleetResources, type UsageRecord, type UsageReply } from "../protocol/index.js";
 import { BudgetLedger } from "./budget-ledger.js";
 import { TierClassifier } from "./classifier.js";
 import { buildDeployments, missingKeys } from "./deployments.js";
@@ -14,6 +15,21 @@ import { RouterService } from "./router-service.js";
 import { SemanticCache } from "./semantic-cache.js";
 import { WaitingCalls } from "./waiting-calls.js";
 
+/** The fleet's budget ledger from its config: every cap, threshold and the reservation TTL in one place. */
+export function fleetBudgetLedger(config: FleetConfig, budgets: KV, clock?: () => number): BudgetLedger {
+  const { budget } = config.routing;
+  return new BudgetLedger({
+    kv: budgets,
+    timeZone: config.fleet.timeZone,
+    fleetCapUsd: config.fleet.dailyCapUsd,
+    agentCapsUsd: Object.fromEntries(config.agents.map((a) => [a.id, a.dailyCapUsd])),
+    downgradeAt: budget.downgradeAt,
+    nanoGrace: budget.nanoGrace,
+    reservationTtlMs: budget.reservationTtlSeconds * 1_000,
+    ...(clock ? { clock } : {}),
+  });
+}
+
 export interface StartRouterOptions {
   nc: NatsConnection;
   config: FleetConfig;
@@ -22,6 +38,8 @@ export interface StartRouterOptions {
   log: Logger;
   prefix?: string;
   clock?: () => number;
+  /** false: the streams and buckets are the operator's to create (a secured fleet); the router only opens them */
+  createResources?: boolean;
 }
 
 export interface RunningRouter {
@@ -38,23 +56,14 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
   const { nc, config, env, log } = options;
   const clock = options.clock ?? Date.now;
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-  const { kv } = await ensureFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes });
+  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: options.createResources ?? true });
   const js = jetstream(nc);
   const routing = config.routing;
 
   const absent = missingKeys(config, env);
   if (absent.length > 0) log.warn({ missing: absent }, "provider key variables are not set; calls with them go out without a key");
 
-  const ledger = new BudgetLedger({
-    kv: kv.budgets,
-    timeZone: config.fleet.timeZone,
-    fleetCapUsd: config.fleet.dailyCapUsd,
-    agentCapsUsd: Object.fromEntries(config.agents.map((a) => [a.id, a.dailyCapUsd])),
-    downgradeAt: routing.budget.downgradeAt,
-    nanoGrace: routing.budget.nanoGrace,
-    reservationTtlMs: routing.budget.reservationTtlSeconds * 1_000,
-    clock,
-  });
+  const ledger = fleetBudgetLedger(config, kv.budgets, clock);
   const deployments = buildDeployments(config.tiers);
   const health = new DeploymentHealth({
     failures: routing.cooldown.failures,
