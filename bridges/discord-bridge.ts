@@ -2,7 +2,7 @@ import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { FleetError, type ApprovalRequest } from "../protocol/index.js";
+import { FleetError, type ApprovalRequest, type OutboxRecord } from "../protocol/index.js";
 import { approvalText, isDecidable, NOT_ALLOWED_TEXT, PROPOSAL_ID, type ApprovalChannel, type ApprovalDecisions, type Clock } from "./approval-bridge.js";
 
 /**
@@ -99,9 +99,22 @@ export class DiscordApprovals implements ApprovalChannel {
           }
         : {}),
     };
+    await this.postMessage(this.o.channelId, body, signal);
+  }
+
+  /**
+   * Delivers an OUTBOX message (a cron job's report, a channel_post) as the chat's ChannelSender: to `to` when it is a
+   * Discord channel id, else to the configured channel.
+   */
+  async send(record: OutboxRecord, signal: AbortSignal): Promise<void> {
+    const channelId = /^\d{5,}$/.test(record.to) ? record.to : this.o.channelId;
+    await this.postMessage(channelId, { content: record.text, allowed_mentions: { parse: [] } }, signal);
+  }
+
+  private async postMessage(channelId: string, body: unknown, signal: AbortSignal): Promise<void> {
     let res: Response;
     try {
-      res = await fetch(`${this.o.apiBase.replace(/\/+$/, "")}/channels/${encodeURIComponent(this.o.channelId)}/messages`, {
+      res = await fetch(`${this.o.apiBase.replace(/\/+$/, "")}/channels/${encodeURIComponent(channelId)}/messages`, {
         method: "POST",
         headers: { authorization: `Bot ${this.o.botToken}`, "content-type": "application/json", "user-agent": "DiscordBot (natsfleet, 0.1)" },
         body: JSON.stringify(body),

@@ -1,7 +1,7 @@
 import { Bot, GrammyError, type Api, type Context } from "grammy";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { FleetError, type ApprovalRequest } from "../protocol/index.js";
+import { FleetError, type ApprovalRequest, type OutboxRecord } from "../protocol/index.js";
 import { approvalText, isDecidable, NOT_ALLOWED_TEXT, PROPOSAL_ID, type ApprovalChannel, type ApprovalDecisions } from "./approval-bridge.js";
 
 /**
@@ -115,6 +115,19 @@ export class TelegramApprovals implements ApprovalChannel {
     try {
       // plain text, no parse_mode: an agent's summary cannot smuggle in markup
       await this.bot.api.sendMessage(this.o.chatId, approvalText(request), reply_markup ? { reply_markup } : {}, grammySignal(signal));
+    } catch (err) {
+      throw deliveryError(err);
+    }
+  }
+
+  /**
+   * Delivers an OUTBOX message (a cron job's report, a channel_post) as the chat's ChannelSender: to `to` when it is a
+   * chat id, else to the configured chat.
+   */
+  async send(record: OutboxRecord, signal: AbortSignal): Promise<void> {
+    const chat = /^-?\d+$/.test(record.to) ? record.to : this.o.chatId;
+    try {
+      await this.bot.api.sendMessage(chat, record.text, {}, grammySignal(signal));
     } catch (err) {
       throw deliveryError(err);
     }

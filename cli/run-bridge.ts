@@ -130,9 +130,13 @@ async function runApprovals(
           log,
         });
   await channel.start();
-  const bridge = new ApprovalBridge({ js, jsm: await jetstreamManager(nc), names, channel, codec, clock, log });
+  const jsm = await jetstreamManager(nc);
+  const bridge = new ApprovalBridge({ js, jsm, names, channel, codec, clock, log });
+  // the chat is also an OUTBOX channel: cron reports and channel posts addressed to it are delivered here
+  const outbox = new OutboxDispatcher({ js, jsm, names, sender: channel, principals: config.principals, timeZone: config.fleet.timeZone, clock, log });
   try {
     await bridge.start();
+    await outbox.start();
   } catch (err) {
     await channel.stop();
     throw err;
@@ -140,6 +144,7 @@ async function runApprovals(
   running = untilStopped(async () => {
     await channel.stop();
     await bridge.stop();
+    await outbox.stop();
     await nc.drain();
   }, { log, supervised: ctx.supervised });
   return running.exitCode;

@@ -5,6 +5,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { pino } from "pino";
 import { ApprovalBridge, ApprovalDecisions, NOT_ALLOWED_TEXT } from "../../bridges/approval-bridge.js";
 import { parseTelegramButtonData, TelegramApprovals, telegramButtonData } from "../../bridges/telegram-bridge.js";
+import { OutboxDispatcher } from "../../bridges/index.js";
 import {
   ApprovalDecision,
   ApprovalRequest,
@@ -15,6 +16,7 @@ import {
   FleetNames,
   HEADERS,
   wireHeaders,
+  type OutboxRecord,
 } from "../../protocol/index.js";
 import { FakeTelegram, type SentMessage } from "../helpers/fake-telegram.js";
 import { NatsServer } from "../helpers/nats-server.js";
@@ -77,6 +79,8 @@ describe("Telegram approvals", () => {
     return {
       names,
       jsm,
+      js,
+      telegram,
       fake,
       publish: async (request: ApprovalRequest) => void (await js.publish(names.approvalRequest("telegram"), encode(request), { headers: wireHeaders("msgpack") })),
       shown: (proposalId: string) => waitFor(`the message for ${proposalId}`, () => fake.messages.find((m) => m.text.includes(`Proposal: ${proposalId}\n`) || m.text.endsWith(`Proposal: ${proposalId}`)), 10_000),
@@ -103,6 +107,24 @@ describe("Telegram approvals", () => {
       },
     };
   }
+
+  it("delivers the chat's OUTBOX messages too (a cron report): to the chat id given, else to the configured chat", async () => {
+    const t = await fixture();
+    const outbox = new OutboxDispatcher({ js: t.js, jsm: t.jsm, names: t.names, sender: t.telegram, principals: [], timeZone: "UTC", clock: { now: () => Date.now() }, log });
+    try {
+      await outbox.start();
+      const record = (to: string, text: string): OutboxRecord => ({ channel: "telegram", to, text, source: { agentId: "atlas", jobId: "morning-status" }, createdAt: Date.now() });
+      await t.js.publish(t.names.outbox("telegram"), encode(record("operator", "Morning status: all five sites up")));
+      await t.js.publish(t.names.outbox("telegram"), encode(record("-100777", "Direct to another chat")));
+      const first = await waitFor("the report", () => t.fake.messages.find((m) => m.text === "Morning status: all five sites up"), 10_000);
+      const second = await waitFor("the direct one", () => t.fake.messages.find((m) => m.text === "Direct to another chat"), 10_000);
+      assert.equal(String(first.chat.id), String(CHAT));
+      assert.equal(String(second.chat.id), "-100777");
+    } finally {
+      await outbox.stop();
+      await t.close();
+    }
+  });
 
   it("shows a request as a message with Approve and Reject buttons, acked once Telegram took it", async () => {
     const t = await fixture();
