@@ -2,7 +2,7 @@ import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { connectNats, ensureFleetResources, FleetNames, type CodecName, type FleetResources } from "../protocol/index.js";
+import { connectNats, FleetNames, openFleetResources, type CodecName, type FleetResources } from "../protocol/index.js";
 import { ActorHost, type Clock } from "./actor-host.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import type { DailyWindow } from "./quiet-hours.js";
@@ -19,6 +19,10 @@ export interface RuntimeSettings {
   runId: string;
   /** names the connection in the server's connz */
   processName: string;
+  /** the process's NATS identity (an nkey seed or JWT credentials file); none on an open server */
+  credentials?: { nkeySeedFile?: string; credsFile?: string };
+  /** false: the streams and buckets are the operator's to create (a secured fleet); this process only opens them */
+  createResources?: boolean;
 }
 
 /** What a behaviour factory may use: the same connection and buckets as the hosts. */
@@ -58,11 +62,11 @@ export class AgentRuntime {
   ): Promise<AgentRuntime> {
     const log = options.log;
     const clock = options.clock ?? { now: () => Date.now() };
-    const nc = await connectNats({ servers: settings.servers, name: settings.processName, logger: log });
+    const nc = await connectNats({ servers: settings.servers, ...settings.credentials, name: settings.processName, logger: log });
     const runtime = new AgentRuntime(nc, log);
     try {
       const names = new FleetNames(settings.prefix);
-      const resources = await ensureFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes });
+      const resources = await openFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes, create: settings.createResources ?? true });
       const js = jetstream(nc);
       const deps: RuntimeDeps = { ...resources, nc, js, names, codec: settings.codec, clock, log };
       await options.beforeHosting?.(deps);

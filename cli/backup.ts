@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { connectNats, FleetNames } from "../protocol/index.js";
 import { backupFleet, restoreFleet } from "../supervisor/index.js";
-import { inspect, natsUrl, prefixOf, rootLogger, type CliOptions } from "./context.js";
+import { inspect, natsConnection, prefixOf, rootLogger, type CliOptions } from "./context.js";
 import { printTable } from "./status.js";
 
 export interface BackupCliOptions extends CliOptions {
@@ -48,7 +48,7 @@ export async function restore(positionals: string[], options: RestoreCliOptions,
   }
   const log = quietLogger(options, env, "fleet-restore");
   // not inspect(): it needs the fleet's buckets to exist, and restoring onto a fresh server is the point
-  const nc = await connectNats({ servers: natsUrl(options, env), name: "fleet-cli", longLived: false });
+  const nc = await connectNats({ ...natsConnection(options, env), name: "fleet-cli", longLived: false });
   try {
     const names = new FleetNames(prefixOf(options));
     const report = await restoreFleet(nc, names, resolve(dir), log, { force: options.force ?? false });

@@ -12,6 +12,8 @@ export interface CliOptions {
   config?: string | undefined;
   json?: boolean | undefined;
   "log-level"?: string | undefined;
+  /** a `.nk` nkey seed (as `fleet up` / `fleet creds` write them) or a `.creds` JWT credentials file */
+  creds?: string | undefined;
 }
 
 export const FLEET_DIR = ".fleet";
@@ -24,6 +26,39 @@ export function natsUrl(options: CliOptions, env: NodeJS.ProcessEnv): string {
   const file = join(FLEET_DIR, "nats.url");
   if (existsSync(file)) return readFileSync(file, "utf8").trim();
   return "nats://127.0.0.1:4222";
+}
+
+/** Where `fleet up` keeps the generated credentials: one seed per process identity and the server's auth.conf. */
+export const CREDS_DIR = join(FLEET_DIR, "creds");
+
+/**
+ * Who this process is to NATS: --creds (`.nk`: an nkey seed, `.creds`: JWT credentials); else, for the fleet a `fleet up`
+ * in this directory runs (its URL read from .fleet/nats.url), the operator's seed it wrote, so a second terminal needs no
+ * flags; else nobody (an open server).
+ */
+export function natsCredentials(options: CliOptions, env: NodeJS.ProcessEnv): { nkeySeedFile?: string; credsFile?: string } {
+  const file = options.creds;
+  if (file) {
+    if (file.endsWith(".nk")) return { nkeySeedFile: file };
+    if (file.endsWith(".creds")) return { credsFile: file };
+    throw new FleetError("CONFIG_INVALID", `--creds ${file}: expected an nkey seed (.nk) or a JWT credentials file (.creds)`);
+  }
+  const operator = join(CREDS_DIR, "operator.nk");
+  if (!options.nats && !env.NATS_URL && existsSync(join(FLEET_DIR, "nats.url")) && existsSync(operator)) return { nkeySeedFile: operator };
+  return {};
+}
+
+/** Where and as whom to connect: spread into connectNats. */
+export function natsConnection(options: CliOptions, env: NodeJS.ProcessEnv): { servers: string; nkeySeedFile?: string; credsFile?: string } {
+  return { servers: natsUrl(options, env), ...natsCredentials(options, env) };
+}
+
+/**
+ * Whether this process creates the fleet's streams and buckets at start. One given credentials runs on a secured fleet,
+ * where that is the operator's job (`fleet up` does it), so it only opens them.
+ */
+export function createsResources(options: CliOptions): boolean {
+  return !options.creds;
 }
 
 export function configPath(options: CliOptions): string {
@@ -52,8 +87,8 @@ export function rootLogger(options: CliOptions, env: NodeJS.ProcessEnv, name: st
 
 /** A short-lived connection for the inspection commands: fails fast when nothing answers. */
 export async function inspect(options: CliOptions, env: NodeJS.ProcessEnv) {
-  const servers = natsUrl(options, env);
-  const nc = await connectNats({ servers, name: "fleet-cli", longLived: false });
+  const { servers, ...credentials } = natsConnection(options, env);
+  const nc = await connectNats({ servers, ...credentials, name: "fleet-cli", longLived: false });
   const names = new FleetNames(prefixOf(options));
   try {
     // opening a bucket does not check that it exists; the fleet's task stream tells whether a fleet lives here

@@ -1,6 +1,6 @@
 import { connectNats } from "../protocol/index.js";
 import { startRouter } from "../router/index.js";
-import { loadConfig, natsUrl, rootLogger } from "./context.js";
+import { createsResources, loadConfig, natsConnection, rootLogger } from "./context.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
 
@@ -12,8 +12,8 @@ import { untilStopped } from "./until-stopped.js";
 export async function runRouter(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options);
   const log = rootLogger(options, env, "router");
-  const nc = await connectNats({ servers: natsUrl(options, env), name: `fleet-router-${process.pid}`, logger: log });
-  const router = await startRouter({ nc, config, env, log, ...(options.prefix ? { prefix: options.prefix } : {}) });
+  const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-router-${process.pid}`, logger: log });
+  const router = await startRouter({ nc, config, env, log, createResources: createsResources(options), ...(options.prefix ? { prefix: options.prefix } : {}) });
   const running = untilStopped(
     async () => {
       await router.stop();

@@ -1,10 +1,10 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
-import { connectNats, ensureFleetResources, FleetNames } from "../protocol/index.js";
+import { connectNats, FleetNames, openFleetResources } from "../protocol/index.js";
 import { CronScheduler, Lease, NightlyBackup } from "../supervisor/index.js";
 import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
-import { loadConfig, natsUrl, rootLogger } from "./context.js";
+import { createsResources, loadConfig, natsConnection, rootLogger } from "./context.js";
 import type { RunOptions } from "./run.js";
 
 /**
@@ -14,9 +14,9 @@ import type { RunOptions } from "./run.js";
 export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options);
   const log = rootLogger(options, env, "scheduler");
-  const nc = await connectNats({ servers: natsUrl(options, env), name: "fleet-scheduler", logger: log });
+  const nc = await connectNats({ ...natsConnection(options, env), name: "fleet-scheduler", logger: log });
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-  const { kv } = await ensureFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes });
+  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
   const lease = new Lease({ kv: kv.leases, role: "scheduler", holder: `${hostname()}:${process.pid}`, renewMs: 5_000, log });
   await lease.acquire();
   const scheduler = new CronScheduler({

@@ -1,6 +1,6 @@
 import { WakeWebhook } from "../bridges/index.js";
 import { connectNats, FleetError, FleetNames } from "../protocol/index.js";
-import { loadConfig, natsUrl, rootLogger } from "./context.js";
+import { loadConfig, natsConnection, rootLogger } from "./context.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
 
@@ -11,7 +11,7 @@ export async function runWebhook(options: RunOptions, env: NodeJS.ProcessEnv): P
   const token = config.webhook.tokenEnv ? env[config.webhook.tokenEnv] : undefined;
   if (config.webhook.tokenEnv && !token) throw new FleetError("CONFIG_INVALID", `webhook.tokenEnv names ${config.webhook.tokenEnv}, which is not set`);
   const log = rootLogger(options, env, "webhook");
-  const nc = await connectNats({ servers: natsUrl(options, env), name: "fleet-webhook", logger: log });
+  const nc = await connectNats({ ...natsConnection(options, env), name: "fleet-webhook", logger: log });
   const webhook = new WakeWebhook({
     nc,
     names: new FleetNames(options.prefix ?? config.fleet.prefix),

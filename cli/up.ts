@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { connectNats, ensureFleetResources, FleetNames } from "../protocol/index.js";
+import { writeFleetCredentials, type FleetCredentials, type Identity } from "../governance/index.js";
+import { connectNats, ensureFleetResources, FleetError, FleetNames } from "../protocol/index.js";
 import { EmbeddedNats, ProcessSupervisor, type ChildSpec } from "../supervisor/index.js";
-import { configPath, FLEET_DIR, loadConfig, rootLogger, type CliOptions } from "./context.js";
+import { configPath, CREDS_DIR, FLEET_DIR, loadConfig, natsCredentials, rootLogger, type CliOptions } from "./context.js";
+import { childCreds, toolRisks } from "./creds.js";
 import { humanLine } from "./log-lines.js";
 
 const CLI = fileURLToPath(new URL("./main.js", import.meta.url));
@@ -11,6 +13,11 @@ const CLI = fileURLToPath(new URL("./main.js", import.meta.url));
  * `fleet up`: the embedded default. Uses --nats / NATS_URL when a server answers there, otherwise starts a local
  * nats-server with its store under .fleet/, then runs every agent as its own OS process under the supervisor.
  * Ctrl-C stops in order: children drain and exit (stop intake, finish or hand back work, drain NATS), then the server.
+ *
+ * Secure by default: the embedded server admits only the fleet's identities (seeds in .fleet/creds/, regenerated
+ * permissions each start), each child runs as its own identity, and `fleet` commands in this directory use the
+ * operator's seed. On an external server it connects as --creds (none: an open server), and each child gets the seed of
+ * its identity beside that file when there is one (`fleet creds <dir>` writes them).
  */
 export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options);
@@ -20,17 +27,21 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
 
   let embedded: EmbeddedNats | undefined;
   let servers = options.nats ?? env.NATS_URL;
-  if (servers && !(await answers(servers))) {
+  if (servers && !(await answers(servers, natsCredentials(options, env)))) {
     log.warn({ servers }, "no NATS server answers there; starting the embedded one");
     servers = undefined;
   }
+  let generated: FleetCredentials | undefined;
   if (!servers) {
-    embedded = await EmbeddedNats.start(FLEET_DIR, log, { maxPayload: config.fleet.maxPayloadBytes });
+    generated = writeFleetCredentials(CREDS_DIR, config, toolRisks());
+    embedded = await EmbeddedNats.start(FLEET_DIR, log, { maxPayload: config.fleet.maxPayloadBytes, authFile: generated.authFile });
     servers = embedded.url;
   }
+  const own = generated ? { nkeySeedFile: generated.seedFile("operator") } : natsCredentials(options, env);
+  const creds = (identity: Identity) => childCreds(identity, generated?.seedFile, options);
 
-  // create streams and buckets once, before the children race to do it
-  const nc = await connectNats({ servers, name: "fleet-up", longLived: false });
+  // create streams and buckets once, before the children race to do it (as the operator: nobody else may)
+  const nc = await connectNats({ servers, ...own, name: "fleet-up", longLived: false });
   await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes });
   await nc.close();
 
@@ -40,17 +51,33 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   const specs: ChildSpec[] = config.agents.map((agent) => ({
     id: agent.id,
     command: process.execPath,
-    args: [CLI, "run", "agent", agent.id, ...common],
+    args: [CLI, "run", "agent", agent.id, ...common, ...creds(`agent:${agent.id}`)],
     restart: "permanent",
   }));
   // the cron jobs and the nightly backup run in their own process
   // the router first: agents send their steps to it from their first task on
-  specs.unshift({ id: "router", command: process.execPath, args: [CLI, "run", "router", ...common], restart: "permanent" });
-  specs.push({ id: "scheduler", command: process.execPath, args: [CLI, "run", "scheduler", ...common], restart: "permanent" });
-  // the console channel prints deliveries in this terminal; chat channels get their bridges with the governance issue
-  const usesConsole = config.principals.some((p) => p.channel === "console") || config.cron.some((j) => j.delivery !== "none" && j.delivery.channel === "console");
-  if (usesConsole) specs.push({ id: "console", command: process.execPath, args: [CLI, "run", "bridge", "console", ...common], restart: "permanent" });
-  if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common], restart: "permanent" });
+  specs.unshift({ id: "router", command: process.execPath, args: [CLI, "run", "router", ...common, ...creds("router")], restart: "permanent" });
+  specs.push({ id: "scheduler", command: process.execPath, args: [CLI, "run", "scheduler", ...common, ...creds("scheduler")], restart: "permanent" });
+  // governance: a tool host here (tools run where the fleet runs) and the proposal executor with Sentinel
+  specs.push({ id: "tools", command: process.execPath, args: [CLI, "run", "tools", ...common, ...creds("tools")], restart: "permanent" });
+  specs.push({ id: "governance", command: process.execPath, args: [CLI, "run", "governance", ...common, ...creds("governance")], restart: "permanent" });
+  // one bridge per channel in use: the console prints deliveries and approval requests in this terminal; a chat bridge
+  // runs when its section is configured (its token is read from the environment by the bridge itself)
+  const usesConsole =
+    config.principals.some((p) => p.channel === "console") ||
+    config.cron.some((j) => j.delivery !== "none" && j.delivery.channel === "console") ||
+    [...config.governance.approvals.channels, ...config.governance.approvals.escalateTo].includes("console");
+  if (usesConsole) specs.push({ id: "console", command: process.execPath, args: [CLI, "run", "bridge", "console", ...common, ...creds("bridge:console")], restart: "permanent" });
+  const chatToken = { telegram: config.bridges.telegram?.tokenEnv, discord: config.bridges.discord?.botTokenEnv };
+  for (const chat of ["telegram", "discord"] as const) {
+    const tokenEnv = chatToken[chat];
+    if (!tokenEnv) continue;
+    // without its token the bridge could only crash and be restarted until the supervisor gives up on the whole fleet;
+    // its requests wait in APPROVALS instead, and a bridge started later delivers them
+    if (!env[tokenEnv]) log.warn({ bridge: chat, variable: tokenEnv }, "chat bridge not started: its token variable is not set");
+    else specs.push({ id: chat, command: process.execPath, args: [CLI, "run", "bridge", chat, ...common, ...creds(`bridge:${chat}`)], restart: "permanent" });
+  }
+  if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common, ...creds("webhook")], restart: "permanent" });
   const supervisor = new ProcessSupervisor(specs, {
     intensity: config.supervisor.intensity,
     periodMs: config.supervisor.periodSeconds * 1000,
@@ -61,7 +88,8 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   });
   await supervisor.start();
   console.log(
-    `fleet "${config.fleet.name}" is up: ${config.agents.length} agents, the router and the scheduler (${config.cron.length} cron jobs, backups at ${config.backups.at}) on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
+    `fleet "${config.fleet.name}" is up: ${config.agents.length} agents, the router, the scheduler, governance and a tool host (${config.cron.length} cron jobs, backups at ${config.backups.at}) on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
+      (generated ? `  each process has its own NATS identity (${CREDS_DIR}/); fleet commands here use ${generated.seedFile("operator")}\n` : "") +
       `  in another terminal: npx fleet status | npx fleet send scout "check the competitors' pricing pages"\n` +
       `  Ctrl-C stops everything`,
   );
@@ -85,12 +113,13 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   return 0;
 }
 
-async function answers(servers: string): Promise<boolean> {
+/** Whether a server is there; one that refuses our credentials is there (and the connect after this says why). */
+async function answers(servers: string, credentials: { nkeySeedFile?: string; credsFile?: string }): Promise<boolean> {
   try {
-    const nc = await connectNats({ servers, name: "fleet-probe", longLived: false });
+    const nc = await connectNats({ servers, ...credentials, name: "fleet-probe", longLived: false });
     await nc.close();
     return true;
-  } catch {
-    return false;
+  } catch (err) {
+    return err instanceof FleetError && err.code === "PERMISSION_DENIED";
   }
 }

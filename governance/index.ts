@@ -1,13 +1,13 @@
 // the tool catalogue, the tool host and the audit trail
 export { AuditChain, type AuditAppended, type AuditChainOptions, type AuditEntry } from "./audit-chain.js";
-export { canonicalJson, recordHash } from "./audit-hash.js";
+export { recordHash } from "./audit-hash.js";
 export { readAuditMessages, readAuditRecords, verifyAuditChain, type AuditProblem, type AuditVerification, type StoredAudit } from "./audit-trail.js";
 export { checkAllowed, checkProposal, type ProposedCall } from "./call-checks.js";
 export { defineTool, type ToolContext, type ToolDefinition } from "./tool.js";
 export { ToolCatalogue } from "./tool-catalogue.js";
 export { TOOLS_QUEUE, ToolHost, type ToolHostOptions } from "./tool-host.js";
 export { ToolRunRecord, ToolRuns, toolRunKey, type ToolRunClaim, type ToolRunOutcome } from "./tool-runs.js";
-export { referenceTools, type ReferenceToolDeps } from "./tools/index.js";
+export { referenceToolRisks, referenceTools, type ReferenceToolDeps } from "./tools/index.js";
 export { AgentTools, type AgentToolsOptions } from "./agent-tools.js";
 export { AUTH_FILE, authorizationConfig, seedFileName, writeFleetCredentials, type FleetCredentials, type IdentityUser } from "./credentials.js";
 export { approvalChannels, directTools, fleetDurables, fleetIdentities, fleetPermissions, outboxChannels, type Identity, type PermissionOptions, type Permissions, type SubjectRules } from "./permissions.js";

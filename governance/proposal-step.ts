@@ -1,4 +1,4 @@
-import { initialTransition, transition } from "xstate";
+import { transition } from "xstate";
 import type { ProposalRecord, ProposalState, ProposalSubmission, RiskLevel } from "../protocol/index.js";
 import { proposalMachine, type ProposalEmitted, type ProposalEvent, type ProposalPolicy } from "./proposal-machine.js";
 
@@ -33,9 +33,9 @@ export function newProposalRecord(submission: ProposalSubmission, risk: RiskLeve
   };
 }
 
+/** The chart at the record's state: the record is the chart's whole context, so nothing else needs restoring. */
 function snapshotOf(record: ProposalRecord, policy: ProposalPolicy) {
-  const [initial] = initialTransition(proposalMachine, { record, policy });
-  return proposalMachine.resolveState({ value: record.state, context: initial.context });
+  return proposalMachine.resolveState({ value: record.state, context: { record, policy } });
 }
 
 export function stepProposal(record: ProposalRecord, policy: ProposalPolicy, event: ProposalEvent, note?: string): ProposalStep {

@@ -1,5 +1,6 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { credsAuthenticator } from "@nats-io/nats-core";
+import { AuthorizationError, credsAuthenticator, nkeyAuthenticator, PermissionViolationError, type Authenticator } from "@nats-io/nats-core";
+import { fromSeed } from "@nats-io/nkeys";
 import { readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { FleetError } from "./errors.js";
@@ -8,7 +9,10 @@ export interface ConnectOptions {
   servers: string | string[];
   /** shows in the server's connz, so an operator can tell the processes apart */
   name: string;
+  /** a JWT credentials file (`.creds`), for a cluster run with accounts and JWTs */
   credsFile?: string;
+  /** an nkey seed file (`.nk`), as `fleet up` and `fleet creds` write one per process identity */
+  nkeySeedFile?: string;
   logger?: Logger;
   /**
    * Long-lived processes wait for a server that is not up yet and reconnect forever; the CLI fails fast instead, so an
@@ -17,8 +21,17 @@ export interface ConnectOptions {
   longLived?: boolean;
 }
 
+/**
+ * The inbox prefix of the identity with this public key. Each identity may subscribe only under its own prefix, so no
+ * process can read the replies (KV reads, model answers) meant for another.
+ */
+export function inboxPrefixFor(publicKey: string): string {
+  return `_INBOX.${publicKey}`;
+}
+
 export async function connectNats(options: ConnectOptions): Promise<NatsConnection> {
   const longLived = options.longLived ?? true;
+  const auth = authOptions(options);
   try {
     const nc = await connect({
       servers: options.servers,
@@ -28,21 +41,69 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
       reconnectJitter: 250,
       waitOnFirstConnect: longLived,
       timeout: longLived ? 20_000 : 3_000,
-      ...(options.credsFile ? { authenticator: credsAuthenticator(readFileSync(options.credsFile)) } : {}),
+      // nats.js captures a stack trace at every request by default, for its timeout errors' sake: a seventh of the CPU
+      // of a process making thousands of KV and JetStream requests a second (bench/proposals). Our errors name the
+      // subject and the operation themselves, so the traces add little.
+      noAsyncTraces: true,
+      ...auth,
     });
     if (options.logger) watchStatus(nc, options.logger);
     return nc;
   } catch (cause) {
+    if (causedBy(cause, AuthorizationError)) {
+      const who = options.nkeySeedFile ?? options.credsFile;
+      const why = who ? `refused the credentials in ${who}` : "requires credentials (--creds <file>)";
+      throw new FleetError("PERMISSION_DENIED", `the NATS server at ${String(options.servers)} ${why}`, { cause });
+    }
     throw new FleetError("NATS_UNAVAILABLE", `no NATS server answers at ${String(options.servers)}`, { cause });
   }
 }
 
-/** Logs reconnects once each, in one place. */
+/** Whether the broker refused a publish or subscribe behind this error (a request's failure wraps the refusal). */
+export function isPermissionViolation(err: unknown): boolean {
+  return causedBy(err, PermissionViolationError);
+}
+
+function causedBy(err: unknown, kind: abstract new (...args: never[]) => Error): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 8; depth++) {
+    const found: boolean = e instanceof kind;
+    if (found) return true;
+    e = e.cause;
+  }
+  return false;
+}
+
+function authOptions(options: ConnectOptions): { authenticator?: Authenticator; inboxPrefix?: string } {
+  if (options.nkeySeedFile) {
+    const seed = readCredentials(options.nkeySeedFile);
+    const publicKey = (() => {
+      try {
+        return fromSeed(seed).getPublicKey();
+      } catch (cause) {
+        throw new FleetError("CONFIG_INVALID", `${options.nkeySeedFile} does not hold an nkey seed`, { cause });
+      }
+    })();
+    return { authenticator: nkeyAuthenticator(seed), inboxPrefix: inboxPrefixFor(publicKey) };
+  }
+  if (options.credsFile) return { authenticator: credsAuthenticator(readCredentials(options.credsFile)) };
+  return {};
+}
+
+function readCredentials(file: string): Uint8Array {
+  try {
+    return new TextEncoder().encode(readFileSync(file, "utf8").trim());
+  } catch (cause) {
+    throw new FleetError("CONFIG_INVALID", `cannot read the NATS credentials file ${file}`, { cause });
+  }
+}
+
+/** Logs reconnects and refusals once each, in one place. */
 function watchStatus(nc: NatsConnection, log: Logger): void {
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === "disconnect" || s.type === "reconnect" || s.type === "error") {
-        log.warn({ nats: s.type, server: "server" in s ? s.server : undefined }, "nats connection status");
+        log.warn({ nats: s.type, server: "server" in s ? s.server : undefined, err: "error" in s ? s.error : undefined }, "nats connection status");
       }
     }
   })();

@@ -11,6 +11,8 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
+import { isPermissionViolation } from "./connect.js";
+import { FleetError } from "./errors.js";
 import type { BucketKey, FleetNames, StreamKey } from "./subjects.js";
 
 /**
@@ -91,6 +93,38 @@ export async function ensureFleetResources(
   return { jsm, kv };
 }
 
+/**
+ * The fleet's streams and buckets for a process that may not be allowed to create them. `create: false` (a process run
+ * with credentials: on a secured fleet, `fleet up` or the operator creates them) opens what exists; otherwise they are
+ * created or updated, and a broker that refuses that falls back to opening them too. A fleet whose streams do not exist
+ * yet cannot be opened: that is NATS_UNAVAILABLE, so a supervised process retries until the operator has created them.
+ */
+export async function openFleetResources(
+  nc: NatsConnection,
+  names: FleetNames,
+  options: ResourceOptions & { create?: boolean } = {},
+): Promise<FleetResources> {
+  if (options.create !== false) {
+    try {
+      return await ensureFleetResources(nc, names, options);
+    } catch (err) {
+      if (!isPermissionViolation(err)) throw err;
+    }
+  }
+  const jsm = await jetstreamManager(nc);
+  let direct: boolean;
+  try {
+    await jsm.streams.info(names.stream("TASKS"));
+    // bound buckets read through direct gets when the server offers them: those name the key in the subject, so the
+    // broker's permissions can tell one agent's keys from another's
+    direct = (await jsm.streams.info(`KV_${names.bucket("tasks")}`)).config.allow_direct === true;
+  } catch (cause) {
+    if (!isNotFound(cause)) throw cause;
+    throw new FleetError("NATS_UNAVAILABLE", `no fleet "${names.prefix}" on this server yet, and this identity may not create one: start it with \`fleet up\` or create it with the operator's credentials`, { cause });
+  }
+  return { jsm, kv: await openBuckets(nc, names, { direct }) };
+}
+
 async function upsertStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
   const name = config.name;
   try {
@@ -108,7 +142,7 @@ async function upsertStream(jsm: JetStreamManager, config: Partial<StreamConfig>
 export async function openBuckets(
   nc: NatsConnection,
   names: FleetNames,
-  options: { replicas?: number; create?: boolean } = {},
+  options: { replicas?: number; create?: boolean; direct?: boolean } = {},
 ): Promise<Record<BucketKey, KV>> {
   const kvm = new Kvm(nc);
   const out = {} as Record<BucketKey, KV>;
@@ -116,7 +150,7 @@ export async function openBuckets(
     const name = names.bucket(key);
     out[key] = options.create
       ? await kvm.create(name, { history: def.history, replicas: options.replicas ?? 1, ...(def.ttl ? { ttl: def.ttl } : {}) })
-      : await kvm.open(name);
+      : await kvm.open(name, options.direct ? { allow_direct: true } : {});
   }
   return out;
 }

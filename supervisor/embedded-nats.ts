@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { FleetError } from "../protocol/index.js";
@@ -21,7 +21,11 @@ export class EmbeddedNats {
     return join(fleetDir, "nats.url");
   }
 
-  static async start(fleetDir: string, log: Logger, options: { maxPayload?: number } = {}): Promise<EmbeddedNats> {
+  /**
+   * `authFile`: an authorization block (as `fleet up` writes it) the server includes, so every client must present one
+   * of its identities; without it the server is open to anyone who reaches 127.0.0.1.
+   */
+  static async start(fleetDir: string, log: Logger, options: { maxPayload?: number; authFile?: string } = {}): Promise<EmbeddedNats> {
     const dir = resolve(fleetDir);
     const binary = findNatsServer();
     mkdirSync(join(dir, "nats"), { recursive: true });
@@ -35,6 +39,8 @@ export class EmbeddedNats {
         `jetstream { store_dir: "${join(dir, "nats")}" }`,
         `ports_file_dir: "${dir}"`,
         `max_payload: ${options.maxPayload ?? 1048576}`,
+        // one nkey user per process identity, with only the subjects that identity needs
+        ...(options.authFile ? [`include ${JSON.stringify(relative(dir, resolve(options.authFile)))}`] : []),
       ].join("\n"),
     );
     stopOrphan(join(dir, "nats.pid"), log);
@@ -53,7 +59,7 @@ export class EmbeddedNats {
           const url = `nats://127.0.0.1:${new URL(first).port}`;
           writeFileSync(EmbeddedNats.urlFile(dir), url + "\n");
           writeFileSync(join(dir, "nats.pid"), String(proc.pid) + "\n");
-          log.info({ url, store: join(dir, "nats") }, "embedded nats-server started");
+          log.info({ url, store: join(dir, "nats"), secured: options.authFile !== undefined }, "embedded nats-server started");
           return new EmbeddedNats(url, proc, dir, log);
         }
       }

@@ -12,7 +12,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { pino } from "pino";
 import { z } from "zod";
 import { parseFleetConfig } from "../../config/index.js";
-import { referenceTools, ToolCatalogue, defineTool, type ToolContext, type ToolDefinition } from "../../governance/index.js";
+import { referenceToolRisks, referenceTools, ToolCatalogue, defineTool, type ToolContext, type ToolDefinition } from "../../governance/index.js";
 import { connectNats, decode, ensureFleetResources, FleetError, FleetNames, OutboxRecord } from "../../protocol/index.js";
 import { NatsServer } from "../helpers/nats-server.js";
 
@@ -100,6 +100,10 @@ describe("reference tools", () => {
     await nc.close();
     await nats.stop();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the risk levels the broker's permissions are written from are the catalogue's own", () => {
+    assert.deepEqual(referenceToolRisks(), Object.fromEntries(catalogue.list().map((t) => [t.name, t.risk])));
   });
 
   it("catalogue: one of each risk level, JSON schemas, and refuses a bad catalogue", () => {

@@ -1,0 +1,60 @@
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { AUTH_FILE, referenceToolRisks, seedFileName, writeFleetCredentials, type Identity } from "../governance/index.js";
+import type { RiskLevel } from "../protocol/index.js";
+import { CREDS_DIR, loadConfig, type CliOptions } from "./context.js";
+
+/**
+ * The tools' risk levels the broker's permissions are built from: an agent gets the subject of an allowed tool only
+ * when it is AUTO or AUTO+; PROPOSE and CONFIRM tools are governance's to call.
+ */
+export function toolRisks(): Record<string, RiskLevel> {
+  return referenceToolRisks();
+}
+
+/**
+ * `fleet creds [dir]`: the credentials for a fleet on an external NATS cluster: one nkey seed per process identity and
+ * the authorization block for the servers. Existing seeds in the directory are kept, so running it again after a config
+ * change only rewrites the permissions.
+ */
+export async function creds(positionals: string[], options: CliOptions): Promise<number> {
+  const config = loadConfig(options);
+  const dir = resolve(positionals[0] ?? CREDS_DIR);
+  const written = writeFleetCredentials(dir, config, toolRisks());
+  const identities = written.users.map((u) => u.identity);
+  if (options.json) {
+    console.log(JSON.stringify({ dir, authFile: written.authFile, identities: written.users.map((u) => ({ identity: u.identity, publicKey: u.publicKey, seedFile: written.seedFile(u.identity) })) }, null, 2));
+    return 0;
+  }
+  const seed = (identity: Identity) => written.seedFile(identity);
+  const firstAgent = config.agents[0]?.id ?? "<id>";
+  console.log(
+    [
+      `wrote ${identities.length} identities to ${dir} (seeds mode 0600: keep them secret) and the servers' permissions to ${written.authFile}`,
+      "",
+      "1. on every nats-server of the cluster (a server without accounts of its own): copy auth.conf next to its config,",
+      "   add the line below to the config and reload (nats-server resolves an include against the config's directory):",
+      `     include "${AUTH_FILE}"`,
+      "   (nats-server --signal reload; after a config change run `fleet creds` again, copy, and reload again)",
+      "2. run each process with its own seed:",
+      `     fleet run agent ${firstAgent} --creds ${seed(`agent:${firstAgent}`)}`,
+      `     fleet run router --creds ${seed("router")}       fleet run scheduler --creds ${seed("scheduler")}`,
+      `     (governance, tools, bridge-<channel>, webhook: ${dir}/<identity>.nk)`,
+      "3. as the operator (creates the streams on first start, and everything else):",
+      `     fleet up --nats <url> --creds ${seed("operator")}     fleet status --nats <url> --creds ${seed("operator")}`,
+    ].join("\n"),
+  );
+  return 0;
+}
+
+/**
+ * The `--creds` a child of `fleet up` runs with. With generated credentials, its identity's seed; with the operator's
+ * own `--creds <dir>/operator.nk` (an external fleet set up by `fleet creds <dir>`), the seed of the same name beside it,
+ * or that same file when there is none; with no credentials, nothing.
+ */
+export function childCreds(identity: Identity, generated: ((identity: Identity) => string) | undefined, options: CliOptions): string[] {
+  if (generated) return ["--creds", generated(identity)];
+  if (!options.creds) return [];
+  const sibling = join(dirname(resolve(options.creds)), seedFileName(identity));
+  return ["--creds", options.creds.endsWith(".nk") && existsSync(sibling) ? sibling : options.creds];
+}

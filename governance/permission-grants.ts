@@ -1,0 +1,183 @@
+import type { FleetConfig } from "../config/index.js";
+import type { BucketKey, FleetNames, RiskLevel, StreamKey } from "../protocol/index.js";
+
+/**
+ * The building blocks of an identity's permissions: which NATS and JetStream API subjects a publish, a KV read or write,
+ * a stream read, a durable consumer or a service needs. Every role in permissions.ts is written in these terms, so the
+ * JetStream API subjects are spelled in one place.
+ */
+
+export type Identity = `agent:${string}` | `bridge:${string}` | "router" | "scheduler" | "governance" | "tools" | "webhook" | "operator";
+
+export interface SubjectRules {
+  allow: string[];
+  deny: string[];
+}
+
+export interface Permissions {
+  publish: SubjectRules;
+  subscribe: SubjectRules;
+  allow_responses: boolean;
+}
+
+/** A durable consumer and the one identity that works it. */
+export interface Durable {
+  stream: StreamKey;
+  name: string;
+  filter: string;
+  owner: Identity;
+}
+
+export interface GrantContext {
+  config: FleetConfig;
+  tools: Readonly<Record<string, RiskLevel>>;
+  names: FleetNames;
+  durables: Durable[];
+  inboxOf: (identity: Identity) => string;
+}
+
+/** Collects one identity's subjects; the JetStream API subjects are derived here so every role spells them alike. */
+export class Grants {
+  private readonly pubAllow = new Set<string>();
+  private readonly pubDeny = new Set<string>();
+  private readonly subAllow = new Set<string>();
+  private usesJetStream = false;
+
+  constructor(
+    private readonly identity: Identity,
+    private readonly ctx: GrantContext,
+  ) {
+    this.subAllow.add(`${ctx.inboxOf(identity)}.>`);
+  }
+
+  publish(...subjects: string[]): void {
+    for (const s of subjects) this.pubAllow.add(s);
+  }
+
+  deny(...subjects: string[]): void {
+    for (const s of subjects) this.pubDeny.add(s);
+  }
+
+  /** Subscribes to a service's subjects and may answer the requests that come in on them. */
+  serve(...subjects: string[]): void {
+    for (const s of subjects) this.subAllow.add(s);
+    this.pubAllow.add("_INBOX.>");
+  }
+
+  /** Reads keys of a bucket: a direct get names the key in its subject, a watch or key listing names it in its filter. */
+  kvRead(bucket: BucketKey, keys: string[]): void {
+    const name = this.ctx.names.bucket(bucket);
+    const stream = `KV_${name}`;
+    this.jetStream();
+    for (const key of keys) {
+      this.publish(`$JS.API.DIRECT.GET.${stream}.$KV.${name}.${key}`, `$JS.API.CONSUMER.CREATE.${stream}.*.$KV.${name}.${key}`);
+    }
+    // a bucket opened without direct gets reads through the stream API, whose subject does not name the key: granted
+    // only to an identity that may read every key anyway
+    if (keys.includes(">")) this.publish(`$JS.API.STREAM.MSG.GET.${stream}`);
+    this.orderedConsumerUpkeep(stream);
+  }
+
+  kvWrite(bucket: BucketKey, keys: string[]): void {
+    const name = this.ctx.names.bucket(bucket);
+    for (const key of keys) this.publish(`$KV.${name}.${key}`);
+    this.kvRead(bucket, keys);
+  }
+
+  /** Reads a stream through ordered (ephemeral) consumers, filtered on `filters`. */
+  streamRead(stream: StreamKey, filters: string[]): void {
+    const name = this.ctx.names.stream(stream);
+    this.jetStream();
+    for (const filter of filters) this.publish(`$JS.API.CONSUMER.CREATE.${name}.*.${filter}`);
+    this.publish(`$JS.API.CONSUMER.MSG.NEXT.${name}.*`);
+    this.orderedConsumerUpkeep(name);
+  }
+
+  /**
+   * A durable this identity owns: it may create it (only with the filter in the subject, which the server checks against
+   * the config, so it cannot be pointed at someone else's messages), pull from it and acknowledge its messages.
+   */
+  ownDurable(stream: StreamKey, durable: string): void {
+    const s = this.ctx.names.stream(stream);
+    const own = this.ctx.durables.find((d) => d.stream === stream && d.name === durable);
+    if (!own) throw new TypeError(`no durable ${durable} on ${stream} in this fleet`);
+    this.jetStream();
+    this.publish(
+      `$JS.API.CONSUMER.INFO.${s}.${durable}`,
+      `$JS.API.CONSUMER.CREATE.${s}.${durable}.${own.filter}`,
+      `$JS.API.CONSUMER.MSG.NEXT.${s}.${durable}`,
+      `$JS.ACK.${s}.${durable}.>`,
+    );
+  }
+
+  /** The nightly backup's reach: every stream and bucket, through ordered consumers and direct gets. */
+  readEverything(): void {
+    this.jetStream();
+    this.publish(
+      "$JS.API.CONSUMER.CREATE.*.*",
+      "$JS.API.CONSUMER.CREATE.*.*.>",
+      "$JS.API.CONSUMER.INFO.*.*",
+      "$JS.API.CONSUMER.MSG.NEXT.*.*",
+      "$JS.API.CONSUMER.DELETE.*.*",
+      "$JS.API.DIRECT.GET.>",
+      "$JS.API.STREAM.MSG.GET.*",
+      "$JS.FC.>",
+    );
+  }
+
+  private orderedConsumerUpkeep(stream: string): void {
+    // an ordered consumer is inspected, deleted when done, and answers the server's flow control
+    this.publish(`$JS.API.CONSUMER.INFO.${stream}.*`, `$JS.API.CONSUMER.DELETE.${stream}.*`, `$JS.FC.${stream}.>`);
+  }
+
+  private jetStream(): void {
+    this.usesJetStream = true;
+  }
+
+  build(): Permissions {
+    if (this.usesJetStream) {
+      // Broad on purpose: account info, and any stream's info (opening a bucket reads its stream's config; stream info
+      // shows configs and counts, never message data).
+      this.publish("$JS.API.INFO", "$JS.API.STREAM.INFO.*");
+      this.deny(...operatorOnlyApi());
+      for (const d of this.ctx.durables) {
+        const s = this.ctx.names.stream(d.stream);
+        // nobody deletes a durable but the operator; nobody else touches one at all
+        this.deny(`$JS.API.CONSUMER.DELETE.${s}.${d.name}`);
+        if (d.owner === this.identity) continue;
+        this.deny(
+          `$JS.API.CONSUMER.CREATE.${s}.${d.name}`,
+          `$JS.API.CONSUMER.CREATE.${s}.${d.name}.>`,
+          `$JS.API.CONSUMER.MSG.NEXT.${s}.${d.name}`,
+          `$JS.ACK.${s}.${d.name}.>`,
+        );
+      }
+    }
+    return {
+      publish: { allow: [...this.pubAllow], deny: [...this.pubDeny] },
+      subscribe: { allow: [...this.subAllow], deny: [] },
+      allow_responses: false,
+    };
+  }
+}
+
+/** What only the operator may do to JetStream: create, change, purge or delete streams, and the server-wide calls. */
+function operatorOnlyApi(): string[] {
+  return [
+    "$JS.API.STREAM.CREATE.>",
+    "$JS.API.STREAM.UPDATE.>",
+    "$JS.API.STREAM.DELETE.>",
+    "$JS.API.STREAM.PURGE.>",
+    "$JS.API.STREAM.MSG.DELETE.>",
+    "$JS.API.STREAM.SNAPSHOT.>",
+    "$JS.API.STREAM.RESTORE.>",
+    "$JS.API.STREAM.PEER.>",
+    "$JS.API.STREAM.LEADER.>",
+    "$JS.API.CONSUMER.LEADER.>",
+    // the old create API has no filter in its subject, so the broker could not check what a durable reads
+    "$JS.API.CONSUMER.DURABLE.CREATE.>",
+    "$JS.API.ACCOUNT.>",
+    "$JS.API.SERVER.>",
+    "$JS.API.META.>",
+  ];
+}

@@ -1,0 +1,208 @@
+import type { FleetConfig } from "../config/index.js";
+import { FleetNames, type RiskLevel } from "../protocol/index.js";
+import { Grants, type Durable, type GrantContext, type Identity, type Permissions } from "./permission-grants.js";
+
+export type { Identity, Permissions, SubjectRules } from "./permission-grants.js";
+
+/**
+ * The broker's third enforcement of the allow lists: from the fleet config and the tools' risk levels, what each process
+ * identity may publish and subscribe to. Pure: the same config and risk map always give the same permissions, and the
+ * credentials writer (credentials.ts) only serialises them.
+ *
+ * Publish permissions are allow lists, so anything not named is refused; the deny lists repeat the few refusals that
+ * matter most (approval decisions, stream and consumer deletion, other identities' durables) so that they hold even
+ * where an allow carries a wildcard. Replies go to inboxes: an identity that serves requests may publish on `_INBOX.>`,
+ * and `allow_responses` stays off, because the server lets a response permission override the deny list and the reply
+ * subject is the requester's choice (an agent could otherwise have another process "reply" onto an approval subject).
+ * Each identity subscribes only to its own inbox prefix, so no process reads the replies meant for another.
+ */
+
+export interface PermissionOptions {
+  /** the inbox prefix each identity's connection uses; `_INBOX` (shared by everyone) when omitted */
+  inboxOf?: (identity: Identity) => string;
+}
+
+/** The durable consumers of the fleet, each owned by one identity: no other identity may pull, ack, change or delete it. */
+export function fleetDurables(config: FleetConfig, names: FleetNames): Durable[] {
+  const out: Durable[] = config.agents.map((a) => ({
+    stream: "TASKS" as const,
+    name: names.agentConsumer(a.id),
+    filter: names.task(a.id),
+    owner: `agent:${a.id}` as const,
+  }));
+  for (const channel of outboxChannels(config)) out.push({ stream: "OUTBOX", name: `outbox-${channel}`, filter: names.outbox(channel), owner: `bridge:${channel}` });
+  for (const channel of approvalChannels(config)) {
+    out.push({ stream: "APPROVALS", name: `approvals-${channel}`, filter: names.approvalRequest(channel), owner: `bridge:${channel}` });
+  }
+  out.push({ stream: "PROPOSALS", name: "governance-intake", filter: names.proposalSubmissions(), owner: "governance" });
+  out.push({ stream: "APPROVALS", name: "governance-decisions", filter: names.approvalDecisions(), owner: "governance" });
+  return out;
+}
+
+/** Channels a person approves CONFIRM proposals on: the configured approval channels and the chat bridges. */
+export function approvalChannels(config: FleetConfig): string[] {
+  const { approvals } = config.governance;
+  const bridges = Object.entries(config.bridges)
+    .filter(([, bridge]) => bridge !== undefined)
+    .map(([channel]) => channel);
+  return unique([...approvals.channels, ...approvals.escalateTo, ...bridges]);
+}
+
+/** Channels something is delivered to through the OUTBOX: principals, cron deliveries, and every approval channel. */
+export function outboxChannels(config: FleetConfig): string[] {
+  const cron = config.cron.flatMap((job) => (job.delivery === "none" ? [] : [job.delivery.channel]));
+  return unique([...config.principals.map((p) => p.channel), ...cron, ...approvalChannels(config)]);
+}
+
+/** Every identity the config calls for, in a stable order: one per agent, the services, one per channel, the operator. */
+export function fleetIdentities(config: FleetConfig): Identity[] {
+  const out: Identity[] = config.agents.map((a) => `agent:${a.id}` as const);
+  out.push("router", "scheduler", "governance", "tools");
+  for (const channel of outboxChannels(config)) out.push(`bridge:${channel}`);
+  out.push("webhook", "operator");
+  return out;
+}
+
+/** Each identity's permissions. `tools` maps a tool's name to its risk level (the tool catalogue's view). */
+export function fleetPermissions(config: FleetConfig, tools: Readonly<Record<string, RiskLevel>>, options: PermissionOptions = {}): Map<Identity, Permissions> {
+  const names = new FleetNames(config.fleet.prefix);
+  const ctx: GrantContext = { config, tools, names, durables: fleetDurables(config, names), inboxOf: options.inboxOf ?? (() => "_INBOX") };
+  return new Map(fleetIdentities(config).map((identity) => [identity, permissionsOf(identity, ctx)]));
+}
+
+
+function permissionsOf(identity: Identity, ctx: GrantContext): Permissions {
+  if (identity === "operator") {
+    return { publish: { allow: [">"], deny: [] }, subscribe: { allow: [">"], deny: [] }, allow_responses: false };
+  }
+  const g = new Grants(identity, ctx);
+  if (identity.startsWith("agent:")) agentGrants(g, identity.slice("agent:".length), ctx);
+  else if (identity.startsWith("bridge:")) bridgeGrants(g, identity.slice("bridge:".length), ctx);
+  else if (identity === "router") routerGrants(g, ctx);
+  else if (identity === "scheduler") schedulerGrants(g, ctx);
+  else if (identity === "governance") governanceGrants(g, ctx);
+  else if (identity === "tools") toolHostGrants(g, ctx);
+  else if (identity === "webhook") webhookGrants(g, ctx);
+  return g.build();
+}
+
+/** Tools an agent may call itself: those on its allow list (every one for "*") whose risk is AUTO or AUTO+. */
+export function directTools(allowList: readonly string[], tools: Readonly<Record<string, RiskLevel>>): string[] {
+  const wildcard = allowList.includes("*");
+  return Object.entries(tools)
+    .filter(([name, risk]) => (risk === "AUTO" || risk === "AUTO+") && (wildcard || allowList.includes(name)))
+    .map(([name]) => name)
+    .sort();
+}
+
+function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
+  const { names, config } = ctx;
+  const agent = config.agents.find((a) => a.id === id);
+  if (!agent) throw new TypeError(`no agent "${id}" in the config`);
+  const p = names.prefix;
+  // its own A2A surface, controls, inbox and wake-ups; it answers requests on them
+  g.serve(names.agentOperations(id), names.agentControls(id), names.agentInbox(id), names.wake(id));
+  g.publish(names.agentEvents(id));
+  // agents talk to each other: a message to another agent's A2A SendMessage or inbox
+  g.publish(`${p}.agent.*.a2a.SendMessage`, `${p}.agent.*.inbox`);
+  g.publish(`${p}.router.*`, names.memorySearch(), `${p}.dlq.>`);
+  g.publish(names.memoryLog(id, "*"));
+  g.streamRead("MEMLOG", [names.memoryLog(id, "*")]);
+  g.ownDurable("TASKS", names.agentConsumer(id));
+  g.publish(names.task(id));
+  g.kvWrite("tasks", [`${id}.>`]);
+  g.kvWrite("agents", [id]);
+  g.kvWrite("dedup", [id]);
+  g.kvRead("memory", [id]);
+  for (const tool of directTools(agent.tools, ctx.tools)) g.publish(names.tool(tool));
+  g.publish(names.proposal(id, "submitted"));
+  if (agent.layer === "orchestration") {
+    // the orchestrator assigns work to every agent (their Task in KV, the assignment on TASKS, the dedup record),
+    // follows it to the end and reads every agent's record for the status report; it holds its singleton lease
+    g.publish(`${p}.task.*`);
+    g.kvWrite("tasks", [">"]);
+    g.kvWrite("dedup", [">"]);
+    g.kvRead("agents", [">"]);
+    g.kvWrite("leases", [`agent.${id}`]);
+  }
+  for (const other of config.agents) if (other.id !== id) g.deny(`${p}.proposal.${other.id}.>`);
+  g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`);
+  g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
+}
+
+function routerGrants(g: Grants, ctx: GrantContext): void {
+  const { names } = ctx;
+  const p = names.prefix;
+  g.serve(`${p}.router.*`);
+  g.publish(`${p}.usage.*.*`, `${p}.dlq.>`);
+  // budget reservations, the waiting list of premium calls, the semantic cache
+  g.kvWrite("budgets", [">"]);
+  g.kvWrite("cache", [">"]);
+  g.deny(`${p}.approval.>`);
+}
+
+function schedulerGrants(g: Grants, ctx: GrantContext): void {
+  const { names } = ctx;
+  const p = names.prefix;
+  // the semantic memory's owner answers the agents' searches
+  g.serve(names.memorySearch());
+  // cron jobs: a message to the job's agent, the answer to its channel; the distiller asks the router
+  g.publish(`${p}.agent.*.a2a.SendMessage`, `${p}.outbox.*`, `${p}.router.*`, `${p}.dlq.>`);
+  g.kvWrite("schedules", [">"]);
+  g.kvWrite("memory", [">"]);
+  g.kvWrite("leases", ["scheduler"]);
+  // the nightly backup reads every stream and bucket, so this identity reads everything (and writes none of it)
+  g.readEverything();
+  g.deny(`${p}.approval.>`);
+}
+
+function governanceGrants(g: Grants, ctx: GrantContext): void {
+  const { names, tools } = ctx;
+  const p = names.prefix;
+  g.serve(`${p}.governance.*`);
+  g.ownDurable("PROPOSALS", "governance-intake");
+  g.ownDurable("APPROVALS", "governance-decisions");
+  g.kvWrite("proposals", [">"]);
+  g.kvWrite("leases", ["governance"]);
+  // Sentinel's rules: the agent's budget headroom and records, the proposal's task
+  for (const bucket of ["agents", "budgets", "tasks"] as const) g.kvRead(bucket, [">"]);
+  // a proposal's state changes, never a submission in an agent's name
+  g.publish(`${p}.proposal.*.*`, `${p}.approval.request.*`, `${p}.dlq.>`);
+  g.deny(`${p}.proposal.*.submitted`, `${p}.approval.decision.>`);
+  // it executes the tools that need a proposal
+  for (const [tool, risk] of Object.entries(tools).sort()) if (risk === "PROPOSE" || risk === "CONFIRM") g.publish(names.tool(tool));
+}
+
+function toolHostGrants(g: Grants, ctx: GrantContext): void {
+  const { names } = ctx;
+  const p = names.prefix;
+  g.serve(`${p}.tool.*`);
+  g.publish(`${p}.audit.*`, `${p}.outbox.*`, `${p}.dlq.>`);
+  g.kvWrite("toolruns", [">"]);
+  g.kvRead("proposals", [">"]);
+  // the audit chain links each record to the stream's last one
+  const audit = names.stream("AUDIT");
+  g.publish(`$JS.API.STREAM.MSG.GET.${audit}`, `$JS.API.DIRECT.GET.${audit}`, `$JS.API.DIRECT.GET.${audit}.>`);
+  g.deny(`${p}.approval.>`, `${p}.proposal.>`);
+}
+
+function bridgeGrants(g: Grants, channel: string, ctx: GrantContext): void {
+  const { names, config } = ctx;
+  const p = names.prefix;
+  g.ownDurable("OUTBOX", `outbox-${channel}`);
+  g.publish(`${p}.dlq.>`);
+  if (approvalChannels(config).includes(channel)) {
+    g.ownDurable("APPROVALS", `approvals-${channel}`);
+    // the one identity kind that may publish a human's decision
+    g.publish(`${p}.approval.decision.*`);
+  }
+  g.deny(`${p}.approval.request.>`, `${p}.proposal.>`);
+}
+
+function webhookGrants(g: Grants, ctx: GrantContext): void {
+  for (const agent of ctx.config.agents) g.publish(ctx.names.wake(agent.id));
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values)];
+}

@@ -1,0 +1,286 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection, Status } from "@nats-io/nats-core";
+import { createUser } from "@nats-io/nkeys";
+import { pino } from "pino";
+import { callTool, writeFleetCredentials, type FleetCredentials, type Identity } from "../../governance/index.js";
+import {
+  connectNats,
+  encode,
+  ensureFleetResources,
+  ensureTaskConsumer,
+  FleetError,
+  FleetNames,
+  isPermissionViolation,
+  openFleetResources,
+  replyResult,
+  requestOperation,
+  type ApprovalDecision,
+  type Task,
+} from "../../protocol/index.js";
+import { ProcessSupervisor, type ChildSpec } from "../../supervisor/index.js";
+import { CLI } from "../helpers/fleet-processes.js";
+import { GOVERNED_TOOLS, governedFleet } from "../helpers/governed-fleet.js";
+import { NatsServer } from "../helpers/nats-server.js";
+import { waitFor } from "../helpers/wait.js";
+
+/*
+ * A real nats-server started with the authorization `fleet up` generates: the broker itself refuses what an identity was
+ * not given (a tool outside the allow list, a forged approval decision, another agent's proposal subject), and the real
+ * agent, router and scheduler processes do their work under their own identities without a single refusal.
+ */
+
+const CODEC = "msgpack" as const;
+
+function decision(proposalId: string, by: string): ApprovalDecision {
+  return { proposalId, decision: "approve", by, via: "telegram", at: Date.now() };
+}
+
+/** Every error status a connection reports (a refused publish arrives as one, asynchronously). */
+function refusals(nc: NatsConnection): string[] {
+  const seen: string[] = [];
+  void (async () => {
+    for await (const s of nc.status() as AsyncIterable<Status>) if (s.type === "error") seen.push(String(s.error));
+  })();
+  return seen;
+}
+
+describe("the broker enforces each identity's permissions", () => {
+  let fleet: ReturnType<typeof governedFleet>;
+  let dir: string;
+  let creds: FleetCredentials;
+  let server: NatsServer;
+  let operator: NatsConnection;
+  const names = new FleetNames("fleet");
+  const open: NatsConnection[] = [];
+
+  const as = async (identity: Identity): Promise<NatsConnection> => {
+    const nc = await connectNats({ servers: server.url, nkeySeedFile: creds.seedFile(identity), name: `test-${identity}`, longLived: false });
+    open.push(nc);
+    return nc;
+  };
+  const messagesIn = async (stream: "APPROVALS" | "PROPOSALS"): Promise<number> =>
+    (await (await jetstreamManager(operator)).streams.info(names.stream(stream))).state.messages;
+
+  before(async () => {
+    fleet = governedFleet();
+    dir = mkdtempSync(join(tmpdir(), "fleet-broker-"));
+    creds = writeFleetCredentials(join(dir, "creds"), fleet.config, GOVERNED_TOOLS);
+    // nats-server resolves an include against the config's own directory, so the block goes in as text
+    server = await NatsServer.start({ config: readFileSync(creds.authFile, "utf8") });
+    operator = await as("operator");
+    await ensureFleetResources(operator, names);
+  });
+  after(async () => {
+    for (const nc of open) if (!nc.isClosed()) await nc.close();
+    await server?.stop();
+    fleet?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a client without credentials, or with a seed the server does not know, is not let in", async () => {
+    await assert.rejects(connectNats({ servers: server.url, name: "anonymous", longLived: false }), (err) => err instanceof FleetError && err.code === "PERMISSION_DENIED");
+    const stranger = join(dir, "stranger.nk");
+    writeFileSync(stranger, new TextDecoder().decode(createUser().getSeed()), { mode: 0o600 });
+    await assert.rejects(connectNats({ servers: server.url, nkeySeedFile: stranger, name: "stranger", longLived: false }), (err) => err instanceof FleetError && err.code === "PERMISSION_DENIED");
+  });
+
+  it("an agent's call to a tool outside its allow list is refused by the broker; its allowed AUTO tool answers", async () => {
+    const host = await as("tools");
+    const calls: string[] = [];
+    for (const tool of ["web_fetch", "http_check", "deploy_site"]) {
+      host.subscribe(names.tool(tool), {
+        queue: "tools",
+        callback: (err, msg) => {
+          if (err) return;
+          calls.push(tool);
+          replyResult(msg, { output: { tool }, durationMs: 1, replayed: false }, CODEC);
+        },
+      });
+    }
+    await host.flush();
+    const scout = await as("agent:scout");
+    const seen = refusals(scout);
+    const call = (tool: string) => callTool(scout, names, tool, { agentId: "scout", input: {} }, { codec: CODEC, timeoutMs: 3_000 });
+
+    // http_check is ship's tool; deploy_site is on scout's list but PROPOSE: it runs only through governance
+    for (const tool of ["http_check", "deploy_site"]) {
+      await assert.rejects(call(tool), (err) => isPermissionViolation(err), `${tool} is refused at once, not timed out`);
+    }
+    const allowed = await call("web_fetch");
+    assert.deepEqual(allowed.output, { tool: "web_fetch" });
+    await host.flush();
+    assert.deepEqual(calls, ["web_fetch"], "the tool host never saw the refused calls");
+    await waitFor("the refusals to be reported on scout's connection", () => seen.length >= 2);
+    assert.ok(seen.some((s) => s.includes('Publish to "fleet.tool.http_check"')), seen.join("\n"));
+  });
+
+  it("an agent's forged approval decision is refused and nothing lands in APPROVALS; the approval bridge's decision lands", async () => {
+    const scout = jetstream(await as("agent:scout"));
+    const atlas = jetstream(await as("agent:atlas"));
+    const before = await messagesIn("APPROVALS");
+    for (const [who, js] of [["scout", scout], ["atlas", atlas]] as const) {
+      await assert.rejects(js.publish(names.approvalDecision("p-1"), encode(decision("p-1", who), CODEC)), (err) => isPermissionViolation(err), who);
+    }
+    const console = jetstream(await as("bridge:console"));
+    await assert.rejects(console.publish(names.approvalDecision("p-1"), encode(decision("p-1", "console"), CODEC)), (err) => isPermissionViolation(err), "console is no approval channel");
+    assert.equal(await messagesIn("APPROVALS"), before, "no forged decision was stored");
+
+    const telegram = jetstream(await as("bridge:telegram"));
+    const ack = await telegram.publish(names.approvalDecision("p-1"), encode(decision("p-1", "4242"), CODEC));
+    assert.equal(ack.stream, names.stream("APPROVALS"));
+    assert.equal(await messagesIn("APPROVALS"), before + 1);
+  });
+
+  it("an agent submits proposals for itself, never in another agent's name", async () => {
+    const scout = jetstream(await as("agent:scout"));
+    const before = await messagesIn("PROPOSALS");
+    await assert.rejects(scout.publish(names.proposal("ship", "submitted"), encode({ id: "x" }, CODEC)), (err) => isPermissionViolation(err));
+    await assert.rejects(scout.publish(names.proposal("scout", "completed"), encode({ id: "x" }, CODEC)), (err) => isPermissionViolation(err));
+    await scout.publish(names.proposal("scout", "submitted"), encode({ id: "x" }, CODEC));
+    assert.equal(await messagesIn("PROPOSALS"), before + 1);
+  });
+
+  it("a reply cannot be steered onto a protected subject: an agent asking with a decision subject as its reply gets nothing stored", async () => {
+    const ship = await as("agent:ship");
+    const shipRefusals = refusals(ship);
+    let asked = 0;
+    ship.subscribe(names.agentOperation("ship", "SendMessage"), {
+      callback: (err, msg) => {
+        if (err) return;
+        asked++;
+        msg.respond(encode({ result: { ok: true } }, CODEC));
+      },
+    });
+    await ship.flush();
+    const before = await messagesIn("APPROVALS");
+    const scout = await as("agent:scout");
+    scout.publish(names.agentOperation("ship", "SendMessage"), encode({ message: "hi" }, CODEC), { reply: names.approvalDecision("p-2") });
+    await scout.flush();
+    await waitFor("ship to be asked", () => asked === 1);
+    await waitFor("ship's reply to be refused", () => shipRefusals.some((s) => s.includes(names.approvalDecision("p-2"))));
+    assert.equal(await messagesIn("APPROVALS"), before);
+  });
+
+  it("an agent reads its own tasks and not another agent's", async () => {
+    const { kv: asOperator } = await openFleetResources(operator, names);
+    await asOperator.tasks.put(names.taskKey("ship", "t-secret"), encode({ secret: true }, CODEC));
+    await asOperator.tasks.put(names.taskKey("scout", "t-own"), encode({ own: true }, CODEC));
+    const { kv } = await openFleetResources(await as("agent:scout"), names, { create: false });
+    assert.ok(await kv.tasks.get(names.taskKey("scout", "t-own")));
+    await assert.rejects(kv.tasks.get(names.taskKey("ship", "t-secret")), (err) => isPermissionViolation(err));
+    await assert.rejects(kv.tasks.put(names.taskKey("ship", "t-secret"), encode({ overwritten: true }, CODEC)), (err) => isPermissionViolation(err));
+  });
+
+  it("the filter the broker checks is the filter the server applies: no smuggling another agent's subject in the body", async () => {
+    const jsm = await jetstreamManager(operator);
+    await ensureTaskConsumer(jsm, names, "scout", { ackWaitMs: 30_000, maxDeliver: 5, backoffMs: [] });
+    const scout = await as("agent:scout");
+    const ask = async (subject: string, body: unknown) => new TextDecoder().decode((await scout.request(subject, JSON.stringify(body), { timeout: 3_000 })).data);
+    // its own durable, with the permitted subject but ship's tasks in the config
+    const steered = await ask(`$JS.API.CONSUMER.CREATE.${names.stream("TASKS")}.agent-scout.${names.task("scout")}`, {
+      stream_name: names.stream("TASKS"),
+      config: { durable_name: "agent-scout", name: "agent-scout", filter_subject: names.task("ship"), ack_policy: "explicit", deliver_policy: "all", max_ack_pending: 1 },
+      action: "",
+    });
+    assert.match(steered, /did not match filtered subject/);
+    const info = await jsm.consumers.info(names.stream("TASKS"), "agent-scout");
+    assert.equal(info.config.filter_subject, names.task("scout"), "scout's durable still reads scout's tasks only");
+    // a direct get names its own key in the subject and another's in the body: the server answers nothing
+    const { kv: asOperator } = await openFleetResources(operator, names);
+    await asOperator.tasks.put(names.taskKey("ship", "t-hidden"), encode({ hidden: "ship's secret" }, "json"));
+    const smuggled = await scout.request(`$JS.API.DIRECT.GET.KV_fleet-tasks.$KV.fleet-tasks.scout.t-none`, JSON.stringify({ last_by_subj: "$KV.fleet-tasks.ship.t-hidden" }), { timeout: 3_000 });
+    assert.doesNotMatch(new TextDecoder().decode(smuggled.data), /secret/);
+    assert.notEqual(smuggled.headers?.get("Nats-Subject"), "$KV.fleet-tasks.ship.t-hidden");
+  });
+
+  it("only the operator may delete a stream or an agent's durable", async () => {
+    const scheduler = await jetstreamManager(await as("scheduler"));
+    await assert.rejects(scheduler.streams.delete(names.stream("AUDIT")), (err) => isPermissionViolation(err));
+    await assert.rejects(scheduler.streams.purge(names.stream("APPROVALS")), (err) => isPermissionViolation(err));
+    const scout = await jetstreamManager(await as("agent:scout"));
+    await assert.rejects(scout.consumers.delete(names.stream("TASKS"), "agent-scout"), (err) => isPermissionViolation(err), "not even its own");
+    assert.ok(await messagesIn("APPROVALS") > 0, "nothing was purged");
+  });
+
+  describe("real processes under their own identities", () => {
+    let procs: ProcessSupervisor;
+    const output: string[] = [];
+
+    const spec = (id: string, args: string[], identity: Identity): ChildSpec => ({
+      id,
+      command: process.execPath,
+      args: [CLI, "run", ...args, "--config", fleet.file, "--nats", server.url, "--creds", creds.seedFile(identity), "--run-id", randomUUID(), "--supervised", "--log-level", "warn"],
+      restart: "permanent",
+    });
+
+    before(async () => {
+      procs = new ProcessSupervisor(
+        [
+          spec("router", ["router"], "router"),
+          spec("scheduler", ["scheduler"], "scheduler"),
+          spec("atlas", ["agent", "atlas"], "agent:atlas"),
+          spec("scout", ["agent", "scout"], "agent:scout"),
+          // idle here, but they start, take their lease, create their durables and serve under their own identities
+          spec("governance", ["governance"], "governance"),
+          spec("tools", ["tools"], "tools"),
+        ],
+        {
+          intensity: 5,
+          periodMs: 60_000,
+          shutdownTimeoutMs: 5_000,
+          restartDelayMs: 50,
+          logger: pino({ level: "silent" }),
+          stdio: "pipe",
+          onChildOutput: (id, line) => output.push(`${id}: ${line}`),
+        },
+      );
+      await procs.start();
+    });
+    after(async () => {
+      await procs?.stop();
+    });
+
+    it("atlas takes a task the operator sends, delegates it to scout, and both complete it; no process meets a refusal", async () => {
+      const { kv } = await openFleetResources(operator, names);
+      for (const id of ["atlas", "scout"]) await waitFor(`${id} to announce itself`, async () => (await kv.agents.get(id)) ?? undefined, 20_000);
+      const jsm = await jetstreamManager(operator);
+      await waitFor("governance's durables", async () => (await jsm.consumers.info(names.stream("PROPOSALS"), "governance-intake").catch(() => undefined)) ?? undefined, 20_000);
+      const sent = await requestOperation(operator, names, "atlas", "SendMessage", {
+        message: { messageId: randomUUID(), role: "ROLE_USER", parts: [{ text: "check the competitors' pricing pages" }] },
+      });
+      const done: Task = await waitFor(
+        "atlas's task to complete",
+        async () => {
+          const t = await requestOperation(operator, names, "atlas", "GetTask", { id: sent.id });
+          return t.status.state === "TASK_STATE_COMPLETED" || t.status.state === "TASK_STATE_FAILED" ? t : undefined;
+        },
+        30_000,
+      );
+      assert.equal(done.status.state, "TASK_STATE_COMPLETED", `atlas's task ended ${done.status.state}:\n${output.join("\n")}`);
+      const delegation = done.artifacts?.find((a) => a.name === "delegation")?.parts.find((p) => "data" in p);
+      const { agent, taskId } = (delegation && "data" in delegation ? delegation.data : {}) as { agent?: string; taskId?: string };
+      assert.equal(agent, "scout");
+      assert.ok(taskId);
+      const scoutTask = await requestOperation(operator, names, "scout", "GetTask", { id: taskId });
+      assert.equal(scoutTask.status.state, "TASK_STATE_COMPLETED");
+      assert.ok(scoutTask.artifacts?.some((a) => a.name === "simulated-answer"), "scout's answer came through the router");
+
+      // what they wrote: their records, the Tasks in KV, the model call's usage, scout's session log
+      assert.ok(await kv.tasks.get(names.taskKey("scout", taskId)));
+      await waitFor("the router's usage record", async () => (await jsm.streams.info(names.stream("USAGE"))).state.messages > 0);
+      await waitFor("scout's session log", async () => (await jsm.streams.info(names.stream("MEMLOG"))).state.messages > 0);
+      // give a late refusal (a heartbeat, the session log, a lease renewal) the time to show
+      await sleep(6_000);
+      const refused = output.filter((line) => /Permissions Violation|PERMISSION_DENIED/.test(line));
+      assert.deepEqual(refused, [], "no process met a refusal: their permissions are sufficient");
+      assert.ok(procs.status().every((c) => c.restarts === 0), `no process restarted:\n${output.join("\n")}`);
+    });
+  });
+});
