@@ -69,8 +69,11 @@ export function loadConfig(options: CliOptions): FleetConfig {
   return loadFleetConfig(configPath(options));
 }
 
+/** --prefix, then the prefix of the fleet named with --config, then "fleet". */
 export function prefixOf(options: CliOptions, config?: FleetConfig): string {
-  return options.prefix ?? config?.fleet.prefix ?? "fleet";
+  if (options.prefix) return options.prefix;
+  if (config) return config.fleet.prefix;
+  return options.config ? loadConfig(options).fleet.prefix : "fleet";
 }
 
 /** One root logger per process, JSON to stderr, secrets redacted; components take children of it. */
