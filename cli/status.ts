@@ -1,5 +1,6 @@
 import type { z } from "zod";
-import { AgentRecord, decode, FleetNames, isAlive, type CodecName, type UsageReply } from "../protocol/index.js";
+import type { KV } from "@nats-io/kv";
+import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, type CodecName, type UsageReply } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
 import { inspect, prefixOf, type CliOptions } from "./context.js";
 
@@ -47,10 +48,37 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
     ]);
     if (usage) console.log(`fleet: ${spendText(usage, undefined)} on ${usage.day}${usage.waiting.length > 0 ? `; ${usage.waiting.length} premium call(s) waiting` : ""}`);
     printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "BREAKER", "SPENT TODAY", "DEDUPED", "DONE/FAILED", "PROCESS"], rows);
+    const proposals = await proposalSummary(kv.proposals, now);
+    if (proposals) console.log(proposals);
     return 0;
   } finally {
     await nc.close();
   }
+}
+
+/**
+ * One line on governance: open proposals, those waiting for a person (the oldest's expiry), and the last day's
+ * refusals by the proposal-dedup rule (the third dedup layer; the DEDUPED column counts the task and discovery layers).
+ */
+async function proposalSummary(proposals: KV, now: number): Promise<string | undefined> {
+  let open = 0;
+  let awaiting = 0;
+  let firstExpiry = Infinity;
+  let dedupRefused = 0;
+  for await (const key of await proposals.keys()) {
+    const entry = await proposals.get(key);
+    const record = entry?.operation === "PUT" ? decodeAny(ProposalRecord, entry.value) : undefined;
+    if (!record) continue;
+    if (!isFinalProposalState(record.state) && record.state !== "completed") open++;
+    if (record.state === "awaiting_human") {
+      awaiting++;
+      firstExpiry = Math.min(firstExpiry, record.deadlines?.expiresAt ?? Infinity);
+    }
+    if (record.verdict?.rejectedBy?.rule === "proposal_dedup" && now - record.createdAt < 24 * 3600_000) dedupRefused++;
+  }
+  if (open === 0 && dedupRefused === 0) return undefined;
+  const waiting = awaiting > 0 ? `, ${awaiting} awaiting a human (first expires in ${Math.max(0, Math.round((firstExpiry - now) / 60_000))} min: fleet proposals)` : "";
+  return `proposals: ${open} open${waiting}; ${dedupRefused} refused as duplicates in the last 24 h`;
 }
 
 function spendText(usage: UsageReply | undefined, agentId: string | undefined): string {

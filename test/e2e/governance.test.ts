@@ -74,6 +74,15 @@ describe("governance end to end", () => {
     const shown = await cli("proposals", id);
     assert.match(shown.stdout, /needs_human\s+human_confirmation/);
 
+    // the same action again while the first waits: the proposal layer of dedup refuses it, and `fleet status` counts it
+    const again = await cli("send", "atlas", "--tool", "email_send", "--input", JSON.stringify({ body: "the quarter's numbers", subject: "numbers", to: "ops@mail.localhost" }), "--reason", "asked twice");
+    const againId = /proposal (\S+) submitted/.exec(again.stdout)?.[1];
+    assert.ok(againId, again.stdout);
+    await waitFor("the duplicate refused", async () => JSON.parse((await cli("proposals", againId, "--json")).stdout).state === "rejected", 15_000);
+    assert.match((await cli("proposals", againId)).stdout, /rejected by proposal_dedup/);
+    const status = await cli("status");
+    assert.match(status.stdout, /proposals: 1 open, 1 awaiting a human .*; 1 refused as duplicates in the last 24 h/);
+
     const approved = await cli("approve", id);
     assert.equal(approved.code, 0, approved.stderr + approved.stdout);
     assert.match(approved.stdout, new RegExp(`${id}: (completed|executing|sentinel_approved)`));
