@@ -1,11 +1,11 @@
 import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/nats-core";
-import { FleetError, requestTyped, ToolCallResult, type CodecName, type FleetNames, type ToolCallRequest } from "../protocol/index.js";
+import { FleetError, isPermissionViolation, requestTyped, ToolCallResult, type CodecName, type FleetNames, type ToolCallRequest } from "../protocol/index.js";
 
 /**
  * Calls a tool on whichever tool host serves it (`<prefix>.tool.<name>`, queue group "tools"): the one way anything in
  * the fleet runs a tool, so the broker's publish permissions on those subjects decide who may. Transport failures are
- * named: no host is TOOL_UNAVAILABLE, no answer in time is TIMEOUT (the call may still be running: the idempotency key
- * makes asking again safe).
+ * named: a refusal by the broker is PERMISSION_DENIED, no host is TOOL_UNAVAILABLE, no answer in time is TIMEOUT (the
+ * call may still be running: the idempotency key makes asking again safe).
  */
 export async function callTool(
   nc: NatsConnection,
@@ -18,6 +18,8 @@ export async function callTool(
     return await requestTyped(nc, names.tool(tool), request, ToolCallResult, options);
   } catch (err) {
     if (err instanceof FleetError) throw err;
+    // the broker refused this identity the tool's subject: the third enforcement of the allow list, named as such
+    if (isPermissionViolation(err)) throw new FleetError("PERMISSION_DENIED", `the broker refuses this process a call to "${tool}"`, { cause: err });
     const cause = err instanceof RequestError && err.cause ? err.cause : err;
     if (cause instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {
       throw new FleetError("TOOL_UNAVAILABLE", `no tool host serves "${tool}"`, { cause: err });

@@ -111,7 +111,7 @@ describe("the broker enforces each identity's permissions", () => {
 
     // http_check is ship's tool; deploy_site is on scout's list but PROPOSE: it runs only through governance
     for (const tool of ["http_check", "deploy_site"]) {
-      await assert.rejects(call(tool), (err) => isPermissionViolation(err), `${tool} is refused at once, not timed out`);
+      await assert.rejects(call(tool), (err) => err instanceof FleetError && err.code === "PERMISSION_DENIED" && isPermissionViolation(err), `${tool} is refused at once, not timed out`);
     }
     const allowed = await call("web_fetch");
     assert.deepEqual(allowed.output, { tool: "web_fetch" });
