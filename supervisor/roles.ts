@@ -2,7 +2,7 @@ import { dirname, resolve } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { routedBehaviour, type AgentBehaviour, type HostedAgent, type RuntimeDeps, type StepMemory } from "../actors/index.js";
 import type { FleetConfig } from "../config/index.js";
-import { AgentTools, referenceTools } from "../governance/index.js";
+import { AgentTools, referenceToolRisks } from "../governance/index.js";
 import type { RiskLevel } from "../protocol/index.js";
 import { assembleContext, liveMemorySources, SessionLog, SkillFiles } from "../memory/index.js";
 import { RouterClient } from "../router/index.js";
@@ -33,7 +33,7 @@ export function behaviourFor(config: FleetConfig, configFile: string) {
     });
   };
   return (agent: HostedAgent, deps: RuntimeDeps): AgentBehaviour => {
-    risks ??= new Map(referenceTools({ js: deps.js, names: deps.names, codec: deps.codec, config }).map((t) => [t.name, t.risk]));
+    risks ??= new Map(Object.entries(referenceToolRisks()));
     const allowed = config.agents.find((a) => a.id === agent.id)?.tools ?? [];
     const tools = new AgentTools({ nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, risks, clock: () => deps.clock.now() });
     return withToolSteps(roleBehaviour(agent, deps), tools);
