@@ -2,6 +2,7 @@ import type { KV } from "@nats-io/kv";
 import { agentById, type FleetConfig } from "../config/index.js";
 import { decode, FleetError, ProposalRecord, type CodecName } from "../protocol/index.js";
 import { sameJson } from "./audit-hash.js";
+import { checkTargets } from "./rules/target-allow-list.js";
 import type { ToolDefinition } from "./tool.js";
 
 /*
@@ -16,6 +17,12 @@ export function checkAllowed(config: FleetConfig, agentId: string, tool: string)
   if (!agent.tools.includes("*") && !agent.tools.includes(tool)) {
     throw new FleetError("TOOL_NOT_ALLOWED", `agent "${agentId}" may not call ${tool} (its tools: ${agent.tools.join(", ") || "none"})`);
   }
+}
+
+/** Every target the input names (a URL, a host, a recipient) must be on `governance.sentinel.targetAllowList`. */
+export function checkCallTargets(config: FleetConfig, tool: ToolDefinition, input: unknown): void {
+  const checked = checkTargets(tool, input, config.governance.sentinel.targetAllowList);
+  if (!checked.ok) throw new FleetError("TOOL_NOT_ALLOWED", `${tool.name}: ${checked.why} (governance.sentinel.targetAllowList)`);
 }
 
 export interface ProposedCall {

@@ -18,7 +18,7 @@ import {
   type ToolCallResult,
 } from "../protocol/index.js";
 import { AuditChain } from "./audit-chain.js";
-import { checkAllowed, checkProposal } from "./call-checks.js";
+import { checkAllowed, checkCallTargets, checkProposal } from "./call-checks.js";
 import { ToolCatalogue } from "./tool-catalogue.js";
 import { ToolRuns, type ToolRunClaim, type ToolRunMode, type ToolRunOutcome } from "./tool-runs.js";
 import type { ToolContext, ToolDefinition } from "./tool.js";
@@ -176,6 +176,7 @@ export class ToolHost {
       const details = issuesOf(parsed.error);
       throw new FleetError("MESSAGE_INVALID", `input of ${tool.name} is invalid: ${details.map((d) => `${d.path}: ${d.message}`).join("; ")}`, { details });
     }
+    checkCallTargets(this.o.config, tool, parsed.data);
     if (request.mode === "run") return this.execute(tool, request, "run", log, (ctx) => tool.handler(parsed.data, ctx));
 
     const rollback = tool.rollback;

@@ -137,6 +137,13 @@ describe("tool host", () => {
     assert.deepEqual(blocked.records.map((r) => [r.ok, r.error?.code]), [[false, "TOOL_BLOCKED"]]);
   });
 
+  it("every call's targets must be on the allow list, AUTO calls too (they never meet Sentinel)", async () => {
+    await assert.rejects(call("http_check", { agentId: "scout", input: { url: "http://169.254.169.254/latest/meta-data" } }), (err: unknown) =>
+      err instanceof FleetError && err.code === "TOOL_NOT_ALLOWED" && /host 169\.254\.169\.254 is not in the target allow list/.test(err.message));
+    const refused = await readAuditRecords(js, names, "msgpack", { tool: "http_check" });
+    assert.ok(refused.records.some((r) => !r.ok && r.error?.code === "TOOL_NOT_ALLOWED"), "the refused call is audited");
+  });
+
   it("a PROPOSE tool runs only as the executing proposal for that very call, and rolls back once completed", async () => {
     const input = { channel: "console", text: "release 1.2 is out" };
     const request = { agentId: "scout", input, proposalId: "p-1", idempotencyKey: "p-1/1" };
