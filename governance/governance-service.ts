@@ -24,9 +24,9 @@ import { ApprovalNotices } from "./approval-notices.js";
 import { ensureGovernanceConsumers } from "./governance-consumers.js";
 import { ProposalIndex } from "./proposal-index.js";
 import { type ProposalEvent, type ProposalPolicy, rollbackRefusal } from "./proposal-machine.js";
-import { newProposalRecord, stepProposal } from "./proposal-step.js";
+import { judgeSubmission } from "./proposal-judge.js";
+import { stepProposal } from "./proposal-step.js";
 import { ProposalStore, type StoredProposal } from "./proposal-store.js";
-import { evaluateProposal } from "./sentinel.js";
 import type { ToolDefinition } from "./tool.js";
 import { callTool } from "./tool-caller.js";
 
@@ -162,27 +162,8 @@ export class GovernanceService {
       return;
     }
     const budget = await this.o.budgetOf(submission.agentId).catch(() => undefined);
-    const now = this.clock();
-    const tool = this.tools.get(submission.tool);
-    const agent = this.o.config.agents.find((a) => a.id === submission.agentId);
-    // Sentinel judges against the index, and the new proposal joins it in the same synchronous step, so two copies
-    // of one action arriving together cannot both pass the dedup and rate-limit rules
-    const verdict = evaluateProposal({
-      proposal: submission,
-      tool,
-      agent,
-      fleet: { quietHours: this.o.config.fleet.quietHours, timeZone: this.o.config.fleet.timeZone },
-      rules: this.o.config.governance.sentinel,
-      budget,
-      others: this.index.othersOf(submission.agentId, submission.tool, now - (agent?.cycleMinutes ?? 60) * 60_000),
-      now,
-    });
-    const pending = newProposalRecord(submission, tool?.risk ?? "BLOCK", now);
-    const judged = stepProposal(pending, this.o.policy, { type: "VERDICT", verdict, now });
-    // an approved proposal is stored already executing (its first attempt counted): one write instead of two, and a
-    // crash after it finds the proposal executing and re-runs it under the same idempotency key
-    const started = judged.record.state === "sentinel_approved" ? stepProposal(judged.record, this.o.policy, { type: "EXECUTION_STARTED", now }) : judged;
-    const record = started.record;
+    // judged and entered into the index in one synchronous step (see judgeSubmission)
+    const { verdict, record, emitted } = judgeSubmission(submission, budget, this.clock(), { config: this.o.config, tools: this.tools, index: this.index, policy: this.o.policy });
     this.index.put(record);
     const created = await this.store.create(record).catch((err: unknown) => {
       this.index.delete(record.id);
@@ -200,7 +181,7 @@ export class GovernanceService {
     }
     this.index.put(record, created.revision);
     await this.store.publishHistory(record, 0);
-    await this.effects(record, judged.emitted);
+    await this.effects(record, emitted);
     msg.ack();
     if (verdict.outcome === "rejected") this.log.info({ proposalId: record.id, agentId: record.agentId, tool: record.tool, rule: verdict.rejectedBy?.rule, why: verdict.rejectedBy?.reason }, "proposal rejected by Sentinel");
     if (record.state === "executing") this.track(this.runTool(record.id));
