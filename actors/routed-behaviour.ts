@@ -1,15 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { FleetError, type ChatMessage, type SessionLogEntry } from "../protocol/index.js";
+import { FleetError, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
 import type { RouterClient } from "../router/index.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { planBySkill, textOf } from "./offline-behaviour.js";
+import type { StepToolOutcome, StepTools } from "./step-tools.js";
 
-/**
- * An execution agent whose work goes through the model router: a task is matched to one of the agent's skills and
- * answered by one `complete` call, at the tier the router picks for the step (its title is the task's first line), billed
- * to the agent and the task. A cycle has nothing to do and makes no call. With no provider configured the router answers
- * on its simulated provider, and the artifact says so.
- */
 /** The memory an agent's step reads and writes; without it a step sees only its role, its skill and the task. */
 export interface StepMemory {
   /** the step's messages: role, the skills the task matches, the memory tiers within their budgets, then the task */
@@ -18,7 +13,28 @@ export interface StepMemory {
   record(entry: { agentId: string; kind: SessionLogEntry["kind"]; text: string; taskId?: string | undefined }): Promise<void>;
 }
 
-export function routedBehaviour(agent: HostedAgent, router: RouterClient, memory?: StepMemory): AgentBehaviour {
+export interface RoutedStepOptions {
+  /** the agent's tools, offered to the model; without them (or with none to offer) a step is one plain call */
+  tools?: StepTools | undefined;
+  /** how many rounds of tool calls a step may make before it must answer in text (default 5) */
+  maxToolRounds?: number;
+}
+
+export const DEFAULT_MAX_TOOL_ROUNDS = 5;
+
+/**
+ * An execution agent whose work goes through the model router: a task is matched to one of the agent's skills and
+ * answered at the tier the router picks for the step (its title is the task's first line), billed to the agent and the
+ * task. A cycle has nothing to do and makes no call. With no provider configured the router answers on its simulated
+ * provider, and the artifact says so.
+ *
+ * With tools, the step is a conversation: while the model answers with tool calls, each call is carried out through
+ * StepTools (governed: it runs, becomes a proposal, or is refused), the results go back as tool messages, and the model
+ * is asked again, every round a normal router call. The text answer it finally gives is the artifact.
+ */
+export function routedBehaviour(agent: HostedAgent, router: RouterClient, memory?: StepMemory, options: RoutedStepOptions = {}): AgentBehaviour {
+  const maxRounds = options.maxToolRounds ?? DEFAULT_MAX_TOOL_ROUNDS;
+  if (!Number.isInteger(maxRounds) || maxRounds < 0) throw new RangeError(`maxToolRounds must be a whole number, not ${maxRounds}`);
   return {
     plan: planBySkill(agent),
     async act(input, ctx) {
@@ -29,6 +45,7 @@ export function routedBehaviour(agent: HostedAgent, router: RouterClient, memory
       const title = request.split("\n", 1)[0]?.slice(0, 200) ?? "";
       const remember = (kind: SessionLogEntry["kind"], text: string) =>
         memory?.record({ agentId: agent.id, kind, text, taskId: item?.taskId }).catch((err: unknown) => ctx.log.warn({ err }, "session log not written"));
+      const made: { name: string; outcome: StepToolOutcome }[] = [];
       try {
         const messages: ChatMessage[] = memory
           ? await memory.prompt(agent, request)
@@ -36,17 +53,40 @@ export function routedBehaviour(agent: HostedAgent, router: RouterClient, memory
               { role: "system", content: systemPrompt(agent, skill) },
               { role: "user", content: request },
             ];
-        const reply = await router.complete({
-          agentId: agent.id,
-          ...(item ? { taskId: item.taskId } : {}),
-          kind: skill?.id ?? "general",
-          title,
-          messages,
-          // an empty answer or a refusal is not an answer: the router escalates the step one tier up
-          checks: ["non-empty", "no-refusal"],
-        });
-        ctx.log.info({ tier: reply.servedTier, costUsd: reply.costUsd, cacheHit: reply.cacheHit, simulated: reply.simulated }, "step answered");
-        await remember("task", `${title} → ${reply.text.replace(/\s+/g, " ").slice(0, 300)}`);
+        const definitions = options.tools?.definitions() ?? [];
+        let costUsd = 0;
+        let reply: CompleteReply;
+        for (let round = 0; ; round++) {
+          ctx.signal.throwIfAborted();
+          reply = await router.complete({
+            agentId: agent.id,
+            ...(item ? { taskId: item.taskId } : {}),
+            kind: skill?.id ?? "general",
+            title,
+            messages,
+            ...(definitions.length > 0 ? { tools: definitions } : {}),
+            // an empty answer or a refusal is not an answer: the router escalates the step one tier up (a turn that
+            // calls tools is exempt there; the text answer after it is checked)
+            checks: ["non-empty", "no-refusal"],
+          });
+          costUsd += reply.costUsd;
+          const calls = reply.toolCalls ?? [];
+          if (calls.length === 0) break;
+          const names = calls.map((c) => c.name).join(", ");
+          // a model may hallucinate a tools API it was never given; nothing could carry the calls out
+          if (!options.tools || definitions.length === 0) return await failed(`the model asked for tools (${names}) but none were offered`);
+          if (round >= maxRounds) return await failed(`the model still asked for tools (${names}) after ${maxRounds} rounds of tool calls: no answer`);
+          messages.push({ role: "assistant", content: reply.text, toolCalls: calls });
+          // one at a time and in order: the model may have meant them as a sequence, and governance sees them so
+          for (const call of calls) {
+            const result = await options.tools.run(call, item?.taskId);
+            ctx.log.info({ tool: call.name, outcome: result.outcome, round }, "model tool call");
+            made.push({ name: call.name, outcome: result.outcome });
+            messages.push({ role: "tool", toolCallId: call.id, content: result.content });
+          }
+        }
+        ctx.log.info({ tier: reply.servedTier, costUsd, cacheHit: reply.cacheHit, simulated: reply.simulated, toolCalls: made.length }, "step answered");
+        await remember("task", `${title} → ${reply.text.replace(/\s+/g, " ").slice(0, 300)}${made.length > 0 ? ` (tools: ${summarise(made)})` : ""}`);
         return {
           ok: true,
           artifacts: [
@@ -63,9 +103,10 @@ export function routedBehaviour(agent: HostedAgent, router: RouterClient, memory
                     tier: reply.servedTier,
                     model: reply.model,
                     why: reply.decision.detail,
-                    costUsd: reply.costUsd,
+                    costUsd,
                     cacheHit: reply.cacheHit,
                     simulated: reply.simulated,
+                    ...(made.length > 0 ? { toolCalls: made } : {}),
                   },
                 },
               ],
@@ -80,11 +121,20 @@ export function routedBehaviour(agent: HostedAgent, router: RouterClient, memory
         if (PASSING.has(error.code)) return { ok: false, retry: true, reason };
         return { ok: false, reason };
       }
+
+      async function failed(reason: string) {
+        await remember("error", `${title} → ${reason.slice(0, 300)}`);
+        return { ok: false as const, reason: made.length > 0 ? `${reason} (tools called: ${summarise(made)})` : reason };
+      }
     },
   };
 }
 
 const PASSING = new Set(["ROUTER_UNAVAILABLE", "TIMEOUT", "NATS_UNAVAILABLE", "PROVIDER_FAILED"]);
+
+function summarise(made: readonly { name: string; outcome: StepToolOutcome }[]): string {
+  return made.map((m) => `${m.name} ${m.outcome}`).join(", ");
+}
 
 function systemPrompt(agent: HostedAgent, skill: HostedAgent["skills"][number] | undefined): string {
   const lines = [`You are ${agent.name}. ${agent.role}`];

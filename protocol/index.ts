@@ -53,6 +53,7 @@ export {
   CompleteRequest,
   EmbedReply,
   EmbedRequest,
+  ModelToolCall,
   RouteDecision,
   RouteReason,
   RouteRequest,

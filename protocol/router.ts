@@ -11,11 +11,31 @@ export const TIER_NAMES = ["nano", "workhorse", "capable", "power", "premium"] a
 export const TierName = z.enum(TIER_NAMES);
 export type TierName = z.infer<typeof TierName>;
 
-export const ChatMessage = z.object({
-  role: z.enum(["system", "user", "assistant", "tool"]),
-  content: z.string(),
-  name: z.string().optional(),
+/**
+ * A tool call the model asked for: OpenAI's `tool_calls[]` entry, flattened. `arguments` is the JSON text the model wrote,
+ * unparsed: it is model output, and whoever runs the call parses and checks it.
+ */
+export const ModelToolCall = z.object({
+  id: z.string().min(1).max(256),
+  name: z.string().min(1).max(128),
+  arguments: z.string(),
 });
+export type ModelToolCall = z.infer<typeof ModelToolCall>;
+
+export const ChatMessage = z
+  .object({
+    role: z.enum(["system", "user", "assistant", "tool"]),
+    /** may be "" on an assistant message that only calls tools */
+    content: z.string(),
+    name: z.string().optional(),
+    /** assistant: the tool calls it made; the conversation goes on with one `tool` message per call */
+    toolCalls: z.array(ModelToolCall).min(1).optional(),
+    /** tool: the id of the call this message answers */
+    toolCallId: z.string().min(1).max(256).optional(),
+  })
+  // Providers refuse these mix-ups with a 400 that would say nothing about whose mistake it was; refused here, it is the sender's.
+  .refine((m) => m.toolCalls === undefined || m.role === "assistant", { message: "only an assistant message carries toolCalls", path: ["toolCalls"] })
+  .refine((m) => m.toolCallId === undefined || m.role === "tool", { message: "only a tool message carries toolCallId", path: ["toolCallId"] });
 export type ChatMessage = z.infer<typeof ChatMessage>;
 
 /** What decides the tier of a step. `task kind` scopes the cache and the cost report ("research", "health-check", ...). */
@@ -97,6 +117,8 @@ export const CompleteReply = z.object({
   fallbacks: z.array(RouteStep),
   decision: RouteDecision,
   latencyMs: z.number().nonnegative(),
+  /** the tools the model asked to call instead of (or besides) answering; `text` may then be "" */
+  toolCalls: z.array(ModelToolCall).min(1).optional(),
 });
 export type CompleteReply = z.infer<typeof CompleteReply>;
 

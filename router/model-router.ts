@@ -5,6 +5,7 @@ import {
   FleetError,
   type CompleteReply,
   type CompleteRequest,
+  type ModelToolCall,
   type RouteDecision,
   type RouteRequest,
   type RouteStep,
@@ -13,7 +14,7 @@ import {
 } from "../protocol/index.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BudgetLedger, Reservation } from "./budget-ledger.js";
-import { assertKnownChecks, compileResponseSchema, runChecks } from "./checks.js";
+import { assertKnownChecks, compileResponseSchema, runChecks, type CheckResult } from "./checks.js";
 import type { TierClassifier } from "./classifier.js";
 import { apiKeyFor, type Deployment, type DeploymentTable } from "./deployments.js";
 import type { DeploymentHealth } from "./deployment-health.js";
@@ -81,7 +82,7 @@ export class ModelRouter {
     const validator = request.responseSchema ? compileResponseSchema(request.responseSchema.schema) : undefined;
     const decision = await this.route(request);
     const scope = { agentId: request.agentId, kind: request.kind ?? "general" };
-    const cacheable = this.options.config.routing.cache.enabled && this.options.cache && !(request.tools && request.tools.length > 0);
+    const cacheable = this.options.config.routing.cache.enabled && this.options.cache && !isToolTurn(request);
 
     if (cacheable && this.options.cache) {
       const hit = await this.options.cache.lookup(scope, request);
@@ -108,7 +109,13 @@ export class ModelRouter {
     for (;;) {
       const served = await this.callAlongChain(request, callId, decision, tier, chain, escalations, fallbacks, () => attempt++);
       totalCost += served.costUsd;
-      const checked = runChecks(served.answer.text, { ...(validator ? { validator } : {}), ...(request.checks ? { checks: request.checks } : {}) });
+      const toolCalls = modelToolCalls(served.answer);
+      // An answer that calls tools is not the step's answer yet: its text may rightly be empty and is no JSON, so the
+      // checks (schema included) wait for the text answer after the tool results; checked now, they would escalate a
+      // perfectly good tool call.
+      const checked: CheckResult = toolCalls
+        ? { ok: true }
+        : runChecks(served.answer.text, { ...(validator ? { validator } : {}), ...(request.checks ? { checks: request.checks } : {}) });
       if (checked.ok) {
         if (cacheable && this.options.cache) {
           await this.options.cache.store(scope, request, {
@@ -119,6 +126,7 @@ export class ModelRouter {
           callId, text: served.answer.text, ...(checked.parsed !== undefined ? { parsed: checked.parsed } : {}), servedTier: served.tier,
           model: served.answer.model, deploymentId: served.deployment.id, simulated: served.deployment.provider.simulated,
           usage: served.answer.usage, costUsd: totalCost, cacheHit: false, escalations, fallbacks, decision, latencyMs: this.clock() - started,
+          ...(toolCalls ? { toolCalls } : {}),
         };
       }
       const next = escalateOneStep(this.options.config.tiers, served.tier, this.options.config.routing.escalationCeiling);
@@ -277,6 +285,22 @@ export class ModelRouter {
 export function worstCaseUsd(prices: { inputPerM: number; outputPerM: number; cachedPerM: number }, request: Pick<CompleteRequest, "messages">, maxOutputTokens: number): number {
   const inputTokens = Math.ceil(estimateInputTokens(request.messages) * 1.2);
   return costUsd(prices, { inputTokens, outputTokens: maxOutputTokens, cachedTokens: 0 });
+}
+
+/**
+ * A turn of a tool-calling conversation is never cached (DESIGN.md): its answer depends on what the tools found, which is
+ * the state of the world, not of the request. That covers the turns that offer tools and those that carry tool results.
+ */
+function isToolTurn(request: CompleteRequest): boolean {
+  if (request.tools && request.tools.length > 0) return true;
+  return request.messages.some((m) => m.role === "tool" || (m.toolCalls !== undefined && m.toolCalls.length > 0));
+}
+
+/** The provider's tool calls in the router's wire shape; undefined when the model asked for none. */
+function modelToolCalls(answer: ProviderAnswer): ModelToolCall[] | undefined {
+  const calls = answer.toolCalls ?? [];
+  if (calls.length === 0) return undefined;
+  return calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments }));
 }
 
 function optionalKey(apiKey: string | undefined): { apiKey?: string } {

@@ -1,5 +1,6 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
 import { z } from "zod";
+import type { ChatMessage } from "../protocol/index.js";
 import { ProviderFailure, type ModelProvider, type ProviderAnswer, type ProviderCall, type ProviderFailureKind } from "./provider.js";
 import { estimateInputTokens, estimateTextTokens } from "./tokens.js";
 
@@ -11,10 +12,10 @@ import { estimateInputTokens, estimateTextTokens } from "./tokens.js";
  * as a ProviderFailure whose kind the router acts on; the answer is read with zod, because a 200 from a third-party
  * server is still untrusted input.
  *
- * We call the SDK's generic `post` rather than `chat.completions.create`: our ChatMessage and tool definitions go to
- * the endpoint exactly as the router received them (the typed params would need casts for tool messages and opaque
- * tools), and the answer comes back typed `unknown`, which is the truth until zod has read it. Transport, auth headers,
- * timeouts and the error classes are the SDK's all the same.
+ * We call the SDK's generic `post` rather than `chat.completions.create`: our messages (in the wire shape `wireMessage`
+ * gives them) and tool definitions go to the endpoint as the router received them (the typed params would need casts
+ * for opaque tools), and the answer comes back typed `unknown`, which is the truth until zod has read it. Transport, auth
+ * headers, timeouts and the error classes are the SDK's all the same.
  */
 
 export interface OpenAIProviderOptions {
@@ -102,7 +103,7 @@ export function openAIProvider(options: OpenAIProviderOptions): ModelProvider {
     async complete(call: ProviderCall): Promise<ProviderAnswer> {
       const body: Record<string, unknown> = {
         model: call.model,
-        messages: call.messages,
+        messages: call.messages.map(wireMessage),
         // `max_tokens`, not `max_completion_tokens`: Ollama and LM Studio ignore the newer name, which would silently
         // lift the cap a budget reservation relies on; OpenAI's reasoning models refuse the old one loudly (a 400).
         max_tokens: call.maxOutputTokens,
@@ -166,6 +167,22 @@ export function openAIProvider(options: OpenAIProviderOptions): ModelProvider {
       return vectors;
     },
   };
+}
+
+/**
+ * One message in the Chat Completions shape. A plain message goes as it always did; an assistant's tool calls go as
+ * `tool_calls` (content null when it said nothing: that is how the API itself returns such a turn, and some compatible
+ * servers refuse an empty string beside tool calls), and a tool message names the call it answers in `tool_call_id`.
+ */
+function wireMessage(message: ChatMessage): Record<string, unknown> {
+  const wire: Record<string, unknown> = { role: message.role, content: message.content };
+  if (message.name !== undefined) wire.name = message.name;
+  if (message.toolCalls && message.toolCalls.length > 0) {
+    if (message.content === "") wire.content = null;
+    wire.tool_calls = message.toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }));
+  }
+  if (message.toolCallId !== undefined) wire.tool_call_id = message.toolCallId;
+  return wire;
 }
 
 function timeoutOf(timeoutMs: number): number {

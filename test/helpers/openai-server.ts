@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { z } from "zod";
-import { ChatMessage } from "../../protocol/index.js";
+import { ChatMessage, type ChatMessage as ChatMessageType } from "../../protocol/index.js";
 import { localEmbedding } from "../../router/local-embedding.js";
 import { estimateInputTokens, estimateTextTokens } from "../../router/tokens.js";
 
@@ -13,8 +13,13 @@ import { estimateInputTokens, estimateTextTokens } from "../../router/tokens.js"
 export interface ScriptedAnswer {
   /** HTTP status; 200 when omitted. At 400 and above the body is an OpenAI-style error whose message is `content`. */
   status?: number;
-  /** the assistant's text; `ok from <model>` when omitted */
+  /** the assistant's text; `ok from <model>` when omitted, and null (no text) when the answer has `toolCalls` */
   content?: string;
+  /**
+   * tool calls the assistant makes (finish_reason "tool_calls"); `id` defaults to `call_<n>`, and `arguments` given as a
+   * value is sent as its JSON text (a string goes as it is, so a test can send arguments that are not JSON)
+   */
+  toolCalls?: { id?: string; name: string; arguments: unknown }[];
   /** the usage to report; computed from the request and the content when omitted */
   usage?: { prompt_tokens: number; completion_tokens: number; cached_tokens?: number };
   /** wait this long before answering */
@@ -36,7 +41,8 @@ export interface RecordedRequest {
 }
 
 const WithModel = z.object({ model: z.string() });
-const ChatBody = z.object({ messages: z.array(ChatMessage) });
+// The request in OpenAI's wire shape (content is null beside tool calls), read just far enough to estimate its tokens.
+const ChatBody = z.object({ messages: z.array(z.object({ role: ChatMessage.shape.role, content: z.string().nullish() })) });
 const EmbeddingsBody = z.object({ input: z.union([z.string(), z.array(z.string())]) });
 
 const ERROR_TYPES: Record<number, { type: string; code: string }> = {
@@ -159,11 +165,17 @@ export class OpenAIServer {
     if (status >= 400) return this.send(res, status, errorBody(status, answer.content ?? `scripted failure ${status}`), answer.headers);
     if (path === "/v1/embeddings") return this.send(res, status, embeddings(model, body), answer.headers);
 
-    const content = answer.content ?? `ok from ${model}`;
-    const chat = ChatBody.safeParse(body);
-    const promptTokens = answer.usage?.prompt_tokens ?? (chat.success ? estimateInputTokens(chat.data.messages) : 0);
-    const completionTokens = answer.usage?.completion_tokens ?? estimateTextTokens(content);
     this.completions += 1;
+    const toolCalls = answer.toolCalls?.map((call, i) => ({
+      id: call.id ?? `call_${this.completions}_${i}`,
+      type: "function",
+      function: { name: call.name, arguments: typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments) },
+    }));
+    const content = answer.content ?? (toolCalls ? null : `ok from ${model}`);
+    const chat = ChatBody.safeParse(body);
+    const messages: ChatMessageType[] = chat.success ? chat.data.messages.map((m) => ({ role: m.role, content: m.content ?? "" })) : [];
+    const promptTokens = answer.usage?.prompt_tokens ?? estimateInputTokens(messages);
+    const completionTokens = answer.usage?.completion_tokens ?? estimateTextTokens(content ?? JSON.stringify(toolCalls));
     this.send(
       res,
       status,
@@ -172,7 +184,11 @@ export class OpenAIServer {
         object: "chat.completion",
         created: Math.floor(Date.now() / 1000),
         model,
-        choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+        choices: [
+          toolCalls
+            ? { index: 0, message: { role: "assistant", content, tool_calls: toolCalls }, finish_reason: "tool_calls" }
+            : { index: 0, message: { role: "assistant", content }, finish_reason: "stop" },
+        ],
         usage: {
           prompt_tokens: promptTokens,
           completion_tokens: completionTokens,

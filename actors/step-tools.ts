@@ -1,0 +1,25 @@
+import type { ModelToolCall } from "../protocol/index.js";
+
+/**
+ * The tools a model step may offer its model, and how a call the model makes is carried out. The step only talks to the
+ * model and keeps the conversation; whether a call runs, becomes a proposal or is refused is governance's business, so
+ * the implementation lives with the process wiring (supervisor/step-tools.ts, over governance's AgentTools).
+ */
+export interface StepTools {
+  /** OpenAI function tools for this agent (`{ type: "function", function: { name, description, parameters } }`) */
+  definitions(): unknown[];
+  /**
+   * Carries out one call. Never throws for what the model got wrong or was not allowed: a refusal, bad arguments or a
+   * failed tool come back as the tool message's content, for the model to read and answer anyway.
+   */
+  run(call: ModelToolCall, taskId?: string): Promise<StepToolResult>;
+}
+
+/** How a call went: `proposed` means it was submitted for a decision, not that it ran. */
+export type StepToolOutcome = "ok" | "refused" | "proposed" | "failed";
+
+export interface StepToolResult {
+  /** the tool message the model reads: the output as JSON, the proposal id and state, or the refusal `CODE: message` */
+  content: string;
+  outcome: StepToolOutcome;
+}

@@ -1,0 +1,120 @@
+import type { StepToolResult, StepTools } from "../actors/index.js";
+import type { AgentTools, ToolCatalogue } from "../governance/index.js";
+import { FleetError, needsProposal, type ModelToolCall, type RiskLevel } from "../protocol/index.js";
+
+export interface GovernedStepToolsOptions {
+  /** the agent's hands: its allow list, the risk levels, direct calls and proposals */
+  tools: AgentTools;
+  /** where the tools' descriptions and input schemas come from */
+  catalogue: ToolCatalogue;
+  /** the longest tool message; a longer output is cut, so a chatty tool cannot blow the step's context or the NATS payload */
+  maxContentChars?: number;
+}
+
+const DEFAULT_MAX_CONTENT_CHARS = 4_000;
+
+/** Governance saying no (as opposed to a tool or the transport failing): the model is told, and must do without. */
+const REFUSALS: ReadonlySet<string> = new Set(["TOOL_NOT_FOUND", "TOOL_NOT_ALLOWED", "TOOL_BLOCKED", "PROPOSAL_REQUIRED", "PERMISSION_DENIED", "MESSAGE_INVALID", "MESSAGE_TOO_LARGE"]);
+
+/**
+ * A model step's tools, governed exactly like a task that names a tool (supervisor/tool-step.ts): the model is offered the
+ * agent's allowed tools that are not BLOCK; an AUTO or AUTO+ call runs through `AgentTools.call` (so the tool host checks
+ * and audits it), a PROPOSE or CONFIRM call becomes a proposal through `AgentTools.propose`, and anything else is refused.
+ * Everything the model sends is model output: the arguments are parsed and checked against the tool's input schema here,
+ * so a mistake comes back to the model at once, in words it can act on, instead of as a refusal one process later.
+ */
+export function governedStepTools(o: GovernedStepToolsOptions): StepTools {
+  const maxChars = o.maxContentChars ?? DEFAULT_MAX_CONTENT_CHARS;
+  // the allow list and the catalogue are fixed for the life of the process: the schemas are rendered once
+  let offered: { risks: Map<string, RiskLevel>; definitions: unknown[] } | undefined;
+  const offer = () => (offered ??= offerable(o.tools, o.catalogue));
+
+  return {
+    definitions: () => offer().definitions,
+
+    async run(call: ModelToolCall, taskId?: string): Promise<StepToolResult> {
+      try {
+        const risk = offer().risks.get(call.name) ?? refuseUnoffered(o.tools, call.name);
+        const input = parseArguments(call);
+        const checked = o.catalogue.require(call.name).input.safeParse(input);
+        if (!checked.success) {
+          const issues = checked.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
+          throw new FleetError("MESSAGE_INVALID", `${call.name} does not take these arguments: ${issues.join("; ")}`);
+        }
+        if (needsProposal(risk)) {
+          // the input as the model wrote it, not with the schema's defaults: the tool host applies them when it runs
+          const proposalId = await o.tools.propose({ tool: call.name, input, reason: `asked for by the model in task ${taskId ?? "(none)"}`, taskId });
+          const decides = risk === "CONFIRM" ? "a person decides" : "Sentinel decides";
+          return { outcome: "proposed", content: `proposal ${proposalId} submitted (${call.name}, ${risk}); ${decides}; it has not run; do not wait for it` };
+        }
+        const result = await o.tools.call(call.name, input, taskId);
+        return { outcome: "ok", content: cut(JSON.stringify(result.output) ?? "null", maxChars) };
+      } catch (err) {
+        const error = FleetError.from(err);
+        return { outcome: REFUSALS.has(error.code) ? "refused" : "failed", content: cut(`${error.code}: ${error.message}`, maxChars) };
+      }
+    },
+  };
+}
+
+/** The agent's allowed tools that are not BLOCK, as OpenAI function tools, with each one's risk. */
+function offerable(tools: AgentTools, catalogue: ToolCatalogue): { risks: Map<string, RiskLevel>; definitions: unknown[] } {
+  const risks = new Map<string, RiskLevel>();
+  const definitions: unknown[] = [];
+  for (const tool of catalogue.list()) {
+    if (!tools.isAllowed(tool.name)) continue;
+    // the risk governance acts on is AgentTools' (the one the broker's permissions were written from), not the definition's
+    let risk: RiskLevel;
+    try {
+      risk = tools.riskOf(tool.name);
+    } catch {
+      continue;
+    }
+    if (risk === "BLOCK") continue;
+    const described = catalogue.describe(tool.name);
+    risks.set(tool.name, risk);
+    definitions.push({
+      type: "function",
+      function: { name: described.name, description: describeForModel(described.description, risk), parameters: withoutMetaSchema(described.inputSchema) },
+    });
+  }
+  return { risks, definitions };
+}
+
+/** What a model must know before it calls a tool that does not run at once. */
+function describeForModel(description: string, risk: RiskLevel): string {
+  if (risk === "PROPOSE") return `${description} (PROPOSE: calling it submits a proposal that Sentinel decides; it runs later, not now.)`;
+  if (risk === "CONFIRM") return `${description} (CONFIRM: calling it submits a proposal a person must approve; it runs later, not now.)`;
+  return description;
+}
+
+/** Providers take a plain JSON schema object as `parameters`; the `$schema` dialect marker is noise some of them refuse. */
+function withoutMetaSchema(schema: unknown): unknown {
+  if (typeof schema !== "object" || schema === null || Array.isArray(schema)) return { type: "object", properties: {} };
+  return Object.fromEntries(Object.entries(schema).filter(([key]) => key !== "$schema"));
+}
+
+/** Why a tool that was not offered may not run, in the same words the direct path would use. */
+function refuseUnoffered(tools: AgentTools, name: string): never {
+  const risk = tools.riskOf(name); // TOOL_NOT_FOUND for a name the model made up
+  if (risk === "BLOCK") throw new FleetError("TOOL_BLOCKED", `"${name}" is BLOCK: it never runs`);
+  if (tools.isAllowed(name)) throw new FleetError("TOOL_NOT_FOUND", `"${name}" has no description in this process's catalogue`);
+  throw new FleetError("TOOL_NOT_ALLOWED", `this agent is not allowed "${name}"`);
+}
+
+function parseArguments(call: ModelToolCall): unknown {
+  // some models send "" for a tool without parameters
+  if (call.arguments.trim() === "") return {};
+  try {
+    const input: unknown = JSON.parse(call.arguments);
+    return input;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new FleetError("MESSAGE_INVALID", `the arguments of ${call.name} are not JSON (${why}); call it again with a JSON object`);
+  }
+}
+
+function cut(text: string, maxChars: number): string {
+  if (text.length <= maxChars) return text;
+  return `${text.slice(0, maxChars)}… (cut: ${text.length - maxChars} more characters)`;
+}
