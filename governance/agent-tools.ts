@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import {
@@ -12,7 +12,18 @@ import {
   type RiskLevel,
   type ToolCallResult,
 } from "../protocol/index.js";
+import { canonicalJson } from "./canonical-json.js";
 import { callTool } from "./tool-caller.js";
+
+/**
+ * A proposal made inside a task is named by the task and the action (tool + canonical input): the same task redelivered
+ * after a crash proposes the same action under the same id, which governance takes as the proposal it already has —
+ * no second proposal, no second effect. Outside a task every proposal is new.
+ */
+export function proposalIdFor(agentId: string, tool: string, input: unknown, taskId: string | undefined): string {
+  if (!taskId) return randomUUID();
+  return `t-${createHash("sha256").update(`${agentId}\u0000${taskId}\u0000${tool}\u0000${canonicalJson(input)}`).digest("hex").slice(0, 40)}`;
+}
 
 export interface AgentToolsOptions {
   nc: NatsConnection;
@@ -63,7 +74,7 @@ export class AgentTools {
    */
   async propose(proposal: { tool: string; input: unknown; reason: string; taskId?: string | undefined; id?: string }): Promise<string> {
     const submission = {
-      id: proposal.id ?? randomUUID(),
+      id: proposal.id ?? proposalIdFor(this.o.agentId, proposal.tool, proposal.input, proposal.taskId),
       agentId: this.o.agentId,
       tool: proposal.tool,
       input: proposal.input,

@@ -21,3 +21,4 @@ export { ProposalStore, type StoredProposal } from "./proposal-store.js";
 export { evaluateProposal, RULE_NAMES, actionKey, type OtherProposal, type RuleName, type SentinelInput } from "./sentinel.js";
 export { callTool } from "./tool-caller.js";
 export { checkGovernanceConfig, policyOf, startGovernance, type StartGovernanceOptions } from "./start-governance.js";
+export { proposalIdFor } from "./agent-tools.js";

@@ -282,8 +282,8 @@ export class ModelRouter {
  * What a call may cost at most: the output budget in full, and the input estimate with 20 % headroom, because the
  * provider's tokenizer is not ours. Caps hold to within one reservation only while the settled cost stays under it.
  */
-export function worstCaseUsd(prices: { inputPerM: number; outputPerM: number; cachedPerM: number }, request: Pick<CompleteRequest, "messages">, maxOutputTokens: number): number {
-  const inputTokens = Math.ceil(estimateInputTokens(request.messages) * 1.2);
+export function worstCaseUsd(prices: { inputPerM: number; outputPerM: number; cachedPerM: number }, request: Pick<CompleteRequest, "messages" | "tools">, maxOutputTokens: number): number {
+  const inputTokens = Math.ceil(estimateInputTokens(request.messages, request.tools) * 1.2);
   return costUsd(prices, { inputTokens, outputTokens: maxOutputTokens, cachedTokens: 0 });
 }
 

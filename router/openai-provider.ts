@@ -143,7 +143,7 @@ export function openAIProvider(options: OpenAIProviderOptions): ModelProvider {
               cachedTokens: Math.min(parsed.data.usage.prompt_tokens_details?.cached_tokens ?? 0, parsed.data.usage.prompt_tokens),
             }
           : // Without a count from the endpoint the bill is estimated the way a reservation is, rather than billed as free.
-            { inputTokens: estimateInputTokens(call.messages), outputTokens: estimateTextTokens(text ?? JSON.stringify(toolCalls)), cachedTokens: 0 },
+            { inputTokens: estimateInputTokens(call.messages, call.tools), outputTokens: estimateTextTokens(text ?? JSON.stringify(toolCalls)), cachedTokens: 0 },
       };
       if (toolCalls.length > 0) answer.toolCalls = toolCalls;
       return answer;

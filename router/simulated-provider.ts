@@ -28,7 +28,7 @@ export function simulatedProvider(deploymentId = "simulated"): ModelProvider {
         text,
         model: call.model,
         usage: {
-          inputTokens: estimateInputTokens(call.messages),
+          inputTokens: estimateInputTokens(call.messages, call.tools),
           outputTokens: Math.min(call.maxOutputTokens, SIMULATED_OUTPUT_TOKENS),
           cachedTokens: 0,
         },

@@ -12,9 +12,15 @@ export function estimateTextTokens(text: string): number {
   return Math.ceil(text.length / CHARS_PER_TOKEN);
 }
 
-export function estimateInputTokens(messages: readonly ChatMessage[]): number {
+export function estimateInputTokens(messages: readonly ChatMessage[], tools?: readonly unknown[]): number {
   let total = 0;
-  for (const message of messages) total += TOKENS_PER_MESSAGE + estimateTextTokens(message.content);
+  for (const message of messages) {
+    total += TOKENS_PER_MESSAGE + estimateTextTokens(message.content);
+    // a tool-calling turn's arguments are input too when the conversation goes back to the model
+    for (const call of message.toolCalls ?? []) total += estimateTextTokens(call.name) + estimateTextTokens(call.arguments);
+  }
+  // the tool definitions travel with every turn that offers them
+  if (tools && tools.length > 0) total += estimateTextTokens(JSON.stringify(tools));
   return total;
 }
 
