@@ -1,6 +1,7 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
 import {
@@ -23,12 +24,17 @@ import {
 import { ApprovalNotices } from "./approval-notices.js";
 import { ensureGovernanceConsumers } from "./governance-consumers.js";
 import { ProposalIndex } from "./proposal-index.js";
-import { type ProposalEvent, type ProposalPolicy, rollbackRefusal } from "./proposal-machine.js";
+import { nextDeadline, type ProposalEvent, type ProposalPolicy, rollbackRefusal } from "./proposal-machine.js";
 import { judgeSubmission } from "./proposal-judge.js";
 import { stepProposal } from "./proposal-step.js";
 import { ProposalStore, type StoredProposal } from "./proposal-store.js";
 import type { ToolDefinition } from "./tool.js";
 import { callTool } from "./tool-caller.js";
+
+/** Errors that say nothing about the tool's outcome: the call is asked again, it is not a failed execution. */
+const NOT_A_FAILURE: ReadonlySet<string> = new Set(["TOOL_IN_PROGRESS", "TOOL_UNAVAILABLE", "TIMEOUT"]);
+const WAIT_FIRST_MS = 500;
+const WAIT_MAX_MS = 30_000;
 
 export interface GovernanceServiceOptions {
   nc: NatsConnection;
@@ -73,6 +79,7 @@ export class GovernanceService {
   private rollbackSub: Subscription | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private stopping = false;
+  private readonly stopped = new AbortController();
 
   constructor(private readonly o: GovernanceServiceOptions) {
     this.store = new ProposalStore(o.proposalsKv, o.js, o.names, o.codec);
@@ -99,6 +106,7 @@ export class GovernanceService {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.stopped.abort();
     clearInterval(this.ticker);
     this.rollbackSub?.unsubscribe();
     await Promise.all(this.streams.map((s) => s.close().catch(() => undefined)));
@@ -115,7 +123,8 @@ export class GovernanceService {
     const now = this.clock();
     const due: Promise<unknown>[] = [];
     for (const record of this.index.open()) {
-      if (record.state === "awaiting_human") due.push(this.apply(record.id, { type: "TICK", now }));
+      // the chart would find nothing to do before the next deadline: skip the step
+      if (record.state === "awaiting_human" && now >= nextDeadline(record)) due.push(this.apply(record.id, { type: "TICK", now }));
       else if (record.state === "sentinel_approved" && (record.retryAt ?? 0) <= now) due.push(this.execute(record.id));
     }
     this.index.prune(now);
@@ -251,20 +260,27 @@ export class GovernanceService {
   private async runToolUnguarded(id: string, record: ProposalRecord): Promise<void> {
     const request = { agentId: record.agentId, input: record.input, proposalId: id, idempotencyKey: id, mode: "run" as const, ...(record.taskId ? { taskId: record.taskId } : {}) };
     let event: ProposalEvent;
+    let waitMs = WAIT_FIRST_MS;
     for (;;) {
       try {
         const result = await callTool(this.o.nc, this.o.names, record.tool, request, { codec: this.o.codec, timeoutMs: this.o.toolTimeoutMs ?? 60_000 });
         event = { type: "EXECUTION_SUCCEEDED", output: result.output, now: this.clock() };
+        break;
       } catch (err) {
         const error = FleetError.from(err);
-        // the first call is still running on a tool host: ask again later, it is not a failed attempt
-        if (error.code === "TOOL_IN_PROGRESS" && !this.stopping) {
-          await new Promise((r) => setTimeout(r, Math.min(error.retryAfterMs ?? 1_000, 5_000)));
-          continue;
+        if (!NOT_A_FAILURE.has(error.code)) {
+          event = { type: "EXECUTION_FAILED", error: error.toPayload(), now: this.clock() };
+          break;
         }
-        event = { type: "EXECUTION_FAILED", error: error.toPayload(), now: this.clock() };
+        // the tool did not fail: it is still running, no host serves it right now, or the answer was lost. Asking again
+        // under the same idempotency key is safe, so the proposal waits executing instead of spending an attempt; on
+        // shutdown it is left executing in KV and the next governance process picks it up
+        if (this.stopping) return;
+        if (waitMs === WAIT_FIRST_MS) this.log.warn({ proposalId: id, tool: record.tool, code: error.code }, "tool not answering; the proposal waits executing and asks again");
+        // a host's retry-after is the latest the call could still finish; a finished call answers sooner than that
+        await sleep(Math.min(error.retryAfterMs ?? waitMs, waitMs), undefined, { signal: this.stopped.signal }).catch(() => undefined);
+        waitMs = Math.min(waitMs * 2, WAIT_MAX_MS);
       }
-      break;
     }
     await this.apply(id, event);
   }

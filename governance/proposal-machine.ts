@@ -68,6 +68,16 @@ function dueNotice(context: ProposalContext, now: number): NoticeKind | undefine
   return undefined;
 }
 
+/** When the next notice or the expiry of a proposal waiting for a person is due (Infinity when none is). */
+export function nextDeadline(record: ProposalRecord): number {
+  const { deadlines, notified } = record;
+  if (!deadlines) return Infinity;
+  let next = deadlines.expiresAt;
+  if (!notified.includes("escalation")) next = Math.min(next, deadlines.escalationAt);
+  if (!notified.includes("reminder") && !notified.includes("escalation")) next = Math.min(next, deadlines.reminderAt);
+  return next;
+}
+
 /** Why a rollback is refused now, or undefined when it may run. */
 export function rollbackRefusal(record: ProposalRecord, now: number): string | undefined {
   if (record.risk !== "PROPOSE") return `only PROPOSE proposals can be rolled back (this one is ${record.risk})`;

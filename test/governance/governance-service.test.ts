@@ -270,6 +270,21 @@ describe("governance service", () => {
     assert.equal(done.attempts, 1);
   });
 
+  it("no tool host for a while: the proposal waits executing without spending attempts, and completes when one is back", async () => {
+    await host.stop();
+    const id = await ship.propose({ tool: "noop", input: { n: 99 }, reason: "while the host is down" });
+    await until(id, "executing");
+    await sleep(1_500);
+    const waiting = await stateOf(id);
+    assert.equal(waiting?.state, "executing");
+    assert.equal(waiting?.attempts, 1);
+    host = new ToolHost({ nc, js, names, codec: "msgpack", config, tools, kv: { proposals: resources.kv.proposals, toolruns: resources.kv.toolruns }, host: "test", log, clock: { now: clock } });
+    await host.start();
+    const done = await until(id, "completed");
+    assert.equal(done.attempts, 1);
+    assert.deepEqual(done.output, { n: 99 });
+  });
+
   it("the 47-email case: Sentinel's rate limit lets 10 through in one cycle and refuses the other 37, naming itself", async () => {
     const ids: string[] = [];
     for (let k = 0; k < 47; k++) ids.push(await new AgentTools({ nc, js, names, codec: "msgpack", agentId: "atlas", allowed: ["*"], risks: new Map(tools.map((t) => [t.name, t.risk])), clock }).propose({ tool: "send_mail", input: { to: `lead-${k}`, body: "hello" }, reason: "outreach" }));
