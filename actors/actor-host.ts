@@ -32,6 +32,7 @@ import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { submitTask, type SubmitDeps } from "./submit-task.js";
 import { agentCard, isRunningSnapshot, readAgentRecord } from "./agent-record.js";
 import { CoalescedWriter } from "./coalesced-writer.js";
+import type { CycleScheduler } from "./cycle-scheduler.js";
 import { staggerOf } from "./stagger.js";
 import { TaskDedup } from "./task-dedup.js";
 import { TaskStore } from "./task-store.js";
@@ -57,6 +58,8 @@ export interface ActorHostOptions {
   log: Logger;
   /** the fleet's quiet window: no cycles inside it */
   quietHours: DailyWindow;
+  /** the runtime's one timer for every host's deadlines: the next cycle, the breaker's cooldown, the end of quiet hours */
+  scheduler: CycleScheduler;
   /** `fleet restart <agent>`: how this process restarts (exit and let its supervisor start it); absent = unsupported */
   onRestartRequested?: (() => void) | undefined;
 }
@@ -88,6 +91,11 @@ export class ActorHost {
   private wakeRequested = false;
   private loop: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
+  /** this host's entries in the runtime scheduler (agent ids are unique within a runtime) */
+  private readonly checkKey: string;
+  private readonly cooldownKey: string;
+  /** the chart's state at its last notification: reaching idle is when the next check is armed */
+  private lastValue = "";
   private stopping = false;
   private inFlight: { taskId: string; msg: JsMsg } | undefined;
   private messages: ConsumerMessages | undefined;
@@ -103,6 +111,8 @@ export class ActorHost {
     this.o = options;
     this.agentId = options.agent.id;
     this.log = options.log.child({ component: "actor-host", agentId: this.agentId });
+    this.checkKey = `${this.agentId}:cycle`;
+    this.cooldownKey = `${this.agentId}:breaker`;
     this.store = new TaskStore(options.kv.tasks, options.names, options.codec);
     this.dedup = new TaskDedup({ kv: options.kv.dedup, codec: options.codec, now: () => options.clock.now(), log: this.log });
   }
@@ -126,12 +136,25 @@ export class ActorHost {
       log: this.log,
       restored: previous?.breakerSnapshot,
       onChange: () => {
+        // called from the constructor too (a trial that died with its process): arming waits for the assignment below
+        if (!this.discipline) return;
+        this.armCooldown();
+        // a closed breaker may release a held cycle; from the scheduler, not from inside the breaker's notification
+        this.scheduleCheck(this.o.clock.now());
         if (this.announced) void this.putRecord().catch((err) => this.log.debug({ err }, "breaker not persisted"));
       },
     });
+    this.armCooldown();
     this.actor = this.createAgentActor(previous?.snapshot);
     this.actor.subscribe({
-      next: (snap) => this.persistOnStateChange(String(snap.value)),
+      next: (snap) => {
+        const value = String(snap.value);
+        // back to idle (a cycle or a task done, or a restored task finished): the next cycle is due at its new time, or
+        // at once if it passed meanwhile (one coalesced tick) or a wake-up came while busy
+        if (value === "idle" && this.lastValue !== "idle") this.scheduleCheck(this.wakeRequested ? this.o.clock.now() : snap.context.nextCycleAt);
+        this.lastValue = value;
+        this.persistOnStateChange(value);
+      },
       error: (err) => this.log.error({ err }, "agent chart failed"),
     });
     this.actor.start();
@@ -180,18 +203,15 @@ export class ActorHost {
         if (!err) this.onInboxMessage(msg.subject, msg.data, msg.headers?.get("Content-Type"));
       },
     });
+    // the heartbeat keeps its own interval: Node runs every interval of one duration off one native timer, so 10,000 of
+    // them cost their callbacks (a KV put each, the heartbeat's point) and nothing a shared heap would save
     this.timers.push(setInterval(() => void this.heartbeat(), this.o.heartbeatMs));
-    this.timers.push(
-      setInterval(() => {
-        this.discipline.tick(this.o.clock.now());
-        this.tickIfDue();
-      }, 1_000),
-    );
+    this.check();
     this.wake = this.o.nc.subscribe(names.wake(this.agentId), {
       callback: (err) => {
         if (err) return;
         this.wakeRequested = true;
-        this.tickIfDue();
+        this.check();
       },
     });
     this.loop = this.consumeLoop(consumer);
@@ -208,6 +228,8 @@ export class ActorHost {
     if (this.stopping) return;
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
+    this.o.scheduler.cancel(this.checkKey);
+    this.o.scheduler.cancel(this.cooldownKey);
     this.service?.stop();
     this.control?.stop();
     this.inbox?.unsubscribe();
@@ -252,16 +274,41 @@ export class ActorHost {
     return createActor(machine, { input });
   }
 
-  private tickIfDue(): void {
+  /**
+   * Runs the cycle if one is due and may run, else arms the scheduler for when it can. Every deadline is absolute and
+   * re-read here, so a check that comes early or twice does no harm.
+   */
+  private check(): void {
+    if (this.stopping) return;
     const snap = this.actor.getSnapshot();
+    // busy: reaching idle arms the next check
+    if (snap.value !== "idle") return;
     const now = this.o.clock.now();
-    if (this.stopping || snap.value !== "idle") return;
     // missed cycles (downtime, a long task) and wake-ups that came while busy coalesce into one tick
-    if (now < snap.context.nextCycleAt && !this.wakeRequested) return;
-    // quiet hours or an open breaker: the tick (or wake-up) waits, and comes once when they end
-    if (!this.discipline.mayRunCycle(now)) return;
+    const due = this.wakeRequested ? now : snap.context.nextCycleAt;
+    if (now < due) return this.scheduleCheck(due);
+    // quiet hours: the tick (or wake-up) comes once, when they end; an open breaker: when it closes (onChange)
+    const allowedAt = this.discipline.cycleAllowedAt(now);
+    if (allowedAt === undefined) return this.o.scheduler.cancel(this.checkKey);
+    if (now < allowedAt) return this.scheduleCheck(allowedAt);
     this.wakeRequested = false;
     this.actor.send({ type: "CYCLE_TICK", now });
+  }
+
+  private scheduleCheck(at: number): void {
+    if (!this.stopping) this.o.scheduler.schedule(this.checkKey, at, () => this.check());
+  }
+
+  /** The breaker has no timer of its own: an open one gets its TICK when its cooldown ends, and half-opens. */
+  private armCooldown(): void {
+    const at = this.discipline.cooldownEndsAt();
+    if (at === undefined || this.stopping) return this.o.scheduler.cancel(this.cooldownKey);
+    this.o.scheduler.schedule(this.cooldownKey, at, () => {
+      if (this.stopping) return;
+      this.discipline.tick(this.o.clock.now());
+      // still open (the operator's clock moved back): arm again; a transition re-armed through onChange already
+      this.armCooldown();
+    });
   }
 
   private whenIdle(): Promise<void> {

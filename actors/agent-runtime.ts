@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { connectNats, FleetNames, openFleetResources, type CodecName, type FleetResources } from "../protocol/index.js";
 import { ActorHost, type Clock } from "./actor-host.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
+import { CycleScheduler, nodeTimers } from "./cycle-scheduler.js";
 import type { DailyWindow } from "./quiet-hours.js";
 
 export interface RuntimeSettings {
@@ -45,6 +46,8 @@ export class AgentRuntime {
   private constructor(
     readonly nc: NatsConnection,
     private readonly log: Logger,
+    /** one timer for all the hosts' deadlines, instead of a check loop per host */
+    readonly scheduler: CycleScheduler,
   ) {}
 
   static async start(
@@ -63,7 +66,8 @@ export class AgentRuntime {
     const log = options.log;
     const clock = options.clock ?? { now: () => Date.now() };
     const nc = await connectNats({ servers: settings.servers, ...settings.credentials, name: settings.processName, logger: log });
-    const runtime = new AgentRuntime(nc, log);
+    const scheduler = new CycleScheduler({ timers: { ...nodeTimers, now: () => clock.now() }, log: log.child({ component: "cycle-scheduler" }) });
+    const runtime = new AgentRuntime(nc, log, scheduler);
     try {
       const names = new FleetNames(settings.prefix);
       const resources = await openFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes, create: settings.createResources ?? true });
@@ -92,6 +96,7 @@ export class AgentRuntime {
           clock,
           log,
           quietHours: settings.quietHours,
+          scheduler,
           onRestartRequested: options.onRestartRequested,
         });
         await host.start();
@@ -106,6 +111,7 @@ export class AgentRuntime {
 
   async stop(): Promise<void> {
     await Promise.all(this.hosts.map((h) => h.stop()));
+    this.scheduler.stop();
     // a drain needs the server; if it is gone, do not wait for it forever
     if (!this.nc.isClosed()) {
       await Promise.race([this.nc.drain().catch(() => undefined), sleep(5_000)]);

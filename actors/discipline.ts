@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createActor, type Actor } from "xstate";
 import type { Logger } from "pino";
 import { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";
-import { isQuiet, type DailyWindow } from "./quiet-hours.js";
+import { isQuiet, nextBoundary, type DailyWindow } from "./quiet-hours.js";
 
 /**
  * The operating discipline one agent runs under: its circuit breaker (no work while open, one trial task when half-open)
@@ -25,7 +25,8 @@ export class AgentDiscipline {
   ) {
     this.breaker = this.createBreaker(o.restored);
     this.breaker.on("*", (event) => o.log.warn({ breaker: event.type, ...("openUntil" in event ? { openUntil: new Date(event.openUntil).toISOString() } : {}) }, "circuit breaker"));
-    // XState notifies after every event, changed or not (a TICK each second): rewrite the record only on a real change
+    // XState notifies after every event, changed or not (a TICK that finds the cooldown not over): rewrite the record only
+    // on a real change
     let last = this.breaker.getSnapshot();
     this.breaker.subscribe((snap) => {
       if (snap === last) return;
@@ -53,6 +54,24 @@ export class AgentDiscipline {
   /** Cycles may wake models, so they need a closed breaker and a waking fleet. */
   mayRunCycle(now: number): boolean {
     return this.breaker.getSnapshot().value === "closed" && !isQuiet(this.o.quietHours, now);
+  }
+
+  /**
+   * When a due cycle may run: `now` when it may run now, the end of quiet hours when only they hold it back, undefined
+   * while the breaker does (its cooldown and its transitions are the host's cue to ask again).
+   */
+  cycleAllowedAt(now: number): number | undefined {
+    if (this.breaker.getSnapshot().value !== "closed") return undefined;
+    return isQuiet(this.o.quietHours, now) ? nextBoundary(this.o.quietHours, now).at : now;
+  }
+
+  /**
+   * When an open breaker's cooldown ends: the chart has no timer of its own, so the host sends `tick` then and the
+   * breaker half-opens. Undefined unless open.
+   */
+  cooldownEndsAt(): number | undefined {
+    const snap = this.breaker.getSnapshot();
+    return snap.value === "open" ? (snap.context.openUntil ?? 0) : undefined;
   }
 
   /**

@@ -9,6 +9,7 @@ export { submitTask, taskIdFor, type SubmitDeps } from "./submit-task.js";
 export { TaskStore } from "./task-store.js";
 export { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";
 export { AgentDiscipline } from "./discipline.js";
+export { CycleScheduler, nodeTimers, type SchedulerTimers } from "./cycle-scheduler.js";
 export { deferUntil, isQuiet, nextBoundary, quietHoursMachine, validateWindow, type DailyWindow } from "./quiet-hours.js";
 export { normalizeTitle, titleSimilarity } from "./similarity.js";
 export { TaskDedup, type AdmitResult, type DedupKind, type TaskDedupOptions } from "./task-dedup.js";

@@ -12,10 +12,11 @@ import { figure, percentile, say, type Result } from "./report.js";
 /**
  * Scheduler benchmark: one process hosting N (10,000) agents on 1-minute cycles, against a bare setTimeout loop.
  *   `--mode hosts` (default; Option A): a real nats-server and a real AgentRuntime hosting N synthetic agents, each
- *     ActorHost with its own 1 s check loop, heartbeat, task consumer and subscriptions, as in production.
- *   `--mode charts` (Option B): N agent charts in this process without NATS, each with what an ActorHost runs every
- *     second: its AgentDiscipline (breaker TICK) and the host's check `idle && now >= nextCycleAt` → CYCLE_TICK. The
- *     scheduling cost of the design without the I/O.
+ *     ActorHost with its heartbeat, task consumer and subscriptions, its cycles on the runtime's one CycleScheduler, as
+ *     in production.
+ *   `--mode charts` (Option B): N agent charts in this process without NATS, each with what an ActorHost does: its
+ *     AgentDiscipline, and a CycleScheduler entry at `nextCycleAt` (re-armed on reaching idle) whose check sends
+ *     CYCLE_TICK. The scheduling cost of the design without the I/O.
  *   baseline (`--baseline`, its own child process, over the same window): N setTimeout chains on the same staggered
  *     schedule, each re-arming for +60 s from when it fired.
  * Agents never sleep (quiet hours start = end) and their plan returns `nothing`: an empty cycle, no model call. The chart
@@ -191,14 +192,14 @@ function runBaselineChild(count: number, windowMs: number): Promise<Summary> {
 
 /** N agent charts with the host's per-second loop, no NATS: the scheduling cost of the design without I/O noise. */
 async function charts(count: number): Promise<Side> {
-  const { AgentDiscipline, agentMachine } = await import("../actors/index.js");
+  const { AgentDiscipline, CycleScheduler, agentMachine } = await import("../actors/index.js");
   const { createActor, fromPromise } = await import("xstate");
   const { pino } = await import("pino");
   const log = pino({ level: "silent" });
   const ticks = new Ticks();
   /** what the host would write to KV `agents` (putRecord): on every breaker notification and on reaching idle/acting */
   let recordWrites = 0;
-  const timers: NodeJS.Timeout[] = [];
+  const scheduler = new CycleScheduler({ log });
   const stops: (() => void)[] = [];
   const t0 = Date.now();
   for (let i = 0; i < count; i++) {
@@ -217,24 +218,24 @@ async function charts(count: number): Promise<Side> {
     const now = Date.now();
     const firstCycleAt = now + staggerOf(id, CYCLE_MS);
     const actor = createActor(machine, { input: { agentId: id, cycleMs: CYCLE_MS, now, firstCycleAt } });
+    // ActorHost's check, reduced to a never-quiet fleet with a closed breaker
+    const check = () => {
+      const now = Date.now();
+      const snap = actor.getSnapshot();
+      if (snap.value !== "idle") return;
+      if (now < snap.context.nextCycleAt) return scheduler.schedule(id, snap.context.nextCycleAt, check);
+      if (discipline.cycleAllowedAt(now) === now) actor.send({ type: "CYCLE_TICK", now });
+    };
     let last = "";
     actor.subscribe((s) => {
       const value = String(s.value);
       if (value !== last && (value === "idle" || value === "acting")) recordWrites++;
+      if (value === "idle" && last !== "idle") scheduler.schedule(id, s.context.nextCycleAt, check);
       last = value;
     });
     actor.start();
     ticks.expect(id, firstCycleAt, true);
-    // the body of ActorHost's 1 s interval: discipline.tick, then tickIfDue
-    timers.push(
-      setInterval(() => {
-        const now = Date.now();
-        discipline.tick(now);
-        const snap = actor.getSnapshot();
-        if (snap.value !== "idle" || now < snap.context.nextCycleAt || !discipline.mayRunCycle(now)) return;
-        actor.send({ type: "CYCLE_TICK", now });
-      }, 1_000),
-    );
+    check();
     stops.push(() => {
       actor.stop();
       discipline.stop();
@@ -247,7 +248,7 @@ async function charts(count: number): Promise<Side> {
     ticks,
     info: () => `record writes the ActorHost would send to KV: ${Math.round(((recordWrites - writes0) * 1000) / (Date.now() - since))}/s`,
     stop: async () => {
-      for (const t of timers) clearInterval(t);
+      scheduler.stop();
       for (const stop of stops) stop();
     },
   };
