@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { nanos, type NatsConnection } from "@nats-io/nats-core";
 import {
   AckPolicy,
@@ -75,6 +76,19 @@ export async function ensureFleetResources(
   names: FleetNames,
   options: ResourceOptions = {},
 ): Promise<FleetResources> {
+  // processes starting together race to create the same stream: the loser's create fails ("already in use", "subjects
+  // overlap") although the stream it wanted now exists, so it looks again instead of failing its start
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ensureOnce(nc, names, options);
+    } catch (err) {
+      if (attempt >= 4 || !(err instanceof JetStreamApiError) || isPermissionViolation(err)) throw err;
+      await sleep(50 + Math.random() * 200 * attempt);
+    }
+  }
+}
+
+async function ensureOnce(nc: NatsConnection, names: FleetNames, options: ResourceOptions): Promise<FleetResources> {
   const jsm = await jetstreamManager(nc);
   const replicas = options.replicas ?? 1;
   for (const [key, def] of Object.entries(streamDefinitions(names)) as [StreamKey, Partial<StreamConfig>][]) {
