@@ -1,4 +1,3 @@
-import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { Consumer, ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
@@ -6,7 +5,6 @@ import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { createActor, fromPromise, type Actor } from "xstate";
 import {
-  AgentRecord,
   TaskAssignment,
   deadLetter,
   decode,
@@ -19,7 +17,6 @@ import {
   type BucketKey,
   type CodecName,
   type FleetNames,
-  type Message,
   type TaskEvent,
   type TaskState,
 } from "../protocol/index.js";
@@ -30,8 +27,10 @@ import { AgentDiscipline } from "./discipline.js";
 import type { DailyWindow } from "./quiet-hours.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { submitTask, type SubmitDeps } from "./submit-task.js";
-import { agentCard, isRunningSnapshot, readAgentRecord } from "./agent-record.js";
+import { agentCard, buildAgentRecord, isRunningSnapshot, readAgentRecord } from "./agent-record.js";
 import { CoalescedWriter } from "./coalesced-writer.js";
+import { codecOf, InboxBatcher } from "./inbox-batcher.js";
+import { CycleGate } from "./cycle-gate.js";
 import type { CycleScheduler } from "./cycle-scheduler.js";
 import { staggerOf } from "./stagger.js";
 import { TaskDedup } from "./task-dedup.js";
@@ -65,7 +64,6 @@ export interface ActorHostOptions {
 }
 
 type AgentActor = Actor<typeof agentMachine>;
-const HOST = hostname(); // read once: a record is written every heartbeat
 
 /** How long an assignment may wait for its Task to appear in KV before it is dead-lettered. */
 const MISSING_TASK_GRACE_MS = 10_000;
@@ -88,12 +86,10 @@ export class ActorHost {
   private inbox: Subscription | undefined;
   private wake: Subscription | undefined;
   /** a wake-up arrived (`fleet.wake.<id>`); the payload is only a hint, so there is nothing in it to validate */
-  private wakeRequested = false;
   private loop: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
-  /** this host's entries in the runtime scheduler (agent ids are unique within a runtime) */
-  private readonly checkKey: string;
-  private readonly cooldownKey: string;
+  /** when the next cycle runs: the host's entries in the runtime's scheduler */
+  private readonly cycles: CycleGate;
   /** the chart's state at its last notification: reaching idle is when the next check is armed */
   private lastValue = "";
   private stopping = false;
@@ -105,15 +101,30 @@ export class ActorHost {
   private announced = false;
   // starting and finishing work are written at most every 250 ms: under load, one write carries many state changes
   private readonly recordWriter = new CoalescedWriter(() => this.putRecord(), 250, (err) => this.log.debug({ err }, "snapshot not persisted"));
-  private inboxBatch: Message[] = [];
+  private readonly inboxBatcher: InboxBatcher;
 
   constructor(options: ActorHostOptions) {
     this.o = options;
     this.agentId = options.agent.id;
     this.log = options.log.child({ component: "actor-host", agentId: this.agentId });
-    this.checkKey = `${this.agentId}:cycle`;
-    this.cooldownKey = `${this.agentId}:breaker`;
+    this.cycles = new CycleGate({
+      agentId: this.agentId,
+      scheduler: options.scheduler,
+      clock: options.clock,
+      discipline: () => this.discipline,
+      chart: () => {
+        const snap = this.actor.getSnapshot();
+        return { idle: snap.value === "idle", nextCycleAt: snap.context.nextCycleAt };
+      },
+      tick: (now) => this.actor.send({ type: "CYCLE_TICK", now }),
+    });
     this.store = new TaskStore(options.kv.tasks, options.names, options.codec);
+    this.inboxBatcher = new InboxBatcher({
+      codec: options.codec,
+      maxPayloadBytes: options.maxPayloadBytes,
+      deliver: (messages) => !this.stopping && this.actor.send({ type: "MESSAGES_RECEIVED", messages }),
+      reject: (subject, data, error) => void this.deadLetter("inbox", subject, data, error),
+    });
     this.dedup = new TaskDedup({ kv: options.kv.dedup, codec: options.codec, now: () => options.clock.now(), log: this.log });
   }
 
@@ -138,20 +149,18 @@ export class ActorHost {
       onChange: () => {
         // called from the constructor too (a trial that died with its process): arming waits for the assignment below
         if (!this.discipline) return;
-        this.armCooldown();
-        // a closed breaker may release a held cycle; from the scheduler, not from inside the breaker's notification
-        this.scheduleCheck(this.o.clock.now());
+        this.cycles.onBreakerChange();
         if (this.announced) void this.putRecord().catch((err) => this.log.debug({ err }, "breaker not persisted"));
       },
     });
-    this.armCooldown();
+    this.cycles.armCooldown();
     this.actor = this.createAgentActor(previous?.snapshot);
     this.actor.subscribe({
       next: (snap) => {
         const value = String(snap.value);
         // back to idle (a cycle or a task done, or a restored task finished): the next cycle is due at its new time, or
         // at once if it passed meanwhile (one coalesced tick) or a wake-up came while busy
-        if (value === "idle" && this.lastValue !== "idle") this.scheduleCheck(this.wakeRequested ? this.o.clock.now() : snap.context.nextCycleAt);
+        if (value === "idle" && this.lastValue !== "idle") this.cycles.onIdle(snap.context.nextCycleAt);
         this.lastValue = value;
         this.persistOnStateChange(value);
       },
@@ -200,18 +209,17 @@ export class ActorHost {
     this.control.start();
     this.inbox = this.o.nc.subscribe(names.agentInbox(this.agentId), {
       callback: (err, msg) => {
-        if (!err) this.onInboxMessage(msg.subject, msg.data, msg.headers?.get("Content-Type"));
+        if (!err) this.inboxBatcher.receive(msg.subject, msg.data, msg.headers?.get("Content-Type"));
       },
     });
     // the heartbeat keeps its own interval: Node runs every interval of one duration off one native timer, so 10,000 of
     // them cost their callbacks (a KV put each, the heartbeat's point) and nothing a shared heap would save
     this.timers.push(setInterval(() => void this.heartbeat(), this.o.heartbeatMs));
-    this.check();
+    this.cycles.check();
     this.wake = this.o.nc.subscribe(names.wake(this.agentId), {
       callback: (err) => {
         if (err) return;
-        this.wakeRequested = true;
-        this.check();
+        this.cycles.wake();
       },
     });
     this.loop = this.consumeLoop(consumer);
@@ -228,8 +236,7 @@ export class ActorHost {
     if (this.stopping) return;
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
-    this.o.scheduler.cancel(this.checkKey);
-    this.o.scheduler.cancel(this.cooldownKey);
+    this.cycles.stop();
     this.service?.stop();
     this.control?.stop();
     this.inbox?.unsubscribe();
@@ -274,43 +281,6 @@ export class ActorHost {
     return createActor(machine, { input });
   }
 
-  /**
-   * Runs the cycle if one is due and may run, else arms the scheduler for when it can. Every deadline is absolute and
-   * re-read here, so a check that comes early or twice does no harm.
-   */
-  private check(): void {
-    if (this.stopping) return;
-    const snap = this.actor.getSnapshot();
-    // busy: reaching idle arms the next check
-    if (snap.value !== "idle") return;
-    const now = this.o.clock.now();
-    // missed cycles (downtime, a long task) and wake-ups that came while busy coalesce into one tick
-    const due = this.wakeRequested ? now : snap.context.nextCycleAt;
-    if (now < due) return this.scheduleCheck(due);
-    // quiet hours: the tick (or wake-up) comes once, when they end; an open breaker: when it closes (onChange)
-    const allowedAt = this.discipline.cycleAllowedAt(now);
-    if (allowedAt === undefined) return this.o.scheduler.cancel(this.checkKey);
-    if (now < allowedAt) return this.scheduleCheck(allowedAt);
-    this.wakeRequested = false;
-    this.actor.send({ type: "CYCLE_TICK", now });
-  }
-
-  private scheduleCheck(at: number): void {
-    if (!this.stopping) this.o.scheduler.schedule(this.checkKey, at, () => this.check());
-  }
-
-  /** The breaker has no timer of its own: an open one gets its TICK when its cooldown ends, and half-opens. */
-  private armCooldown(): void {
-    const at = this.discipline.cooldownEndsAt();
-    if (at === undefined || this.stopping) return this.o.scheduler.cancel(this.cooldownKey);
-    this.o.scheduler.schedule(this.cooldownKey, at, () => {
-      if (this.stopping) return;
-      this.discipline.tick(this.o.clock.now());
-      // still open (the operator's clock moved back): arm again; a transition re-armed through onChange already
-      this.armCooldown();
-    });
-  }
-
   private whenIdle(): Promise<void> {
     if (this.actor.getSnapshot().value === "idle") return Promise.resolve();
     return new Promise((resolve) => {
@@ -353,7 +323,7 @@ export class ActorHost {
   }
 
   private async onTaskMessage(msg: JsMsg): Promise<void> {
-    const decoded = decode(TaskAssignment, msg.data, { codec: this.codecOf(msg.headers?.get("Content-Type")), maxBytes: this.o.maxPayloadBytes });
+    const decoded = decode(TaskAssignment, msg.data, { codec: codecOf(msg.headers?.get("Content-Type"), this.o.codec), maxBytes: this.o.maxPayloadBytes });
     if (!decoded.ok) return this.rejectTaskMessage(msg, decoded.error);
     const assignment = decoded.value;
     if (assignment.agentId !== this.agentId) {
@@ -452,28 +422,6 @@ export class ActorHost {
     return canceled;
   }
 
-  private onInboxMessage(subject: string, data: Uint8Array, contentType: string | undefined): void {
-    const decoded = decode(TaskAssignment.shape.message, data, { codec: this.codecOf(contentType), maxBytes: this.o.maxPayloadBytes });
-    if (!decoded.ok) {
-      void this.deadLetter("inbox", subject, data, decoded.error);
-      return;
-    }
-    // one chart step per burst, not per message: a flood of inbox messages costs one macrostep per socket read
-    this.inboxBatch.push(decoded.value);
-    if (this.inboxBatch.length === 1) queueMicrotask(() => this.flushInbox());
-  }
-
-  private flushInbox(): void {
-    const messages = this.inboxBatch;
-    this.inboxBatch = [];
-    if (messages.length > 0 && !this.stopping) this.actor.send({ type: "MESSAGES_RECEIVED", messages });
-  }
-
-  private codecOf(contentType: string | undefined | null): CodecName {
-    if (contentType === "application/json") return "json";
-    return contentType === "application/msgpack" ? "msgpack" : this.o.codec;
-  }
-
   private async deadLetter(source: string, subject: string, data: Uint8Array, error: FleetError, msgId?: string): Promise<void> {
     try {
       await deadLetter(this.o.js, this.o.names, source, { subject, data, ...(msgId ? { msgId } : {}) }, error);
@@ -518,26 +466,24 @@ export class ActorHost {
 
   private async putRecord(state?: string, persisted?: unknown): Promise<void> {
     const snap = this.actor.getSnapshot();
-    const record: AgentRecord = {
-      agentId: this.agentId,
+    const record = buildAgentRecord({
+      agent: this.o.agent,
       card: this.card,
       state: state ?? String(snap.value),
-      ...(snap.context.item ? { currentTaskId: snap.context.item.taskId } : {}),
-      tier: this.o.agent.defaultTier,
-      pid: process.pid,
-      host: HOST,
+      currentTaskId: snap.context.item?.taskId,
       runId: this.o.runId,
       restarts: this.restarts,
       startedAt: this.startedAt,
+      // a stopped agent's record says so by a heartbeat of 0
       heartbeatAt: state === "stopped" ? 0 : this.o.clock.now(),
       heartbeatMs: this.o.heartbeatMs,
-      tasksCompleted: snap.context.completed,
-      tasksFailed: snap.context.failed,
+      completed: snap.context.completed,
+      failed: snap.context.failed,
       snapshot: persisted ?? this.actor.getPersistedSnapshot(),
       breaker: this.discipline.summary(),
-      dedupSuppressed: this.dedupSuppressed,
       breakerSnapshot: this.discipline.persisted(),
-    };
+      dedupSuppressed: this.dedupSuppressed,
+    });
     await this.o.kv.agents.put(this.agentId, encode(record, this.o.codec));
   }
 }

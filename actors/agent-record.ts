@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type { KV } from "@nats-io/kv";
 import { AgentRecord, decode, NATS_BINDING_URI, type AgentCard, type CodecName, type FleetNames } from "../protocol/index.js";
 import type { HostedAgent } from "./behaviour.js";
@@ -17,6 +18,48 @@ export function agentCard(agent: HostedAgent, names: FleetNames): AgentCard {
 }
 
 /** The record an earlier run of this agent left in KV `agents`, if it is readable. */
+const HOST = hostname(); // read once: a record is written every heartbeat
+
+/** What `fleet status` reads for an agent (KV `agents`), from the host's live state; pid and host are this process's. */
+export function buildAgentRecord(o: {
+  agent: HostedAgent & { defaultTier: string };
+  card: AgentCard;
+  state: string;
+  currentTaskId: string | undefined;
+  runId: string;
+  restarts: number;
+  startedAt: number;
+  heartbeatAt: number;
+  heartbeatMs: number;
+  completed: number;
+  failed: number;
+  snapshot: unknown;
+  breaker: AgentRecord["breaker"];
+  breakerSnapshot: unknown;
+  dedupSuppressed: number;
+}): AgentRecord {
+  return {
+    agentId: o.agent.id,
+    card: o.card,
+    state: o.state,
+    ...(o.currentTaskId ? { currentTaskId: o.currentTaskId } : {}),
+    tier: o.agent.defaultTier,
+    pid: process.pid,
+    host: HOST,
+    runId: o.runId,
+    restarts: o.restarts,
+    startedAt: o.startedAt,
+    heartbeatAt: o.heartbeatAt,
+    heartbeatMs: o.heartbeatMs,
+    tasksCompleted: o.completed,
+    tasksFailed: o.failed,
+    snapshot: o.snapshot,
+    breaker: o.breaker,
+    dedupSuppressed: o.dedupSuppressed,
+    breakerSnapshot: o.breakerSnapshot,
+  };
+}
+
 export async function readAgentRecord(kv: KV, agentId: string, codec: CodecName): Promise<AgentRecord | undefined> {
   const entry = await kv.get(agentId);
   if (!entry || entry.operation !== "PUT") return undefined;

@@ -1,0 +1,90 @@
+import type { CycleScheduler } from "./cycle-scheduler.js";
+import type { AgentDiscipline } from "./discipline.js";
+
+export interface CycleGateOptions {
+  agentId: string;
+  /** the runtime's one timer for every host's deadlines */
+  scheduler: CycleScheduler;
+  clock: { now(): number };
+  /** the agent's breaker and quiet hours (created after the gate; read when a check runs) */
+  discipline: () => AgentDiscipline;
+  /** whether the chart is idle, and when its next cycle is due */
+  chart: () => { idle: boolean; nextCycleAt: number };
+  /** runs the cycle now */
+  tick: (now: number) => void;
+}
+
+/**
+ * When an agent's next cycle runs. No timer of its own: at most two entries in the runtime's scheduler — the next check
+ * (armed when the chart comes back to idle, on a wake-up, at the end of quiet hours) and, while the breaker is open, its
+ * cooldown's end (the one TICK that half-opens it). Every deadline is absolute and re-read at each check, so a check
+ * that comes early or twice does no harm, and missed cycles and wake-ups that came while busy coalesce into one tick.
+ */
+export class CycleGate {
+  private wakeRequested = false;
+  private stopped = false;
+  private readonly checkKey: string;
+  private readonly cooldownKey: string;
+
+  constructor(private readonly o: CycleGateOptions) {
+    // agent ids are unique within a runtime, so are these keys
+    this.checkKey = `${o.agentId}:cycle`;
+    this.cooldownKey = `${o.agentId}:breaker`;
+  }
+
+  /** A wake-up (`fleet wake`, `<prefix>.wake.<agent>`): the cycle runs now, or as soon as the agent is idle and may. */
+  wake(): void {
+    this.wakeRequested = true;
+    this.check();
+  }
+
+  /** The chart came back to idle: the next cycle is due at its time, at once if that passed or a wake-up came meanwhile. */
+  onIdle(nextCycleAt: number): void {
+    this.schedule(this.wakeRequested ? this.o.clock.now() : nextCycleAt);
+  }
+
+  /** The breaker changed: re-arm its cooldown, and look again from the scheduler (a closed breaker may release a cycle). */
+  onBreakerChange(): void {
+    this.armCooldown();
+    this.schedule(this.o.clock.now());
+  }
+
+  /** Runs the cycle if one is due and may run, else arms the scheduler for when it can. */
+  check(): void {
+    if (this.stopped) return;
+    const chart = this.o.chart();
+    // busy: reaching idle arms the next check
+    if (!chart.idle) return;
+    const now = this.o.clock.now();
+    const due = this.wakeRequested ? now : chart.nextCycleAt;
+    if (now < due) return this.schedule(due);
+    // quiet hours: the tick (or wake-up) comes once, when they end; an open breaker: when it closes (onBreakerChange)
+    const allowedAt = this.o.discipline().cycleAllowedAt(now);
+    if (allowedAt === undefined) return this.o.scheduler.cancel(this.checkKey);
+    if (now < allowedAt) return this.schedule(allowedAt);
+    this.wakeRequested = false;
+    this.o.tick(now);
+  }
+
+  /** The breaker has no timer of its own: an open one gets its TICK when its cooldown ends, and half-opens. */
+  armCooldown(): void {
+    const at = this.o.discipline().cooldownEndsAt();
+    if (at === undefined || this.stopped) return this.o.scheduler.cancel(this.cooldownKey);
+    this.o.scheduler.schedule(this.cooldownKey, at, () => {
+      if (this.stopped) return;
+      this.o.discipline().tick(this.o.clock.now());
+      // still open (the clock moved back): arm again; a transition re-armed through onBreakerChange already
+      this.armCooldown();
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.o.scheduler.cancel(this.checkKey);
+    this.o.scheduler.cancel(this.cooldownKey);
+  }
+
+  private schedule(at: number): void {
+    if (!this.stopped) this.o.scheduler.schedule(this.checkKey, at, () => this.check());
+  }
+}
