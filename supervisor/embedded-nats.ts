@@ -51,17 +51,13 @@ export class EmbeddedNats {
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
       if (proc.exitCode !== null) throw new FleetError("NATS_UNAVAILABLE", `embedded nats-server exited: ${stderr.trim()}`);
-      const ports = readdirSync(dir).find((f) => f.endsWith(".ports"));
-      if (ports) {
-        const info = JSON.parse(readFileSync(join(dir, ports), "utf8")) as { nats?: string[] };
-        const first = info.nats?.[0];
-        if (first) {
-          const url = `nats://127.0.0.1:${new URL(first).port}`;
-          writeFileSync(EmbeddedNats.urlFile(dir), url + "\n");
-          writeFileSync(join(dir, "nats.pid"), String(proc.pid) + "\n");
-          log.info({ url, store: join(dir, "nats"), secured: options.authFile !== undefined }, "embedded nats-server started");
-          return new EmbeddedNats(url, proc, dir, log);
-        }
+      const first = readPortsFile(dir);
+      if (first) {
+        const url = `nats://127.0.0.1:${new URL(first).port}`;
+        writeFileSync(EmbeddedNats.urlFile(dir), url + "\n");
+        writeFileSync(join(dir, "nats.pid"), String(proc.pid) + "\n");
+        log.info({ url, store: join(dir, "nats"), secured: options.authFile !== undefined }, "embedded nats-server started");
+        return new EmbeddedNats(url, proc, dir, log);
       }
       await sleep(50);
     }
@@ -79,6 +75,23 @@ export class EmbeddedNats {
     }
     for (const f of ["nats.url", "nats.pid"]) if (existsSync(join(this.dir, f))) rmSync(join(this.dir, f));
     this.log.info({ url: this.url }, "embedded nats-server stopped");
+  }
+}
+
+/**
+ * The client URL in the ports file nats-server writes into `dir` (`-p -1` picks a free port), or undefined while there
+ * is none yet. The server writes the file while we poll it, so a half-written file is "not yet", not an error.
+ */
+export function readPortsFile(dir: string): string | undefined {
+  const ports = readdirSync(dir).find((f) => f.endsWith(".ports"));
+  if (!ports) return undefined;
+  try {
+    const info: unknown = JSON.parse(readFileSync(join(dir, ports), "utf8"));
+    const urls = info && typeof info === "object" && "nats" in info && Array.isArray(info.nats) ? info.nats : [];
+    return typeof urls[0] === "string" ? urls[0] : undefined;
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
   }
 }
 

@@ -1,5 +1,5 @@
 export { atlasBehaviour, STATUS_REPORT_TASK, type AgentStatusLine } from "./atlas.js";
-export { EmbeddedNats, findNatsServer } from "./embedded-nats.js";
+export { EmbeddedNats, findNatsServer, readPortsFile } from "./embedded-nats.js";
 export { Lease, type LeaseOptions } from "./lease.js";
 export { exitWhenParentDies, type ParentWatchOptions } from "./parent-watch.js";
 export {

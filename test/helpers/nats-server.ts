@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { findNatsServer } from "../../supervisor/index.js";
+import { findNatsServer, readPortsFile } from "../../supervisor/index.js";
 
 /**
  * Starts a real nats-server with JetStream on a free port (`-p -1` plus a ports file, as nats.js's own test launcher does)
@@ -48,17 +48,15 @@ export class NatsServer {
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
       if (proc.exitCode !== null) throw new Error(`nats-server exited: ${stderr}`);
-      const ports = readdirSync(this.dir).find((f) => f.endsWith(".ports"));
-      if (ports) {
-        const info = JSON.parse(readFileSync(join(this.dir, ports), "utf8")) as { nats: string[] };
-        const first = info.nats[0];
-        if (first) {
-          this.port = Number(new URL(first).port);
-          return;
-        }
+      const first = readPortsFile(this.dir);
+      if (first) {
+        this.port = Number(new URL(first).port);
+        return;
       }
       await sleep(25);
     }
+    // a server left running would keep the test process alive after its hooks failed
+    proc.kill("SIGKILL");
     throw new Error(`nats-server did not start: ${stderr}`);
   }
 
