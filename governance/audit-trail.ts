@@ -1,54 +1,20 @@
-import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream";
+import type { JetStreamClient } from "@nats-io/jetstream";
 import { millis } from "@nats-io/nats-core";
-import { AuditRecord, formatPath, HEADERS, type CodecName, type FleetNames } from "../protocol/index.js";
+import { AuditRecord, formatPath, readStream, type CodecName, type FleetNames, type StoredMessage } from "../protocol/index.js";
 import { chainHashOf, decodeStored, recordHash, sha256Hex } from "./audit-hash.js";
 
 /*
- * Reading the AUDIT stream back: the records for `fleet audit`, and the verification of the whole chain. An ordered
- * consumer (ephemeral, deleted when done) leaves no state on the server; the end is the stream's last sequence when we
- * began, never an idle timeout.
+ * Reading the AUDIT stream back (protocol's readStream): the records for `fleet audit`, and the verification of the
+ * whole chain.
  */
 
-const BATCH = 500;
-const FETCH_EXPIRES_MS = 5_000;
 const DAY_MS = 24 * 3600_000;
 
-export interface StoredAudit {
-  seq: number;
-  subject: string;
-  data: Uint8Array;
-  contentType: string | undefined;
-}
+export type StoredAudit = StoredMessage;
 
 /** Every message of the AUDIT stream (or of one agent's subject) in stream order, as stored. */
-export async function* readAuditMessages(js: JetStreamClient, names: FleetNames, options: { agentId?: string; fromSeq?: number } = {}): AsyncGenerator<StoredAudit> {
-  const stream = names.stream("AUDIT");
-  const lastSeq = (await (await js.streams.get(stream)).info()).state.last_seq;
-  if (lastSeq === 0) return;
-  const consumer = await js.consumers.get(stream, {
-    // one subject: filter_subjects as a string becomes filter_subject, which servers before 2.10 understand
-    ...(options.agentId ? { filter_subjects: names.audit(options.agentId) } : {}),
-    ...(options.fromSeq && options.fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: options.fromSeq } : {}),
-  });
-  try {
-    let pending = (await consumer.info(true)).num_pending;
-    let seq = 0;
-    while (pending > 0 && seq < lastSeq) {
-      const wanted = Math.min(BATCH, pending);
-      let got = 0;
-      for await (const m of await consumer.fetch({ max_messages: wanted, expires: FETCH_EXPIRES_MS })) {
-        got++;
-        seq = m.seq;
-        pending = m.info.pending;
-        yield { seq: m.seq, subject: m.subject, data: m.data, contentType: m.headers?.get(HEADERS.contentType) || undefined };
-        if (seq >= lastSeq) break;
-      }
-      // a short batch: messages were deleted while we read; ask the server what is left instead of waiting
-      if (got < wanted && seq < lastSeq) pending = (await consumer.info()).num_pending;
-    }
-  } finally {
-    await consumer.delete().catch(() => undefined);
-  }
+export function readAuditMessages(js: JetStreamClient, names: FleetNames, options: { agentId?: string; fromSeq?: number } = {}): AsyncGenerator<StoredAudit> {
+  return readStream(js, names.stream("AUDIT"), { subject: options.agentId ? names.audit(options.agentId) : undefined, fromSeq: options.fromSeq });
 }
 
 /** The records of the trail, newest last; messages that are not records are counted and skipped. */

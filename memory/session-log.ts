@@ -11,6 +11,7 @@ import {
   codecForContentType,
   decode,
   encode,
+  readStream,
   type CodecName,
   type FleetNames,
 } from "../protocol/index.js";
@@ -25,8 +26,6 @@ import { fleetDay } from "../router/index.js";
 
 /** Longer entries belong in MEMORY.md's distillation or in a task's artifacts; the log is read back into prompts. */
 export const MAX_ENTRY_CHARS = 4000;
-const BATCH = 500;
-const FETCH_EXPIRES_MS = 5_000;
 const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
 const AGENT_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -113,28 +112,10 @@ export class SessionLog {
     const stream = this.o.names.stream("MEMLOG");
     const out: SessionLogRead = { entries: [], malformed: 0 };
     try {
-      const lastSeq = (await this.o.jsm.streams.info(stream)).state.last_seq;
-      const consumer = await this.o.js.consumers.get(stream, { filter_subjects: this.subject(agentId, day) });
-      try {
-        let pending = (await consumer.info(true)).num_pending;
-        let seq = 0;
-        while (pending > 0 && seq < lastSeq) {
-          const wanted = Math.min(BATCH, pending);
-          let got = 0;
-          for await (const m of await consumer.fetch({ max_messages: wanted, expires: FETCH_EXPIRES_MS })) {
-            got++;
-            seq = m.seq;
-            pending = m.info.pending;
-            if (seq > lastSeq) continue;
-            const entry = this.decodeEntry(m.data, m.headers?.get(HEADERS.contentType) || undefined);
-            if (entry && entry.agentId === agentId && entry.day === day) out.entries.push(entry);
-            else out.malformed++;
-          }
-          // a short batch: messages aged out while we read; ask the server what is left rather than wait
-          if (got < wanted && seq < lastSeq) pending = (await consumer.info()).num_pending;
-        }
-      } finally {
-        await consumer.delete().catch(() => undefined);
+      for await (const m of readStream(this.o.js, stream, { subject: this.subject(agentId, day) })) {
+        const entry = this.decodeEntry(m.data, m.contentType);
+        if (entry && entry.agentId === agentId && entry.day === day) out.entries.push(entry);
+        else out.malformed++;
       }
     } catch (err) {
       throw FleetError.from(err);

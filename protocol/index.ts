@@ -85,5 +85,6 @@ export {
   isFinalProposalState,
   needsProposal,
 } from "./governance.js";
+export { readStream, type StoredMessage } from "./stream-reader.js";
 export { FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";
 export { negotiate, replyError, replyResult, requestOperation, requestTyped, sendToInbox, wireHeaders, type RequestOptions } from "./wire.js";

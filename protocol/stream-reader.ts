@@ -1,0 +1,51 @@
+import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream";
+import { HEADERS } from "./subjects.js";
+
+const BATCH = 500;
+const FETCH_EXPIRES_MS = 5_000;
+
+export interface StoredMessage {
+  seq: number;
+  subject: string;
+  data: Uint8Array;
+  contentType: string | undefined;
+}
+
+/**
+ * Every message of a stream (or of one subject of it) that is there now, in stream order, as stored. Read through an
+ * ordered consumer (ephemeral, deleted when done), so reading leaves nothing on the server; the end is the stream's
+ * last sequence when reading began (later appends belong to the next read), never an idle timeout. One subject as
+ * `filter_subjects` becomes `filter_subject`, which servers before 2.10 understand.
+ */
+export async function* readStream(
+  js: JetStreamClient,
+  stream: string,
+  options: { subject?: string | undefined; fromSeq?: number | undefined } = {},
+): AsyncGenerator<StoredMessage> {
+  const lastSeq = (await (await js.streams.get(stream)).info()).state.last_seq;
+  if (lastSeq === 0) return;
+  const consumer = await js.consumers.get(stream, {
+    ...(options.subject ? { filter_subjects: options.subject } : {}),
+    ...(options.fromSeq && options.fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: options.fromSeq } : {}),
+  });
+  try {
+    let pending = (await consumer.info(true)).num_pending;
+    let seq = 0;
+    while (pending > 0 && seq < lastSeq) {
+      const wanted = Math.min(BATCH, pending);
+      let got = 0;
+      for await (const m of await consumer.fetch({ max_messages: wanted, expires: FETCH_EXPIRES_MS })) {
+        got++;
+        seq = m.seq;
+        pending = m.info.pending;
+        if (seq > lastSeq) break;
+        yield { seq: m.seq, subject: m.subject, data: m.data, contentType: m.headers?.get(HEADERS.contentType) || undefined };
+        if (seq >= lastSeq) break;
+      }
+      // a short batch: messages were deleted or aged out while we read; ask the server what is left instead of waiting
+      if (got < wanted && seq < lastSeq) pending = (await consumer.info()).num_pending;
+    }
+  } finally {
+    await consumer.delete().catch(() => undefined);
+  }
+}
