@@ -20,18 +20,20 @@ export interface StoredMessage {
 export async function* readStream(
   js: JetStreamClient,
   stream: string,
-  options: { subject?: string | undefined; fromSeq?: number | undefined } = {},
+  options: { subject?: string | undefined; fromSeq?: number | undefined; fromTime?: number | undefined; signal?: AbortSignal | undefined } = {},
 ): AsyncGenerator<StoredMessage> {
   const lastSeq = (await (await js.streams.get(stream)).info()).state.last_seq;
   if (lastSeq === 0) return;
   const consumer = await js.consumers.get(stream, {
     ...(options.subject ? { filter_subjects: options.subject } : {}),
     ...(options.fromSeq && options.fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: options.fromSeq } : {}),
+    ...(options.fromTime !== undefined ? { opt_start_time: new Date(Math.max(0, options.fromTime)).toISOString() } : {}),
   });
   try {
     let pending = (await consumer.info(true)).num_pending;
     let seq = 0;
     while (pending > 0 && seq < lastSeq) {
+      options.signal?.throwIfAborted();
       const wanted = Math.min(BATCH, pending);
       let got = 0;
       for await (const m of await consumer.fetch({ max_messages: wanted, expires: FETCH_EXPIRES_MS })) {
