@@ -1,8 +1,6 @@
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { jetstream } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
@@ -16,6 +14,7 @@ import { NatsServer } from "../test/helpers/nats-server.js";
 import { OpenAIServer } from "../test/helpers/openai-server.js";
 import { routerFleetYaml } from "../test/helpers/router-fleet.js";
 import { ascending, figure, median, percentile, say, type Result } from "./report.js";
+import { cpuSeconds, describeTally, natsPid, startRouterProcess } from "./router-process.js";
 
 /**
  * Router benchmark: one nats-server and one scripted OpenAI server (a real HTTP server on loopback) started here.
@@ -26,8 +25,6 @@ import { ascending, figure, median, percentile, say, type Result } from "./repor
  * The last line is the headline (the p50 overhead) as JSON.
  */
 
-const here = dirname(fileURLToPath(import.meta.url));
-const CLI = join(resolve(here, ".."), "cli", "main.js");
 
 const DECISION_BATCH = 20_000;
 const DECISION_WARMUP_BATCHES = 5;
@@ -45,7 +42,6 @@ const MAX_TOKENS = 64;
 const MODEL = "m-capable";
 const AGENTS = ["atlas", "scout", "ship"] as const;
 /** USER_HZ: the unit of the CPU times in /proc/<pid>/stat on Linux */
-const CLK_TCK = 100;
 const result = (metric: string, value: number, baseline: number, unit: string, digits: number, ratio = value / baseline): Result =>
   figure("router", metric, value, baseline, unit, digits, ratio);
 
@@ -162,75 +158,10 @@ async function decision(): Promise<Result> {
 
 // ---------------------------------------------------------------------------------------------------------------- 2, 3
 
-const LogLine = z.object({ level: z.number(), msg: z.string(), code: z.string().optional(), kind: z.string().optional() });
-
-/**
- * A real router process, `fleet run router`, on its own prefix; resolves once it logs `router started`. Its log lines
- * after that are tallied by level, message and error code, and `stop()` returns the tally.
- */
-async function startRouterProcess(url: string, baseUrl: string, prefix: string, dir: string): Promise<{ pid: number; tally: Map<string, number>; stop: () => Promise<Map<string, number>> }> {
+function writeBenchConfig(dir: string, baseUrl: string, prefix: string): string {
   const file = join(dir, `${prefix}.yaml`);
   writeFileSync(file, benchYaml(baseUrl, prefix));
-  const child = spawn(process.execPath, [CLI, "run", "router", "--config", file, "--nats", url, "--log-level", "info"], { stdio: ["ignore", "ignore", "pipe"] });
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const tally = new Map<string, number>();
-  let started = false;
-  let partial = "";
-  let tail = "";
-  await new Promise<void>((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`the router did not start in 30 s: ${tail}`)), 30_000);
-    child.stderr.on("data", (d: Buffer) => {
-      const lines = (partial + d.toString()).split("\n");
-      partial = lines.pop() ?? "";
-      for (const line of lines) {
-        tail = (tail + line + "\n").slice(-2_000);
-        let json: unknown;
-        try {
-          json = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        const parsed = LogLine.safeParse(json);
-        if (!parsed.success) continue;
-        if (!started && parsed.data.msg === "router started") {
-          started = true;
-          clearTimeout(timer);
-          ok();
-        } else if (started) {
-          const key = `${parsed.data.level >= 40 ? "warn/error" : "info"} "${parsed.data.msg}"${parsed.data.code ? ` ${parsed.data.code}` : ""}${parsed.data.kind ? ` ${parsed.data.kind}` : ""}`;
-          tally.set(key, (tally.get(key) ?? 0) + 1);
-        }
-      }
-    });
-    child.once("exit", (code) => fail(new Error(`the router exited with ${code}: ${tail}`)));
-  });
-  const pid = child.pid;
-  if (pid === undefined) throw new Error("the router has no pid");
-  return {
-    pid,
-    tally,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await exited;
-      return tally;
-    },
-  };
-}
-
-const describeTally = (tally: Map<string, number>) => [...tally].map(([key, count]) => `${count} × ${key}`).join("; ") || "nothing";
-
-/** The nats-server's pid: a bench-only peek at the helper's private child process, as messaging.ts peeks at an actor. */
-function natsPid(nats: NatsServer): number {
-  const pid = nats["proc"]?.pid;
-  if (pid === undefined) throw new Error("the nats-server has no pid");
-  return pid;
-}
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  return file;
 }
 
 function completeRequest(agentId: string): CompleteRequest {
@@ -277,7 +208,7 @@ async function resetDay(budgets: KV): Promise<void> {
 async function latency(nats: NatsServer, openaiServer: OpenAIServer, dir: string): Promise<Result[]> {
   const url = nats.url;
   const names = new FleetNames("benchrl");
-  const routerProcess = await startRouterProcess(url, openaiServer.baseUrl, names.prefix, dir);
+  const routerProcess = await startRouterProcess(url, writeBenchConfig(dir, openaiServer.baseUrl, names.prefix));
   const nc = await connect({ servers: url, name: "bench-router-client" });
   const client = new RouterClient(nc, names, { timeoutMs: 60_000, retries: 0 });
   const openai = directClient(openaiServer.baseUrl);
@@ -439,7 +370,7 @@ function describe(label: string, l: Load): string {
 
 async function throughput(nats: NatsServer, openaiServer: OpenAIServer, dir: string): Promise<Result> {
   const names = new FleetNames("benchrt");
-  const routerProcess = await startRouterProcess(nats.url, openaiServer.baseUrl, names.prefix, dir);
+  const routerProcess = await startRouterProcess(nats.url, writeBenchConfig(dir, openaiServer.baseUrl, names.prefix));
   const nc = await connect({ servers: nats.url, name: "bench-router-burst" });
   const client = new RouterClient(nc, names, { timeoutMs: 120_000, retries: 0 });
   const openai = directClient(openaiServer.baseUrl);
