@@ -1,19 +1,6 @@
-import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import {
-  FleetError,
-  OPERATIONS,
-  isBadInput,
-  decode,
-  negotiate,
-  replyError,
-  replyResult,
-  type CodecName,
-  type FleetNames,
-  type Message,
-  type OperationName,
-  type Task,
-} from "../protocol/index.js";
+import { endpoint, FleetError, FleetService, OPERATIONS, type CodecName, type FleetNames, type Message, type Task } from "../protocol/index.js";
 import type { TaskStore } from "./task-store.js";
 
 export interface A2aServiceOptions {
@@ -30,78 +17,61 @@ export interface A2aServiceOptions {
 }
 
 /**
- * Serves SendMessage, GetTask, ListTasks and CancelTask on `fleet.agent.<id>.a2a.<op>` in a queue group, so several
- * copies of an agent can share the load (all state is in KV). Every request is validated once, here; a bad one gets a
- * typed error reply and is dead-lettered, and a message with no reply subject is dead-lettered so nothing is lost.
+ * SendMessage, GetTask, ListTasks and CancelTask on `fleet.agent.<id>.a2a.<op>` in a queue group, so several copies of
+ * an agent can share the load (all state is in KV). Built on the fleet's one service skeleton: every request is
+ * validated once, a bad one gets a typed error reply and is dead-lettered. SendMessage and CancelTask may come one-way
+ * (their effect is the point); a one-way question (GetTask, ListTasks) is dead-lettered.
  */
-export class A2aService {
-  private sub: Subscription | undefined;
-
-  constructor(private readonly o: A2aServiceOptions) {}
-
-  start(): void {
-    this.sub = this.o.nc.subscribe(this.o.names.agentOperations(this.o.agentId), {
-      queue: `agent-${this.o.agentId}`,
-      callback: (err, msg) => {
-        if (!err) void this.handle(msg);
-      },
-    });
-  }
-
-  stop(): void {
-    this.sub?.unsubscribe();
-  }
-
-  private async handle(msg: Msg): Promise<void> {
-    const op = msg.subject.slice(msg.subject.lastIndexOf(".") + 1);
-    const negotiated = negotiate(msg, this.o.codec);
-    const codec = negotiated.ok ? negotiated.codec : this.o.codec;
-    try {
-      if (!negotiated.ok) throw negotiated.error;
-      if (!isOperation(op)) throw new FleetError("UNSUPPORTED_OPERATION", `operation ${op} is not supported`);
-      const result = await this.run(op, msg.data, codec);
-      if (msg.reply) replyResult(msg, result, codec);
-    } catch (err) {
-      const error = FleetError.from(err);
-      // bad input is worth a warning; an unknown task id or a finished task is an ordinary answer
-      if (isBadInput(error)) this.o.log.warn({ op, code: error.code, subject: msg.subject }, "a2a request refused");
-      else this.o.log.debug({ op, code: error.code }, "a2a request answered with an error");
-      if (msg.reply) replyError(msg, error, codec);
-      if (isBadInput(error) || !msg.reply) await this.o.deadLetter(msg.subject, msg.data, error);
-    }
-  }
-
-  private async run(op: OperationName, data: Uint8Array, codec: CodecName): Promise<unknown> {
-    const schema = OPERATIONS[op].request;
-    const decoded = decode(schema, data, { codec, maxBytes: this.o.maxPayloadBytes });
-    if (!decoded.ok) throw decoded.error;
-    const request = decoded.value;
-    switch (op) {
-      case "SendMessage": {
-        const { message } = OPERATIONS.SendMessage.request.parse(request);
-        return this.o.submit(message);
-      }
-      case "GetTask": {
-        const { id, historyLength } = OPERATIONS.GetTask.request.parse(request);
-        const task = await this.o.store.get(this.o.agentId, id);
-        if (!task) throw new FleetError("TASK_NOT_FOUND", `task ${id} not found`);
-        return historyLength === undefined ? task : { ...task, history: (task.history ?? []).slice(-historyLength || task.history?.length) };
-      }
-      case "ListTasks": {
-        const { contextId, status, pageSize } = OPERATIONS.ListTasks.request.parse(request);
-        const tasks = (await this.o.store.list(this.o.agentId))
-          .filter((t) => (contextId ? t.contextId === contextId : true) && (status ? t.status.state === status : true))
-          .slice(-(pageSize ?? 100));
-        return { tasks };
-      }
-      case "CancelTask": {
-        const { id } = OPERATIONS.CancelTask.request.parse(request);
-        return this.o.cancel(id);
-      }
-    }
-  }
-}
-
-function isOperation(op: string): op is OperationName {
-  return Object.hasOwn(OPERATIONS, op);
+export function a2aService(o: A2aServiceOptions): FleetService {
+  const { agentId, names, store } = o;
+  return new FleetService({
+    nc: o.nc,
+    name: "fleet-agent-a2a",
+    version: "1.0.0",
+    description: `A2A operations of agent ${agentId}`,
+    metadata: { agent: agentId },
+    queue: `agent-${agentId}`,
+    subscribe: [names.agentOperations(agentId)],
+    endpoints: [
+      endpoint({
+        name: "SendMessage",
+        subject: names.agentOperation(agentId, "SendMessage"),
+        request: OPERATIONS.SendMessage.request,
+        oneWay: "run",
+        handle: ({ message }) => o.submit(message),
+      }),
+      endpoint({
+        name: "GetTask",
+        subject: names.agentOperation(agentId, "GetTask"),
+        request: OPERATIONS.GetTask.request,
+        handle: async ({ id, historyLength }) => {
+          const task = await store.get(agentId, id);
+          if (!task) throw new FleetError("TASK_NOT_FOUND", `task ${id} not found`);
+          return historyLength === undefined ? task : { ...task, history: (task.history ?? []).slice(-historyLength || task.history?.length) };
+        },
+      }),
+      endpoint({
+        name: "ListTasks",
+        subject: names.agentOperation(agentId, "ListTasks"),
+        request: OPERATIONS.ListTasks.request,
+        handle: async ({ contextId, status, pageSize }) => {
+          const tasks = (await store.list(agentId))
+            .filter((t) => (contextId ? t.contextId === contextId : true) && (status ? t.status.state === status : true))
+            .slice(-(pageSize ?? 100));
+          return { tasks };
+        },
+      }),
+      endpoint({
+        name: "CancelTask",
+        subject: names.agentOperation(agentId, "CancelTask"),
+        request: OPERATIONS.CancelTask.request,
+        oneWay: "run",
+        handle: ({ id }) => o.cancel(id),
+      }),
+    ],
+    codec: o.codec,
+    maxPayloadBytes: o.maxPayloadBytes,
+    deadLetter: o.deadLetter,
+    log: o.log,
+  });
 }

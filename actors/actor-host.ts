@@ -11,6 +11,7 @@ import {
   encode,
   ensureTaskConsumer,
   FleetError,
+  type FleetService,
   isTerminal,
   wireHeaders,
   type AgentCard,
@@ -21,8 +22,8 @@ import {
   type TaskState,
 } from "../protocol/index.js";
 import { agentMachine, type ActInput, type Outcome, type PlanInput, type ReportInput } from "./agent-machine.js";
-import { A2aService } from "./a2a-service.js";
-import { ControlService } from "./control-service.js";
+import { a2aService } from "./a2a-service.js";
+import { controlService } from "./control-service.js";
 import { AgentDiscipline } from "./discipline.js";
 import type { DailyWindow } from "./quiet-hours.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
@@ -80,8 +81,8 @@ export class ActorHost {
   private readonly o: ActorHostOptions;
   private readonly log: Logger;
   private actor!: AgentActor;
-  private service!: A2aService;
-  private control!: ControlService;
+  private service!: FleetService;
+  private control!: FleetService;
   private discipline!: AgentDiscipline;
   private inbox: Subscription | undefined;
   private wake: Subscription | undefined;
@@ -175,7 +176,7 @@ export class ActorHost {
     });
     const consumer = await this.o.js.consumers.get(names.stream("TASKS"), names.agentConsumer(this.agentId));
 
-    this.service = new A2aService({
+    this.service = a2aService({
       nc: this.o.nc,
       names,
       codec: this.o.codec,
@@ -189,11 +190,12 @@ export class ActorHost {
       log: this.log,
     });
     this.service.start();
-    this.control = new ControlService({
+    this.control = controlService({
       nc: this.o.nc,
       names,
       codec: this.o.codec,
       agentId: this.agentId,
+      deadLetter: (subject, data, error) => this.deadLetter("control", subject, data, error),
       log: this.log,
       handlers: {
         BreakerReset: async () => this.discipline.reset(),
@@ -237,8 +239,9 @@ export class ActorHost {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     this.cycles.stop();
-    this.service?.stop();
-    this.control?.stop();
+    // intake stops at once (both unsubscribe before their first await); requests under way finish on their own
+    void this.service?.stop();
+    void this.control?.stop();
     this.inbox?.unsubscribe();
     this.wake?.unsubscribe();
     // ends the iterator once the task in hand (if any) is done

@@ -4,7 +4,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
 import { AgentMemory, distillDay, MemoryService, openVectorStore, SessionLog } from "../memory/index.js";
-import type { BucketKey, FleetNames } from "../protocol/index.js";
+import { deadLetter, type BucketKey, type FleetNames } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
 import { NightlyDistillation } from "../supervisor/index.js";
 
@@ -25,12 +25,17 @@ export async function startMemoryOwner(o: {
   const codec = config.fleet.codec;
   const store = await openVectorStore(config.memory, o.env, { log: log.child({ component: "vector-store" }) });
   const router = new RouterClient(nc, names, { codec, timeoutMs: 120_000 });
+  const js = jetstream(nc);
+  const searchLog = log.child({ component: "memory-search" });
   const service = new MemoryService({
-    nc, names, codec, store, log: log.child({ component: "memory-search" }),
+    nc, names, codec, store, log: searchLog,
+    maxPayloadBytes: config.fleet.maxPayloadBytes,
     embed: async (agentId, text) => (await router.embed(agentId, [text])).vectors[0] ?? [],
+    deadLetter: (subject, data, error) =>
+      deadLetter(js, names, "memory", { subject, data }, error).catch((err: unknown) => searchLog.error({ err, subject, code: error.code }, "dead letter could not be stored")),
   });
   service.start();
-  const sessionLog = new SessionLog({ js: jetstream(nc), jsm: await jetstreamManager(nc), names, timeZone: config.fleet.timeZone, codec });
+  const sessionLog = new SessionLog({ js, jsm: await jetstreamManager(nc), names, timeZone: config.fleet.timeZone, codec });
   const memory = new AgentMemory({ kv: kv.memory, maxLines: config.memory.maxAgentLines, codec });
   const distillation = new NightlyDistillation({
     kv: { schedules: kv.schedules },
@@ -50,7 +55,7 @@ export async function startMemoryOwner(o: {
   distillation.start();
   return {
     stop: async () => {
-      service.stop();
+      await service.stop();
       await distillation.stop();
       await store.close();
     },

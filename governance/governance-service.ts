@@ -1,6 +1,6 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
@@ -9,13 +9,12 @@ import {
   deadLetter,
   decode,
   encode,
+  endpoint,
   FleetError,
+  FleetService,
   isFinalProposalState,
-  negotiate,
   ProposalActionRequest,
   ProposalSubmission,
-  replyError,
-  replyResult,
   type CodecName,
   type ErrorPayload,
   type FleetNames,
@@ -76,7 +75,8 @@ export class GovernanceService {
   private readonly work = new Set<Promise<unknown>>();
   private streams: ConsumerMessages[] = [];
   private loops: Promise<void>[] = [];
-  private rollbackSub: Subscription | undefined;
+  /** `fleet rollback`: the one request/reply endpoint of governance, on the fleet's service skeleton */
+  private readonly requests: FleetService;
   private ticker: NodeJS.Timeout | undefined;
   private stopping = false;
   private readonly stopped = new AbortController();
@@ -87,6 +87,19 @@ export class GovernanceService {
     this.tools = new Map(o.tools.map((t) => [t.name, t]));
     this.clock = o.clock ?? Date.now;
     this.log = o.log.child({ component: "governance" });
+    this.requests = new FleetService({
+      nc: o.nc,
+      name: "fleet-governance",
+      version: "1.0.0",
+      description: "proposals: rollback of a PROPOSE effect inside its window",
+      queue: "governance",
+      endpoints: [endpoint({ name: "rollback", subject: o.names.governance("rollback"), request: ProposalActionRequest, handle: (request) => this.rollback(request) })],
+      codec: o.codec,
+      maxPayloadBytes: o.config.fleet.maxPayloadBytes,
+      deadLetter: (subject, data, error) =>
+        deadLetter(o.js, o.names, "governance", { subject, data }, error).catch((err: unknown) => this.log.error({ err }, "could not dead-letter a governance request")),
+      log: this.log,
+    });
   }
 
   async start(): Promise<void> {
@@ -94,9 +107,7 @@ export class GovernanceService {
     const { intake, decisions } = await ensureGovernanceConsumers(this.o.js, this.o.jsm, this.o.names);
     this.loops.push(this.consume(intake, "PROPOSALS", (msg) => this.onSubmission(msg)));
     this.loops.push(this.consume(decisions, "APPROVALS", (msg) => this.onDecision(msg)));
-    this.rollbackSub = this.o.nc.subscribe(this.o.names.governance("rollback"), { queue: "governance", callback: (err, msg) => {
-      if (!err) void this.onRollback(msg);
-    } });
+    this.requests.start();
     // a proposal left executing by a crashed process is finished first, under the same idempotency key
     for (const record of this.index.open()) if (record.state === "executing") this.track(this.runTool(record.id));
     await this.tick();
@@ -108,7 +119,7 @@ export class GovernanceService {
     this.stopping = true;
     this.stopped.abort();
     clearInterval(this.ticker);
-    this.rollbackSub?.unsubscribe();
+    await this.requests.stop();
     await Promise.all(this.streams.map((s) => s.close().catch(() => undefined)));
     await Promise.all(this.loops);
     await Promise.allSettled([...this.work]);
@@ -211,27 +222,17 @@ export class GovernanceService {
     if (after?.state === "sentinel_approved") this.track(this.execute(decision.proposalId));
   }
 
-  private async onRollback(msg: Msg): Promise<void> {
-    const negotiated = negotiate(msg, this.o.codec);
-    const codec = negotiated.ok ? negotiated.codec : this.o.codec;
-    const decoded = decode(ProposalActionRequest, msg.data, { codec });
-    if (!decoded.ok) return replyError(msg, decoded.error, codec);
-    const { proposalId, by, reason } = decoded.value;
-    try {
-      const record = await this.serial(proposalId, async () => {
-        const stored = await this.store.get(proposalId);
-        if (!stored) throw new FleetError("PROPOSAL_NOT_FOUND", `no proposal ${proposalId}`);
-        const refusal = rollbackRefusal(stored.record, this.clock());
-        if (refusal) throw new FleetError("PROPOSAL_STATE", `proposal ${proposalId} cannot be rolled back: ${refusal}`);
-        await callTool(this.o.nc, this.o.names, stored.record.tool, {
-          agentId: stored.record.agentId, input: stored.record.input, proposalId, idempotencyKey: proposalId, mode: "rollback",
-        }, { codec: this.o.codec, timeoutMs: this.o.toolTimeoutMs ?? 60_000 });
-        return this.applyUnlocked(proposalId, { type: "ROLLED_BACK", by, now: this.clock() }, `rolled back by ${by}${reason ? `: ${reason}` : ""}`);
-      });
-      replyResult(msg, record, codec);
-    } catch (err) {
-      replyError(msg, FleetError.from(err), codec);
-    }
+  private async rollback({ proposalId, by, reason }: ProposalActionRequest): Promise<ProposalRecord | undefined> {
+    return this.serial(proposalId, async () => {
+      const stored = await this.store.get(proposalId);
+      if (!stored) throw new FleetError("PROPOSAL_NOT_FOUND", `no proposal ${proposalId}`);
+      const refusal = rollbackRefusal(stored.record, this.clock());
+      if (refusal) throw new FleetError("PROPOSAL_STATE", `proposal ${proposalId} cannot be rolled back: ${refusal}`);
+      await callTool(this.o.nc, this.o.names, stored.record.tool, {
+        agentId: stored.record.agentId, input: stored.record.input, proposalId, idempotencyKey: proposalId, mode: "rollback",
+      }, { codec: this.o.codec, timeoutMs: this.o.toolTimeoutMs ?? 60_000 });
+      return this.applyUnlocked(proposalId, { type: "ROLLED_BACK", by, now: this.clock() }, `rolled back by ${by}${reason ? `: ${reason}` : ""}`);
+    });
   }
 
   /** Moves a sentinel-approved proposal to executing (counting the attempt) and runs its tool. */

@@ -62,6 +62,8 @@ export class Grants {
   serve(...subjects: string[]): void {
     for (const s of subjects) this.subAllow.add(s);
     this.pubAllow.add("_INBOX.>");
+    // every service answers NATS micro discovery (protocol/micro-discovery.ts); only the operator may ask
+    for (const verb of ["PING", "INFO", "STATS"]) this.subAllow.add(`$SRV.${verb}`).add(`$SRV.${verb}.>`);
   }
 
   /** Reads keys of a bucket: a direct get names the key in its subject, a watch or key listing names it in its filter. */

@@ -1,17 +1,15 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
 import {
   deadLetter,
-  decode,
+  endpoint,
   FleetError,
+  FleetService,
   issuesOf,
   needsProposal,
-  negotiate,
-  replyError,
-  replyResult,
   ToolCallRequest,
   type CodecName,
   type FleetNames,
@@ -58,8 +56,7 @@ export class ToolHost {
   private readonly catalogue: ToolCatalogue;
   private readonly audit: AuditChain;
   private readonly runs: ToolRuns;
-  private readonly subs: Subscription[] = [];
-  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly service: FleetService;
   /** runs already answered (TOOL_OUTCOME_UNKNOWN) whose end is still to be recorded */
   private readonly late = new Set<Promise<unknown>>();
   private readonly now: () => number;
@@ -72,6 +69,30 @@ export class ToolHost {
     this.now = () => clock.now();
     this.runs = new ToolRuns(o.kv.toolruns, o.codec, o.host, this.now);
     this.timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.service = new FleetService({
+      nc: o.nc,
+      name: "fleet-tools",
+      version: "1.0.0",
+      description: `tool host ${o.host}: governed tool calls, audited`,
+      metadata: { host: o.host },
+      queue: TOOLS_QUEUE,
+      endpoints: this.served.map((tool) =>
+        endpoint({
+          // micro endpoint names allow letters, digits, - and _ only
+          name: tool.name.replace(/[^a-zA-Z0-9_-]/g, "_"),
+          subject: o.names.tool(tool.name),
+          request: ToolCallRequest,
+          // a one-way call still runs (its effect is the point); a failure of it is dead-lettered
+          oneWay: "run",
+          handle: (request) => this.handle(tool, request),
+        }),
+      ),
+      codec: o.codec,
+      maxPayloadBytes: o.config.fleet.maxPayloadBytes,
+      deadLetter: (subject, data, error) =>
+        deadLetter(o.js, o.names, "tool", { subject, data }, error).catch((err: unknown) => o.log.error({ err }, "could not dead-letter a tool call")),
+      log: o.log.child({ component: "tool-host" }),
+    });
   }
 
   /** The tools this host serves. */
@@ -81,16 +102,7 @@ export class ToolHost {
 
   async start(): Promise<void> {
     await this.audit.start();
-    for (const tool of this.served) {
-      this.subs.push(
-        this.o.nc.subscribe(this.o.names.tool(tool.name), {
-          queue: TOOLS_QUEUE,
-          callback: (err, msg) => {
-            if (!err) this.track(this.handle(tool, msg));
-          },
-        }),
-      );
-    }
+    this.service.start();
     this.o.log.info({ host: this.o.host, tools: this.served.map((t) => t.name) }, "tool host started");
   }
 
@@ -99,8 +111,7 @@ export class ToolHost {
    * one more grace period to be recorded; after that its record stays "started", which is the truth: outcome unknown.
    */
   async stop(): Promise<void> {
-    for (const sub of this.subs.splice(0)) sub.unsubscribe();
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    await this.service.stop();
     if (this.late.size > 0) {
       await withDeadline(Promise.allSettled([...this.late]), ABORT_GRACE_MS);
       if (this.late.size > 0) this.o.log.warn({ runs: this.late.size }, "stopping with tool runs that never finished; their outcome stays unknown");
@@ -114,21 +125,12 @@ export class ToolHost {
   }
 
   get busy(): number {
-    return this.inFlight.size;
+    return this.service.busy;
   }
 
-  private track(work: Promise<unknown>): void {
-    const tracked = work.catch((err: unknown) => this.o.log.error({ err: String(err) }, "tool call handling failed")).finally(() => this.inFlight.delete(tracked));
-    this.inFlight.add(tracked);
-  }
-
-  private async handle(tool: ToolDefinition, msg: Msg): Promise<void> {
+  /** One call whose envelope passed the skeleton's checks: the governance checks, the run, the audit record, the answer. */
+  private async handle(tool: ToolDefinition, request: Decoded): Promise<ToolCallResult> {
     const startedAt = this.now();
-    const negotiated = negotiate(msg, this.o.codec);
-    const codec = negotiated.ok ? negotiated.codec : this.o.codec;
-    const decoded = negotiated.ok ? decode(ToolCallRequest, msg.data, { codec, maxBytes: this.o.config.fleet.maxPayloadBytes }) : negotiated;
-    if (!decoded.ok) return this.refuseEnvelope(tool, msg, decoded.error, codec);
-    const request = decoded.value;
     const log = this.o.log.child({ component: "tool-host", tool: tool.name, agentId: request.agentId, proposalId: request.proposalId });
 
     let outcome: Outcome;
@@ -156,14 +158,11 @@ export class ToolHost {
         at: startedAt,
       })
       // the effect (if any) has happened: its caller still gets the answer, and the operator a loud log line
-      .catch((err: unknown) => log.error({ err: String(err), ok: outcome.ok }, "tool call not recorded in the audit trail"));
+      .catch((err: unknown) => log.error({ err, ok: outcome.ok }, "tool call not recorded in the audit trail"));
 
-    if (msg.reply) {
-      if (outcome.ok) replyResult(msg, { output: outcome.output, durationMs, replayed: outcome.replayed } satisfies ToolCallResult, codec);
-      else replyError(msg, outcome.error, codec);
-    } else if (!outcome.ok) {
-      await this.deadLetter(msg, outcome.error);
-    }
+    // the refusal or failure is recorded; the skeleton answers it as the typed error it is
+    if (!outcome.ok) throw outcome.error;
+    return { output: outcome.output, durationMs, replayed: outcome.replayed };
   }
 
   /** The checks, in order, then the run (or the recorded result of an earlier run with the same key). */
@@ -219,7 +218,7 @@ export class ToolHost {
         const owned = claim;
         const recorded = running
           .then((outcome) => this.runs.finish(owned, outcome))
-          .catch((err: unknown) => log.error({ err: String(err) }, "could not record the end of a late tool run"))
+          .catch((err: unknown) => log.error({ err }, "could not record the end of a late tool run"))
           .finally(() => this.late.delete(recorded));
         this.late.add(recorded);
         throw new FleetError("TOOL_OUTCOME_UNKNOWN", `${tool.name} did not finish within ${this.timeoutMs} ms; its outcome will be recorded when it does`);
@@ -227,23 +226,12 @@ export class ToolHost {
       throw new FleetError("TOOL_FAILED", `${tool.name} did not finish within ${this.timeoutMs} ms`);
     }
     if (claim) {
-      await this.runs.finish(claim, settled).catch((err: unknown) => log.error({ err: String(err) }, "could not record the end of a tool run"));
+      await this.runs.finish(claim, settled).catch((err: unknown) => log.error({ err }, "could not record the end of a tool run"));
     }
     if (!settled.ok) throw settled.error;
     return { ok: true, output: settled.output, replayed: false };
   }
 
-  private async refuseEnvelope(tool: ToolDefinition, msg: Msg, error: FleetError, codec: CodecName): Promise<void> {
-    this.o.log.warn({ tool: tool.name, code: error.code, reason: error.message }, "tool call refused");
-    if (msg.reply) replyError(msg, error, codec);
-    await this.deadLetter(msg, error);
-  }
-
-  private async deadLetter(msg: Msg, error: FleetError): Promise<void> {
-    await deadLetter(this.o.js, this.o.names, "tool", { subject: msg.subject, data: msg.data }, error).catch((err: unknown) =>
-      this.o.log.error({ err: String(err) }, "could not dead-letter a tool call"),
-    );
-  }
 }
 
 /** A handler's failure as the caller sees it: its own FleetError kept, anything else TOOL_FAILED (retryable). */

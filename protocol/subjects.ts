@@ -71,6 +71,10 @@ export class FleetNames {
   router(op: RouterOperation): string {
     return `${this.prefix}.router.${op}`;
   }
+  /** every router operation: one subscription, so an unknown operation gets UNSUPPORTED_OPERATION, not silence */
+  routerOperations(): string {
+    return `${this.prefix}.router.*`;
+  }
   /** one USAGE record per model call */
   usage(agentId: string, tier: string): string {
     return `${this.prefix}.usage.${agentId}.${tier}`;

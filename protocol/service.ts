@@ -1,0 +1,203 @@
+import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import type { z } from "zod";
+import { decode, type CodecName } from "./codec.js";
+import { FleetError, isBadInput } from "./errors.js";
+import { EndpointStats, registerDiscovery, type DiscoverableService } from "./micro-discovery.js";
+import { negotiate, replyError, replyResult } from "./wire.js";
+
+/**
+ * The one request/reply skeleton every fleet service is built on (A2A operations, controls, router, memory search, tool
+ * hosts, governance). Each request goes through the same steps, in this order, so no copy can drift:
+ *
+ *   reply subject check → codec negotiation → size check → zod validation → handler → `{result}` or a typed `{error}`
+ *
+ * A request that fails before its handler (a forged reply subject, a codec we do not speak, too large, not the schema, an
+ * operation nobody serves, a question without a reply subject) is dead-lettered with its reason and original bytes, so
+ * nothing is lost; so is a handler's bad-input refusal. Replies go only to `_INBOX.` subjects: a reply subject is the
+ * requester's choice, and a service answering on `$KV.…` or an audit subject would write with the service's rights.
+ *
+ * Services answer NATS micro discovery (`$SRV.PING|INFO|STATS`), so `nats micro list` and `fleet status` see them.
+ */
+
+/** What a handler learns about its request besides the body. */
+export interface ServiceCall {
+  /** the subject the request came on (a caller's identity is part of it where the broker proves it) */
+  subject: string;
+  codec: CodecName;
+  /** false for a one-way request: whatever the handler returns goes nowhere */
+  replies: boolean;
+  log: Logger;
+}
+
+export interface EndpointSpec<S extends z.ZodType> {
+  /** the micro endpoint name: letters, digits, `-` and `_` */
+  name: string;
+  /** the exact subject of the endpoint */
+  subject: string;
+  /** the request body's schema; a body that fails it never reaches the handler */
+  request: S;
+  /**
+   * A one-way request (no reply subject) runs only where it has an effect worth having without an answer (SendMessage);
+   * elsewhere it is a question nobody will hear the answer to, and is dead-lettered instead.
+   */
+  oneWay?: "run" | "refuse";
+  handle: (request: z.infer<S>, call: ServiceCall) => Promise<unknown>;
+}
+
+/** An endpoint with its schema bound to its handler: the service sees bytes in, a result (or a typed error) out. */
+export interface Endpoint {
+  name: string;
+  subject: string;
+  oneWay: "run" | "refuse";
+  serve: (data: Uint8Array, maxBytes: number, call: ServiceCall) => Promise<unknown>;
+}
+
+/** Declares an endpoint: the handler receives only what the schema parsed. */
+export function endpoint<S extends z.ZodType>(spec: EndpointSpec<S>): Endpoint {
+  return {
+    name: spec.name,
+    subject: spec.subject,
+    oneWay: spec.oneWay ?? "refuse",
+    serve: async (data, maxBytes, call) => {
+      const decoded = decode(spec.request, data, { codec: call.codec, maxBytes });
+      if (!decoded.ok) throw decoded.error;
+      return spec.handle(decoded.value, call);
+    },
+  };
+}
+
+/** Declares an endpoint whose requests carry no body (operator controls): a request with one is refused. */
+export function bodilessEndpoint(spec: Omit<EndpointSpec<z.ZodUndefined>, "request" | "handle"> & { handle: (call: ServiceCall) => Promise<unknown> }): Endpoint {
+  return {
+    name: spec.name,
+    subject: spec.subject,
+    oneWay: spec.oneWay ?? "refuse",
+    serve: async (data, _maxBytes, call) => {
+      if (data.length > 0) throw new FleetError("MESSAGE_INVALID", `${spec.name} takes no payload; got ${data.length} bytes`);
+      return spec.handle(call);
+    },
+  };
+}
+
+export interface FleetServiceOptions {
+  nc: NatsConnection;
+  /** the micro service name, shared by every instance of this kind of service */
+  name: string;
+  version: string;
+  description: string;
+  metadata?: Record<string, string>;
+  /** the queue group: a request goes to one instance */
+  queue: string;
+  endpoints: readonly Endpoint[];
+  /**
+   * What to subscribe to; defaults to each endpoint's subject. A wildcard here (`fleet.agent.x.a2a.*`) lets the service
+   * answer an operation it does not implement with UNSUPPORTED_OPERATION instead of leaving the caller without responders.
+   */
+  subscribe?: readonly string[];
+  codec: CodecName;
+  maxPayloadBytes: number;
+  /** stores a request that could not be used, with why (protocol/dead-letter.ts behind a JetStream client) */
+  deadLetter: (subject: string, data: Uint8Array, error: FleetError) => Promise<void>;
+  log: Logger;
+}
+
+const INBOX = "_INBOX.";
+
+export class FleetService implements DiscoverableService {
+  readonly id: string;
+  readonly started = new Date();
+  private readonly bySubject = new Map<string, { endpoint: Endpoint; stats: EndpointStats }>();
+  private readonly subs: Subscription[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private unregister: (() => void) | undefined;
+  /** requests whose reply subject was not an inbox: refused, never answered */
+  forgedReplies = 0;
+
+  constructor(private readonly options: FleetServiceOptions) {
+    this.id = `${options.name}-${Math.random().toString(36).slice(2, 12)}`;
+    for (const e of options.endpoints) this.bySubject.set(e.subject, { endpoint: e, stats: new EndpointStats(e.name, e.subject, options.queue) });
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+  get version(): string {
+    return this.options.version;
+  }
+  get description(): string {
+    return this.options.description;
+  }
+  get metadata(): Record<string, string> {
+    return this.options.metadata ?? {};
+  }
+  get endpointStats(): EndpointStats[] {
+    return [...this.bySubject.values()].map((e) => e.stats);
+  }
+  /** requests being handled right now */
+  get busy(): number {
+    return this.inFlight.size;
+  }
+
+  start(): void {
+    const subjects = this.options.subscribe ?? this.options.endpoints.map((e) => e.subject);
+    for (const subject of subjects) {
+      this.subs.push(
+        this.options.nc.subscribe(subject, {
+          queue: this.options.queue,
+          callback: (err, msg) => {
+            if (err) return;
+            const handling = this.handle(msg).finally(() => this.inFlight.delete(handling));
+            this.inFlight.add(handling);
+          },
+        }),
+      );
+    }
+    this.unregister = registerDiscovery(this.options.nc, this);
+  }
+
+  /** Stops taking requests, then waits for the ones under way: their callers are owed an answer. */
+  async stop(): Promise<void> {
+    for (const sub of this.subs.splice(0)) sub.unsubscribe();
+    this.unregister?.();
+    this.unregister = undefined;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  private async handle(msg: Msg): Promise<void> {
+    const startedAt = process.hrtime.bigint();
+    const target = this.bySubject.get(msg.subject);
+    const log = this.options.log;
+    const negotiated = negotiate(msg, this.options.codec);
+    const codec = negotiated.ok ? negotiated.codec : this.options.codec;
+    const replies = Boolean(msg.reply);
+    let error: FleetError | undefined;
+    try {
+      if (msg.reply && !msg.reply.startsWith(INBOX)) {
+        this.forgedReplies++;
+        throw new FleetError("PERMISSION_DENIED", `reply subject ${msg.reply} is not an inbox (${INBOX}…): the request is refused`);
+      }
+      if (!negotiated.ok) throw negotiated.error;
+      if (!target) throw new FleetError("UNSUPPORTED_OPERATION", `${msg.subject.slice(msg.subject.lastIndexOf(".") + 1)} is not an operation of ${this.options.name}`);
+      if (!replies && target.endpoint.oneWay !== "run") {
+        throw new FleetError("MESSAGE_INVALID", `${target.endpoint.name} is a request: it needs a reply subject`);
+      }
+      const result = await target.endpoint.serve(msg.data, this.options.maxPayloadBytes, { subject: msg.subject, codec, replies, log });
+      if (replies) replyResult(msg, result ?? {}, codec);
+    } catch (err) {
+      error = FleetError.from(err);
+      const forged = msg.reply !== undefined && msg.reply !== "" && !msg.reply.startsWith(INBOX);
+      const fields = { service: this.options.name, endpoint: target?.endpoint.name, subject: msg.subject, code: error.code };
+      if (isBadInput(error) || forged) log.warn({ ...fields, reason: error.message }, "request refused");
+      else log.debug({ ...fields, reason: error.message }, "request answered with an error");
+      if (replies && !forged) replyError(msg, error, codec);
+      if (isBadInput(error) || forged || !replies) await this.options.deadLetter(msg.subject, msg.data, error);
+    } finally {
+      target?.stats.record(process.hrtime.bigint() - startedAt, error);
+    }
+  }
+}
