@@ -1,9 +1,7 @@
 export { atlasBehaviour, STATUS_REPORT_TASK, type AgentStatusLine } from "./atlas-behaviour.js";
 export { composeBehaviour } from "./compose.js";
 export { governedStepTools, type GovernedStepToolsOptions } from "./governed-step-tools.js";
-export { liveStepMemory } from "./live-step-memory.js";
 export { offlineBehaviour } from "./offline-behaviour.js";
-export { planBySkill } from "./plan-by-skill.js";
 export { behaviourFor } from "./role-behaviour.js";
 export { DEFAULT_MAX_TOOL_ROUNDS, routedModelStep, type RoutedStepOptions } from "./routed-model-step.js";
 export type { BehaviourStage, Next, StageMethod } from "./stage.js";
