@@ -3,7 +3,7 @@ import type { ModelToolCall } from "../protocol/index.js";
 /**
  * The tools a model step may offer its model, and how a call the model makes is carried out. The step only talks to the
  * model and keeps the conversation; whether a call runs, becomes a proposal or is refused is governance's business, so
- * the implementation lives with the process wiring (supervisor/step-tools.ts, over governance's AgentTools).
+ * the implementation lives in behaviours/governed-step-tools.ts, over governance's AgentTools.
  */
 export interface StepTools {
   /** OpenAI function tools for this agent (`{ type: "function", function: { name, description, parameters } }`) */

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { encode, wireHeaders, type CodecName, type FleetNames, type Message, type Task, type TaskAssignment } from "../protocol/index.js";
-import { textOf } from "./offline-behaviour.js";
+import { textOf } from "./task-text.js";
 import type { DedupKind, TaskDedup } from "./task-dedup.js";
 import type { TaskStore } from "./task-store.js";
 

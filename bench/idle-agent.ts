@@ -45,7 +45,8 @@ async function main(): Promise<void> {
     stop = () => nc.close();
   } else {
     // loaded only here, so the baseline process holds nats.js and nothing of ours
-    const { AgentRuntime, offlineBehaviour } = await import("../actors/index.js");
+    const { AgentRuntime } = await import("../actors/index.js");
+    const { offlineBehaviour } = await import("../behaviours/index.js");
     const { pino } = await import("pino");
     const runtime = await AgentRuntime.start(
       {

@@ -1,7 +1,8 @@
 import { AgentRuntime } from "../actors/index.js";
 import { FleetError } from "../protocol/index.js";
 import { hostname } from "node:os";
-import { behaviourFor, Lease } from "../supervisor/index.js";
+import { behaviourFor } from "../behaviours/index.js";
+import { Lease } from "../supervisor/index.js";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger, type CliOptions } from "./context.js";
 import { runScheduler } from "./run-scheduler.js";
 import { runWebhook } from "./run-webhook.js";

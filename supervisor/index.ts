@@ -1,4 +1,3 @@
-export { atlasBehaviour, STATUS_REPORT_TASK, type AgentStatusLine } from "./atlas.js";
 export { EmbeddedNats, findNatsServer, readPortsFile } from "./embedded-nats.js";
 export { Lease, type LeaseOptions } from "./lease.js";
 export { exitWhenParentDies, type ParentWatchOptions } from "./parent-watch.js";
@@ -14,7 +13,6 @@ export {
   type SupervisorExit,
   type SupervisorOptions,
 } from "./process-supervisor.js";
-export { behaviourFor } from "./roles.js";
 export { CronScheduler, type CronSchedulerOptions } from "./cron-scheduler.js";
 export { backupFleet, readManifest, restoreFleet, BackupManifest, BackupRecord, type BackupOptions, type RestoreOptions, type RestoreReport } from "./backup.js";
 export { NightlyBackup, type NightlyBackupOptions } from "./nightly-backup.js";

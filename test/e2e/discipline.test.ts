@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { decodeUnknown, isTerminal } from "../../protocol/index.js";
-import { STATUS_REPORT_TASK } from "../../supervisor/index.js";
+import { STATUS_REPORT_TASK } from "../../behaviours/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
 import { agentSpec, routerSpec, slowAgentSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
-import { AgentRuntime, offlineBehaviour, taskIdFor } from "../../actors/index.js";
+import { AgentRuntime, taskIdFor } from "../../actors/index.js";
+import { offlineBehaviour } from "../../behaviours/index.js";
 import { loadFleetConfig, type CronJob } from "../../config/index.js";
 import { decode, OutboxRecord, type FleetResources } from "../../protocol/index.js";
 import { CronScheduler } from "../../supervisor/index.js";

@@ -5,7 +5,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { StepTools } from "../../actors/index.js";
 import { AgentTools, referenceToolRisks, referenceTools, ToolCatalogue } from "../../governance/index.js";
 import { connectNats, decode, ensureFleetResources, FleetNames, ProposalSubmission } from "../../protocol/index.js";
-import { governedStepTools } from "../../supervisor/step-tools.js";
+import { governedStepTools } from "../../behaviours/index.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { routerFleetConfig } from "../helpers/router-fleet.js";
 

@@ -3,7 +3,8 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { pino } from "pino";
-import { routedBehaviour, type ActInput, type HostedAgent, type Outcome, type StepToolResult, type StepTools } from "../../actors/index.js";
+import type { ActInput, HostedAgent, Outcome, StepToolResult, StepTools } from "../../actors/index.js";
+import { routedModelStep } from "../../behaviours/index.js";
 import { connectNats, FleetNames, type ModelToolCall } from "../../protocol/index.js";
 import { RouterClient, type RunningRouter } from "../../router/index.js";
 import { NatsServer } from "../helpers/nats-server.js";
@@ -70,7 +71,7 @@ describe("routed behaviour: the model step calls tools", () => {
   }
 
   const act = (tools: StepTools | undefined, input: ActInput, maxToolRounds?: number): Promise<Outcome> =>
-    routedBehaviour(SHIP, client, undefined, { tools, ...(maxToolRounds !== undefined ? { maxToolRounds } : {}) }).act(input, { signal: new AbortController().signal, log });
+    routedModelStep(SHIP, client, undefined, { tools, ...(maxToolRounds !== undefined ? { maxToolRounds } : {}) }).act(input, { signal: new AbortController().signal, log });
 
   /** The chat bodies the scripted server received since `from`, as the model saw them. */
   const bodies = (from: number) => openai.requests.slice(from).filter((r) => r.path.endsWith("/chat/completions")).map((r) => Object(r.body));

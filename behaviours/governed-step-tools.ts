@@ -17,7 +17,7 @@ const DEFAULT_MAX_CONTENT_CHARS = 4_000;
 const REFUSALS: ReadonlySet<string> = new Set(["TOOL_NOT_FOUND", "TOOL_NOT_ALLOWED", "TOOL_BLOCKED", "PROPOSAL_REQUIRED", "PERMISSION_DENIED", "MESSAGE_INVALID", "MESSAGE_TOO_LARGE"]);
 
 /**
- * A model step's tools, governed exactly like a task that names a tool (supervisor/tool-step.ts): the model is offered the
+ * A model step's tools, governed exactly like a task that names a tool (tool-task-stage.ts): the model is offered the
  * agent's allowed tools that are not BLOCK; an AUTO or AUTO+ call runs through `AgentTools.call` (so the tool host checks
  * and audits it), a PROPOSE or CONFIRM call becomes a proposal through `AgentTools.propose`, and anything else is refused.
  * Everything the model sends is model output: the arguments are parsed and checked against the tool's input schema here,

@@ -1,17 +1,8 @@
 import { randomUUID } from "node:crypto";
+import { textOf, type AgentBehaviour, type HostedAgent, type StepMemory, type StepToolOutcome, type StepTools } from "../actors/index.js";
 import { FleetError, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
 import type { RouterClient } from "../router/index.js";
-import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
-import { planBySkill, textOf } from "./offline-behaviour.js";
-import type { StepToolOutcome, StepTools } from "./step-tools.js";
-
-/** The memory an agent's step reads and writes; without it a step sees only its role, its skill and the task. */
-export interface StepMemory {
-  /** the step's messages: role, the skills the task matches, the memory tiers within their budgets, then the task */
-  prompt(agent: HostedAgent, task: string): Promise<ChatMessage[]>;
-  /** what happened, for the session log that tomorrow's prompts and tonight's distillation read */
-  record(entry: { agentId: string; kind: SessionLogEntry["kind"]; text: string; taskId?: string | undefined }): Promise<void>;
-}
+import { planBySkill } from "./plan-by-skill.js";
 
 export interface RoutedStepOptions {
   /** the agent's tools, offered to the model; without them (or with none to offer) a step is one plain call */
@@ -30,9 +21,13 @@ export const DEFAULT_MAX_TOOL_ROUNDS = 5;
  *
  * With tools, the step is a conversation: while the model answers with tool calls, each call is carried out through
  * StepTools (governed: it runs, becomes a proposal, or is refused), the results go back as tool messages, and the model
- * is asked again, every round a normal router call. The text answer it finally gives is the artifact.
+ * is asked again, every round a normal router call. The text answer it finally gives is the artifact. The tool calls stay
+ * inside this step rather than in a stage of their own: they are rounds of one model conversation, each round needing
+ * the messages of the one before.
+ *
+ * It is the terminal of an execution role's chain (behaviours/role-behaviour.ts): what runs once no stage has answered.
  */
-export function routedBehaviour(agent: HostedAgent, router: RouterClient, memory?: StepMemory, options: RoutedStepOptions = {}): AgentBehaviour {
+export function routedModelStep(agent: HostedAgent, router: RouterClient, memory?: StepMemory, options: RoutedStepOptions = {}): AgentBehaviour {
   const maxRounds = options.maxToolRounds ?? DEFAULT_MAX_TOOL_ROUNDS;
   if (!Number.isInteger(maxRounds) || maxRounds < 0) throw new RangeError(`maxToolRounds must be a whole number, not ${maxRounds}`);
   return {

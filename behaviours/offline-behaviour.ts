@@ -1,11 +1,15 @@
 import { randomUUID } from "node:crypto";
-import type { Message } from "../protocol/index.js";
-import { matchSkill, type AgentBehaviour, type HostedAgent } from "./behaviour.js";
+import { textOf, type AgentBehaviour, type HostedAgent } from "../actors/index.js";
+import { planBySkill } from "./plan-by-skill.js";
 
 /**
- * What an execution agent does while no model provider is configured (the router arrives with its own issue): a task is
- * accepted, matched to one of the agent's skills, and answered with a clearly labelled record of what would have been
- * done and at which tier. No model is called and nothing outside the fleet is touched. A cycle has nothing to do.
+ * An execution agent that calls no model, not even the router's simulated one: a task is accepted, matched to one of the
+ * agent's skills, and answered with a clearly labelled record of what would have been done and at which tier. Nothing
+ * outside the fleet is touched. A cycle has nothing to do.
+ *
+ * No role runs it in production (with no provider the router's simulated provider answers instead). Tests and the
+ * benchmarks use it as the cheapest real behaviour; it lives here rather than in test/fixtures because bench/ may not
+ * import test/.
  */
 export function offlineBehaviour(agent: HostedAgent): AgentBehaviour {
   return {
@@ -33,20 +37,4 @@ export function offlineBehaviour(agent: HostedAgent): AgentBehaviour {
       };
     },
   };
-}
-
-/** An execution agent's plan: a cycle has nothing to do (no model call); a task is work for its best-matching skill. */
-export function planBySkill(agent: HostedAgent): AgentBehaviour["plan"] {
-  return async (input) => {
-    if (input.trigger === "cycle" || !input.item) return { kind: "nothing" };
-    const skill = matchSkill(agent, textOf(input.item.message))?.id;
-    return { kind: "work", item: input.item, skillId: skill };
-  };
-}
-
-export function textOf(message: Message): string {
-  return message.parts
-    .map((p) => ("text" in p ? p.text : ""))
-    .filter(Boolean)
-    .join("\n");
 }

@@ -1,0 +1,58 @@
+import type { AgentBehaviour, HostedAgent, RuntimeDeps, StepMemory } from "../actors/index.js";
+import type { FleetConfig } from "../config/index.js";
+import { AgentTools, referenceToolRisks, referenceTools, ToolCatalogue } from "../governance/index.js";
+import type { RiskLevel } from "../protocol/index.js";
+import { RouterClient } from "../router/index.js";
+import { atlasBehaviour } from "./atlas-behaviour.js";
+import { composeBehaviour } from "./compose.js";
+import { governedStepTools } from "./governed-step-tools.js";
+import { liveStepMemory } from "./live-step-memory.js";
+import { routedModelStep } from "./routed-model-step.js";
+import type { BehaviourStage } from "./stage.js";
+import { toolTaskStage } from "./tool-task-stage.js";
+
+/**
+ * What each configured agent does in a step, and the one place its chain is assembled: the stages every role runs, in
+ * order, then the role's terminal. The orchestration layer's terminal is Atlas (rule-based delegation); everyone else's
+ * is a routed model step, with a prompt assembled from its memory and its allowed tools offered to the model. A task that
+ * names a tool is answered by the first stage (tier 0: no model), within the agent's allow list. Both ways go through the
+ * same AgentTools, so a tool the model calls is governed like one a task names. One router client, one set of memory
+ * sources and one tool catalogue per process, shared by the agents it hosts. `configFile` locates the skills and
+ * knowledge directories.
+ */
+export function behaviourFor(config: FleetConfig, configFile: string) {
+  let risks: ReadonlyMap<string, RiskLevel> | undefined;
+  let shared: { router: RouterClient; memory: Promise<StepMemory>; catalogue: ToolCatalogue } | undefined;
+
+  const terminalFor = (agent: HostedAgent, deps: RuntimeDeps, tools: AgentTools): AgentBehaviour => {
+    const configured = config.agents.find((a) => a.id === agent.id);
+    if (configured?.layer === "orchestration") return atlasBehaviour(agent, config.agents, deps);
+    shared ??= {
+      router: new RouterClient(deps.nc, deps.names, { codec: deps.codec, timeoutMs: 120_000 }),
+      memory: liveStepMemory(config, configFile, deps),
+      // only the descriptions and input schemas are used here (the tools run on a tool host); building the definitions
+      // touches nothing
+      catalogue: new ToolCatalogue(referenceTools({ js: deps.js, names: deps.names, codec: deps.codec, config })),
+    };
+    const { router, memory, catalogue } = shared;
+    // the memory is wired asynchronously (it needs the JetStream manager); a step waits for it
+    return routedModelStep(
+      agent,
+      router,
+      {
+        prompt: async (a, task) => (await memory).prompt(a, task),
+        record: async (entry) => (await memory).record(entry),
+      },
+      { tools: governedStepTools({ tools, catalogue }) },
+    );
+  };
+
+  return (agent: HostedAgent, deps: RuntimeDeps): AgentBehaviour => {
+    risks ??= new Map(Object.entries(referenceToolRisks()));
+    const allowed = config.agents.find((a) => a.id === agent.id)?.tools ?? [];
+    const tools = new AgentTools({ nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, risks, clock: () => deps.clock.now() });
+    // first to last: the first stage sees a step first. Pipelines, duties and the like join this list.
+    const stages: BehaviourStage[] = [toolTaskStage(tools)];
+    return composeBehaviour(stages, terminalFor(agent, deps, tools));
+  };
+}
