@@ -3,6 +3,7 @@ import type { KV } from "@nats-io/kv";
 import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, type CodecName, type UsageReply } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
 import { inspect, prefixOf, type CliOptions } from "./context.js";
+import { serviceSummary } from "./service-summary.js";
 
 /** `fleet status`: each agent's state, current task, tier, last heartbeat and restarts, read from KV `agents`. */
 export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promise<number> {
@@ -50,6 +51,7 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
     printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "BREAKER", "SPENT TODAY", "DEDUPED", "DONE/FAILED", "PROCESS"], rows);
     const proposals = await proposalSummary(kv.proposals, now);
     if (proposals) console.log(proposals);
+    for (const line of await serviceSummary(nc)) console.log(line);
     return 0;
   } finally {
     await nc.close();

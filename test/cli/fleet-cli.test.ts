@@ -164,6 +164,22 @@ describe("fleet CLI", () => {
       assert.ok(r.stdout.indexOf("TASK_STATE_SUBMITTED") < r.stdout.indexOf("TASK_STATE_COMPLETED"), "in order");
     });
 
+    it("fleet status lists the fleet's services as NATS micro discovery reports them, with the requests they served", async () => {
+      // (not governance: this test's fleet names no approval channel, so governance refuses its config and restarts)
+      const names = ["fleet-agent-a2a", "fleet-agent-control", "fleet-router", "fleet-memory", "fleet-tools"];
+      // the tool host may still be starting
+      const r = await waitFor("every service kind to answer discovery", async () => {
+        const out = await fleet(["status"], cwd);
+        return out.code === 0 && names.every((n) => out.stdout.includes(n)) ? out : undefined;
+      }, 20_000).catch((err: unknown) => assert.fail(`${String(err)}\nfleet up output:\n${output}`));
+      assert.match(r.stdout, /services \(NATS micro/);
+      // one A2A service per agent process, and the send above was one of its requests
+      const a2a = /fleet-agent-a2a\s+(\d+) instance\(s\)\s+(\d+) requests/.exec(r.stdout);
+      assert.ok(a2a, r.stdout);
+      assert.equal(Number(a2a[1]), 3);
+      assert.ok(Number(a2a[2]) >= 1, r.stdout);
+    });
+
     it("fleet tasks --json lists that task, completed, under scout", async () => {
       assert.ok(taskId, "the send test ran first");
       const r = await fleet(["tasks", "--json"], cwd);
