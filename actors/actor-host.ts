@@ -24,7 +24,7 @@ import { agentMachine, type ActInput, type Outcome, type PlanInput, type ReportI
 import { A2aService } from "./a2a-service.js";
 import { ControlService } from "./control-service.js";
 import { AgentDiscipline } from "./discipline.js";
-import type { DailyWindow } from "./quiet-hours.js";
+import type { DailyWindow } from "../config/index.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { submitTask, type SubmitDeps } from "./submit-task.js";
 import { agentCard, buildAgentRecord, isRunningSnapshot, readAgentRecord } from "./agent-record.js";

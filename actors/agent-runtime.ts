@@ -6,7 +6,7 @@ import { connectNats, FleetNames, openFleetResources, type CodecName, type Fleet
 import { ActorHost, type Clock } from "./actor-host.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { CycleScheduler, nodeTimers } from "./cycle-scheduler.js";
-import type { DailyWindow } from "./quiet-hours.js";
+import type { DailyWindow } from "../config/index.js";
 
 export interface RuntimeSettings {
   servers: string;

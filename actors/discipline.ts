@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createActor, type Actor } from "xstate";
 import type { Logger } from "pino";
 import { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";
-import { isQuiet, nextBoundary, type DailyWindow } from "./quiet-hours.js";
+import { isQuiet, nextBoundary, type DailyWindow } from "../config/index.js";
 
 /**
  * The operating discipline one agent runs under: its circuit breaker (no work while open, one trial task when half-open)

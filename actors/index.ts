@@ -10,7 +10,7 @@ export { TaskStore } from "./task-store.js";
 export { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";
 export { AgentDiscipline } from "./discipline.js";
 export { CycleScheduler, nodeTimers, type SchedulerTimers } from "./cycle-scheduler.js";
-export { deferUntil, isQuiet, nextBoundary, quietHoursMachine, validateWindow, type DailyWindow } from "./quiet-hours.js";
+export { quietHoursMachine, type QuietHoursEmitted, type QuietHoursSnapshot } from "./quiet-hours.js";
 export { normalizeTitle, titleSimilarity } from "./similarity.js";
 export { TaskDedup, type AdmitResult, type DedupKind, type TaskDedupOptions } from "./task-dedup.js";
 export { staggerOf } from "./stagger.js";

@@ -1,8 +1,7 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { deferUntil, isQuiet, type DailyWindow } from "../actors/index.js";
-import type { PrincipalConfig } from "../config/index.js";
+import { deferUntil, isQuiet, type DailyWindow, type PrincipalConfig } from "../config/index.js";
 import { deadLetter, decode, ensureOutboxConsumer, FleetError, OutboxRecord, type FleetNames } from "../protocol/index.js";
 
 /** One chat or notification channel's way of sending; Telegram, Discord, Slack and webhooks implement it. */

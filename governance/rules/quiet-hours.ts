@@ -1,4 +1,4 @@
-import { isQuiet, type DailyWindow } from "../../actors/index.js";
+import { isQuiet, type DailyWindow } from "../../config/index.js";
 import { needsProposal } from "../../protocol/index.js";
 import { defineRule, fail, noTool, pass } from "./rule.js";
 

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { pino } from "pino";
 import { AgentDiscipline } from "../../actors/discipline.js";
 import { CycleScheduler, type SchedulerTimers } from "../../actors/cycle-scheduler.js";
-import type { DailyWindow } from "../../actors/quiet-hours.js";
+import type { DailyWindow } from "../../config/index.js";
 
 const at = (iso: string): number => Date.parse(iso);
 const MIN = 60_000;
