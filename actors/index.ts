@@ -2,7 +2,7 @@ export { agentMachine, type ActInput, type AgentContext, type AgentEvent, type A
 export { ActorHost, type ActorHostOptions, type Clock } from "./actor-host.js";
 export { AgentRuntime, type RuntimeDeps, type RuntimeSettings } from "./agent-runtime.js";
 export { matchSkill, type AgentBehaviour, type EffectContext, type HostedAgent } from "./behaviour.js";
-export { offlineBehaviour, textOf } from "./offline-behaviour.js";
+export { offlineBehaviour } from "./offline-behaviour.js";
 export { DEFAULT_MAX_TOOL_ROUNDS, routedBehaviour, type RoutedStepOptions, type StepMemory } from "./routed-behaviour.js";
 export type { StepToolOutcome, StepToolResult, StepTools } from "./step-tools.js";
 export { submitTask, taskIdFor, type SubmitDeps } from "./submit-task.js";

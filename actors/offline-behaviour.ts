@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Message } from "../protocol/index.js";
+import { textOf } from "../protocol/index.js";
 import { matchSkill, type AgentBehaviour, type HostedAgent } from "./behaviour.js";
 
 /**
@@ -42,11 +42,4 @@ export function planBySkill(agent: HostedAgent): AgentBehaviour["plan"] {
     const skill = matchSkill(agent, textOf(input.item.message))?.id;
     return { kind: "work", item: input.item, skillId: skill };
   };
-}
-
-export function textOf(message: Message): string {
-  return message.parts
-    .map((p) => ("text" in p ? p.text : ""))
-    .filter(Boolean)
-    .join("\n");
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { FleetError, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
+import { FleetError, textOf, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
 import type { RouterClient } from "../router/index.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
-import { planBySkill, textOf } from "./offline-behaviour.js";
+import { planBySkill } from "./offline-behaviour.js";
 import type { StepToolOutcome, StepTools } from "./step-tools.js";
 
 /** The memory an agent's step reads and writes; without it a step sees only its role, its skill and the task. */
@@ -42,7 +42,7 @@ export function routedBehaviour(agent: HostedAgent, router: RouterClient, memory
       const item = input.plan.item;
       const request = item ? textOf(item.message) : "";
       const skill = agent.skills.find((s) => s.id === input.plan.skillId);
-      const title = request.split("\n", 1)[0]?.slice(0, 200) ?? "";
+      const title = titleOfText(request);
       const remember = (kind: SessionLogEntry["kind"], text: string) =>
         memory?.record({ agentId: agent.id, kind, text, taskId: item?.taskId }).catch((err: unknown) => ctx.log.warn({ err }, "session log not written"));
       const made: { name: string; outcome: StepToolOutcome }[] = [];
