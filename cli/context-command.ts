@@ -5,8 +5,7 @@ import { agentById, type FleetConfig } from "../config/index.js";
 import { assembleContext, type AssembledContext, type ContextBudgets, type ContextSection } from "../memory/context-assembly.js";
 import type { MemorySources } from "../memory/memory-sources.js";
 import { SkillFiles } from "../memory/skill-files.js";
-import { FleetError } from "../protocol/index.js";
-import { estimateInputTokens } from "../router/index.js";
+import { estimateInputTokens, FleetError } from "../protocol/index.js";
 import { configPath, inspect, loadConfig, prefixOf, type CliOptions } from "./context.js";
 import { printTable } from "./status.js";
 

@@ -86,6 +86,7 @@ export {
   needsProposal,
 } from "./governance.js";
 export { readStream, type StoredMessage } from "./stream-reader.js";
+export { estimateInputTokens, estimateTextTokens } from "./tokens.js";
 export { partsText, TITLE_MAX_CHARS, textOf, titleOf, titleOfText } from "./task-text.js";
 export { FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";
 export { negotiate, replyError, replyResult, requestOperation, requestTyped, sendToInbox, wireHeaders, type RequestOptions } from "./wire.js";

@@ -16,7 +16,7 @@ export { SemanticCache } from "./semantic-cache.js";
 export { simulatedProvider } from "./simulated-provider.js";
 export { fleetBudgetLedger, startRouter, type RunningRouter, type StartRouterOptions } from "./start-router.js";
 export { cheaperStep, escalateOneStep, fallbackChain, ladder, tierPrice } from "./tier-ladder.js";
-export { costUsd, estimateInputTokens, estimateTextTokens } from "./tokens.js";
+export { costUsd } from "./cost.js";
 export { WaitingCalls, type WaitingCall } from "./waiting-calls.js";
 export { buildCostReport, dedupUsage, sumUsage, type CostGroup, type CostReport, type CostTotals, type CostTrend, type TopCall } from "./cost-report.js";
 export { readUsage, type UsageRead } from "./usage-reader.js";

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { nextMidnight, type AgentConfig, type FleetConfig, type TierName } from "../config/index.js";
 import {
+  estimateInputTokens,
   FleetError,
   type CompleteReply,
   type CompleteRequest,
@@ -22,7 +23,7 @@ import { decideRoute } from "./policy.js";
 import { ProviderFailure, type ProviderAnswer } from "./provider.js";
 import type { SemanticCache } from "./semantic-cache.js";
 import { escalateOneStep, fallbackChain } from "./tier-ladder.js";
-import { costUsd, estimateInputTokens } from "./tokens.js";
+import { costUsd } from "./cost.js";
 import type { WaitingCalls } from "./waiting-calls.js";
 
 export interface ModelRouterOptions {

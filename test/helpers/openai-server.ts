@@ -1,8 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { z } from "zod";
-import { ChatMessage, type ChatMessage as ChatMessageType } from "../../protocol/index.js";
+import { ChatMessage, estimateInputTokens, estimateTextTokens, type ChatMessage as ChatMessageType } from "../../protocol/index.js";
 import { localEmbedding } from "../../router/local-embedding.js";
-import { estimateInputTokens, estimateTextTokens } from "../../router/tokens.js";
 
 /**
  * A real HTTP server speaking the part of the OpenAI API the router uses (`POST /v1/chat/completions`,
