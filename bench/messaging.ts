@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { AgentRuntime, offlineBehaviour, type HostedAgent, type RuntimeSettings } from "../actors/index.js";
 import { encode, ensureFleetResources, FleetError, FleetNames, requestOperation, sendToInbox, wireHeaders, type Message } from "../protocol/index.js";
-import { NatsServer } from "../test/helpers/nats-server.js";
+import { NatsServer } from "../harness/index.js";
 import { figure, median, percentile, say, type Result } from "./report.js";
 
 /**

@@ -259,7 +259,7 @@ async function charts(count: number): Promise<Side> {
 /** A real AgentRuntime over a real nats-server. Gives up (and says how far it got) after `startupLimitMs`. */
 async function hosts(count: number, startupLimitMs: number): Promise<Side> {
   const { AgentRuntime } = await import("../actors/index.js");
-  const { NatsServer } = await import("../test/helpers/nats-server.js");
+  const { NatsServer } = await import("../harness/index.js");
   const { pino } = await import("pino");
   const server = await NatsServer.start();
   say(`  nats-server at ${server.url}`);

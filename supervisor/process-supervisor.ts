@@ -3,7 +3,7 @@ import { EventEmitter } from "node:events";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import type { Logger } from "pino";
-import { FleetError } from "../protocol/errors.js";
+import { FleetError } from "../protocol/index.js";
 
 /** permanent: always restarted; transient: only after an abnormal exit (non-zero code or a signal); temporary: never. */
 export type RestartPolicy = "permanent" | "transient" | "temporary";
