@@ -20,6 +20,7 @@ import {
   type TaskEvent,
   type TaskState,
 } from "../protocol/index.js";
+import type { Clock } from "../protocol/index.js";
 import { agentMachine, type ActInput, type Outcome, type PlanInput, type ReportInput } from "./agent-machine.js";
 import { A2aService } from "./a2a-service.js";
 import { ControlService } from "./control-service.js";
@@ -35,10 +36,6 @@ import type { CycleScheduler } from "./cycle-scheduler.js";
 import { staggerOf } from "./stagger.js";
 import { TaskDedup } from "./task-dedup.js";
 import { TaskStore } from "./task-store.js";
-
-export interface Clock {
-  now(): number;
-}
 
 export interface ActorHostOptions {
   nc: NatsConnection;

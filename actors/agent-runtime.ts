@@ -2,8 +2,8 @@ import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { connectNats, FleetNames, openFleetResources, type CodecName, type FleetResources } from "../protocol/index.js";
-import { ActorHost, type Clock } from "./actor-host.js";
+import { connectNats, FleetNames, openFleetResources, systemClock, type Clock, type CodecName, type FleetResources } from "../protocol/index.js";
+import { ActorHost } from "./actor-host.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { CycleScheduler, nodeTimers } from "./cycle-scheduler.js";
 import type { DailyWindow } from "../config/index.js";
@@ -64,7 +64,7 @@ export class AgentRuntime {
     },
   ): Promise<AgentRuntime> {
     const log = options.log;
-    const clock = options.clock ?? { now: () => Date.now() };
+    const clock = options.clock ?? systemClock;
     const nc = await connectNats({ servers: settings.servers, ...settings.credentials, name: settings.processName, logger: log });
     const scheduler = new CycleScheduler({ timers: { ...nodeTimers, now: () => clock.now() }, log: log.child({ component: "cycle-scheduler" }) });
     const runtime = new AgentRuntime(nc, log, scheduler);

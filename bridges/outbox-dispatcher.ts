@@ -2,7 +2,7 @@ import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from 
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { deferUntil, isQuiet, type DailyWindow, type PrincipalConfig } from "../config/index.js";
-import { deadLetter, decode, ensureOutboxConsumer, FleetError, OutboxRecord, type FleetNames } from "../protocol/index.js";
+import { deadLetter, decode, ensureOutboxConsumer, FleetError, OutboxRecord, type Clock, type FleetNames } from "../protocol/index.js";
 
 /** One chat or notification channel's way of sending; Telegram, Discord, Slack and webhooks implement it. */
 export interface ChannelSender {
@@ -18,7 +18,7 @@ export interface OutboxDispatcherOptions {
   principals: readonly PrincipalConfig[];
   /** the fleet's zone, for principals who do not name their own */
   timeZone: string;
-  clock: { now(): number };
+  clock: Clock;
   log: Logger;
   /** failed sends before a message is dead-lettered (default 10) */
   maxAttempts?: number;

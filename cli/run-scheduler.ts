@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
-import { connectNats, FleetNames, openFleetResources } from "../protocol/index.js";
+import { connectNats, FleetNames, openFleetResources, systemClock } from "../protocol/index.js";
 import { CronScheduler, Lease, NightlyBackup } from "../supervisor/index.js";
 import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
@@ -27,7 +27,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     codec: config.fleet.codec,
     jobs: config.cron,
     timeZone: config.fleet.timeZone,
-    clock: { now: () => Date.now() },
+    clock: systemClock,
     log,
   });
   scheduler.start();
@@ -40,7 +40,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     at: config.backups.at,
     timeZone: config.fleet.timeZone,
     keep: config.backups.keep,
-    clock: { now: () => Date.now() },
+    clock: systemClock,
     log,
   });
   const nightlyTimer = setInterval(() => void nightly.tick(), 30_000);

@@ -13,6 +13,7 @@ import {
   textOf,
   requestOperation,
   wireHeaders,
+  type Clock,
   type CodecName,
   type FleetNames,
   type OutboxRecord,
@@ -29,7 +30,7 @@ export interface CronSchedulerOptions {
   codec: CodecName;
   jobs: readonly CronJob[];
   timeZone: string;
-  clock: { now(): number };
+  clock: Clock;
   log: Logger;
   /** how long a run may take before it is given up (and retried at the next tick) */
   runTimeoutMs?: number;
