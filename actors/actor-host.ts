@@ -25,7 +25,7 @@ import { agentMachine, type ActInput, type Outcome, type PlanInput, type ReportI
 import { A2aService } from "./a2a-service.js";
 import { ControlService } from "./control-service.js";
 import { AgentDiscipline } from "./discipline.js";
-import type { DailyWindow } from "../config/index.js";
+import type { QuietHoursRunner } from "./quiet-hours-runner.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { submitTask, type SubmitDeps } from "./submit-task.js";
 import { agentCard, buildAgentRecord, isRunningSnapshot, readAgentRecord } from "./agent-record.js";
@@ -53,7 +53,7 @@ export interface ActorHostOptions {
   clock: Clock;
   log: Logger;
   /** the fleet's quiet window: no cycles inside it */
-  quietHours: DailyWindow;
+  quietHours: QuietHoursRunner;
   /** the runtime's one timer for every host's deadlines: the next cycle, the breaker's cooldown, the end of quiet hours */
   scheduler: CycleScheduler;
   /** `fleet restart <agent>`: how this process restarts (exit and let its supervisor start it); absent = unsupported */

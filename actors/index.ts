@@ -11,6 +11,7 @@ export { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from 
 export { AgentDiscipline } from "./discipline.js";
 export { CycleScheduler, nodeTimers, type SchedulerTimers } from "./cycle-scheduler.js";
 export { quietHoursMachine, type QuietHoursEmitted, type QuietHoursSnapshot } from "./quiet-hours.js";
+export { QuietHoursRunner, type QuietHoursRunnerOptions, type QuietHoursView } from "./quiet-hours-runner.js";
 export { normalizeTitle, titleSimilarity } from "./similarity.js";
 export { TaskDedup, type AdmitResult, type DedupKind, type TaskDedupOptions } from "./task-dedup.js";
 export { staggerOf } from "./stagger.js";
