@@ -1,6 +1,7 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+// pure functions, not the fleet's running chart: each recipient has their own window, judged per message
 import { deferUntil, isQuiet, type DailyWindow, type PrincipalConfig } from "../config/index.js";
 import { deadLetter, decode, ensureOutboxConsumer, FleetError, OutboxRecord, type Clock, type FleetNames } from "../protocol/index.js";
 

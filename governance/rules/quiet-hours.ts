@@ -1,3 +1,4 @@
+// the pure function the running quiet-hours chart is built on: a rule judges one proposal at one instant, it holds no state
 import { isQuiet, type DailyWindow } from "../../config/index.js";
 import { needsProposal } from "../../protocol/index.js";
 import { defineRule, fail, noTool, pass } from "./rule.js";
