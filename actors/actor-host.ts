@@ -21,11 +21,12 @@ import {
   type TaskEvent,
   type TaskState,
 } from "../protocol/index.js";
+import type { Clock } from "../protocol/index.js";
 import { agentMachine, type ActInput, type Outcome, type PlanInput, type ReportInput } from "./agent-machine.js";
 import { a2aService } from "./a2a-service.js";
 import { controlService } from "./control-service.js";
 import { AgentDiscipline } from "./discipline.js";
-import type { DailyWindow } from "./quiet-hours.js";
+import type { QuietHoursRunner } from "./quiet-hours-runner.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { submitTask, type SubmitDeps } from "./submit-task.js";
 import { agentCard, buildAgentRecord, isRunningSnapshot, readAgentRecord } from "./agent-record.js";
@@ -36,10 +37,6 @@ import type { CycleScheduler } from "./cycle-scheduler.js";
 import { staggerOf } from "./stagger.js";
 import { TaskDedup } from "./task-dedup.js";
 import { TaskStore } from "./task-store.js";
-
-export interface Clock {
-  now(): number;
-}
 
 export interface ActorHostOptions {
   nc: NatsConnection;
@@ -57,7 +54,7 @@ export interface ActorHostOptions {
   clock: Clock;
   log: Logger;
   /** the fleet's quiet window: no cycles inside it */
-  quietHours: DailyWindow;
+  quietHours: QuietHoursRunner;
   /** the runtime's one timer for every host's deadlines: the next cycle, the breaker's cooldown, the end of quiet hours */
   scheduler: CycleScheduler;
   /** `fleet restart <agent>`: how this process restarts (exit and let its supervisor start it); absent = unsupported */

@@ -2,11 +2,12 @@ import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { connectNats, FleetNames, openFleetResources, type CodecName, type FleetResources } from "../protocol/index.js";
-import { ActorHost, type Clock } from "./actor-host.js";
+import { connectNats, FleetNames, openFleetResources, systemClock, type Clock, type CodecName, type FleetResources } from "../protocol/index.js";
+import { ActorHost } from "./actor-host.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { CycleScheduler, nodeTimers } from "./cycle-scheduler.js";
-import type { DailyWindow } from "./quiet-hours.js";
+import { QuietHoursRunner } from "./quiet-hours-runner.js";
+import type { DailyWindow } from "../config/index.js";
 
 export interface RuntimeSettings {
   servers: string;
@@ -48,6 +49,8 @@ export class AgentRuntime {
     private readonly log: Logger,
     /** one timer for all the hosts' deadlines, instead of a check loop per host */
     readonly scheduler: CycleScheduler,
+    /** the fleet's quiet hours, running: every host's cycles pause by this one chart */
+    readonly quietHours: QuietHoursRunner,
   ) {}
 
   static async start(
@@ -64,10 +67,13 @@ export class AgentRuntime {
     },
   ): Promise<AgentRuntime> {
     const log = options.log;
-    const clock = options.clock ?? { now: () => Date.now() };
+    const clock = options.clock ?? systemClock;
     const nc = await connectNats({ servers: settings.servers, ...settings.credentials, name: settings.processName, logger: log });
     const scheduler = new CycleScheduler({ timers: { ...nodeTimers, now: () => clock.now() }, log: log.child({ component: "cycle-scheduler" }) });
-    const runtime = new AgentRuntime(nc, log, scheduler);
+    const quietHours = new QuietHoursRunner({ window: settings.quietHours, clock, scheduler, log: log.child({ component: "quiet-hours" }) }).start();
+    // entering quiet needs no push: each host's cycle gate asks the chart before a cycle and, while quiet, arms its
+    // next check at the chart's boundary, which is where held cycles resume
+    const runtime = new AgentRuntime(nc, log, scheduler, quietHours);
     try {
       const names = new FleetNames(settings.prefix);
       const resources = await openFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes, create: settings.createResources ?? true });
@@ -95,7 +101,7 @@ export class AgentRuntime {
           runId: settings.runId,
           clock,
           log,
-          quietHours: settings.quietHours,
+          quietHours,
           scheduler,
           onRestartRequested: options.onRestartRequested,
         });
@@ -111,6 +117,7 @@ export class AgentRuntime {
 
   async stop(): Promise<void> {
     await Promise.all(this.hosts.map((h) => h.stop()));
+    this.quietHours.stop();
     this.scheduler.stop();
     // a drain needs the server; if it is gone, do not wait for it forever
     if (!this.nc.isClosed()) {

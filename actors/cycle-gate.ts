@@ -1,3 +1,4 @@
+import type { Clock } from "../protocol/index.js";
 import type { CycleScheduler } from "./cycle-scheduler.js";
 import type { AgentDiscipline } from "./discipline.js";
 
@@ -5,7 +6,7 @@ export interface CycleGateOptions {
   agentId: string;
   /** the runtime's one timer for every host's deadlines */
   scheduler: CycleScheduler;
-  clock: { now(): number };
+  clock: Clock;
   /** the agent's breaker and quiet hours (created after the gate; read when a check runs) */
   discipline: () => AgentDiscipline;
   /** whether the chart is idle, and when its next cycle is due */

@@ -2,19 +2,21 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createActor, type Actor } from "xstate";
 import type { Logger } from "pino";
 import { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";
-import { isQuiet, nextBoundary, type DailyWindow } from "./quiet-hours.js";
+import type { QuietHoursRunner } from "./quiet-hours-runner.js";
 
 /**
  * The operating discipline one agent runs under: its circuit breaker (no work while open, one trial task when half-open)
- * and the fleet's quiet hours (no cycles inside the window; tasks an operator sends still run). Both are pure charts or
- * functions; this binds them to the host's clock and persistence.
+ * and the fleet's quiet hours (no cycles inside the window; tasks an operator sends still run). Both are charts: the
+ * breaker is this agent's, the quiet-hours chart is the process's running one; this binds them to the host's clock and
+ * persistence.
  */
 export class AgentDiscipline {
   private readonly breaker: Actor<typeof breakerMachine>;
 
   constructor(
     private readonly o: {
-      quietHours: DailyWindow;
+      /** the running quiet-hours chart the cycles pause by */
+      quietHours: Pick<QuietHoursRunner, "at">;
       now: () => number;
       log: Logger;
       /** the breaker snapshot persisted in the agent's record, if any */
@@ -53,7 +55,7 @@ export class AgentDiscipline {
 
   /** Cycles may wake models, so they need a closed breaker and a waking fleet. */
   mayRunCycle(now: number): boolean {
-    return this.breaker.getSnapshot().value === "closed" && !isQuiet(this.o.quietHours, now);
+    return this.breaker.getSnapshot().value === "closed" && this.o.quietHours.at(now).state === "active";
   }
 
   /**
@@ -62,7 +64,8 @@ export class AgentDiscipline {
    */
   cycleAllowedAt(now: number): number | undefined {
     if (this.breaker.getSnapshot().value !== "closed") return undefined;
-    return isQuiet(this.o.quietHours, now) ? nextBoundary(this.o.quietHours, now).at : now;
+    const quiet = this.o.quietHours.at(now);
+    return quiet.state === "quiet" ? (quiet.nextBoundaryAt ?? Number.POSITIVE_INFINITY) : now;
   }
 
   /**

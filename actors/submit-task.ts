@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { encode, wireHeaders, type CodecName, type FleetNames, type Message, type Task, type TaskAssignment } from "../protocol/index.js";
-import { textOf } from "./task-text.js";
+import { encode, titleOf, wireHeaders, type CodecName, type FleetNames, type Message, type Task, type TaskAssignment } from "../protocol/index.js";
 import type { DedupKind, TaskDedup } from "./task-dedup.js";
 import type { TaskStore } from "./task-store.js";
 
@@ -69,9 +68,4 @@ export async function submitTask(deps: SubmitDeps, agentId: string, message: Mes
     deps.js.publish(deps.names.task(agentId), encode(assignment, deps.codec), { headers: wireHeaders(deps.codec, taskId) }),
   ]);
   return stored;
-}
-
-/** The title dedup compares: the first line of the message's text. */
-function titleOf(message: Message): string {
-  return textOf(message).split("\n", 1)[0]!.slice(0, 200);
 }

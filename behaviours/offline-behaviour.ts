@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { textOf, type AgentBehaviour, type HostedAgent } from "../actors/index.js";
+import { textOf } from "../protocol/index.js";
+import type { AgentBehaviour, HostedAgent } from "../actors/index.js";
 import { planBySkill } from "./plan-by-skill.js";
 
 /**

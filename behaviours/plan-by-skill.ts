@@ -1,4 +1,5 @@
-import { matchSkill, textOf, type AgentBehaviour, type HostedAgent } from "../actors/index.js";
+import { textOf } from "../protocol/index.js";
+import { matchSkill, type AgentBehaviour, type HostedAgent } from "../actors/index.js";
 
 /** An execution agent's plan: a cycle has nothing to do (no model call); a task is work for its best-matching skill. */
 export function planBySkill(agent: HostedAgent): AgentBehaviour["plan"] {

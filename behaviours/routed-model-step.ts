@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { textOf, type AgentBehaviour, type HostedAgent, type StepMemory, type StepToolOutcome, type StepTools } from "../actors/index.js";
-import { FleetError, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
+import { FleetError, textOf, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
+import type { AgentBehaviour, HostedAgent, StepMemory, StepToolOutcome, StepTools } from "../actors/index.js";
 import type { RouterClient } from "../router/index.js";
 import { planBySkill } from "./plan-by-skill.js";
 
@@ -37,7 +37,7 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
       const item = input.plan.item;
       const request = item ? textOf(item.message) : "";
       const skill = agent.skills.find((s) => s.id === input.plan.skillId);
-      const title = request.split("\n", 1)[0]?.slice(0, 200) ?? "";
+      const title = titleOfText(request);
       const remember = (kind: SessionLogEntry["kind"], text: string) =>
         memory?.record({ agentId: agent.id, kind, text, taskId: item?.taskId }).catch((err: unknown) => ctx.log.warn({ err }, "session log not written"));
       const made: { name: string; outcome: StepToolOutcome }[] = [];

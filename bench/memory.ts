@@ -4,8 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { EmbeddedVectorStore } from "../memory/embedded-vector-store.js";
-import type { MemoryKind, MemoryPoint } from "../memory/vector-store.js";
+import { EmbeddedVectorStore, type MemoryKind, type MemoryPoint } from "../memory/index.js";
 import { figure, percentile, say, type Result } from "./report.js";
 
 /**

@@ -10,7 +10,7 @@ import { pino } from "pino";
 import { AgentRuntime, type HostedAgent, type RuntimeSettings } from "../actors/index.js";
 import { offlineBehaviour } from "../behaviours/index.js";
 import { encode, ensureFleetResources, FleetError, FleetNames, requestOperation, sendToInbox, wireHeaders, type Message } from "../protocol/index.js";
-import { NatsServer } from "../test/helpers/nats-server.js";
+import { NatsServer } from "../harness/index.js";
 import { figure, median, percentile, say, type Result } from "./report.js";
 
 /**

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { parseFleetConfig } from "../config/index.js";
 import { AgentTools, defineTool, GovernanceService, policyOf, ProposalStore, ToolHost } from "../governance/index.js";
 import { connectNats, decode, encode, ensureFleetResources, FleetNames, openBuckets, ProposalEvent } from "../protocol/index.js";
-import { NatsServer } from "../test/helpers/nats-server.js";
+import { NatsServer } from "../harness/index.js";
 import { ascending, figure, percentile, say, type Result } from "./report.js";
 
 /**

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import type { NatsServer } from "../test/helpers/nats-server.js";
+import type { NatsServer } from "../harness/index.js";
 
 /** A router process under observation for bench/router: its log tallied, its CPU and the nats-server's read from /proc. */
 

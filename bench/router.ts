@@ -7,12 +7,10 @@ import type { KV } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import OpenAI from "openai";
 import { z } from "zod";
-import { parseFleetConfig, type FleetConfig } from "../config/index.js";
+import { fleetDay, parseFleetConfig, type FleetConfig } from "../config/index.js";
 import { encode, ensureFleetResources, FleetError, FleetNames, openBuckets, type ChatMessage, type CompleteRequest, type RouteRequest } from "../protocol/index.js";
-import { decideRoute, fleetBudgetLedger, fleetDay, RouterClient, type PolicyInput } from "../router/index.js";
-import { NatsServer } from "../test/helpers/nats-server.js";
-import { OpenAIServer } from "../test/helpers/openai-server.js";
-import { routerFleetYaml } from "../test/helpers/router-fleet.js";
+import { decideRoute, fleetBudgetLedger, RouterClient, type PolicyInput } from "../router/index.js";
+import { NatsServer, OpenAIServer, routerFleetYaml } from "../harness/index.js";
 import { ascending, figure, median, percentile, say, type Result } from "./report.js";
 import { cpuSeconds, describeTally, natsPid, startRouterProcess } from "./router-process.js";
 

@@ -192,7 +192,7 @@ function runBaselineChild(count: number, windowMs: number): Promise<Summary> {
 
 /** N agent charts with the host's per-second loop, no NATS: the scheduling cost of the design without I/O noise. */
 async function charts(count: number): Promise<Side> {
-  const { AgentDiscipline, CycleScheduler, agentMachine } = await import("../actors/index.js");
+  const { AgentDiscipline, CycleScheduler, QuietHoursRunner, agentMachine } = await import("../actors/index.js");
   const { createActor, fromPromise } = await import("xstate");
   const { pino } = await import("pino");
   const log = pino({ level: "silent" });
@@ -200,11 +200,13 @@ async function charts(count: number): Promise<Side> {
   /** what the host would write to KV `agents` (putRecord): on every breaker notification and on reaching idle/acting */
   let recordWrites = 0;
   const scheduler = new CycleScheduler({ log });
+  // one running quiet-hours chart for the process, as AgentRuntime has
+  const quietHours = new QuietHoursRunner({ window: NEVER_QUIET, clock: { now: () => Date.now() }, scheduler, log }).start();
   const stops: (() => void)[] = [];
   const t0 = Date.now();
   for (let i = 0; i < count; i++) {
     const id = agentId(i);
-    const discipline = new AgentDiscipline({ quietHours: NEVER_QUIET, now: () => Date.now(), log, restored: undefined, onChange: () => recordWrites++ });
+    const discipline = new AgentDiscipline({ quietHours, now: () => Date.now(), log, restored: undefined, onChange: () => recordWrites++ });
     // one provided machine per agent, as ActorHost.createAgentActor does: most of each agent's memory (see README)
     const machine = agentMachine.provide({
       actors: {
@@ -248,6 +250,7 @@ async function charts(count: number): Promise<Side> {
     ticks,
     info: () => `record writes the ActorHost would send to KV: ${Math.round(((recordWrites - writes0) * 1000) / (Date.now() - since))}/s`,
     stop: async () => {
+      quietHours.stop();
       scheduler.stop();
       for (const stop of stops) stop();
     },
@@ -259,7 +262,7 @@ async function charts(count: number): Promise<Side> {
 /** A real AgentRuntime over a real nats-server. Gives up (and says how far it got) after `startupLimitMs`. */
 async function hosts(count: number, startupLimitMs: number): Promise<Side> {
   const { AgentRuntime } = await import("../actors/index.js");
-  const { NatsServer } = await import("../test/helpers/nats-server.js");
+  const { NatsServer } = await import("../harness/index.js");
   const { pino } = await import("pino");
   const server = await NatsServer.start();
   say(`  nats-server at ${server.url}`);

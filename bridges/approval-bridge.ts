@@ -23,6 +23,7 @@ import {
   wireHeaders,
   type CodecName,
   type FleetNames,
+  type Clock,
 } from "../protocol/index.js";
 
 /**
@@ -40,10 +41,6 @@ export interface ApprovalChannel {
    * not, with a FleetError carrying `retryAfterMs` when the API said when to try again (a rate limit).
    */
   post(request: ApprovalRequest, signal: AbortSignal): Promise<void>;
-}
-
-export interface Clock {
-  now(): number;
 }
 
 /** What a person not on the channel's approver list is told when they press a button. */

@@ -2,8 +2,8 @@ import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { FleetError, type ApprovalRequest, type OutboxRecord } from "../protocol/index.js";
-import { approvalText, isDecidable, NOT_ALLOWED_TEXT, PROPOSAL_ID, type ApprovalChannel, type ApprovalDecisions, type Clock } from "./approval-bridge.js";
+import { FleetError, type ApprovalRequest, type Clock, type OutboxRecord } from "../protocol/index.js";
+import { approvalText, isDecidable, NOT_ALLOWED_TEXT, PROPOSAL_ID, type ApprovalChannel, type ApprovalDecisions } from "./approval-bridge.js";
 
 /**
  * Approvals in a Discord channel, without a Discord library: requests are posted through the REST API with two buttons,

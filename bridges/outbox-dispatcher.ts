@@ -1,9 +1,9 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { deferUntil, isQuiet, type DailyWindow } from "../actors/index.js";
-import type { PrincipalConfig } from "../config/index.js";
-import { deadLetter, decode, ensureOutboxConsumer, FleetError, OutboxRecord, type FleetNames } from "../protocol/index.js";
+// pure functions, not the fleet's running chart: each recipient has their own window, judged per message
+import { deferUntil, isQuiet, type DailyWindow, type PrincipalConfig } from "../config/index.js";
+import { deadLetter, decode, ensureOutboxConsumer, FleetError, OutboxRecord, type Clock, type FleetNames } from "../protocol/index.js";
 
 /** One chat or notification channel's way of sending; Telegram, Discord, Slack and webhooks implement it. */
 export interface ChannelSender {
@@ -19,7 +19,7 @@ export interface OutboxDispatcherOptions {
   principals: readonly PrincipalConfig[];
   /** the fleet's zone, for principals who do not name their own */
   timeZone: string;
-  clock: { now(): number };
+  clock: Clock;
   log: Logger;
   /** failed sends before a message is dead-lettered (default 10) */
   maxAttempts?: number;

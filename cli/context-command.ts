@@ -1,12 +1,8 @@
 import { dirname, resolve } from "node:path";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { agentById, type FleetConfig } from "../config/index.js";
-// deep paths until memory/ has an index.ts naming its exports (it is written elsewhere)
-import { assembleContext, type AssembledContext, type ContextBudgets, type ContextSection } from "../memory/context-assembly.js";
-import type { MemorySources } from "../memory/memory-sources.js";
-import { SkillFiles } from "../memory/skill-files.js";
-import { FleetError } from "../protocol/index.js";
-import { estimateInputTokens } from "../router/index.js";
+import { assembleContext, SkillFiles, type AssembledContext, type ContextBudgets, type ContextSection, type MemorySources } from "../memory/index.js";
+import { estimateInputTokens, FleetError } from "../protocol/index.js";
 import { configPath, inspect, loadConfig, prefixOf, type CliOptions } from "./context.js";
 import { printTable } from "./status.js";
 

@@ -1,7 +1,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-// a deep path until memory/ has an index.ts naming its exports (it is wired elsewhere)
-import { AgentMemory, toMarkdown } from "../memory/agent-memory.js";
+import { AgentMemory, toMarkdown } from "../memory/index.js";
 import { FleetError } from "../protocol/index.js";
 import { inspect, loadConfig, prefixOf, type CliOptions } from "./context.js";
 

@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
-import { connectNats, FleetNames, openFleetResources } from "../protocol/index.js";
+import { CycleScheduler, QuietHoursRunner } from "../actors/index.js";
+import { connectNats, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, systemClock, type QuietHoursRecord } from "../protocol/index.js";
 import { CronScheduler, Lease, NightlyBackup } from "../supervisor/index.js";
 import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
@@ -27,10 +28,21 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     codec: config.fleet.codec,
     jobs: config.cron,
     timeZone: config.fleet.timeZone,
-    clock: { now: () => Date.now() },
+    clock: systemClock,
     log,
   });
   scheduler.start();
+  // the fleet's quiet-hours chart, running in the singleton so `fleet status` has one answer for the fleet; each agent
+  // runtime runs its own copy for its cycles (the same chart on the same window and clock cannot disagree)
+  const timers = new CycleScheduler({ log });
+  const quietHours = new QuietHoursRunner({ window: { ...config.fleet.quietHours, timeZone: config.fleet.timeZone }, clock: systemClock, scheduler: timers, log: log.child({ component: "quiet-hours" }) });
+  const publishQuietHours = () => {
+    const record: QuietHoursRecord = { ...quietHours.view(), timeZone: config.fleet.timeZone, updatedAt: systemClock.now() };
+    void kv.schedules.put(QUIET_HOURS_KEY, encode(record, config.fleet.codec)).catch((err: unknown) => log.warn({ err }, "quiet hours not recorded"));
+  };
+  quietHours.onChange(publishQuietHours);
+  quietHours.start();
+  publishQuietHours();
   const nightly = new NightlyBackup({
     nc,
     names,
@@ -40,7 +52,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     at: config.backups.at,
     timeZone: config.fleet.timeZone,
     keep: config.backups.keep,
-    clock: { now: () => Date.now() },
+    clock: systemClock,
     log,
   });
   const nightlyTimer = setInterval(() => void nightly.tick(), 30_000);
@@ -49,6 +61,8 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   log.info({ jobs: config.cron.map((j) => j.id) }, "scheduler started");
   const running = untilStopped(async () => {
     scheduler.stop();
+    quietHours.stop();
+    timers.stop();
     clearInterval(nightlyTimer);
     await memory.stop();
     await lease.release();

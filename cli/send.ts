@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { decode, FleetError, isTerminal, requestOperation, TaskEvent, type Task } from "../protocol/index.js";
+import { decode, FleetError, isTerminal, partsText, requestOperation, TaskEvent, type Task } from "../protocol/index.js";
 import { inspect, type CliOptions } from "./context.js";
 
 export interface SendOptions extends CliOptions {
@@ -80,7 +80,7 @@ export async function send(positionals: string[], options: SendOptions, env: Nod
 }
 
 function printArtifacts(task: Task): void {
-  if (task.status.message) console.log(`  ${task.status.message.parts.map((p) => ("text" in p ? p.text : "")).join(" ")}`);
+  if (task.status.message) console.log(`  ${partsText(task.status.message.parts, " ")}`);
   for (const artifact of task.artifacts ?? []) {
     for (const part of artifact.parts) if ("text" in part) console.log(`  [${artifact.name ?? artifact.artifactId}] ${part.text}`);
   }

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import type { KV } from "@nats-io/kv";
-import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, type CodecName, type UsageReply } from "../protocol/index.js";
+import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, QUIET_HOURS_KEY, QuietHoursRecord, type CodecName, type UsageReply } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
 import { inspect, prefixOf, type CliOptions } from "./context.js";
 import { serviceSummary } from "./service-summary.js";
@@ -49,6 +49,9 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
     ]);
     if (usage) console.log(`fleet: ${spendText(usage, undefined)} on ${usage.day}${usage.waiting.length > 0 ? `; ${usage.waiting.length} premium call(s) waiting` : ""}`);
     printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "BREAKER", "SPENT TODAY", "DEDUPED", "DONE/FAILED", "PROCESS"], rows);
+    const quiet = await kv.schedules.get(QUIET_HOURS_KEY).catch(() => null);
+    const quietRecord = quiet?.operation === "PUT" ? decodeAny(QuietHoursRecord, quiet.value) : undefined;
+    if (quietRecord) console.log(quietHoursText(quietRecord));
     const proposals = await proposalSummary(kv.proposals, now);
     if (proposals) console.log(proposals);
     for (const line of await serviceSummary(nc)) console.log(line);
@@ -81,6 +84,13 @@ async function proposalSummary(proposals: KV, now: number): Promise<string | und
   if (open === 0 && dedupRefused === 0) return undefined;
   const waiting = awaiting > 0 ? `, ${awaiting} awaiting a human (first expires in ${Math.max(0, Math.round((firstExpiry - now) / 60_000))} min: fleet proposals)` : "";
   return `proposals: ${open} open${waiting}; ${dedupRefused} refused as duplicates in the last 24 h`;
+}
+
+/** The fleet's quiet-hours chart as the scheduler runs it: its state and when it next changes, in the fleet's zone. */
+function quietHoursText(r: QuietHoursRecord): string {
+  if (r.nextBoundaryAt === null) return `quiet hours: ${r.state} (never quiet)`;
+  const next = new Date(r.nextBoundaryAt).toLocaleString("en-GB", { timeZone: r.timeZone, hour: "2-digit", minute: "2-digit", weekday: "short" });
+  return `quiet hours: ${r.state} until ${next} ${r.timeZone}`;
 }
 
 function spendText(usage: UsageReply | undefined, agentId: string | undefined): string {

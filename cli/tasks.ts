@@ -1,4 +1,5 @@
 import { TaskStore } from "../actors/index.js";
+import { partsText } from "../protocol/index.js";
 import { inspect, type CliOptions } from "./context.js";
 import { printTable } from "./status.js";
 
@@ -17,7 +18,7 @@ export async function tasks(positionals: string[], options: CliOptions, env: Nod
         const list = await store.list(agentId).catch(() => []);
         for (const t of list) {
           all.push({ agentId, ...t });
-          const text = t.history?.[0]?.parts.map((p) => ("text" in p ? p.text : "")).join(" ") ?? "";
+          const text = partsText(t.history?.[0]?.parts ?? [], " ");
           rows.push([t.id, agentId, t.status.state.replace("TASK_STATE_", ""), t.status.timestamp.slice(0, 19), text.slice(0, 60)]);
         }
       }

@@ -37,3 +37,5 @@ export {
   type LocalDate,
   type LocalParts,
 } from "./local-time.js";
+export { deferUntil, isQuiet, nextBoundary, validateWindow, type Boundary, type DailyWindow } from "./quiet-window.js";
+export { fleetDay, nextMidnight } from "./fleet-day.js";

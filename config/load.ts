@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
-import { FleetError, formatPath, issuesOf, type FieldIssue } from "../protocol/errors.js";
+import { FleetError, formatPath, issuesOf, type FieldIssue } from "../protocol/index.js";
 import { FleetConfig } from "./schema.js";
 
 /*

@@ -1,5 +1,5 @@
-import { FleetError, type ChatMessage, type SessionLogEntry } from "../protocol/index.js";
-import { estimateTextTokens, pruneHistory } from "../router/index.js";
+import { estimateTextTokens, FleetError, type ChatMessage, type SessionLogEntry } from "../protocol/index.js";
+import { pruneHistory } from "../router/index.js";
 import type { MemorySources, ReferenceItem } from "./memory-sources.js";
 import type { SkillFiles, SkillText } from "./skill-files.js";
 import type { SearchHit } from "./vector-store.js";

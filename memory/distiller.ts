@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
-import { FleetError, decode, encode, type CodecName, type CompleteReply, type CompleteRequest, type SessionLogEntry } from "../protocol/index.js";
+import { FleetError, decode, encode, type Clock, type CodecName, type CompleteReply, type CompleteRequest, type SessionLogEntry } from "../protocol/index.js";
 import type { MemoryPoint, VectorStore } from "./vector-store.js";
 
 /*
@@ -97,7 +97,7 @@ export interface DistillerDeps {
   kv: Pick<KV, "get" | "put">;
   maxLines: number;
   staleDays: number;
-  clock: { now(): number };
+  clock: Clock;
   codec?: CodecName;
 }
 

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { addDays, localParts, type LocalDate } from "../config/index.js";
+import { addDays, fleetDay, localParts, type LocalDate } from "../config/index.js";
 import {
   CONTENT_TYPES,
   FleetError,
@@ -15,7 +15,6 @@ import {
   type CodecName,
   type FleetNames,
 } from "../protocol/index.js";
-import { fleetDay } from "../router/index.js";
 
 /*
  * Session memory: what an agent did, one entry at a time, in the MEMLOG stream on one subject per agent and local day

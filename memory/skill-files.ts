@@ -1,7 +1,6 @@
 import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { FleetError } from "../protocol/index.js";
-import { estimateTextTokens } from "../router/index.js";
+import { estimateTextTokens, FleetError } from "../protocol/index.js";
 
 /** The part of a skill's config a skill file stands in for (SkillConfig satisfies it). */
 export interface SkillDescription {

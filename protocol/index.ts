@@ -19,6 +19,7 @@ export {
   UrlPart,
   isTerminal,
 } from "./a2a.js";
+export { systemClock, type Clock } from "./clock.js";
 export { CONTENT_TYPES, codecForContentType, decode, decodeUnknown, encode, type CodecName, type Decoded, type DecodeOptions } from "./codec.js";
 export { connectNats, inboxPrefixFor, isPermissionViolation, type ConnectOptions } from "./connect.js";
 export { deadLetter } from "./dead-letter.js";
@@ -34,7 +35,7 @@ export {
   replySchema,
   type OperationName,
 } from "./operations.js";
-export { AgentRecord, CronRunRecord, MemorySearchRequest, MemorySearchResult, OutboxRecord, SessionLogEntry, TaskAssignment, isAlive } from "./records.js";
+export { AgentRecord, CronRunRecord, QUIET_HOURS_KEY, QuietHoursRecord, MemorySearchRequest, MemorySearchResult, OutboxRecord, SessionLogEntry, TaskAssignment, isAlive } from "./records.js";
 export {
   ensureFleetResources,
   ensureOutboxConsumer,
@@ -86,6 +87,8 @@ export {
   needsProposal,
 } from "./governance.js";
 export { readStream, type StoredMessage } from "./stream-reader.js";
+export { estimateInputTokens, estimateTextTokens } from "./tokens.js";
+export { partsText, TITLE_MAX_CHARS, textOf, titleOf, titleOfText } from "./task-text.js";
 export { FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";
 export { negotiate, replyError, replyResult, requestOperation, requestTyped, sendToInbox, wireHeaders, type RequestOptions } from "./wire.js";
 export { bodilessEndpoint, endpoint, FleetService, type Endpoint, type EndpointSpec, type FleetServiceOptions, type ServiceCall } from "./service.js";

@@ -70,6 +70,17 @@ export type OutboxRecord = z.infer<typeof OutboxRecord>;
 export const CronRunRecord = z.object({ jobId: z.string(), lastDueAt: z.number(), taskId: z.string().optional() });
 export type CronRunRecord = z.infer<typeof CronRunRecord>;
 
+/** The fleet's running quiet-hours chart as the scheduler last saw it (KV `schedules`, key `quiet-hours`), for `fleet status`. */
+export const QuietHoursRecord = z.object({
+  state: z.enum(["active", "quiet"]),
+  /** epoch ms of the next change; null: never quiet */
+  nextBoundaryAt: z.number().nullable(),
+  timeZone: z.string(),
+  updatedAt: z.number(),
+});
+export type QuietHoursRecord = z.infer<typeof QuietHoursRecord>;
+export const QUIET_HOURS_KEY = "quiet-hours";
+
 /** One entry of an agent's session memory (`fleet.memory.log.<agentId>.<yyyymmdd>`, stream MEMLOG): what happened, briefly. */
 export const SessionLogEntry = z.object({
   agentId: z.string(),

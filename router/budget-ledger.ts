@@ -3,8 +3,8 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { decode, encode, FleetError, TierName, type BudgetState, type BudgetView } from "../protocol/index.js";
+import { fleetDay } from "../config/index.js";
 import { budgetStateOf, roundUsd, stricter } from "./budget-machine.js";
-import { fleetDay } from "./fleet-day.js";
 
 /**
  * The daily budgets in KV, shared by every router process: one key per agent and day (`<day>.<agentId>`) and one for

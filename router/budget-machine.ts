@@ -1,6 +1,6 @@
 import { assign, emit, setup, type SnapshotFrom } from "xstate";
 import type { BudgetState } from "../protocol/index.js";
-import { fleetDay, nextMidnight } from "./fleet-day.js";
+import { fleetDay, nextMidnight } from "../config/index.js";
 
 /**
  * A daily budget (one agent's, or the fleet's) as a chart: normal → downgraded at `downgradeAt` of the cap → nanoOnly

@@ -1,5 +1,4 @@
-import type { ChatMessage } from "../protocol/index.js";
-import { estimateInputTokens } from "./tokens.js";
+import { estimateInputTokens, type ChatMessage } from "../protocol/index.js";
 
 /*
  * Lean context: an agent's history grows every cycle, and most of it is paid for again on every call. We keep what the

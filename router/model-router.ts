@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import type { AgentConfig, FleetConfig, TierName } from "../config/index.js";
+import { nextMidnight, type AgentConfig, type FleetConfig, type TierName } from "../config/index.js";
 import {
+  estimateInputTokens,
   FleetError,
   type CompleteReply,
   type CompleteRequest,
@@ -18,12 +19,11 @@ import { assertKnownChecks, compileResponseSchema, runChecks, type CheckResult }
 import type { TierClassifier } from "./classifier.js";
 import { apiKeyFor, type Deployment, type DeploymentTable } from "./deployments.js";
 import type { DeploymentHealth } from "./deployment-health.js";
-import { nextMidnight } from "./fleet-day.js";
 import { decideRoute } from "./policy.js";
 import { ProviderFailure, type ProviderAnswer } from "./provider.js";
 import type { SemanticCache } from "./semantic-cache.js";
 import { escalateOneStep, fallbackChain } from "./tier-ladder.js";
-import { costUsd, estimateInputTokens } from "./tokens.js";
+import { costUsd } from "./cost.js";
 import type { WaitingCalls } from "./waiting-calls.js";
 
 export interface ModelRouterOptions {

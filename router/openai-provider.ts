@@ -1,8 +1,7 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
 import { z } from "zod";
-import type { ChatMessage } from "../protocol/index.js";
+import { estimateInputTokens, estimateTextTokens, type ChatMessage } from "../protocol/index.js";
 import { ProviderFailure, type ModelProvider, type ProviderAnswer, type ProviderCall, type ProviderFailureKind } from "./provider.js";
-import { estimateInputTokens, estimateTextTokens } from "./tokens.js";
 
 /*
  * One OpenAI-compatible endpoint (OpenAI itself, OpenRouter, vLLM, Ollama, LM Studio, ...) behind ModelProvider.

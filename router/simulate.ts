@@ -1,5 +1,5 @@
 import { parseHhmm, type FleetConfig, type TierName } from "../config/index.js";
-import { costUsd } from "./tokens.js";
+import { costUsd } from "./cost.js";
 
 /*
  * What a fleet config will cost before it spends anything: a projection of an average day per agent and tier, against

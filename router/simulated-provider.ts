@@ -1,6 +1,6 @@
+import { estimateInputTokens } from "../protocol/index.js";
 import { localEmbedding } from "./local-embedding.js";
 import type { ModelProvider, ProviderAnswer, ProviderCall } from "./provider.js";
-import { estimateInputTokens } from "./tokens.js";
 
 /*
  * The provider of a fleet with no model configured: it calls nothing, so the fleet runs end to end on a laptop with no

@@ -3,15 +3,17 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { taskIdFor, TaskStore, textOf } from "../actors/index.js";
-import { localParts, nextDailyAt } from "../config/index.js";
-import type { CronJob } from "../config/index.js";
+import { taskIdFor, TaskStore } from "../actors/index.js";
+import { localParts, nextDailyAt, type CronJob } from "../config/index.js";
 import {
   CronRunRecord,
   decode,
   encode,
+  partsText,
+  textOf,
   requestOperation,
   wireHeaders,
+  type Clock,
   type CodecName,
   type FleetNames,
   type OutboxRecord,
@@ -28,7 +30,7 @@ export interface CronSchedulerOptions {
   codec: CodecName;
   jobs: readonly CronJob[];
   timeZone: string;
-  clock: { now(): number };
+  clock: Clock;
   log: Logger;
   /** how long a run may take before it is given up (and retried at the next tick) */
   runTimeoutMs?: number;
@@ -137,7 +139,7 @@ export class CronScheduler {
 }
 
 function taskText(task: Task): string {
-  const parts = (task.artifacts ?? []).flatMap((a) => a.parts.map((p) => ("text" in p ? p.text : ""))).filter(Boolean);
-  if (parts.length > 0) return parts.join("\n");
+  const artifacts = partsText((task.artifacts ?? []).flatMap((a) => a.parts));
+  if (artifacts) return artifacts;
   return task.status.message ? textOf(task.status.message) : `task ${task.id} ended ${task.status.state}`;
 }

@@ -5,7 +5,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { localParts, nextDailyAt } from "../config/index.js";
 import { LastRun } from "./last-run.js";
-import type { CodecName, FleetNames } from "../protocol/index.js";
+import type { Clock, CodecName, FleetNames } from "../protocol/index.js";
 import { backupFleet } from "./backup.js";
 
 export interface NightlyBackupOptions {
@@ -20,7 +20,7 @@ export interface NightlyBackupOptions {
   timeZone: string;
   /** how many daily backups to keep */
   keep: number;
-  clock: { now(): number };
+  clock: Clock;
   log: Logger;
 }
 

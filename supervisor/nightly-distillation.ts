@@ -2,7 +2,7 @@ import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { localParts, nextDailyAt } from "../config/index.js";
 import { LastRun } from "./last-run.js";
-import { FleetError, type CodecName } from "../protocol/index.js";
+import { FleetError, type Clock, type CodecName } from "../protocol/index.js";
 
 /** What the job needs to know of one agent's distilled day (memory/distiller.ts's DistillResult is one). */
 export interface DistilledDay {
@@ -24,7 +24,7 @@ export interface NightlyDistillationOptions {
   timeZone: string;
   /** distils one agent's day; the host binds it to `distillDay` and its stores */
   distill: (agentId: string, day: string) => Promise<DistilledDay>;
-  clock: { now(): number };
+  clock: Clock;
   log: Logger;
   /** a failed agent is tried again after each of these delays in turn, then given up for the day */
   retryDelaysMs?: readonly number[];

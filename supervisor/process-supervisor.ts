@@ -3,7 +3,7 @@ import { EventEmitter } from "node:events";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import type { Logger } from "pino";
-import { FleetError } from "../protocol/errors.js";
+import { FleetError, type Clock } from "../protocol/index.js";
 
 /** permanent: always restarted; transient: only after an abnormal exit (non-zero code or a signal); temporary: never. */
 export type RestartPolicy = "permanent" | "transient" | "temporary";
@@ -27,7 +27,7 @@ export interface SupervisorOptions {
   logger: Logger;
   /** Pause before an automatic restart, so a crashing child cannot spin the CPU. Default 100 ms. */
   restartDelayMs?: number;
-  clock?: { now(): number };
+  clock?: Clock;
   /** What the children's stdout/stderr are connected to. Default "inherit". stdin is always a pipe (see below). */
   stdio?: "inherit" | "pipe" | "ignore";
   /** With stdio "pipe": called once per line the child writes to stdout or stderr. */
@@ -103,7 +103,7 @@ export class ProcessSupervisor extends EventEmitter<SupervisorEvents> {
 
   private readonly children: Child[];
   private readonly log: Logger;
-  private readonly clock: { now(): number };
+  private readonly clock: Clock;
   private readonly stdio: "inherit" | "pipe" | "ignore";
   private readonly restartDelayMs: number;
   /** Times of recent automatic restarts, for the intensity window. */

@@ -1,4 +1,5 @@
-import { isQuiet, type DailyWindow } from "../../actors/index.js";
+// the pure function the running quiet-hours chart is built on: a rule judges one proposal at one instant, it holds no state
+import { isQuiet, type DailyWindow } from "../../config/index.js";
 import { needsProposal } from "../../protocol/index.js";
 import { defineRule, fail, noTool, pass } from "./rule.js";
 

@@ -3,7 +3,8 @@ import { describe, it } from "node:test";
 import { pino } from "pino";
 import { AgentDiscipline } from "../../actors/discipline.js";
 import { CycleScheduler, type SchedulerTimers } from "../../actors/cycle-scheduler.js";
-import type { DailyWindow } from "../../actors/quiet-hours.js";
+import type { DailyWindow } from "../../config/index.js";
+import { QuietHoursRunner } from "../../actors/quiet-hours-runner.js";
 
 const at = (iso: string): number => Date.parse(iso);
 const MIN = 60_000;
@@ -11,7 +12,9 @@ const BERLIN: DailyWindow = { start: "23:30", end: "06:30", timeZone: "Europe/Be
 const log = pino({ level: "silent" });
 
 function discipline(clock: { t: number }, restored?: unknown, onChange = () => undefined): AgentDiscipline {
-  return new AgentDiscipline({ quietHours: BERLIN, now: () => clock.t, log, restored, onChange });
+  // the running chart; no boundary timer needed, since the discipline TICKs it with the time it asks about
+  const quietHours = new QuietHoursRunner({ window: BERLIN, clock: { now: () => clock.t }, scheduler: { schedule: () => undefined, cancel: () => undefined }, log }).start();
+  return new AgentDiscipline({ quietHours, now: () => clock.t, log, restored, onChange });
 }
 
 /** The deadlines the host hands the runtime scheduler instead of asking every second. */

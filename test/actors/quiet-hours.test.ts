@@ -2,16 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { initialTransition, transition } from "xstate";
 import { FleetError } from "../../protocol/index.js";
-import { localParts, nextDailyAt, zonedTimeToEpoch } from "../../config/index.js";
-import {
-  deferUntil,
-  isQuiet,
-  nextBoundary,
-  quietHoursMachine,
-  type DailyWindow,
-  type QuietHoursEmitted,
-  type QuietHoursSnapshot,
-} from "../../actors/quiet-hours.js";
+import { deferUntil, isQuiet, localParts, nextBoundary, nextDailyAt, zonedTimeToEpoch, type DailyWindow } from "../../config/index.js";
+import { quietHoursMachine, type QuietHoursEmitted, type QuietHoursSnapshot } from "../../actors/quiet-hours.js";
 
 const at = (iso: string): number => Date.parse(iso);
 const HOUR = 3_600_000;

@@ -5,7 +5,7 @@ import type { MemorySources, ReferenceItem } from "../../memory/memory-sources.j
 import { SkillFiles, type SkillFileSystem } from "../../memory/skill-files.js";
 import type { SearchHit } from "../../memory/vector-store.js";
 import type { ChatMessage, SessionLogEntry } from "../../protocol/index.js";
-import { estimateInputTokens, estimateTextTokens } from "../../router/index.js";
+import { estimateInputTokens, estimateTextTokens } from "../../protocol/index.js";
 
 const agent = {
   id: "scout",

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { nodeSkillFileSystem, SkillFiles, TRUNCATION_NOTE, fitText, type SkillFileSystem } from "../../memory/skill-files.js";
-import { estimateTextTokens } from "../../router/index.js";
+import { estimateTextTokens } from "../../protocol/index.js";
 
 const research = { id: "research", name: "Research", description: "Finds and compares public sources.", examples: ["compare competitor prices", "summarize a report"] };
 

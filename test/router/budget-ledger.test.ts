@@ -8,7 +8,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { z } from "zod";
 import { connectNats, FleetError, type TierName } from "../../protocol/index.js";
 import { BudgetLedger, BudgetRecord, type BudgetLedgerOptions, type Reservation } from "../../router/budget-ledger.js";
-import { fleetDay } from "../../router/fleet-day.js";
+import { fleetDay } from "../../config/index.js";
 import { NatsServer } from "../helpers/nats-server.js";
 
 const at = (iso: string): number => Date.parse(iso);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { initialTransition, transition } from "xstate";
 import { budgetMachine, budgetStateOf, roundUsd, stricter, type BudgetEmitted, type BudgetEvent, type BudgetInput, type BudgetSnapshot } from "../../router/budget-machine.js";
-import { fleetDay, nextMidnight } from "../../router/fleet-day.js";
+import { fleetDay, nextMidnight } from "../../config/index.js";
 
 const at = (iso: string): number => Date.parse(iso);
 const HOUR = 3_600_000;

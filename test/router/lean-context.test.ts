@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ChatMessage } from "../../protocol/index.js";
 import { SUMMARY_PREFIX, fitToBudget, pruneHistory, summarizeMessages } from "../../router/lean-context.js";
-import { estimateInputTokens } from "../../router/tokens.js";
+import { estimateInputTokens } from "../../protocol/index.js";
 
 const system: ChatMessage = { role: "system", content: "You are atlas, a research agent. Be brief." };
 

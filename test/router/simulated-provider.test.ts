@@ -4,7 +4,7 @@ import type { ChatMessage } from "../../protocol/index.js";
 import { cosineSimilarity, localEmbedding } from "../../router/local-embedding.js";
 import type { ProviderCall } from "../../router/provider.js";
 import { simulatedProvider } from "../../router/simulated-provider.js";
-import { estimateInputTokens } from "../../router/tokens.js";
+import { estimateInputTokens } from "../../protocol/index.js";
 
 const MESSAGES: ChatMessage[] = [
   { role: "system", content: "You triage incoming tickets." },

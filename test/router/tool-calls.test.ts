@@ -154,7 +154,7 @@ describe("model router: tool-calling turns", () => {
 
 describe("token estimates of tool turns", () => {
   it("count the tool definitions and the calls' arguments, so a reservation covers them", async () => {
-    const { estimateInputTokens } = await import("../../router/index.js");
+    const { estimateInputTokens } = await import("../../protocol/index.js");
     const plain = [{ role: "user" as const, content: "check the site" }];
     const tools = [{ type: "function", function: { name: "http_check", description: "Fetch a URL and report its status", parameters: { type: "object", properties: { url: { type: "string" } } } } }];
     const withCall = [...plain, { role: "assistant" as const, content: "", toolCalls: [{ id: "c1", name: "http_check", arguments: JSON.stringify({ url: "http://127.0.0.1:8080/health/a/long/path" }) }] }];

@@ -1,9 +1,12 @@
-import type { ChatMessage } from "../protocol/index.js";
+import type { ChatMessage } from "./router.js";
 
 /*
  * Token estimates before a call: about four characters a token for English text and code, plus a few tokens of framing
  * per message (the chat template's role markers). Good enough to reserve a budget and to simulate a bill; the provider's
  * own count is what gets settled.
+ *
+ * Here in protocol/ rather than router/ because it is a property of the wire's ChatMessage and both the router (budget
+ * reservations, the simulated provider) and memory (context budgets) need it; memory must not reach into router for it.
  */
 const CHARS_PER_TOKEN = 4;
 const TOKENS_PER_MESSAGE = 4;
@@ -22,13 +25,4 @@ export function estimateInputTokens(messages: readonly ChatMessage[], tools?: re
   // the tool definitions travel with every turn that offers them
   if (tools && tools.length > 0) total += estimateTextTokens(JSON.stringify(tools));
   return total;
-}
-
-/** Dollars for a call at a tier's prices per million tokens; cached input tokens are billed at the cached price. */
-export function costUsd(
-  prices: { inputPerM: number; outputPerM: number; cachedPerM: number },
-  usage: { inputTokens: number; outputTokens: number; cachedTokens: number },
-): number {
-  const uncached = Math.max(0, usage.inputTokens - usage.cachedTokens);
-  return (uncached * prices.inputPerM + usage.cachedTokens * prices.cachedPerM + usage.outputTokens * prices.outputPerM) / 1_000_000;
 }

@@ -1,8 +1,8 @@
-import { localParts, nextDailyAt } from "../config/index.js";
+import { localParts, nextDailyAt } from "./local-time.js";
 
 /**
  * The fleet's day: budgets are counted per local calendar day in the fleet's time zone and reset at its local midnight.
- * The DST arithmetic is config/local-time.ts, shared with quiet hours, so the two can never disagree about when a day begins: a
+ * The DST arithmetic is local-time.ts, shared with quiet hours, so the two can never disagree about when a day begins: a
  * local day is 23 or 25 hours long on a DST day, and a midnight skipped by a spring-forward (America/Santiago) happens
  * at the first instant after the gap.
  */
