@@ -212,6 +212,8 @@ describe("the one service skeleton (protocol/service.ts)", () => {
     assert.deepEqual(await slow, { echoed: "late" });
     await stopping;
     service.start();
+    // the re-made subscriptions are on the server before the next test asks
+    await nc.flush();
   });
 
   describe("NATS micro discovery", () => {
