@@ -84,6 +84,7 @@ export class TaskConsumer {
   }
 
   private async receive(msg: TaskMessage): Promise<void> {
+    this.o.log.debug({ seq: msg.seq, deliveryCount: msg.info.deliveryCount }, "task message received");
     const decoded = decode(TaskAssignment, msg.data, { codec: codecOf(msg.headers?.get("Content-Type"), this.o.codec), maxBytes: this.o.maxPayloadBytes });
     if (!decoded.ok) return this.settle(msg, { kind: "dead-letter", error: decoded.error }, this.o.log);
     const assignment = decoded.value;
