@@ -94,7 +94,7 @@ export class TaskConsumer {
     }
     // the claim is kept from receipt to settlement (waiting for the chart, a breaker hold, long work): a process that
     // dies stops sending these and the task is redelivered after the ack wait
-    const claim = setInterval(() => void this.settle(msg, WORKING, log), this.o.workingAckMs);
+    const claim = setInterval(() => void this.settle(msg, WORKING, log).catch((err) => log.debug({ err }, "working-ack not sent")), this.o.workingAckMs);
     let outcome: DeliveryOutcome;
     try {
       outcome = (await this.ready(log)) ? await this.o.work.run(assignment, log) : HANDED_BACK;
