@@ -89,7 +89,7 @@ export class ActorHost {
   private lastValue = "";
   private stopping = false;
   /** the task the consumer handed the chart, and what its report said became of it */
-  private running: { taskId: string; outcome: DeliveryOutcome | undefined } | undefined;
+  private running: { taskId: string; log: Logger; outcome: DeliveryOutcome | undefined } | undefined;
   private readonly inboxBatcher: InboxBatcher;
 
   constructor(options: ActorHostOptions) {
@@ -286,7 +286,8 @@ export class ActorHost {
     const claimed = await this.lifecycle.claim(assignment, log);
     if (claimed.kind !== "claimed") return claimed;
     const { task } = claimed;
-    const running: { taskId: string; outcome: DeliveryOutcome | undefined } = { taskId: task.id, outcome: undefined };
+    // the chart's effects log as the host, naming the task: one child logger per task, not one per effect
+    const running: NonNullable<ActorHost["running"]> = { taskId: task.id, log: this.log.child({ taskId: task.id }), outcome: undefined };
     this.running = running;
     try {
       this.actor.send({ type: "TASK_ASSIGNED", item: { taskId: task.id, contextId: task.contextId, message: assignment.message } });
@@ -306,9 +307,10 @@ export class ActorHost {
     return outcome;
   }
 
-  /** Every line logged while a task is handled names it. */
+  /** Every line logged while a task is handled names it (made once per task in `run`). */
   private taskLog(taskId: string | undefined): Logger {
-    return taskId ? this.log.child({ taskId }) : this.log;
+    if (!taskId) return this.log;
+    return this.running?.taskId === taskId ? this.running.log : this.log.child({ taskId });
   }
 
   private createAgentActor(snapshot: unknown): AgentActor {
