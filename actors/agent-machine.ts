@@ -1,5 +1,6 @@
 import { assign, fromPromise, setup } from "xstate";
 import type { Artifact, Message } from "../protocol/index.js";
+import type { DeliveryOutcome } from "./delivery-outcome.js";
 
 /**
  * The agent's statechart: idle → waking (a cycle tick or an assigned task) → planning → acting → reporting → idle.
@@ -85,7 +86,8 @@ export const agentMachine = setup({
   actors: {
     plan: fromPromise<Plan, PlanInput>(async () => ({ kind: "nothing" })),
     act: fromPromise<Outcome, ActInput>(async () => ({ ok: false, reason: "act is not provided" })),
-    report: fromPromise<void, ReportInput>(async () => undefined),
+    /** settles the Task and says what becomes of its message (done, retried, dead-lettered), as a value */
+    report: fromPromise<DeliveryOutcome, ReportInput>(async () => ({ kind: "done" })),
   },
   actions: {
     takeTask: assign(({ event }) => {
@@ -216,7 +218,8 @@ export const agentMachine = setup({
           outcome: context.outcome ?? { ok: false, reason: "no outcome" },
         }),
         onDone: { target: "idle", actions: "clearWork" },
-        // the task message stays unacked, so JetStream redelivers it; the next delivery reports again
+        // report returns its failures as outcomes; should it throw anyway, the consumer finds no outcome and the task
+        // comes back, and the next delivery reports again
         onError: { target: "idle", actions: "clearWork" },
       },
     },

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { createActor, type Actor } from "xstate";
 import type { Logger } from "pino";
 import { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";
@@ -77,25 +76,7 @@ export class AgentDiscipline {
     return snap.value === "open" ? (snap.context.openUntil ?? 0) : undefined;
   }
 
-  /**
-   * An open breaker holds the task: it stays SUBMITTED, its message is kept with working-acks (no redelivery, no
-   * delivery counted) and is worked when the breaker lets a task through. False when the host stops meanwhile (the
-   * message is handed back).
-   */
-  async holdWhileOpen(msg: { working(): void; nak(): void; seq: number }, stopping: () => boolean, workingAckMs: number): Promise<boolean> {
-    if (this.mayTakeTask()) return true;
-    this.o.log.info({ seq: msg.seq }, "breaker open: task held");
-    while (!this.mayTakeTask()) {
-      if (stopping()) {
-        msg.nak();
-        return false;
-      }
-      msg.working();
-      await sleep(Math.min(1_000, workingAckMs));
-    }
-    return true;
-  }
-
+  /** False while the breaker holds tasks back: the task consumer keeps such a task, with its claim, until it is true. */
   mayTakeTask(): boolean {
     return allowsWork(this.breaker.getSnapshot());
   }

@@ -61,11 +61,10 @@ export async function submitTask(deps: SubmitDeps, agentId: string, message: Mes
     metadata: { agentId, assignedBy },
   };
   const assignment: TaskAssignment = { taskId, contextId, agentId, message: stamped, assignedBy, assignedAt: deps.now() };
-  // Both writes go out together (one round trip, not two): the host waits briefly for a Task whose assignment overtook
-  // it. Nats-Msg-Id makes a repeated assignment within the duplicate window a no-op on the server.
-  const [stored] = await Promise.all([
-    deps.store.create(agentId, task),
-    deps.js.publish(deps.names.task(agentId), encode(assignment, deps.codec), { headers: wireHeaders(deps.codec, taskId) }),
-  ]);
+  // The Task first, then its assignment: the consumer never sees an assignment whose Task is not there yet, so a
+  // missing Task is a dead letter at once, not something to wait for. Nats-Msg-Id makes a repeated assignment within
+  // the duplicate window a no-op on the server.
+  const stored = await deps.store.create(agentId, task);
+  await deps.js.publish(deps.names.task(agentId), encode(assignment, deps.codec), { headers: wireHeaders(deps.codec, taskId) });
   return stored;
 }

@@ -12,7 +12,8 @@ const shared: Partial<Record<CodecName, MsgHdrs>> = {};
 
 /**
  * The headers every fleet message carries. Without a msgId they never change, so one instance per codec is shared
- * (building headers per message costs as much as encoding the payload); callers must not modify the result.
+ * (building headers per message costs as much as encoding the payload); callers must not modify the result. That
+ * includes js.publish's `msgID` option, which nats.js writes into the headers it is given: pass the id here instead.
  */
 export function wireHeaders(codec: CodecName, msgId?: string): MsgHdrs {
   if (!msgId) return (shared[codec] ??= buildHeaders(codec));

@@ -12,6 +12,7 @@ import {
   type ReportInput,
   type WorkItem,
 } from "../../actors/agent-machine.js";
+import type { DeliveryOutcome } from "../../actors/delivery-outcome.js";
 import { decodeUnknown, encode, type Message } from "../../protocol/index.js";
 
 const CYCLE_MS = 60_000;
@@ -304,9 +305,10 @@ function withFakes(effects: Effects = {}) {
         calls.act.push({ input, signal });
         return effects.act ? effects.act(input, signal) : OK;
       }),
-      report: fromPromise<void, ReportInput>(async ({ input }) => {
+      report: fromPromise<DeliveryOutcome, ReportInput>(async ({ input }) => {
         calls.report.push(input);
         if (effects.report) await effects.report(input);
+        return { kind: "done" };
       }),
     },
   });

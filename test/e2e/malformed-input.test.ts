@@ -241,7 +241,7 @@ describe("malformed input to an agent process", () => {
       await assertConsumerSettled();
     });
 
-    it("an assignment whose Task is not in KV (past the grace for a Task still being written): dead-lettered as TASK_NOT_FOUND", async () => {
+    it("an assignment whose Task is not in KV (an old one): dead-lettered as TASK_NOT_FOUND", async () => {
       const data = encode(assignment({ assignedAt: Date.now() - 60_000 }));
       await assign(data);
       await deadLetter("tasks", data, "TASK_NOT_FOUND", client.names.task(AGENT));

@@ -1,0 +1,161 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { Logger } from "pino";
+import { decode, FleetError, TaskAssignment, type CodecName } from "../protocol/index.js";
+import { codecOf } from "./inbox-batcher.js";
+import { decide, RETRY_DELAY_MS, type DeliveryOutcome } from "./delivery-outcome.js";
+
+/** The parts of a JetStream message the consumer reads and settles (tests use their own). */
+export type TaskMessage = Pick<JsMsg, "data" | "subject" | "seq" | "headers" | "info" | "ack" | "nak" | "term" | "working">;
+
+/** What the consumer needs from the agent it feeds. */
+export interface TaskWork {
+  /** resolves once the agent's chart is free to take a task (or has stopped) */
+  idle(): Promise<void>;
+  /** false while the breaker holds tasks back */
+  mayTakeTask(): boolean;
+  /** claims the Task, runs it through the chart and says what became of it; failures come back as outcomes */
+  run(assignment: TaskAssignment, log: Logger): Promise<DeliveryOutcome>;
+}
+
+/** Stores a message's original bytes in the DLQ with the reason; rejects when it could not. */
+export type StoreDeadLetter = (original: { subject: string; data: Uint8Array; msgId: string }, error: FleetError) => Promise<void>;
+
+export interface TaskConsumerOptions {
+  agentId: string;
+  codec: CodecName;
+  maxPayloadBytes: number;
+  workingAckMs: number;
+  work: TaskWork;
+  deadLetter: StoreDeadLetter;
+  log: Logger;
+}
+
+const WORKING: DeliveryOutcome = { kind: "working" };
+/** the host is stopping: hand the message back at once, another process (or this one restarted) takes it */
+const HANDED_BACK: DeliveryOutcome = { kind: "retry", delayMs: 0, reason: "the agent is stopping" };
+
+/**
+ * The one owner of an agent's task messages: it takes each assignment from the durable consumer, keeps its claim while
+ * the task waits or runs, and settles the message once, from the outcome the work returns (`settleMessage`).
+ */
+export class TaskConsumer {
+  private stopping = false;
+  private messages: ConsumerMessages | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly o: TaskConsumerOptions) {}
+
+  start(consumer: Consumer): void {
+    this.loop = this.consume(consumer);
+  }
+
+  /** Stops intake; the task in hand, if any, may finish within `graceMs`. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    // ends the iterator once the task in hand (if any) is done
+    void this.messages?.close().catch(() => undefined);
+    const grace = new AbortController();
+    await Promise.race([this.loop, sleep(graceMs, undefined, { signal: grace.signal }).catch(() => undefined)]);
+    grace.abort();
+  }
+
+  /**
+   * One long-lived pull subscription (cheaper per task than a pull request each time); the consumer's max_ack_pending of
+   * 1 means the next task is not even sent before this one is settled, so a pull for ten is still one task at a time, and
+   * it saves a pull request (a socket write) per task. The iterator re-pulls by itself after a reconnect.
+   */
+  private async consume(consumer: Consumer): Promise<void> {
+    while (!this.stopping) {
+      try {
+        this.messages = await consumer.consume({ max_messages: 10, expires: 5_000 });
+        // stop() may have come while the subscription was being made, with nothing yet to close
+        if (this.stopping) await this.messages.close();
+        for await (const msg of this.messages) {
+          await this.receive(msg).catch((err) => this.o.log.error({ err, seq: msg.seq }, "task handling failed; it will be redelivered"));
+          if (this.stopping) break;
+        }
+      } catch (err) {
+        // the server is away (restart, partition) or the consumer was recreated: start over shortly
+        this.o.log.debug({ err }, "task subscription ended");
+        await sleep(500);
+      }
+    }
+  }
+
+  private async receive(msg: TaskMessage): Promise<void> {
+    this.o.log.debug({ seq: msg.seq, deliveryCount: msg.info.deliveryCount }, "task message received");
+    const decoded = decode(TaskAssignment, msg.data, { codec: codecOf(msg.headers?.get("Content-Type"), this.o.codec), maxBytes: this.o.maxPayloadBytes });
+    if (!decoded.ok) return this.settle(msg, { kind: "dead-letter", error: decoded.error }, this.o.log);
+    const assignment = decoded.value;
+    const log = this.o.log.child({ taskId: assignment.taskId });
+    if (assignment.agentId !== this.o.agentId) {
+      return this.settle(msg, { kind: "dead-letter", error: new FleetError("MESSAGE_INVALID", `assignment for ${assignment.agentId} arrived at ${this.o.agentId}`) }, log);
+    }
+    // the claim is kept from receipt to settlement (waiting for the chart, a breaker hold, long work): a process that
+    // dies stops sending these and the task is redelivered after the ack wait
+    const claim = setInterval(() => void this.settle(msg, WORKING, log).catch((err) => log.debug({ err }, "working-ack not sent")), this.o.workingAckMs);
+    let outcome: DeliveryOutcome;
+    try {
+      outcome = (await this.ready(log)) ? await this.o.work.run(assignment, log) : HANDED_BACK;
+    } catch (err) {
+      // run returns its failures as outcomes; anything else is a bug, and the task still comes back
+      log.error({ err }, "task run failed unexpectedly");
+      outcome = { kind: "retry", delayMs: RETRY_DELAY_MS, reason: "the task run failed unexpectedly" };
+    } finally {
+      clearInterval(claim);
+    }
+    await this.settle(msg, outcome, log);
+  }
+
+  /**
+   * Waits until the chart is free and the breaker lets a task through. An open breaker holds the task: it stays
+   * SUBMITTED, its message keeps its claim (no redelivery, no delivery counted, not a failure). False when stopping.
+   */
+  private async ready(log: Logger): Promise<boolean> {
+    if (this.stopping) return false;
+    await this.o.work.idle();
+    if (!this.o.work.mayTakeTask()) {
+      log.info({}, "breaker open: task held");
+      while (!this.o.work.mayTakeTask()) {
+        if (this.stopping) return false;
+        await sleep(Math.min(1_000, this.o.workingAckMs));
+      }
+    }
+    return !this.stopping;
+  }
+
+  private settle(msg: TaskMessage, outcome: DeliveryOutcome, log: Logger): Promise<void> {
+    return settleMessage(msg, outcome, { deadLetter: this.o.deadLetter, log });
+  }
+}
+
+/** The one function that acks, naks, terms or working-acks a task message, as `decide` says for the outcome. */
+export async function settleMessage(msg: TaskMessage, outcome: DeliveryOutcome, deps: { deadLetter: StoreDeadLetter; log: Logger }): Promise<void> {
+  const action = decide(outcome);
+  switch (action.op) {
+    case "ack":
+      msg.ack();
+      return;
+    case "nak":
+      msg.nak(action.delayMs);
+      return;
+    case "working":
+      msg.working();
+      return;
+    case "term": {
+      const error = action.deadLetter;
+      deps.log.warn({ code: error.code, subject: msg.subject, seq: msg.seq }, "task message dead-lettered");
+      try {
+        await deps.deadLetter({ subject: msg.subject, data: msg.data, msgId: `${msg.info.stream}-${msg.seq}` }, error);
+      } catch (err) {
+        // nothing is dropped silently: the message comes back and is dead-lettered again (or, past max_deliver, the
+        // server's advisory lands in the DLQ)
+        deps.log.error({ err, code: error.code }, "dead letter could not be stored; the message will be redelivered");
+        return settleMessage(msg, { kind: "retry", delayMs: RETRY_DELAY_MS, reason: "dead letter not stored" }, deps);
+      }
+      msg.term();
+      return;
+    }
+  }
+}

@@ -1,0 +1,121 @@
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import { encode, FleetError, isTerminal, wireHeaders, type CodecName, type FleetNames, type Task, type TaskAssignment, type TaskEvent, type TaskState } from "../protocol/index.js";
+import type { ReportInput } from "./agent-machine.js";
+import type { TaskDedup } from "./task-dedup.js";
+import { RETRY_DELAY_MS, type DeliveryOutcome } from "./delivery-outcome.js";
+import type { TaskStore } from "./task-store.js";
+
+/** The breaker's view of tasks: started, then succeeded or failed. */
+export interface TaskBreaker {
+  taskStarted(): void;
+  taskSucceeded(): void;
+  taskFailed(): void;
+}
+
+export interface TaskLifecycleOptions {
+  nc: NatsConnection;
+  names: FleetNames;
+  codec: CodecName;
+  agentId: string;
+  store: TaskStore;
+  dedup: TaskDedup;
+  breaker: () => TaskBreaker;
+  now: () => number;
+}
+
+/**
+ * An assigned Task's way through KV and the agent's events subject: claimed (WORKING), settled once (completed, failed,
+ * canceled: CAS, skipped when already terminal), or canceled by a client. Each step says what became of the task as a
+ * `DeliveryOutcome` instead of throwing, so the consumer settles the message from a value.
+ */
+export class TaskLifecycle {
+  constructor(private readonly o: TaskLifecycleOptions) {}
+
+  /** Moves the assigned Task to WORKING; anything else it finds is an outcome for the message. */
+  async claim(assignment: TaskAssignment, log: Logger): Promise<{ kind: "claimed"; task: Task } | DeliveryOutcome> {
+    let task: Task;
+    try {
+      // one CAS on the revision this process already knows (it usually created the Task): no read on the common path
+      task = await this.o.store.transition(this.o.agentId, assignment.taskId, () => ({ status: { state: "TASK_STATE_WORKING", timestamp: this.isoNow() } }));
+    } catch (err) {
+      const error = FleetError.from(err);
+      // the Task is stored before its assignment is published, so a missing (or unreadable) one never turns up later
+      if (!error.retryable) return { kind: "dead-letter", error };
+      log.warn({ err }, "task not claimed; it will be retried");
+      return { kind: "retry", delayMs: RETRY_DELAY_MS, reason: error.message };
+    }
+    // a redelivery of finished work (the process died between completing and acking) completes nothing twice
+    if (isTerminal(task.status.state)) {
+      log.info({ state: task.status.state }, "redelivered task already finished");
+      return { kind: "done", already: true };
+    }
+    this.o.breaker().taskStarted();
+    this.publishStatus(task.id, task.contextId, "TASK_STATE_WORKING", false);
+    return { kind: "claimed", task };
+  }
+
+  /** The chart's report effect: settle the Task, tell watchers, and say whether the message is done or comes back. */
+  async report({ item, outcome }: ReportInput, log: Logger): Promise<DeliveryOutcome> {
+    // unsettled on purpose: the Task stays WORKING and the message comes back (up to max_deliver)
+    if (!outcome.ok && "retry" in outcome) {
+      log.warn({ reason: outcome.reason }, "task will be retried");
+      return { kind: "retry", delayMs: RETRY_DELAY_MS, reason: outcome.reason };
+    }
+    try {
+      await this.settle(item.taskId, outcome, log);
+      return { kind: "done" };
+    } catch (err) {
+      // NATS away: the task comes back shortly instead of waiting out the ack wait
+      log.warn({ err }, "task not reported; it will be retried");
+      return { kind: "retry", delayMs: RETRY_DELAY_MS, reason: FleetError.from(err).message };
+    }
+  }
+
+  private async settle(taskId: string, outcome: Exclude<ReportInput["outcome"], { retry: true }>, log: Logger): Promise<void> {
+    const state: TaskState = outcome.ok ? "TASK_STATE_COMPLETED" : "canceled" in outcome ? "TASK_STATE_CANCELED" : "TASK_STATE_FAILED";
+    let settled = false;
+    const task = await this.o.store.transition(this.o.agentId, taskId, (t) => {
+      settled = true;
+      return {
+        status: {
+          state,
+          timestamp: this.isoNow(),
+          ...(outcome.ok ? {} : { message: { messageId: `${t.id}-status`, role: "ROLE_AGENT", parts: [{ text: outcome.reason }] } }),
+        },
+        artifacts: [...(t.artifacts ?? []), ...(outcome.ok ? outcome.artifacts : [])],
+      };
+    });
+    if (settled && outcome.ok) {
+      for (const artifact of outcome.artifacts) this.publish({ kind: "artifact-update", taskId: task.id, contextId: task.contextId, artifact, lastChunk: true });
+    }
+    if (settled) this.publishStatus(task.id, task.contextId, state, true);
+    if (state === "TASK_STATE_COMPLETED") {
+      this.o.breaker().taskSucceeded();
+      // completed work blocks similar findings for the discovery window
+      await this.o.dedup.completed(this.o.agentId, taskId).catch((err) => log.warn({ err }, "dedup completion not recorded"));
+    } else if (state === "TASK_STATE_FAILED") this.o.breaker().taskFailed();
+  }
+
+  /** A client's CancelTask: the Task is canceled in KV at once; the chart is told by the caller. */
+  async cancel(taskId: string): Promise<Task> {
+    const task = await this.o.store.get(this.o.agentId, taskId);
+    if (!task) throw new FleetError("TASK_NOT_FOUND", `task ${taskId} not found`);
+    if (isTerminal(task.status.state)) throw new FleetError("TASK_NOT_CANCELABLE", `task ${taskId} is already ${task.status.state}`);
+    const canceled = await this.o.store.transition(this.o.agentId, taskId, () => ({ status: { state: "TASK_STATE_CANCELED", timestamp: this.isoNow() } }));
+    if (canceled.status.state === "TASK_STATE_CANCELED") this.publishStatus(taskId, canceled.contextId, "TASK_STATE_CANCELED", true);
+    return canceled;
+  }
+
+  private publishStatus(taskId: string, contextId: string, state: TaskState, final: boolean): void {
+    this.publish({ kind: "status-update", taskId, contextId, status: { state, timestamp: this.isoNow() }, final });
+  }
+
+  private publish(event: TaskEvent): void {
+    this.o.nc.publish(this.o.names.agentEvents(this.o.agentId), encode(event, this.o.codec), { headers: wireHeaders(this.o.codec) });
+  }
+
+  private isoNow(): string {
+    return new Date(this.o.now()).toISOString();
+  }
+}
