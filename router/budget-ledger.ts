@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { decode, encode, FleetError, TierName, type BudgetState, type BudgetView } from "../protocol/index.js";
 import { fleetDay } from "../config/index.js";
-import { budgetStateOf, roundUsd, stricter } from "./budget-machine.js";
+import { budgetStateOf, roundUsd, stricter } from "./budget-state.js";
 
 /**
  * The daily budgets in KV, shared by every router process: one key per agent and day (`<day>.<agentId>`) and one for

@@ -1,5 +1,5 @@
 export { BudgetLedger, type BudgetLedgerOptions, type Reservation, type ReserveResult } from "./budget-ledger.js";
-export { budgetMachine, budgetStateOf, stricter, type BudgetMachine, type BudgetSnapshot } from "./budget-machine.js";
+export { budgetStateOf, roundUsd, stricter } from "./budget-state.js";
 export { NAMED_CHECKS, runChecks, type CheckResult } from "./checks.js";
 export { TierClassifier } from "./classifier.js";
 export { buildDeployments, missingKeys, type Deployment, type DeploymentTable } from "./deployments.js";
