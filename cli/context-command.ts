@@ -7,7 +7,7 @@ import type { MemorySources } from "../memory/memory-sources.js";
 import { SkillFiles } from "../memory/skill-files.js";
 import { FleetError } from "../protocol/index.js";
 import { estimateInputTokens } from "../router/index.js";
-import { configPath, inspect, loadConfig, prefixOf, type CliOptions } from "./context.js";
+import { configPath, inspect, loadConfig, prefixOf, type CliOptions } from "./options.js";
 import { printTable } from "./status.js";
 
 /** Opens the real memory tiers for a config on a connection; `close` (when there is one) is called when the command ends. */

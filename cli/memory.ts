@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 // a deep path until memory/ has an index.ts naming its exports (it is wired elsewhere)
 import { AgentMemory, toMarkdown } from "../memory/agent-memory.js";
 import { FleetError } from "../protocol/index.js";
-import { inspect, loadConfig, prefixOf, type CliOptions } from "./context.js";
+import { inspect, loadConfig, prefixOf, type CliOptions } from "./options.js";
 
 const USAGE = "usage: fleet memory show <agent> [--json] | fleet memory export <dir>";
 

@@ -2,7 +2,7 @@ import type { z } from "zod";
 import type { KV } from "@nats-io/kv";
 import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, type CodecName, type UsageReply } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
-import { inspect, prefixOf, type CliOptions } from "./context.js";
+import { inspect, prefixOf, type CliOptions } from "./options.js";
 
 /** `fleet status`: each agent's state, current task, tier, last heartbeat and restarts, read from KV `agents`. */
 export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promise<number> {
