@@ -85,6 +85,10 @@ export class CycleGate {
     this.o.scheduler.cancel(this.cooldownKey);
   }
 
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.stop();
+  }
+
   private schedule(at: number): void {
     if (!this.stopped) this.o.scheduler.schedule(this.checkKey, at, () => this.check());
   }

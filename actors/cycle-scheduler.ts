@@ -97,6 +97,10 @@ export class CycleScheduler {
     this.disarm();
   }
 
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.stop();
+  }
+
   /** Runs what is due now, in due order. Called by the timer; public so a test on a fake clock can call it directly. */
   runDue(): void {
     this.timer = undefined;

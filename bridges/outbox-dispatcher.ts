@@ -62,6 +62,10 @@ export class OutboxDispatcher {
     await this.loop;
   }
 
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
   private quietWindowOf(record: OutboxRecord): DailyWindow | undefined {
     const principal = this.o.principals.find((p) => p.channel === record.channel && p.to === record.to);
     if (!principal?.quietHours) return undefined;

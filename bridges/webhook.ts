@@ -41,6 +41,10 @@ export class WakeWebhook {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const match = /^\/wake\/([A-Za-z0-9_-]+)\/?$/.exec(req.url ?? "");
     if (req.method !== "POST" || !match) return reply(res, 404, { error: "POST /wake/<agent>" });

@@ -2,7 +2,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { localParts } from "../config/index.js";
 import { readAuditRecords, verifyAuditChain } from "../governance/index.js";
 import { FleetError, type AuditRecord } from "../protocol/index.js";
-import { inspect, loadConfig, prefixOf, type CliOptions } from "./context.js";
+import { inspect, loadConfig, prefixOf, type CliOptions } from "./options.js";
 import { printTable } from "./status.js";
 
 export interface AuditOptions extends CliOptions {

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { connectNats, FleetNames } from "../protocol/index.js";
 import { backupFleet, restoreFleet } from "../supervisor/index.js";
-import { inspect, natsConnection, prefixOf, rootLogger, type CliOptions } from "./context.js";
+import { inspect, natsConnection, prefixOf, rootLogger, type CliOptions } from "./options.js";
 import { printTable } from "./status.js";
 
 export interface BackupCliOptions extends CliOptions {

@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { agentById, type FleetConfig } from "../config/index.js";
 import { assembleContext, SkillFiles, type AssembledContext, type ContextBudgets, type ContextSection, type MemorySources } from "../memory/index.js";
 import { estimateInputTokens, FleetError } from "../protocol/index.js";
-import { configPath, inspect, loadConfig, prefixOf, type CliOptions } from "./context.js";
+import { configPath, inspect, loadConfig, prefixOf, type CliOptions } from "./options.js";
 import { printTable } from "./status.js";
 
 /** Opens the real memory tiers for a config on a connection; `close` (when there is one) is called when the command ends. */

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { decodeUnknown, ErrorPayload, FleetError, type ControlOperation } from "../protocol/index.js";
-import { inspect, type CliOptions } from "./context.js";
+import { inspect, type CliOptions } from "./options.js";
 
 const ControlReply = z.union([z.object({ result: z.unknown() }), z.object({ error: ErrorPayload })]);
 

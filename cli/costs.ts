@@ -2,7 +2,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { addDays, DAY_MS, localParts, zonedTimeToEpoch } from "../config/index.js";
 // deep paths until router/index.ts names these exports (it is edited elsewhere)
 import { buildCostReport, readUsage, type CostGroup, type CostReport } from "../router/index.js";
-import { inspect, loadConfig, prefixOf, type CliOptions } from "./context.js";
+import { inspect, loadConfig, prefixOf, type CliOptions } from "./options.js";
 import { printTable } from "./status.js";
 
 export interface CostsOptions extends CliOptions {

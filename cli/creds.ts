@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { AUTH_FILE, referenceToolRisks, seedFileName, writeFleetCredentials, type Identity } from "../governance/index.js";
 import type { RiskLevel } from "../protocol/index.js";
-import { CREDS_DIR, loadConfig, type CliOptions } from "./context.js";
+import { CREDS_DIR, loadConfig, type CliOptions } from "./options.js";
 
 /**
  * The tools' risk levels the broker's permissions are built from: an agent gets the subject of an allowed tool only

@@ -4,7 +4,7 @@ import { Kvm } from "@nats-io/kv";
 import { liveMemorySources } from "../memory/index.js";
 import { FleetNames } from "../protocol/index.js";
 import type { MemorySourcesFactory } from "./context-command.js";
-import { configPath, type CliOptions } from "./context.js";
+import { configPath, type CliOptions } from "./options.js";
 
 /** The running fleet's memory, as `fleet context` shows it: the same sources an agent's step reads. */
 export function liveSourcesFor(options: CliOptions): MemorySourcesFactory {

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { AgentMemory, toMarkdown } from "../memory/index.js";
 import { FleetError } from "../protocol/index.js";
-import { inspect, loadConfig, prefixOf, type CliOptions } from "./context.js";
+import { inspect, loadConfig, prefixOf, type CliOptions } from "./options.js";
 
 const USAGE = "usage: fleet memory show <agent> [--json] | fleet memory export <dir>";
 

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream } from "@nats-io/jetstream";
 import { ProposalStore } from "../governance/index.js";
 import { encode, FleetError, isFinalProposalState, ProposalRecord, requestTyped, type ApprovalDecision } from "../protocol/index.js";
-import { inspect, loadConfig, type CliOptions } from "./context.js";
+import { inspect, loadConfig, type CliOptions } from "./options.js";
 import { printTable } from "./status.js";
 
 export interface ProposalOptions extends CliOptions {

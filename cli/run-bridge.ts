@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { ApprovalBridge, ApprovalDecisions, consoleApprovals, consoleSender, DiscordApprovals, discordPublicKey, OutboxDispatcher, TelegramApprovals } from "../bridges/index.js";
 import type { FleetConfig } from "../config/index.js";
 import { connectNats, FleetError, FleetNames, openFleetResources } from "../protocol/index.js";
-import { createsResources, loadConfig, natsConnection, rootLogger } from "./context.js";
+import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped, type RunningProcess } from "./until-stopped.js";
 

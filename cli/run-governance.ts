@@ -3,7 +3,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { referenceTools, startGovernance } from "../governance/index.js";
 import { connectNats, FleetNames, openFleetResources } from "../protocol/index.js";
 import { Lease } from "../supervisor/index.js";
-import { createsResources, loadConfig, natsConnection, rootLogger } from "./context.js";
+import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
 

@@ -1,6 +1,6 @@
 import { connectNats } from "../protocol/index.js";
 import { startRouter } from "../router/index.js";
-import { createsResources, loadConfig, natsConnection, rootLogger } from "./context.js";
+import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
 

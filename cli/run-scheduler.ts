@@ -5,7 +5,7 @@ import { connectNats, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, s
 import { CronScheduler, Lease, NightlyBackup } from "../supervisor/index.js";
 import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
-import { createsResources, loadConfig, natsConnection, rootLogger } from "./context.js";
+import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 
 /**

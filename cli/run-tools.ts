@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { referenceTools, ToolHost } from "../governance/index.js";
 import { connectNats, FleetNames, openFleetResources } from "../protocol/index.js";
-import { createsResources, loadConfig, natsConnection, rootLogger } from "./context.js";
+import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
 

@@ -1,6 +1,6 @@
 import { WakeWebhook } from "../bridges/index.js";
 import { connectNats, FleetError, FleetNames } from "../protocol/index.js";
-import { loadConfig, natsConnection, rootLogger } from "./context.js";
+import { loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
 

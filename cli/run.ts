@@ -3,7 +3,7 @@ import { FleetError } from "../protocol/index.js";
 import { hostname } from "node:os";
 import { behaviourFor } from "../behaviours/index.js";
 import { Lease } from "../supervisor/index.js";
-import { configPath, createsResources, loadConfig, natsConnection, rootLogger, type CliOptions } from "./context.js";
+import { configPath, createsResources, loadConfig, natsConnection, rootLogger, type CliOptions } from "./options.js";
 import { runScheduler } from "./run-scheduler.js";
 import { runWebhook } from "./run-webhook.js";
 import { runBridge } from "./run-bridge.js";

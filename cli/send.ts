@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { decode, FleetError, isTerminal, partsText, requestOperation, TaskEvent, type Task } from "../protocol/index.js";
-import { inspect, type CliOptions } from "./context.js";
+import { inspect, type CliOptions } from "./options.js";
 
 export interface SendOptions extends CliOptions {
   timeout?: string | undefined;

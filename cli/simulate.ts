@@ -1,5 +1,5 @@
 import { describeAssumptions, simulateFleet, type Simulation } from "../router/index.js";
-import { configPath, loadConfig, type CliOptions } from "./context.js";
+import { configPath, loadConfig, type CliOptions } from "./options.js";
 import { usd } from "./costs.js";
 
 export interface SimulateOptions extends CliOptions {

@@ -2,7 +2,7 @@ import type { z } from "zod";
 import type { KV } from "@nats-io/kv";
 import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, QUIET_HOURS_KEY, QuietHoursRecord, type CodecName, type UsageReply } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
-import { inspect, prefixOf, type CliOptions } from "./context.js";
+import { inspect, prefixOf, type CliOptions } from "./options.js";
 import { serviceSummary } from "./service-summary.js";
 
 /** `fleet status`: each agent's state, current task, tier, last heartbeat and restarts, read from KV `agents`. */

@@ -1,5 +1,5 @@
 import { jetstreamManager } from "@nats-io/jetstream";
-import { inspect, type CliOptions } from "./context.js";
+import { inspect, type CliOptions } from "./options.js";
 import { printTable } from "./status.js";
 
 /** `fleet streams`: the fleet's streams and consumers with their counts (what `nats stream ls` shows, filtered). */

@@ -1,5 +1,5 @@
 import { decodeUnknown } from "../protocol/index.js";
-import { inspect, type CliOptions } from "./context.js";
+import { inspect, type CliOptions } from "./options.js";
 
 /** `fleet tail [subject]`: a decoded live view of the fleet's subjects (default: all of them). Ctrl-C ends it. */
 export async function tail(positionals: string[], options: CliOptions, env: NodeJS.ProcessEnv): Promise<number> {

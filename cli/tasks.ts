@@ -1,6 +1,6 @@
 import { TaskStore } from "../actors/index.js";
 import { partsText } from "../protocol/index.js";
-import { inspect, type CliOptions } from "./context.js";
+import { inspect, type CliOptions } from "./options.js";
 import { printTable } from "./status.js";
 
 /** `fleet tasks [agent]`: tasks from KV (so it works while agents are down), oldest first. */

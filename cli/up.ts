@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { writeFleetCredentials, type FleetCredentials, type Identity } from "../governance/index.js";
 import { connectNats, ensureFleetResources, FleetError, FleetNames } from "../protocol/index.js";
 import { EmbeddedNats, ProcessSupervisor, type ChildSpec } from "../supervisor/index.js";
-import { configPath, CREDS_DIR, FLEET_DIR, loadConfig, natsCredentials, rootLogger, type CliOptions } from "./context.js";
+import { configPath, CREDS_DIR, FLEET_DIR, loadConfig, natsCredentials, rootLogger, type CliOptions } from "./options.js";
 import { childCreds, toolRisks } from "./creds.js";
 import { humanLine } from "./log-lines.js";
 

@@ -2,8 +2,6 @@ import { createHash } from "node:crypto";
 import { codecForContentType, decodeUnknown, type CodecName } from "../protocol/index.js";
 import { canonicalJson } from "./canonical-json.js";
 
-export { canonicalJson };
-
 /*
  * The audit trail's hash format. It is a contract with every record already written: changing it (or the canonical JSON
  * it uses, governance/canonical-json.ts) makes every existing record fail verification; a test pins both.

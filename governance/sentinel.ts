@@ -33,4 +33,5 @@ function runRule(name: string, check: () => RuleResult): RuleResult {
   }
 }
 
-export { RULE_NAMES, actionKey, canonicalJson, type OtherProposal, type RuleName, type SentinelInput } from "./rules/index.js";
+export { canonicalJson } from "./canonical-json.js";
+export { RULE_NAMES, actionKey, type OtherProposal, type RuleName, type SentinelInput } from "./rules/index.js";

@@ -46,6 +46,7 @@ export interface CronSchedulerOptions {
 export class CronScheduler {
   private timer: NodeJS.Timeout | undefined;
   private running = new Set<string>();
+  private readonly stopping = new AbortController();
   private readonly log: Logger;
   private readonly store: TaskStore;
 
@@ -68,8 +69,14 @@ export class CronScheduler {
     void this.tick();
   }
 
+  /** No new runs start; runs in flight stop waiting for their task and stay unrecorded, so the next start runs them again. */
   stop(): void {
     clearInterval(this.timer);
+    this.stopping.abort();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.stop();
   }
 
   /** One pass over the jobs: starts the run of each job that is due. Resolves when the runs it started are done. */
@@ -101,7 +108,7 @@ export class CronScheduler {
       const task = await requestOperation(this.o.nc, this.o.names, job.agent, "SendMessage", {
         message: { messageId, role: "ROLE_USER", parts: [{ text: job.message }], metadata: { cronJob: job.id } },
       });
-      const signal = AbortSignal.timeout(this.o.runTimeoutMs ?? 30 * 60_000);
+      const signal = AbortSignal.any([AbortSignal.timeout(this.o.runTimeoutMs ?? 30 * 60_000), this.stopping.signal]);
       const done = await this.store.waitForTerminal(job.agent, task.id, signal);
       if (job.delivery !== "none") await this.deliver(job, job.delivery, done);
       await this.writeRecord({ jobId: job.id, lastDueAt: dueAt, taskId: done.id });

@@ -71,10 +71,17 @@ export class EmbeddedNats {
     if (proc.exitCode === null && proc.signalCode === null) {
       const exited = new Promise((r) => proc.once("exit", r));
       proc.kill("SIGTERM");
-      await Promise.race([exited, sleep(5_000).then(() => proc.kill("SIGKILL"))]);
+      // the kill timer is cleared once the server exits, so a clean stop leaves nothing pending for 5 s
+      const kill = setTimeout(() => proc.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(kill);
     }
     for (const f of ["nats.url", "nats.pid"]) if (existsSync(join(this.dir, f))) rmSync(join(this.dir, f));
     this.log.info({ url: this.url }, "embedded nats-server stopped");
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
   }
 }
 

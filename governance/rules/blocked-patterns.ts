@@ -1,4 +1,4 @@
-import { canonicalJson } from "./canonical-json.js";
+import { canonicalJson } from "../canonical-json.js";
 import { redactedPath } from "./pii-detectors.js";
 import { defineRule, fail, pass } from "./rule.js";
 import { textSites } from "./walk.js";

@@ -35,7 +35,7 @@ export const RULES = [
 export type RuleName = (typeof RULES)[number]["name"];
 export const RULE_NAMES: readonly RuleName[] = RULES.map((rule) => rule.name);
 
-export { actionKey, canonicalJson } from "./canonical-json.js";
+export { actionKey } from "./action-key.js";
 export { personalDataIn, type PersonalDataKind } from "./pii-detectors.js";
 export { defineRule, type Finding, type OtherProposal, type SentinelInput, type SentinelRule } from "./rule.js";
 export { hostAllowed, targetHost } from "./target-host.js";

@@ -1,4 +1,4 @@
-import { jsonBytes } from "./canonical-json.js";
+import { jsonBytes } from "./action-key.js";
 import { defineRule, fail, pass } from "./rule.js";
 
 /** The input is stored with the proposal, shown to approvers and replayed on retry: it must stay small. */

@@ -1,5 +1,5 @@
 import { isFinalProposalState, type ProposalState } from "../../protocol/index.js";
-import { actionKey } from "./canonical-json.js";
+import { actionKey } from "./action-key.js";
 import { defineRule, fail, pass } from "./rule.js";
 
 /**

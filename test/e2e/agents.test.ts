@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { FleetClient } from "../helpers/fleet-client.js";
 import { agentSpec, routerSpec, slowAgentSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
@@ -70,8 +69,13 @@ describe("agents in their own processes", () => {
       assert.ok(worker && "data" in worker);
       assert.notEqual((worker.data as { pid: number }).pid, victim.pid, "the restarted process did the work");
 
-      // let the redelivery (ack wait 2 s) arrive and be recognised as finished work
-      await sleep(5_000);
+      // The killed process never acked its delivery, so only a redelivery (ack wait 2 s) can: wait until the consumer has
+      // delivered the message again and it is acked, with nothing left pending. Nothing is redelivered after that, so
+      // whatever a redelivery could do twice has been done by then.
+      await waitFor("the redelivery to arrive and be acked as finished work", async () => {
+        const consumer = await client.resources.jsm.consumers.info(client.names.stream("TASKS"), client.names.agentConsumer("ship"));
+        return consumer.delivered.consumer_seq >= 2 && consumer.num_ack_pending === 0 && consumer.num_pending === 0;
+      }, 20_000);
       const again = await client.getTask("ship", sent.id);
       assert.equal(again.artifacts?.length, 1, "a redelivery completes nothing twice");
       assert.equal(client.finalEvents(sent.id).length, 1, "exactly one final status event");

@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { decodeUnknown } from "../../protocol/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
 import { agentSpec, routerSpec, startProcesses } from "../helpers/fleet-processes.js";
@@ -48,7 +47,17 @@ describe("breaker and the model bill", () => {
       assert.equal(await scoutCalls(), 3, "one model call per failed task");
 
       const held = [await client.send("scout", "research pricing"), await client.send("scout", "research keywords")];
-      await sleep(3_000);
+      // Proof that scout has had a held task in hand long enough to have called the model had the breaker let it: the
+      // consumer has delivered the first (ack pending, the second waiting behind it: one task at a time), and scout has
+      // since written a heartbeat a second or more later, so its process went on well past the few milliseconds an unheld
+      // task takes to reach the scripted model. Scout's own heartbeat, not the test's clock, marks the time as passed.
+      const tasks = () => client.resources.jsm.consumers.info(client.names.stream("TASKS"), client.names.agentConsumer("scout"));
+      const inHand = await waitFor("the first held task to be delivered to scout", async () => {
+        const consumer = await tasks();
+        return consumer.num_ack_pending === 1 && consumer.num_pending === 1 ? Date.now() : undefined;
+      });
+      await waitFor("a heartbeat from scout a second after it took the held task", async () => ((await client.record("scout"))?.heartbeatAt ?? 0) >= inHand + 1_000, 20_000);
+      assert.equal((await tasks()).num_redelivered, 0, "the held task is kept, not handed back");
       assert.equal(await scoutCalls(), 3, "no model call while the breaker is open");
       for (const t of held) assert.equal((await client.getTask("scout", t.id)).status.state, "TASK_STATE_SUBMITTED");
 

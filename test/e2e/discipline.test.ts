@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { decodeUnknown, isTerminal } from "../../protocol/index.js";
 import { STATUS_REPORT_TASK } from "../../behaviours/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
@@ -44,7 +43,16 @@ describe("operating discipline across processes", () => {
       assert.ok(opened.openUntil! - Date.now() > 4 * 60_000, "the first cooldown is 5 minutes");
 
       const held = await client.send("ship", "deploy once more");
-      await sleep(2_500); // longer than the test fleet's ack wait: a held task must not be redelivered or worked
+      // A held task must not be redelivered or worked for longer than the test fleet's 2 s ack wait. Proof that that much
+      // time has passed with the task in ship's hands: the consumer has delivered it (the one message ack pending), and
+      // ship has since written a heartbeat 2.5 s later; ship's own record, not the test's clock, marks the time as passed.
+      const tasks = () => client.resources.jsm.consumers.info(client.names.stream("TASKS"), client.names.agentConsumer("ship"));
+      const inHand = await waitFor("the held task to be delivered to ship", async () => {
+        const consumer = await tasks();
+        return consumer.num_ack_pending === 1 && consumer.num_pending === 0 ? Date.now() : undefined;
+      });
+      await waitFor("a heartbeat from ship longer than the ack wait after it took the held task", async () => ((await client.record("ship"))?.heartbeatAt ?? 0) >= inHand + 2_500);
+      assert.equal((await tasks()).num_redelivered, 0, "the held task is kept past its ack wait, not redelivered");
       assert.equal((await client.getTask("ship", held.id)).status.state, "TASK_STATE_SUBMITTED", "no work while the breaker is open");
 
       const reset = (await control(client, "ship", "BreakerReset")) as { result: { state: string } };

@@ -80,7 +80,9 @@ function testTools(counts: Map<string, number>): ToolDefinition[] {
 
 describe("governance service", () => {
   const names = new FleetNames(PREFIX);
-  const log = pino({ level: "silent" });
+  // warnings are kept, so a test can wait on what a component says it decided instead of on the clock
+  const warnings: Array<Record<string, unknown>> = [];
+  const log = pino({ level: "warn" }, { write: (line: string) => void warnings.push(JSON.parse(line) as Record<string, unknown>) });
   const counts = new Map<string, number>();
   let now = T0;
   const clock = () => now;
@@ -274,7 +276,8 @@ describe("governance service", () => {
     await host.stop();
     const id = await ship.propose({ tool: "noop", input: { n: 99 }, reason: "while the host is down" });
     await until(id, "executing");
-    await sleep(1_500);
+    // the proof that the executor asked, found no host and chose to wait rather than fail: its warning for this proposal
+    await waitFor(async () => warnings.some((w) => w.proposalId === id && w.code === "TOOL_UNAVAILABLE"), 10_000, "the executor to find no host and wait");
     const waiting = await stateOf(id);
     assert.equal(waiting?.state, "executing");
     assert.equal(waiting?.attempts, 1);

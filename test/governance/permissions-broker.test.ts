@@ -4,7 +4,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Status } from "@nats-io/nats-core";
 import { createUser } from "@nats-io/nkeys";
@@ -276,10 +275,24 @@ describe("the broker enforces each identity's permissions", () => {
       assert.ok(await kv.tasks.get(names.taskKey("scout", taskId)));
       await waitFor("the router's usage record", async () => (await jsm.streams.info(names.stream("USAGE"))).state.messages > 0);
       await waitFor("scout's session log", async () => (await jsm.streams.info(names.stream("MEMLOG"))).state.messages > 0);
-      // give a late refusal (a heartbeat, the session log, a lease renewal) the time to show
-      await sleep(6_000);
+      // A late refusal would meet a periodic write: a heartbeat or a lease renewal. Wait until every agent has written a
+      // heartbeat and every lease holder has renewed after this point: each periodic write has then run once more, and a
+      // refused one would not have landed (this wait fails then, and the assertions below say why).
+      const periodicWrites = async (): Promise<Map<string, number>> => {
+        const revisions = new Map<string, number>();
+        for (const id of ["atlas", "scout"]) revisions.set(`agent ${id}`, (await kv.agents.get(id))?.revision ?? 0);
+        for await (const key of await kv.leases.keys()) revisions.set(`lease ${key}`, (await kv.leases.get(key))?.revision ?? 0);
+        return revisions;
+      };
+      const before = await periodicWrites();
+      assert.ok(before.size > 2, `the leased roles hold their leases: ${[...before.keys()].join(", ")}`);
+      const rewritten = await waitFor("a heartbeat from every agent and a renewal of every lease", async () => {
+        const now = await periodicWrites();
+        return [...before].every(([key, revision]) => (now.get(key) ?? 0) > revision) ? now : undefined;
+      }, 20_000).catch((err: unknown) => err);
       const refused = output.filter((line) => /Permissions Violation|PERMISSION_DENIED/.test(line));
       assert.deepEqual(refused, [], "no process met a refusal: their permissions are sufficient");
+      assert.ok(!(rewritten instanceof Error), `every periodic write landed: ${String(rewritten)}\n${output.join("\n")}`);
       assert.ok(procs.status().every((c) => c.restarts === 0), `no process restarted:\n${output.join("\n")}`);
     });
   });

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Kvm, type KV } from "@nats-io/kv";
 import { pino } from "pino";
 import { connectNats } from "../../protocol/index.js";
@@ -34,8 +33,17 @@ describe("Lease", () => {
     const standby = new Lease({ kv: b.kv, role: "agent.atlas", holder: "host-b", renewMs: 400, log });
     let acquired = false;
     const taking = standby.acquire().then(() => (acquired = true));
-    await sleep(3_000); // longer than the TTL: renewals keep the holder's lease alive
+    // Proof that more than the TTL has passed on the server with the holder still holding: its key, written by the server
+    // more than the 2 s TTL after it was created, still names the holder (an expired key would have let the standby, which
+    // tries every 400 ms, create it as host-b instead). The server's timestamps, not a wall-clock sleep, say the TTL passed.
+    const created = await a.kv.get("agent.atlas");
+    assert.ok(created);
+    await waitFor("the holder's renewals to outlast the TTL", async () => {
+      const entry = await b.kv.get("agent.atlas");
+      return entry !== null && entry.string() === "host-a" && entry.created.getTime() - created.created.getTime() > 2_400;
+    }, 10_000);
     assert.equal(acquired, false, "no second holder while the first renews");
+    assert.equal(holder.isHeld, true);
 
     // the holder's process dies: its connection goes, nothing renews, the key expires
     await a.close();

@@ -1,8 +1,6 @@
 import { createHash } from "node:crypto";
 import { canonicalJson } from "../canonical-json.js";
 
-export { canonicalJson };
-
 /**
  * sha256 hex of the tool name and the canonical JSON of the input: two proposals with the same key would do exactly the
  * same thing. The NUL between them cannot occur in a tool name, so no tool/input pair can pose as another.

@@ -5,6 +5,11 @@ import { pino, destination, type Logger } from "pino";
 import { connectNats, FleetNames, openBuckets, FleetError } from "../protocol/index.js";
 import { loadFleetConfig, shippedFleetPath, type FleetConfig } from "../config/index.js";
 
+/*
+ * The fleet CLI's options and what they resolve to: the NATS URL and credentials, the config and prefix, the root logger,
+ * the connection an inspection command opens. (The `fleet context` command is cli/context-command.ts.)
+ */
+
 /** Where the CLI's settings come from, read once here: flags first, then the environment, then the running fleet. */
 export interface CliOptions {
   nats?: string | undefined;
