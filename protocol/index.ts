@@ -86,7 +86,7 @@ export {
   needsProposal,
 } from "./governance.js";
 export { readStream, type StoredMessage } from "./stream-reader.js";
-export { FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";
+export { CALLERS, FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";
 export { negotiate, replyError, replyResult, requestOperation, requestTyped, sendToInbox, wireHeaders, type RequestOptions } from "./wire.js";
 export { bodilessEndpoint, endpoint, FleetService, type Endpoint, type EndpointSpec, type FleetServiceOptions, type ServiceCall } from "./service.js";
 export { discoverServices, MicroStats } from "./micro-discovery.js";

@@ -95,7 +95,7 @@ describe("the broker enforces each identity's permissions", () => {
     const host = await as("tools");
     const calls: string[] = [];
     for (const tool of ["web_fetch", "http_check", "deploy_site"]) {
-      host.subscribe(names.tool(tool), {
+      host.subscribe(names.tool(tool, "*"), {
         queue: "tools",
         callback: (err, msg) => {
           if (err) return;
@@ -118,7 +118,7 @@ describe("the broker enforces each identity's permissions", () => {
     await host.flush();
     assert.deepEqual(calls, ["web_fetch"], "the tool host never saw the refused calls");
     await waitFor("the refusals to be reported on scout's connection", () => seen.length >= 2);
-    assert.ok(seen.some((s) => s.includes('Publish to "fleet.tool.http_check"')), seen.join("\n"));
+    assert.ok(seen.some((s) => s.includes('Publish to "fleet.tool.http_check.scout"')), seen.join("\n"));
   });
 
   it("an agent's forged approval decision is refused and nothing lands in APPROVALS; the approval bridge's decision lands", async () => {
