@@ -6,6 +6,7 @@ import {
   CompleteReply,
   EmbedReply,
   FleetError,
+  isPermissionViolation,
   RouteDecision,
   UsageReply,
   requestTyped,
@@ -118,6 +119,8 @@ export class RouterClient {
       ]);
     } catch (err) {
       if (err instanceof FleetError) throw err;
+      // the broker lets a connection ask only as itself (or whom it may act for): not retried, named as such
+      if (isPermissionViolation(err)) throw new FleetError("PERMISSION_DENIED", `the broker refuses this process ${op} as "${caller}"`, { cause: err });
       const cause = err instanceof RequestError && err.cause ? err.cause : err;
       if (cause instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {
         throw new FleetError("ROUTER_UNAVAILABLE", "no router answers (start one with `fleet run router`)", { cause: err });
