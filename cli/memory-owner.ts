@@ -10,7 +10,7 @@ import { NightlyDistillation } from "../supervisor/index.js";
 
 /**
  * The scheduler owns semantic memory: it opens the vector store (the embedded store must have one writer), answers the
- * agents' `fleet.memory.search`, and runs the nightly distillation at `memory.distillAt`. Embeddings and the
+ * agents' `fleet.memory.search.<agentId>`, and runs the nightly distillation at `memory.distillAt`. Embeddings and the
  * distillation's model calls go through the router like every other call.
  */
 export async function startMemoryOwner(o: {

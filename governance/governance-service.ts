@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
 import {
   ApprovalDecision,
+  CALLERS,
   deadLetter,
   decode,
   encode,
@@ -230,7 +231,7 @@ export class GovernanceService {
       if (refusal) throw new FleetError("PROPOSAL_STATE", `proposal ${proposalId} cannot be rolled back: ${refusal}`);
       await callTool(this.o.nc, this.o.names, stored.record.tool, {
         agentId: stored.record.agentId, input: stored.record.input, proposalId, idempotencyKey: proposalId, mode: "rollback",
-      }, { codec: this.o.codec, timeoutMs: this.o.toolTimeoutMs ?? 60_000 });
+      }, { codec: this.o.codec, timeoutMs: this.o.toolTimeoutMs ?? 60_000, as: CALLERS.governance });
       return this.applyUnlocked(proposalId, { type: "ROLLED_BACK", by, now: this.clock() }, `rolled back by ${by}${reason ? `: ${reason}` : ""}`);
     });
   }
@@ -264,7 +265,8 @@ export class GovernanceService {
     let waitMs = WAIT_FIRST_MS;
     for (;;) {
       try {
-        const result = await callTool(this.o.nc, this.o.names, record.tool, request, { codec: this.o.codec, timeoutMs: this.o.toolTimeoutMs ?? 60_000 });
+        // as governance, for the proposal's agent: the tool host runs it only as the proposal executing this very call
+        const result = await callTool(this.o.nc, this.o.names, record.tool, request, { codec: this.o.codec, timeoutMs: this.o.toolTimeoutMs ?? 60_000, as: CALLERS.governance });
         event = { type: "EXECUTION_SUCCEEDED", output: result.output, now: this.clock() };
         break;
       } catch (err) {

@@ -1,5 +1,5 @@
 import type { FleetConfig } from "../config/index.js";
-import { FleetNames, type RiskLevel } from "../protocol/index.js";
+import { CALLERS, FleetNames, type RiskLevel } from "../protocol/index.js";
 import { Grants, type Durable, type GrantContext, type Identity, type Permissions } from "./permission-grants.js";
 
 export type { Identity, Permissions, SubjectRules } from "./permission-grants.js";
@@ -105,7 +105,8 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   g.publish(names.agentEvents(id));
   // agents talk to each other: a message to another agent's A2A SendMessage or inbox
   g.publish(`${p}.agent.*.a2a.SendMessage`, `${p}.agent.*.inbox`);
-  g.publish(`${p}.router.*`, names.memorySearch(), `${p}.dlq.>`);
+  // services that need to know who asks read it from the subject: the agent may put only its own id there
+  g.publish(names.router("*", id), names.memorySearch(id), `${p}.dlq.>`);
   g.publish(names.memoryLog(id, "*"));
   g.streamRead("MEMLOG", [names.memoryLog(id, "*")]);
   g.ownDurable("TASKS", names.agentConsumer(id));
@@ -114,7 +115,7 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   g.kvWrite("agents", [id]);
   g.kvWrite("dedup", [id]);
   g.kvRead("memory", [id]);
-  for (const tool of directTools(agent.tools, ctx.tools)) g.publish(names.tool(tool));
+  for (const tool of directTools(agent.tools, ctx.tools)) g.publish(names.tool(tool, id));
   g.publish(names.proposal(id, "submitted"));
   if (agent.layer === "orchestration") {
     // the orchestrator assigns work to every agent (their Task in KV, the assignment on TASKS, the dedup record),
@@ -133,7 +134,7 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
 function routerGrants(g: Grants, ctx: GrantContext): void {
   const { names } = ctx;
   const p = names.prefix;
-  g.serve(`${p}.router.*`);
+  g.serve(names.routerOperations());
   g.publish(`${p}.usage.*.*`, `${p}.dlq.>`);
   // budget reservations, the waiting list of premium calls, the semantic cache
   g.kvWrite("budgets", [">"]);
@@ -145,9 +146,12 @@ function schedulerGrants(g: Grants, ctx: GrantContext): void {
   const { names } = ctx;
   const p = names.prefix;
   // the semantic memory's owner answers the agents' searches
-  g.serve(names.memorySearch());
-  // cron jobs: a message to the job's agent, the answer to its channel; the distiller asks the router
-  g.publish(`${p}.agent.*.a2a.SendMessage`, `${p}.outbox.*`, `${p}.router.*`, `${p}.dlq.>`);
+  g.serve(names.memorySearch("*"));
+  // cron jobs: a message to the job's agent, the answer to its channel
+  g.publish(`${p}.agent.*.a2a.SendMessage`, `${p}.outbox.*`, `${p}.dlq.>`);
+  // on an agent's behalf, billed to it: the distillation of its day and the embeddings of its memory and its searches;
+  // never a route or a usage question in its name
+  g.publish(names.router("complete", "*"), names.router("embed", "*"));
   g.kvWrite("schedules", [">"]);
   g.kvWrite("memory", [">"]);
   g.kvWrite("leases", ["scheduler"]);
@@ -169,14 +173,14 @@ function governanceGrants(g: Grants, ctx: GrantContext): void {
   // a proposal's state changes, never a submission in an agent's name
   g.publish(`${p}.proposal.*.*`, `${p}.approval.request.*`, `${p}.dlq.>`);
   g.deny(`${p}.proposal.*.submitted`, `${p}.approval.decision.>`);
-  // it executes the tools that need a proposal
-  for (const [tool, risk] of Object.entries(tools).sort()) if (risk === "PROPOSE" || risk === "CONFIRM") g.publish(names.tool(tool));
+  // it executes the tools that need a proposal, as itself: the tool host runs such a call only as the proposal executing
+  for (const [tool, risk] of Object.entries(tools).sort()) if (risk === "PROPOSE" || risk === "CONFIRM") g.publish(names.tool(tool, CALLERS.governance));
 }
 
 function toolHostGrants(g: Grants, ctx: GrantContext): void {
   const { names } = ctx;
   const p = names.prefix;
-  g.serve(`${p}.tool.*`);
+  g.serve(names.tool("*", "*"));
   g.publish(`${p}.audit.*`, `${p}.outbox.*`, `${p}.dlq.>`);
   g.kvWrite("toolruns", [">"]);
   g.kvRead("proposals", [">"]);

@@ -2,24 +2,27 @@ import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } fr
 import { FleetError, isPermissionViolation, requestTyped, ToolCallResult, type CodecName, type FleetNames, type ToolCallRequest } from "../protocol/index.js";
 
 /**
- * Calls a tool on whichever tool host serves it (`<prefix>.tool.<name>`, queue group "tools"): the one way anything in
- * the fleet runs a tool, so the broker's publish permissions on those subjects decide who may. Transport failures are
- * named: a refusal by the broker is PERMISSION_DENIED, no host is TOOL_UNAVAILABLE, no answer in time is TIMEOUT (the
- * call may still be running: the idempotency key makes asking again safe).
+ * Calls a tool on whichever tool host serves it (`<prefix>.tool.<name>.<caller>`, queue group "tools"): the one way
+ * anything in the fleet runs a tool, so the broker's publish permissions on those subjects decide who may call what, as
+ * whom. The caller is `options.as` (governance: `_governance`), else the request's agent. Transport failures are named:
+ * a refusal by the broker is PERMISSION_DENIED, no host is TOOL_UNAVAILABLE, no answer in time is TIMEOUT (the call may
+ * still be running: the idempotency key makes asking again safe).
  */
 export async function callTool(
   nc: NatsConnection,
   names: FleetNames,
   tool: string,
   request: ToolCallRequest,
-  options: { codec: CodecName; timeoutMs: number },
+  options: { codec: CodecName; timeoutMs: number; as?: string },
 ): Promise<ToolCallResult> {
+  const caller = options.as ?? request.agentId;
+  if (caller === undefined) throw new FleetError("MESSAGE_INVALID", `a call of "${tool}" names no caller`);
   try {
-    return await requestTyped(nc, names.tool(tool), request, ToolCallResult, options);
+    return await requestTyped(nc, names.tool(tool, caller), request, ToolCallResult, { codec: options.codec, timeoutMs: options.timeoutMs });
   } catch (err) {
     if (err instanceof FleetError) throw err;
     // the broker refused this identity the tool's subject: the third enforcement of the allow list, named as such
-    if (isPermissionViolation(err)) throw new FleetError("PERMISSION_DENIED", `the broker refuses this process a call to "${tool}"`, { cause: err });
+    if (isPermissionViolation(err)) throw new FleetError("PERMISSION_DENIED", `the broker refuses this process a call to "${tool}" as "${caller}"`, { cause: err });
     const cause = err instanceof RequestError && err.cause ? err.cause : err;
     if (cause instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {
       throw new FleetError("TOOL_UNAVAILABLE", `no tool host serves "${tool}"`, { cause: err });

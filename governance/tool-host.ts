@@ -4,6 +4,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
 import {
+  CALLERS,
   deadLetter,
   endpoint,
   FleetError,
@@ -45,12 +46,16 @@ export interface ToolHostOptions {
 }
 
 type Decoded = ReturnType<typeof ToolCallRequest.parse>;
+/** A call with its agent settled: the caller itself, or (from governance) the agent of the proposal it executes. */
+type Call = Decoded & { agentId: string; origin: "agent" | "governance" };
 type Outcome = { ok: true; output: unknown; replayed: boolean } | { ok: false; error: FleetError };
 
 /**
- * Serves `<prefix>.tool.<name>` for each tool it hosts, in queue group "tools". Every call is checked here whatever the
- * caller checked before (BLOCK, the agent's allow list, the proposal behind a PROPOSE or CONFIRM call, the input's
- * schema), runs at most once per idempotency key, and lands in the audit chain — refused calls too — before the reply.
+ * Serves `<prefix>.tool.<name>.<caller>` for each tool it hosts, in queue group "tools". The caller is the broker's word:
+ * an agent calls as itself, governance as `_governance` for the agent of the proposal it executes (and only with that
+ * proposal). Every call is checked here whatever the caller checked before (BLOCK, the agent's allow list, the proposal
+ * behind a PROPOSE or CONFIRM call or any call from governance, the input's schema), runs at most once per idempotency
+ * key, and lands in the audit chain — refused calls too — before the reply.
  */
 export class ToolHost {
   private readonly catalogue: ToolCatalogue;
@@ -80,11 +85,14 @@ export class ToolHost {
         endpoint({
           // micro endpoint names allow letters, digits, - and _ only
           name: tool.name.replace(/[^a-zA-Z0-9_-]/g, "_"),
-          subject: o.names.tool(tool.name),
+          // the caller is the subject's last token: an agent (its own id, the broker allows no other) or governance
+          subject: o.names.tool(tool.name, "*"),
           request: ToolCallRequest,
+          claims: (r) => r.agentId,
+          delegates: [CALLERS.governance],
           // a one-way call still runs (its effect is the point); a failure of it is dead-lettered
           oneWay: "run",
-          handle: (request) => this.handle(tool, request),
+          handle: (request, call) => this.handle(tool, settleCall(request, call.caller)),
         }),
       ),
       codec: o.codec,
@@ -129,7 +137,7 @@ export class ToolHost {
   }
 
   /** One call whose envelope passed the skeleton's checks: the governance checks, the run, the audit record, the answer. */
-  private async handle(tool: ToolDefinition, request: Decoded): Promise<ToolCallResult> {
+  private async handle(tool: ToolDefinition, request: Call): Promise<ToolCallResult> {
     const startedAt = this.now();
     const log = this.o.log.child({ component: "tool-host", tool: tool.name, agentId: request.agentId, proposalId: request.proposalId });
 
@@ -166,10 +174,12 @@ export class ToolHost {
   }
 
   /** The checks, in order, then the run (or the recorded result of an earlier run with the same key). */
-  private async call(tool: ToolDefinition, request: Decoded, log: Logger): Promise<Outcome> {
+  private async call(tool: ToolDefinition, request: Call, log: Logger): Promise<Outcome> {
     if (tool.risk === "BLOCK") throw new FleetError("TOOL_BLOCKED", `${tool.name} is BLOCK: it never runs`);
     checkAllowed(this.o.config, request.agentId, tool.name);
-    if (needsProposal(tool.risk)) await checkProposal(this.o.kv.proposals, this.o.codec, tool, request);
+    // governance acts for an agent only as that agent's executing proposal; an agent never runs what needs one itself
+    if (request.origin === "governance") await checkProposal(this.o.kv.proposals, this.o.codec, tool, request);
+    else if (needsProposal(tool.risk)) throw new FleetError("PROPOSAL_REQUIRED", `${tool.name} is ${tool.risk}: it runs only when governance executes an approved proposal`);
     const parsed = tool.input.safeParse(request.input);
     if (!parsed.success) {
       const details = issuesOf(parsed.error);
@@ -188,7 +198,7 @@ export class ToolHost {
     return this.execute(tool, request, "rollback", log, (ctx) => rollback(parsed.data, original.output, ctx));
   }
 
-  private async execute(tool: ToolDefinition, request: Decoded, mode: ToolRunMode, log: Logger, run: (ctx: ToolContext) => Promise<unknown>): Promise<Outcome> {
+  private async execute(tool: ToolDefinition, request: Call, mode: ToolRunMode, log: Logger, run: (ctx: ToolContext) => Promise<unknown>): Promise<Outcome> {
     const key = request.idempotencyKey;
     let claim: ToolRunClaim | undefined;
     if (key) {
@@ -232,6 +242,19 @@ export class ToolHost {
     return { ok: true, output: settled.output, replayed: false };
   }
 
+}
+
+/**
+ * Whom a call is for. An agent's call is its own (the skeleton already refused a payload naming anyone else); a call from
+ * governance names the proposal's agent, which checkProposal holds against the proposal. Anyone else calls as no agent.
+ */
+function settleCall(request: Decoded, caller: string | undefined): Call {
+  if (caller === CALLERS.governance) {
+    if (!request.agentId) throw new FleetError("MESSAGE_INVALID", "a call from governance names the agent whose proposal it executes");
+    return { ...request, agentId: request.agentId, origin: "governance" };
+  }
+  if (caller === undefined) throw new FleetError("INTERNAL", "a tool call without its caller");
+  return { ...request, agentId: caller, origin: "agent" };
 }
 
 /** A handler's failure as the caller sees it: its own FleetError kept, anything else TOOL_FAILED (retryable). */

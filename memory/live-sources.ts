@@ -26,7 +26,7 @@ const KNOWLEDGE_RELOAD_MS = 60_000;
 
 /**
  * The memory tiers as an agent process reaches them: MEMORY.md and the session log straight from KV and JetStream, the
- * semantic tier through `fleet.memory.search` (the vector store has one owner, the scheduler), and the reference files
+ * semantic tier through `fleet.memory.search.<agentId>` (the vector store has one owner, the scheduler), and the reference files
  * from disk, re-read at most once a minute.
  */
 export function liveMemorySources(o: LiveSourcesOptions): MemorySources {
@@ -39,7 +39,7 @@ export function liveMemorySources(o: LiveSourcesOptions): MemorySources {
     agentMemory: async (agentId) => (await memory.read(agentId)).lines,
     sessionLog: (agentId) => log.recent(agentId),
     semantic: async (agentId, query, limit): Promise<SearchHit[]> => {
-      const { hits } = await requestTyped(o.nc, o.names.memorySearch(), { agentId, query: query.slice(0, 8000), limit }, MemorySearchResult, {
+      const { hits } = await requestTyped(o.nc, o.names.memorySearch(agentId), { query: query.slice(0, 8000), limit }, MemorySearchResult, {
         codec: o.codec,
         timeoutMs: 3_000,
       });

@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { endpoint, FleetService, MemorySearchRequest, type CodecName, type FleetError, type FleetNames, type MemorySearchResult } from "../protocol/index.js";
+import { endpoint, FleetError, FleetService, MemorySearchRequest, type CodecName, type FleetNames, type MemorySearchResult } from "../protocol/index.js";
 import type { VectorStore } from "./vector-store.js";
 
 export interface MemoryServiceOptions {
@@ -16,7 +16,7 @@ export interface MemoryServiceOptions {
 }
 
 /**
- * Serves `fleet.memory.search` from the one process that owns the vector store. The embedded store is files in one
+ * Serves `fleet.memory.search.<agentId>` (each agent searches only its own memory) from the one process that owns the vector store. The embedded store is files in one
  * directory and must have a single writer; agents in other processes (and on other hosts) reach it through NATS, the
  * same way whether the store is embedded or Qdrant. Built on the fleet's one service skeleton: bad input is refused with
  * a typed error and dead-lettered, a search without a reply subject too.
@@ -34,9 +34,13 @@ export class MemoryService {
       endpoints: [
         endpoint({
           name: "search",
-          subject: options.names.memorySearch(),
+          // whose memory is searched is the caller the broker proves, never what the payload says
+          subject: options.names.memorySearch("*"),
           request: MemorySearchRequest,
-          handle: async ({ agentId, query, limit }): Promise<MemorySearchResult> => {
+          claims: (r) => r.agentId,
+          handle: async ({ query, limit }, call): Promise<MemorySearchResult> => {
+            const agentId = call.caller;
+            if (agentId === undefined) throw new FleetError("INTERNAL", "a memory search without its caller");
             const vector = await options.embed(agentId, query);
             const hits = await options.store.search(vector, { limit, filter: { agentId } });
             return { hits: hits.map((h) => ({ id: h.id, score: h.score, text: h.payload.text, kind: h.payload.kind, updatedAt: h.payload.updatedAt })) };

@@ -50,7 +50,7 @@ export const ERROR_CATALOGUE = {
   SIGNATURE_INVALID: { a2aCode: -32160, retryable: false, description: "an inbound webhook's signature does not verify" },
   AUDIT_CHAIN_BROKEN: { a2aCode: -32161, retryable: false, description: "an audit record was changed, removed or inserted" },
   TOOL_IN_PROGRESS: { a2aCode: -32163, retryable: true, description: "a call with this idempotency key is still running on a tool host" },
-  PERMISSION_DENIED: { a2aCode: -32162, retryable: false, description: "the broker refused a publish or subscribe for this identity" },
+  PERMISSION_DENIED: { a2aCode: -32162, retryable: false, description: "the broker refused a publish or subscribe for this identity, or a payload named another caller than the subject proves" },
 } as const;
 
 export type FleetErrorCode = keyof typeof ERROR_CATALOGUE;

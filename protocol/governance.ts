@@ -21,9 +21,16 @@ export function needsProposal(risk: RiskLevel): boolean {
 const AgentId = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "must be an agent id");
 const ToolName = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "must be a tool name");
 
-/** `fleet.tool.<name>`: one call of a tool, by an agent directly (AUTO, AUTO+) or by the executor of a proposal. */
+/**
+ * `fleet.tool.<name>.<caller>`: one call of a tool, by an agent directly (AUTO, AUTO+; the caller is the agent) or by
+ * governance executing a proposal (the caller is `_governance`, acting for the proposal's agent).
+ */
 export const ToolCallRequest = z.object({
-  agentId: AgentId,
+  /**
+   * The agent the call is for. From an agent it may only repeat the caller of the subject (anyone else is refused);
+   * from governance it names the proposal's agent, which the tool host checks against the proposal.
+   */
+  agentId: AgentId.optional(),
   input: z.unknown(),
   taskId: z.string().optional(),
   /** set by the proposal executor: the tool host checks that the proposal is executing this very call */

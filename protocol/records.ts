@@ -95,9 +95,10 @@ export const SessionLogEntry = z.object({
 });
 export type SessionLogEntry = z.infer<typeof SessionLogEntry>;
 
-/** `fleet.memory.search`: an agent's question to its semantic memory, answered by the vector store's owner. */
+/** `fleet.memory.search.<agentId>`: an agent's question to its own semantic memory (the subject says whose), answered by the vector store's owner. */
 export const MemorySearchRequest = z.object({
-  agentId: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
+  /** older clients name the caller here too: it must be the subject's (anyone else's is refused) */
+  agentId: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/).optional(),
   query: z.string().min(1).max(8000),
   limit: z.number().int().min(1).max(50),
 });

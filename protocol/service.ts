@@ -24,6 +24,8 @@ import { negotiate, replyError, replyResult } from "./wire.js";
 export interface ServiceCall {
   /** the subject the request came on (a caller's identity is part of it where the broker proves it) */
   subject: string;
+  /** the caller's id: the token of the subject in the endpoint's `*` place, which the broker lets only that caller use */
+  caller?: string | undefined;
   codec: CodecName;
   /** false for a one-way request: whatever the handler returns goes nowhere */
   replies: boolean;
@@ -33,10 +35,23 @@ export interface ServiceCall {
 export interface EndpointSpec<S extends z.ZodType> {
   /** the micro endpoint name: letters, digits, `-` and `_` */
   name: string;
-  /** the exact subject of the endpoint */
+  /**
+   * The subject of the endpoint. One `*` token, if any, is the caller's id (`fleet.router.complete.*`): the broker lets
+   * each identity publish only its own id there, and the handler reads it as `call.caller`.
+   */
   subject: string;
   /** the request body's schema; a body that fails it never reaches the handler */
   request: S;
+  /**
+   * The caller the payload names, if it names one (an `agentId` field): it must be `call.caller`, or the request is
+   * refused with PERMISSION_DENIED before the handler sees it.
+   */
+  claims?: (request: z.infer<S>) => string | undefined;
+  /**
+   * Callers that act on someone else's behalf and so may name another caller in the payload (governance executing an
+   * agent's proposal, the operator): checking what they name is the handler's job.
+   */
+  delegates?: readonly string[];
   /**
    * A one-way request (no reply subject) runs only where it has an effect worth having without an answer (SendMessage);
    * elsewhere it is a question nobody will hear the answer to, and is dead-lettered instead.
@@ -50,20 +65,28 @@ export interface Endpoint {
   name: string;
   subject: string;
   oneWay: "run" | "refuse";
-  serve: (data: Uint8Array, maxBytes: number, call: ServiceCall) => Promise<unknown>;
+  /** the body, decoded, validated and checked against the caller; a failure here is the sender's (dead-lettered) */
+  accept: (data: Uint8Array, maxBytes: number, call: ServiceCall) => unknown;
+  /** the handler, on what `accept` returned */
+  serve: (request: unknown, call: ServiceCall) => Promise<unknown>;
 }
 
-/** Declares an endpoint: the handler receives only what the schema parsed. */
+/** Declares an endpoint: the handler receives only what the schema parsed, from the caller it names (if it names one). */
 export function endpoint<S extends z.ZodType>(spec: EndpointSpec<S>): Endpoint {
   return {
     name: spec.name,
     subject: spec.subject,
     oneWay: spec.oneWay ?? "refuse",
-    serve: async (data, maxBytes, call) => {
+    accept: (data, maxBytes, call) => {
       const decoded = decode(spec.request, data, { codec: call.codec, maxBytes });
       if (!decoded.ok) throw decoded.error;
-      return spec.handle(decoded.value, call);
+      const claimed = spec.claims?.(decoded.value);
+      if (claimed !== undefined && claimed !== call.caller && !(call.caller !== undefined && spec.delegates?.includes(call.caller))) {
+        throw new FleetError("PERMISSION_DENIED", `${spec.name}: the payload names "${claimed}" but the caller is ${call.caller === undefined ? "not named" : `"${call.caller}"`} (the subject ${call.subject} says who is asking)`);
+      }
+      return decoded.value;
     },
+    serve: (request, call) => spec.handle(request as z.infer<S>, call),
   };
 }
 
@@ -73,10 +96,11 @@ export function bodilessEndpoint(spec: Omit<EndpointSpec<z.ZodUndefined>, "reque
     name: spec.name,
     subject: spec.subject,
     oneWay: spec.oneWay ?? "refuse",
-    serve: async (data, _maxBytes, call) => {
+    accept: (data) => {
       if (data.length > 0) throw new FleetError("MESSAGE_INVALID", `${spec.name} takes no payload; got ${data.length} bytes`);
-      return spec.handle(call);
+      return undefined;
     },
+    serve: (_request, call) => spec.handle(call),
   };
 }
 
@@ -104,10 +128,20 @@ export interface FleetServiceOptions {
 
 const INBOX = "_INBOX.";
 
+interface Served {
+  endpoint: Endpoint;
+  stats: EndpointStats;
+  tokens: string[];
+  /** where the caller's token is in the subject; -1 for an exact subject */
+  callerAt: number;
+}
+
 export class FleetService implements DiscoverableService {
   readonly id: string;
   readonly started = new Date();
-  private readonly bySubject = new Map<string, { endpoint: Endpoint; stats: EndpointStats }>();
+  private readonly bySubject = new Map<string, Served>();
+  /** endpoints whose subject carries the caller's `*` token */
+  private readonly byPattern: Served[] = [];
   private readonly subs: Subscription[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private unregister: (() => void) | undefined;
@@ -116,7 +150,14 @@ export class FleetService implements DiscoverableService {
 
   constructor(private readonly options: FleetServiceOptions) {
     this.id = `${options.name}-${Math.random().toString(36).slice(2, 12)}`;
-    for (const e of options.endpoints) this.bySubject.set(e.subject, { endpoint: e, stats: new EndpointStats(e.name, e.subject, options.queue) });
+    for (const e of options.endpoints) {
+      const tokens = e.subject.split(".");
+      const callerAt = tokens.indexOf("*");
+      if (tokens.includes(">") || tokens.lastIndexOf("*") !== callerAt) throw new TypeError(`endpoint ${e.name}: its subject may hold one "*" (the caller), no more and no ">"`);
+      const served: Served = { endpoint: e, stats: new EndpointStats(e.name, e.subject, options.queue), tokens, callerAt };
+      if (callerAt < 0) this.bySubject.set(e.subject, served);
+      else this.byPattern.push(served);
+    }
   }
 
   get name(): string {
@@ -132,7 +173,7 @@ export class FleetService implements DiscoverableService {
     return this.options.metadata ?? {};
   }
   get endpointStats(): EndpointStats[] {
-    return [...this.bySubject.values()].map((e) => e.stats);
+    return [...this.bySubject.values(), ...this.byPattern].map((e) => e.stats);
   }
   /** requests being handled right now */
   get busy(): number {
@@ -168,34 +209,52 @@ export class FleetService implements DiscoverableService {
     await this.stop();
   }
 
+  /** The endpoint a subject belongs to, and the caller it names. */
+  private route(subject: string): { target: Served | undefined; caller: string | undefined } {
+    const exact = this.bySubject.get(subject);
+    if (exact || this.byPattern.length === 0) return { target: exact, caller: undefined };
+    const tokens = subject.split(".");
+    for (const served of this.byPattern) {
+      if (served.tokens.length !== tokens.length) continue;
+      if (served.tokens.every((t, i) => i === served.callerAt || t === tokens[i])) return { target: served, caller: tokens[served.callerAt] };
+    }
+    return { target: undefined, caller: undefined };
+  }
+
   private async handle(msg: Msg): Promise<void> {
     const startedAt = process.hrtime.bigint();
-    const target = this.bySubject.get(msg.subject);
+    const { target, caller } = this.route(msg.subject);
     const log = this.options.log;
     const negotiated = negotiate(msg, this.options.codec);
     const codec = negotiated.ok ? negotiated.codec : this.options.codec;
     const replies = Boolean(msg.reply);
     let error: FleetError | undefined;
+    // everything that fails before the handler is the sender's doing: refused, warned about and dead-lettered
+    let accepted = false;
     try {
       if (msg.reply && !msg.reply.startsWith(INBOX)) {
         this.forgedReplies++;
         throw new FleetError("PERMISSION_DENIED", `reply subject ${msg.reply} is not an inbox (${INBOX}…): the request is refused`);
       }
       if (!negotiated.ok) throw negotiated.error;
-      if (!target) throw new FleetError("UNSUPPORTED_OPERATION", `${msg.subject.slice(msg.subject.lastIndexOf(".") + 1)} is not an operation of ${this.options.name}`);
+      if (!target) throw new FleetError("UNSUPPORTED_OPERATION", `${msg.subject} is not an operation of ${this.options.name}`);
       if (!replies && target.endpoint.oneWay !== "run") {
         throw new FleetError("MESSAGE_INVALID", `${target.endpoint.name} is a request: it needs a reply subject`);
       }
-      const result = await target.endpoint.serve(msg.data, this.options.maxPayloadBytes, { subject: msg.subject, codec, replies, log });
+      const call: ServiceCall = { subject: msg.subject, caller, codec, replies, log };
+      const request = target.endpoint.accept(msg.data, this.options.maxPayloadBytes, call);
+      accepted = true;
+      const result = await target.endpoint.serve(request, call);
       if (replies) replyResult(msg, result ?? {}, codec);
     } catch (err) {
       error = FleetError.from(err);
       const forged = msg.reply !== undefined && msg.reply !== "" && !msg.reply.startsWith(INBOX);
       const fields = { service: this.options.name, endpoint: target?.endpoint.name, subject: msg.subject, code: error.code };
-      if (isBadInput(error) || forged) log.warn({ ...fields, reason: error.message }, "request refused");
+      const refused = !accepted || isBadInput(error);
+      if (refused) log.warn({ ...fields, caller, reason: error.message }, "request refused");
       else log.debug({ ...fields, reason: error.message }, "request answered with an error");
       if (replies && !forged) replyError(msg, error, codec);
-      if (isBadInput(error) || forged || !replies) await this.options.deadLetter(msg.subject, msg.data, error);
+      if (refused || !replies) await this.options.deadLetter(msg.subject, msg.data, error);
     } finally {
       target?.stats.record(process.hrtime.bigint() - startedAt, error);
     }

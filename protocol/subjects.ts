@@ -18,6 +18,13 @@ export const HEADERS = {
 
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 
+/**
+ * Callers that are no agent (agent ids start with a lower-case letter, these with `_`), for the caller token of a service
+ * subject: the operator asking about the whole fleet, governance running a tool for the agent whose proposal it executes.
+ * Only that identity may publish with one of them; `*` in a builder's caller place makes the pattern a service serves.
+ */
+export const CALLERS = { operator: "_operator", governance: "_governance" } as const;
+
 /** Refuses ids that would change a subject's shape (dots, wildcards, spaces). */
 export function assertToken(kind: string, value: string): string {
   if (!TOKEN.test(value)) throw new TypeError(`${kind} "${value}" is not a valid subject token`);
@@ -67,29 +74,35 @@ export class FleetNames {
   dlq(source: string): string {
     return `${this.prefix}.dlq.${source}`;
   }
-  /** the router's request/reply endpoints, served by every `fleet run router` in one queue group */
-  router(op: RouterOperation): string {
-    return `${this.prefix}.router.${op}`;
+  /**
+   * The router's request/reply endpoints, served by every `fleet run router` in one queue group. The last token is the
+   * caller, whom the call is for and billed to (an agent's id; `_operator` for fleet-wide usage): the broker proves it.
+   */
+  router(op: RouterOperation | "*", caller: string): string {
+    return `${this.prefix}.router.${op}.${caller}`;
   }
-  /** every router operation: one subscription, so an unknown operation gets UNSUPPORTED_OPERATION, not silence */
+  /** every router operation of every caller: one subscription, so an unknown operation gets UNSUPPORTED_OPERATION */
   routerOperations(): string {
-    return `${this.prefix}.router.*`;
+    return `${this.prefix}.router.*.*`;
   }
   /** one USAGE record per model call */
   usage(agentId: string, tier: string): string {
     return `${this.prefix}.usage.${agentId}.${tier}`;
   }
-  /** semantic memory search, served by the process that owns the vector store (the scheduler) */
-  memorySearch(): string {
-    return `${this.prefix}.memory.search`;
+  /** semantic memory search in the caller's own memory, served by the process that owns the vector store (the scheduler) */
+  memorySearch(agentId: string): string {
+    return `${this.prefix}.memory.search.${agentId}`;
   }
   /** an agent's session log for one local day (yyyymmdd) */
   memoryLog(agentId: string, yyyymmdd: string): string {
     return `${this.prefix}.memory.log.${agentId}.${yyyymmdd}`;
   }
-  /** a tool, served by the tool hosts in queue group "tools"; the broker decides who may publish here */
-  tool(name: string): string {
-    return `${this.prefix}.tool.${name}`;
+  /**
+   * A tool called by `caller` (an agent's id, or `_governance` executing an agent's proposal), served by the tool hosts in
+   * queue group "tools"; the broker decides who may publish here, the name and the caller both.
+   */
+  tool(name: string, caller: string): string {
+    return `${this.prefix}.tool.${name}.${caller}`;
   }
   /** every event of one agent's proposals: `submitted` from the agent, the state changes from governance */
   proposal(agentId: string, event: string): string {

@@ -2,9 +2,11 @@ import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } fr
 import { setTimeout as sleep } from "node:timers/promises";
 import type { z } from "zod";
 import {
+  CALLERS,
   CompleteReply,
   EmbedReply,
   FleetError,
+  isPermissionViolation,
   RouteDecision,
   UsageReply,
   requestTyped,
@@ -65,7 +67,7 @@ export class RouterClient {
   }
 
   route(request: RouteRequest): Promise<RouteDecision> {
-    return this.request("route", request, RouteDecision);
+    return this.request("route", request.agentId, request, RouteDecision);
   }
 
   async complete(request: CompleteRequest): Promise<CompleteReply> {
@@ -73,7 +75,7 @@ export class RouterClient {
     let retriesLeft = this.options.retries ?? 2;
     for (;;) {
       try {
-        return await this.request("complete", withId, CompleteReply);
+        return await this.request("complete", withId.agentId, withId, CompleteReply);
       } catch (err) {
         if (!(err instanceof FleetError)) throw err;
         if ((err.code === "TIMEOUT" || err.code === "ROUTER_UNAVAILABLE" || err.code === "CONFLICT") && retriesLeft-- > 0) {
@@ -94,14 +96,17 @@ export class RouterClient {
   }
 
   embed(agentId: string, texts: string[]): Promise<EmbedReply> {
-    return this.request("embed", { agentId, texts }, EmbedReply);
+    return this.request("embed", agentId, { agentId, texts }, EmbedReply);
   }
 
-  usage(agentId?: string): Promise<UsageReply> {
-    return this.request("usage", agentId ? { agentId } : {}, UsageReply);
+  /** The operator's view of the fleet's spend (`agentId` narrows it to one agent); an agent asks as itself with `self`. */
+  usage(agentId?: string, options: { self?: boolean } = {}): Promise<UsageReply> {
+    const caller = options.self && agentId ? agentId : CALLERS.operator;
+    return this.request("usage", caller, agentId ? { agentId } : {}, UsageReply);
   }
 
-  private async request<S extends z.ZodType>(op: RouterOperation, body: unknown, result: S): Promise<z.infer<S>> {
+  /** `caller` goes in the subject: the broker lets this connection use only its own id there (or ids it acts for). */
+  private async request<S extends z.ZodType>(op: RouterOperation, caller: string, body: unknown, result: S): Promise<z.infer<S>> {
     const codec = this.options.codec ?? "msgpack";
     try {
       const reconnected = this.reconnected.then(() => {
@@ -109,11 +114,13 @@ export class RouterClient {
       });
       reconnected.catch(() => undefined);
       return await Promise.race([
-        requestTyped(this.nc, this.names.router(op), body, result, { codec, timeoutMs: this.options.timeoutMs ?? 300_000 }),
+        requestTyped(this.nc, this.names.router(op, caller), body, result, { codec, timeoutMs: this.options.timeoutMs ?? 300_000 }),
         reconnected,
       ]);
     } catch (err) {
       if (err instanceof FleetError) throw err;
+      // the broker lets a connection ask only as itself (or whom it may act for): not retried, named as such
+      if (isPermissionViolation(err)) throw new FleetError("PERMISSION_DENIED", `the broker refuses this process ${op} as "${caller}"`, { cause: err });
       const cause = err instanceof RequestError && err.cause ? err.cause : err;
       if (cause instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {
         throw new FleetError("ROUTER_UNAVAILABLE", "no router answers (start one with `fleet run router`)", { cause: err });

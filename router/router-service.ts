@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import {
+  CALLERS,
   CompleteRequest,
   EmbedRequest,
   endpoint,
@@ -31,7 +32,7 @@ export interface RouterServiceOptions {
 export const ROUTER_QUEUE = "router";
 
 /**
- * Serves `fleet.router.{route,complete,embed,usage}` in one queue group, on the fleet's one service skeleton (validation,
+ * Serves `fleet.router.{route,complete,embed,usage}.<caller>` in one queue group, on the fleet's one service skeleton (validation,
  * typed errors, dead letters, micro discovery). Requests run concurrently: a slow provider holds only its own request.
  */
 export class RouterService {
@@ -47,10 +48,19 @@ export class RouterService {
       queue: ROUTER_QUEUE,
       subscribe: [names.routerOperations()],
       endpoints: [
-        endpoint({ name: "route", subject: names.router("route"), request: RouteRequest, handle: (request) => router.route(request) }),
-        endpoint({ name: "complete", subject: names.router("complete"), request: CompleteRequest, handle: (request) => router.complete(request) }),
-        endpoint({ name: "embed", subject: names.router("embed"), request: EmbedRequest, handle: (request) => options.embed(request.texts) }),
-        endpoint({ name: "usage", subject: names.router("usage"), request: UsageQuery, handle: (request) => options.usage(request.agentId) }),
+        // the agent a call is for (and billed to) is the caller the subject names: the payload may only repeat it
+        endpoint({ name: "route", subject: names.router("route", "*"), request: RouteRequest, claims: (r) => r.agentId, handle: (request) => router.route(request) }),
+        endpoint({ name: "complete", subject: names.router("complete", "*"), request: CompleteRequest, claims: (r) => r.agentId, handle: (request) => router.complete(request) }),
+        endpoint({ name: "embed", subject: names.router("embed", "*"), request: EmbedRequest, claims: (r) => r.agentId, handle: (request) => options.embed(request.texts) }),
+        // an agent sees its own spend; the operator the whole fleet's, or one agent's
+        endpoint({
+          name: "usage",
+          subject: names.router("usage", "*"),
+          request: UsageQuery,
+          claims: (r) => r.agentId,
+          delegates: [CALLERS.operator],
+          handle: (request, call) => options.usage(call.caller === CALLERS.operator ? request.agentId : call.caller),
+        }),
       ],
       codec: options.codec,
       maxPayloadBytes: options.maxPayloadBytes,

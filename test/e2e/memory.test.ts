@@ -48,7 +48,7 @@ describe("memory in a running fleet", () => {
       assert.match(context.messages[0]?.content ?? "", /research the competitors' pricing pages/);
 
       const search = await waitFor("the scheduler's memory search", () =>
-        requestTyped(client.nc, client.names.memorySearch(), { agentId: "scout", query: "pricing", limit: 3 }, MemorySearchResult, { codec: "msgpack", timeoutMs: 3_000 }).catch(() => undefined),
+        requestTyped(client.nc, client.names.memorySearch("scout"), { query: "pricing", limit: 3 }, MemorySearchResult, { codec: "msgpack", timeoutMs: 3_000 }).catch(() => undefined),
       );
       assert.deepEqual(search.hits, [], "nothing distilled yet, but the store answers");
     } finally {

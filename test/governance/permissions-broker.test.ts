@@ -8,21 +8,27 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Status } from "@nats-io/nats-core";
 import { createUser } from "@nats-io/nkeys";
 import { pino } from "pino";
-import { callTool, writeFleetCredentials, type FleetCredentials, type Identity } from "../../governance/index.js";
+import { callTool, readAuditRecords, writeFleetCredentials, type FleetCredentials, type Identity } from "../../governance/index.js";
 import {
+  CALLERS,
+  CompleteReply,
   connectNats,
   encode,
   ensureFleetResources,
   ensureTaskConsumer,
   FleetError,
   FleetNames,
+  HEADERS,
   isPermissionViolation,
+  MemorySearchResult,
   openFleetResources,
   replyResult,
   requestOperation,
+  requestTyped,
   type ApprovalDecision,
   type Task,
 } from "../../protocol/index.js";
+import { RouterClient } from "../../router/index.js";
 import { ProcessSupervisor, type ChildSpec } from "../../supervisor/index.js";
 import { CLI } from "../helpers/fleet-processes.js";
 import { GOVERNED_TOOLS, governedFleet } from "../helpers/governed-fleet.js";
@@ -94,7 +100,7 @@ describe("the broker enforces each identity's permissions", () => {
     const host = await as("tools");
     const calls: string[] = [];
     for (const tool of ["web_fetch", "http_check", "deploy_site"]) {
-      host.subscribe(names.tool(tool), {
+      host.subscribe(names.tool(tool, "*"), {
         queue: "tools",
         callback: (err, msg) => {
           if (err) return;
@@ -117,7 +123,9 @@ describe("the broker enforces each identity's permissions", () => {
     await host.flush();
     assert.deepEqual(calls, ["web_fetch"], "the tool host never saw the refused calls");
     await waitFor("the refusals to be reported on scout's connection", () => seen.length >= 2);
-    assert.ok(seen.some((s) => s.includes('Publish to "fleet.tool.http_check"')), seen.join("\n"));
+    assert.ok(seen.some((s) => s.includes('Publish to "fleet.tool.http_check.scout"')), seen.join("\n"));
+    // the stand-in host leaves the queue group to the real tool host of the tests below
+    await host.close();
   });
 
   it("an agent's forged approval decision is refused and nothing lands in APPROVALS; the approval bridge's decision lands", async () => {
@@ -294,6 +302,49 @@ describe("the broker enforces each identity's permissions", () => {
       assert.deepEqual(refused, [], "no process met a refusal: their permissions are sufficient");
       assert.ok(!(rewritten instanceof Error), `every periodic write landed: ${String(rewritten)}\n${output.join("\n")}`);
       assert.ok(procs.status().every((c) => c.restarts === 0), `no process restarted:\n${output.join("\n")}`);
+    });
+
+    it("an agent asks the tool host, the router and memory search only as itself: another id in the subject is refused by the broker, in the payload by the service; nothing lands in the other's name", async () => {
+      const jsm = await jetstreamManager(operator);
+      const js = jetstream(operator);
+      const usageOf = async (agent: string) => {
+        const info = await jsm.streams.info(names.stream("USAGE"), { subjects_filter: names.usage(agent, "*") });
+        return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+      };
+      const auditOf = async (agent: string) => (await readAuditRecords(js, names, CODEC, { agentId: agent })).records.length;
+      const dlqBefore = (await jsm.streams.info(names.stream("DLQ"))).state.messages;
+      const before = { usage: await usageOf("ship"), audit: await auditOf("ship") };
+      const violation = (err: unknown) => err instanceof FleetError && err.code === "PERMISSION_DENIED" && isPermissionViolation(err);
+      const typed = (err: unknown) => err instanceof FleetError && err.code === "PERMISSION_DENIED" && !isPermissionViolation(err);
+
+      // atlas may call http_check (its "*"), ship too: but atlas may not call it as ship, nor as governance
+      const atlas = await as("agent:atlas");
+      const check = { input: { url: "https://example.com" } };
+      await assert.rejects(callTool(atlas, names, "http_check", { agentId: "ship", ...check }, { codec: CODEC, timeoutMs: 5_000 }), violation, "ship's id in the subject");
+      await assert.rejects(callTool(atlas, names, "http_check", { agentId: "ship", ...check }, { codec: CODEC, timeoutMs: 5_000, as: CALLERS.governance }), violation, "governance's form");
+      await assert.rejects(callTool(atlas, names, "http_check", { agentId: "ship", ...check }, { codec: CODEC, timeoutMs: 5_000, as: "atlas" }), typed, "ship's id in the payload");
+
+      const scout = await as("agent:scout");
+      const router = new RouterClient(scout, names, { codec: CODEC, timeoutMs: 5_000, retries: 0 });
+      const ask = (agentId: string) => ({ agentId, title: "spend someone else's budget", messages: [{ role: "user" as const, content: "hello" }] });
+      await assert.rejects(router.complete(ask("ship")), violation, "a model call billed to ship");
+      await assert.rejects(router.embed("ship", ["x"]), violation, "an embedding for ship");
+      await assert.rejects(router.usage(), violation, "the operator's fleet-wide usage");
+      await assert.rejects(requestTyped(scout, names.router("complete", "scout"), ask("ship"), CompleteReply, { codec: CODEC, timeoutMs: 5_000 }), typed, "ship in the payload");
+      assert.ok((await router.usage("scout", { self: true })).agents.scout, "its own usage it may ask");
+
+      const search = { query: "pricing", limit: 3 };
+      await assert.rejects(requestTyped(scout, names.memorySearch("ship"), search, MemorySearchResult, { codec: CODEC, timeoutMs: 5_000 }), (err) => isPermissionViolation(err), "ship's memory");
+      await assert.rejects(requestTyped(scout, names.memorySearch("scout"), { ...search, agentId: "ship" }, MemorySearchResult, { codec: CODEC, timeoutMs: 5_000 }), typed, "ship in the payload");
+      assert.ok(await requestTyped(scout, names.memorySearch("scout"), search, MemorySearchResult, { codec: CODEC, timeoutMs: 5_000 }), "its own memory it may search");
+
+      // the services' refusals are dead-lettered, with the code; nothing was billed to or audited as ship
+      await waitFor("the three refusals in the DLQ", async () => (await jsm.streams.info(names.stream("DLQ"))).state.messages >= dlqBefore + 3);
+      for (const source of ["tool", "router", "memory"]) {
+        const dead = await jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.dlq(source) });
+        assert.equal(dead?.header.get(HEADERS.dlqCode), "PERMISSION_DENIED", source);
+      }
+      assert.deepEqual({ usage: await usageOf("ship"), audit: await auditOf("ship") }, before, "nothing in ship's name");
     });
   });
 });

@@ -75,13 +75,36 @@ describe("broker permissions generated from the fleet config", () => {
 
   it("an agent gets the subjects of its allowed AUTO and AUTO+ tools only; '*' means every AUTO and AUTO+ tool", () => {
     assert.deepEqual(directTools(["web_fetch", "note_write", "deploy_site", "money_transfer"], TOOLS), ["note_write", "web_fetch"]);
-    const tools = (identity: Identity) => Object.keys(TOOLS).filter((t) => mayPublish(of(identity), `fleet.tool.${t}`)).sort();
+    // each calls as itself: an agent with its id in the caller's place, governance as `_governance`
+    const callerOf = (identity: Identity) => (identity.startsWith("agent:") ? identity.slice("agent:".length) : identity === "governance" ? "_governance" : identity);
+    const tools = (identity: Identity) => Object.keys(TOOLS).filter((t) => mayPublish(of(identity), `fleet.tool.${t}.${callerOf(identity)}`)).sort();
     assert.deepEqual(tools("agent:scout"), ["note_write", "web_fetch"], "not its PROPOSE or BLOCK tool, not http_check (not on its list)");
     assert.deepEqual(tools("agent:ship"), ["http_check"]);
     assert.deepEqual(tools("agent:atlas"), ["http_check", "note_write", "web_fetch"]);
-    assert.equal(mayPublish(of("agent:atlas"), "fleet.tool.not_in_the_catalogue"), false, "a tool the catalogue does not know is nobody's");
+    assert.equal(mayPublish(of("agent:atlas"), "fleet.tool.not_in_the_catalogue.atlas"), false, "a tool the catalogue does not know is nobody's");
     assert.deepEqual(tools("governance"), ["deploy_site", "email_send"], "governance runs what needs a proposal, nothing else");
+    for (const subject of ["fleet.tool.web_fetch", "fleet.tool.web_fetch.ship", "fleet.tool.web_fetch.*", "fleet.tool.deploy_site._governance", "fleet.tool.web_fetch._governance"]) {
+      assert.equal(mayPublish(of("agent:scout"), subject), false, `scout calls in no one else's name: ${subject}`);
+    }
+    assert.equal(mayPublish(of("agent:atlas"), "fleet.tool.web_fetch.scout"), false, "not even the wildcard agent");
+    assert.equal(mayPublish(of("governance"), "fleet.tool.deploy_site.scout"), false, "governance calls as itself, with the proposal");
     for (const identity of ["router", "scheduler", "tools", "webhook", "bridge:telegram"] as const) assert.deepEqual(tools(identity), [], identity);
+  });
+
+  it("the router and memory search learn the caller from the subject, where each identity may put only its own id", () => {
+    const scout = of("agent:scout");
+    for (const subject of ["fleet.router.complete.ship", "fleet.router.usage._operator", "fleet.router.complete", "fleet.router.complete.*", "fleet.memory.search.ship", "fleet.memory.search"]) {
+      assert.equal(mayPublish(scout, subject), false, subject);
+    }
+    assert.equal(mayPublish(of("agent:atlas"), "fleet.router.complete.scout"), false, "not even the orchestrator");
+    // the scheduler distils each agent's day and embeds its memory and searches, billed to that agent; nothing else
+    const scheduler = of("scheduler");
+    for (const subject of ["fleet.router.complete.scout", "fleet.router.embed.ship"]) assert.equal(mayPublish(scheduler, subject), true, subject);
+    for (const subject of ["fleet.router.route.scout", "fleet.router.usage.scout", "fleet.router.usage._operator"]) assert.equal(mayPublish(scheduler, subject), false, subject);
+    for (const identity of ["router", "governance", "tools", "webhook", "bridge:telegram"] as const) {
+      assert.equal(mayPublish(of(identity), "fleet.router.complete.scout"), false, identity);
+      assert.equal(mayPublish(of(identity), "fleet.memory.search.scout"), false, identity);
+    }
   });
 
   it("an approval decision may be published by the approval channel's bridge and the operator only", () => {
@@ -111,8 +134,11 @@ describe("broker permissions generated from the fleet config", () => {
       "fleet.task.scout",
       "fleet.agent.ship.a2a.SendMessage",
       "fleet.agent.ship.inbox",
-      "fleet.router.complete",
-      "fleet.memory.search",
+      "fleet.router.complete.scout",
+      "fleet.router.route.scout",
+      "fleet.router.embed.scout",
+      "fleet.router.usage.scout",
+      "fleet.memory.search.scout",
       "fleet.memory.log.scout.20260115",
       "fleet.dlq.a2a",
       "$KV.fleet-tasks.scout.t-1",
@@ -210,9 +236,9 @@ describe("broker permissions generated from the fleet config", () => {
       assert.equal(maySubscribe(scout, subject), true, subject);
     }
     assert.equal(maySubscribe(scout, "fleet.agent.ship.a2a.SendMessage"), false);
-    assert.equal(maySubscribe(of("tools"), "fleet.tool.web_fetch"), true);
-    assert.equal(maySubscribe(of("router"), "fleet.router.complete"), true);
-    assert.equal(maySubscribe(of("scheduler"), "fleet.memory.search"), true);
+    assert.equal(maySubscribe(of("tools"), "fleet.tool.web_fetch.*"), true);
+    assert.equal(maySubscribe(of("router"), "fleet.router.*.*"), true);
+    assert.equal(maySubscribe(of("scheduler"), "fleet.memory.search.*"), true);
     assert.equal(mayPublish(of("webhook"), "_INBOX.x.y"), false, "a process that serves nothing answers nobody");
     assert.deepEqual(of("webhook").publish.allow, ["fleet.wake.atlas", "fleet.wake.scout", "fleet.wake.ship"]);
   });

@@ -12,6 +12,7 @@ import { z } from "zod";
 import { parseFleetConfig, type FleetConfig } from "../../config/index.js";
 import { defineTool, readAuditRecords, referenceTools, toolRunKey, ToolHost, verifyAuditChain, type ToolDefinition } from "../../governance/index.js";
 import {
+  CALLERS,
   connectNats,
   decode,
   encode,
@@ -83,7 +84,9 @@ describe("tool host", () => {
     }),
   ];
 
-  const call = (tool: string, request: ToolCallRequest) => requestTyped(nc, names.tool(tool), request, ToolCallResult, { codec: "msgpack", timeoutMs: 10_000 });
+  // an agent calls as itself; a call naming a proposal comes from governance, the one caller that may carry one
+  const call = (tool: string, request: ToolCallRequest, as = request.proposalId ? CALLERS.governance : (request.agentId ?? "")) =>
+    requestTyped(nc, names.tool(tool, as), request, ToolCallResult, { codec: "msgpack", timeoutMs: 10_000 });
   const refused = (code: string) => (err: unknown) => {
     assert.ok(err instanceof FleetError, String(err));
     assert.equal(err.code, code, err.message);
@@ -189,6 +192,30 @@ describe("tool host", () => {
     );
   });
 
+  it("the caller is the subject's: a payload naming another agent is refused before anything runs or is audited as it", async () => {
+    const before = runs.count_up;
+    // scout may call count_up; atlas, named in the payload on scout's subject, would be refused a different way
+    await assert.rejects(call("count_up", { agentId: "atlas", input: { by: 1 } }, "scout"), refused("PERMISSION_DENIED"));
+    await assert.rejects(call("memory_usage", { agentId: "atlas", input: {} }, "ship"), refused("PERMISSION_DENIED"));
+    assert.equal(runs.count_up, before, "nothing ran");
+    const asAtlas = await readAuditRecords(js, names, "msgpack", { agentId: "atlas", tool: "count_up" });
+    assert.equal(asAtlas.records.length, 0, "no audit record in atlas's name");
+    // without agentId in the payload the call is the caller's own
+    assert.ok(await call("count_up", { input: { by: 1 } }, "scout"));
+    assert.equal(runs.count_up, before + 1);
+    const asScout = await readAuditRecords(js, names, "msgpack", { agentId: "scout", tool: "count_up" });
+    assert.ok(asScout.records.some((r) => r.ok && JSON.stringify(r.input) === JSON.stringify({ by: 1 })));
+  });
+
+  it("an agent never runs a PROPOSE tool itself, not even naming its own executing proposal; governance calls only with one", async () => {
+    const input = { channel: "console", text: "agent-made" };
+    await putProposal({ id: "p-own", tool: "channel_post", agentId: "scout", input, state: "executing" });
+    await assert.rejects(call("channel_post", { agentId: "scout", input, proposalId: "p-own", idempotencyKey: "p-own" }, "scout"), refused("PROPOSAL_REQUIRED"));
+    // governance, even for an AUTO tool, runs nothing without the proposal executing this very call
+    await assert.rejects(call("count_up", { agentId: "scout", input: {} }, CALLERS.governance), refused("PROPOSAL_REQUIRED"));
+    await assert.rejects(call("count_up", { input: {} }, CALLERS.governance), refused("MESSAGE_INVALID"));
+  });
+
   it("the same idempotency key runs a tool once; the repeat gets the recorded output", async () => {
     const before = runs.count_up;
     const first = await call("count_up", { agentId: "scout", input: { by: 5 }, idempotencyKey: "once" });
@@ -238,13 +265,13 @@ describe("tool host", () => {
       return true;
     });
     const raw = async (data: Uint8Array) => {
-      const reply = await nc.request(names.tool("count_up"), data, { timeout: 5_000 });
+      const reply = await nc.request(names.tool("count_up", "scout"), data, { timeout: 5_000 });
       const decoded = decode(replySchema(ToolCallResult), reply.data);
       assert.ok(decoded.ok && "error" in decoded.value);
       return ErrorPayload.parse(decoded.value.error);
     };
     assert.equal((await raw(new Uint8Array([0xc1, 0x00, 0xff]))).code, "MESSAGE_MALFORMED");
-    assert.equal((await raw(encode({ input: {} }))).code, "MESSAGE_INVALID", "no agentId");
+    assert.equal((await raw(encode({ input: {}, mode: "sideways" }))).code, "MESSAGE_INVALID", "no such mode");
     const jsm = await jetstreamManager(nc);
     const dead = await waitFor("two dead letters", async () => {
       const info = await jsm.streams.info(names.stream("DLQ"));
@@ -253,7 +280,7 @@ describe("tool host", () => {
     const last = await jsm.streams.getMessage(names.stream("DLQ"), { seq: dead.state.last_seq });
     assert.equal(last?.subject, names.dlq("tool"));
     assert.equal(last?.header.get(HEADERS.dlqCode), "MESSAGE_INVALID");
-    assert.equal(last?.header.get(HEADERS.dlqSubject), names.tool("count_up"));
+    assert.equal(last?.header.get(HEADERS.dlqSubject), names.tool("count_up", "scout"));
     // the host is still serving
     assert.ok(await call("count_up", { agentId: "scout", input: {} }));
   });

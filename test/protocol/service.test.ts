@@ -56,6 +56,7 @@ const StatsResponse = z.object({
 
 const Echo = z.object({ text: z.string().max(100) }).strict();
 const Reply = z.object({ echoed: z.string() });
+const Who = z.object({ agentId: z.string().optional(), text: z.string() });
 
 describe("the one service skeleton (protocol/service.ts)", () => {
   let nats: NatsServer;
@@ -202,6 +203,50 @@ describe("the one service skeleton (protocol/service.ts)", () => {
     assert.deepEqual(seen, []);
     assert.equal(service.forgedReplies, before + 1);
     assert.ok(!effects.includes("forged effect"));
+  });
+
+  it("the caller is the subject's `*` token; a payload naming another is PERMISSION_DENIED, dead-lettered, the handler never runs", async () => {
+    const who = new FleetService({
+      nc, name: "test-who", version: "1.0.0", description: "says who asks", queue: "who", codec: "msgpack", maxPayloadBytes: 200, log: pino({ level: "silent" }),
+      deadLetter: async (subject, data, error) => {
+        deadLetters.push({ subject, data, code: error.code });
+      },
+      endpoints: [
+        endpoint({
+          name: "who",
+          subject: "t.who.*",
+          request: Who,
+          claims: (r) => r.agentId,
+          delegates: ["_operator"],
+          handle: async ({ agentId, text }, call) => {
+            effects.push(`who:${text}`);
+            return { echoed: `${call.caller}:${agentId ?? ""}` };
+          },
+        }),
+      ],
+    });
+    who.start();
+    await nc.flush();
+    after(() => who.stop());
+    assert.deepEqual(await ask("t.who.scout", { text: "a" }), { echoed: "scout:" });
+    assert.deepEqual(await ask("t.who.scout", { agentId: "scout", text: "b" }), { echoed: "scout:scout" }, "repeating the caller is fine");
+    const data = encode({ agentId: "ship", text: "impostor" });
+    assert.equal(await refusal("t.who.scout", data), "PERMISSION_DENIED");
+    const dead = await deadLetterOf("PERMISSION_DENIED", "t.who.scout");
+    assert.deepEqual([...dead.data], [...data]);
+    assert.ok(!effects.includes("who:impostor"), "the handler never ran");
+    assert.deepEqual(await ask("t.who._operator", { agentId: "ship", text: "c" }), { echoed: "_operator:ship" }, "a delegate may name whom it acts for");
+  });
+
+  it("an endpoint's subject holds at most one caller token", () => {
+    const make = (subject: string) =>
+      new FleetService({
+        nc, name: "bad", version: "1.0.0", description: "x", queue: "x", codec: "msgpack", maxPayloadBytes: 10, log: pino({ level: "silent" }), deadLetter: async () => undefined,
+        endpoints: [endpoint({ name: "x", subject, request: Echo, handle: async () => ({}) })],
+      });
+    assert.throws(() => make("t.*.x.*"), TypeError);
+    assert.throws(() => make("t.x.>"), TypeError);
+    assert.ok(make("t.x.*"));
   });
 
   it("stop() waits for the requests under way: their callers get their answer", async () => {

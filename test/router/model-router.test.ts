@@ -210,7 +210,7 @@ describe("model router", () => {
 
   it("bad input gets a typed error and is dead-lettered with its reason", async () => {
     const { names } = await fleet();
-    const reply = await nc.request(names.router("complete"), new TextEncoder().encode("{not msgpack"), { timeout: 5_000 });
+    const reply = await nc.request(names.router("complete", "scout"), new TextEncoder().encode("{not msgpack"), { timeout: 5_000 });
     assert.match(new TextDecoder().decode(reply.data), /MESSAGE_/);
     const client = new RouterClient(nc, names);
     await assert.rejects(client.complete(ask("nobody", "x")), (err: FleetError) => err.code === "MESSAGE_INVALID");
@@ -218,7 +218,7 @@ describe("model router", () => {
     const jsm = await jetstreamManager(nc);
     const dead = await jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.dlq("router") });
     assert.ok(dead, "a dead letter from the router");
-    assert.equal(dead.header.get(HEADERS.dlqSubject), names.router("complete"));
+    assert.equal(dead.header.get(HEADERS.dlqSubject), names.router("complete", "scout"));
     assert.ok(dead.header.get(HEADERS.dlqCode).startsWith("MESSAGE_"));
   });
 });
