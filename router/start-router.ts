@@ -13,6 +13,7 @@ import { ModelRouter } from "./model-router.js";
 import { lazyOpenAIProvider } from "./lazy-provider.js";
 import { RouterService } from "./router-service.js";
 import { SemanticCache } from "./semantic-cache.js";
+import { StepAnswers } from "./step-answers.js";
 import { WaitingCalls } from "./waiting-calls.js";
 
 /** The fleet's budget ledger from its config: every cap, threshold and the reservation TTL in one place. */
@@ -93,7 +94,14 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
         return reply.text;
       })
     : undefined;
-  router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, classifier, publishUsage, log: log.child({ component: "router" }), clock });
+  const answers = new StepAnswers({
+    kv: kv.answers,
+    log: log.child({ component: "step-answers" }),
+    // a claim outlives the longest call a live router can make: after it, the router is presumed dead
+    claimTtlMs: routing.budget.reservationTtlSeconds * 1_000,
+    clock,
+  });
+  router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, answers, classifier, publishUsage, log: log.child({ component: "router" }), clock });
 
   const embeddings = routing.embeddings;
   const embedProvider = embeddings ? lazyOpenAIProvider({ deploymentId: "embeddings", baseUrl: embeddings.baseUrl }) : undefined;
