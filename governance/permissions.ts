@@ -139,6 +139,8 @@ function routerGrants(g: Grants, ctx: GrantContext): void {
   g.kvWrite("budgets", [">"]);
   g.kvWrite("cache", [">"]);
   g.kvWrite("answers", [">"]);
+  // a budget record that no longer decodes is rebuilt from what USAGE says was paid
+  g.streamRead("USAGE", [`${p}.usage.>`]);
   g.deny(`${p}.approval.>`);
 }
 

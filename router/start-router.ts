@@ -14,10 +14,16 @@ import { lazyOpenAIProvider } from "./lazy-provider.js";
 import { RouterService } from "./router-service.js";
 import { SemanticCache } from "./semantic-cache.js";
 import { StepAnswers } from "./step-answers.js";
+import { spentOnDay } from "./usage-reader.js";
 import { WaitingCalls } from "./waiting-calls.js";
 
 /** The fleet's budget ledger from its config: every cap, threshold and the reservation TTL in one place. */
-export function fleetBudgetLedger(config: FleetConfig, budgets: KV, clock?: () => number): BudgetLedger {
+export function fleetBudgetLedger(
+  config: FleetConfig,
+  budgets: KV,
+  clock?: () => number,
+  rebuild?: { spentFromUsage: (day: string, agentId: string | undefined) => Promise<number>; log: Logger },
+): BudgetLedger {
   const { budget } = config.routing;
   return new BudgetLedger({
     kv: budgets,
@@ -28,6 +34,7 @@ export function fleetBudgetLedger(config: FleetConfig, budgets: KV, clock?: () =
     nanoGrace: budget.nanoGrace,
     reservationTtlMs: budget.reservationTtlSeconds * 1_000,
     ...(clock ? { clock } : {}),
+    ...(rebuild ?? {}),
   });
 }
 
@@ -64,7 +71,10 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
   const absent = missingKeys(config, env);
   if (absent.length > 0) log.warn({ missing: absent }, "provider key variables are not set; calls with them go out without a key");
 
-  const ledger = fleetBudgetLedger(config, kv.budgets, clock);
+  const ledger = fleetBudgetLedger(config, kv.budgets, clock, {
+    spentFromUsage: (day, agentId) => spentOnDay(js, names, config.fleet.timeZone, day, agentId),
+    log: log.child({ component: "budget-ledger" }),
+  });
   const deployments = buildDeployments(config.tiers);
   const health = new DeploymentHealth({
     failures: routing.cooldown.failures,
