@@ -55,7 +55,9 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
           ctx.signal.throwIfAborted();
           reply = await router.complete({
             agentId: agent.id,
-            ...(item ? { taskId: item.taskId } : {}),
+            // the round names the step: a redelivered task asks in the same order and is answered from the router's
+            // kept answer instead of paying again
+            ...(item ? { taskId: item.taskId, step: String(round) } : {}),
             kind: skill?.id ?? "general",
             title,
             messages,

@@ -128,7 +128,7 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   }
   for (const other of config.agents) if (other.id !== id) g.deny(`${p}.proposal.${other.id}.>`);
   g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`);
-  g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
+  g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory", "answers"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
 }
 
 function routerGrants(g: Grants, ctx: GrantContext): void {
@@ -136,9 +136,12 @@ function routerGrants(g: Grants, ctx: GrantContext): void {
   const p = names.prefix;
   g.serve(names.routerOperations());
   g.publish(`${p}.usage.*.*`, `${p}.dlq.>`);
-  // budget reservations, the waiting list of premium calls, the semantic cache
+  // budget reservations, the waiting list of premium calls, the semantic cache, the answers of tasks' model steps
   g.kvWrite("budgets", [">"]);
   g.kvWrite("cache", [">"]);
+  g.kvWrite("answers", [">"]);
+  // a budget record that no longer decodes is rebuilt from what USAGE says was paid
+  g.streamRead("USAGE", [`${p}.usage.>`]);
   g.deny(`${p}.approval.>`);
 }
 

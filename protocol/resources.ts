@@ -63,6 +63,9 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     cache: { history: 1, ttl: 7 * DAY },
     // tool calls by idempotency key: a repeated call gets the recorded result instead of a second effect
     toolruns: { history: 1, ttl: 30 * DAY },
+    // model steps' answers by (agent, task, step): a redelivered task is answered from here instead of paying again.
+    // As long as a task can be redelivered (TASKS keeps it 7 days); 2.9 has no per-key TTL, so the bucket's is the bound
+    answers: { history: 1, ttl: 7 * DAY },
   };
 }
 

@@ -82,6 +82,12 @@ export const CompleteRequest = RouteRequest.extend({
   checks: z.array(z.string()).optional(),
   /** a tool-calling turn: passed through to the provider and never cached */
   tools: z.array(z.unknown()).optional(),
+  /**
+   * which model call of the task this is ("0", "1", ... in the order the task makes them): with taskId it names the
+   * step, whose answer the router keeps for the task's lifetime, so a redelivered task that asks again is answered from
+   * it and not billed twice
+   */
+  step: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
 });
 export type CompleteRequest = z.infer<typeof CompleteRequest>;
 
@@ -119,6 +125,11 @@ export const CompleteReply = z.object({
   latencyMs: z.number().nonnegative(),
   /** the tools the model asked to call instead of (or besides) answering; `text` may then be "" */
   toolCalls: z.array(ModelToolCall).min(1).optional(),
+  /**
+   * the step's answer kept from an earlier call (its callId and costUsd are that call's): this request called no model,
+   * charged nothing and published no USAGE record
+   */
+  replayed: z.boolean().optional(),
 });
 export type CompleteReply = z.infer<typeof CompleteReply>;
 

@@ -152,5 +152,5 @@ export type GovernanceOperation = "rollback";
 export type ControlOperation = "Restart" | "BreakerReset";
 
 export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "USAGE" | "MEMLOG" | "DLQ";
-export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup" | "cache" | "toolruns";
+export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup" | "cache" | "toolruns" | "answers";
 export type RouterOperation = "route" | "complete" | "embed" | "usage";

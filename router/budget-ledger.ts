@@ -1,4 +1,5 @@
 import type { KV, KvEntry } from "@nats-io/kv";
+import type { Logger } from "pino";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
@@ -73,6 +74,13 @@ export interface BudgetLedgerOptions {
   viewFreshMs?: number;
   /** reservation tokens; default randomUUID */
   newToken?: () => string;
+  /**
+   * What the USAGE stream says was spent on `day` by `agentId` (undefined: by the whole fleet). With it, a record that
+   * no longer decodes is rebuilt from USAGE and written over the broken revision; without it, such a record fails closed.
+   */
+  spentFromUsage?: (day: string, agentId: string | undefined) => Promise<number>;
+  /** where the damage is reported */
+  log?: Pick<Logger, "error">;
 }
 
 const FLEET = "fleet";
@@ -306,15 +314,29 @@ export class BudgetLedger {
     for (const [key, cell] of this.cells) if (cell.day < today && !cell.writing && cell.queue.length === 0) this.cells.delete(key);
   }
 
-  private async read(key: string, day: string): Promise<{ record: BudgetRecord; revision: number }> {
+  private async read(key: string, day: string, rebuilds = 0): Promise<{ record: BudgetRecord; revision: number }> {
     const entry: KvEntry | null = await this.o.kv.get(key);
     if (!entry) return { record: empty(day), revision: 0 };
     if (entry.operation !== "PUT") return { record: empty(day), revision: entry.revision };
     const decoded = decode(BudgetRecord, entry.value, { codec: "json" });
-    // Fail closed: reading an unreadable record as empty would hand out the whole cap again. An operator who wants the
-    // day's calls back deletes the key (`nats kv del budgets <key>`).
-    if (!decoded.ok) throw new FleetError(decoded.error.code, `budget ${key} is unreadable: ${decoded.error.message}`, { cause: decoded.error });
-    return { record: decoded.value, revision: entry.revision };
+    if (decoded.ok) return { record: decoded.value, revision: entry.revision };
+    const reason = decoded.error.message;
+    // Never read as empty: that would hand out the whole cap again. The spend is rebuilt from the USAGE stream (what
+    // was paid); live reservations are lost with the record, and their settles book their calls when they come.
+    if (!this.o.spentFromUsage || rebuilds >= 3) {
+      throw new FleetError(decoded.error.code, `budget ${key} is unreadable: ${reason}`, { cause: decoded.error });
+    }
+    const owner = key.slice(day.length + 1);
+    const record: BudgetRecord = { day, spentUsd: roundUsd(await this.o.spentFromUsage(day, owner === FLEET ? undefined : owner)), reservations: {} };
+    try {
+      const revision = await this.o.kv.update(key, encode(record, "json"), entry.revision);
+      this.o.log?.error({ key, brokenRevision: entry.revision, reason, rebuiltSpentUsd: record.spentUsd }, "budget record did not decode; rebuilt from USAGE");
+      return { record, revision };
+    } catch (err) {
+      if (!isWrongRevision(err)) throw FleetError.from(err);
+      // another router rebuilt it (or wrote again) first: read what is there now
+      return this.read(key, day, rebuilds + 1);
+    }
   }
 }
 

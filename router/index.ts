@@ -13,6 +13,7 @@ export { ProviderFailure, type ModelProvider, type ProviderAnswer, type Provider
 export { RouterClient, type RouterClientOptions } from "./router-client.js";
 export { ROUTER_QUEUE, RouterService } from "./router-service.js";
 export { SemanticCache } from "./semantic-cache.js";
+export { StepAnswers, stepKey, type StepAnswersOptions } from "./step-answers.js";
 export { simulatedProvider } from "./simulated-provider.js";
 export { fleetBudgetLedger, startRouter, type RunningRouter, type StartRouterOptions } from "./start-router.js";
 export { cheaperStep, escalateOneStep, fallbackChain, ladder, tierPrice } from "./tier-ladder.js";

@@ -22,6 +22,7 @@ import type { DeploymentHealth } from "./deployment-health.js";
 import { decideRoute } from "./policy.js";
 import { ProviderFailure, type ProviderAnswer } from "./provider.js";
 import type { SemanticCache } from "./semantic-cache.js";
+import { stepKey, type StepAnswers } from "./step-answers.js";
 import { escalateOneStep, fallbackChain } from "./tier-ladder.js";
 import { costUsd } from "./cost.js";
 import type { WaitingCalls } from "./waiting-calls.js";
@@ -35,6 +36,8 @@ export interface ModelRouterOptions {
   health: DeploymentHealth;
   waiting: WaitingCalls;
   cache?: SemanticCache | undefined;
+  /** the answers of tasks' steps; without it every call is made (and paid) as asked */
+  answers?: StepAnswers | undefined;
   classifier?: TierClassifier | undefined;
   publishUsage: (record: UsageRecord) => Promise<void>;
   log: Logger;
@@ -75,9 +78,34 @@ export class ModelRouter {
     });
   }
 
+  /**
+   * A step of a task (taskId and step set) is answered once: a repeat (the task redelivered after its agent died) gets
+   * the kept answer, with no provider call, no reservation and no USAGE record, since nothing was spent on it.
+   */
   async complete(request: CompleteRequest): Promise<CompleteReply> {
     const started = this.clock();
     const callId = request.callId ?? randomUUID();
+    const answers = this.options.answers;
+    if (!answers || request.taskId === undefined || request.step === undefined) return this.call(request, callId, started);
+    this.agentOf(request.agentId);
+    const key = stepKey(request.agentId, request.taskId, request.step);
+    const begun = await answers.begin(key, callId);
+    if (begun.kind === "replay") {
+      this.options.log.info({ key, callId, answeredBy: begun.callId }, "model step answered from its kept answer");
+      return { ...begun.reply, replayed: true, latencyMs: this.clock() - started };
+    }
+    let reply: CompleteReply;
+    try {
+      reply = await this.call(request, callId, started);
+    } catch (err) {
+      await answers.release(begun);
+      throw err;
+    }
+    await answers.answer(begun, callId, reply);
+    return reply;
+  }
+
+  private async call(request: CompleteRequest, callId: string, started: number): Promise<CompleteReply> {
     assertKnownChecks(request.checks);
     const validator = request.responseSchema ? compileResponseSchema(request.responseSchema.schema) : undefined;
     const decision = await this.route(request);

@@ -13,10 +13,17 @@ import { ModelRouter } from "./model-router.js";
 import { lazyOpenAIProvider } from "./lazy-provider.js";
 import { RouterService } from "./router-service.js";
 import { SemanticCache } from "./semantic-cache.js";
+import { StepAnswers } from "./step-answers.js";
+import { spentOnDay } from "./usage-reader.js";
 import { WaitingCalls } from "./waiting-calls.js";
 
 /** The fleet's budget ledger from its config: every cap, threshold and the reservation TTL in one place. */
-export function fleetBudgetLedger(config: FleetConfig, budgets: KV, clock?: () => number): BudgetLedger {
+export function fleetBudgetLedger(
+  config: FleetConfig,
+  budgets: KV,
+  clock?: () => number,
+  rebuild?: { spentFromUsage: (day: string, agentId: string | undefined) => Promise<number>; log: Logger },
+): BudgetLedger {
   const { budget } = config.routing;
   return new BudgetLedger({
     kv: budgets,
@@ -27,6 +34,7 @@ export function fleetBudgetLedger(config: FleetConfig, budgets: KV, clock?: () =
     nanoGrace: budget.nanoGrace,
     reservationTtlMs: budget.reservationTtlSeconds * 1_000,
     ...(clock ? { clock } : {}),
+    ...(rebuild ?? {}),
   });
 }
 
@@ -63,7 +71,10 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
   const absent = missingKeys(config, env);
   if (absent.length > 0) log.warn({ missing: absent }, "provider key variables are not set; calls with them go out without a key");
 
-  const ledger = fleetBudgetLedger(config, kv.budgets, clock);
+  const ledger = fleetBudgetLedger(config, kv.budgets, clock, {
+    spentFromUsage: (day, agentId) => spentOnDay(js, names, config.fleet.timeZone, day, agentId),
+    log: log.child({ component: "budget-ledger" }),
+  });
   const deployments = buildDeployments(config.tiers);
   const health = new DeploymentHealth({
     failures: routing.cooldown.failures,
@@ -93,7 +104,14 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
         return reply.text;
       })
     : undefined;
-  router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, classifier, publishUsage, log: log.child({ component: "router" }), clock });
+  const answers = new StepAnswers({
+    kv: kv.answers,
+    log: log.child({ component: "step-answers" }),
+    // a claim outlives the longest call a live router can make: after it, the router is presumed dead
+    claimTtlMs: routing.budget.reservationTtlSeconds * 1_000,
+    clock,
+  });
+  router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, answers, classifier, publishUsage, log: log.child({ component: "router" }), clock });
 
   const embeddings = routing.embeddings;
   const embedProvider = embeddings ? lazyOpenAIProvider({ deploymentId: "embeddings", baseUrl: embeddings.baseUrl }) : undefined;

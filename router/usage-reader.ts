@@ -1,4 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
+import { dedupUsage } from "./cost-report.js";
+import { fleetDay } from "./fleet-day.js";
 import { codecForContentType, decode, readStream, UsageRecord, type CodecName, type FleetNames } from "../protocol/index.js";
 
 /*
@@ -22,6 +24,8 @@ export interface UsageRead {
 
 export interface ReadUsageOptions {
   signal?: AbortSignal;
+  /** only these USAGE subjects (e.g. one agent's, `fleet.usage.<agentId>.*`) */
+  subject?: string;
 }
 
 /**
@@ -30,7 +34,7 @@ export interface ReadUsageOptions {
  */
 export async function readUsage(js: JetStreamClient, names: FleetNames, since: number, until?: number, options: ReadUsageOptions = {}): Promise<UsageRead> {
   const out: UsageRead = { records: [], malformed: 0 };
-  for await (const m of readStream(js, names.stream("USAGE"), { fromTime: since - CLOCK_SKEW_MS, signal: options.signal })) {
+  for await (const m of readStream(js, names.stream("USAGE"), { fromTime: since - CLOCK_SKEW_MS, signal: options.signal, subject: options.subject })) {
     const record = decodeUsage(m.data, m.contentType);
     if (!record) out.malformed++;
     else if (record.at >= since && (until === undefined || record.at < until)) out.records.push(record);
@@ -47,4 +51,19 @@ function decodeUsage(data: Uint8Array, header: string | undefined): UsageRecord 
     if (decoded.ok) return decoded.value;
   }
   return undefined;
+}
+
+const HOUR = 3_600_000;
+
+/**
+ * What was paid on the fleet's `day` (by `agentId`, or by the whole fleet), summed from USAGE: the truth a budget record
+ * is rebuilt from. Each call counted once (a record published twice is deduplicated by callId and attempt).
+ */
+export async function spentOnDay(js: JetStreamClient, names: FleetNames, timeZone: string, day: string, agentId?: string): Promise<number> {
+  // a local day lies within UTC midnight ±14 h; records are then kept by their own local day
+  const utcMidnight = Date.parse(`${day}T00:00:00Z`);
+  const read = await readUsage(js, names, utcMidnight - 14 * HOUR, utcMidnight + 38 * HOUR, agentId ? { subject: names.usage(agentId, "*") } : {});
+  return dedupUsage(read.records)
+    .filter((r) => fleetDay(r.at, timeZone) === day && (agentId === undefined || r.agentId === agentId))
+    .reduce((sum, r) => sum + r.costUsd, 0);
 }

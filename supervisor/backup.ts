@@ -46,6 +46,8 @@ const BUCKET_IN_BACKUP = {
   cache: false,
   // tool calls by idempotency key: without them a restored fleet could run a recorded effect again
   toolruns: true,
+  // model steps' answers: without them a task redelivered after a restore pays for its calls again, nothing worse
+  answers: false,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;
