@@ -1,6 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { dedupUsage } from "./cost-report.js";
-import { fleetDay } from "./fleet-day.js";
+import { fleetDay } from "../config/index.js";
 import { codecForContentType, decode, readStream, UsageRecord, type CodecName, type FleetNames } from "../protocol/index.js";
 
 /*

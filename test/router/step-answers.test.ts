@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm } from "@nats-io/kv";
 import { connectNats, FleetError, FleetNames, type CompleteRequest } from "../../protocol/index.js";
-import { roundUsd } from "../../router/budget-machine.js";
+import { roundUsd } from "../../router/index.js";
 import { RouterClient, stepKey, type RunningRouter } from "../../router/index.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { OpenAIServer } from "../helpers/openai-server.js";
