@@ -53,18 +53,25 @@ export async function submitTask(deps: SubmitDeps, agentId: string, message: Mes
       return deps.store.create(agentId, rejected);
     }
   }
-  const task: Task = {
-    id: taskId,
-    contextId,
-    status: { state: "TASK_STATE_SUBMITTED", timestamp: new Date(deps.now()).toISOString() },
-    history: [stamped],
-    metadata: { agentId, assignedBy },
-  };
   const assignment: TaskAssignment = { taskId, contextId, agentId, message: stamped, assignedBy, assignedAt: deps.now() };
-  // The Task first, then its assignment: the consumer never sees an assignment whose Task is not there yet, so a
-  // missing Task is a dead letter at once, not something to wait for. Nats-Msg-Id makes a repeated assignment within
-  // the duplicate window a no-op on the server.
-  const stored = await deps.store.create(agentId, task);
-  await deps.js.publish(deps.names.task(agentId), encode(assignment, deps.codec), { headers: wireHeaders(deps.codec, taskId) });
+  // Both writes go out together (one round trip, not two). The assignment carries everything its Task holds, so a
+  // consumer that finds no Task yet makes it from the assignment (taskFromAssignment) instead of waiting for ours;
+  // whichever create lands second finds the first. Nats-Msg-Id makes a repeated assignment within the duplicate window
+  // a no-op on the server.
+  const [stored] = await Promise.all([
+    deps.store.create(agentId, taskFromAssignment(assignment)),
+    deps.js.publish(deps.names.task(agentId), encode(assignment, deps.codec), { headers: wireHeaders(deps.codec, taskId) }),
+  ]);
   return stored;
+}
+
+/** The SUBMITTED Task an assignment stands for: what its submitter stores, and what a consumer stores if it got there first. */
+export function taskFromAssignment(assignment: TaskAssignment): Task {
+  return {
+    id: assignment.taskId,
+    contextId: assignment.contextId,
+    status: { state: "TASK_STATE_SUBMITTED", timestamp: new Date(assignment.assignedAt).toISOString() },
+    history: [assignment.message],
+    metadata: { agentId: assignment.agentId, assignedBy: assignment.assignedBy },
+  };
 }

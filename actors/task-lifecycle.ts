@@ -5,6 +5,7 @@ import type { ReportInput } from "./agent-machine.js";
 import type { TaskDedup } from "./task-dedup.js";
 import { RETRY_DELAY_MS, type DeliveryOutcome } from "./delivery-outcome.js";
 import type { TaskStore } from "./task-store.js";
+import { taskFromAssignment } from "./submit-task.js";
 
 /** The breaker's view of tasks: started, then succeeded or failed. */
 export interface TaskBreaker {
@@ -36,11 +37,10 @@ export class TaskLifecycle {
   async claim(assignment: TaskAssignment, log: Logger): Promise<{ kind: "claimed"; task: Task } | DeliveryOutcome> {
     let task: Task;
     try {
-      // one CAS on the revision this process already knows (it usually created the Task): no read on the common path
-      task = await this.o.store.transition(this.o.agentId, assignment.taskId, () => ({ status: { state: "TASK_STATE_WORKING", timestamp: this.isoNow() } }));
+      task = await this.working(assignment);
     } catch (err) {
       const error = FleetError.from(err);
-      // the Task is stored before its assignment is published, so a missing (or unreadable) one never turns up later
+      // an unreadable Task (or one that cannot be made) will not get better by waiting
       if (!error.retryable) return { kind: "dead-letter", error };
       log.warn({ err }, "task not claimed; it will be retried");
       return { kind: "retry", delayMs: RETRY_DELAY_MS, reason: error.message };
@@ -53,6 +53,21 @@ export class TaskLifecycle {
     this.o.breaker().taskStarted();
     this.publishStatus(task.id, task.contextId, "TASK_STATE_WORKING", false);
     return { kind: "claimed", task };
+  }
+
+  /**
+   * One CAS on the revision this process already knows (it usually created the Task): no read on the common path. The
+   * Task and its assignment are written together, so the assignment may come first: then the Task is made from it.
+   */
+  private async working(assignment: TaskAssignment): Promise<Task> {
+    const toWorking = () => ({ status: { state: "TASK_STATE_WORKING" as const, timestamp: this.isoNow() } });
+    try {
+      return await this.o.store.transition(this.o.agentId, assignment.taskId, toWorking);
+    } catch (err) {
+      if (!(err instanceof FleetError && err.code === "TASK_NOT_FOUND")) throw err;
+      await this.o.store.create(this.o.agentId, taskFromAssignment(assignment));
+      return this.o.store.transition(this.o.agentId, assignment.taskId, toWorking);
+    }
   }
 
   /** The chart's report effect: settle the Task, tell watchers, and say whether the message is done or comes back. */
