@@ -34,7 +34,7 @@ export function governedStepTools(o: GovernedStepToolsOptions): StepTools {
 
     async run(call: ModelToolCall, taskId?: string): Promise<StepToolResult> {
       try {
-        const risk = offer().risks.get(call.name) ?? refuseUnoffered(o.tools, call.name);
+        const risk = offer().risks.get(call.name) ?? (await refuseUnoffered(o.tools, call, taskId));
         const input = parseArguments(call);
         const checked = o.catalogue.require(call.name).input.safeParse(input);
         if (!checked.success) {
@@ -94,12 +94,22 @@ function withoutMetaSchema(schema: unknown): unknown {
   return Object.fromEntries(Object.entries(schema).filter(([key]) => key !== "$schema"));
 }
 
-/** Why a tool that was not offered may not run, in the same words the direct path would use. */
-function refuseUnoffered(tools: AgentTools, name: string): never {
+/**
+ * Why a tool that was not offered may not run, in the same words the direct path would use; a BLOCK or not-allowed tool
+ * the model named is reported to the audit trail (AgentTools.refuse), with the arguments as the model wrote them.
+ */
+async function refuseUnoffered(tools: AgentTools, call: ModelToolCall, taskId: string | undefined): Promise<never> {
+  const name = call.name;
   const risk = tools.riskOf(name); // TOOL_NOT_FOUND for a name the model made up
-  if (risk === "BLOCK") throw new FleetError("TOOL_BLOCKED", `"${name}" is BLOCK: it never runs`);
-  if (tools.isAllowed(name)) throw new FleetError("TOOL_NOT_FOUND", `"${name}" has no description in this process's catalogue`);
-  throw new FleetError("TOOL_NOT_ALLOWED", `this agent is not allowed "${name}"`);
+  if (risk !== "BLOCK" && tools.isAllowed(name)) throw new FleetError("TOOL_NOT_FOUND", `"${name}" has no description in this process's catalogue`);
+  const refusal = risk === "BLOCK" ? new FleetError("TOOL_BLOCKED", `"${name}" is BLOCK: it never runs`) : new FleetError("TOOL_NOT_ALLOWED", `this agent is not allowed "${name}"`);
+  let input: unknown;
+  try {
+    input = parseArguments(call);
+  } catch {
+    input = call.arguments;
+  }
+  throw await tools.refuse(refusal, name, input, taskId);
 }
 
 function parseArguments(call: ModelToolCall): unknown {

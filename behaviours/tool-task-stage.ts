@@ -39,7 +39,7 @@ export function toolTaskStage(tools: AgentTools): BehaviourStage {
       try {
         const risk = tools.riskOf(request.tool);
         if (needsProposal(risk)) {
-          if (!tools.isAllowed(request.tool)) throw new FleetError("TOOL_NOT_ALLOWED", `agent is not allowed "${request.tool}"`);
+          if (!tools.isAllowed(request.tool)) throw await tools.refuse(new FleetError("TOOL_NOT_ALLOWED", `agent is not allowed "${request.tool}"`), request.tool, request.input, item?.taskId);
           const proposalId = await tools.propose({ tool: request.tool, input: request.input, reason: request.reason ?? `task ${item?.taskId ?? ""}`.trim(), taskId: item?.taskId });
           ctx.log.info({ tool: request.tool, risk, proposalId }, "proposal submitted");
           return {

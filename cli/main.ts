@@ -40,7 +40,10 @@ const USAGE = `fleet <command> [options]
   context <agent> <task>     the prompt the agent's model call for this task would get, tier by tier, with token counts
   audit [--agent <id>] [--tool <name>] [--limit N] [--json]
                              the latest tool calls from the audit trail (refused ones too)
-  audit verify               check the audit trail's hash chain: exit 0 when intact, 1 listing what was changed or removed
+  audit verify [--identities <dir>]
+                             check the audit trail: hash chain, each record's signature against the fleet's tool-host
+                             key, the chain against governance's anchors (keys from <dir>/identities.json, default: the
+                             directory of --creds, else .fleet/creds); exit 0 when intact, 1 listing every problem
   run tools                  serve the reference tool catalogue from this host
   run governance             Sentinel and the proposal executor (a singleton: a second copy stands by)
   proposals [id] [--all]     open proposals (--all: settled too); with an id: every rule's verdict and the history
@@ -78,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
       agent: { type: "string" },
       tool: { type: "string" },
       limit: { type: "string" },
+      identities: { type: "string" },
       all: { type: "boolean" },
       reason: { type: "string" },
       input: { type: "string" },

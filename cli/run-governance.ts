@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
-import { referenceTools, startGovernance } from "../governance/index.js";
+import { AuditAnchorer, referenceTools, signerFromCredsFile, startGovernance } from "../governance/index.js";
 import { connectNats, FleetNames, openFleetResources } from "../protocol/index.js";
 import { Lease } from "../supervisor/index.js";
 import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
@@ -23,9 +23,12 @@ export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv)
   const lease = new Lease({ kv: kv.leases, role: "governance", holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log });
   const acquiring = new AbortController();
   let service: Awaited<ReturnType<typeof startGovernance>> | undefined;
+  let anchorer: AuditAnchorer | undefined;
   const running = untilStopped(async () => {
     acquiring.abort();
     await service?.stop();
+    // a last anchor of the tip as it is at shutdown
+    await anchorer?.stop();
     await lease.release();
     await nc.drain();
   }, { log, supervised: options.supervised });
@@ -35,6 +38,11 @@ export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv)
     const js = jetstream(nc);
     const tools = referenceTools({ js, names, codec: config.fleet.codec, config });
     service = await startGovernance({ nc, names, config, tools, log });
+    // the audit chain's tip, anchored with governance's own key where the tool host cannot write; no key, no anchors
+    if (options.creds) {
+      anchorer = new AuditAnchorer({ js, names, codec: config.fleet.codec, signer: signerFromCredsFile(options.creds), log: log.child({ component: "audit-anchorer" }) });
+      await anchorer.start();
+    } else log.warn({}, "no --creds: the audit chain is not anchored (fleet audit verify will say so)");
     lease.onLost(() => running.shutdown("lease lost"));
   })().catch((err: unknown) => {
     // a refused config says why on stderr, as every other command does

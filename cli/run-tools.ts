@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
-import { referenceTools, ToolHost } from "../governance/index.js";
+import { referenceTools, signerFromCredsFile, ToolHost } from "../governance/index.js";
 import { connectNats, FleetNames, openFleetResources } from "../protocol/index.js";
 import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
@@ -29,7 +29,10 @@ export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Pro
       kv: { proposals: kv.proposals, toolruns: kv.toolruns },
       host: hostname(),
       log,
+      // the identity's own seed signs the audit records; a host without credentials writes them unsigned
+      signer: options.creds ? signerFromCredsFile(options.creds) : undefined,
     });
+    if (!options.creds) log.warn({}, "no --creds: audit records are written unsigned (fleet audit verify will say so)");
     await host.start();
     return await untilStopped(async () => {
       await host.stop();

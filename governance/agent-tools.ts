@@ -7,13 +7,26 @@ import {
   FleetError,
   needsProposal,
   ProposalSubmission,
+  RefusalRecorded,
+  requestTyped,
   type CodecName,
+  type RefusalReport,
   type FleetNames,
   type RiskLevel,
   type ToolCallResult,
 } from "../protocol/index.js";
 import { canonicalJson } from "./canonical-json.js";
 import { callTool } from "./tool-caller.js";
+
+/** how long a refusal report may hold up the refused step */
+const REFUSAL_TIMEOUT_MS = 5_000;
+/** a refused call's input larger than this is recorded cut, so the report always fits a NATS payload */
+const MAX_REFUSED_INPUT_CHARS = 8_000;
+
+function boundedInput(input: unknown): unknown {
+  const text = canonicalJson(input);
+  return text.length <= MAX_REFUSED_INPUT_CHARS ? input : { cut: `${text.slice(0, MAX_REFUSED_INPUT_CHARS)}… (${text.length - MAX_REFUSED_INPUT_CHARS} more characters)` };
+}
 
 /**
  * A proposal made inside a task is named by the task and the action (tool + canonical input): the same task redelivered
@@ -59,13 +72,29 @@ export class AgentTools {
 
   async call(tool: string, input: unknown, taskId?: string): Promise<ToolCallResult> {
     const risk = this.riskOf(tool);
-    if (risk === "BLOCK") throw new FleetError("TOOL_BLOCKED", `"${tool}" is BLOCK: it never runs`);
-    if (!this.isAllowed(tool)) throw new FleetError("TOOL_NOT_ALLOWED", `agent "${this.o.agentId}" is not allowed "${tool}"`);
+    if (risk === "BLOCK") throw await this.refuse(new FleetError("TOOL_BLOCKED", `"${tool}" is BLOCK: it never runs`), tool, input, taskId);
+    if (!this.isAllowed(tool)) throw await this.refuse(new FleetError("TOOL_NOT_ALLOWED", `agent "${this.o.agentId}" is not allowed "${tool}"`), tool, input, taskId);
     if (needsProposal(risk)) throw new FleetError("PROPOSAL_REQUIRED", `"${tool}" is ${risk}: propose it instead`);
     return callTool(this.o.nc, this.o.names, tool, { agentId: this.o.agentId, input, ...(taskId ? { taskId } : {}) }, {
       codec: this.o.codec,
       timeoutMs: this.o.timeoutMs ?? 60_000,
     });
+  }
+
+  /**
+   * Reports a refusal this host made (TOOL_BLOCKED, TOOL_NOT_ALLOWED) to the tool host, which records it in the audit
+   * trail in this agent's name, and returns the error to throw. The step is refused whether or not the report lands: a
+   * tool host that is away costs the record, never the refusal.
+   */
+  async refuse(error: FleetError, tool: string, input: unknown, taskId?: string): Promise<FleetError> {
+    if (error.code !== "TOOL_BLOCKED" && error.code !== "TOOL_NOT_ALLOWED") return error;
+    const report: RefusalReport = { tool, input: boundedInput(input), code: error.code, message: error.message.slice(0, 1_000), ...(taskId ? { taskId } : {}) };
+    try {
+      await requestTyped(this.o.nc, this.o.names.refusal(this.o.agentId), report, RefusalRecorded, { codec: this.o.codec, timeoutMs: REFUSAL_TIMEOUT_MS });
+    } catch {
+      // the record is lost, the refusal stands; the broker or the tool host logged why
+    }
+    return error;
   }
 
   /**

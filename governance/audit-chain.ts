@@ -3,9 +3,10 @@ import { JetStreamApiError, JetStreamApiCodes, type JetStreamClient, type PubAck
 import type { Logger } from "pino";
 import { encode, FleetError, HEADERS, wireHeaders, type AuditRecord, type CodecName, type FleetNames } from "../protocol/index.js";
 import { chainHashOf, jsonValue, recordHash } from "./audit-hash.js";
+import { recordSigningBytes, signBytes, type AuditSigner } from "./audit-signing.js";
 
-/** What a caller appends: the record without its links, which the chain computes. */
-export type AuditEntry = Omit<AuditRecord, "prevHash" | "hash">;
+/** What a caller appends: the record without its links and signature, which the chain computes. */
+export type AuditEntry = Omit<AuditRecord, "prevHash" | "hash" | "signer" | "sig">;
 
 export interface AuditAppended {
   seq: number;
@@ -19,6 +20,8 @@ export interface AuditChainOptions {
   log: Logger;
   /** most records published back-to-back in one round (default 256) */
   maxBatch?: number;
+  /** the tool host's nkey: every record names its public key and carries its signature over the hash; none: unsigned */
+  signer?: AuditSigner | undefined;
 }
 
 // the server's answers to an expectation that no longer holds: someone else appended first
@@ -132,10 +135,12 @@ export class AuditChain {
     let prev = base.hash;
     let seq = base.seq;
     const sent = batch.map((p, i) => {
-      const body = { ...p.entry, prevHash: prev };
+      const signer = this.o.signer;
+      const body = { ...p.entry, ...(signer ? { signer: signer.publicKey } : {}), prevHash: prev };
       const hash = recordHash(body);
+      const record = { ...body, hash, ...(signer ? { sig: signBytes(signer, recordSigningBytes(hash)) } : {}) };
       const expect = i === 0 ? { lastSequence: seq } : { lastSequence: seq, lastMsgID: prev };
-      const ack = this.o.js.publish(this.o.names.audit(p.agentId), encode({ ...body, hash }, this.o.codec), {
+      const ack = this.o.js.publish(this.o.names.audit(p.agentId), encode(record, this.o.codec), {
         headers: wireHeaders(this.o.codec, hash),
         expect,
       });
@@ -213,15 +218,28 @@ export class AuditChain {
 
   /** The stream's last sequence, and the hash of the newest message that still exists. */
   private async readTip(): Promise<Tip> {
-    const stream = await this.o.js.streams.get(this.stream);
-    const { state } = await stream.info();
-    const lowest = Math.max(1, state.first_seq, state.last_seq - TIP_SEARCH);
-    for (let seq = state.last_seq; seq >= lowest; seq--) {
-      const m = await stream.getMessage({ seq });
-      if (m) return { seq: state.last_seq, hash: chainHashOf({ data: m.data, contentType: m.header?.get(HEADERS.contentType) }, this.o.codec) };
-    }
-    return { seq: state.last_seq, hash: "" };
+    const tip = await readAuditTip(this.o.js, this.o.names, this.o.codec);
+    return { seq: tip.lastSeq, hash: tip.newest?.hash ?? "" };
   }
+}
+
+export interface AuditTip {
+  /** the stream's last sequence (possibly of a deleted message) */
+  lastSeq: number;
+  /** the newest message that still exists (within the last 1,000 sequences) and the hash the chain knows it by */
+  newest: { seq: number; hash: string } | undefined;
+}
+
+/** Where the chain ends: what the next record links to, and what governance anchors. */
+export async function readAuditTip(js: JetStreamClient, names: FleetNames, codec: CodecName): Promise<AuditTip> {
+  const stream = await js.streams.get(names.stream("AUDIT"));
+  const { state } = await stream.info();
+  const lowest = Math.max(1, state.first_seq, state.last_seq - TIP_SEARCH);
+  for (let seq = state.last_seq; seq >= lowest; seq--) {
+    const m = await stream.getMessage({ seq });
+    if (m) return { lastSeq: state.last_seq, newest: { seq, hash: chainHashOf({ data: m.data, contentType: m.header?.get(HEADERS.contentType) }, codec) } };
+  }
+  return { lastSeq: state.last_seq, newest: undefined };
 }
 
 function stored(ack: PubAck, p: Pending, hash: string): boolean {

@@ -6,7 +6,8 @@ import { canonicalJson } from "./canonical-json.js";
  * The audit trail's hash format. It is a contract with every record already written: changing it (or the canonical JSON
  * it uses, governance/canonical-json.ts) makes every existing record fail verification; a test pins both.
  *
- * hash = sha256 hex of the canonical JSON of the record without its `hash` member (with `prevHash`). Canonical JSON: keys
+ * hash = sha256 hex of the canonical JSON of the record without its `hash` and `sig` members (with `prevHash` and
+ * `signer`: the signature is over the hash, so it cannot be inside it; a record without `sig` hashes as before). Canonical JSON: keys
  * sorted by UTF-16 code unit at every level, otherwise JSON.stringify's rules (toJSON honoured, undefined members dropped,
  * undefined array items and non-finite numbers as null), a bigint as its digits.
  */
@@ -29,10 +30,10 @@ export function jsonValue(value: unknown): unknown {
   return JSON.parse(canonicalJson(value));
 }
 
-/** The hash of a record (any object): every member except `hash` itself. */
+/** The hash of a record (any object): every member except `hash` itself and the signature over it. */
 export function recordHash(record: object): string {
   const rest: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(record)) if (key !== "hash") rest[key] = value;
+  for (const [key, value] of Object.entries(record)) if (key !== "hash" && key !== "sig") rest[key] = value;
   return sha256Hex(canonicalJson(rest));
 }
 

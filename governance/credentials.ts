@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { createUser, fromSeed } from "@nats-io/nkeys";
 import type { FleetConfig } from "../config/index.js";
 import { FleetError, inboxPrefixFor, type RiskLevel } from "../protocol/index.js";
+import { IDENTITIES_FILE } from "./audit-signing.js";
 import { fleetIdentities, fleetPermissions, type Identity, type Permissions } from "./permissions.js";
 
 /**
@@ -46,6 +47,8 @@ export function writeFleetCredentials(dir: string, config: FleetConfig, tools: R
   const users = [...permissions].map(([identity, p]) => ({ identity, publicKey: keys.get(identity) ?? "", permissions: p }));
   const authFile = join(root, AUTH_FILE);
   writeFileSync(authFile, authorizationConfig(users, config.fleet.name), { mode: 0o600 });
+  // the public halves, for `fleet audit verify`: which keys may sign audit records (tools) and anchors (governance)
+  writeFileSync(join(root, IDENTITIES_FILE), JSON.stringify(Object.fromEntries(users.map((u) => [u.identity, u.publicKey])), null, 2) + "\n", { mode: 0o644 });
   return { dir: root, authFile, users, seedFile: (identity) => join(root, seedFileName(identity)) };
 }
 

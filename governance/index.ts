@@ -1,7 +1,21 @@
 // the tool catalogue, the tool host and the audit trail
-export { AuditChain, type AuditAppended, type AuditChainOptions, type AuditEntry } from "./audit-chain.js";
+export { AuditChain, readAuditTip, type AuditAppended, type AuditChainOptions, type AuditEntry, type AuditTip } from "./audit-chain.js";
+export { ANCHOR_INTERVAL_MS, AuditAnchorer, type AnchorTick, type AuditAnchorerOptions } from "./audit-anchorer.js";
+export { readAuditAnchors, type AnchorProblem, type AnchorSet } from "./audit-anchors.js";
 export { recordHash } from "./audit-hash.js";
-export { readAuditMessages, readAuditRecords, verifyAuditChain, type AuditProblem, type AuditVerification, type StoredAudit } from "./audit-trail.js";
+export {
+  anchorSigningBytes,
+  IDENTITIES_FILE,
+  recordSigningBytes,
+  signatureValid,
+  signBytes,
+  signerFromCredsFile,
+  signerFromSeed,
+  trustedSignersIn,
+  type AuditSigner,
+  type TrustedSigners,
+} from "./audit-signing.js";
+export { readAuditMessages, readAuditRecords, verifyAuditChain, type AuditProblem, type AuditVerification, type StoredAudit, type VerifyOptions } from "./audit-trail.js";
 export { checkAllowed, checkProposal, type ProposedCall } from "./call-checks.js";
 export { defineTool, type ToolContext, type ToolDefinition } from "./tool.js";
 export { ToolCatalogue } from "./tool-catalogue.js";

@@ -117,6 +117,8 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   g.kvRead("memory", [id]);
   for (const tool of directTools(agent.tools, ctx.tools)) g.publish(names.tool(tool, id));
   g.publish(names.proposal(id, "submitted"));
+  // its own refusals, for the audit trail: the tool host records them under the id in this subject
+  g.publish(names.refusal(id));
   if (agent.layer === "orchestration") {
     // the orchestrator assigns work to every agent (their Task in KV, the assignment on TASKS, the dedup record),
     // follows it to the end and reads every agent's record for the status report; it holds its singleton lease
@@ -127,7 +129,7 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
     g.kvWrite("leases", [`agent.${id}`]);
   }
   for (const other of config.agents) if (other.id !== id) g.deny(`${p}.proposal.${other.id}.>`);
-  g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`);
+  g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`, names.auditAnchor());
   g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory", "answers"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
 }
 
@@ -176,6 +178,12 @@ function governanceGrants(g: Grants, ctx: GrantContext): void {
   // a proposal's state changes, never a submission in an agent's name
   g.publish(`${p}.proposal.*.*`, `${p}.approval.request.*`, `${p}.dlq.>`);
   g.deny(`${p}.proposal.*.submitted`, `${p}.approval.decision.>`);
+  // it anchors the audit chain's tip (reading the chain's messages by sequence), and is the only one that may
+  const audit = names.stream("AUDIT");
+  const anchors = names.stream("AUDIT_ANCHORS");
+  g.publish(names.auditAnchor());
+  g.publish(`$JS.API.STREAM.MSG.GET.${audit}`, `$JS.API.DIRECT.GET.${audit}`, `$JS.API.DIRECT.GET.${audit}.>`);
+  g.publish(`$JS.API.STREAM.MSG.GET.${anchors}`, `$JS.API.DIRECT.GET.${anchors}`, `$JS.API.DIRECT.GET.${anchors}.>`);
   // it executes the tools that need a proposal, as itself: the tool host runs such a call only as the proposal executing
   for (const [tool, risk] of Object.entries(tools).sort()) if (risk === "PROPOSE" || risk === "CONFIRM") g.publish(names.tool(tool, CALLERS.governance));
 }
@@ -184,13 +192,16 @@ function toolHostGrants(g: Grants, ctx: GrantContext): void {
   const { names } = ctx;
   const p = names.prefix;
   g.serve(names.tool("*", "*"));
+  // the agents' own refusals, recorded in the audit trail
+  g.serve(names.refusal("*"));
   g.publish(`${p}.audit.*`, `${p}.outbox.*`, `${p}.dlq.>`);
   g.kvWrite("toolruns", [">"]);
   g.kvRead("proposals", [">"]);
   // the audit chain links each record to the stream's last one
   const audit = names.stream("AUDIT");
   g.publish(`$JS.API.STREAM.MSG.GET.${audit}`, `$JS.API.DIRECT.GET.${audit}`, `$JS.API.DIRECT.GET.${audit}.>`);
-  g.deny(`${p}.approval.>`, `${p}.proposal.>`);
+  // the audit writer never moves the anchors its chain is checked against
+  g.deny(`${p}.approval.>`, `${p}.proposal.>`, names.auditAnchor());
 }
 
 function bridgeGrants(g: Grants, channel: string, ctx: GrantContext): void {

@@ -17,7 +17,9 @@ import {
   type ToolCallResult,
 } from "../protocol/index.js";
 import { AuditChain } from "./audit-chain.js";
+import type { AuditSigner } from "./audit-signing.js";
 import { checkAllowed, checkCallTargets, checkProposal } from "./call-checks.js";
+import { refusalEndpoints } from "./refusal-intake.js";
 import { ToolCatalogue } from "./tool-catalogue.js";
 import { ToolRuns, type ToolRunClaim, type ToolRunMode, type ToolRunOutcome } from "./tool-runs.js";
 import type { ToolContext, ToolDefinition } from "./tool.js";
@@ -43,6 +45,8 @@ export interface ToolHostOptions {
   clock?: { now(): number };
   /** a handler's AbortSignal fires after this long (default 30 s) */
   timeoutMs?: number;
+  /** this host's nkey (the `tools` identity's seed): it signs every audit record; none (an open dev server): unsigned */
+  signer?: AuditSigner | undefined;
 }
 
 type Decoded = ReturnType<typeof ToolCallRequest.parse>;
@@ -69,7 +73,7 @@ export class ToolHost {
 
   constructor(private readonly o: ToolHostOptions) {
     this.catalogue = new ToolCatalogue(o.tools);
-    this.audit = new AuditChain({ js: o.js, names: o.names, codec: o.codec, log: o.log.child({ component: "audit-chain" }) });
+    this.audit = new AuditChain({ js: o.js, names: o.names, codec: o.codec, log: o.log.child({ component: "audit-chain" }), signer: o.signer });
     const clock = o.clock ?? { now: () => Date.now() };
     this.now = () => clock.now();
     this.runs = new ToolRuns(o.kv.toolruns, o.codec, o.host, this.now);
@@ -81,7 +85,9 @@ export class ToolHost {
       description: `tool host ${o.host}: governed tool calls, audited`,
       metadata: { host: o.host },
       queue: TOOLS_QUEUE,
-      endpoints: this.served.map((tool) =>
+      endpoints: [
+        ...refusalEndpoints({ names: o.names, config: o.config, catalogue: this.catalogue, now: this.now, record: (entry) => this.audit.append(entry) }),
+        ...this.served.map((tool) =>
         endpoint({
           // micro endpoint names allow letters, digits, - and _ only
           name: tool.name.replace(/[^a-zA-Z0-9_-]/g, "_"),
@@ -94,7 +100,7 @@ export class ToolHost {
           oneWay: "run",
           handle: (request, call) => this.handle(tool, settleCall(request, call.caller)),
         }),
-      ),
+      )],
       codec: o.codec,
       maxPayloadBytes: o.config.fleet.maxPayloadBytes,
       deadLetter: (subject, data, error) =>

@@ -217,8 +217,45 @@ export const AuditRecord = z.object({
   proposalId: z.string().optional(),
   mode: z.enum(["run", "rollback"]),
   at: z.number(),
+  /** set when the agent's own host refused the call before any tool host saw it (BLOCK, outside its allow list) */
+  refusedBy: z.literal("agent-host").optional(),
+  /** the public nkey of the tool host that wrote the record (covered by the hash) */
+  signer: z.string().optional(),
   /** sha256 hex of the previous record in the stream ("" for the first) and of this record */
   prevHash: z.string(),
   hash: z.string(),
+  /** the signer's ed25519 signature over `audit-record:<hash>`, base64url; outside the hash */
+  sig: z.string().optional(),
 });
 export type AuditRecord = z.infer<typeof AuditRecord>;
+
+/**
+ * `<prefix>.anchor.audit`: the AUDIT stream's tip (a sequence and the hash of the record there) as the anchoring identity
+ * saw it, signed by that identity. Only governance may publish here, so the audit writer cannot move an anchor.
+ */
+export const AuditAnchor = z.object({
+  /** the AUDIT stream's name, so an anchor is never checked against another fleet's chain */
+  stream: z.string(),
+  seq: z.number().int().positive(),
+  hash: z.string(),
+  at: z.number(),
+  signer: z.string(),
+  /** the signer's ed25519 signature over `audit-anchor:<canonical JSON of the rest>`, base64url */
+  sig: z.string(),
+});
+export type AuditAnchor = z.infer<typeof AuditAnchor>;
+
+/**
+ * `<prefix>.refusal.<agentId>`: an agent's own host reports a tool call it refused (BLOCK, outside its allow list). The
+ * tool host records it in the audit trail in the name of the agent the subject names, never one the payload names.
+ */
+export const RefusalReport = z.object({
+  tool: z.string().min(1).max(128),
+  input: z.unknown(),
+  code: z.enum(["TOOL_BLOCKED", "TOOL_NOT_ALLOWED"]),
+  message: z.string().max(1_000),
+  taskId: z.string().max(200).optional(),
+});
+export type RefusalReport = z.infer<typeof RefusalReport>;
+export const RefusalRecorded = z.object({ recorded: z.boolean() });
+export type RefusalRecorded = z.infer<typeof RefusalRecorded>;

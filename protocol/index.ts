@@ -69,6 +69,7 @@ export {
 export {
   ApprovalDecision,
   ApprovalRequest,
+  AuditAnchor,
   AuditRecord,
   PROPOSAL_STATES,
   ProposalActionRequest,
@@ -77,6 +78,8 @@ export {
   ProposalState,
   ProposalSubmission,
   ProposalTransition,
+  RefusalRecorded,
+  RefusalReport,
   RiskLevel,
   RuleResult,
   SentinelVerdict,

@@ -39,6 +39,8 @@ function streamDefinitions(names: FleetNames): Record<StreamKey, Partial<StreamC
     // the 4 h duplicate window is the channel-dedup layer: the same content to the same channel is accepted once
     OUTBOX: { subjects: [`${p}.outbox.*`], max_age: nanos(7 * DAY), duplicate_window: nanos(4 * HOUR) },
     AUDIT: { subjects: [`${p}.audit.*`], max_age: nanos(365 * DAY) },
+    // the chain's tip, signed by governance, where the audit writer cannot publish: a rewritten tail no longer matches
+    AUDIT_ANCHORS: { subjects: [`${p}.anchor.audit`], max_age: nanos(365 * DAY) },
     USAGE: { subjects: [`${p}.usage.*.*`], max_age: nanos(90 * DAY) },
     MEMLOG: { subjects: [`${p}.memory.log.*.*`], max_age: nanos(30 * DAY) },
     // dead letters we publish ourselves, plus the server's advisory for task messages that ran out of deliveries

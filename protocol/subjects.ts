@@ -124,6 +124,14 @@ export class FleetNames {
   audit(agentId: string): string {
     return `${this.prefix}.audit.${agentId}`;
   }
+  /** the audit chain's tip as governance anchored it (stream AUDIT_ANCHORS): only governance may publish here */
+  auditAnchor(): string {
+    return `${this.prefix}.anchor.audit`;
+  }
+  /** an agent's own host reports a tool call it refused; the tool host records it (the agent id is broker-proven) */
+  refusal(agentId: string): string {
+    return `${this.prefix}.refusal.${agentId}`;
+  }
   /** operator requests to the governance process (rollback) */
   governance(op: GovernanceOperation): string {
     return `${this.prefix}.governance.${op}`;
@@ -151,6 +159,6 @@ export class FleetNames {
 export type GovernanceOperation = "rollback";
 export type ControlOperation = "Restart" | "BreakerReset";
 
-export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "USAGE" | "MEMLOG" | "DLQ";
+export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "AUDIT_ANCHORS" | "USAGE" | "MEMLOG" | "DLQ";
 export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup" | "cache" | "toolruns" | "answers";
 export type RouterOperation = "route" | "complete" | "embed" | "usage";

@@ -125,9 +125,15 @@ describe("governance end to end", () => {
   it("every call is in the audit trail, and the chain verifies", async () => {
     const listed = await cli("audit", "--agent", "ship", "--json");
     assert.equal(listed.code, 0, listed.stderr);
-    const tools = (JSON.parse(listed.stdout) as { records: { tool: string }[] }).records.map((r) => r.tool);
-    // the run and the rollback of the post are two calls; the BLOCK tool never got past the agent (its task failed)
-    assert.deepEqual(tools.sort(), ["channel_post", "channel_post", "http_check"]);
+    const records = (JSON.parse(listed.stdout) as { records: { tool: string; ok: boolean; refusedBy?: string }[] }).records;
+    // the run and the rollback of the post are two calls; the BLOCK tool never got past the agent (its task failed), whose
+    // host reported the refusal to the trail
+    assert.deepEqual(records.map((r) => [r.tool, r.ok, r.refusedBy ?? ""]).sort(), [
+      ["channel_post", true, ""],
+      ["channel_post", true, ""],
+      ["http_check", true, ""],
+      ["money_transfer", false, "agent-host"],
+    ]);
     const verified = await cli("audit", "verify");
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
     assert.match(verified.stdout, /intact/);

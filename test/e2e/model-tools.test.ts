@@ -99,7 +99,11 @@ describe("the model step calls governed tools (processes)", () => {
     assert.match(refusal.content, /^TOOL_NOT_ALLOWED: /);
 
     const audit = await readAuditRecords(client.js, client.names, "msgpack", { agentId: "ship" });
-    assert.deepEqual(audit.records.map((r) => [r.tool, r.ok, r.mode]), [["http_check", true, "run"]], "the refused lookup never reached a tool host");
+    assert.deepEqual(
+      audit.records.map((r) => [r.tool, r.ok, r.mode, r.refusedBy ?? ""]),
+      [["http_check", true, "run", ""], ["dns_lookup", false, "run", "agent-host"]],
+      "the refused lookup never ran: the agent's host refused it and reported the refusal to the trail",
+    );
     assert.deepEqual(audit.records[0]?.input, { url: siteUrl }, "the input as the model wrote it");
   });
 });

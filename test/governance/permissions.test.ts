@@ -186,6 +186,18 @@ describe("broker permissions generated from the fleet config", () => {
     assert.equal(mayPublish(of("agent:scout"), "$KV.fleet-leases.agent.atlas"), false);
   });
 
+  it("only governance (and the operator) anchors the audit chain; an agent reports only its own refusals, which the tool host serves", () => {
+    for (const [identity, p] of perms) {
+      assert.equal(mayPublish(p, "fleet.anchor.audit"), identity === "governance" || identity === "operator", identity);
+      if (identity.startsWith("agent:")) {
+        for (const other of fleet.config.agents) assert.equal(mayPublish(p, `fleet.refusal.${other.id}`), identity === `agent:${other.id}`, `${identity} → ${other.id}`);
+      }
+    }
+    assert.equal(maySubscribe(of("tools"), "fleet.refusal.scout"), true);
+    assert.equal(mayPublish(of("governance"), "$JS.API.STREAM.MSG.GET.FLEET_AUDIT"), true, "governance reads the tip it anchors");
+    assert.equal(mayPublish(of("governance"), "fleet.audit.scout"), false, "and never writes the trail itself");
+  });
+
   it("nobody but the operator creates, changes, purges or deletes a stream or deletes a durable", () => {
     const subjects = [
       "$JS.API.STREAM.CREATE.FLEET_TASKS",
