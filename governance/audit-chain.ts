@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { JetStreamApiError, JetStreamApiCodes, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { encode, FleetError, HEADERS, wireHeaders, type AuditRecord, type CodecName, type FleetNames } from "../protocol/index.js";
+import { encode, FleetError, HEADERS, secrets, wireHeaders, type AuditRecord, type CodecName, type FleetNames } from "../protocol/index.js";
 import { chainHashOf, jsonValue, recordHash } from "./audit-hash.js";
 
 /** What a caller appends: the record without its links, which the chain computes. */
@@ -132,7 +132,8 @@ export class AuditChain {
     let prev = base.hash;
     let seq = base.seq;
     const sent = batch.map((p, i) => {
-      const body = { ...p.entry, prevHash: prev };
+      // a tool input or output may quote a secret the process knows: the trail keeps it scrubbed, hashed as kept
+      const body = { ...secrets.scrubDeep(p.entry), prevHash: prev };
       const hash = recordHash(body);
       const expect = i === 0 ? { lastSequence: seq } : { lastSequence: seq, lastMsgID: prev };
       const ack = this.o.js.publish(this.o.names.audit(p.agentId), encode({ ...body, hash }, this.o.codec), {
