@@ -6,10 +6,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/nats-core";
+import { type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/nats-core";
 import { z } from "zod";
 import {
-  A2A_VERSION,
   AgentRecord,
   CONTENT_TYPES,
   codecForContentType,
@@ -30,6 +29,7 @@ import {
 import { governedFleet } from "../helpers/governed-fleet.js";
 import { CLI } from "../helpers/fleet-processes.js";
 import { waitFor } from "../helpers/wait.js";
+import { headersWith } from "../helpers/wire-headers.js";
 
 /**
  * A fuzz run as the operator over every subject a fleet started with `fleet up` serves or consumes: each gets a corpus of
@@ -58,14 +58,6 @@ interface Bad {
   label: string;
   data: Uint8Array;
   headers: MsgHdrs;
-}
-
-function headersWith(overrides: Record<string, string>): MsgHdrs {
-  const h = natsHeaders();
-  h.set(HEADERS.a2aVersion, A2A_VERSION);
-  h.set(HEADERS.contentType, CONTENT_TYPES.msgpack);
-  for (const [key, value] of Object.entries(overrides)) h.set(key, value);
-  return h;
 }
 
 /** Bad for every schema the fleet has: each decodes to no plain map, or comes with headers nobody speaks, or is too large. */
