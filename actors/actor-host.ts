@@ -227,7 +227,7 @@ export class ActorHost {
     this.control.start();
     this.inbox = this.o.nc.subscribe(names.agentInbox(this.agentId), {
       callback: (err, msg) => {
-        if (!err) this.inboxBatcher.receive(msg.subject, msg.data, msg.headers?.get("Content-Type"));
+        if (!err) this.inboxBatcher.receive(msg);
       },
     });
     this.cycles.check();

@@ -1,4 +1,5 @@
-import { decode, TaskAssignment, type CodecName, type FleetError, type Message } from "../protocol/index.js";
+import type { MsgHdrs } from "@nats-io/nats-core";
+import { decode, Message, negotiate, type CodecName, type FleetError } from "../protocol/index.js";
 
 export interface InboxBatcherOptions {
   /** the fleet's codec, for messages whose Content-Type does not say */
@@ -11,18 +12,20 @@ export interface InboxBatcherOptions {
 }
 
 /**
- * An agent's one-way inbox (`<prefix>.agent.<id>.inbox`): each message is decoded and validated once, at the boundary,
- * and the valid ones of one socket read reach the chart as one event — a flood of messages costs one macrostep per read,
- * not one per message.
+ * An agent's one-way inbox (`<prefix>.agent.<id>.inbox`): each message is negotiated (A2A-Version, Content-Type), decoded
+ * and validated once, at the boundary, exactly as a request to a service is; the valid ones of one socket read reach the
+ * chart as one event — a flood of messages costs one macrostep per read, not one per message.
  */
 export class InboxBatcher {
   private batch: Message[] = [];
 
   constructor(private readonly o: InboxBatcherOptions) {}
 
-  receive(subject: string, data: Uint8Array, contentType: string | undefined | null): void {
-    const decoded = decode(TaskAssignment.shape.message, data, { codec: codecOf(contentType, this.o.codec), maxBytes: this.o.maxPayloadBytes });
-    if (!decoded.ok) return this.o.reject(subject, data, decoded.error);
+  receive(msg: { subject: string; data: Uint8Array; headers?: MsgHdrs | undefined }): void {
+    const negotiated = negotiate(msg, this.o.codec);
+    if (!negotiated.ok) return this.o.reject(msg.subject, msg.data, negotiated.error);
+    const decoded = decode(Message, msg.data, { codec: negotiated.codec, maxBytes: this.o.maxPayloadBytes });
+    if (!decoded.ok) return this.o.reject(msg.subject, msg.data, decoded.error);
     this.batch.push(decoded.value);
     if (this.batch.length === 1) queueMicrotask(() => this.flush());
   }
@@ -32,10 +35,4 @@ export class InboxBatcher {
     this.batch = [];
     if (messages.length > 0) this.o.deliver(messages);
   }
-}
-
-/** The codec a message names in its Content-Type, else the fleet's. */
-export function codecOf(contentType: string | undefined | null, fallback: CodecName): CodecName {
-  if (contentType === "application/json") return "json";
-  return contentType === "application/msgpack" ? "msgpack" : fallback;
 }

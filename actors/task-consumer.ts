@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { decode, FleetError, TaskAssignment, type CodecName } from "../protocol/index.js";
-import { codecOf } from "./inbox-batcher.js";
+import { decode, FleetError, negotiate, TaskAssignment, type CodecName } from "../protocol/index.js";
 import { decide, RETRY_DELAY_MS, type DeliveryOutcome } from "./delivery-outcome.js";
 
 /** The parts of a JetStream message the consumer reads and settles (tests use their own). */
@@ -85,7 +84,9 @@ export class TaskConsumer {
 
   private async receive(msg: TaskMessage): Promise<void> {
     this.o.log.debug({ seq: msg.seq, deliveryCount: msg.info.deliveryCount }, "task message received");
-    const decoded = decode(TaskAssignment, msg.data, { codec: codecOf(msg.headers?.get("Content-Type"), this.o.codec), maxBytes: this.o.maxPayloadBytes });
+    const negotiated = negotiate(msg, this.o.codec);
+    if (!negotiated.ok) return this.settle(msg, { kind: "dead-letter", error: negotiated.error }, this.o.log);
+    const decoded = decode(TaskAssignment, msg.data, { codec: negotiated.codec, maxBytes: this.o.maxPayloadBytes });
     if (!decoded.ok) return this.settle(msg, { kind: "dead-letter", error: decoded.error }, this.o.log);
     const assignment = decoded.value;
     const log = this.o.log.child({ taskId: assignment.taskId });

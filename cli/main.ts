@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { FleetError } from "../protocol/index.js";
+import { inspect as inspectValue } from "node:util";
+import { FleetError, secrets } from "../protocol/index.js";
 import { run } from "./run.js";
 import { decide, proposals, rollback } from "./proposals.js";
 import { send } from "./send.js";
@@ -145,10 +146,10 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof FleetError) {
-      console.error(`fleet: ${err.code}: ${err.message}`);
+      console.error(secrets.scrub(`fleet: ${err.code}: ${err.message}`));
       process.exit(err.code === "CONFIG_INVALID" || err.code === "CONFIG_NOT_FOUND" ? 2 : 1);
     }
-    console.error(err);
+    console.error(secrets.scrub(inspectValue(err)));
     process.exit(1);
   },
 );

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { pino, destination, type Logger } from "pino";
-import { connectNats, FleetNames, openBuckets, FleetError } from "../protocol/index.js";
+import { connectNats, FleetNames, openBuckets, FleetError, secretEnvNames, secrets } from "../protocol/index.js";
 import { loadFleetConfig, shippedFleetPath, type FleetConfig } from "../config/index.js";
 
 /*
@@ -70,8 +70,11 @@ export function configPath(options: CliOptions): string {
   return options.config ?? shippedFleetPath(DEFAULT_FLEET);
 }
 
-export function loadConfig(options: CliOptions): FleetConfig {
-  return loadFleetConfig(configPath(options));
+/** The fleet config; given the environment, the secrets it names are registered with the scrubber as well. */
+export function loadConfig(options: CliOptions, env?: NodeJS.ProcessEnv): FleetConfig {
+  const config = loadFleetConfig(configPath(options));
+  if (env) guardSecrets(env, config);
+  return config;
 }
 
 /** --prefix, then the prefix of the fleet named with --config, then "fleet". */
@@ -81,13 +84,44 @@ export function prefixOf(options: CliOptions, config?: FleetConfig): string {
   return options.config ? loadConfig(options).fleet.prefix : "fleet";
 }
 
+/**
+ * Registers the secrets this process can see with the scrubber: the variables the config names for them (`apiKeyEnv`,
+ * `tokenEnv`, …) and any whose name says it is one. Called by rootLogger and again once the config is loaded.
+ */
+export function guardSecrets(env: NodeJS.ProcessEnv, config?: FleetConfig): void {
+  const names = new Set(secretEnvNames(env));
+  if (config) for (const name of configuredSecretEnvNames(config)) names.add(name);
+  secrets.add(...[...names].map((name) => env[name]));
+}
+
+/** Every `…KeyEnv` / `…TokenEnv` / `…SecretEnv` the config names: the variables holding its secrets. */
+function configuredSecretEnvNames(value: unknown, out: string[] = [], depth = 0): string[] {
+  if (value === null || typeof value !== "object" || depth > 12) return out;
+  for (const [key, item] of Object.entries(value)) {
+    if (typeof item === "string" && /(key|token|secret|password)Env$/i.test(key)) out.push(item);
+    else configuredSecretEnvNames(item, out, depth + 1);
+  }
+  return out;
+}
+
+/**
+ * Known secret fields are censored by path; every line is also run through the process's scrubber just before it is
+ * written, so a secret quoted inside a message, an error's text or stack, or a nested object is replaced as well.
+ */
+export const REDACT_PATHS = [
+  "apiKey", "*.apiKey", "token", "*.token", "password", "*.password", "authorization", "*.authorization",
+  "headers.authorization", "*.headers.authorization", "*.headers.Authorization", "seed", "*.seed", "botToken", "*.botToken",
+];
+
 /** One root logger per process, JSON to stderr, secrets redacted; components take children of it. */
 export function rootLogger(options: CliOptions, env: NodeJS.ProcessEnv, name: string, stream?: { write(line: string): void }): Logger {
+  guardSecrets(env);
   return pino(
     {
       name,
       level: options["log-level"] ?? env.FLEET_LOG_LEVEL ?? "info",
-      redact: { paths: ["*.apiKey", "*.token", "*.password", "*.authorization"], censor: "[redacted]" },
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      hooks: { streamWrite: (line) => secrets.scrub(line) },
     },
     stream ?? destination(2),
   );

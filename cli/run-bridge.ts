@@ -23,7 +23,7 @@ export async function runBridge(channel: string | undefined, options: RunOptions
   if (!isBridgeChannel(channel)) {
     throw new FleetError("UNSUPPORTED_OPERATION", `no bridge for channel "${channel ?? ""}": fleet run bridge ${CHANNELS.join(" | ")}`);
   }
-  const config = loadConfig(options);
+  const config = loadConfig(options, env);
   // secrets and settings are checked before anything connects, so a missing token fails at once and names its variable
   const chat = channel === "console" ? undefined : channel === "telegram" ? telegramSettings(config, env) : discordSettings(config, env);
   const log = rootLogger(options, env, `bridge-${channel}`);

@@ -15,7 +15,7 @@ const LEASE_RENEW_MS = 5_000;
  * up`) waits for the lease and takes over within its TTL when the holder dies, resuming every open proposal from KV.
  */
 export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
-  const config = loadConfig(options);
+  const config = loadConfig(options, env);
   const log = rootLogger(options, env, "governance");
   const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-governance-${process.pid}`, logger: log });
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);

@@ -10,7 +10,7 @@ import { untilStopped } from "./until-stopped.js";
  * another can take (its callers retry on the TIMEOUT).
  */
 export async function runRouter(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
-  const config = loadConfig(options);
+  const config = loadConfig(options, env);
   const log = rootLogger(options, env, "router");
   const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-router-${process.pid}`, logger: log });
   const router = await startRouter({ nc, config, env, log, createResources: createsResources(options), ...(options.prefix ? { prefix: options.prefix } : {}) });

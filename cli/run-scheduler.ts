@@ -13,7 +13,7 @@ import type { RunOptions } from "./run.js";
  * lease).
  */
 export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
-  const config = loadConfig(options);
+  const config = loadConfig(options, env);
   const log = rootLogger(options, env, "scheduler");
   const nc = await connectNats({ ...natsConnection(options, env), name: "fleet-scheduler", logger: log });
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);

@@ -11,7 +11,7 @@ import { untilStopped } from "./until-stopped.js";
  * tools must act (a repository's checkout, a host to measure): calls are shared among the hosts serving a tool.
  */
 export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
-  const config = loadConfig(options);
+  const config = loadConfig(options, env);
   const log = rootLogger(options, env, "tools");
   const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-tools-${process.pid}`, logger: log });
   try {

@@ -6,7 +6,7 @@ import { untilStopped } from "./until-stopped.js";
 
 /** `fleet run webhook`: the wake-up endpoint of the config's `webhook:` section. */
 export async function runWebhook(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
-  const config = loadConfig(options);
+  const config = loadConfig(options, env);
   if (!config.webhook) throw new FleetError("CONFIG_INVALID", "the config has no webhook: section (webhook: { port: 8787 })");
   const token = config.webhook.tokenEnv ? env[config.webhook.tokenEnv] : undefined;
   if (config.webhook.tokenEnv && !token) throw new FleetError("CONFIG_INVALID", `webhook.tokenEnv names ${config.webhook.tokenEnv}, which is not set`);

@@ -32,7 +32,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   if (role === "router") return runRouter(options, env);
   if (role === "tools") return runTools(options, env);
   if (role === "governance") return runGovernance(options, env);
-  const config = loadConfig(options);
+  const config = loadConfig(options, env);
   const ids = role === "agent" || role === "agents" ? (idList ?? "").split(",").filter(Boolean) : role ? [role] : [];
   if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run bridge console|telegram|discord | fleet run router | fleet run tools | fleet run governance");
   const agents = ids.map((id) => {

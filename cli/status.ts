@@ -1,12 +1,13 @@
 import type { z } from "zod";
 import type { KV } from "@nats-io/kv";
-import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, QUIET_HOURS_KEY, QuietHoursRecord, type CodecName, type UsageReply } from "../protocol/index.js";
+import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, QUIET_HOURS_KEY, QuietHoursRecord, secrets, type CodecName, type UsageReply } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
-import { inspect, prefixOf, type CliOptions } from "./options.js";
+import { guardSecrets, inspect, loadConfig, prefixOf, type CliOptions } from "./options.js";
 import { serviceSummary } from "./service-summary.js";
 
 /** `fleet status`: each agent's state, current task, tier, last heartbeat and restarts, read from KV `agents`. */
 export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promise<number> {
+  guardSecrets(env, options.config ? loadConfig(options) : undefined);
   const { nc, kv } = await inspect(options, env);
   try {
     const records: AgentRecord[] = [];
@@ -21,7 +22,7 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
     // today's spend is the router's to tell (it keeps the budgets); without a router the column says so
     const usage = await new RouterClient(nc, new FleetNames(prefixOf(options)), { timeoutMs: 2_000, retries: 0 }).usage().catch(() => undefined);
     if (options.json) {
-      console.log(
+      print(
         JSON.stringify(
           records.map(({ snapshot: _s, card: _c, ...r }) => ({ ...r, alive: isAlive({ ...r, card: _c }, now), budget: usage?.agents[r.agentId] })),
           null,
@@ -31,7 +32,7 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
       return 0;
     }
     if (records.length === 0) {
-      console.log("no agents have reported yet");
+      print("no agents have reported yet");
       return 0;
     }
     const rows = records.map((r) => [
@@ -47,14 +48,14 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
       `${r.tasksCompleted}/${r.tasksFailed}`,
       `${r.host}:${r.pid}`,
     ]);
-    if (usage) console.log(`fleet: ${spendText(usage, undefined)} on ${usage.day}${usage.waiting.length > 0 ? `; ${usage.waiting.length} premium call(s) waiting` : ""}`);
+    if (usage) print(`fleet: ${spendText(usage, undefined)} on ${usage.day}${usage.waiting.length > 0 ? `; ${usage.waiting.length} premium call(s) waiting` : ""}`);
     printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "BREAKER", "SPENT TODAY", "DEDUPED", "DONE/FAILED", "PROCESS"], rows);
     const quiet = await kv.schedules.get(QUIET_HOURS_KEY).catch(() => null);
     const quietRecord = quiet?.operation === "PUT" ? decodeAny(QuietHoursRecord, quiet.value) : undefined;
-    if (quietRecord) console.log(quietHoursText(quietRecord));
+    if (quietRecord) print(quietHoursText(quietRecord));
     const proposals = await proposalSummary(kv.proposals, now);
-    if (proposals) console.log(proposals);
-    for (const line of await serviceSummary(nc)) console.log(line);
+    if (proposals) print(proposals);
+    for (const line of await serviceSummary(nc)) print(line);
     return 0;
   } finally {
     await nc.close();
@@ -120,6 +121,11 @@ export function decodeAny<S extends Parameters<typeof decode>[0]>(schema: S, byt
 export function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
-  console.log(line(header));
-  for (const r of rows) console.log(line(r));
+  print(line(header));
+  for (const r of rows) print(line(r));
+}
+
+/** Every line `fleet status` prints passes the scrubber: records and service metadata are written by other processes. */
+function print(line: string): void {
+  console.log(secrets.scrub(line));
 }

@@ -20,7 +20,7 @@ const CLI = fileURLToPath(new URL("./main.js", import.meta.url));
  * its identity beside that file when there is one (`fleet creds <dir>` writes them).
  */
 export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<number> {
-  const config = loadConfig(options);
+  const config = loadConfig(options, env);
   // the operator watches this terminal: the supervisor's own lines are printed like the children's
   const log = rootLogger(options, env, "fleet-up", { write: (line: string) => process.stdout.write(humanLine("fleet", line.trimEnd()) + "\n") });
   const prefix = options.prefix ?? config.fleet.prefix;

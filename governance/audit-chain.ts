@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { JetStreamApiError, JetStreamApiCodes, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { encode, FleetError, HEADERS, wireHeaders, type AuditRecord, type CodecName, type FleetNames } from "../protocol/index.js";
+import { encode, FleetError, HEADERS, secrets, wireHeaders, type AuditRecord, type CodecName, type FleetNames } from "../protocol/index.js";
 import { chainHashOf, jsonValue, recordHash } from "./audit-hash.js";
 import { recordSigningBytes, signBytes, type AuditSigner } from "./audit-signing.js";
 
@@ -136,7 +136,8 @@ export class AuditChain {
     let seq = base.seq;
     const sent = batch.map((p, i) => {
       const signer = this.o.signer;
-      const body = { ...p.entry, ...(signer ? { signer: signer.publicKey } : {}), prevHash: prev };
+      // a tool input or output may quote a secret the process knows: the trail keeps it scrubbed, hashed as kept
+      const body = { ...secrets.scrubDeep(p.entry), ...(signer ? { signer: signer.publicKey } : {}), prevHash: prev };
       const hash = recordHash(body);
       const record = { ...body, hash, ...(signer ? { sig: signBytes(signer, recordSigningBytes(hash)) } : {}) };
       const expect = i === 0 ? { lastSequence: seq } : { lastSequence: seq, lastMsgID: prev };

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { JsonObject, JsonValue, TaskId } from "./wire-types.js";
 
 /**
  * The A2A v1.0 data model (a2aproject/A2A specification/a2a.proto, ProtoJSON field names). These schemas are the only
@@ -9,7 +10,7 @@ export const A2A_VERSION = "1.0";
 /** Our NATS protocol binding, named in every AgentCard's supportedInterfaces. */
 export const NATS_BINDING_URI = "https://natsfleet.dev/a2a/bindings/nats/v1";
 
-const Metadata = z.record(z.string(), z.unknown());
+const Metadata = JsonObject;
 
 /** A Part carries exactly one of text, raw bytes, a URL or JSON data. */
 const PartCommon = {
@@ -20,7 +21,7 @@ const PartCommon = {
 export const TextPart = z.object({ text: z.string(), ...PartCommon }).strict();
 export const RawPart = z.object({ raw: z.instanceof(Uint8Array), ...PartCommon }).strict();
 export const UrlPart = z.object({ url: z.url(), ...PartCommon }).strict();
-export const DataPart = z.object({ data: z.unknown().refine((v) => v !== undefined, "data is required"), ...PartCommon }).strict();
+export const DataPart = z.object({ data: JsonValue, ...PartCommon }).strict();
 export const Part = z.union([TextPart, RawPart, UrlPart, DataPart]);
 export type Part = z.infer<typeof Part>;
 
@@ -29,8 +30,8 @@ export type Role = z.infer<typeof Role>;
 
 export const Message = z.object({
   messageId: z.string().min(1),
-  contextId: z.string().optional(),
-  taskId: z.string().optional(),
+  contextId: TaskId.optional(),
+  taskId: TaskId.optional(),
   role: Role,
   parts: z.array(Part).min(1),
   metadata: Metadata.optional(),

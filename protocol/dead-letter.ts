@@ -1,6 +1,7 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import type { FleetError } from "./errors.js";
+import { secrets } from "./secret-scrubber.js";
 import { HEADERS, type FleetNames } from "./subjects.js";
 
 /**
@@ -18,7 +19,7 @@ export async function deadLetter(
   h.set(HEADERS.dlqSubject, original.subject);
   h.set(HEADERS.dlqCode, reason.code);
   // headers are one line: keep the reason readable and bounded
-  h.set(HEADERS.dlqReason, reason.message.replace(/[\r\n]+/g, " ").slice(0, 1000));
+  h.set(HEADERS.dlqReason, secrets.scrub(reason.message).replace(/[\r\n]+/g, " ").slice(0, 1000));
   await js.publish(names.dlq(source), original.data, {
     headers: h,
     ...(original.msgId ? { msgID: `dlq-${original.msgId}` } : {}),

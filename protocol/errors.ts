@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { secrets } from "./secret-scrubber.js";
 
 /**
  * The one catalogue of error codes. Each entry says whether retrying can help and, where the error answers an A2A
@@ -92,9 +93,10 @@ export class FleetError extends Error {
     return ERROR_CATALOGUE[this.code].a2aCode;
   }
 
+  /** The error as it crosses the wire: secrets the message or details might quote (a URL with a token) are scrubbed. */
   toPayload(): ErrorPayload {
-    const payload: ErrorPayload = { code: this.code, a2aCode: this.a2aCode, message: this.message, retryable: this.retryable };
-    if (this.details) payload.details = this.details;
+    const payload: ErrorPayload = { code: this.code, a2aCode: this.a2aCode, message: secrets.scrub(this.message), retryable: this.retryable };
+    if (this.details) payload.details = this.details.map((d) => ({ path: d.path, message: secrets.scrub(d.message) }));
     if (this.retryAfterMs !== undefined) payload.retryAfterMs = this.retryAfterMs;
     return payload;
   }
@@ -106,12 +108,30 @@ export class FleetError extends Error {
     });
   }
 
-  /** Wraps anything thrown into a FleetError, keeping the original as the cause. */
+  /**
+   * Wraps anything thrown into a FleetError, keeping the original as the cause. A refusal by the broker becomes
+   * PERMISSION_DENIED with a plain message: the broker's own text names internal subjects (`$JS.API…`, `$KV…`) that are
+   * nobody's business outside the process (the cause keeps them for the log).
+   */
   static from(err: unknown, fallback: FleetErrorCode = "INTERNAL"): FleetError {
     if (err instanceof FleetError) return err;
+    if (isBrokerRefusal(err)) return new FleetError("PERMISSION_DENIED", "the broker refused an operation this request needed", { cause: err });
     const message = err instanceof Error ? err.message : String(err);
     return new FleetError(fallback, message, { cause: err });
   }
+}
+
+/**
+ * Whether the broker refused a publish or subscribe somewhere in this error's causes. By name, so that the catalogue
+ * needs no NATS client (protocol/connect.ts's isPermissionViolation checks the class).
+ */
+function isBrokerRefusal(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 8; depth++) {
+    if (e.name === "PermissionViolationError" || /^permissions violation/i.test(e.message)) return true;
+    e = e.cause;
+  }
+  return false;
 }
 
 /** Turns zod's issues into the `path: reason` pairs every error message and reply uses. */

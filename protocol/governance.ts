@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { JsonInput } from "./wire-types.js";
 import { ErrorPayload } from "./errors.js";
 
 /**
@@ -31,7 +32,7 @@ export const ToolCallRequest = z.object({
    * from governance it names the proposal's agent, which the tool host checks against the proposal.
    */
   agentId: AgentId.optional(),
-  input: z.unknown(),
+  input: JsonInput,
   taskId: z.string().optional(),
   /** set by the proposal executor: the tool host checks that the proposal is executing this very call */
   proposalId: z.string().optional(),
@@ -86,7 +87,7 @@ export const ProposalSubmission = z.object({
   id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '-' or '_'"),
   agentId: AgentId,
   tool: ToolName,
-  input: z.unknown(),
+  input: JsonInput,
   /** why the agent wants it, in a sentence: shown to Sentinel's log and to the human who approves */
   reason: z.string().min(1).max(2000),
   taskId: z.string().optional(),

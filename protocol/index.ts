@@ -94,5 +94,7 @@ export { estimateInputTokens, estimateTextTokens } from "./tokens.js";
 export { partsText, TITLE_MAX_CHARS, textOf, titleOf, titleOfText } from "./task-text.js";
 export { CALLERS, FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";
 export { negotiate, replyError, replyResult, requestOperation, requestTyped, sendToInbox, wireHeaders, type RequestOptions } from "./wire.js";
+export { isPlainObject, JsonInput, JsonObject, JsonValue, plainObject, TaskId } from "./wire-types.js";
+export { REDACTED, SecretScrubber, secretEnvNames, secrets } from "./secret-scrubber.js";
 export { bodilessEndpoint, endpoint, FleetService, type Endpoint, type EndpointSpec, type FleetServiceOptions, type ServiceCall } from "./service.js";
 export { discoverServices, MicroStats } from "./micro-discovery.js";

@@ -1,36 +1,39 @@
 import { z } from "zod";
 import { Message, Task, TaskState } from "./a2a.js";
 import { ErrorPayload } from "./errors.js";
+import { JsonObject, plainObject, TaskId } from "./wire-types.js";
 
 /** The A2A operations served on `fleet.agent.<id>.a2a.<operation>`, with their request and result schemas. */
 
 export const SendMessageRequest = z.object({
   message: Message,
-  configuration: z
-    .object({
+  configuration: plainObject(
+    z.object({
       /** false (default): reply as soon as the Task is persisted; true: reply when it reaches a terminal state */
       blocking: z.boolean().optional(),
       historyLength: z.number().int().min(0).optional(),
-    })
-    .optional(),
-  metadata: z.record(z.string(), z.unknown()).optional(),
+    }),
+  ).optional(),
+  metadata: JsonObject.optional(),
 });
 export type SendMessageRequest = z.infer<typeof SendMessageRequest>;
 
-export const GetTaskRequest = z.object({ id: z.string().min(1), historyLength: z.number().int().min(0).optional() });
+export const GetTaskRequest = z.object({ id: TaskId, historyLength: z.number().int().min(0).optional() });
 export type GetTaskRequest = z.infer<typeof GetTaskRequest>;
 
-export const ListTasksRequest = z.object({
-  contextId: z.string().optional(),
-  status: TaskState.optional(),
-  pageSize: z.number().int().min(1).max(500).optional(),
-});
+export const ListTasksRequest = plainObject(
+  z.object({
+    contextId: TaskId.optional(),
+    status: TaskState.optional(),
+    pageSize: z.number().int().min(1).max(500).optional(),
+  }),
+);
 export type ListTasksRequest = z.infer<typeof ListTasksRequest>;
 
 export const ListTasksResult = z.object({ tasks: z.array(Task) });
 export type ListTasksResult = z.infer<typeof ListTasksResult>;
 
-export const CancelTaskRequest = z.object({ id: z.string().min(1) });
+export const CancelTaskRequest = z.object({ id: TaskId });
 export type CancelTaskRequest = z.infer<typeof CancelTaskRequest>;
 
 export const OPERATIONS = {

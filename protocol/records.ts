@@ -1,12 +1,13 @@
 import { z } from "zod";
 import { AgentCard, Message } from "./a2a.js";
+import { TaskId } from "./wire-types.js";
 
 /** The fleet's own records, beside the A2A data model. */
 
 /** A unit of assigned work on TASKS (`fleet.task.<agentId>`); the Task itself lives in KV, this points at it. */
 export const TaskAssignment = z.object({
-  taskId: z.string().min(1),
-  contextId: z.string(),
+  taskId: TaskId,
+  contextId: TaskId,
   agentId: z.string().min(1),
   message: Message,
   assignedBy: z.string(),

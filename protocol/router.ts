@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { plainObject } from "./wire-types.js";
 
 /**
  * The router's wire: what agents send to `fleet.router.<op>` and what comes back, and the USAGE record every model call
@@ -147,7 +148,7 @@ export const EmbedReply = z.object({
 export type EmbedReply = z.infer<typeof EmbedReply>;
 
 /** `usage`: today's spend against the caps, as the budget chart sees it. */
-export const UsageQuery = z.object({ agentId: z.string().optional() });
+export const UsageQuery = plainObject(z.object({ agentId: z.string().optional() }));
 export type UsageQuery = z.infer<typeof UsageQuery>;
 
 export const BudgetView = z.object({

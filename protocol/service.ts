@@ -248,6 +248,11 @@ export class FleetService implements DiscoverableService {
       if (replies) replyResult(msg, result ?? {}, codec);
     } catch (err) {
       error = FleetError.from(err);
+      if (!(err instanceof FleetError) && error.code === "INTERNAL") {
+        // an exception nobody named: its text is the library's (subjects, stream names), for the log, not the caller
+        log.error({ err, service: this.options.name, subject: msg.subject }, "request failed unexpectedly");
+        error = new FleetError("INTERNAL", `an unexpected failure in ${this.options.name}; its log has the cause`, { cause: err });
+      }
       const forged = msg.reply !== undefined && msg.reply !== "" && !msg.reply.startsWith(INBOX);
       const fields = { service: this.options.name, endpoint: target?.endpoint.name, subject: msg.subject, code: error.code };
       const refused = !accepted || isBadInput(error);

@@ -39,7 +39,7 @@ export function sendToInbox(nc: NatsConnection, names: FleetNames, agentId: stri
 }
 
 /** Which codec a message was sent with, or an error when its headers ask for something we do not speak. */
-export function negotiate(msg: Msg, fallback: CodecName): { ok: true; codec: CodecName } | { ok: false; error: FleetError } {
+export function negotiate(msg: { headers?: MsgHdrs | undefined }, fallback: CodecName): { ok: true; codec: CodecName } | { ok: false; error: FleetError } {
   const version = msg.headers?.get(HEADERS.a2aVersion);
   if (version && version !== A2A_VERSION) {
     return { ok: false, error: new FleetError("VERSION_NOT_SUPPORTED", `A2A-Version ${version} is not supported; this agent speaks ${A2A_VERSION}`) };

@@ -3,7 +3,7 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
-import { deadLetter, encode, FleetNames, openFleetResources, type UsageRecord, type UsageReply } from "../protocol/index.js";
+import { deadLetter, encode, FleetNames, openFleetResources, secrets, type UsageRecord, type UsageReply } from "../protocol/index.js";
 import { BudgetLedger } from "./budget-ledger.js";
 import { TierClassifier } from "./classifier.js";
 import { buildDeployments, missingKeys } from "./deployments.js";
@@ -89,7 +89,7 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
     : undefined;
 
   const publishUsage = async (record: UsageRecord) => {
-    await js.publish(names.usage(record.agentId, record.servedTier), encode(record, config.fleet.codec), {
+    await js.publish(names.usage(record.agentId, record.servedTier), encode(secrets.scrubDeep(record), config.fleet.codec), {
       msgID: `${record.callId}.${record.attempt}`,
     });
   };

@@ -2,9 +2,8 @@ import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import type { StoredMsg } from "@nats-io/jetstream";
-import { headers as natsHeaders, type MsgHdrs } from "@nats-io/nats-core";
+import { type MsgHdrs } from "@nats-io/nats-core";
 import {
-  A2A_VERSION,
   CONTENT_TYPES,
   ERROR_CATALOGUE,
   HEADERS,
@@ -24,6 +23,7 @@ import { FleetClient } from "../helpers/fleet-client.js";
 import { agentSpec, routerSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { waitFor } from "../helpers/wait.js";
+import { headersWith } from "../helpers/wire-headers.js";
 
 /**
  * Bad input on every subject an agent process listens on: the A2A operations, its TASKS consumer and its inbox. Each
@@ -41,15 +41,6 @@ function garbage(): Uint8Array {
 
 function sendMessageBytes(text: string): Uint8Array {
   return encode({ message: { messageId: randomUUID(), role: "ROLE_USER", parts: [{ text }] } });
-}
-
-/** The wire headers with some replaced: wireHeaders() returns a shared instance that must not be modified. */
-function headersWith(overrides: Record<string, string>): MsgHdrs {
-  const h = natsHeaders();
-  h.set(HEADERS.a2aVersion, A2A_VERSION);
-  h.set(HEADERS.contentType, CONTENT_TYPES.msgpack);
-  for (const [key, value] of Object.entries(overrides)) h.set(key, value);
-  return h;
 }
 
 function assertError(error: ErrorPayload, code: FleetErrorCode): void {
