@@ -97,7 +97,7 @@ describe("the broker enforces each identity's permissions", () => {
   });
 
   it("an agent's call to a tool outside its allow list is refused by the broker; its allowed AUTO tool answers", async () => {
-    const host = await as("tools");
+    const host = await as("serve:tools");
     const calls: string[] = [];
     for (const tool of ["web_fetch", "http_check", "deploy_site"]) {
       host.subscribe(names.tool(tool, "*"), {
@@ -155,7 +155,7 @@ describe("the broker enforces each identity's permissions", () => {
   });
 
   it("a reply cannot be steered onto a protected subject: an agent asking with a decision subject as its reply gets nothing stored", async () => {
-    const ship = await as("agent:ship");
+    const ship = await as("serve:agent:ship");
     const shipRefusals = refusals(ship);
     let asked = 0;
     ship.subscribe(names.agentOperation("ship", "SendMessage"), {
@@ -179,7 +179,7 @@ describe("the broker enforces each identity's permissions", () => {
     const { kv: asOperator } = await openFleetResources(operator, names);
     await asOperator.tasks.put(names.taskKey("ship", "t-secret"), encode({ secret: true }, CODEC));
     await asOperator.tasks.put(names.taskKey("scout", "t-own"), encode({ own: true }, CODEC));
-    const { kv } = await openFleetResources(await as("agent:scout"), names, { create: false });
+    const { kv } = await openFleetResources(await as("agent:scout"), names, { create: false, probe: { bucket: "agents", key: "scout" } });
     assert.ok(await kv.tasks.get(names.taskKey("scout", "t-own")));
     await assert.rejects(kv.tasks.get(names.taskKey("ship", "t-secret")), (err) => isPermissionViolation(err));
     await assert.rejects(kv.tasks.put(names.taskKey("ship", "t-secret"), encode({ overwritten: true }, CODEC)), (err) => isPermissionViolation(err));
