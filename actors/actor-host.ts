@@ -36,7 +36,10 @@ import { TaskLifecycle } from "./task-lifecycle.js";
 import { TaskStore } from "./task-store.js";
 
 export interface ActorHostOptions {
+  /** writes, requests and the task consumer */
   nc: NatsConnection;
+  /** where the agent serves its A2A operations, controls, inbox and wake-ups (may publish replies only); default `nc` */
+  serveNc?: NatsConnection | undefined;
   js: JetStreamClient;
   jsm: JetStreamManager;
   kv: Record<BucketKey, KV>;
@@ -188,8 +191,9 @@ export class ActorHost {
     });
     const consumer = await this.o.js.consumers.get(names.stream("TASKS"), names.agentConsumer(this.agentId));
 
+    const serveNc = this.o.serveNc ?? this.o.nc;
     this.service = a2aService({
-      nc: this.o.nc,
+      nc: serveNc,
       names,
       codec: this.o.codec,
       maxPayloadBytes: this.o.maxPayloadBytes,
@@ -207,7 +211,7 @@ export class ActorHost {
     });
     this.service.start();
     this.control = controlService({
-      nc: this.o.nc,
+      nc: serveNc,
       names,
       codec: this.o.codec,
       agentId: this.agentId,
@@ -225,13 +229,13 @@ export class ActorHost {
       },
     });
     this.control.start();
-    this.inbox = this.o.nc.subscribe(names.agentInbox(this.agentId), {
+    this.inbox = serveNc.subscribe(names.agentInbox(this.agentId), {
       callback: (err, msg) => {
         if (!err) this.inboxBatcher.receive(msg);
       },
     });
     this.cycles.check();
-    this.wake = this.o.nc.subscribe(names.wake(this.agentId), {
+    this.wake = serveNc.subscribe(names.wake(this.agentId), {
       callback: (err) => {
         if (err) return;
         this.cycles.wake();
@@ -249,7 +253,7 @@ export class ActorHost {
     this.consumer.start(consumer);
     // announce the agent only once its subscriptions are registered on the server: a client that sees the record
     // alive can reach it at once
-    await this.o.nc.flush();
+    await serveNc.flush();
     await this.heartbeat.announce();
     this.log.info({ restarts: this.heartbeat.restarts, resumedIn: previous?.snapshot ? this.actor.getSnapshot().value : undefined }, "agent started");
   }

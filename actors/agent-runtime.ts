@@ -2,7 +2,7 @@ import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { connectNats, FleetNames, openFleetResources, systemClock, type Clock, type CodecName, type FleetResources } from "../protocol/index.js";
+import { connectNats, connectServing, FleetNames, openFleetResources, systemClock, type Clock, type CodecName, type FleetResources } from "../protocol/index.js";
 import { ActorHost } from "./actor-host.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { CycleScheduler, nodeTimers } from "./cycle-scheduler.js";
@@ -38,14 +38,16 @@ export interface RuntimeDeps extends FleetResources {
 }
 
 /**
- * One OS process hosting one or many agent actors on one NATS connection: `fleet run agent scout` hosts one, a dense
- * deployment (or a test) hosts many. `stop()` shuts down in order: stop intake, let work in hand finish, stop the
- * actors, drain the connection.
+ * One OS process hosting one or many agent actors: `fleet run agent scout` hosts one, a dense deployment (or a test) hosts
+ * many. The actors write and ask through `nc` and serve their A2A operations, controls, inbox and wake-ups on `serveNc`
+ * (the serving twin's connection, which may publish replies only; `nc` itself when the process has no twin). `stop()`
+ * shuts down in order: stop intake, let work in hand finish, stop the actors, drain the connections.
  */
 export class AgentRuntime {
   readonly hosts: ActorHost[] = [];
   private constructor(
     readonly nc: NatsConnection,
+    readonly serveNc: NatsConnection,
     private readonly log: Logger,
     /** one timer for all the hosts' deadlines, instead of a check loop per host */
     readonly scheduler: CycleScheduler,
@@ -68,21 +70,30 @@ export class AgentRuntime {
   ): Promise<AgentRuntime> {
     const log = options.log;
     const clock = options.clock ?? systemClock;
-    const nc = await connectNats({ servers: settings.servers, ...settings.credentials, name: settings.processName, logger: log });
+    const connect = { servers: settings.servers, ...settings.credentials, name: settings.processName, logger: log };
+    const nc = await connectNats(connect);
+    const serveNc = await connectServing(connect, nc).catch(async (err: unknown) => {
+      await nc.close();
+      throw err;
+    });
     const scheduler = new CycleScheduler({ timers: { ...nodeTimers, now: () => clock.now() }, log: log.child({ component: "cycle-scheduler" }) });
     const quietHours = new QuietHoursRunner({ window: settings.quietHours, clock, scheduler, log: log.child({ component: "quiet-hours" }) }).start();
     // entering quiet needs no push: each host's cycle gate asks the chart before a cycle and, while quiet, arms its
     // next check at the chart's boundary, which is where held cycles resume
-    const runtime = new AgentRuntime(nc, log, scheduler, quietHours);
+    const runtime = new AgentRuntime(nc, serveNc, log, scheduler, quietHours);
     try {
       const names = new FleetNames(settings.prefix);
-      const resources = await openFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes, create: settings.createResources ?? true });
+      const create = settings.createResources ?? true;
+      // on a secured fleet an agent may not read stream info: it proves the fleet is there by reading its own record
+      const probe = create || !agents[0] ? undefined : { bucket: "agents" as const, key: agents[0].id };
+      const resources = await openFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes, create, ...(probe ? { probe } : {}) });
       const js = jetstream(nc);
       const deps: RuntimeDeps = { ...resources, nc, js, names, codec: settings.codec, clock, log };
       await options.beforeHosting?.(deps);
       for (const agent of agents) {
         const host = new ActorHost({
           nc,
+          serveNc,
           js,
           jsm: resources.jsm,
           kv: resources.kv,
@@ -119,10 +130,11 @@ export class AgentRuntime {
     await Promise.all(this.hosts.map((h) => h.stop()));
     this.quietHours.stop();
     this.scheduler.stop();
-    // a drain needs the server; if it is gone, do not wait for it forever
-    if (!this.nc.isClosed()) {
-      await Promise.race([this.nc.drain().catch(() => undefined), sleep(5_000)]);
-      if (!this.nc.isClosed()) await this.nc.close();
+    // a drain needs the server; if it is gone, do not wait for it forever. Serving first: no request arrives after it.
+    for (const nc of this.serveNc === this.nc ? [this.nc] : [this.serveNc, this.nc]) {
+      if (nc.isClosed()) continue;
+      await Promise.race([nc.drain().catch(() => undefined), sleep(5_000)]);
+      if (!nc.isClosed()) await nc.close();
     }
     this.log.info({ agents: this.hosts.map((h) => h.agentId) }, "runtime stopped");
   }

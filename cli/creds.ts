@@ -40,6 +40,8 @@ export async function creds(positionals: string[], options: CliOptions): Promise
       `     fleet run agent ${firstAgent} --creds ${seed(`agent:${firstAgent}`)}`,
       `     fleet run router --creds ${seed("router")}       fleet run scheduler --creds ${seed("scheduler")}`,
       `     (governance, tools, bridge-<channel>, webhook: ${dir}/<identity>.nk)`,
+      "   a process that serves requests (agents, router, scheduler, governance, tools) serves them under the twin beside its",
+      "   seed (<identity>.serve.nk), which may publish replies only: keep the two files together",
       "3. as the operator (creates the streams on first start, and everything else):",
       `     fleet up --nats <url> --creds ${seed("operator")}     fleet status --nats <url> --creds ${seed("operator")}`,
     ].join("\n"),

@@ -15,6 +15,8 @@ import { NightlyDistillation } from "../supervisor/index.js";
  */
 export async function startMemoryOwner(o: {
   nc: NatsConnection;
+  /** searches are served on this one (replies only); default `nc` */
+  serveNc?: NatsConnection;
   names: FleetNames;
   kv: Record<BucketKey, KV>;
   config: FleetConfig;
@@ -28,7 +30,7 @@ export async function startMemoryOwner(o: {
   const js = jetstream(nc);
   const searchLog = log.child({ component: "memory-search" });
   const service = new MemoryService({
-    nc, names, codec, store, log: searchLog,
+    nc: o.serveNc ?? nc, names, codec, store, log: searchLog,
     maxPayloadBytes: config.fleet.maxPayloadBytes,
     embed: async (agentId, text) => (await router.embed(agentId, [text])).vectors[0] ?? [],
     deadLetter: (subject, data, error) =>

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { AuditAnchorer, referenceTools, signerFromCredsFile, startGovernance } from "../governance/index.js";
-import { connectNats, FleetNames, openFleetResources } from "../protocol/index.js";
+import { connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
 import { Lease } from "../supervisor/index.js";
 import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
@@ -17,7 +17,10 @@ const LEASE_RENEW_MS = 5_000;
 export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
   const log = rootLogger(options, env, "governance");
-  const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-governance-${process.pid}`, logger: log });
+  const connect = { ...natsConnection(options, env), name: `fleet-governance-${process.pid}`, logger: log };
+  const nc = await connectNats(connect);
+  // `fleet rollback` is served under the serving twin (replies only); proposals, tool calls and writes go through nc
+  const serveNc = await connectServing(connect, nc);
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
   const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
   const lease = new Lease({ kv: kv.leases, role: "governance", holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log });
@@ -30,14 +33,14 @@ export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv)
     // a last anchor of the tip as it is at shutdown
     await anchorer?.stop();
     await lease.release();
-    await nc.drain();
+    await drainConnections(nc, serveNc);
   }, { log, supervised: options.supervised });
   void (async () => {
     await lease.acquire(acquiring.signal);
     if (acquiring.signal.aborted) return;
     const js = jetstream(nc);
     const tools = referenceTools({ js, names, codec: config.fleet.codec, config });
-    service = await startGovernance({ nc, names, config, tools, log });
+    service = await startGovernance({ nc, serveNc, names, config, tools, log });
     // the audit chain's tip, anchored with governance's own key where the tool host cannot write; no key, no anchors
     if (options.creds) {
       anchorer = new AuditAnchorer({ js, names, codec: config.fleet.codec, signer: signerFromCredsFile(options.creds), log: log.child({ component: "audit-anchorer" }) });

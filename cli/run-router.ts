@@ -1,4 +1,4 @@
-import { connectNats } from "../protocol/index.js";
+import { connectNats, connectServing, drainConnections } from "../protocol/index.js";
 import { startRouter } from "../router/index.js";
 import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
@@ -12,12 +12,14 @@ import { untilStopped } from "./until-stopped.js";
 export async function runRouter(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
   const log = rootLogger(options, env, "router");
-  const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-router-${process.pid}`, logger: log });
-  const router = await startRouter({ nc, config, env, log, createResources: createsResources(options), ...(options.prefix ? { prefix: options.prefix } : {}) });
+  const connect = { ...natsConnection(options, env), name: `fleet-router-${process.pid}`, logger: log };
+  const nc = await connectNats(connect);
+  const serveNc = await connectServing(connect, nc);
+  const router = await startRouter({ nc, serveNc, config, env, log, createResources: createsResources(options), ...(options.prefix ? { prefix: options.prefix } : {}) });
   const running = untilStopped(
     async () => {
       await router.stop();
-      await nc.drain();
+      await drainConnections(nc, serveNc);
     },
     { log, supervised: options.supervised },
   );

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { CycleScheduler, QuietHoursRunner } from "../actors/index.js";
-import { connectNats, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, systemClock, type QuietHoursRecord } from "../protocol/index.js";
+import { connectNats, connectServing, drainConnections, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, systemClock, type QuietHoursRecord } from "../protocol/index.js";
 import { CronScheduler, Lease, NightlyBackup } from "../supervisor/index.js";
 import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
@@ -15,7 +15,8 @@ import type { RunOptions } from "./run.js";
 export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
   const log = rootLogger(options, env, "scheduler");
-  const nc = await connectNats({ ...natsConnection(options, env), name: "fleet-scheduler", logger: log });
+  const connect = { ...natsConnection(options, env), name: "fleet-scheduler", logger: log };
+  const nc = await connectNats(connect);
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
   const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
   const lease = new Lease({ kv: kv.leases, role: "scheduler", holder: `${hostname()}:${process.pid}`, renewMs: 5_000, log });
@@ -57,7 +58,9 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   });
   const nightlyTimer = setInterval(() => void nightly.tick(), 30_000);
   void nightly.tick();
-  const memory = await startMemoryOwner({ nc, names, kv, config, env, log });
+  // memory searches are served under the serving twin (replies only); everything else goes through nc
+  const serveNc = await connectServing(connect, nc);
+  const memory = await startMemoryOwner({ nc, serveNc, names, kv, config, env, log });
   log.info({ jobs: config.cron.map((j) => j.id) }, "scheduler started");
   const running = untilStopped(async () => {
     scheduler.stop();
@@ -66,7 +69,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     clearInterval(nightlyTimer);
     await memory.stop();
     await lease.release();
-    await nc.drain();
+    await drainConnections(nc, serveNc);
   }, { log, supervised: options.supervised });
   lease.onLost(() => running.shutdown("lease lost"));
   return running.exitCode;

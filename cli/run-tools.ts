@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { referenceTools, signerFromCredsFile, ToolHost } from "../governance/index.js";
-import { connectNats, FleetNames, openFleetResources } from "../protocol/index.js";
+import { connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
 import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
@@ -13,14 +13,18 @@ import { untilStopped } from "./until-stopped.js";
 export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
   const log = rootLogger(options, env, "tools");
-  const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-tools-${process.pid}`, logger: log });
+  const connect = { ...natsConnection(options, env), name: `fleet-tools-${process.pid}`, logger: log };
+  const nc = await connectNats(connect);
+  let serveNc = nc;
   try {
+    // calls are served under the serving twin (replies only); the audit chain, tool runs and outbox go through nc
+    serveNc = await connectServing(connect, nc);
     const names = new FleetNames(options.prefix ?? config.fleet.prefix);
     const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
     const js = jetstream(nc);
     const codec = config.fleet.codec;
     const host = new ToolHost({
-      nc,
+      nc: serveNc,
       js,
       names,
       codec,
@@ -36,9 +40,10 @@ export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Pro
     await host.start();
     return await untilStopped(async () => {
       await host.stop();
-      await nc.drain();
+      await drainConnections(nc, serveNc);
     }, { log, supervised: options.supervised }).exitCode;
   } catch (err) {
+    if (!serveNc.isClosed()) await serveNc.close();
     if (!nc.isClosed()) await nc.close();
     throw err;
   }

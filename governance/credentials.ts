@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "n
 import { join, resolve } from "node:path";
 import { createUser, fromSeed } from "@nats-io/nkeys";
 import type { FleetConfig } from "../config/index.js";
-import { FleetError, inboxPrefixFor, type RiskLevel } from "../protocol/index.js";
+import { FleetError, inboxPrefixFor, servingSeedFileOf, type RiskLevel } from "../protocol/index.js";
 import { IDENTITIES_FILE } from "./audit-signing.js";
 import { fleetIdentities, fleetPermissions, type Identity, type Permissions } from "./permissions.js";
 
@@ -14,8 +14,12 @@ import { fleetIdentities, fleetPermissions, type Identity, type Permissions } fr
 
 export const AUTH_FILE = "auth.conf";
 
-/** `agent:ship` → `agent-ship.nk`: one token, safe as a file name. */
+/**
+ * `agent:ship` → `agent-ship.nk`: one token, safe as a file name. A serving twin lies beside its role's seed
+ * (`serve:agent:ship` → `agent-ship.serve.nk`), so a process given one seed finds the other (protocol's servingSeedFileOf).
+ */
 export function seedFileName(identity: Identity): string {
+  if (identity.startsWith("serve:")) return servingSeedFileOf(seedFileName(identity.slice("serve:".length) as Identity));
   return `${identity.replace(":", "-")}.nk`;
 }
 

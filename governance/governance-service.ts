@@ -37,7 +37,10 @@ const WAIT_FIRST_MS = 500;
 const WAIT_MAX_MS = 30_000;
 
 export interface GovernanceServiceOptions {
+  /** its tool calls and every write */
   nc: NatsConnection;
+  /** where `fleet rollback` is served (replies only); default `nc` */
+  serveNc?: NatsConnection | undefined;
   js: JetStreamClient;
   jsm: JetStreamManager;
   names: FleetNames;
@@ -89,7 +92,7 @@ export class GovernanceService {
     this.clock = o.clock ?? Date.now;
     this.log = o.log.child({ component: "governance" });
     this.requests = new FleetService({
-      nc: o.nc,
+      nc: o.serveNc ?? o.nc,
       name: "fleet-governance",
       version: "1.0.0",
       description: "proposals: rollback of a PROPOSE effect inside its window",

@@ -7,7 +7,14 @@ import type { BucketKey, FleetNames, RiskLevel, StreamKey } from "../protocol/in
  * JetStream API subjects are spelled in one place.
  */
 
-export type Identity = `agent:${string}` | `bridge:${string}` | "router" | "scheduler" | "governance" | "tools" | "webhook" | "operator";
+export type Identity = `agent:${string}` | `bridge:${string}` | "router" | "scheduler" | "governance" | "tools" | "webhook" | "operator" | ServingIdentity;
+
+/**
+ * The twin a process serves requests under (`serve:agent:scout`, `serve:router`): it subscribes to the process's service
+ * subjects and may publish replies, nothing else, so a forged reply subject can never make it write data. The process's
+ * own identity writes its KV, streams and audit records and makes its requests, and serves nothing.
+ */
+export type ServingIdentity = `serve:${string}`;
 
 export interface SubjectRules {
   allow: string[];
@@ -42,6 +49,9 @@ export class Grants {
   private readonly pubDeny = new Set<string>();
   private readonly subAllow = new Set<string>();
   private usesJetStream = false;
+  private streamInfo = true;
+  /** what `serve()` was given: the serving twin's subscriptions (the identity itself gets none of it) */
+  private readonly served = new Set<string>();
 
   constructor(
     private readonly identity: Identity,
@@ -58,12 +68,27 @@ export class Grants {
     for (const s of subjects) this.pubDeny.add(s);
   }
 
-  /** Subscribes to a service's subjects and may answer the requests that come in on them. */
+  /**
+   * Subjects this role serves. They go to its serving twin (`servingPermissions`), never to the identity itself: the
+   * connection that writes data serves nothing, and the one that serves writes nothing but replies.
+   */
   serve(...subjects: string[]): void {
-    for (const s of subjects) this.subAllow.add(s);
-    this.pubAllow.add("_INBOX.>");
-    // every service answers NATS micro discovery (protocol/micro-discovery.ts); only the operator may ask
-    for (const verb of ["PING", "INFO", "STATS"]) this.subAllow.add(`$SRV.${verb}`).add(`$SRV.${verb}.>`);
+    for (const s of subjects) this.served.add(s);
+  }
+
+  /** Whether the role serves anything, and so has a serving twin. */
+  get serves(): boolean {
+    return this.served.size > 0;
+  }
+
+  /**
+   * The serving twin's permissions: its service subjects, NATS micro discovery (protocol/micro-discovery.ts; only the
+   * operator may ask) and its own inbox to subscribe; replies under `_INBOX.` and nothing else to publish.
+   */
+  servingPermissions(twin: ServingIdentity): Permissions {
+    const subscribe = [`${this.ctx.inboxOf(twin)}.>`, ...this.served];
+    for (const verb of ["PING", "INFO", "STATS"]) subscribe.push(`$SRV.${verb}`, `$SRV.${verb}.>`);
+    return { publish: { allow: ["_INBOX.>"], deny: [] }, subscribe: { allow: subscribe, deny: [] }, allow_responses: false };
   }
 
   /** Reads keys of a bucket: a direct get names the key in its subject, a watch or key listing names it in its filter. */
@@ -136,11 +161,23 @@ export class Grants {
     this.usesJetStream = true;
   }
 
+  /**
+   * No stream info, no stream or consumer listings: stream info takes a `subjects_filter` in its body, which the broker
+   * cannot see, and answers with every matching subject of a shared stream (another agent's task keys, memory, session
+   * days). An identity given this reads only through what names its keys in the subject: direct gets and consumers
+   * created with their filter in the subject.
+   */
+  withoutEnumeration(): void {
+    this.streamInfo = false;
+  }
+
   build(): Permissions {
     if (this.usesJetStream) {
       // Broad on purpose: account info, and any stream's info (opening a bucket reads its stream's config; stream info
       // shows configs and counts, never message data).
-      this.publish("$JS.API.INFO", "$JS.API.STREAM.INFO.*");
+      this.publish("$JS.API.INFO");
+      if (this.streamInfo) this.publish("$JS.API.STREAM.INFO.*");
+      else this.deny("$JS.API.STREAM.INFO.>", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.CONSUMER.NAMES.>", "$JS.API.CONSUMER.LIST.>");
       this.deny(...operatorOnlyApi());
       for (const d of this.ctx.durables) {
         const s = this.ctx.names.stream(d.stream);

@@ -1,8 +1,8 @@
 import type { FleetConfig } from "../config/index.js";
 import { CALLERS, FleetNames, type RiskLevel } from "../protocol/index.js";
-import { Grants, type Durable, type GrantContext, type Identity, type Permissions } from "./permission-grants.js";
+import { Grants, type Durable, type GrantContext, type Identity, type Permissions, type ServingIdentity } from "./permission-grants.js";
 
-export type { Identity, Permissions, SubjectRules } from "./permission-grants.js";
+export type { Identity, Permissions, ServingIdentity, SubjectRules } from "./permission-grants.js";
 
 /**
  * The broker's third enforcement of the allow lists: from the fleet config and the tools' risk levels, what each process
@@ -11,8 +11,9 @@ export type { Identity, Permissions, SubjectRules } from "./permission-grants.js
  *
  * Publish permissions are allow lists, so anything not named is refused; the deny lists repeat the few refusals that
  * matter most (approval decisions, stream and consumer deletion, other identities' durables) so that they hold even
- * where an allow carries a wildcard. Replies go to inboxes: an identity that serves requests may publish on `_INBOX.>`,
- * and `allow_responses` stays off, because the server lets a response permission override the deny list and the reply
+ * where an allow carries a wildcard. A role that serves requests does so under a twin identity (`serve:<identity>`) that
+ * may publish on `_INBOX.>` and nothing else, while the role's own identity, which writes its data, serves nothing; and
+ * `allow_responses` stays off, because the server lets a response permission override the deny list and the reply
  * subject is the requester's choice (an agent could otherwise have another process "reply" onto an approval subject).
  * Each identity subscribes only to its own inbox prefix, so no process reads the replies meant for another.
  */
@@ -54,13 +55,21 @@ export function outboxChannels(config: FleetConfig): string[] {
   return unique([...config.principals.map((p) => p.channel), ...cron, ...approvalChannels(config)]);
 }
 
-/** Every identity the config calls for, in a stable order: one per agent, the services, one per channel, the operator. */
+/**
+ * Every identity the config calls for, in a stable order: one per agent, the services, one per channel, the operator;
+ * each role that serves requests is followed by its serving twin.
+ */
 export function fleetIdentities(config: FleetConfig): Identity[] {
-  const out: Identity[] = config.agents.map((a) => `agent:${a.id}` as const);
-  out.push("router", "scheduler", "governance", "tools");
+  const out: Identity[] = config.agents.flatMap((a) => [`agent:${a.id}` as const, servingIdentity(`agent:${a.id}`)]);
+  for (const role of ["router", "scheduler", "governance", "tools"] as const) out.push(role, servingIdentity(role));
   for (const channel of outboxChannels(config)) out.push(`bridge:${channel}`);
   out.push("webhook", "operator");
   return out;
+}
+
+/** The twin `identity` serves its requests under. */
+export function servingIdentity(identity: Identity): ServingIdentity {
+  return `serve:${identity}`;
 }
 
 /** Each identity's permissions. `tools` maps a tool's name to its risk level (the tool catalogue's view). */
@@ -75,6 +84,16 @@ function permissionsOf(identity: Identity, ctx: GrantContext): Permissions {
   if (identity === "operator") {
     return { publish: { allow: [">"], deny: [] }, subscribe: { allow: [">"], deny: [] }, allow_responses: false };
   }
+  if (identity.startsWith("serve:")) {
+    const role = identity.slice("serve:".length) as Identity;
+    const g = roleGrants(role, ctx);
+    if (!g.serves) throw new TypeError(`${role} serves nothing: it has no serving twin`);
+    return g.servingPermissions(identity as ServingIdentity);
+  }
+  return roleGrants(identity, ctx).build();
+}
+
+function roleGrants(identity: Identity, ctx: GrantContext): Grants {
   const g = new Grants(identity, ctx);
   if (identity.startsWith("agent:")) agentGrants(g, identity.slice("agent:".length), ctx);
   else if (identity.startsWith("bridge:")) bridgeGrants(g, identity.slice("bridge:".length), ctx);
@@ -83,7 +102,7 @@ function permissionsOf(identity: Identity, ctx: GrantContext): Permissions {
   else if (identity === "governance") governanceGrants(g, ctx);
   else if (identity === "tools") toolHostGrants(g, ctx);
   else if (identity === "webhook") webhookGrants(g, ctx);
-  return g.build();
+  return g;
 }
 
 /** Tools an agent may call itself: those on its allow list (every one for "*") whose risk is AUTO or AUTO+. */
@@ -119,6 +138,8 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   g.publish(names.proposal(id, "submitted"));
   // its own refusals, for the audit trail: the tool host records them under the id in this subject
   g.publish(names.refusal(id));
+  // everything it reads names its keys in the subject; stream info would list other agents' subjects
+  g.withoutEnumeration();
   if (agent.layer === "orchestration") {
     // the orchestrator assigns work to every agent (their Task in KV, the assignment on TASKS, the dedup record),
     // follows it to the end and reads every agent's record for the status report; it holds its singleton lease

@@ -47,6 +47,8 @@ export function checkGovernanceConfig(config: FleetConfig, tools: readonly ToolD
 
 export interface StartGovernanceOptions {
   nc: NatsConnection;
+  /** where `fleet rollback` is served (replies only); default `nc` */
+  serveNc?: NatsConnection;
   names: FleetNames;
   config: FleetConfig;
   tools: readonly ToolDefinition[];
@@ -64,6 +66,7 @@ export async function startGovernance(o: StartGovernanceOptions): Promise<Govern
   const ledger = fleetBudgetLedger(config, kv.budgets, o.clock);
   const service = new GovernanceService({
     nc: o.nc,
+    serveNc: o.serveNc,
     js: jetstream(o.nc),
     jsm: await jetstreamManager(o.nc),
     names: o.names,

@@ -32,7 +32,9 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 const ABORT_GRACE_MS = 2_000;
 
 export interface ToolHostOptions {
+  /** where calls are served: on a secured fleet the serving twin's connection, which may publish replies only */
   nc: NatsConnection;
+  /** the audit chain, tool runs and dead letters: a connection that serves nothing */
   js: JetStreamClient;
   names: FleetNames;
   codec: CodecName;

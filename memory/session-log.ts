@@ -11,7 +11,7 @@ import {
   codecForContentType,
   decode,
   encode,
-  readStream,
+  readSubject,
   type CodecName,
   type FleetNames,
 } from "../protocol/index.js";
@@ -101,9 +101,9 @@ export class SessionLog {
   }
 
   /**
-   * Reads one day through an ordered consumer filtered on that day's subject: ephemeral and deleted when done, so
-   * reading leaves nothing on the server. It stops when the server says nothing is pending, or at the stream's last
-   * sequence as of the start (later appends belong to the next read), never after an idle wait.
+   * Reads one day through an ephemeral consumer filtered on that day's subject, deleted when done, so reading leaves
+   * nothing on the server. It needs no stream info (which would list other agents' days to an agent) and stops at what
+   * was pending when it began (later appends belong to the next read), never after an idle wait.
    */
   async readDay(agentId: string, day: string): Promise<SessionLogRead> {
     assertAgentId(agentId);
@@ -111,7 +111,7 @@ export class SessionLog {
     const stream = this.o.names.stream("MEMLOG");
     const out: SessionLogRead = { entries: [], malformed: 0 };
     try {
-      for await (const m of readStream(this.o.js, stream, { subject: this.subject(agentId, day) })) {
+      for await (const m of readSubject(this.o.js, this.o.jsm, stream, this.subject(agentId, day))) {
         const entry = this.decodeEntry(m.data, m.contentType);
         if (entry && entry.agentId === agentId && entry.day === day) out.entries.push(entry);
         else out.malformed++;

@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { AuthorizationError, credsAuthenticator, nkeyAuthenticator, PermissionViolationError, type Authenticator } from "@nats-io/nats-core";
 import { fromSeed } from "@nats-io/nkeys";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { FleetError } from "./errors.js";
 
@@ -57,6 +57,33 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
     }
     throw new FleetError("NATS_UNAVAILABLE", `no NATS server answers at ${String(options.servers)}`, { cause });
   }
+}
+
+/**
+ * Where the serving twin's seed of the identity in `seedFile` is: beside it, `agent-scout.nk` → `agent-scout.serve.nk`
+ * (`fleet up` and `fleet creds` write both).
+ */
+export function servingSeedFileOf(seedFile: string): string {
+  return seedFile.endsWith(".nk") ? `${seedFile.slice(0, -".nk".length)}.serve.nk` : `${seedFile}.serve`;
+}
+
+/**
+ * The connection a process serves its requests on, beside `data`, the one it writes and asks through. With an nkey seed
+ * whose serving twin lies beside it, a second connection under that twin, which the broker lets publish replies under
+ * `_INBOX.` and nothing else: a reply subject forged towards a bucket, a stream or the audit trail lands nowhere, whatever
+ * the service does with it. Without one (an open dev server, JWT credentials, the operator's seed) `data` serves too.
+ */
+export async function connectServing(options: ConnectOptions, data: NatsConnection): Promise<NatsConnection> {
+  const twin = options.nkeySeedFile ? servingSeedFileOf(options.nkeySeedFile) : undefined;
+  if (!twin || !existsSync(twin)) return data;
+  const { credsFile: _jwt, ...rest } = options;
+  return connectNats({ ...rest, nkeySeedFile: twin, name: `${options.name}-serve` });
+}
+
+/** Drains the serving connection first (no new requests, the ones under way answered), then the data connection. */
+export async function drainConnections(data: NatsConnection, serving: NatsConnection): Promise<void> {
+  if (serving !== data && !serving.isClosed()) await serving.drain();
+  if (!data.isClosed()) await data.drain();
 }
 
 /** Whether the broker refused a publish or subscribe behind this error (a request's failure wraps the refusal). */

@@ -21,7 +21,7 @@ export {
 } from "./a2a.js";
 export { systemClock, type Clock } from "./clock.js";
 export { CONTENT_TYPES, codecForContentType, decode, decodeUnknown, encode, type CodecName, type Decoded, type DecodeOptions } from "./codec.js";
-export { connectNats, inboxPrefixFor, isPermissionViolation, type ConnectOptions } from "./connect.js";
+export { connectNats, connectServing, drainConnections, inboxPrefixFor, isPermissionViolation, servingSeedFileOf, type ConnectOptions } from "./connect.js";
 export { deadLetter } from "./dead-letter.js";
 export { ERROR_CATALOGUE, ErrorPayload, FleetError, FleetErrorCode, formatPath, isBadInput, issuesOf, type FieldIssue } from "./errors.js";
 export {
@@ -89,7 +89,7 @@ export {
   isFinalProposalState,
   needsProposal,
 } from "./governance.js";
-export { readStream, type StoredMessage } from "./stream-reader.js";
+export { readStream, readSubject, type StoredMessage } from "./stream-reader.js";
 export { estimateInputTokens, estimateTextTokens } from "./tokens.js";
 export { partsText, TITLE_MAX_CHARS, textOf, titleOf, titleOfText } from "./task-text.js";
 export { CALLERS, FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";

@@ -121,8 +121,16 @@ async function ensureOnce(nc: NatsConnection, names: FleetNames, options: Resour
 export async function openFleetResources(
   nc: NatsConnection,
   names: FleetNames,
-  options: ResourceOptions & { create?: boolean } = {},
+  options: ResourceOptions & {
+    create?: boolean;
+    /**
+     * For an identity the broker gives no stream info (an agent: info lists a shared stream's subjects): the fleet is
+     * proven to exist by a direct get of one key it may read, and the buckets are bound for direct gets without asking.
+     */
+    probe?: { bucket: BucketKey; key: string };
+  } = {},
 ): Promise<FleetResources> {
+  if (options.probe) return openWithoutInfo(nc, names, options.probe);
   if (options.create !== false) {
     try {
       return await ensureFleetResources(nc, names, options);
@@ -142,6 +150,21 @@ export async function openFleetResources(
     throw new FleetError("NATS_UNAVAILABLE", `no fleet "${names.prefix}" on this server yet, and this identity may not create one: start it with \`fleet up\` or create it with the operator's credentials`, { cause });
   }
   return { jsm, kv: await openBuckets(nc, names, { direct }) };
+}
+
+async function openWithoutInfo(nc: NatsConnection, names: FleetNames, probe: { bucket: BucketKey; key: string }): Promise<FleetResources> {
+  // checkAPI off: the manager is only handed on, and needs no round trip to exist
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
+  // the fleet's buckets are created with direct gets (ensureFleetResources)
+  const kv = await openBuckets(nc, names, { direct: true });
+  try {
+    await kv[probe.bucket].get(probe.key);
+  } catch (cause) {
+    // a direct get of a stream that does not exist has no responders
+    if (!(cause instanceof Error && /no responders/i.test(cause.message)) && !isNotFound(cause)) throw cause;
+    throw new FleetError("NATS_UNAVAILABLE", `no fleet "${names.prefix}" on this server yet, and this identity may not create one: start it with \`fleet up\` or create it with the operator's credentials`, { cause });
+  }
+  return { jsm, kv };
 }
 
 async function upsertStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {

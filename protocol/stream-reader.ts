@@ -1,4 +1,5 @@
-import { DeliverPolicy, type JetStreamClient } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { nanos, nuid } from "@nats-io/nats-core";
 import { HEADERS } from "./subjects.js";
 
 const BATCH = 500;
@@ -49,5 +50,41 @@ export async function* readStream(
     }
   } finally {
     await consumer.delete().catch(() => undefined);
+  }
+}
+
+/**
+ * Every message of one subject of a stream that is there now, without the stream's info, which an agent may not ask for
+ * (info lists a shared stream's subjects). Read through an ephemeral pull consumer whose filter is in its create subject,
+ * the form the broker's permissions can check, deleted when done; the end is what it had pending when it was made.
+ */
+export async function* readSubject(js: JetStreamClient, jsm: JetStreamManager, stream: string, subject: string): AsyncGenerator<StoredMessage> {
+  const name = `read_${nuid.next()}`;
+  const info = await jsm.consumers.add(stream, {
+    name,
+    filter_subject: subject,
+    ack_policy: AckPolicy.None,
+    deliver_policy: DeliverPolicy.All,
+    // a reader that dies leaves nothing behind for long
+    inactive_threshold: nanos(60_000),
+    mem_storage: true,
+    num_replicas: 1,
+  });
+  try {
+    const consumer = js.consumers.getConsumerFromInfo(info);
+    let left = info.num_pending;
+    while (left > 0) {
+      let got = 0;
+      for await (const m of await consumer.fetch({ max_messages: Math.min(BATCH, left), expires: FETCH_EXPIRES_MS })) {
+        got++;
+        left = m.info.pending === 0 ? 0 : left - 1;
+        yield { seq: m.seq, subject: m.subject, data: m.data, contentType: m.headers?.get(HEADERS.contentType) || undefined };
+        if (left === 0) break;
+      }
+      // nothing came: the rest was deleted or aged out while we read
+      if (got === 0) break;
+    }
+  } finally {
+    await jsm.consumers.delete(stream, name).catch(() => undefined);
   }
 }

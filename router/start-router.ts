@@ -39,7 +39,10 @@ export function fleetBudgetLedger(
 }
 
 export interface StartRouterOptions {
+  /** budgets, cache, answers and USAGE are written through this one */
   nc: NatsConnection;
+  /** the routers' service is served on this one (replies only); default `nc` */
+  serveNc?: NatsConnection;
   config: FleetConfig;
   /** the environment, read once by the caller: provider keys are looked up in it by name */
   env: Readonly<Record<string, string | undefined>>;
@@ -132,12 +135,13 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
     };
   };
 
+  const serveNc = options.serveNc ?? nc;
   const service = new RouterService({
-    nc, names, codec: config.fleet.codec, maxPayloadBytes: config.fleet.maxPayloadBytes, router, embed, usage, log,
+    nc: serveNc, names, codec: config.fleet.codec, maxPayloadBytes: config.fleet.maxPayloadBytes, router, embed, usage, log,
     deadLetter: (subject, data, error) => deadLetter(js, names, "router", { subject, data }, error),
   });
   service.start();
-  await nc.flush();
+  await serveNc.flush();
   log.info({ deployments: Object.values(deployments).flat().map((d) => `${d.tier}:${d.id}${d.provider.simulated ? " (simulated)" : ""}`) }, "router started");
   return {
     router,

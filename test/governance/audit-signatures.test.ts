@@ -185,9 +185,11 @@ describe("audit signatures and anchors", () => {
 
   it("a BLOCK tool named by an agent's model step, and a tool outside its allow list, are refusals in the trail in that agent's name", async () => {
     const toolsNc = await as("tools");
+    // calls are served on the serving twin's connection; the trail and the runs are written through the data one
+    const servingNc = await as("serve:tools");
     const { kv } = await openFleetResources(toolsNc, names, { create: false });
     const host = new ToolHost({
-      nc: toolsNc,
+      nc: servingNc,
       js: jetstream(toolsNc),
       names,
       codec: CODEC,

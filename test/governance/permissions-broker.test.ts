@@ -1,20 +1,17 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection, Status } from "@nats-io/nats-core";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { createUser } from "@nats-io/nkeys";
-import { pino } from "pino";
-import { callTool, readAuditRecords, writeFleetCredentials, type FleetCredentials, type Identity } from "../../governance/index.js";
+import { callTool, readAuditRecords, type FleetCredentials, type Identity } from "../../governance/index.js";
 import {
   CALLERS,
   CompleteReply,
   connectNats,
   encode,
-  ensureFleetResources,
   ensureTaskConsumer,
   FleetError,
   FleetNames,
@@ -29,9 +26,9 @@ import {
   type Task,
 } from "../../protocol/index.js";
 import { RouterClient } from "../../router/index.js";
-import { ProcessSupervisor, type ChildSpec } from "../../supervisor/index.js";
-import { CLI } from "../helpers/fleet-processes.js";
-import { GOVERNED_TOOLS, governedFleet } from "../helpers/governed-fleet.js";
+import type { ProcessSupervisor } from "../../supervisor/index.js";
+import { startProcesses } from "../helpers/fleet-processes.js";
+import { refusals, securedFleetSpecs, startSecuredServer, type SecuredServer } from "../helpers/governed-fleet.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -47,46 +44,24 @@ function decision(proposalId: string, by: string): ApprovalDecision {
   return { proposalId, decision: "approve", by, via: "telegram", at: Date.now() };
 }
 
-/** Every error status a connection reports (a refused publish arrives as one, asynchronously). */
-function refusals(nc: NatsConnection): string[] {
-  const seen: string[] = [];
-  void (async () => {
-    for await (const s of nc.status() as AsyncIterable<Status>) if (s.type === "error") seen.push(String(s.error));
-  })();
-  return seen;
-}
-
 describe("the broker enforces each identity's permissions", () => {
-  let fleet: ReturnType<typeof governedFleet>;
+  let secured: SecuredServer;
+  let fleet: SecuredServer["fleet"];
   let dir: string;
   let creds: FleetCredentials;
   let server: NatsServer;
   let operator: NatsConnection;
   const names = new FleetNames("fleet");
-  const open: NatsConnection[] = [];
-
-  const as = async (identity: Identity): Promise<NatsConnection> => {
-    const nc = await connectNats({ servers: server.url, nkeySeedFile: creds.seedFile(identity), name: `test-${identity}`, longLived: false });
-    open.push(nc);
-    return nc;
-  };
+  const as = (identity: Identity): Promise<NatsConnection> => secured.as(identity);
   const messagesIn = async (stream: "APPROVALS" | "PROPOSALS"): Promise<number> =>
     (await (await jetstreamManager(operator)).streams.info(names.stream(stream))).state.messages;
 
   before(async () => {
-    fleet = governedFleet();
-    dir = mkdtempSync(join(tmpdir(), "fleet-broker-"));
-    creds = writeFleetCredentials(join(dir, "creds"), fleet.config, GOVERNED_TOOLS);
-    // nats-server resolves an include against the config's own directory, so the block goes in as text
-    server = await NatsServer.start({ config: readFileSync(creds.authFile, "utf8") });
-    operator = await as("operator");
-    await ensureFleetResources(operator, names);
+    secured = await startSecuredServer(names);
+    ({ fleet, dir, creds, server, operator } = secured);
   });
   after(async () => {
-    for (const nc of open) if (!nc.isClosed()) await nc.close();
-    await server?.stop();
-    fleet?.cleanup();
-    rmSync(dir, { recursive: true, force: true });
+    await secured?.stop();
   });
 
   it("a client without credentials, or with a seed the server does not know, is not let in", async () => {
@@ -97,7 +72,7 @@ describe("the broker enforces each identity's permissions", () => {
   });
 
   it("an agent's call to a tool outside its allow list is refused by the broker; its allowed AUTO tool answers", async () => {
-    const host = await as("tools");
+    const host = await as("serve:tools");
     const calls: string[] = [];
     for (const tool of ["web_fetch", "http_check", "deploy_site"]) {
       host.subscribe(names.tool(tool, "*"), {
@@ -155,7 +130,7 @@ describe("the broker enforces each identity's permissions", () => {
   });
 
   it("a reply cannot be steered onto a protected subject: an agent asking with a decision subject as its reply gets nothing stored", async () => {
-    const ship = await as("agent:ship");
+    const ship = await as("serve:agent:ship");
     const shipRefusals = refusals(ship);
     let asked = 0;
     ship.subscribe(names.agentOperation("ship", "SendMessage"), {
@@ -179,7 +154,7 @@ describe("the broker enforces each identity's permissions", () => {
     const { kv: asOperator } = await openFleetResources(operator, names);
     await asOperator.tasks.put(names.taskKey("ship", "t-secret"), encode({ secret: true }, CODEC));
     await asOperator.tasks.put(names.taskKey("scout", "t-own"), encode({ own: true }, CODEC));
-    const { kv } = await openFleetResources(await as("agent:scout"), names, { create: false });
+    const { kv } = await openFleetResources(await as("agent:scout"), names, { create: false, probe: { bucket: "agents", key: "scout" } });
     assert.ok(await kv.tasks.get(names.taskKey("scout", "t-own")));
     await assert.rejects(kv.tasks.get(names.taskKey("ship", "t-secret")), (err) => isPermissionViolation(err));
     await assert.rejects(kv.tasks.put(names.taskKey("ship", "t-secret"), encode({ overwritten: true }, CODEC)), (err) => isPermissionViolation(err));
@@ -220,34 +195,8 @@ describe("the broker enforces each identity's permissions", () => {
     let procs: ProcessSupervisor;
     const output: string[] = [];
 
-    const spec = (id: string, args: string[], identity: Identity): ChildSpec => ({
-      id,
-      command: process.execPath,
-      args: [CLI, "run", ...args, "--config", fleet.file, "--nats", server.url, "--creds", creds.seedFile(identity), "--run-id", randomUUID(), "--supervised", "--log-level", "warn"],
-      restart: "permanent",
-    });
-
     before(async () => {
-      procs = new ProcessSupervisor(
-        [
-          spec("router", ["router"], "router"),
-          spec("scheduler", ["scheduler"], "scheduler"),
-          spec("atlas", ["agent", "atlas"], "agent:atlas"),
-          spec("scout", ["agent", "scout"], "agent:scout"),
-          // idle here, but they start, take their lease, create their durables and serve under their own identities
-          spec("governance", ["governance"], "governance"),
-          spec("tools", ["tools"], "tools"),
-        ],
-        {
-          intensity: 5,
-          periodMs: 60_000,
-          shutdownTimeoutMs: 5_000,
-          restartDelayMs: 50,
-          logger: pino({ level: "silent" }),
-          stdio: "pipe",
-          onChildOutput: (id, line) => output.push(`${id}: ${line}`),
-        },
-      );
+      procs = startProcesses(securedFleetSpecs(fleet.file, server.url, creds, ["atlas", "scout"]), output);
       await procs.start();
     });
     after(async () => {

@@ -55,15 +55,22 @@ describe("broker permissions generated from the fleet config", () => {
   });
   after(() => fleet.cleanup());
 
-  it("one identity per agent, service, channel and the operator", () => {
+  it("one identity per agent, service, channel and the operator; each role that serves has a serving twin", () => {
     assert.deepEqual(fleetIdentities(fleet.config), [
       "agent:atlas",
+      "serve:agent:atlas",
       "agent:scout",
+      "serve:agent:scout",
       "agent:ship",
+      "serve:agent:ship",
       "router",
+      "serve:router",
       "scheduler",
+      "serve:scheduler",
       "governance",
+      "serve:governance",
       "tools",
+      "serve:tools",
       "bridge:console",
       "bridge:slack",
       "bridge:telegram",
@@ -193,7 +200,7 @@ describe("broker permissions generated from the fleet config", () => {
         for (const other of fleet.config.agents) assert.equal(mayPublish(p, `fleet.refusal.${other.id}`), identity === `agent:${other.id}`, `${identity} → ${other.id}`);
       }
     }
-    assert.equal(maySubscribe(of("tools"), "fleet.refusal.scout"), true);
+    assert.equal(maySubscribe(of("serve:tools"), "fleet.refusal.scout"), true);
     assert.equal(mayPublish(of("governance"), "$JS.API.STREAM.MSG.GET.FLEET_AUDIT"), true, "governance reads the tip it anchors");
     assert.equal(mayPublish(of("governance"), "fleet.audit.scout"), false, "and never writes the trail itself");
   });
@@ -234,7 +241,7 @@ describe("broker permissions generated from the fleet config", () => {
     assert.equal(mayPublish(of("governance"), "$JS.API.CONSUMER.MSG.NEXT.FLEET_TASKS.agent-scout"), false);
   });
 
-  it("each identity subscribes to its own inbox and its own services; replies go to inboxes, never by allow_responses", () => {
+  it("each identity subscribes to its own inbox; services are served by the serving twins; replies go to inboxes, never by allow_responses", () => {
     for (const [identity, p] of perms) {
       assert.equal(p.allow_responses, false, identity);
       if (identity === "operator") continue;
@@ -243,16 +250,43 @@ describe("broker permissions generated from the fleet config", () => {
       assert.equal(maySubscribe(p, "_INBOX.someone-else.abc.1"), false, `${identity} reads no other inbox`);
       assert.equal(maySubscribe(p, "fleet.>"), false, identity);
     }
-    const scout = of("agent:scout");
-    for (const subject of ["fleet.agent.scout.a2a.SendMessage", "fleet.agent.scout.control.Restart", "fleet.agent.scout.inbox", "fleet.wake.scout"]) {
+    const scout = of("serve:agent:scout");
+    for (const subject of ["fleet.agent.scout.a2a.SendMessage", "fleet.agent.scout.control.Restart", "fleet.agent.scout.inbox", "fleet.wake.scout", "$SRV.PING"]) {
       assert.equal(maySubscribe(scout, subject), true, subject);
+      assert.equal(maySubscribe(of("agent:scout"), subject), false, `scout's data identity serves nothing: ${subject}`);
     }
     assert.equal(maySubscribe(scout, "fleet.agent.ship.a2a.SendMessage"), false);
-    assert.equal(maySubscribe(of("tools"), "fleet.tool.web_fetch.*"), true);
-    assert.equal(maySubscribe(of("router"), "fleet.router.*.*"), true);
-    assert.equal(maySubscribe(of("scheduler"), "fleet.memory.search.*"), true);
+    assert.equal(maySubscribe(of("serve:tools"), "fleet.tool.web_fetch.*"), true);
+    assert.equal(maySubscribe(of("serve:router"), "fleet.router.*.*"), true);
+    assert.equal(maySubscribe(of("serve:scheduler"), "fleet.memory.search.*"), true);
+    assert.equal(maySubscribe(of("serve:governance"), "fleet.governance.rollback"), true);
+    for (const role of ["agent:atlas", "agent:scout", "agent:ship", "router", "scheduler", "governance", "tools"] as const) {
+      // the serving twin publishes replies and nothing else; the data identity publishes no reply at all
+      assert.deepEqual(of(`serve:${role}`).publish, { allow: ["_INBOX.>"], deny: [] }, role);
+      assert.equal(mayPublish(of(role), "_INBOX.x.y"), false, `${role} writes data and answers nobody`);
+      for (const subject of ["fleet.tool.web_fetch.x", "fleet.router.*.*", "fleet.memory.search.*", "fleet.governance.rollback"]) {
+        assert.equal(maySubscribe(of(role), subject), false, `${role} serves nothing: ${subject}`);
+      }
+    }
     assert.equal(mayPublish(of("webhook"), "_INBOX.x.y"), false, "a process that serves nothing answers nobody");
     assert.deepEqual(of("webhook").publish.allow, ["fleet.wake.atlas", "fleet.wake.scout", "fleet.wake.ship"]);
+  });
+
+  it("an agent may not enumerate: no stream info (its subjects filter lists other agents' keys), no stream or consumer listings", () => {
+    for (const agent of ["agent:atlas", "agent:scout", "agent:ship"] as const) {
+      for (const subject of ["$JS.API.STREAM.INFO.KV_fleet-tasks", "$JS.API.STREAM.INFO.FLEET_MEMLOG", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.CONSUMER.LIST.FLEET_TASKS", "$JS.API.CONSUMER.NAMES.FLEET_TASKS", "$JS.API.STREAM.MSG.GET.KV_fleet-memory"]) {
+        assert.equal(mayPublish(of(agent), subject), false, `${agent}: ${subject}`);
+      }
+    }
+    const scout = of("agent:scout");
+    // what it reads names its own keys in the subject
+    assert.equal(mayPublish(scout, "$JS.API.DIRECT.GET.KV_fleet-tasks.$KV.fleet-tasks.scout.t1"), true);
+    assert.equal(mayPublish(scout, "$JS.API.DIRECT.GET.KV_fleet-tasks.$KV.fleet-tasks.ship.t1"), false);
+    assert.equal(mayPublish(scout, "$JS.API.CONSUMER.CREATE.KV_fleet-tasks.x.$KV.fleet-tasks.ship.>"), false);
+    assert.equal(mayPublish(scout, "$JS.API.DIRECT.GET.KV_fleet-memory.$KV.fleet-memory.scout"), true);
+    assert.equal(mayPublish(scout, "$JS.API.DIRECT.GET.KV_fleet-memory.$KV.fleet-memory.ship"), false);
+    // the services keep stream info: the router rebuilds budgets from USAGE, the scheduler backs everything up
+    assert.equal(mayPublish(of("scheduler"), "$JS.API.STREAM.INFO.KV_fleet-tasks"), true);
   });
 
   it("the server's authorization block: one nkey user per identity, with its permissions as JSON", () => {

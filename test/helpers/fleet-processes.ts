@@ -89,13 +89,14 @@ export function slowAgentSpec(id: string, config: string, nats: string, workMs: 
   return { id, command: process.execPath, args, restart: "permanent" };
 }
 
-export function startProcesses(specs: ChildSpec[]): ProcessSupervisor {
+/** Test processes under a supervisor; with `output`, their lines are kept there instead of shown. */
+export function startProcesses(specs: ChildSpec[], output?: string[]): ProcessSupervisor {
   return new ProcessSupervisor(specs, {
     intensity: 20,
     periodMs: 60_000,
     shutdownTimeoutMs: 5_000,
     restartDelayMs: 50,
     logger: pino({ level: "silent" }),
-    stdio: "inherit",
+    ...(output ? { stdio: "pipe" as const, onChildOutput: (id: string, line: string) => output.push(`${id}: ${line}`) } : { stdio: "inherit" as const }),
   });
 }
