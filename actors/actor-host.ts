@@ -72,7 +72,7 @@ export class ActorHost {
   readonly agentId: string;
   readonly store: TaskStore;
   readonly dedup: TaskDedup;
-  private readonly o: ActorHostOptions;
+  private readonly options: ActorHostOptions;
   private readonly log: Logger;
   private actor!: AgentActor;
   private service!: FleetService;
@@ -94,7 +94,7 @@ export class ActorHost {
   private readonly inboxBatcher: InboxBatcher;
 
   constructor(options: ActorHostOptions) {
-    this.o = options;
+    this.options = options;
     this.agentId = options.agent.id;
     this.log = options.log.child({ component: "actor-host", agentId: this.agentId });
     this.cycles = new CycleGate({
@@ -129,24 +129,24 @@ export class ActorHost {
   }
 
   get card(): AgentCard {
-    return agentCard(this.o.agent, this.o.names);
+    return agentCard(this.options.agent, this.options.names);
   }
 
   get submitDeps(): SubmitDeps {
-    return { js: this.o.js, store: this.store, dedup: this.dedup, log: this.log, names: this.o.names, codec: this.o.codec, now: () => this.o.clock.now() };
+    return { js: this.options.js, store: this.store, dedup: this.dedup, log: this.log, names: this.options.names, codec: this.options.codec, now: () => this.options.clock.now() };
   }
 
   async start(): Promise<void> {
-    const { names } = this.o;
-    const previous = await readAgentRecord(this.o.kv.agents, this.agentId, this.o.codec);
+    const { names } = this.options;
+    const previous = await readAgentRecord(this.options.kv.agents, this.agentId, this.options.codec);
     this.heartbeat = new AgentHeartbeat({
-      kv: this.o.kv.agents,
-      codec: this.o.codec,
-      agent: this.o.agent,
+      kv: this.options.kv.agents,
+      codec: this.options.codec,
+      agent: this.options.agent,
       card: this.card,
-      runId: this.o.runId,
-      heartbeatMs: this.o.heartbeatMs,
-      now: () => this.o.clock.now(),
+      runId: this.options.runId,
+      heartbeatMs: this.options.heartbeatMs,
+      now: () => this.options.clock.now(),
       dedup: this.dedup,
       previous,
       live: () => {
@@ -158,8 +158,8 @@ export class ActorHost {
       log: this.log,
     });
     this.discipline = new AgentDiscipline({
-      quietHours: this.o.quietHours,
-      now: () => this.o.clock.now(),
+      quietHours: this.options.quietHours,
+      now: () => this.options.clock.now(),
       log: this.log,
       restored: previous?.breakerSnapshot,
       onChange: () => {
@@ -184,19 +184,19 @@ export class ActorHost {
     });
     this.actor.start();
 
-    await ensureTaskConsumer(this.o.jsm, names, this.agentId, {
-      ackWaitMs: this.o.tasks.ackWaitMs,
-      maxDeliver: this.o.tasks.maxDeliver,
-      backoffMs: this.o.tasks.backoffMs,
+    await ensureTaskConsumer(this.options.jsm, names, this.agentId, {
+      ackWaitMs: this.options.tasks.ackWaitMs,
+      maxDeliver: this.options.tasks.maxDeliver,
+      backoffMs: this.options.tasks.backoffMs,
     });
-    const consumer = await this.o.js.consumers.get(names.stream("TASKS"), names.agentConsumer(this.agentId));
+    const consumer = await this.options.js.consumers.get(names.stream("TASKS"), names.agentConsumer(this.agentId));
 
-    const serveNc = this.o.serveNc ?? this.o.nc;
+    const serveNc = this.options.serveNc ?? this.options.nc;
     this.service = a2aService({
       nc: serveNc,
       names,
-      codec: this.o.codec,
-      maxPayloadBytes: this.o.maxPayloadBytes,
+      codec: this.options.codec,
+      maxPayloadBytes: this.options.maxPayloadBytes,
       agentId: this.agentId,
       store: this.store,
       // an agent reporting a finding marks it `metadata.discovery`: it passes the discovery dedup layer
@@ -213,14 +213,14 @@ export class ActorHost {
     this.control = controlService({
       nc: serveNc,
       names,
-      codec: this.o.codec,
+      codec: this.options.codec,
       agentId: this.agentId,
       deadLetter: (subject, data, error) => this.deadLetter("control", subject, data, error),
       log: this.log,
       handlers: {
         BreakerReset: async () => this.discipline.reset(),
         Restart: async () => {
-          const restart = this.o.onRestartRequested;
+          const restart = this.options.onRestartRequested;
           if (!restart) throw new FleetError("UNSUPPORTED_OPERATION", "this process was started without a supervisor to restart it");
           // reply first, then go
           setTimeout(restart, 50);
@@ -243,12 +243,12 @@ export class ActorHost {
     });
     this.consumer = new TaskConsumer({
       agentId: this.agentId,
-      codec: this.o.codec,
-      maxPayloadBytes: this.o.maxPayloadBytes,
-      workingAckMs: this.o.tasks.workingAckMs,
+      codec: this.options.codec,
+      maxPayloadBytes: this.options.maxPayloadBytes,
+      workingAckMs: this.options.tasks.workingAckMs,
       work: { idle: () => this.whenIdle(), mayTakeTask: () => this.discipline.mayTakeTask(), run: (assignment, log) => this.run(assignment, log) },
-      deadLetter: (original, error) => deadLetter(this.o.js, names, "tasks", original, error),
-      log: this.o.log.child({ component: "task-consumer", agentId: this.agentId }),
+      deadLetter: (original, error) => deadLetter(this.options.js, names, "tasks", original, error),
+      log: this.options.log.child({ component: "task-consumer", agentId: this.agentId }),
     });
     this.consumer.start(consumer);
     // announce the agent only once its subscriptions are registered on the server: a client that sees the record
@@ -321,14 +321,14 @@ export class ActorHost {
     const machine = agentMachine.provide({
       actors: {
         plan: fromPromise<Awaited<ReturnType<AgentBehaviour["plan"]>>, PlanInput>(({ input, signal }) =>
-          this.o.behaviour.plan(input, { signal, log: this.taskLog(input.item?.taskId) }),
+          this.options.behaviour.plan(input, { signal, log: this.taskLog(input.item?.taskId) }),
         ),
-        act: fromPromise<Outcome, ActInput>(({ input, signal }) => this.o.behaviour.act(input, { signal, log: this.taskLog(input.plan.item?.taskId) })),
+        act: fromPromise<Outcome, ActInput>(({ input, signal }) => this.options.behaviour.act(input, { signal, log: this.taskLog(input.plan.item?.taskId) })),
         report: fromPromise<DeliveryOutcome, ReportInput>(({ input }) => this.report(input)),
       },
     });
-    const cycleMs = this.o.agent.cycleMinutes * 60_000;
-    const now = this.o.clock.now();
+    const cycleMs = this.options.agent.cycleMinutes * 60_000;
+    const now = this.options.clock.now();
     const input = { agentId: this.agentId, cycleMs, now, firstCycleAt: now + staggerOf(this.agentId, cycleMs) };
     if (isRunningSnapshot(snapshot)) {
       try {
@@ -362,7 +362,7 @@ export class ActorHost {
 
   private async deadLetter(source: string, subject: string, data: Uint8Array, error: FleetError): Promise<void> {
     try {
-      await deadLetter(this.o.js, this.o.names, source, { subject, data }, error);
+      await deadLetter(this.options.js, this.options.names, source, { subject, data }, error);
     } catch (err) {
       this.log.error({ err, subject, code: error.code }, "dead letter could not be stored");
     }

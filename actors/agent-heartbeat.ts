@@ -49,11 +49,11 @@ export class AgentHeartbeat {
   private lastPersistedState = "";
   private timer: NodeJS.Timeout | undefined;
   // starting and finishing work are written at most every 250 ms: under load, one write carries many state changes
-  private readonly writer = new CoalescedWriter(() => this.put(), 250, (err) => this.o.log.debug({ err }, "snapshot not persisted"));
+  private readonly writer = new CoalescedWriter(() => this.put(), 250, (err) => this.options.log.debug({ err }, "snapshot not persisted"));
 
-  constructor(private readonly o: AgentHeartbeatOptions) {
-    this.startedAt = o.now();
-    this.restarts = o.previous && o.previous.runId === o.runId ? o.previous.restarts + 1 : 0;
+  constructor(private readonly options: AgentHeartbeatOptions) {
+    this.startedAt = options.now();
+    this.restarts = options.previous && options.previous.runId === options.runId ? options.previous.restarts + 1 : 0;
   }
 
   /** Writes the record for the first time and starts the heartbeat. */
@@ -61,7 +61,7 @@ export class AgentHeartbeat {
     this.announced = true;
     // the heartbeat keeps its own interval: Node runs every interval of one duration off one native timer, so 10,000 of
     // them cost their callbacks (a KV put each, the heartbeat's point) and nothing a shared heap would save
-    this.timer ??= setInterval(() => void this.beat(), this.o.heartbeatMs);
+    this.timer ??= setInterval(() => void this.beat(), this.options.heartbeatMs);
     await this.put();
   }
 
@@ -79,7 +79,7 @@ export class AgentHeartbeat {
 
   /** The breaker changed: written at once, an operator watches it. */
   breakerChanged(): void {
-    if (this.announced) void this.put().catch((err) => this.o.log.debug({ err }, "breaker not persisted"));
+    if (this.announced) void this.put().catch((err) => this.options.log.debug({ err }, "breaker not persisted"));
   }
 
   /** No more heartbeats (the agent is stopping); the final record comes with `stopped()`. */
@@ -97,33 +97,33 @@ export class AgentHeartbeat {
 
   private async beat(): Promise<void> {
     try {
-      this.dedupSuppressed = (await this.o.dedup.counts(this.o.agent.id)).suppressed;
+      this.dedupSuppressed = (await this.options.dedup.counts(this.options.agent.id)).suppressed;
       await this.put();
     } catch (err) {
-      this.o.log.warn({ err }, "heartbeat failed");
+      this.options.log.warn({ err }, "heartbeat failed");
     }
   }
 
   private async put(state?: string, persisted?: unknown): Promise<void> {
-    const live = this.o.live();
+    const live = this.options.live();
     const record = buildAgentRecord({
-      agent: this.o.agent,
-      card: this.o.card,
+      agent: this.options.agent,
+      card: this.options.card,
       state: state ?? live.state,
       currentTaskId: live.currentTaskId,
-      runId: this.o.runId,
+      runId: this.options.runId,
       restarts: this.restarts,
       startedAt: this.startedAt,
       // a stopped agent's record says so by a heartbeat of 0
-      heartbeatAt: state === "stopped" ? 0 : this.o.now(),
-      heartbeatMs: this.o.heartbeatMs,
+      heartbeatAt: state === "stopped" ? 0 : this.options.now(),
+      heartbeatMs: this.options.heartbeatMs,
       completed: live.completed,
       failed: live.failed,
-      snapshot: persisted ?? this.o.persistedSnapshot(),
+      snapshot: persisted ?? this.options.persistedSnapshot(),
       breaker: live.breaker,
       breakerSnapshot: live.breakerSnapshot,
       dedupSuppressed: this.dedupSuppressed,
     });
-    await this.o.kv.put(this.o.agent.id, encode(record, this.o.codec));
+    await this.options.kv.put(this.options.agent.id, encode(record, this.options.codec));
   }
 }

@@ -27,10 +27,10 @@ export class CycleGate {
   private readonly checkKey: string;
   private readonly cooldownKey: string;
 
-  constructor(private readonly o: CycleGateOptions) {
+  constructor(private readonly options: CycleGateOptions) {
     // agent ids are unique within a runtime, so are these keys
-    this.checkKey = `${o.agentId}:cycle`;
-    this.cooldownKey = `${o.agentId}:breaker`;
+    this.checkKey = `${options.agentId}:cycle`;
+    this.cooldownKey = `${options.agentId}:breaker`;
   }
 
   /** A wake-up (`fleet wake`, `<prefix>.wake.<agent>`): the cycle runs now, or as soon as the agent is idle and may. */
@@ -41,39 +41,39 @@ export class CycleGate {
 
   /** The chart came back to idle: the next cycle is due at its time, at once if that passed or a wake-up came meanwhile. */
   onIdle(nextCycleAt: number): void {
-    this.schedule(this.wakeRequested ? this.o.clock.now() : nextCycleAt);
+    this.schedule(this.wakeRequested ? this.options.clock.now() : nextCycleAt);
   }
 
   /** The breaker changed: re-arm its cooldown, and look again from the scheduler (a closed breaker may release a cycle). */
   onBreakerChange(): void {
     this.armCooldown();
-    this.schedule(this.o.clock.now());
+    this.schedule(this.options.clock.now());
   }
 
   /** Runs the cycle if one is due and may run, else arms the scheduler for when it can. */
   check(): void {
     if (this.stopped) return;
-    const chart = this.o.chart();
+    const chart = this.options.chart();
     // busy: reaching idle arms the next check
     if (!chart.idle) return;
-    const now = this.o.clock.now();
+    const now = this.options.clock.now();
     const due = this.wakeRequested ? now : chart.nextCycleAt;
     if (now < due) return this.schedule(due);
     // quiet hours: the tick (or wake-up) comes once, when they end; an open breaker: when it closes (onBreakerChange)
-    const allowedAt = this.o.discipline().cycleAllowedAt(now);
-    if (allowedAt === undefined) return this.o.scheduler.cancel(this.checkKey);
+    const allowedAt = this.options.discipline().cycleAllowedAt(now);
+    if (allowedAt === undefined) return this.options.scheduler.cancel(this.checkKey);
     if (now < allowedAt) return this.schedule(allowedAt);
     this.wakeRequested = false;
-    this.o.tick(now);
+    this.options.tick(now);
   }
 
   /** The breaker has no timer of its own: an open one gets its TICK when its cooldown ends, and half-opens. */
   armCooldown(): void {
-    const at = this.o.discipline().cooldownEndsAt();
-    if (at === undefined || this.stopped) return this.o.scheduler.cancel(this.cooldownKey);
-    this.o.scheduler.schedule(this.cooldownKey, at, () => {
+    const at = this.options.discipline().cooldownEndsAt();
+    if (at === undefined || this.stopped) return this.options.scheduler.cancel(this.cooldownKey);
+    this.options.scheduler.schedule(this.cooldownKey, at, () => {
       if (this.stopped) return;
-      this.o.discipline().tick(this.o.clock.now());
+      this.options.discipline().tick(this.options.clock.now());
       // still open (the clock moved back): arm again; a transition re-armed through onBreakerChange already
       this.armCooldown();
     });
@@ -81,8 +81,8 @@ export class CycleGate {
 
   stop(): void {
     this.stopped = true;
-    this.o.scheduler.cancel(this.checkKey);
-    this.o.scheduler.cancel(this.cooldownKey);
+    this.options.scheduler.cancel(this.checkKey);
+    this.options.scheduler.cancel(this.cooldownKey);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -90,6 +90,6 @@ export class CycleGate {
   }
 
   private schedule(at: number): void {
-    if (!this.stopped) this.o.scheduler.schedule(this.checkKey, at, () => this.check());
+    if (!this.stopped) this.options.scheduler.schedule(this.checkKey, at, () => this.check());
   }
 }

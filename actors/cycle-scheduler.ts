@@ -47,10 +47,10 @@ export class CycleScheduler {
   private running = false;
   private stopped = false;
 
-  constructor(private readonly o: { timers?: SchedulerTimers; log: Logger }) {}
+  constructor(private readonly options: { timers?: SchedulerTimers; log: Logger }) {}
 
   private get timers(): SchedulerTimers {
-    return this.o.timers ?? nodeTimers;
+    return this.options.timers ?? nodeTimers;
   }
 
   get size(): number {
@@ -115,7 +115,7 @@ export class CycleScheduler {
           top.fn();
         } catch (err) {
           // one agent's failure is its own: the others due now still run
-          this.o.log.error({ err, key: top.key }, "scheduled callback failed");
+          this.options.log.error({ err, key: top.key }, "scheduled callback failed");
         }
       }
     } finally {

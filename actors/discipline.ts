@@ -13,7 +13,7 @@ export class AgentDiscipline {
   private readonly breaker: Actor<typeof breakerMachine>;
 
   constructor(
-    private readonly o: {
+    private readonly options: {
       /** the running quiet-hours chart the cycles pause by */
       quietHours: Pick<QuietHoursRunner, "at">;
       now: () => number;
@@ -24,8 +24,8 @@ export class AgentDiscipline {
       onChange: () => void;
     },
   ) {
-    this.breaker = this.createBreaker(o.restored);
-    this.breaker.on("*", (event) => o.log.warn({ breaker: event.type, ...("openUntil" in event ? { openUntil: new Date(event.openUntil).toISOString() } : {}) }, "circuit breaker"));
+    this.breaker = this.createBreaker(options.restored);
+    this.breaker.on("*", (event) => options.log.warn({ breaker: event.type, ...("openUntil" in event ? { openUntil: new Date(event.openUntil).toISOString() } : {}) }, "circuit breaker"));
     // XState notifies after every event, changed or not (a TICK that finds the cooldown not over): rewrite the record only
     // on a real change
     let last = this.breaker.getSnapshot();
@@ -33,12 +33,12 @@ export class AgentDiscipline {
       if (snap === last) return;
       const changed = snap.value !== last.value || snap.context.consecutiveFailures !== last.context.consecutiveFailures || snap.context.trialInFlight !== last.context.trialInFlight;
       last = snap;
-      if (changed) o.onChange();
+      if (changed) options.onChange();
     });
     this.breaker.start();
     // a trial that was running when the process died did not succeed: count it as failed instead of waiting forever
     const snap = this.breaker.getSnapshot();
-    if (snap.value === "halfOpen" && snap.context.trialInFlight) this.breaker.send({ type: "TASK_FAILED", now: o.now() });
+    if (snap.value === "halfOpen" && snap.context.trialInFlight) this.breaker.send({ type: "TASK_FAILED", now: options.now() });
   }
 
   private createBreaker(restored: unknown): Actor<typeof breakerMachine> {
@@ -46,7 +46,7 @@ export class AgentDiscipline {
       try {
         return createActor(breakerMachine, { input: {}, snapshot: restored as Parameters<typeof createActor<typeof breakerMachine>>[1] extends { snapshot?: infer S } ? S : never });
       } catch (err) {
-        this.o.log.warn({ err }, "breaker snapshot could not be restored; starting closed");
+        this.options.log.warn({ err }, "breaker snapshot could not be restored; starting closed");
       }
     }
     return createActor(breakerMachine, { input: {} });
@@ -54,7 +54,7 @@ export class AgentDiscipline {
 
   /** Cycles may wake models, so they need a closed breaker and a waking fleet. */
   mayRunCycle(now: number): boolean {
-    return this.breaker.getSnapshot().value === "closed" && this.o.quietHours.at(now).state === "active";
+    return this.breaker.getSnapshot().value === "closed" && this.options.quietHours.at(now).state === "active";
   }
 
   /**
@@ -63,7 +63,7 @@ export class AgentDiscipline {
    */
   cycleAllowedAt(now: number): number | undefined {
     if (this.breaker.getSnapshot().value !== "closed") return undefined;
-    const quiet = this.o.quietHours.at(now);
+    const quiet = this.options.quietHours.at(now);
     return quiet.state === "quiet" ? (quiet.nextBoundaryAt ?? Number.POSITIVE_INFINITY) : now;
   }
 
@@ -86,19 +86,19 @@ export class AgentDiscipline {
   }
 
   taskStarted(): void {
-    this.breaker.send({ type: "TASK_STARTED", now: this.o.now() });
+    this.breaker.send({ type: "TASK_STARTED", now: this.options.now() });
   }
 
   taskSucceeded(): void {
-    this.breaker.send({ type: "TASK_SUCCEEDED", now: this.o.now() });
+    this.breaker.send({ type: "TASK_SUCCEEDED", now: this.options.now() });
   }
 
   taskFailed(): void {
-    this.breaker.send({ type: "TASK_FAILED", now: this.o.now() });
+    this.breaker.send({ type: "TASK_FAILED", now: this.options.now() });
   }
 
   reset(): BreakerSummary {
-    this.breaker.send({ type: "RESET", now: this.o.now() });
+    this.breaker.send({ type: "RESET", now: this.options.now() });
     return this.summary();
   }
 

@@ -19,13 +19,13 @@ export interface InboxBatcherOptions {
 export class InboxBatcher {
   private batch: Message[] = [];
 
-  constructor(private readonly o: InboxBatcherOptions) {}
+  constructor(private readonly options: InboxBatcherOptions) {}
 
   receive(msg: { subject: string; data: Uint8Array; headers?: MsgHdrs | undefined }): void {
-    const negotiated = negotiate(msg, this.o.codec);
-    if (!negotiated.ok) return this.o.reject(msg.subject, msg.data, negotiated.error);
-    const decoded = decode(Message, msg.data, { codec: negotiated.codec, maxBytes: this.o.maxPayloadBytes });
-    if (!decoded.ok) return this.o.reject(msg.subject, msg.data, decoded.error);
+    const negotiated = negotiate(msg, this.options.codec);
+    if (!negotiated.ok) return this.options.reject(msg.subject, msg.data, negotiated.error);
+    const decoded = decode(Message, msg.data, { codec: negotiated.codec, maxBytes: this.options.maxPayloadBytes });
+    if (!decoded.ok) return this.options.reject(msg.subject, msg.data, decoded.error);
     this.batch.push(decoded.value);
     if (this.batch.length === 1) queueMicrotask(() => this.flush());
   }
@@ -33,6 +33,6 @@ export class InboxBatcher {
   private flush(): void {
     const messages = this.batch;
     this.batch = [];
-    if (messages.length > 0) this.o.deliver(messages);
+    if (messages.length > 0) this.options.deliver(messages);
   }
 }

@@ -35,11 +35,11 @@ export class QuietHoursRunner {
   private readonly listeners = new Set<(event: QuietHoursEmitted) => void>();
   private stopped = false;
 
-  constructor(private readonly o: QuietHoursRunnerOptions) {
-    this.actor = createActor(quietHoursMachine, { input: { window: o.window, now: o.clock.now() } });
+  constructor(private readonly options: QuietHoursRunnerOptions) {
+    this.actor = createActor(quietHoursMachine, { input: { window: options.window, now: options.clock.now() } });
     const announce = (event: QuietHoursEmitted) => {
       const until = event.type === "quietHours.began" ? event.until : event.nextQuietAt;
-      o.log.info({ quietHours: event.type === "quietHours.began" ? "quiet" : "active", at: iso(event.at), next: until === null ? null : iso(until) }, "quiet hours changed");
+      options.log.info({ quietHours: event.type === "quietHours.began" ? "quiet" : "active", at: iso(event.at), next: until === null ? null : iso(until) }, "quiet hours changed");
       for (const listener of this.listeners) listener(event);
     };
     this.actor.on("quietHours.began", announce);
@@ -49,7 +49,7 @@ export class QuietHoursRunner {
   start(): this {
     this.actor.start();
     const view = this.view();
-    this.o.log.info({ quietHours: view.state, next: view.nextBoundaryAt === null ? null : iso(view.nextBoundaryAt) }, "quiet hours running");
+    this.options.log.info({ quietHours: view.state, next: view.nextBoundaryAt === null ? null : iso(view.nextBoundaryAt) }, "quiet hours running");
     this.arm();
     return this;
   }
@@ -73,7 +73,7 @@ export class QuietHoursRunner {
 
   stop(): void {
     this.stopped = true;
-    this.o.scheduler.cancel(TIMER_KEY);
+    this.options.scheduler.cancel(TIMER_KEY);
     this.actor.stop();
   }
 
@@ -84,9 +84,9 @@ export class QuietHoursRunner {
   private arm(): void {
     const next = this.view().nextBoundaryAt;
     if (next === null || this.stopped) return;
-    this.o.scheduler.schedule(TIMER_KEY, next, () => {
+    this.options.scheduler.schedule(TIMER_KEY, next, () => {
       if (this.stopped) return;
-      this.at(this.o.clock.now());
+      this.at(this.options.clock.now());
       // early (the clock moved back) or on time: either way the chart's nextBoundaryAt is the next deadline
       this.arm();
     });

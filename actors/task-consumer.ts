@@ -43,7 +43,7 @@ export class TaskConsumer {
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
 
-  constructor(private readonly o: TaskConsumerOptions) {}
+  constructor(private readonly options: TaskConsumerOptions) {}
 
   start(consumer: Consumer): void {
     this.loop = this.consume(consumer);
@@ -71,34 +71,34 @@ export class TaskConsumer {
         // stop() may have come while the subscription was being made, with nothing yet to close
         if (this.stopping) await this.messages.close();
         for await (const msg of this.messages) {
-          await this.receive(msg).catch((err) => this.o.log.error({ err, seq: msg.seq }, "task handling failed; it will be redelivered"));
+          await this.receive(msg).catch((err) => this.options.log.error({ err, seq: msg.seq }, "task handling failed; it will be redelivered"));
           if (this.stopping) break;
         }
       } catch (err) {
         // the server is away (restart, partition) or the consumer was recreated: start over shortly
-        this.o.log.debug({ err }, "task subscription ended");
+        this.options.log.debug({ err }, "task subscription ended");
         await sleep(500);
       }
     }
   }
 
   private async receive(msg: TaskMessage): Promise<void> {
-    this.o.log.debug({ seq: msg.seq, deliveryCount: msg.info.deliveryCount }, "task message received");
-    const negotiated = negotiate(msg, this.o.codec);
-    if (!negotiated.ok) return this.settle(msg, { kind: "dead-letter", error: negotiated.error }, this.o.log);
-    const decoded = decode(TaskAssignment, msg.data, { codec: negotiated.codec, maxBytes: this.o.maxPayloadBytes });
-    if (!decoded.ok) return this.settle(msg, { kind: "dead-letter", error: decoded.error }, this.o.log);
+    this.options.log.debug({ seq: msg.seq, deliveryCount: msg.info.deliveryCount }, "task message received");
+    const negotiated = negotiate(msg, this.options.codec);
+    if (!negotiated.ok) return this.settle(msg, { kind: "dead-letter", error: negotiated.error }, this.options.log);
+    const decoded = decode(TaskAssignment, msg.data, { codec: negotiated.codec, maxBytes: this.options.maxPayloadBytes });
+    if (!decoded.ok) return this.settle(msg, { kind: "dead-letter", error: decoded.error }, this.options.log);
     const assignment = decoded.value;
-    const log = this.o.log.child({ taskId: assignment.taskId });
-    if (assignment.agentId !== this.o.agentId) {
-      return this.settle(msg, { kind: "dead-letter", error: new FleetError("MESSAGE_INVALID", `assignment for ${assignment.agentId} arrived at ${this.o.agentId}`) }, log);
+    const log = this.options.log.child({ taskId: assignment.taskId });
+    if (assignment.agentId !== this.options.agentId) {
+      return this.settle(msg, { kind: "dead-letter", error: new FleetError("MESSAGE_INVALID", `assignment for ${assignment.agentId} arrived at ${this.options.agentId}`) }, log);
     }
     // the claim is kept from receipt to settlement (waiting for the chart, a breaker hold, long work): a process that
     // dies stops sending these and the task is redelivered after the ack wait
-    const claim = setInterval(() => void this.settle(msg, WORKING, log).catch((err) => log.debug({ err }, "working-ack not sent")), this.o.workingAckMs);
+    const claim = setInterval(() => void this.settle(msg, WORKING, log).catch((err) => log.debug({ err }, "working-ack not sent")), this.options.workingAckMs);
     let outcome: DeliveryOutcome;
     try {
-      outcome = (await this.ready(log)) ? await this.o.work.run(assignment, log) : HANDED_BACK;
+      outcome = (await this.ready(log)) ? await this.options.work.run(assignment, log) : HANDED_BACK;
     } catch (err) {
       // run returns its failures as outcomes; anything else is a bug, and the task still comes back
       log.error({ err }, "task run failed unexpectedly");
@@ -115,19 +115,19 @@ export class TaskConsumer {
    */
   private async ready(log: Logger): Promise<boolean> {
     if (this.stopping) return false;
-    await this.o.work.idle();
-    if (!this.o.work.mayTakeTask()) {
+    await this.options.work.idle();
+    if (!this.options.work.mayTakeTask()) {
       log.info({}, "breaker open: task held");
-      while (!this.o.work.mayTakeTask()) {
+      while (!this.options.work.mayTakeTask()) {
         if (this.stopping) return false;
-        await sleep(Math.min(1_000, this.o.workingAckMs));
+        await sleep(Math.min(1_000, this.options.workingAckMs));
       }
     }
     return !this.stopping;
   }
 
   private settle(msg: TaskMessage, outcome: DeliveryOutcome, log: Logger): Promise<void> {
-    return settleMessage(msg, outcome, { deadLetter: this.o.deadLetter, log });
+    return settleMessage(msg, outcome, { deadLetter: this.options.deadLetter, log });
   }
 }
 

@@ -77,12 +77,12 @@ export class TaskDedup {
   /** The last record and revision this process read or wrote per key, tried first (CAS tells when it is stale). */
   private readonly known = new Map<string, { record: DedupRecord; revision: number }>();
 
-  constructor(private readonly o: TaskDedupOptions) {
+  constructor(private readonly options: TaskDedupOptions) {
     this.rules = {
-      threshold: o.threshold ?? 0.7,
-      createdWindowMs: o.createdWindowMs ?? 48 * HOUR,
-      completedWindowMs: o.completedWindowMs ?? 7 * DAY,
-      maxEntries: o.maxEntries ?? 500,
+      threshold: options.threshold ?? 0.7,
+      createdWindowMs: options.createdWindowMs ?? 48 * HOUR,
+      completedWindowMs: options.completedWindowMs ?? 7 * DAY,
+      maxEntries: options.maxEntries ?? 500,
     };
     const r = this.rules;
     if (!(r.threshold >= 0 && r.threshold <= 1)) throw new RangeError(`dedup threshold ${r.threshold} is not in [0, 1]`);
@@ -126,11 +126,11 @@ export class TaskDedup {
   /** For `fleet status`: entries still inside a window, and refused admits since the record began. */
   async counts(agentId: string): Promise<{ entries: number; suppressed: number }> {
     const { record } = await this.read(this.keyFor(agentId), agentId);
-    return { entries: prune(record.entries, this.o.now(), this.rules).length, suppressed: record.suppressed };
+    return { entries: prune(record.entries, this.options.now(), this.rules).length, suppressed: record.suppressed };
   }
 
   private keyFor(agentId: string): string {
-    return `${this.o.keyPrefix ?? ""}${agentId}`;
+    return `${this.options.keyPrefix ?? ""}${agentId}`;
   }
 
   /** Reads, decides and writes by CAS until the write lands on the revision it read; like TaskStore.update. */
@@ -140,15 +140,15 @@ export class TaskDedup {
       try {
         const cached = attempt === 0 ? this.known.get(key) : undefined;
         const current = cached ?? (await this.read(key, agentId));
-        const { next, result } = decide(current.record, this.o.now());
+        const { next, result } = decide(current.record, this.options.now());
         if (!next) {
           // no write, so no CAS to say the cached record was current: another process may have added the entry since
           if (!cached) return result;
           continue;
         }
-        const bytes = encode(next, this.o.codec);
+        const bytes = encode(next, this.options.codec);
         // revision 0: nothing was ever written under the key, so a create, which fails if another process got there first
-        const revision = current.revision === 0 ? await this.o.kv.create(key, bytes) : await this.o.kv.update(key, bytes, current.revision);
+        const revision = current.revision === 0 ? await this.options.kv.create(key, bytes) : await this.options.kv.update(key, bytes, current.revision);
         this.remember(key, next, revision);
         return result;
       } catch (err) {
@@ -160,15 +160,15 @@ export class TaskDedup {
   }
 
   private async read(key: string, agentId: string): Promise<{ record: DedupRecord; revision: number }> {
-    const entry: KvEntry | null = await this.o.kv.get(key);
+    const entry: KvEntry | null = await this.options.kv.get(key);
     if (!entry) return { record: empty(), revision: 0 };
     if (entry.operation !== "PUT") return this.remember(key, empty(), entry.revision);
-    const decoded = decode(DedupRecord, entry.value, { codec: this.o.codec });
+    const decoded = decode(DedupRecord, entry.value, { codec: this.options.codec });
     if (!decoded.ok) {
       // A value that does not decode is treated as an empty record, which the next write overwrites (the CAS is on its
       // revision). The record only holds recent titles: losing it lets at most a few duplicates through, while
       // throwing would stop every task for this agent until someone repaired the key by hand.
-      this.o.log?.warn({ agentId, key, revision: entry.revision, err: decoded.error }, "dedup record unreadable; starting it afresh");
+      this.options.log?.warn({ agentId, key, revision: entry.revision, err: decoded.error }, "dedup record unreadable; starting it afresh");
       return this.remember(key, empty(), entry.revision);
     }
     return this.remember(key, decoded.value, entry.revision);

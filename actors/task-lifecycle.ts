@@ -31,7 +31,7 @@ export interface TaskLifecycleOptions {
  * `DeliveryOutcome` instead of throwing, so the consumer settles the message from a value.
  */
 export class TaskLifecycle {
-  constructor(private readonly o: TaskLifecycleOptions) {}
+  constructor(private readonly options: TaskLifecycleOptions) {}
 
   /** Moves the assigned Task to WORKING; anything else it finds is an outcome for the message. */
   async claim(assignment: TaskAssignment, log: Logger): Promise<{ kind: "claimed"; task: Task } | DeliveryOutcome> {
@@ -50,7 +50,7 @@ export class TaskLifecycle {
       log.info({ state: task.status.state }, "redelivered task already finished");
       return { kind: "done", already: true };
     }
-    this.o.breaker().taskStarted();
+    this.options.breaker().taskStarted();
     this.publishStatus(task.id, task.contextId, "TASK_STATE_WORKING", false);
     return { kind: "claimed", task };
   }
@@ -62,11 +62,11 @@ export class TaskLifecycle {
   private async working(assignment: TaskAssignment): Promise<Task> {
     const toWorking = () => ({ status: { state: "TASK_STATE_WORKING" as const, timestamp: this.isoNow() } });
     try {
-      return await this.o.store.transition(this.o.agentId, assignment.taskId, toWorking);
+      return await this.options.store.transition(this.options.agentId, assignment.taskId, toWorking);
     } catch (err) {
       if (!(err instanceof FleetError && err.code === "TASK_NOT_FOUND")) throw err;
-      await this.o.store.create(this.o.agentId, taskFromAssignment(assignment));
-      return this.o.store.transition(this.o.agentId, assignment.taskId, toWorking);
+      await this.options.store.create(this.options.agentId, taskFromAssignment(assignment));
+      return this.options.store.transition(this.options.agentId, assignment.taskId, toWorking);
     }
   }
 
@@ -90,7 +90,7 @@ export class TaskLifecycle {
   private async settle(taskId: string, outcome: Exclude<ReportInput["outcome"], { retry: true }>, log: Logger): Promise<void> {
     const state: TaskState = outcome.ok ? "TASK_STATE_COMPLETED" : "canceled" in outcome ? "TASK_STATE_CANCELED" : "TASK_STATE_FAILED";
     let settled = false;
-    const task = await this.o.store.transition(this.o.agentId, taskId, (t) => {
+    const task = await this.options.store.transition(this.options.agentId, taskId, (t) => {
       settled = true;
       return {
         status: {
@@ -106,18 +106,18 @@ export class TaskLifecycle {
     }
     if (settled) this.publishStatus(task.id, task.contextId, state, true);
     if (state === "TASK_STATE_COMPLETED") {
-      this.o.breaker().taskSucceeded();
+      this.options.breaker().taskSucceeded();
       // completed work blocks similar findings for the discovery window
-      await this.o.dedup.completed(this.o.agentId, taskId).catch((err) => log.warn({ err }, "dedup completion not recorded"));
-    } else if (state === "TASK_STATE_FAILED") this.o.breaker().taskFailed();
+      await this.options.dedup.completed(this.options.agentId, taskId).catch((err) => log.warn({ err }, "dedup completion not recorded"));
+    } else if (state === "TASK_STATE_FAILED") this.options.breaker().taskFailed();
   }
 
   /** A client's CancelTask: the Task is canceled in KV at once; the chart is told by the caller. */
   async cancel(taskId: string): Promise<Task> {
-    const task = await this.o.store.get(this.o.agentId, taskId);
+    const task = await this.options.store.get(this.options.agentId, taskId);
     if (!task) throw new FleetError("TASK_NOT_FOUND", `task ${taskId} not found`);
     if (isTerminal(task.status.state)) throw new FleetError("TASK_NOT_CANCELABLE", `task ${taskId} is already ${task.status.state}`);
-    const canceled = await this.o.store.transition(this.o.agentId, taskId, () => ({ status: { state: "TASK_STATE_CANCELED", timestamp: this.isoNow() } }));
+    const canceled = await this.options.store.transition(this.options.agentId, taskId, () => ({ status: { state: "TASK_STATE_CANCELED", timestamp: this.isoNow() } }));
     if (canceled.status.state === "TASK_STATE_CANCELED") this.publishStatus(taskId, canceled.contextId, "TASK_STATE_CANCELED", true);
     return canceled;
   }
@@ -127,10 +127,10 @@ export class TaskLifecycle {
   }
 
   private publish(event: TaskEvent): void {
-    this.o.nc.publish(this.o.names.agentEvents(this.o.agentId), encode(event, this.o.codec), { headers: wireHeaders(this.o.codec) });
+    this.options.nc.publish(this.options.names.agentEvents(this.options.agentId), encode(event, this.options.codec), { headers: wireHeaders(this.options.codec) });
   }
 
   private isoNow(): string {
-    return new Date(this.o.now()).toISOString();
+    return new Date(this.options.now()).toISOString();
   }
 }

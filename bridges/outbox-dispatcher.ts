@@ -36,13 +36,13 @@ export class OutboxDispatcher {
   private stopping = false;
   private readonly log: Logger;
 
-  constructor(private readonly o: OutboxDispatcherOptions) {
-    this.log = o.log.child({ component: "outbox", channel: o.sender.channel });
+  constructor(private readonly options: OutboxDispatcherOptions) {
+    this.log = options.log.child({ component: "outbox", channel: options.sender.channel });
   }
 
   async start(): Promise<void> {
-    const durable = await ensureOutboxConsumer(this.o.jsm, this.o.names, this.o.sender.channel);
-    const consumer = await this.o.js.consumers.get(this.o.names.stream("OUTBOX"), durable);
+    const durable = await ensureOutboxConsumer(this.options.jsm, this.options.names, this.options.sender.channel);
+    const consumer = await this.options.js.consumers.get(this.options.names.stream("OUTBOX"), durable);
     this.loop = (async () => {
       while (!this.stopping) {
         try {
@@ -67,16 +67,16 @@ export class OutboxDispatcher {
   }
 
   private quietWindowOf(record: OutboxRecord): DailyWindow | undefined {
-    const principal = this.o.principals.find((p) => p.channel === record.channel && p.to === record.to);
+    const principal = this.options.principals.find((p) => p.channel === record.channel && p.to === record.to);
     if (!principal?.quietHours) return undefined;
-    return { ...principal.quietHours, timeZone: principal.timeZone ?? this.o.timeZone };
+    return { ...principal.quietHours, timeZone: principal.timeZone ?? this.options.timeZone };
   }
 
   private async handle(msg: JsMsg): Promise<void> {
     const decoded = decode(OutboxRecord, msg.data);
     if (!decoded.ok) return this.reject(msg, decoded.error);
     const record = decoded.value;
-    const now = this.o.clock.now();
+    const now = this.options.clock.now();
     const window = this.quietWindowOf(record);
     if (window && isQuiet(window, now)) {
       const delayMs = Math.max(1_000, deferUntil(window, now) - now);
@@ -85,12 +85,12 @@ export class OutboxDispatcher {
       return;
     }
     try {
-      await this.o.sender.send(record, AbortSignal.timeout(30_000));
+      await this.options.sender.send(record, AbortSignal.timeout(30_000));
       msg.ack();
       this.log.info({ to: record.to, source: record.source }, "delivered");
     } catch (err) {
       const attempts = msg.info.deliveryCount;
-      if (attempts >= (this.o.maxAttempts ?? 10)) {
+      if (attempts >= (this.options.maxAttempts ?? 10)) {
         return this.reject(msg, new FleetError("INTERNAL", `delivery to ${record.channel}/${record.to} failed ${attempts} times: ${String(err)}`, { cause: err }));
       }
       // back off: 2 s, 4 s, 8 s … up to 5 minutes
@@ -100,7 +100,7 @@ export class OutboxDispatcher {
   }
 
   private async reject(msg: JsMsg, error: FleetError): Promise<void> {
-    await deadLetter(this.o.js, this.o.names, `outbox`, { subject: msg.subject, data: msg.data, msgId: `${msg.info.stream}-${msg.seq}` }, error).catch((err) =>
+    await deadLetter(this.options.js, this.options.names, `outbox`, { subject: msg.subject, data: msg.data, msgId: `${msg.info.stream}-${msg.seq}` }, error).catch((err) =>
       this.log.error({ err }, "dead letter could not be stored"),
     );
     msg.ack();

@@ -26,14 +26,14 @@ export interface WakeWebhookOptions {
 export class WakeWebhook {
   private server: Server | undefined;
 
-  constructor(private readonly o: WakeWebhookOptions) {}
+  constructor(private readonly options: WakeWebhookOptions) {}
 
   async start(): Promise<number> {
     this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(this.o.port, this.o.host ?? "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => this.server!.listen(this.options.port, this.options.host ?? "127.0.0.1", resolve));
     const address = this.server.address();
-    const port = typeof address === "object" && address ? address.port : this.o.port;
-    this.o.log.info({ port }, "wake webhook listening");
+    const port = typeof address === "object" && address ? address.port : this.options.port;
+    this.options.log.info({ port }, "wake webhook listening");
     return port;
   }
 
@@ -48,13 +48,13 @@ export class WakeWebhook {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const match = /^\/wake\/([A-Za-z0-9_-]+)\/?$/.exec(req.url ?? "");
     if (req.method !== "POST" || !match) return reply(res, 404, { error: "POST /wake/<agent>" });
-    if (this.o.token && !bearerMatches(req.headers.authorization, this.o.token)) return reply(res, 401, { error: "unauthorized" });
+    if (this.options.token && !bearerMatches(req.headers.authorization, this.options.token)) return reply(res, 401, { error: "unauthorized" });
     const agentId = match[1]!;
-    if (!this.o.agents.includes(agentId)) return reply(res, 404, { error: `no agent ${agentId}` });
-    const body = await readBody(req, this.o.maxBodyBytes ?? 64 * 1024);
+    if (!this.options.agents.includes(agentId)) return reply(res, 404, { error: `no agent ${agentId}` });
+    const body = await readBody(req, this.options.maxBodyBytes ?? 64 * 1024);
     if (!body) return reply(res, 413, { error: "body too large" });
-    this.o.nc.publish(this.o.names.wake(agentId), body);
-    this.o.log.info({ agentId, bytes: body.length }, "wake-up from webhook");
+    this.options.nc.publish(this.options.names.wake(agentId), body);
+    this.options.log.info({ agentId, bytes: body.length }, "wake-up from webhook");
     return reply(res, 202, { woke: agentId });
   }
 }

@@ -58,26 +58,26 @@ export interface AgentToolsOptions {
  * refuses the publish outright), so a prompt-injected step is stopped here before it costs a round trip.
  */
 export class AgentTools {
-  constructor(private readonly o: AgentToolsOptions) {}
+  constructor(private readonly options: AgentToolsOptions) {}
 
   riskOf(tool: string): RiskLevel {
-    const risk = this.o.risks.get(tool);
+    const risk = this.options.risks.get(tool);
     if (!risk) throw new FleetError("TOOL_NOT_FOUND", `no tool "${tool}" in the catalogue`);
     return risk;
   }
 
   isAllowed(tool: string): boolean {
-    return this.o.allowed.includes("*") || this.o.allowed.includes(tool);
+    return this.options.allowed.includes("*") || this.options.allowed.includes(tool);
   }
 
   async call(tool: string, input: unknown, taskId?: string): Promise<ToolCallResult> {
     const risk = this.riskOf(tool);
     if (risk === "BLOCK") throw await this.refuse(new FleetError("TOOL_BLOCKED", `"${tool}" is BLOCK: it never runs`), tool, input, taskId);
-    if (!this.isAllowed(tool)) throw await this.refuse(new FleetError("TOOL_NOT_ALLOWED", `agent "${this.o.agentId}" is not allowed "${tool}"`), tool, input, taskId);
+    if (!this.isAllowed(tool)) throw await this.refuse(new FleetError("TOOL_NOT_ALLOWED", `agent "${this.options.agentId}" is not allowed "${tool}"`), tool, input, taskId);
     if (needsProposal(risk)) throw new FleetError("PROPOSAL_REQUIRED", `"${tool}" is ${risk}: propose it instead`);
-    return callTool(this.o.nc, this.o.names, tool, { agentId: this.o.agentId, input, ...(taskId ? { taskId } : {}) }, {
-      codec: this.o.codec,
-      timeoutMs: this.o.timeoutMs ?? 60_000,
+    return callTool(this.options.nc, this.options.names, tool, { agentId: this.options.agentId, input, ...(taskId ? { taskId } : {}) }, {
+      codec: this.options.codec,
+      timeoutMs: this.options.timeoutMs ?? 60_000,
     });
   }
 
@@ -90,7 +90,7 @@ export class AgentTools {
     if (error.code !== "TOOL_BLOCKED" && error.code !== "TOOL_NOT_ALLOWED") return error;
     const report: RefusalReport = { tool, input: boundedInput(input), code: error.code, message: error.message.slice(0, 1_000), ...(taskId ? { taskId } : {}) };
     try {
-      await requestTyped(this.o.nc, this.o.names.refusal(this.o.agentId), report, RefusalRecorded, { codec: this.o.codec, timeoutMs: REFUSAL_TIMEOUT_MS });
+      await requestTyped(this.options.nc, this.options.names.refusal(this.options.agentId), report, RefusalRecorded, { codec: this.options.codec, timeoutMs: REFUSAL_TIMEOUT_MS });
     } catch {
       // the record is lost, the refusal stands; the broker or the tool host logged why
     }
@@ -103,18 +103,18 @@ export class AgentTools {
    */
   async propose(proposal: { tool: string; input: unknown; reason: string; taskId?: string | undefined; id?: string }): Promise<string> {
     const submission = {
-      id: proposal.id ?? proposalIdFor(this.o.agentId, proposal.tool, proposal.input, proposal.taskId),
-      agentId: this.o.agentId,
+      id: proposal.id ?? proposalIdFor(this.options.agentId, proposal.tool, proposal.input, proposal.taskId),
+      agentId: this.options.agentId,
       tool: proposal.tool,
       input: proposal.input,
       reason: proposal.reason,
       ...(proposal.taskId ? { taskId: proposal.taskId } : {}),
-      submittedAt: (this.o.clock ?? Date.now)(),
+      submittedAt: (this.options.clock ?? Date.now)(),
     };
-    const bytes = encode(submission, this.o.codec);
-    const checked = decode(ProposalSubmission, bytes, { codec: this.o.codec });
+    const bytes = encode(submission, this.options.codec);
+    const checked = decode(ProposalSubmission, bytes, { codec: this.options.codec });
     if (!checked.ok) throw checked.error;
-    await this.o.js.publish(this.o.names.proposal(this.o.agentId, "submitted"), bytes, { msgID: `submit-${submission.id}` });
+    await this.options.js.publish(this.options.names.proposal(this.options.agentId, "submitted"), bytes, { msgID: `submit-${submission.id}` });
     return submission.id;
   }
 }

@@ -40,8 +40,8 @@ export class AuditAnchorer {
   private ticking: Promise<AnchorTick> | undefined;
   private readonly now: () => number;
 
-  constructor(private readonly o: AuditAnchorerOptions) {
-    this.now = o.clock ?? Date.now;
+  constructor(private readonly options: AuditAnchorerOptions) {
+    this.now = options.clock ?? Date.now;
   }
 
   /** Never fails the process it runs in: a stream not there yet or NATS away is retried at the next interval. */
@@ -50,7 +50,7 @@ export class AuditAnchorer {
       this.last = await this.latestAnchor();
       await this.tick();
     } catch (err) {
-      this.o.log.warn({ err: String(err) }, "could not anchor the audit chain at start; trying again next interval");
+      this.options.log.warn({ err: String(err) }, "could not anchor the audit chain at start; trying again next interval");
     }
     this.schedule();
   }
@@ -58,7 +58,7 @@ export class AuditAnchorer {
   async stop(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    await this.tick().catch((err: unknown) => this.o.log.warn({ err: String(err) }, "could not anchor the audit chain at stop"));
+    await this.tick().catch((err: unknown) => this.options.log.warn({ err: String(err) }, "could not anchor the audit chain at stop"));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -74,42 +74,42 @@ export class AuditAnchorer {
   private schedule(): void {
     this.timer = setTimeout(() => {
       void this.tick()
-        .catch((err: unknown) => this.o.log.warn({ err: String(err) }, "could not anchor the audit chain; trying again next interval"))
+        .catch((err: unknown) => this.options.log.warn({ err: String(err) }, "could not anchor the audit chain; trying again next interval"))
         .finally(() => {
           if (this.timer) this.schedule();
         });
-    }, this.o.intervalMs ?? ANCHOR_INTERVAL_MS);
+    }, this.options.intervalMs ?? ANCHOR_INTERVAL_MS);
     this.timer.unref();
   }
 
   private async round(): Promise<AnchorTick> {
     const out: AnchorTick = {};
-    const { js, names, codec } = this.o;
+    const { js, names, codec } = this.options;
     if (this.last) {
       const m = await (await js.streams.get(names.stream("AUDIT"))).getMessage({ seq: this.last.seq });
       const now = m ? chainHashOf({ data: m.data, contentType: m.header?.get(HEADERS.contentType) }, codec) : undefined;
       if (now !== this.last.hash) {
         out.rewritten = { seq: this.last.seq, anchored: this.last.hash, now };
-        this.o.log.error(out.rewritten, "the audit chain was rewritten under its last anchor (run: fleet audit verify)");
+        this.options.log.error(out.rewritten, "the audit chain was rewritten under its last anchor (run: fleet audit verify)");
       }
     }
     const tip = (await readAuditTip(js, names, codec)).newest;
     if (!tip || (this.last && tip.seq <= this.last.seq)) return out;
-    const body = { stream: names.stream("AUDIT"), seq: tip.seq, hash: tip.hash, at: this.now(), signer: this.o.signer.publicKey };
-    const anchor: AuditAnchor = { ...body, sig: signBytes(this.o.signer, anchorSigningBytes(body)) };
+    const body = { stream: names.stream("AUDIT"), seq: tip.seq, hash: tip.hash, at: this.now(), signer: this.options.signer.publicKey };
+    const anchor: AuditAnchor = { ...body, sig: signBytes(this.options.signer, anchorSigningBytes(body)) };
     await js.publish(names.auditAnchor(), encode(anchor, codec), { headers: wireHeaders(codec, `anchor-${anchor.seq}-${anchor.hash}`) });
     this.last = anchor;
     out.anchored = anchor;
-    this.o.log.debug({ seq: anchor.seq }, "audit chain anchored");
+    this.options.log.debug({ seq: anchor.seq }, "audit chain anchored");
     return out;
   }
 
   /** The newest anchor already written (by this identity before a restart): nothing is anchored twice. */
   private async latestAnchor(): Promise<AuditAnchor | undefined> {
-    const stream = await this.o.js.streams.get(this.o.names.stream("AUDIT_ANCHORS"));
-    const m = await stream.getMessage({ last_by_subj: this.o.names.auditAnchor() });
+    const stream = await this.options.js.streams.get(this.options.names.stream("AUDIT_ANCHORS"));
+    const m = await stream.getMessage({ last_by_subj: this.options.names.auditAnchor() });
     if (!m) return undefined;
-    const decoded = decode(AuditAnchor, m.data, { codec: this.o.codec });
+    const decoded = decode(AuditAnchor, m.data, { codec: this.options.codec });
     return decoded.ok ? decoded.value : undefined;
   }
 }

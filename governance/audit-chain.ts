@@ -70,9 +70,9 @@ export class AuditChain {
   private readonly maxBatch: number;
   private readonly stream: string;
 
-  constructor(private readonly o: AuditChainOptions) {
-    this.maxBatch = o.maxBatch ?? 256;
-    this.stream = o.names.stream("AUDIT");
+  constructor(private readonly options: AuditChainOptions) {
+    this.maxBatch = options.maxBatch ?? 256;
+    this.stream = options.names.stream("AUDIT");
   }
 
   /** Reads the stream's tip, so a missing AUDIT stream fails at start rather than at the first call. */
@@ -135,14 +135,14 @@ export class AuditChain {
     let prev = base.hash;
     let seq = base.seq;
     const sent = batch.map((p, i) => {
-      const signer = this.o.signer;
+      const signer = this.options.signer;
       // a tool input or output may quote a secret the process knows: the trail keeps it scrubbed, hashed as kept
       const body = { ...secrets.scrubDeep(p.entry), ...(signer ? { signer: signer.publicKey } : {}), prevHash: prev };
       const hash = recordHash(body);
       const record = { ...body, hash, ...(signer ? { sig: signBytes(signer, recordSigningBytes(hash)) } : {}) };
       const expect = i === 0 ? { lastSequence: seq } : { lastSequence: seq, lastMsgID: prev };
-      const ack = this.o.js.publish(this.o.names.audit(p.agentId), encode(record, this.o.codec), {
-        headers: wireHeaders(this.o.codec, hash),
+      const ack = this.options.js.publish(this.options.names.audit(p.agentId), encode(record, this.options.codec), {
+        headers: wireHeaders(this.options.codec, hash),
         expect,
       });
       prev = hash;
@@ -180,7 +180,7 @@ export class AuditChain {
       }
     });
     this.tip = clean ? tip : undefined;
-    if (!clean) this.o.log.debug({ published: batch.length, retry: retry.length }, "audit round lost a race; re-reading the tip");
+    if (!clean) this.options.log.debug({ published: batch.length, retry: retry.length }, "audit round lost a race; re-reading the tip");
     return uncertain ? this.withoutStored(base.seq, retry) : retry;
   }
 
@@ -198,13 +198,13 @@ export class AuditChain {
   private async withoutStored(baseSeq: number, retry: Pending[]): Promise<Pending[]> {
     if (retry.length === 0) return retry;
     try {
-      const stream = await this.o.js.streams.get(this.stream);
+      const stream = await this.options.js.streams.get(this.stream);
       const last = (await stream.info()).state.last_seq;
       let left = retry;
       for (let seq = baseSeq + 1; seq <= Math.min(last, baseSeq + STORED_SCAN) && left.length > 0; seq++) {
         const m = await stream.getMessage({ seq });
         if (!m) continue;
-        const hash = chainHashOf({ data: m.data, contentType: m.header?.get(HEADERS.contentType) }, this.o.codec);
+        const hash = chainHashOf({ data: m.data, contentType: m.header?.get(HEADERS.contentType) }, this.options.codec);
         const found = left.find((p) => p.attempted.has(hash));
         if (!found) continue;
         found.resolve({ seq, hash });
@@ -212,14 +212,14 @@ export class AuditChain {
       }
       return left;
     } catch (err) {
-      this.o.log.warn({ err: String(err) }, "could not check which audit records were stored; publishing them again");
+      this.options.log.warn({ err }, "could not check which audit records were stored; publishing them again");
       return retry;
     }
   }
 
   /** The stream's last sequence, and the hash of the newest message that still exists. */
   private async readTip(): Promise<Tip> {
-    const tip = await readAuditTip(this.o.js, this.o.names, this.o.codec);
+    const tip = await readAuditTip(this.options.js, this.options.names, this.options.codec);
     return { seq: tip.lastSeq, hash: tip.newest?.hash ?? "" };
   }
 }

@@ -53,19 +53,19 @@ export class AgentMemory {
   private readonly codec: CodecName;
   private readonly clock: () => number;
 
-  constructor(private readonly o: AgentMemoryOptions) {
-    this.codec = o.codec ?? "msgpack";
-    this.clock = o.clock ?? Date.now;
+  constructor(private readonly options: AgentMemoryOptions) {
+    this.codec = options.codec ?? "msgpack";
+    this.clock = options.clock ?? Date.now;
   }
 
   get maxLines(): number {
-    return this.o.maxLines;
+    return this.options.maxLines;
   }
 
   /** The agent's MEMORY.md; a record that does not decode is MESSAGE_INVALID rather than an empty memory. */
   async read(agentId: string): Promise<AgentMemoryState> {
     assertAgentId(agentId);
-    const entry = await this.o.kv.get(agentId);
+    const entry = await this.options.kv.get(agentId);
     if (!entry || entry.operation !== "PUT") return { lines: [], revision: 0, replaced: [] };
     const record = this.decodeRecord(entry.value);
     if (!record.ok) throw new FleetError("MESSAGE_INVALID", `MEMORY.md of ${agentId} does not decode: ${record.error.message}`, { cause: record.error });
@@ -88,7 +88,7 @@ export class AgentMemory {
     const record: MemoryRecord = { agentId, lines: [...lines], updatedAt: this.clock(), replaced: [...history, ...replaced].slice(-MAX_REPLACED) };
     const bytes = encode(record, this.codec);
     try {
-      return expectedRevision === 0 ? await this.o.kv.create(agentId, bytes) : await this.o.kv.update(agentId, bytes, expectedRevision);
+      return expectedRevision === 0 ? await this.options.kv.create(agentId, bytes) : await this.options.kv.update(agentId, bytes, expectedRevision);
     } catch (err) {
       if (isWrongRevision(err)) {
         throw new FleetError("CONFLICT", `MEMORY.md of ${agentId} changed since revision ${expectedRevision}`, { cause: err });
@@ -106,8 +106,8 @@ export class AgentMemory {
     for (let attempt = 1; ; attempt++) {
       const current = await this.read(agentId);
       if (current.lines.includes(line)) return current.revision;
-      if (current.lines.length >= this.o.maxLines) {
-        throw new FleetError("MEMORY_TOO_LARGE", `MEMORY.md of ${agentId} is full (${current.lines.length} of ${this.o.maxLines} lines): replace or drop a line first`);
+      if (current.lines.length >= this.options.maxLines) {
+        throw new FleetError("MEMORY_TOO_LARGE", `MEMORY.md of ${agentId} is full (${current.lines.length} of ${this.options.maxLines} lines): replace or drop a line first`);
       }
       try {
         return await this.write(agentId, [...current.lines, line], current.revision);
@@ -120,14 +120,14 @@ export class AgentMemory {
   /** The ids of agents that have a MEMORY.md, sorted; the bucket's other keys are not agents' and are skipped. */
   async list(): Promise<string[]> {
     const ids: string[] = [];
-    for await (const key of await this.o.kv.keys()) if (AGENT_KEY.test(key)) ids.push(key);
+    for await (const key of await this.options.kv.keys()) if (AGENT_KEY.test(key)) ids.push(key);
     return ids.sort();
   }
 
   private check(agentId: string, lines: readonly string[]): void {
     assertAgentId(agentId);
-    if (lines.length > this.o.maxLines) {
-      throw new FleetError("MEMORY_TOO_LARGE", `MEMORY.md of ${agentId} would have ${lines.length} lines; the cap is ${this.o.maxLines}`);
+    if (lines.length > this.options.maxLines) {
+      throw new FleetError("MEMORY_TOO_LARGE", `MEMORY.md of ${agentId} would have ${lines.length} lines; the cap is ${this.options.maxLines}`);
     }
     lines.forEach((line, i) => {
       if (line.length > MAX_MEMORY_LINE_CHARS) {
@@ -143,7 +143,7 @@ export class AgentMemory {
 
   /** The replacement history at the revision being replaced; unreadable history is dropped rather than blocking the write. */
   private async history(agentId: string, revision: number): Promise<MemoryReplacement[]> {
-    const entry = await this.o.kv.get(agentId);
+    const entry = await this.options.kv.get(agentId);
     if (!entry || entry.operation !== "PUT") return [];
     if (entry.revision !== revision) {
       throw new FleetError("CONFLICT", `MEMORY.md of ${agentId} is at revision ${entry.revision}, not ${revision}`);

@@ -59,8 +59,8 @@ export interface SessionLogRead {
 export class SessionLog {
   private readonly clock: () => number;
 
-  constructor(private readonly o: SessionLogOptions) {
-    this.clock = o.clock ?? Date.now;
+  constructor(private readonly options: SessionLogOptions) {
+    this.clock = options.clock ?? Date.now;
   }
 
   /**
@@ -75,7 +75,7 @@ export class SessionLog {
     const at = input.at ?? this.clock();
     const parsed = SessionLogEntry.safeParse({
       agentId: input.agentId,
-      day: fleetDay(at, this.o.timeZone),
+      day: fleetDay(at, this.options.timeZone),
       at,
       kind: input.kind,
       ...(input.taskId !== undefined ? { taskId: input.taskId } : {}),
@@ -87,9 +87,9 @@ export class SessionLog {
     }
     const entry = parsed.data;
     const h: MsgHdrs = headers();
-    h.set(HEADERS.contentType, CONTENT_TYPES[this.o.codec]);
+    h.set(HEADERS.contentType, CONTENT_TYPES[this.options.codec]);
     try {
-      await this.o.js.publish(this.subject(entry.agentId, entry.day), encode(entry, this.o.codec), { msgID: entryId(entry), headers: h });
+      await this.options.js.publish(this.subject(entry.agentId, entry.day), encode(entry, this.options.codec), { msgID: entryId(entry), headers: h });
     } catch (err) {
       throw FleetError.from(err);
     }
@@ -108,10 +108,10 @@ export class SessionLog {
   async readDay(agentId: string, day: string): Promise<SessionLogRead> {
     assertAgentId(agentId);
     if (!DAY_PATTERN.test(day)) throw new FleetError("MESSAGE_INVALID", `day "${day}" is not yyyy-mm-dd`);
-    const stream = this.o.names.stream("MEMLOG");
+    const stream = this.options.names.stream("MEMLOG");
     const out: SessionLogRead = { entries: [], malformed: 0 };
     try {
-      for await (const m of readSubject(this.o.js, this.o.jsm, stream, this.subject(agentId, day))) {
+      for await (const m of readSubject(this.options.js, this.options.jsm, stream, this.subject(agentId, day))) {
         const entry = this.decodeEntry(m.data, m.contentType);
         if (entry && entry.agentId === agentId && entry.day === day) out.entries.push(entry);
         else out.malformed++;
@@ -119,27 +119,27 @@ export class SessionLog {
     } catch (err) {
       throw FleetError.from(err);
     }
-    if (out.malformed > 0) this.o.log?.warn({ agentId, day, malformed: out.malformed }, "session log messages skipped");
+    if (out.malformed > 0) this.options.log?.warn({ agentId, day, malformed: out.malformed }, "session log messages skipped");
     return out;
   }
 
   /** Yesterday's and today's entries in the fleet's time zone, oldest first: what a prompt loads automatically. */
   async recent(agentId: string): Promise<SessionLogEntry[]> {
     const now = this.clock();
-    const today = fleetDay(now, this.o.timeZone);
+    const today = fleetDay(now, this.options.timeZone);
     // the calendar day before, not now - 24 h: after a 23-hour day that would land two days back
-    const yesterday = formatDay(addDays(localParts(now, this.o.timeZone), -1));
+    const yesterday = formatDay(addDays(localParts(now, this.options.timeZone), -1));
     const [before, current] = await Promise.all([this.read(agentId, yesterday), this.read(agentId, today)]);
     // stable: entries with the same instant keep the order they were appended in
     return [...before, ...current].sort((a, b) => a.at - b.at);
   }
 
   private subject(agentId: string, day: string): string {
-    return this.o.names.memoryLog(agentId, day.replaceAll("-", ""));
+    return this.options.names.memoryLog(agentId, day.replaceAll("-", ""));
   }
 
   private decodeEntry(data: Uint8Array, contentType: string | undefined): SessionLogEntry | undefined {
-    const codec = codecForContentType(contentType, this.o.codec);
+    const codec = codecForContentType(contentType, this.options.codec);
     if (!codec) return undefined;
     const decoded = decode(SessionLogEntry, data, { codec });
     return decoded.ok ? decoded.value : undefined;

@@ -116,24 +116,24 @@ export class BudgetLedger {
   private readonly settledTokens = new Set<string>();
   private readonly viewFreshMs: number;
 
-  constructor(private readonly o: BudgetLedgerOptions) {
-    this.clock = o.clock ?? Date.now;
-    this.viewFreshMs = o.viewFreshMs ?? 500;
-    if (!(o.reservationTtlMs > 0)) throw new RangeError("reservationTtlMs must be positive");
+  constructor(private readonly options: BudgetLedgerOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.viewFreshMs = options.viewFreshMs ?? 500;
+    if (!(options.reservationTtlMs > 0)) throw new RangeError("reservationTtlMs must be positive");
     // `<day>.fleet` is the fleet's key: an agent of that name would share it
-    if (Object.hasOwn(o.agentCapsUsd, FLEET)) throw new FleetError("CONFIG_INVALID", `"${FLEET}" cannot be an agent id: it names the fleet's budget`);
+    if (Object.hasOwn(options.agentCapsUsd, FLEET)) throw new FleetError("CONFIG_INVALID", `"${FLEET}" cannot be an agent id: it names the fleet's budget`);
   }
 
   async view(agentId: string): Promise<{ agent: BudgetView; fleet: BudgetView; state: BudgetState }> {
     const now = this.clock();
-    const day = fleetDay(now, this.o.timeZone);
+    const day = fleetDay(now, this.options.timeZone);
     const [agent, fleet] = await Promise.all([this.viewOf(day, agentId, now, true), this.viewOf(day, FLEET, now, true)]);
     return { agent, fleet, state: stricter(agent.state, fleet.state) };
   }
 
   async views(agentIds: readonly string[]): Promise<{ day: string; fleet: BudgetView; agents: Record<string, BudgetView> }> {
     const now = this.clock();
-    const day = fleetDay(now, this.o.timeZone);
+    const day = fleetDay(now, this.options.timeZone);
     const [fleet, ...agents] = await Promise.all([this.viewOf(day, FLEET, now), ...agentIds.map((id) => this.viewOf(day, id, now))]);
     return { day, fleet: fleet!, agents: Object.fromEntries(agentIds.map((id, i) => [id, agents[i]!])) };
   }
@@ -147,8 +147,8 @@ export class BudgetLedger {
     if (!(usd >= 0 && Number.isFinite(usd))) throw new RangeError(`a reservation must be a finite, non-negative amount, not ${usd}`);
     const now = this.clock();
     const candidate: Reservation = {
-      id: reservationId, agentId, tier, usd: roundUsd(usd), day: fleetDay(now, this.o.timeZone),
-      expiresAt: now + this.o.reservationTtlMs, token: (this.o.newToken ?? randomUUID)(),
+      id: reservationId, agentId, tier, usd: roundUsd(usd), day: fleetDay(now, this.options.timeZone),
+      expiresAt: now + this.options.reservationTtlMs, token: (this.options.newToken ?? randomUUID)(),
     };
     // both keys at once; a refusal (or a failure) on one undoes what the other admitted
     const [agentVerdict, fleetVerdict] = await Promise.allSettled([this.admit(candidate, agentId), this.admit(candidate, FLEET)]);
@@ -192,8 +192,8 @@ export class BudgetLedger {
   }
 
   private capOf(owner: string): number {
-    if (owner === FLEET) return this.o.fleetCapUsd;
-    const cap = this.o.agentCapsUsd[owner];
+    if (owner === FLEET) return this.options.fleetCapUsd;
+    const cap = this.options.agentCapsUsd[owner];
     if (cap === undefined) throw new FleetError("MESSAGE_INVALID", `no daily cap for agent "${owner}" in this fleet`);
     return cap;
   }
@@ -206,7 +206,7 @@ export class BudgetLedger {
     const cached = this.cells.get(key)?.cached;
     const { record } = recent && cached && now - cached.at < this.viewFreshMs ? cached : await this.fresh(key, day);
     const reservedUsd = reservedOf(live(record, now));
-    return { spentUsd: record.spentUsd, reservedUsd, capUsd, state: budgetStateOf(record.spentUsd + reservedUsd, capUsd, this.o.downgradeAt) };
+    return { spentUsd: record.spentUsd, reservedUsd, capUsd, state: budgetStateOf(record.spentUsd + reservedUsd, capUsd, this.options.downgradeAt) };
   }
 
   private admit(reservation: Reservation, owner: string): Promise<Verdict> {
@@ -216,9 +216,9 @@ export class BudgetLedger {
       // a retried reserve: counted once (an id that was settled is free again)
       if (known) return { changed: false, result: { kind: "known", entry: known } };
       const committed = roundUsd(working.record.spentUsd + working.reservedUsd);
-      const state = budgetStateOf(committed, capUsd, this.o.downgradeAt);
+      const state = budgetStateOf(committed, capUsd, this.options.downgradeAt);
       if (state === "nanoOnly") {
-        const withinGrace = committed < roundUsd(capUsd * (1 + this.o.nanoGrace));
+        const withinGrace = committed < roundUsd(capUsd * (1 + this.options.nanoGrace));
         if (!withinGrace || reservation.tier !== "nano") return { changed: false, result: { kind: "refused", state, exhausted: !withinGrace } };
       }
       working.record.reservations[reservation.id] = { usd: reservation.usd, tier: reservation.tier, expiresAt: reservation.expiresAt, token: reservation.token };
@@ -291,7 +291,7 @@ export class BudgetLedger {
       const bytes = encode(record, "json");
       try {
         // revision 0: nothing was ever written under the key, so a create, which fails if another router got there first
-        const revision = base.revision === 0 ? await this.o.kv.create(key, bytes) : await this.o.kv.update(key, bytes, base.revision);
+        const revision = base.revision === 0 ? await this.options.kv.create(key, bytes) : await this.options.kv.update(key, bytes, base.revision);
         cell.cached = { record, revision, at: this.clock() };
         return results;
       } catch (err) {
@@ -315,7 +315,7 @@ export class BudgetLedger {
   }
 
   private async read(key: string, day: string, rebuilds = 0): Promise<{ record: BudgetRecord; revision: number }> {
-    const entry: KvEntry | null = await this.o.kv.get(key);
+    const entry: KvEntry | null = await this.options.kv.get(key);
     if (!entry) return { record: empty(day), revision: 0 };
     if (entry.operation !== "PUT") return { record: empty(day), revision: entry.revision };
     const decoded = decode(BudgetRecord, entry.value, { codec: "json" });
@@ -323,14 +323,14 @@ export class BudgetLedger {
     const reason = decoded.error.message;
     // Never read as empty: that would hand out the whole cap again. The spend is rebuilt from the USAGE stream (what
     // was paid); live reservations are lost with the record, and their settles book their calls when they come.
-    if (!this.o.spentFromUsage || rebuilds >= 3) {
+    if (!this.options.spentFromUsage || rebuilds >= 3) {
       throw new FleetError(decoded.error.code, `budget ${key} is unreadable: ${reason}`, { cause: decoded.error });
     }
     const owner = key.slice(day.length + 1);
-    const record: BudgetRecord = { day, spentUsd: roundUsd(await this.o.spentFromUsage(day, owner === FLEET ? undefined : owner)), reservations: {} };
+    const record: BudgetRecord = { day, spentUsd: roundUsd(await this.options.spentFromUsage(day, owner === FLEET ? undefined : owner)), reservations: {} };
     try {
-      const revision = await this.o.kv.update(key, encode(record, "json"), entry.revision);
-      this.o.log?.error({ key, brokenRevision: entry.revision, reason, rebuiltSpentUsd: record.spentUsd }, "budget record did not decode; rebuilt from USAGE");
+      const revision = await this.options.kv.update(key, encode(record, "json"), entry.revision);
+      this.options.log?.error({ key, brokenRevision: entry.revision, reason, rebuiltSpentUsd: record.spentUsd }, "budget record did not decode; rebuilt from USAGE");
       return { record, revision };
     } catch (err) {
       if (!isWrongRevision(err)) throw FleetError.from(err);

@@ -88,10 +88,10 @@ export class SemanticCache {
   private readonly embeddings = new Map<string, Promise<number[]>>();
   private counts = { lookups: 0, hits: 0, exactHits: 0 };
 
-  constructor(private readonly o: SemanticCacheOptions) {
-    this.clock = o.clock ?? Date.now;
-    this.maxEntries = o.maxEntriesPerScope ?? 500;
-    this.reloadMs = o.reloadMs ?? 60_000;
+  constructor(private readonly options: SemanticCacheOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.maxEntries = options.maxEntriesPerScope ?? 500;
+    this.reloadMs = options.reloadMs ?? 60_000;
   }
 
   /** An exact match first (one KV get), then the fresh entry in the scope with the same context and the most similar question. */
@@ -119,7 +119,7 @@ export class SemanticCache {
       }
       if (candidate === key || entry.context !== context || entry.embedding.length !== embedding.length) continue;
       const similarity = cosineSimilarity(embedding, entry.embedding);
-      if (similarity >= this.o.similarity) candidates.push({ key: candidate, similarity });
+      if (similarity >= this.options.similarity) candidates.push({ key: candidate, similarity });
     }
     candidates.sort((a, b) => b.similarity - a.similarity);
     for (const candidate of candidates) {
@@ -145,7 +145,7 @@ export class SemanticCache {
       embedding: await this.embedding(request),
       answer: { ...answer, storedAt: answer.storedAt ?? this.clock() },
     };
-    await this.o.kv.put(key, encode(entry));
+    await this.options.kv.put(key, encode(entry));
     index.entries.set(key, { context: entry.context, embedding: entry.embedding, storedAt: entry.answer.storedAt });
     await this.bound(index);
     return true;
@@ -158,12 +158,12 @@ export class SemanticCache {
   }
 
   private isFresh(storedAt: number): boolean {
-    return this.clock() - storedAt <= this.o.ttlMs;
+    return this.clock() - storedAt <= this.options.ttlMs;
   }
 
   /** A missing, deleted or unreadable entry is a miss: a corrupt value must not fail the call it would have answered. */
   private async read(key: string): Promise<CacheEntry | undefined> {
-    const kvEntry = await this.o.kv.get(key);
+    const kvEntry = await this.options.kv.get(key);
     if (!kvEntry || kvEntry.operation !== "PUT") return undefined;
     const decoded = decode(CacheEntry, kvEntry.value);
     return decoded.ok ? decoded.value : undefined;
@@ -192,7 +192,7 @@ export class SemanticCache {
   private async load(prefix: string, previous: ScopeIndex | undefined): Promise<ScopeIndex> {
     const loadedAt = this.clock();
     const keys: string[] = [];
-    for await (const key of await this.o.kv.keys(`${prefix}.>`)) keys.push(key);
+    for await (const key of await this.options.kv.keys(`${prefix}.>`)) keys.push(key);
     const entries = new Map<string, IndexEntry>();
     const missing: string[] = [];
     for (const key of keys) {
@@ -219,7 +219,7 @@ export class SemanticCache {
     const oldest = [...index.entries].sort((a, b) => a[1].storedAt - b[1].storedAt).slice(0, index.entries.size - this.maxEntries);
     for (const [key] of oldest) {
       index.entries.delete(key);
-      await this.o.kv.delete(key);
+      await this.options.kv.delete(key);
     }
   }
 
@@ -228,7 +228,7 @@ export class SemanticCache {
     const memoKey = sha256(text);
     const memo = this.embeddings.get(memoKey);
     if (memo) return memo;
-    const pending = this.o.embed(text);
+    const pending = this.options.embed(text);
     pending.catch(() => this.embeddings.delete(memoKey));
     this.embeddings.set(memoKey, pending);
     if (this.embeddings.size > EMBEDDING_MEMO) this.embeddings.delete(this.embeddings.keys().next().value!);

@@ -46,15 +46,15 @@ export function stepKey(agentId: string, taskId: string, step: string): string {
 export class StepAnswers {
   private readonly clock: () => number;
 
-  constructor(private readonly o: StepAnswersOptions) {
-    this.clock = o.clock ?? Date.now;
+  constructor(private readonly options: StepAnswersOptions) {
+    this.clock = options.clock ?? Date.now;
   }
 
   /** Claims the step for this call, or finds its answer (waiting, bounded, for one under way elsewhere). */
   async begin(key: string, callId: string): Promise<StepBegin> {
-    const waitUntil = this.clock() + (this.o.maxWaitMs ?? 60_000);
+    const waitUntil = this.clock() + (this.options.maxWaitMs ?? 60_000);
     for (let attempt = 0; ; attempt++) {
-      const entry = await this.o.kv.get(key);
+      const entry = await this.options.kv.get(key);
       const record = entry && entry.operation === "PUT" ? this.decodeOrReport(key, entry) : undefined;
       if (record?.state === "answered") return { kind: "replay", reply: record.reply, callId: record.callId };
       const now = this.clock();
@@ -64,13 +64,13 @@ export class StepAnswers {
         if (now >= waitUntil) {
           throw new FleetError("TIMEOUT", `model step ${key} is being answered by another call (${record.callId}); try again later`);
         }
-        await sleep(Math.min(this.o.pollMs ?? 100 * Math.min(10, attempt + 1), Math.max(1, waitUntil - now)));
+        await sleep(Math.min(this.options.pollMs ?? 100 * Math.min(10, attempt + 1), Math.max(1, waitUntil - now)));
         continue;
       }
-      const claim = encode({ state: "claimed", callId, expiresAt: now + this.o.claimTtlMs } satisfies StepRecord, "json");
+      const claim = encode({ state: "claimed", callId, expiresAt: now + this.options.claimTtlMs } satisfies StepRecord, "json");
       try {
         // nothing there (or a delete marker): create fails if another router claimed it first; otherwise CAS over what we read
-        const revision = entry === null ? await this.o.kv.create(key, claim) : await this.o.kv.update(key, claim, entry.revision);
+        const revision = entry === null ? await this.options.kv.create(key, claim) : await this.options.kv.update(key, claim, entry.revision);
         return { kind: "claimed", key, revision };
       } catch (err) {
         if (!isWrongRevision(err)) throw FleetError.from(err);
@@ -83,17 +83,17 @@ export class StepAnswers {
   async answer(claim: Extract<StepBegin, { kind: "claimed" }>, callId: string, reply: CompleteReply): Promise<void> {
     const record: StepRecord = { state: "answered", callId, at: this.clock(), reply };
     try {
-      await this.o.kv.update(claim.key, encode(record, "json"), claim.revision);
+      await this.options.kv.update(claim.key, encode(record, "json"), claim.revision);
     } catch (err) {
       // another router took the claim over (ours outlived its TTL) and may call again: one double under that race
-      this.o.log.warn({ err, key: claim.key, callId }, "step answer not kept: the claim was taken over");
+      this.options.log.warn({ err, key: claim.key, callId }, "step answer not kept: the claim was taken over");
     }
   }
 
   /** The call failed: nothing was paid, so the claim goes and the next try of the step calls the model. */
   async release(claim: Extract<StepBegin, { kind: "claimed" }>): Promise<void> {
-    await this.o.kv.delete(claim.key, { previousSeq: claim.revision }).catch((err: unknown) => {
-      this.o.log.warn({ err, key: claim.key }, "step claim not released; it expires on its own");
+    await this.options.kv.delete(claim.key, { previousSeq: claim.revision }).catch((err: unknown) => {
+      this.options.log.warn({ err, key: claim.key }, "step claim not released; it expires on its own");
     });
   }
 
@@ -101,7 +101,7 @@ export class StepAnswers {
   private decodeOrReport(key: string, entry: KvEntry): StepRecord | undefined {
     const decoded = decode(StepRecord, entry.value, { codec: "json" });
     if (decoded.ok) return decoded.value;
-    this.o.log.error({ key, revision: entry.revision, reason: decoded.error.message }, "step answer record does not decode; the step is answered anew");
+    this.options.log.error({ key, revision: entry.revision, reason: decoded.error.message }, "step answer record does not decode; the step is answered anew");
     return undefined;
   }
 }

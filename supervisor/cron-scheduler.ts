@@ -50,16 +50,16 @@ export class CronScheduler {
   private readonly log: Logger;
   private readonly store: TaskStore;
 
-  constructor(private readonly o: CronSchedulerOptions) {
-    this.log = o.log.child({ component: "cron" });
-    this.store = new TaskStore(o.kv.tasks, o.names, o.codec);
+  constructor(private readonly options: CronSchedulerOptions) {
+    this.log = options.log.child({ component: "cron" });
+    this.store = new TaskStore(options.kv.tasks, options.names, options.codec);
   }
 
   /** The first due time strictly after `after` (a time on one of the job's days). */
   nextDue(job: CronJob, after: number): number {
-    let due = nextDailyAt(job.at, this.o.timeZone, after);
-    for (let i = 0; i < 8 && job.days && !job.days.includes(WEEKDAYS[localParts(due, this.o.timeZone).weekday]!); i++) {
-      due = nextDailyAt(job.at, this.o.timeZone, due);
+    let due = nextDailyAt(job.at, this.options.timeZone, after);
+    for (let i = 0; i < 8 && job.days && !job.days.includes(WEEKDAYS[localParts(due, this.options.timeZone).weekday]!); i++) {
+      due = nextDailyAt(job.at, this.options.timeZone, due);
     }
     return due;
   }
@@ -81,9 +81,9 @@ export class CronScheduler {
 
   /** One pass over the jobs: starts the run of each job that is due. Resolves when the runs it started are done. */
   async tick(): Promise<void> {
-    const now = this.o.clock.now();
+    const now = this.options.clock.now();
     const runs: Promise<void>[] = [];
-    for (const job of this.o.jobs) {
+    for (const job of this.options.jobs) {
       if (this.running.has(job.id)) continue;
       const record = await this.readRecord(job.id);
       if (!record) {
@@ -105,10 +105,10 @@ export class CronScheduler {
     const messageId = `cron:${job.id}:${dueAt}`;
     const log = this.log.child({ job: job.id, agentId: job.agent, dueAt: new Date(dueAt).toISOString() });
     try {
-      const task = await requestOperation(this.o.nc, this.o.names, job.agent, "SendMessage", {
+      const task = await requestOperation(this.options.nc, this.options.names, job.agent, "SendMessage", {
         message: { messageId, role: "ROLE_USER", parts: [{ text: job.message }], metadata: { cronJob: job.id } },
       });
-      const signal = AbortSignal.any([AbortSignal.timeout(this.o.runTimeoutMs ?? 30 * 60_000), this.stopping.signal]);
+      const signal = AbortSignal.any([AbortSignal.timeout(this.options.runTimeoutMs ?? 30 * 60_000), this.stopping.signal]);
       const done = await this.store.waitForTerminal(job.agent, task.id, signal);
       if (job.delivery !== "none") await this.deliver(job, job.delivery, done);
       await this.writeRecord({ jobId: job.id, lastDueAt: dueAt, taskId: done.id });
@@ -127,21 +127,21 @@ export class CronScheduler {
       to: delivery.to,
       text,
       source: { agentId: job.agent, taskId: task.id, jobId: job.id },
-      createdAt: this.o.clock.now(),
+      createdAt: this.options.clock.now(),
     };
     const contentId = createHash("sha256").update(`${delivery.channel}\u0000${delivery.to}\u0000${text}`).digest("hex");
-    await this.o.js.publish(this.o.names.outbox(delivery.channel), encode(record, this.o.codec), { headers: wireHeaders(this.o.codec, contentId) });
+    await this.options.js.publish(this.options.names.outbox(delivery.channel), encode(record, this.options.codec), { headers: wireHeaders(this.options.codec, contentId) });
   }
 
   private async readRecord(jobId: string): Promise<CronRunRecord | undefined> {
-    const entry = await this.o.kv.schedules.get(`cron.${jobId}`);
+    const entry = await this.options.kv.schedules.get(`cron.${jobId}`);
     if (!entry || entry.operation !== "PUT") return undefined;
-    const decoded = decode(CronRunRecord, entry.value, { codec: this.o.codec });
+    const decoded = decode(CronRunRecord, entry.value, { codec: this.options.codec });
     return decoded.ok ? decoded.value : undefined;
   }
 
   private async writeRecord(record: CronRunRecord): Promise<void> {
-    await this.o.kv.schedules.put(`cron.${record.jobId}`, encode(record, this.o.codec));
+    await this.options.kv.schedules.put(`cron.${record.jobId}`, encode(record, this.options.codec));
   }
 }
 

@@ -25,26 +25,26 @@ export class Lease {
   private lostHandlers: Array<() => void> = [];
   private held = false;
 
-  constructor(private readonly o: LeaseOptions) {}
+  constructor(private readonly options: LeaseOptions) {}
 
   /** Resolves once this process holds the lease; retries until it does or `signal` aborts. */
   async acquire(signal?: AbortSignal): Promise<void> {
     let announced = false;
     while (!signal?.aborted) {
       try {
-        this.revision = await this.o.kv.create(this.o.role, new TextEncoder().encode(this.o.holder));
+        this.revision = await this.options.kv.create(this.options.role, new TextEncoder().encode(this.options.holder));
         this.held = true;
-        this.o.log.info({ role: this.o.role, holder: this.o.holder }, "lease acquired");
+        this.options.log.info({ role: this.options.role, holder: this.options.holder }, "lease acquired");
         // renewal alone must not keep a process alive that is otherwise done
-        this.renewing = setInterval(() => void this.renew(), this.o.renewMs).unref();
+        this.renewing = setInterval(() => void this.renew(), this.options.renewMs).unref();
         return;
       } catch {
         if (!announced) {
-          const current = await this.o.kv.get(this.o.role).catch(() => null);
-          this.o.log.info({ role: this.o.role, heldBy: current ? new TextDecoder().decode(current.value) : "unknown" }, "standing by: another process holds the lease");
+          const current = await this.options.kv.get(this.options.role).catch(() => null);
+          this.options.log.info({ role: this.options.role, heldBy: current ? new TextDecoder().decode(current.value) : "unknown" }, "standing by: another process holds the lease");
           announced = true;
         }
-        await sleep(this.o.renewMs, undefined, { signal }).catch(() => undefined);
+        await sleep(this.options.renewMs, undefined, { signal }).catch(() => undefined);
       }
     }
     signal?.throwIfAborted();
@@ -62,13 +62,13 @@ export class Lease {
   private async renew(): Promise<void> {
     if (!this.held) return;
     try {
-      this.revision = await this.o.kv.update(this.o.role, new TextEncoder().encode(this.o.holder), this.revision);
+      this.revision = await this.options.kv.update(this.options.role, new TextEncoder().encode(this.options.holder), this.revision);
     } catch (err) {
       // a wrong revision means someone else holds it now; a timeout may be a server restart, so check before giving up
-      const current = await this.o.kv.get(this.o.role).catch(() => undefined);
+      const current = await this.options.kv.get(this.options.role).catch(() => undefined);
       if (current === undefined) return; // the server is away: try again at the next renewal
       if (current && current.revision === this.revision && current.operation === "PUT") return;
-      this.o.log.warn({ role: this.o.role, err }, "lease lost");
+      this.options.log.warn({ role: this.options.role, err }, "lease lost");
       this.held = false;
       clearInterval(this.renewing);
       for (const h of this.lostHandlers.splice(0)) h();
@@ -80,7 +80,7 @@ export class Lease {
     clearInterval(this.renewing);
     if (!this.held) return;
     this.held = false;
-    await this.o.kv.delete(this.o.role, { previousSeq: this.revision }).catch(() => undefined);
-    this.o.log.info({ role: this.o.role }, "lease released");
+    await this.options.kv.delete(this.options.role, { previousSeq: this.revision }).catch(() => undefined);
+    this.options.log.info({ role: this.options.role }, "lease released");
   }
 }

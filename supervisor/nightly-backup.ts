@@ -36,28 +36,28 @@ export class NightlyBackup {
   private readonly log: Logger;
   private readonly lastRun: LastRun;
 
-  constructor(private readonly o: NightlyBackupOptions) {
-    this.log = o.log.child({ component: "nightly-backup" });
-    this.lastRun = new LastRun(o.kv.schedules, RECORD_KEY, o.codec);
+  constructor(private readonly options: NightlyBackupOptions) {
+    this.log = options.log.child({ component: "nightly-backup" });
+    this.lastRun = new LastRun(options.kv.schedules, RECORD_KEY, options.codec);
   }
 
   async tick(): Promise<string | undefined> {
     if (this.busy) return undefined;
-    const now = this.o.clock.now();
+    const now = this.options.clock.now();
     const last = await this.lastRun.get();
     if (last === undefined) {
       await this.lastRun.set(now);
       return undefined;
     }
-    let due = nextDailyAt(this.o.at, this.o.timeZone, last);
+    let due = nextDailyAt(this.options.at, this.options.timeZone, last);
     if (due > now) return undefined;
-    for (let next = nextDailyAt(this.o.at, this.o.timeZone, due); next <= now; next = nextDailyAt(this.o.at, this.o.timeZone, next)) due = next;
+    for (let next = nextDailyAt(this.options.at, this.options.timeZone, due); next <= now; next = nextDailyAt(this.options.at, this.options.timeZone, next)) due = next;
     this.busy = true;
     try {
-      const { year, month, day } = localParts(due, this.o.timeZone);
-      const target = join(this.o.dir, `${year}-${String(month).padStart(2, "0")}-${String(day).padStart(2, "0")}`);
-      mkdirSync(this.o.dir, { recursive: true });
-      const manifest = await backupFleet(this.o.nc, this.o.names, target, this.log, { overwrite: true });
+      const { year, month, day } = localParts(due, this.options.timeZone);
+      const target = join(this.options.dir, `${year}-${String(month).padStart(2, "0")}-${String(day).padStart(2, "0")}`);
+      mkdirSync(this.options.dir, { recursive: true });
+      const manifest = await backupFleet(this.options.nc, this.options.names, target, this.log, { overwrite: true });
       await this.lastRun.set(due);
       this.prune();
       this.log.info({ dir: target, streams: manifest.streams.length }, "nightly backup written");
@@ -71,7 +71,7 @@ export class NightlyBackup {
   }
 
   private prune(): void {
-    const dated = readdirSync(this.o.dir).filter((d) => /^\d{4}-\d{2}-\d{2}$/.test(d)).sort();
-    for (const old of dated.slice(0, Math.max(0, dated.length - this.o.keep))) rmSync(join(this.o.dir, old), { recursive: true, force: true });
+    const dated = readdirSync(this.options.dir).filter((d) => /^\d{4}-\d{2}-\d{2}$/.test(d)).sort();
+    for (const old of dated.slice(0, Math.max(0, dated.length - this.options.keep))) rmSync(join(this.options.dir, old), { recursive: true, force: true });
   }
 }

@@ -61,14 +61,14 @@ export class NightlyDistillation {
   private running: Promise<DistillationSummary | undefined> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly o: NightlyDistillationOptions) {
-    this.log = o.log.child({ component: "nightly-distillation" });
-    this.lastRun = new LastRun(o.kv.schedules, RECORD_KEY, o.codec);
+  constructor(private readonly options: NightlyDistillationOptions) {
+    this.log = options.log.child({ component: "nightly-distillation" });
+    this.lastRun = new LastRun(options.kv.schedules, RECORD_KEY, options.codec);
   }
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), this.o.tickMs ?? 30_000);
+    this.timer = setInterval(() => void this.tick(), this.options.tickMs ?? 30_000);
     void this.tick();
   }
 
@@ -100,12 +100,12 @@ export class NightlyDistillation {
     const run = this.run ?? (await this.due());
     if (!run) return undefined;
     this.run = run;
-    const retryDelays = this.o.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
+    const retryDelays = this.options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
     for (const [agentId, state] of run.agents) {
-      if (state.outcome || state.nextAt > this.o.clock.now()) continue;
+      if (state.outcome || state.nextAt > this.options.clock.now()) continue;
       const log = this.log.child({ agentId, day: run.day });
       try {
-        const done = await this.o.distill(agentId, run.day);
+        const done = await this.options.distill(agentId, run.day);
         state.outcome = done.status;
         log.info(
           { status: done.status, alreadyDone: done.alreadyDone, added: done.added.length, replaced: done.replaced.length, dropped: done.dropped.length, pruned: done.pruned },
@@ -120,7 +120,7 @@ export class NightlyDistillation {
           state.outcome = "failed";
           log.error({ code: error.code, reason: error.message, attempts: state.attempts }, "distillation failed for good; the day is left undistilled");
         } else {
-          state.nextAt = this.o.clock.now() + delay;
+          state.nextAt = this.options.clock.now() + delay;
           log.warn({ code: error.code, reason: error.message, attempts: state.attempts, retryAt: state.nextAt }, "distillation failed; it will be retried");
         }
       }
@@ -142,19 +142,19 @@ export class NightlyDistillation {
 
   /** The night to run now, if one is due: the latest due time since the last run, so downtime is made up once. */
   private async due(): Promise<Run | undefined> {
-    const now = this.o.clock.now();
+    const now = this.options.clock.now();
     const last = await this.lastRun.get();
     if (last === undefined) {
       // first sight of this fleet: nothing was promised for the past
       await this.lastRun.set(now);
       return undefined;
     }
-    let due = nextDailyAt(this.o.at, this.o.timeZone, last);
+    let due = nextDailyAt(this.options.at, this.options.timeZone, last);
     if (due > now) return undefined;
-    for (let next = nextDailyAt(this.o.at, this.o.timeZone, due); next <= now; next = nextDailyAt(this.o.at, this.o.timeZone, next)) due = next;
-    const day = dayEnding(due, this.o.timeZone);
-    this.log.info({ day, agents: this.o.agents.length }, "nightly distillation started");
-    return { dueAt: due, day, agents: new Map(this.o.agents.map((id) => [id, { attempts: 0, nextAt: 0 }])) };
+    for (let next = nextDailyAt(this.options.at, this.options.timeZone, due); next <= now; next = nextDailyAt(this.options.at, this.options.timeZone, next)) due = next;
+    const day = dayEnding(due, this.options.timeZone);
+    this.log.info({ day, agents: this.options.agents.length }, "nightly distillation started");
+    return { dueAt: due, day, agents: new Map(this.options.agents.map((id) => [id, { attempts: 0, nextAt: 0 }])) };
   }
 }
 
