@@ -14,10 +14,10 @@ export async function liveStepMemory(config: FleetConfig, configFile: string, de
   const knowledgeDir = config.memory.knowledgeDir ? resolve(base, config.memory.knowledgeDir) : undefined;
   const sources = liveMemorySources({
     nc: deps.nc, js: deps.js, jsm, memoryKv: deps.kv.memory, names: deps.names, config, codec: deps.codec, knowledgeDir,
-    clock: () => deps.clock.now(),
+    clock: deps.clock,
   });
   const skills = new SkillFiles({ dir: config.memory.skillsDir ? resolve(base, config.memory.skillsDir) : undefined });
-  const log = new SessionLog({ js: deps.js, jsm, names: deps.names, timeZone: config.fleet.timeZone, codec: deps.codec, clock: () => deps.clock.now() });
+  const log = new SessionLog({ js: deps.js, jsm, names: deps.names, timeZone: config.fleet.timeZone, codec: deps.codec, clock: deps.clock });
   return {
     prompt: async (agent, task) => {
       const context = await assembleContext(

@@ -50,7 +50,7 @@ export function behaviourFor(config: FleetConfig, configFile: string) {
   return (agent: HostedAgent, deps: RuntimeDeps): AgentBehaviour => {
     risks ??= new Map(Object.entries(referenceToolRisks()));
     const allowed = config.agents.find((a) => a.id === agent.id)?.tools ?? [];
-    const tools = new AgentTools({ nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, risks, clock: () => deps.clock.now() });
+    const tools = new AgentTools({ nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, risks, clock: deps.clock });
     // first to last: the first stage sees a step first. Pipelines, duties and the like join this list.
     const stages: BehaviourStage[] = [toolTaskStage(tools)];
     return composeBehaviour(stages, terminalFor(agent, deps, tools));

@@ -1,20 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import {
-  decode,
-  encode,
-  FleetError,
-  needsProposal,
-  ProposalSubmission,
-  RefusalRecorded,
-  requestTyped,
-  type CodecName,
-  type RefusalReport,
-  type FleetNames,
-  type RiskLevel,
-  type ToolCallResult,
-} from "../protocol/index.js";
+import { decode, encode, FleetError, needsProposal, ProposalSubmission, RefusalRecorded, requestTyped, type CodecName, type RefusalReport, type FleetNames, type RiskLevel, type ToolCallResult, nowOf, type Clock } from "../protocol/index.js";
 import { canonicalJson } from "./canonical-json.js";
 import { callTool } from "./tool-caller.js";
 
@@ -48,7 +35,7 @@ export interface AgentToolsOptions {
   allowed: readonly string[];
   /** every tool's risk level, from the catalogue */
   risks: ReadonlyMap<string, RiskLevel>;
-  clock?: () => number;
+  clock?: Clock;
   timeoutMs?: number;
 }
 
@@ -109,7 +96,7 @@ export class AgentTools {
       input: proposal.input,
       reason: proposal.reason,
       ...(proposal.taskId ? { taskId: proposal.taskId } : {}),
-      submittedAt: (this.options.clock ?? Date.now)(),
+      submittedAt: nowOf(this.options.clock)(),
     };
     const bytes = encode(submission, this.options.codec);
     const checked = decode(ProposalSubmission, bytes, { codec: this.options.codec });

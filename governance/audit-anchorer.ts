@@ -1,6 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { AuditAnchor, decode, encode, HEADERS, wireHeaders, type CodecName, type FleetNames } from "../protocol/index.js";
+import { AuditAnchor, decode, encode, HEADERS, wireHeaders, type CodecName, type FleetNames, nowOf, type Clock } from "../protocol/index.js";
 import { chainHashOf } from "./audit-hash.js";
 import { readAuditTip } from "./audit-chain.js";
 import { anchorSigningBytes, signBytes, type AuditSigner } from "./audit-signing.js";
@@ -15,7 +15,7 @@ export interface AuditAnchorerOptions {
   /** governance's own nkey: the audit writer (the tool host) does not hold it and may not publish anchors */
   signer: AuditSigner;
   log: Logger;
-  clock?: () => number;
+  clock?: Clock;
   /** default ANCHOR_INTERVAL_MS; tests call tick() instead */
   intervalMs?: number;
 }
@@ -41,7 +41,7 @@ export class AuditAnchorer {
   private readonly now: () => number;
 
   constructor(private readonly options: AuditAnchorerOptions) {
-    this.now = options.clock ?? Date.now;
+    this.now = nowOf(options.clock);
   }
 
   /** Never fails the process it runs in: a stream not there yet or NATS away is retried at the next interval. */

@@ -2,7 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { pino } from "pino";
 import { parseFleetConfig, type FleetConfig } from "../config/index.js";
-import { decode, FleetNames, UsageRecord } from "../protocol/index.js";
+import { decode, FleetNames, UsageRecord, type Clock } from "../protocol/index.js";
 import { startRouter, type RunningRouter } from "../router/index.js";
 
 /**
@@ -82,7 +82,7 @@ ${options.scoutExtra ?? ""}
   return yaml;
 }
 
-export async function startTestRouter(nc: NatsConnection, config: FleetConfig, env: Record<string, string> = {}, clock?: () => number): Promise<RunningRouter> {
+export async function startTestRouter(nc: NatsConnection, config: FleetConfig, env: Record<string, string> = {}, clock?: Clock): Promise<RunningRouter> {
   return startRouter({ nc, config, env, log: pino({ level: "silent" }), ...(clock ? { clock } : {}) });
 }
 

@@ -1,7 +1,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
-import { FleetError, decode, encode, type CodecName } from "../protocol/index.js";
+import { FleetError, decode, encode, type CodecName, nowOf, type Clock } from "../protocol/index.js";
 
 /*
  * Agent memory: each agent's MEMORY.md, a short list of one-line facts read into every prompt. It lives in the KV bucket
@@ -46,7 +46,7 @@ export interface AgentMemoryOptions {
   /** memory.maxAgentLines */
   maxLines: number;
   codec?: CodecName;
-  clock?: () => number;
+  clock?: Clock;
 }
 
 export class AgentMemory {
@@ -55,7 +55,7 @@ export class AgentMemory {
 
   constructor(private readonly options: AgentMemoryOptions) {
     this.codec = options.codec ?? "msgpack";
-    this.clock = options.clock ?? Date.now;
+    this.clock = nowOf(options.clock);
   }
 
   get maxLines(): number {

@@ -2,7 +2,7 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { FleetConfig } from "../config/index.js";
-import { MemorySearchResult, requestTyped, type CodecName, type FleetNames } from "../protocol/index.js";
+import { MemorySearchResult, requestTyped, type CodecName, type FleetNames, systemClock, type Clock } from "../protocol/index.js";
 import { AgentMemory } from "./agent-memory.js";
 import type { MemorySources, ReferenceItem } from "./memory-sources.js";
 import { emptyKnowledge, loadKnowledge, searchKnowledge, type Knowledge } from "./reference-knowledge.js";
@@ -19,7 +19,7 @@ export interface LiveSourcesOptions {
   codec: CodecName;
   /** the knowledge directory, already resolved against the config file's folder; none means no reference tier */
   knowledgeDir: string | undefined;
-  clock?: () => number;
+  clock?: Clock;
 }
 
 const KNOWLEDGE_RELOAD_MS = 60_000;
@@ -30,7 +30,7 @@ const KNOWLEDGE_RELOAD_MS = 60_000;
  * from disk, re-read at most once a minute.
  */
 export function liveMemorySources(o: LiveSourcesOptions): MemorySources {
-  const clock = o.clock ?? Date.now;
+  const clock = o.clock ?? systemClock;
   const memory = new AgentMemory({ kv: o.memoryKv, maxLines: o.config.memory.maxAgentLines, codec: o.codec });
   const log = new SessionLog({ js: o.js, jsm: o.jsm, names: o.names, timeZone: o.config.fleet.timeZone, codec: o.codec, clock });
   let knowledge: { loaded: Knowledge; at: number } | undefined;
@@ -51,8 +51,8 @@ export function liveMemorySources(o: LiveSourcesOptions): MemorySources {
     },
     reference: async (query, limit): Promise<ReferenceItem[]> => {
       if (!o.knowledgeDir) return [];
-      if (!knowledge || clock() - knowledge.at > KNOWLEDGE_RELOAD_MS) {
-        knowledge = { loaded: await loadKnowledge(o.knowledgeDir).catch(() => emptyKnowledge()), at: clock() };
+      if (!knowledge || clock.now() - knowledge.at > KNOWLEDGE_RELOAD_MS) {
+        knowledge = { loaded: await loadKnowledge(o.knowledgeDir).catch(() => emptyKnowledge()), at: clock.now() };
       }
       return searchKnowledge(knowledge.loaded, query, limit);
     },

@@ -3,18 +3,7 @@ import { headers, type MsgHdrs } from "@nats-io/nats-core";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { addDays, fleetDay, localParts, type LocalDate } from "../config/index.js";
-import {
-  CONTENT_TYPES,
-  FleetError,
-  HEADERS,
-  SessionLogEntry,
-  codecForContentType,
-  decode,
-  encode,
-  readSubject,
-  type CodecName,
-  type FleetNames,
-} from "../protocol/index.js";
+import { CONTENT_TYPES, FleetError, HEADERS, SessionLogEntry, codecForContentType, decode, encode, readSubject, type CodecName, type FleetNames, nowOf, type Clock } from "../protocol/index.js";
 
 /*
  * Session memory: what an agent did, one entry at a time, in the MEMLOG stream on one subject per agent and local day
@@ -35,7 +24,7 @@ export interface SessionLogOptions {
   /** the fleet's IANA time zone: it decides which day an entry belongs to */
   timeZone: string;
   codec: CodecName;
-  clock?: () => number;
+  clock?: Clock;
   /** told once per read that skipped messages; silent without one */
   log?: Logger;
 }
@@ -60,7 +49,7 @@ export class SessionLog {
   private readonly clock: () => number;
 
   constructor(private readonly options: SessionLogOptions) {
-    this.clock = options.clock ?? Date.now;
+    this.clock = nowOf(options.clock);
   }
 
   /**

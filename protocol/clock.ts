@@ -8,3 +8,9 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** A clock's `now` as a function, for code that reads the time often; the system clock when none was given. */
+export function nowOf(clock: Clock | undefined): () => number {
+  const c = clock ?? systemClock;
+  return () => c.now();
+}

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { decode, encode, FleetError, TierName, type BudgetState, type BudgetView } from "../protocol/index.js";
+import { decode, encode, FleetError, TierName, type BudgetState, type BudgetView, nowOf, type Clock } from "../protocol/index.js";
 import { fleetDay } from "../config/index.js";
 import { budgetStateOf, roundUsd, stricter } from "./budget-state.js";
 
@@ -69,7 +69,7 @@ export interface BudgetLedgerOptions {
   downgradeAt: number;
   nanoGrace: number;
   reservationTtlMs: number;
-  clock?: () => number;
+  clock?: Clock;
   /** how old this router's last read or write of a key may be for a view (the budget state a tier is picked by); 500 ms */
   viewFreshMs?: number;
   /** reservation tokens; default randomUUID */
@@ -117,7 +117,7 @@ export class BudgetLedger {
   private readonly viewFreshMs: number;
 
   constructor(private readonly options: BudgetLedgerOptions) {
-    this.clock = options.clock ?? Date.now;
+    this.clock = nowOf(options.clock);
     this.viewFreshMs = options.viewFreshMs ?? 500;
     if (!(options.reservationTtlMs > 0)) throw new RangeError("reservationTtlMs must be positive");
     // `<day>.fleet` is the fleet's key: an agent of that name would share it

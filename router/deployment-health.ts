@@ -1,3 +1,4 @@
+import { nowOf, type Clock } from "../protocol/index.js";
 import type { RoutingConfig } from "../config/index.js";
 
 /*
@@ -16,7 +17,7 @@ export interface DeploymentHealthOptions {
   baseMs: number;
   /** the longest cool-down, however often it failed */
   maxMs: number;
-  clock?: () => number;
+  clock?: Clock;
 }
 
 interface Entry {
@@ -40,10 +41,10 @@ export class DeploymentHealth {
     this.failures = options.failures;
     this.baseMs = options.baseMs;
     this.maxMs = options.maxMs;
-    this.clock = options.clock ?? Date.now;
+    this.clock = nowOf(options.clock);
   }
 
-  static fromConfig(cooldown: RoutingConfig["cooldown"], clock?: () => number): DeploymentHealth {
+  static fromConfig(cooldown: RoutingConfig["cooldown"], clock?: Clock): DeploymentHealth {
     return new DeploymentHealth({
       failures: cooldown.failures,
       baseMs: cooldown.seconds * 1000,

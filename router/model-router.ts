@@ -1,18 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { nextMidnight, type AgentConfig, type FleetConfig, type TierName } from "../config/index.js";
-import {
-  estimateInputTokens,
-  FleetError,
-  type CompleteReply,
-  type CompleteRequest,
-  type ModelToolCall,
-  type RouteDecision,
-  type RouteRequest,
-  type RouteStep,
-  type TokenUsage,
-  type UsageRecord,
-} from "../protocol/index.js";
+import { estimateInputTokens, FleetError, type CompleteReply, type CompleteRequest, type ModelToolCall, type RouteDecision, type RouteRequest, type RouteStep, type TokenUsage, type UsageRecord, nowOf, type Clock } from "../protocol/index.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BudgetLedger, Reservation } from "./budget-ledger.js";
 import { assertKnownChecks, compileResponseSchema, runChecks, type CheckResult } from "./checks.js";
@@ -41,7 +30,7 @@ export interface ModelRouterOptions {
   classifier?: TierClassifier | undefined;
   publishUsage: (record: UsageRecord) => Promise<void>;
   log: Logger;
-  clock?: () => number;
+  clock?: Clock;
 }
 
 /** One attempt's outcome inside a step: the answer and where it came from. */
@@ -62,7 +51,7 @@ export class ModelRouter {
   private readonly agents: Map<string, AgentConfig>;
 
   constructor(private readonly options: ModelRouterOptions) {
-    this.clock = options.clock ?? Date.now;
+    this.clock = nowOf(options.clock);
     this.agents = new Map(options.config.agents.map((a) => [a.id, a]));
   }
 

@@ -1,6 +1,6 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
 import { z } from "zod";
-import { estimateInputTokens, estimateTextTokens, type ChatMessage } from "../protocol/index.js";
+import { estimateInputTokens, estimateTextTokens, type ChatMessage, nowOf, type Clock } from "../protocol/index.js";
 import { ProviderFailure, type ModelProvider, type ProviderAnswer, type ProviderCall, type ProviderFailureKind } from "./provider.js";
 
 /*
@@ -22,7 +22,7 @@ export interface OpenAIProviderOptions {
   /** the endpoint's API root, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1 */
   baseUrl: string;
   /** reads the clock for a Retry-After given as an HTTP date */
-  clock?: () => number;
+  clock?: Clock;
 }
 
 // Local servers ignore the key, but the SDK refuses to build a client without one.
@@ -59,7 +59,7 @@ const EmbeddingResponse = z.object({
 
 export function openAIProvider(options: OpenAIProviderOptions): ModelProvider {
   const { deploymentId, baseUrl } = options;
-  const clock = options.clock ?? Date.now;
+  const clock = nowOf(options.clock);
   // one client per key: a client holds its key, and the fleet has a handful of keys (per tier, per agent), not many
   const clients = new Map<string, OpenAI>();
 

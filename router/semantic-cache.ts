@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
-import { TierName, TokenUsage, assertToken, decode, encode, type ChatMessage } from "../protocol/index.js";
+import { TierName, TokenUsage, assertToken, decode, encode, type ChatMessage, nowOf, type Clock } from "../protocol/index.js";
 import { cosineSimilarity } from "./local-embedding.js";
 
 /*
@@ -63,7 +63,7 @@ export interface SemanticCacheOptions {
   ttlMs: number;
   /** embeds a request's question (its last user message) */
   embed: (text: string) => Promise<number[]>;
-  clock?: () => number;
+  clock?: Clock;
   maxEntriesPerScope?: number;
   /**
    * How stale a scope's in-memory index may get before it is topped up from KV. Another router's store is found at once
@@ -89,7 +89,7 @@ export class SemanticCache {
   private counts = { lookups: 0, hits: 0, exactHits: 0 };
 
   constructor(private readonly options: SemanticCacheOptions) {
-    this.clock = options.clock ?? Date.now;
+    this.clock = nowOf(options.clock);
     this.maxEntries = options.maxEntriesPerScope ?? 500;
     this.reloadMs = options.reloadMs ?? 60_000;
   }

@@ -3,7 +3,7 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
-import { deadLetter, encode, FleetNames, openFleetResources, secrets, type UsageRecord, type UsageReply } from "../protocol/index.js";
+import { deadLetter, encode, FleetNames, openFleetResources, secrets, type UsageRecord, type UsageReply, systemClock, type Clock } from "../protocol/index.js";
 import { BudgetLedger } from "./budget-ledger.js";
 import { TierClassifier } from "./classifier.js";
 import { buildDeployments, missingKeys } from "./deployments.js";
@@ -21,7 +21,7 @@ import { WaitingCalls } from "./waiting-calls.js";
 export function fleetBudgetLedger(
   config: FleetConfig,
   budgets: KV,
-  clock?: () => number,
+  clock?: Clock,
   rebuild?: { spentFromUsage: (day: string, agentId: string | undefined) => Promise<number>; log: Logger },
 ): BudgetLedger {
   const { budget } = config.routing;
@@ -48,7 +48,7 @@ export interface StartRouterOptions {
   env: Readonly<Record<string, string | undefined>>;
   log: Logger;
   prefix?: string;
-  clock?: () => number;
+  clock?: Clock;
   /** false: the streams and buckets are the operator's to create (a secured fleet); the router only opens them */
   createResources?: boolean;
 }
@@ -65,7 +65,7 @@ export interface RunningRouter {
  */
 export async function startRouter(options: StartRouterOptions): Promise<RunningRouter> {
   const { nc, config, env, log } = options;
-  const clock = options.clock ?? Date.now;
+  const clock = options.clock ?? systemClock;
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
   const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: options.createResources ?? true });
   const js = jetstream(nc);

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { CompleteReply, decode, encode, FleetError } from "../protocol/index.js";
+import { CompleteReply, decode, encode, FleetError, nowOf, type Clock } from "../protocol/index.js";
 
 /*
  * The answers of a task's model steps (KV `answers`), so that a task redelivered after its agent died does not pay for a
@@ -31,7 +31,7 @@ export interface StepAnswersOptions {
   /** how long a repeat waits for a claimed step's answer before it gives up with a retryable TIMEOUT (default 60 s) */
   maxWaitMs?: number;
   pollMs?: number;
-  clock?: () => number;
+  clock?: Clock;
 }
 
 /** What `begin` hands back: the stored answer of a repeat, or the claim this call now holds. */
@@ -47,7 +47,7 @@ export class StepAnswers {
   private readonly clock: () => number;
 
   constructor(private readonly options: StepAnswersOptions) {
-    this.clock = options.clock ?? Date.now;
+    this.clock = nowOf(options.clock);
   }
 
   /** Claims the step for this call, or finds its answer (waiting, bounded, for one under way elsewhere). */

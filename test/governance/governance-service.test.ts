@@ -139,7 +139,7 @@ describe("governance service", () => {
     host = new ToolHost({ nc, js, names, codec: "msgpack", config, tools, kv: { proposals: resources.kv.proposals, toolruns: resources.kv.toolruns }, host: "test", log, clock: { now: clock } });
     await host.start();
     store = new ProposalStore(resources.kv.proposals, js, names, "msgpack");
-    ship = new AgentTools({ nc, js, names, codec: "msgpack", agentId: "ship", allowed: config.agents[1]!.tools, risks: new Map(tools.map((t) => [t.name, t.risk])), clock });
+    ship = new AgentTools({ nc, js, names, codec: "msgpack", agentId: "ship", allowed: config.agents[1]!.tools, risks: new Map(tools.map((t) => [t.name, t.risk])), clock: { now: clock } });
     governance = await startGovernance();
   });
 
@@ -290,7 +290,7 @@ describe("governance service", () => {
 
   it("the 47-email case: Sentinel's rate limit lets 10 through in one cycle and refuses the other 37, naming itself", async () => {
     const ids: string[] = [];
-    for (let k = 0; k < 47; k++) ids.push(await new AgentTools({ nc, js, names, codec: "msgpack", agentId: "atlas", allowed: ["*"], risks: new Map(tools.map((t) => [t.name, t.risk])), clock }).propose({ tool: "send_mail", input: { to: `lead-${k}`, body: "hello" }, reason: "outreach" }));
+    for (let k = 0; k < 47; k++) ids.push(await new AgentTools({ nc, js, names, codec: "msgpack", agentId: "atlas", allowed: ["*"], risks: new Map(tools.map((t) => [t.name, t.risk])), clock: { now: clock } }).propose({ tool: "send_mail", input: { to: `lead-${k}`, body: "hello" }, reason: "outreach" }));
     await waitFor(async () => (await Promise.all(ids.map(stateOf))).every((r) => r && r.state !== "pending"), 15_000, "all 47 judged");
     const records = (await Promise.all(ids.map(stateOf))).map((r) => r!);
     const refused = records.filter((r) => r.state === "rejected");

@@ -28,7 +28,7 @@ describe("AgentMemory", () => {
     server = await NatsServer.start();
     nc = await connectNats({ servers: server.url, name: "agent-memory-test", longLived: false });
     kv = (await ensureFleetResources(nc, new FleetNames("agentmem"))).kv.memory;
-    memory = new AgentMemory({ kv, maxLines: 100, clock: () => now });
+    memory = new AgentMemory({ kv, maxLines: 100, clock: { now: () => now } });
   });
   after(async () => {
     await nc?.close();

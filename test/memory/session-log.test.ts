@@ -27,7 +27,7 @@ describe("SessionLog", () => {
     const names = new FleetNames(prefix);
     ({ jsm } = await ensureFleetResources(nc, names));
     let now = start;
-    const log = new SessionLog({ js: jetstream(nc), jsm, names, timeZone: TZ, codec: "msgpack", clock: () => now });
+    const log = new SessionLog({ js: jetstream(nc), jsm, names, timeZone: TZ, codec: "msgpack", clock: { now: () => now } });
     return { log, names, setNow: (t) => (now = t) };
   }
 

@@ -44,7 +44,7 @@ describe("BudgetLedger on a real KV bucket", () => {
     let tokens = 0;
     const ledger = new BudgetLedger({
       kv, timeZone: "Europe/Berlin", fleetCapUsd: 100, agentCapsUsd: { atlas: 1, scout: 1 },
-      downgradeAt: 0.8, nanoGrace: 0.1, reservationTtlMs: 600_000, clock: () => clock.now, newToken: () => `tok-${++tokens}`, ...overrides,
+      downgradeAt: 0.8, nanoGrace: 0.1, reservationTtlMs: 600_000, clock: { now: () => clock.now }, newToken: () => `tok-${++tokens}`, ...overrides,
     });
     const record = async (key: string): Promise<BudgetRecord | undefined> => {
       const entry = await kv.get(key);
@@ -197,7 +197,7 @@ describe("BudgetLedger on a real KV bucket", () => {
     const { kv } = await bucket();
     const ledger = new BudgetLedger({
       kv, timeZone: "UTC", fleetCapUsd: 10, agentCapsUsd: { atlas: 1 }, downgradeAt: 0.8, nanoGrace: 0.1, reservationTtlMs: 1_000,
-      clock: () => at("2026-06-15T10:00:00Z"),
+      clock: { now: () => at("2026-06-15T10:00:00Z") },
     });
     await kv.put("2026-06-15.atlas", new TextEncoder().encode(JSON.stringify({ day: "2026-06-15", spentUsd: "lots" })));
     await assert.rejects(ledger.reserve("atlas", "nano", 0.1, "x"), (err) => err instanceof FleetError && err.code === "MESSAGE_INVALID");

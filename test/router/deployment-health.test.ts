@@ -10,7 +10,7 @@ function simulatedClock(start = 1_000_000) {
 }
 
 function health(clock: { now: () => number }) {
-  return new DeploymentHealth({ failures: 3, baseMs: 60_000, maxMs: 200_000, clock: clock.now });
+  return new DeploymentHealth({ failures: 3, baseMs: 60_000, maxMs: 200_000, clock: { now: clock.now } });
 }
 
 describe("DeploymentHealth", () => {
@@ -99,7 +99,7 @@ describe("DeploymentHealth", () => {
 
   it("cools down on the first failure when failures is 1", () => {
     const clock = simulatedClock();
-    const h = new DeploymentHealth({ failures: 1, baseMs: 5_000, maxMs: 5_000, clock: clock.now });
+    const h = new DeploymentHealth({ failures: 1, baseMs: 5_000, maxMs: 5_000, clock: { now: clock.now } });
     h.recordFailure("d");
     assert.equal(h.coolingUntil("d"), clock.now() + 5_000);
   });
@@ -107,7 +107,7 @@ describe("DeploymentHealth", () => {
   it("is built from the routing config's cooldown section", () => {
     const clock = simulatedClock();
     const routing = RoutingConfig.parse({});
-    const h = DeploymentHealth.fromConfig(routing.cooldown, clock.now);
+    const h = DeploymentHealth.fromConfig(routing.cooldown, { now: clock.now });
     for (let i = 0; i < routing.cooldown.failures; i++) h.recordFailure("d");
     assert.equal(h.coolingUntil("d"), clock.now() + routing.cooldown.seconds * 1000);
   });

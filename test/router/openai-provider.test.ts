@@ -110,7 +110,7 @@ describe("openAIProvider against a real OpenAI-compatible server", () => {
 
   it("prefers retry-after-ms and reads a Retry-After given as an HTTP date against the injected clock", async () => {
     const now = Date.parse("2030-01-01T00:00:00Z");
-    const clocked = openAIProvider({ deploymentId: "local-clock", baseUrl: server.baseUrl, clock: () => now });
+    const clocked = openAIProvider({ deploymentId: "local-clock", baseUrl: server.baseUrl, clock: { now: () => now } });
     server.script(
       "op-429-forms",
       { status: 429, headers: { "retry-after-ms": "1500", "retry-after": "9" } },

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Kvm, type KV } from "@nats-io/kv";
-import { connectNats, type ChatMessage } from "../../protocol/index.js";
+import { connectNats, type ChatMessage, type Clock } from "../../protocol/index.js";
 import { localEmbedding } from "../../router/local-embedding.js";
 import { SemanticCache, requestHash, scopePrefix, type CacheableRequest } from "../../router/semantic-cache.js";
 import { NatsServer } from "../helpers/nats-server.js";
@@ -43,7 +43,7 @@ describe("SemanticCache", () => {
     return new Kvm(nc).create(name, { history: 1 });
   }
 
-  function cache(kv: KV, options: { clock?: () => number; maxEntriesPerScope?: number; reloadMs?: number } = {}): SemanticCache {
+  function cache(kv: KV, options: { clock?: Clock; maxEntriesPerScope?: number; reloadMs?: number } = {}): SemanticCache {
     return new SemanticCache({ kv, similarity: THRESHOLD, ttlMs: TTL, embed: async (text) => localEmbedding(text), ...options });
   }
 
@@ -124,7 +124,7 @@ describe("SemanticCache", () => {
   it("ignores an entry older than the TTL (the bucket keeps it longer)", async () => {
     const kv = await bucket("cache-ttl");
     let now = 1_700_000_000_000;
-    const c = cache(kv, { clock: () => now });
+    const c = cache(kv, { clock: { now: () => now } });
     await c.store(atlas, ask(HEALTH), answer("all green"));
     now += TTL;
     assert.ok(await c.lookup(atlas, ask(HEALTH)), "still fresh at exactly the TTL");
@@ -133,7 +133,7 @@ describe("SemanticCache", () => {
     assert.equal(await c.lookup(atlas, ask(HEALTH)), undefined);
     assert.equal(await c.lookup(atlas, ask(HEALTH.slice(0, -1))), undefined);
     // a router with a fresh index does not load it either
-    assert.equal(await cache(kv, { clock: () => now }).lookup(atlas, ask(HEALTH.slice(0, -1))), undefined);
+    assert.equal(await cache(kv, { clock: { now: () => now } }).lookup(atlas, ask(HEALTH.slice(0, -1))), undefined);
   });
 
   it("a different responseSchema or parameter never hits, even with the very same messages", async () => {
@@ -155,8 +155,8 @@ describe("SemanticCache", () => {
 
   it("a second router finds what the first stored: exactly at once, by similarity after its reload interval", async () => {
     let now = 1_700_000_000_000;
-    const first = cache(await bucket("cache-shared"), { clock: () => now, reloadMs: 60_000 });
-    const second = cache(await bucket("cache-shared"), { clock: () => now, reloadMs: 60_000 });
+    const first = cache(await bucket("cache-shared"), { clock: { now: () => now }, reloadMs: 60_000 });
+    const second = cache(await bucket("cache-shared"), { clock: { now: () => now }, reloadMs: 60_000 });
     await first.store(atlas, ask(HEALTH), answer("all green"));
     assert.equal((await second.lookup(atlas, ask(HEALTH)))?.exact, true);
     assert.equal((await second.lookup(atlas, ask(HEALTH.slice(0, -1))))?.answer.text, "all green", "its index loads lazily from KV");
@@ -184,7 +184,7 @@ describe("SemanticCache", () => {
   it("bounds a scope's entries, dropping the oldest", async () => {
     const kv = await bucket("cache-bound");
     let now = 1_700_000_000_000;
-    const c = cache(kv, { clock: () => now, maxEntriesPerScope: 3 });
+    const c = cache(kv, { clock: { now: () => now }, maxEntriesPerScope: 3 });
     for (let i = 1; i <= 5; i++) {
       now += 1_000;
       await c.store(atlas, ask(`Question number ${i}: what changed?`), answer(`answer ${i}`));
