@@ -11,6 +11,7 @@ import {
   FleetService,
   issuesOf,
   needsProposal,
+  secrets,
   ToolCallRequest,
   type CodecName,
   type FleetNames,
@@ -178,7 +179,9 @@ export class ToolHost {
 
     // the refusal or failure is recorded; the skeleton answers it as the typed error it is
     if (!outcome.ok) throw outcome.error;
-    return { output: outcome.output, durationMs, replayed: outcome.replayed };
+    // the output goes on to the model, the task's artifacts and the operator's terminal: a secret a tool echoed or read
+    // stops here (the run record keeps the original, for a rollback)
+    return { output: secrets.scrubDeep(outcome.output), durationMs, replayed: outcome.replayed };
   }
 
   /** The checks, in order, then the run (or the recorded result of an earlier run with the same key). */

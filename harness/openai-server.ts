@@ -28,6 +28,8 @@ export interface ScriptedAnswer {
   /** sent as-is instead of a generated body, e.g. invalid JSON; labelled application/json unless `headers` say otherwise */
   rawBody?: string;
   headers?: Record<string, string>;
+  /** a failure's message ends with the request's Authorization header, as careless providers echo the key they refused */
+  echoAuthorization?: boolean;
 }
 
 export interface RecordedRequest {
@@ -151,17 +153,21 @@ export class OpenAIServer {
       // the client gave up (or the server closed) while we waited
       if (res.destroyed || res.writableEnded) return;
     }
-    this.answer(res, path, name, body, answer);
+    this.answer(res, path, name, body, answer, req.headers.authorization);
   }
 
-  private answer(res: ServerResponse, path: string, model: string, body: unknown, answer: ScriptedAnswer): void {
+  private answer(res: ServerResponse, path: string, model: string, body: unknown, answer: ScriptedAnswer, authorization?: string): void {
     const status = answer.status ?? 200;
     if (answer.rawBody !== undefined) {
       res.writeHead(status, { "content-type": "application/json", ...answer.headers });
       res.end(answer.rawBody);
       return;
     }
-    if (status >= 400) return this.send(res, status, errorBody(status, answer.content ?? `scripted failure ${status}`), answer.headers);
+    if (status >= 400) {
+      const message = answer.content ?? `scripted failure ${status}`;
+      const echoed = answer.echoAuthorization ? `${message}: ${authorization ?? "(no Authorization header)"}` : message;
+      return this.send(res, status, errorBody(status, echoed), answer.headers);
+    }
     if (path === "/v1/embeddings") return this.send(res, status, embeddings(model, body), answer.headers);
 
     this.completions += 1;
