@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { writeFleetCredentials, type FleetCredentials, type Identity } from "../governance/index.js";
-import { connectNats, ensureFleetResources, FleetError, FleetNames } from "../protocol/index.js";
+import { connectNats, ensureFleetResources, FleetError, FleetNames, secrets } from "../protocol/index.js";
 import { EmbeddedNats, ProcessSupervisor, type ChildSpec } from "../supervisor/index.js";
 import { configPath, CREDS_DIR, FLEET_DIR, loadConfig, natsCredentials, rootLogger, type CliOptions } from "./options.js";
 import { childCreds, toolRisks } from "./creds.js";
@@ -84,7 +84,8 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     shutdownTimeoutMs: config.supervisor.shutdownTimeoutSeconds * 1000,
     logger: log,
     stdio: "pipe",
-    onChildOutput: (id, line) => process.stdout.write(humanLine(id, line) + "\n"),
+    // a child's line that did not come through its scrubbing logger (a crash trace, a runtime warning) is scrubbed here
+    onChildOutput: (id, line) => process.stdout.write(humanLine(id, secrets.scrub(line)) + "\n"),
   });
   await supervisor.start();
   console.log(
