@@ -20,7 +20,7 @@ export { checkAllowed, checkProposal, type ProposedCall } from "./call-checks.js
 export { defineTool, type ToolContext, type ToolDefinition } from "./tool.js";
 export { ToolCatalogue } from "./tool-catalogue.js";
 export { TOOLS_QUEUE, ToolHost, type ToolHostOptions } from "./tool-host.js";
-export { ToolRunRecord, ToolRuns, toolRunKey, type ToolRunClaim, type ToolRunOutcome } from "./tool-runs.js";
+export { ToolRunRecord, ToolRuns, toolRunKey, type ToolRunClaim, type ToolRunOutcome, type ToolRunScope } from "./tool-runs.js";
 export { referenceToolRisks, referenceTools, type ReferenceToolDeps } from "./tools/index.js";
 export { AgentTools, type AgentToolsOptions } from "./agent-tools.js";
 export { AUTH_FILE, authorizationConfig, seedFileName, writeFleetCredentials, type FleetCredentials, type IdentityUser } from "./credentials.js";
