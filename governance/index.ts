@@ -27,6 +27,7 @@ export { AUTH_FILE, authorizationConfig, seedFileName, writeFleetCredentials, ty
 export { approvalChannels, directTools, fleetDurables, fleetIdentities, fleetPermissions, outboxChannels, type Identity, type PermissionOptions, type Permissions, type SubjectRules } from "./permissions.js";
 // proposals, Sentinel and the governance process
 export { ApprovalNotices, summarise } from "./approval-notices.js";
+export { approversOf, decisionRefusal } from "./decision-check.js";
 export { GovernanceService, type GovernanceServiceOptions } from "./governance-service.js";
 export { ProposalIndex, type ProposalSummary } from "./proposal-index.js";
 export { DEFAULT_POLICY, proposalMachine, rollbackRefusal, type NoticeKind, type ProposalEmitted, type ProposalEvent, type ProposalPolicy } from "./proposal-machine.js";
