@@ -58,7 +58,7 @@ export interface ApprovalDecisionsOptions {
   codec: CodecName;
   /** the channel's approvers, as the channel identifies them (Telegram and Discord user ids) */
   approvers: readonly string[];
-  /** the channel the decisions come through ("telegram", "discord") */
+  /** the channel the decisions come through ("telegram", "discord"): the subject's channel token, which the broker holds this bridge to */
   via: string;
   clock: Clock;
   log: Logger;
@@ -111,7 +111,7 @@ export class ApprovalDecisions {
       at: this.o.clock.now(),
     };
     const msgId = `decision-${input.proposalId}-${input.by}-${input.decision}`;
-    const ack = await this.o.js.publish(this.o.names.approvalDecision(input.proposalId), encode(decision, this.o.codec), {
+    const ack = await this.o.js.publish(this.o.names.approvalDecision(this.o.via, input.proposalId), encode(decision, this.o.codec), {
       headers: wireHeaders(this.o.codec, msgId),
     });
     this.o.log.info({ proposalId: input.proposalId, decision: input.decision, by: input.by, duplicate: ack.duplicate }, "decision recorded");

@@ -48,7 +48,7 @@ const USAGE = `fleet <command> [options]
   run tools                  serve the reference tool catalogue from this host
   run governance             Sentinel and the proposal executor (a singleton: a second copy stands by)
   proposals [id] [--all]     open proposals (--all: settled too); with an id: every rule's verdict and the history
-  approve <id>               approve a CONFIRM proposal awaiting a human (as the operator, via "cli")
+  approve <id>               approve a CONFIRM proposal awaiting a human (as the operator, via "_operator")
   reject <id> --reason <why> reject one
   rollback <id>              undo a PROPOSE proposal's effect inside its rollback window (15 min by default)
   send <agent> --tool <name> --input '<json>' [--reason <why>]

@@ -2,7 +2,7 @@ import { userInfo } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream } from "@nats-io/jetstream";
 import { ProposalStore } from "../governance/index.js";
-import { encode, FleetError, isFinalProposalState, ProposalRecord, requestTyped, type ApprovalDecision } from "../protocol/index.js";
+import { CALLERS, encode, FleetError, isFinalProposalState, ProposalRecord, requestTyped, type ApprovalDecision } from "../protocol/index.js";
 import { inspect, loadConfig, type CliOptions } from "./options.js";
 import { printTable } from "./status.js";
 
@@ -74,7 +74,8 @@ function age(ms: number): string {
 
 /**
  * `fleet approve <id>` / `fleet reject <id> --reason ...`: the operator's decision, published like a bridge's on
- * APPROVALS (under `fleet up` the broker lets only the operator's and the bridges' identities publish there). Waits
+ * APPROVALS under the operator's own channel token `_operator` (under `fleet up` the broker lets each bridge publish
+ * only under its own channel, and governance holds `via` to the subject's channel). Waits
  * until governance has taken it and prints the proposal's new state.
  */
 export async function decide(decision: ApprovalDecision["decision"], positionals: string[], options: ProposalOptions, env: NodeJS.ProcessEnv): Promise<number> {
@@ -88,8 +89,8 @@ export async function decide(decision: ApprovalDecision["decision"], positionals
     const before = await store.get(id);
     if (!before) throw new FleetError("PROPOSAL_NOT_FOUND", `no proposal ${id}`);
     if (before.record.state !== "awaiting_human") throw new FleetError("PROPOSAL_STATE", `proposal ${id} is ${before.record.state}: only one awaiting_human takes a decision`);
-    const body: ApprovalDecision = { proposalId: id, decision, by: operator(), via: "cli", at: Date.now(), ...(options.reason ? { reason: options.reason } : {}) };
-    await jetstream(nc).publish(names.approvalDecision(id), encode(body, config.fleet.codec), { msgID: `decision-${id}-${body.by}-${decision}` });
+    const body: ApprovalDecision = { proposalId: id, decision, by: operator(), via: CALLERS.operator, at: Date.now(), ...(options.reason ? { reason: options.reason } : {}) };
+    await jetstream(nc).publish(names.approvalDecision(CALLERS.operator, id), encode(body, config.fleet.codec), { msgID: `decision-${id}-${body.by}-${decision}` });
     const deadline = Date.now() + Number(options.timeout ?? 10) * 1000;
     while (Date.now() < deadline) {
       const now = await store.get(id);

@@ -22,6 +22,7 @@ import {
   type ProposalRecord,
 } from "../protocol/index.js";
 import { ApprovalNotices } from "./approval-notices.js";
+import { decisionRefusal } from "./decision-check.js";
 import { ensureGovernanceConsumers } from "./governance-consumers.js";
 import { ProposalIndex } from "./proposal-index.js";
 import { nextDeadline, type ProposalEvent, type ProposalPolicy, rollbackRefusal } from "./proposal-machine.js";
@@ -215,9 +216,11 @@ export class GovernanceService {
     const decoded = decode(ApprovalDecision, msg.data, { codec: this.o.codec });
     if (!decoded.ok) return this.reject(msg, decoded.error);
     const decision = decoded.value;
-    if (msg.subject !== this.o.names.approvalDecision(decision.proposalId)) {
-      return this.reject(msg, new FleetError("MESSAGE_INVALID", `decision for ${decision.proposalId} came on ${msg.subject}`));
-    }
+    // the channel is the subject's, which the broker proves; the payload's `via` and `by` are held to it
+    const subject = this.o.names.approvalDecisionOf(msg.subject);
+    if (!subject) return this.reject(msg, new FleetError("MESSAGE_INVALID", `decision for ${decision.proposalId} came on ${msg.subject}`));
+    const refusal = decisionRefusal(this.o.config, subject, decision);
+    if (refusal) return this.reject(msg, refusal);
     const stored = await this.store.get(decision.proposalId);
     if (!stored) return this.reject(msg, new FleetError("PROPOSAL_NOT_FOUND", `no proposal ${decision.proposalId}`));
     const after = await this.apply(decision.proposalId, { type: "DECISION", decision, now: this.clock() }, `${decision.decision} by ${decision.by} via ${decision.via}`);

@@ -20,13 +20,14 @@ export { checkAllowed, checkProposal, type ProposedCall } from "./call-checks.js
 export { defineTool, type ToolContext, type ToolDefinition } from "./tool.js";
 export { ToolCatalogue } from "./tool-catalogue.js";
 export { TOOLS_QUEUE, ToolHost, type ToolHostOptions } from "./tool-host.js";
-export { ToolRunRecord, ToolRuns, toolRunKey, type ToolRunClaim, type ToolRunOutcome } from "./tool-runs.js";
+export { ToolRunRecord, ToolRuns, toolRunKey, type ToolRunClaim, type ToolRunOutcome, type ToolRunScope } from "./tool-runs.js";
 export { referenceToolRisks, referenceTools, type ReferenceToolDeps } from "./tools/index.js";
 export { AgentTools, type AgentToolsOptions } from "./agent-tools.js";
 export { AUTH_FILE, authorizationConfig, seedFileName, writeFleetCredentials, type FleetCredentials, type IdentityUser } from "./credentials.js";
 export { approvalChannels, directTools, fleetDurables, fleetIdentities, fleetPermissions, outboxChannels, servingIdentity, type Identity, type PermissionOptions, type Permissions, type ServingIdentity, type SubjectRules } from "./permissions.js";
 // proposals, Sentinel and the governance process
 export { ApprovalNotices, summarise } from "./approval-notices.js";
+export { approversOf, decisionRefusal } from "./decision-check.js";
 export { GovernanceService, type GovernanceServiceOptions } from "./governance-service.js";
 export { ProposalIndex, type ProposalSummary } from "./proposal-index.js";
 export { DEFAULT_POLICY, proposalMachine, rollbackRefusal, type NoticeKind, type ProposalEmitted, type ProposalEvent, type ProposalPolicy } from "./proposal-machine.js";

@@ -232,10 +232,11 @@ function bridgeGrants(g: Grants, channel: string, ctx: GrantContext): void {
   g.publish(`${p}.dlq.>`);
   if (approvalChannels(config).includes(channel)) {
     g.ownDurable("APPROVALS", `approvals-${channel}`);
-    // the one identity kind that may publish a human's decision
-    g.publish(`${p}.approval.decision.*`);
+    // the one identity kind that may publish a human's decision, and only as its own channel
+    g.publish(names.approvalDecisions(channel));
   }
-  g.deny(`${p}.approval.request.>`, `${p}.proposal.>`);
+  // the operator's token is no channel a bridge may take, even one configured under that name
+  g.deny(`${p}.approval.request.>`, `${p}.proposal.>`, names.approvalDecisions(CALLERS.operator));
 }
 
 function webhookGrants(g: Grants, ctx: GrantContext): void {

@@ -22,7 +22,7 @@ import type { AuditSigner } from "./audit-signing.js";
 import { checkAllowed, checkCallTargets, checkProposal } from "./call-checks.js";
 import { refusalEndpoints } from "./refusal-intake.js";
 import { ToolCatalogue } from "./tool-catalogue.js";
-import { ToolRuns, type ToolRunClaim, type ToolRunMode, type ToolRunOutcome } from "./tool-runs.js";
+import { ToolRuns, type ToolRunClaim, type ToolRunMode, type ToolRunOutcome, type ToolRunScope } from "./tool-runs.js";
 import type { ToolContext, ToolDefinition } from "./tool.js";
 
 /** The queue group of every tool host: a call goes to one host that serves the tool. */
@@ -202,7 +202,7 @@ export class ToolHost {
     const rollback = tool.rollback;
     if (!rollback) throw new FleetError("PROPOSAL_STATE", `${tool.name} has no rollback`);
     if (!request.idempotencyKey) throw new FleetError("PROPOSAL_STATE", "a rollback names the call it undoes by that call's idempotency key");
-    const original = await this.runs.recorded(tool.name, "run", request.idempotencyKey);
+    const original = await this.runs.recorded(tool.name, "run", request.idempotencyKey, runScope(request));
     if (original?.state !== "done") {
       throw new FleetError("PROPOSAL_STATE", `no finished call of ${tool.name} is recorded under this idempotency key${original ? ` (it is ${original.state})` : ""}`);
     }
@@ -213,7 +213,7 @@ export class ToolHost {
     const key = request.idempotencyKey;
     let claim: ToolRunClaim | undefined;
     if (key) {
-      const claimed = await this.runs.claim(tool.name, mode, key, this.timeoutMs + ABORT_GRACE_MS);
+      const claimed = await this.runs.claim(tool.name, mode, key, runScope(request), this.timeoutMs + ABORT_GRACE_MS);
       if (claimed.kind === "done") return { ok: true, output: claimed.output, replayed: true };
       claim = claimed;
     }
@@ -266,6 +266,11 @@ function settleCall(request: Decoded, caller: string | undefined): Call {
   }
   if (caller === undefined) throw new FleetError("INTERNAL", "a tool call without its caller");
   return { ...request, agentId: caller, origin: "agent" };
+}
+
+/** Whose idempotency key the call carries: governance's (a proposal id) or the calling agent's own. */
+function runScope(request: Call): ToolRunScope {
+  return request.origin === "governance" ? "governance" : { agent: request.agentId };
 }
 
 /** A handler's failure as the caller sees it: its own FleetError kept, anything else TOOL_FAILED (retryable). */

@@ -20,9 +20,21 @@ export type ToolRunRecord = z.infer<typeof ToolRunRecord>;
 
 export type ToolRunMode = "run" | "rollback";
 
-/** `<tool>.<mode>.<first 32 hex of sha256(key)>`: any key (spaces, dots) becomes a valid KV key of fixed length. */
-export function toolRunKey(tool: string, mode: ToolRunMode, idempotencyKey: string): string {
-  return `${tool}.${mode}.${sha256Hex(idempotencyKey).slice(0, 32)}`;
+/**
+ * Whose idempotency key it is: an agent's own (the caller the subject proves), or governance's, whose keys are proposal
+ * ids. An agent's key is its own, so another agent reusing it neither gets that run's output nor rolls it back.
+ */
+export type ToolRunScope = { agent: string } | "governance";
+
+/**
+ * `<tool>.<mode>.<first 32 hex of sha256(scoped key)>`: any key (spaces, dots) becomes a valid KV key of fixed length.
+ * An agent's key is hashed with its id (`<agent>:<key>`; ids have no ":"); governance's proposal-keyed runs are hashed
+ * from the proposal id alone, as before, so a run recorded before agents' keys were scoped is still found. The two never
+ * meet: a proposal id has no ":" either.
+ */
+export function toolRunKey(tool: string, mode: ToolRunMode, idempotencyKey: string, scope: ToolRunScope): string {
+  const scoped = scope === "governance" ? idempotencyKey : `${scope.agent}:${idempotencyKey}`;
+  return `${tool}.${mode}.${sha256Hex(scoped).slice(0, 32)}`;
 }
 
 /** This host now owns the run under `key` and must finish it. */
@@ -52,8 +64,8 @@ export class ToolRuns {
    * Claims the run of `tool` under the idempotency key, or says why it must not run: the recorded result of a finished
    * run (done), TOOL_IN_PROGRESS, TOOL_OUTCOME_UNKNOWN. `runMs` bounds how long the claim's run may take.
    */
-  async claim(tool: string, mode: ToolRunMode, idempotencyKey: string, runMs: number): Promise<ClaimResult> {
-    const key = toolRunKey(tool, mode, idempotencyKey);
+  async claim(tool: string, mode: ToolRunMode, idempotencyKey: string, scope: ToolRunScope, runMs: number): Promise<ClaimResult> {
+    const key = toolRunKey(tool, mode, idempotencyKey, scope);
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const startedAt = this.now();
       const started = encode({ state: "started", host: this.host, startedAt, until: startedAt + runMs } satisfies ToolRunRecord, this.codec);
@@ -98,8 +110,8 @@ export class ToolRuns {
   }
 
   /** The record of a run, if any (a rollback reads the output of the call it undoes). */
-  async recorded(tool: string, mode: ToolRunMode, idempotencyKey: string): Promise<ToolRunRecord | undefined> {
-    return (await this.read(toolRunKey(tool, mode, idempotencyKey)))?.record;
+  async recorded(tool: string, mode: ToolRunMode, idempotencyKey: string, scope: ToolRunScope): Promise<ToolRunRecord | undefined> {
+    return (await this.read(toolRunKey(tool, mode, idempotencyKey, scope)))?.record;
   }
 
   private async read(key: string): Promise<{ record: ToolRunRecord; revision: number } | undefined> {

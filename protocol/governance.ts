@@ -114,13 +114,16 @@ export const SentinelVerdict = z.object({
 });
 export type SentinelVerdict = z.infer<typeof SentinelVerdict>;
 
-/** A human's decision on a CONFIRM proposal, published by a bridge (`fleet.approval.decision.<proposalId>`). */
+/**
+ * A human's decision on a CONFIRM proposal, published by a bridge or the operator's CLI on
+ * `fleet.approval.decision.<channel>.<proposalId>`: `via` must be that channel, `by` one of its approvers.
+ */
 export const ApprovalDecision = z.object({
   proposalId: z.string().min(1),
   decision: z.enum(["approve", "reject"]),
   /** the approver as the channel knows them (a Telegram user id, a Discord user id, the operator at the CLI) */
   by: z.string().min(1),
-  /** the channel the decision came through: "cli", "telegram", "discord" */
+  /** the channel the decision came through, as in its subject: "telegram", "discord", "_operator" (the operator's CLI) */
   via: z.string().min(1),
   reason: z.string().max(2000).optional(),
   at: z.number(),

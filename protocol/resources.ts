@@ -35,7 +35,8 @@ function streamDefinitions(names: FleetNames): Record<StreamKey, Partial<StreamC
   return {
     TASKS: { subjects: [`${p}.task.*`], max_age: nanos(7 * DAY), duplicate_window: nanos(2 * 60_000) },
     PROPOSALS: { subjects: [`${p}.proposal.*.*`], max_age: nanos(90 * DAY) },
-    APPROVALS: { subjects: [`${p}.approval.request.*`, `${p}.approval.decision.*`], max_age: nanos(30 * DAY) },
+    // decisions are `decision.<channel>.<proposalId>`; a stream still on `decision.<proposalId>` is updated in place
+    APPROVALS: { subjects: [`${p}.approval.request.*`, `${p}.approval.decision.*.*`], max_age: nanos(30 * DAY) },
     // the 4 h duplicate window is the channel-dedup layer: the same content to the same channel is accepted once
     OUTBOX: { subjects: [`${p}.outbox.*`], max_age: nanos(7 * DAY), duplicate_window: nanos(4 * HOUR) },
     AUDIT: { subjects: [`${p}.audit.*`], max_age: nanos(365 * DAY) },

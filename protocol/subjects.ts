@@ -114,12 +114,24 @@ export class FleetNames {
   approvalRequest(channel: string): string {
     return `${this.prefix}.approval.request.${channel}`;
   }
-  /** only bridge identities (and the operator's CLI) may publish here: the broker enforces it */
-  approvalDecision(proposalId: string): string {
-    return `${this.prefix}.approval.decision.${proposalId}`;
+  /**
+   * A human's decision on a proposal, on the channel it came through: each approval bridge may publish only under its
+   * own channel, the operator's CLI under `_operator` (the broker proves it), and governance holds the payload's `via`
+   * and `by` to that channel and its approver list. The channel comes first so one pattern names a channel's decisions.
+   */
+  approvalDecision(channel: string, proposalId: string): string {
+    return `${this.prefix}.approval.decision.${channel}.${proposalId}`;
   }
-  approvalDecisions(): string {
-    return `${this.prefix}.approval.decision.*`;
+  /** the decisions of one channel (the pattern its bridge may publish on), or of every channel (governance's filter) */
+  approvalDecisions(channel = "*"): string {
+    return `${this.prefix}.approval.decision.${channel}.*`;
+  }
+  /** The channel and proposal id a decision's subject carries; undefined for a subject of any other shape. */
+  approvalDecisionOf(subject: string): { channel: string; proposalId: string } | undefined {
+    const tokens = subject.split(".");
+    if (tokens.length !== 5 || tokens[0] !== this.prefix || tokens[1] !== "approval" || tokens[2] !== "decision") return undefined;
+    const [channel, proposalId] = tokens.slice(3) as [string, string];
+    return TOKEN.test(channel) && TOKEN.test(proposalId) ? { channel, proposalId } : undefined;
   }
   audit(agentId: string): string {
     return `${this.prefix}.audit.${agentId}`;

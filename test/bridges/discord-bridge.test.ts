@@ -86,12 +86,12 @@ describe("Discord approvals", () => {
       posted: (proposalId: string) => waitFor(`the post for ${proposalId}`, () => fake.posted.find((p) => JSON.stringify(p.body).includes(`Proposal: ${proposalId}`)), 10_000),
       interact: (interaction: unknown, opts?: Parameters<typeof sendInteraction>[3]) => sendInteraction(endpoint, interaction, keys.privateKey, opts),
       decisionsOf: async (proposalId: string) => {
-        const subject = names.approvalDecision(proposalId);
+        const subject = names.approvalDecision("discord", proposalId);
         const info = await jsm.streams.info(names.stream("APPROVALS"), { subjects_filter: subject });
         return info.state.subjects?.[subject] ?? 0;
       },
       lastDecision: async (proposalId: string) => {
-        const stored = await jsm.streams.getMessage(names.stream("APPROVALS"), { last_by_subj: names.approvalDecision(proposalId) });
+        const stored = await jsm.streams.getMessage(names.stream("APPROVALS"), { last_by_subj: names.approvalDecision("discord", proposalId) });
         assert.ok(stored, `a decision for ${proposalId}`);
         assert.equal(stored.header.get(HEADERS.contentType), "application/json");
         const decoded = decode(ApprovalDecision, stored.data, { codec: "json" });

@@ -72,7 +72,7 @@ describe("Telegram approvals", () => {
     const bridge = new ApprovalBridge({ js, jsm, names, channel: telegram, codec: "msgpack", clock, log, ...options });
     await bridge.start();
     const decisionsOf = async (proposalId: string) => {
-      const subject = names.approvalDecision(proposalId);
+      const subject = names.approvalDecision("telegram", proposalId);
       const info = await jsm.streams.info(names.stream("APPROVALS"), { subjects_filter: subject });
       return info.state.subjects?.[subject] ?? 0;
     };
@@ -87,7 +87,7 @@ describe("Telegram approvals", () => {
       answerTo: (queryId: string) => waitFor(`the answer to ${queryId}`, () => fake.callsOf("answerCallbackQuery").find((c) => c.body.callback_query_id === queryId)),
       decisionsOf,
       lastDecision: async (proposalId: string) => {
-        const stored = await jsm.streams.getMessage(names.stream("APPROVALS"), { last_by_subj: names.approvalDecision(proposalId) });
+        const stored = await jsm.streams.getMessage(names.stream("APPROVALS"), { last_by_subj: names.approvalDecision("telegram", proposalId) });
         assert.ok(stored, `a decision for ${proposalId}`);
         const decoded = decode(ApprovalDecision, stored.data);
         assert.ok(decoded.ok);

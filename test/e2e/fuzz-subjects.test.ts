@@ -11,6 +11,7 @@ import { z } from "zod";
 import {
   AgentRecord,
   CONTENT_TYPES,
+  CALLERS,
   codecForContentType,
   connectNats,
   decode,
@@ -252,7 +253,7 @@ describe("fuzz: bad input on every subject of a fleet started with fleet up, as 
     await fuzzOneWay(names.agentInbox(AGENT), seed++, false);
     await fuzzOneWay(names.task(AGENT), seed++, true);
     await fuzzOneWay(names.proposal(AGENT, "submitted"), seed++, true);
-    await fuzzOneWay(names.approvalDecision("p-fuzz"), seed++, true);
+    await fuzzOneWay(names.approvalDecision(CALLERS.operator, "p-fuzz"), seed++, true);
     await fuzzOneWay(names.outbox("console"), seed++, true);
 
     const missing = await waitFor(

@@ -4,7 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connectNats, decode, FleetNames, OutboxRecord, ProposalRecord } from "../../protocol/index.js";
+import { ApprovalDecision, CALLERS, connectNats, decode, FleetNames, OutboxRecord, ProposalRecord } from "../../protocol/index.js";
 import type { ProcessSupervisor } from "../../supervisor/index.js";
 import { agentSpec, CLI, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
@@ -98,6 +98,11 @@ describe("governance end to end", () => {
       assert.match(mail.value.text, /^Subject: numbers/);
       const info = await jsm.streams.info(names.stream("OUTBOX"), { subjects_filter: names.outbox("email") });
       assert.equal(info.state.subjects?.[names.outbox("email")], 1, "one email, once");
+      // the operator's decision is on its own channel token, and says so
+      const decided = await jsm.streams.getMessage(names.stream("APPROVALS"), { last_by_subj: names.approvalDecision(CALLERS.operator, id) });
+      const decision = decode(ApprovalDecision, decided!.data);
+      assert.ok(decision.ok);
+      assert.deepEqual([decision.value.proposalId, decision.value.decision, decision.value.via], [id, "approve", CALLERS.operator]);
     } finally {
       await nc.close();
     }

@@ -11,6 +11,7 @@ import {
   ApprovalRequest,
   connectNats,
   decode,
+  CALLERS,
   encode,
   ensureFleetResources,
   FleetError,
@@ -53,6 +54,8 @@ ${agent("ship", "execution", "[noop, deploy, send_mail, wire_money, slow_deploy,
 governance:
   retrySeconds: [60]
   approvals: { channels: [console], escalateTo: [ops] }
+bridges:
+  telegram: { chatId: "-100", approvers: [4242] }
 `;
 }
 
@@ -228,7 +231,7 @@ describe("governance service", () => {
     await until(approve, "awaiting_human");
     await until(reject, "awaiting_human");
     const decide = (proposalId: string, decision: ApprovalDecision["decision"]) =>
-      js.publish(names.approvalDecision(proposalId), encode({ proposalId, decision, by: "4242", via: "telegram", at: now } satisfies ApprovalDecision));
+      js.publish(names.approvalDecision("telegram", proposalId), encode({ proposalId, decision, by: "4242", via: "telegram", at: now } satisfies ApprovalDecision));
     await decide(approve, "approve");
     await decide(reject, "reject");
     const done = await until(approve, "completed");
@@ -322,6 +325,47 @@ describe("governance service", () => {
     assert.deepEqual(letters.map((l) => l.headers.get(HEADERS.dlqCode)).sort(), ["MESSAGE_INVALID", "MESSAGE_MALFORMED"]);
     const id = await ship.propose({ tool: "noop", input: { n: 2 }, reason: "still working" });
     await until(id, "completed");
+  });
+
+  it("a decision is the subject's channel's: another channel claimed, a person off its list, a channel without one are refused and dead-lettered", async () => {
+    const id = await ship.propose({ tool: "send_mail", input: { to: "forged", body: "x" }, reason: "r" });
+    await until(id, "awaiting_human");
+    const publish = (channel: string, body: ApprovalDecision) => js.publish(names.approvalDecision(channel, body.proposalId), encode(body));
+    const approve = (by: string, via: string): ApprovalDecision => ({ proposalId: id, decision: "approve", by, via, at: now });
+    const refused = [
+      // published on telegram's subject, claiming discord (whose approvers governance would then have asked about)
+      publish("telegram", approve("4242", "discord")),
+      // telegram's subject and via, by someone not on telegram's approver list
+      publish("telegram", approve("9999", "telegram")),
+      // a channel with no approver list: nobody can decide through it
+      publish("console", approve("4242", "console")),
+      // the operator's token with a payload claiming telegram
+      publish("_operator", approve("4242", "telegram")),
+      // the subject names another proposal than the payload
+      js.publish(names.approvalDecision("telegram", "p-other"), encode(approve("4242", "telegram"))),
+    ];
+    await Promise.all(refused);
+    const decisionLetters = async () =>
+      (await streamMessages(names.stream("DLQ"), names.dlq("governance"))).filter((l) => l.headers.get(HEADERS.dlqSubject)?.startsWith(`${PREFIX}.approval.decision.`));
+    await waitFor(async () => (await decisionLetters()).length === refused.length, 10_000, "every refused decision dead-lettered");
+    // governance takes decisions concurrently: the letters' order is not the publishing order
+    assert.deepEqual(
+      (await decisionLetters()).map((l) => `${l.headers.get(HEADERS.dlqSubject)} ${l.headers.get(HEADERS.dlqCode)}`).sort(),
+      [
+        `${names.approvalDecision("telegram", id)} PERMISSION_DENIED`,
+        `${names.approvalDecision("telegram", id)} APPROVER_NOT_ALLOWED`,
+        `${names.approvalDecision("console", id)} APPROVER_NOT_ALLOWED`,
+        `${names.approvalDecision("_operator", id)} PERMISSION_DENIED`,
+        `${names.approvalDecision("telegram", "p-other")} MESSAGE_INVALID`,
+      ].sort(),
+    );
+    assert.equal((await stateOf(id))?.state, "awaiting_human", "no refused decision moved the proposal");
+    assert.equal(counts.get("send_mail") ?? 0, 1, "only the earlier approved mail ran");
+
+    // the operator decides under its own token, as whoever sits at the CLI
+    await publish(CALLERS.operator, { proposalId: id, decision: "reject", by: "alice", via: CALLERS.operator, reason: "not this one", at: now });
+    const rejected = await until(id, "rejected");
+    assert.deepEqual([rejected.decision?.by, rejected.decision?.via], ["alice", CALLERS.operator]);
   });
 });
 

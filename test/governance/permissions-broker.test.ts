@@ -108,14 +108,19 @@ describe("the broker enforces each identity's permissions", () => {
     const atlas = jetstream(await as("agent:atlas"));
     const before = await messagesIn("APPROVALS");
     for (const [who, js] of [["scout", scout], ["atlas", atlas]] as const) {
-      await assert.rejects(js.publish(names.approvalDecision("p-1"), encode(decision("p-1", who), CODEC)), (err) => isPermissionViolation(err), who);
+      await assert.rejects(js.publish(names.approvalDecision("telegram", "p-1"), encode(decision("p-1", who), CODEC)), (err) => isPermissionViolation(err), who);
+      await assert.rejects(js.publish(names.approvalDecision("_operator", "p-1"), encode(decision("p-1", who), CODEC)), (err) => isPermissionViolation(err), who);
     }
     const console = jetstream(await as("bridge:console"));
-    await assert.rejects(console.publish(names.approvalDecision("p-1"), encode(decision("p-1", "console"), CODEC)), (err) => isPermissionViolation(err), "console is no approval channel");
+    await assert.rejects(console.publish(names.approvalDecision("console", "p-1"), encode(decision("p-1", "console"), CODEC)), (err) => isPermissionViolation(err), "console is no approval channel");
+    // the approval bridge cannot claim another channel (and its approvers) nor the operator's token
+    const telegram = jetstream(await as("bridge:telegram"));
+    for (const channel of ["_operator", "slack", "discord"]) {
+      await assert.rejects(telegram.publish(names.approvalDecision(channel, "p-1"), encode(decision("p-1", "4242"), CODEC)), (err) => isPermissionViolation(err), channel);
+    }
     assert.equal(await messagesIn("APPROVALS"), before, "no forged decision was stored");
 
-    const telegram = jetstream(await as("bridge:telegram"));
-    const ack = await telegram.publish(names.approvalDecision("p-1"), encode(decision("p-1", "4242"), CODEC));
+    const ack = await telegram.publish(names.approvalDecision("telegram", "p-1"), encode(decision("p-1", "4242"), CODEC));
     assert.equal(ack.stream, names.stream("APPROVALS"));
     assert.equal(await messagesIn("APPROVALS"), before + 1);
   });
@@ -143,10 +148,10 @@ describe("the broker enforces each identity's permissions", () => {
     await ship.flush();
     const before = await messagesIn("APPROVALS");
     const scout = await as("agent:scout");
-    scout.publish(names.agentOperation("ship", "SendMessage"), encode({ message: "hi" }, CODEC), { reply: names.approvalDecision("p-2") });
+    scout.publish(names.agentOperation("ship", "SendMessage"), encode({ message: "hi" }, CODEC), { reply: names.approvalDecision("telegram", "p-2") });
     await scout.flush();
     await waitFor("ship to be asked", () => asked === 1);
-    await waitFor("ship's reply to be refused", () => shipRefusals.some((s) => s.includes(names.approvalDecision("p-2"))));
+    await waitFor("ship's reply to be refused", () => shipRefusals.some((s) => s.includes(names.approvalDecision("telegram", "p-2"))));
     assert.equal(await messagesIn("APPROVALS"), before);
   });
 

@@ -114,11 +114,18 @@ describe("broker permissions generated from the fleet config", () => {
     }
   });
 
-  it("an approval decision may be published by the approval channel's bridge and the operator only", () => {
-    const decision = "fleet.approval.decision.p-1";
+  it("an approval decision may be published by the approval channel's bridge under its own channel, and the operator only", () => {
+    const decision = "fleet.approval.decision.telegram.p-1";
     const allowed = [...perms].filter(([, p]) => mayPublish(p, decision)).map(([identity]) => identity);
     assert.deepEqual(allowed, ["bridge:telegram", "operator"]);
     assert.equal(mayPublish(of("agent:atlas"), decision), false, "not even the wildcard agent");
+    // a bridge cannot claim another channel (and so its approvers), the operator's token, or a subject of another shape
+    for (const subject of ["fleet.approval.decision._operator.p-1", "fleet.approval.decision.discord.p-1", "fleet.approval.decision.console.p-1", "fleet.approval.decision.p-1", "fleet.approval.decision.telegram.p-1.x"]) {
+      assert.equal(mayPublish(of("bridge:telegram"), subject), false, subject);
+    }
+    assert.ok(of("bridge:telegram").publish.deny.includes("fleet.approval.decision._operator.*"), "no bridge takes the operator's token");
+    const operatorDecision = "fleet.approval.decision._operator.p-1";
+    assert.deepEqual([...perms].filter(([, p]) => mayPublish(p, operatorDecision)).map(([identity]) => identity), ["operator"]);
     assert.ok(of("agent:scout").publish.deny.includes("fleet.approval.>"), "agents are denied approvals explicitly");
     assert.equal(mayPublish(of("governance"), "fleet.approval.request.telegram"), true, "governance asks");
     assert.equal(mayPublish(of("bridge:telegram"), "fleet.approval.request.telegram"), false, "a bridge cannot make up requests");

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -226,9 +227,27 @@ describe("tool host", () => {
     assert.deepEqual(second.output, first.output);
   });
 
+  it("an idempotency key is the calling agent's own: another agent reusing it runs its own call, never gets the first one's output", async () => {
+    const before = runs.count_up;
+    const scouts = await call("count_up", { agentId: "scout", input: { by: 7 }, idempotencyKey: "scout-key" });
+    // atlas may call count_up too; with scout's key it gets a run of its own, not scout's recorded output
+    const atlas = await call("count_up", { agentId: "atlas", input: { by: 11 }, idempotencyKey: "scout-key" });
+    assert.equal(atlas.replayed, false);
+    assert.deepEqual(atlas.output, { n: before + 7 + 11 });
+    assert.equal(runs.count_up, before + 18, "both calls ran");
+    // each agent's repeat still replays its own run
+    assert.deepEqual((await call("count_up", { agentId: "scout", input: { by: 7 }, idempotencyKey: "scout-key" })).output, scouts.output);
+    assert.deepEqual((await call("count_up", { agentId: "atlas", input: { by: 11 }, idempotencyKey: "scout-key" })).output, atlas.output);
+    assert.equal(runs.count_up, before + 18, "the repeats ran nothing");
+    assert.notEqual(toolRunKey("count_up", "run", "scout-key", { agent: "scout" }), toolRunKey("count_up", "run", "scout-key", { agent: "atlas" }));
+    // governance's runs stay keyed by the proposal id alone, as they were before agents' keys were scoped
+    assert.equal(toolRunKey("count_up", "run", "p-1", "governance"), `count_up.run.${createHash("sha256").update("p-1").digest("hex").slice(0, 32)}`);
+    assert.notEqual(toolRunKey("count_up", "run", "p-1", "governance"), toolRunKey("count_up", "run", "p-1", { agent: "scout" }));
+  });
+
   it("a run still under way answers TOOL_IN_PROGRESS; one that never finished answers TOOL_OUTCOME_UNKNOWN and never runs", async () => {
     const first = call("gate", { agentId: "scout", input: {}, idempotencyKey: "gated" });
-    await waitFor("the first call to claim its key", async () => (await kv.toolruns.get(toolRunKey("gate", "run", "gated"))) !== null);
+    await waitFor("the first call to claim its key", async () => (await kv.toolruns.get(toolRunKey("gate", "run", "gated", { agent: "scout" }))) !== null);
     await assert.rejects(call("gate", { agentId: "scout", input: {}, idempotencyKey: "gated" }), (err: unknown) => {
       assert.ok(err instanceof FleetError && err.code === "TOOL_IN_PROGRESS" && err.retryable);
       assert.ok((err.retryAfterMs ?? 0) > 0);
@@ -239,7 +258,7 @@ describe("tool host", () => {
 
     const before = runs.count_up;
     const startedAt = Date.now() - 120_000;
-    await kv.toolruns.put(toolRunKey("count_up", "run", "crashed"), encode({ state: "started", host: "gone", startedAt, until: startedAt + 30_000 }, "msgpack"));
+    await kv.toolruns.put(toolRunKey("count_up", "run", "crashed", { agent: "scout" }), encode({ state: "started", host: "gone", startedAt, until: startedAt + 30_000 }, "msgpack"));
     await assert.rejects(call("count_up", { agentId: "scout", input: {}, idempotencyKey: "crashed" }), refused("TOOL_OUTCOME_UNKNOWN"));
     assert.equal(runs.count_up, before, "not run: its first run may have had its effect");
   });

@@ -85,7 +85,7 @@ describe("an attacker holding one agent's seeds", { timeout: 90_000 }, () => {
     names.task("scout"),
     names.outbox("console"),
     names.proposal("scout", "submitted"),
-    names.approvalDecision("p-victim"),
+    names.approvalDecision("telegram", "p-victim"),
     names.memoryLog("scout", day.replaceAll("-", "")),
     names.dlq("forged"),
   ];
@@ -165,7 +165,7 @@ describe("an attacker holding one agent's seeds", { timeout: 90_000 }, () => {
     await assert.rejects(ship.request(names.agentOperation("scout", "GetTask"), encode({ id: "t-victim" }, CODEC), { timeout: 3_000 }), violation, "scout's GetTask");
     await assert.rejects(ship.request(names.agentControl("scout", "Restart"), undefined, { timeout: 3_000 }), violation, "scout's controls");
     await assert.rejects(ship.request(names.governance("rollback"), encode({ id: "p-victim" }, CODEC), { timeout: 3_000 }), violation, "governance's rollback");
-    for (const subject of [names.proposal("scout", "submitted"), names.approvalDecision("p-victim"), names.audit("scout"), names.usage("scout", "nano"), names.task("scout"), names.outbox("console"), names.memoryLog("scout", day.replaceAll("-", ""))]) {
+    for (const subject of [names.proposal("scout", "submitted"), names.approvalDecision("telegram", "p-victim"), names.audit("scout"), names.usage("scout", "nano"), names.task("scout"), names.outbox("console"), names.memoryLog("scout", day.replaceAll("-", ""))]) {
       await assert.rejects(js.publish(subject, encode({ agentId: "scout" }, CODEC)), violation, subject);
     }
     // in the payload, on its own subject: the service, before the handler
