@@ -81,8 +81,8 @@ export interface DecideOutcome {
 export class ApprovalDecisions {
   private readonly approvers: ReadonlySet<string>;
 
-  constructor(private readonly o: ApprovalDecisionsOptions) {
-    this.approvers = new Set(o.approvers);
+  constructor(private readonly options: ApprovalDecisionsOptions) {
+    this.approvers = new Set(options.approvers);
   }
 
   isAllowed(by: string): boolean {
@@ -96,8 +96,8 @@ export class ApprovalDecisions {
    */
   async decide(input: DecideInput): Promise<DecideOutcome> {
     if (!this.isAllowed(input.by)) {
-      this.o.log.warn({ proposalId: input.proposalId, by: input.by, via: this.o.via }, "decision refused: not an approver");
-      throw new FleetError("APPROVER_NOT_ALLOWED", `${this.o.via} user ${input.by} is not on the approver list`);
+      this.options.log.warn({ proposalId: input.proposalId, by: input.by, via: this.options.via }, "decision refused: not an approver");
+      throw new FleetError("APPROVER_NOT_ALLOWED", `${this.options.via} user ${input.by} is not on the approver list`);
     }
     if (!PROPOSAL_ID.test(input.proposalId)) {
       throw new FleetError("MESSAGE_INVALID", `"${input.proposalId.slice(0, 80)}" is not a proposal id`);
@@ -106,15 +106,15 @@ export class ApprovalDecisions {
       proposalId: input.proposalId,
       decision: input.decision,
       by: input.by,
-      via: this.o.via,
+      via: this.options.via,
       ...(input.reason ? { reason: input.reason.slice(0, 2000) } : {}),
-      at: this.o.clock.now(),
+      at: this.options.clock.now(),
     };
     const msgId = `decision-${input.proposalId}-${input.by}-${input.decision}`;
-    const ack = await this.o.js.publish(this.o.names.approvalDecision(this.o.via, input.proposalId), encode(decision, this.o.codec), {
-      headers: wireHeaders(this.o.codec, msgId),
+    const ack = await this.options.js.publish(this.options.names.approvalDecision(this.options.via, input.proposalId), encode(decision, this.options.codec), {
+      headers: wireHeaders(this.options.codec, msgId),
     });
-    this.o.log.info({ proposalId: input.proposalId, decision: input.decision, by: input.by, duplicate: ack.duplicate }, "decision recorded");
+    this.options.log.info({ proposalId: input.proposalId, decision: input.decision, by: input.by, duplicate: ack.duplicate }, "decision recorded");
     return { decision, duplicate: ack.duplicate };
   }
 }
@@ -222,13 +222,13 @@ export class ApprovalBridge {
   private readonly inFlight = new AbortController();
   private readonly log: Logger;
 
-  constructor(private readonly o: ApprovalBridgeOptions) {
-    this.log = o.log.child({ component: "approvals", channel: o.channel.channel });
+  constructor(private readonly options: ApprovalBridgeOptions) {
+    this.log = options.log.child({ component: "approvals", channel: options.channel.channel });
   }
 
   async start(): Promise<void> {
-    const durable = await ensureApprovalConsumer(this.o.jsm, this.o.names, this.o.channel.channel);
-    const consumer = await this.o.js.consumers.get(this.o.names.stream("APPROVALS"), durable);
+    const durable = await ensureApprovalConsumer(this.options.jsm, this.options.names, this.options.channel.channel);
+    const consumer = await this.options.js.consumers.get(this.options.names.stream("APPROVALS"), durable);
     this.loop = (async () => {
       while (!this.stopping) {
         try {
@@ -256,7 +256,7 @@ export class ApprovalBridge {
   }
 
   private async handle(msg: JsMsg): Promise<void> {
-    const codec = codecForContentType(msg.headers?.get(HEADERS.contentType) || undefined, this.o.codec);
+    const codec = codecForContentType(msg.headers?.get(HEADERS.contentType) || undefined, this.options.codec);
     if (!codec) return this.reject(msg, new FleetError("CONTENT_TYPE_NOT_SUPPORTED", `Content-Type ${msg.headers?.get(HEADERS.contentType) ?? ""} is neither msgpack nor JSON`));
     const decoded = decode(ApprovalRequest, msg.data, { codec });
     if (!decoded.ok) return this.reject(msg, decoded.error);
@@ -264,13 +264,13 @@ export class ApprovalBridge {
     const fields = { proposalId: request.proposalId, kind: request.kind };
     // a bridge started for the first time reads the stream's history: a stale question with live buttons would only
     // mislead, and the governance process announces the expiry itself
-    if (request.kind !== "expired" && request.expiresAt <= this.o.clock.now()) {
+    if (request.kind !== "expired" && request.expiresAt <= this.options.clock.now()) {
       this.log.info(fields, "request past its expiry; not shown");
       msg.ack();
       return;
     }
     try {
-      await this.o.channel.post(request, AbortSignal.any([this.inFlight.signal, AbortSignal.timeout(this.o.postTimeoutMs ?? 30_000)]));
+      await this.options.channel.post(request, AbortSignal.any([this.inFlight.signal, AbortSignal.timeout(this.options.postTimeoutMs ?? 30_000)]));
       msg.ack();
       this.log.info(fields, "approval request shown");
     } catch (err) {
@@ -281,13 +281,13 @@ export class ApprovalBridge {
       const failures = msg.info.deliveryCount;
       // a failure no retry can mend (a proposal id no button can carry) is dead-lettered at once
       const permanent = err instanceof FleetError && !err.retryable;
-      if (permanent || failures >= (this.o.maxAttempts ?? 5)) {
+      if (permanent || failures >= (this.options.maxAttempts ?? 5)) {
         const reason = err instanceof Error ? err.message : String(err);
         const code = err instanceof FleetError ? err.code : "INTERNAL";
-        return this.reject(msg, new FleetError(code, `approval request ${request.proposalId} (${request.kind}) could not be shown on ${this.o.channel.channel} after ${failures} attempt${failures === 1 ? "" : "s"}: ${reason}`, { cause: err }));
+        return this.reject(msg, new FleetError(code, `approval request ${request.proposalId} (${request.kind}) could not be shown on ${this.options.channel.channel} after ${failures} attempt${failures === 1 ? "" : "s"}: ${reason}`, { cause: err }));
       }
       const named = err instanceof FleetError ? err.retryAfterMs : undefined;
-      const delayMs = named ?? (this.o.retryDelayMs ?? defaultRetryDelay)(failures);
+      const delayMs = named ?? (this.options.retryDelayMs ?? defaultRetryDelay)(failures);
       msg.nak(delayMs);
       this.log.warn({ ...fields, err, failures, delayMs }, "approval request not shown; will retry");
     }
@@ -295,7 +295,7 @@ export class ApprovalBridge {
 
   private async reject(msg: JsMsg, error: FleetError): Promise<void> {
     try {
-      await deadLetter(this.o.js, this.o.names, `approval-${this.o.channel.channel}`, { subject: msg.subject, data: msg.data, msgId: `${msg.info.stream}-${msg.seq}` }, error);
+      await deadLetter(this.options.js, this.options.names, `approval-${this.options.channel.channel}`, { subject: msg.subject, data: msg.data, msgId: `${msg.info.stream}-${msg.seq}` }, error);
       this.log.error({ code: error.code, reason: error.message }, "approval request dead-lettered");
       msg.ack();
     } catch (err) {

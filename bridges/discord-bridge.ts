@@ -74,10 +74,10 @@ export class DiscordApprovals implements ApprovalChannel {
   private readonly log: Logger;
   private server: Server | undefined;
 
-  constructor(private readonly o: DiscordApprovalsOptions) {
-    this.channel = o.channel ?? "discord";
-    this.key = discordPublicKey(o.publicKey);
-    this.log = o.log.child({ component: "discord" });
+  constructor(private readonly options: DiscordApprovalsOptions) {
+    this.channel = options.channel ?? "discord";
+    this.key = discordPublicKey(options.publicKey);
+    this.log = options.log.child({ component: "discord" });
   }
 
   async post(request: ApprovalRequest, signal: AbortSignal): Promise<void> {
@@ -99,7 +99,7 @@ export class DiscordApprovals implements ApprovalChannel {
           }
         : {}),
     };
-    await this.postMessage(this.o.channelId, body, signal);
+    await this.postMessage(this.options.channelId, body, signal);
   }
 
   /**
@@ -107,16 +107,16 @@ export class DiscordApprovals implements ApprovalChannel {
    * Discord channel id, else to the configured channel.
    */
   async send(record: OutboxRecord, signal: AbortSignal): Promise<void> {
-    const channelId = /^\d{5,}$/.test(record.to) ? record.to : this.o.channelId;
+    const channelId = /^\d{5,}$/.test(record.to) ? record.to : this.options.channelId;
     await this.postMessage(channelId, { content: record.text, allowed_mentions: { parse: [] } }, signal);
   }
 
   private async postMessage(channelId: string, body: unknown, signal: AbortSignal): Promise<void> {
     let res: Response;
     try {
-      res = await fetch(`${this.o.apiBase.replace(/\/+$/, "")}/channels/${encodeURIComponent(channelId)}/messages`, {
+      res = await fetch(`${this.options.apiBase.replace(/\/+$/, "")}/channels/${encodeURIComponent(channelId)}/messages`, {
         method: "POST",
-        headers: { authorization: `Bot ${this.o.botToken}`, "content-type": "application/json", "user-agent": "DiscordBot (natsfleet, 0.1)" },
+        headers: { authorization: `Bot ${this.options.botToken}`, "content-type": "application/json", "user-agent": "DiscordBot (natsfleet, 0.1)" },
         body: JSON.stringify(body),
         signal,
       });
@@ -138,11 +138,11 @@ export class DiscordApprovals implements ApprovalChannel {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.o.port, this.o.host, resolve);
+      server.listen(this.options.port, this.options.host, resolve);
     });
     const address = server.address();
-    const port = typeof address === "object" && address ? address.port : this.o.port;
-    this.log.info({ host: this.o.host, port }, "interactions endpoint listening");
+    const port = typeof address === "object" && address ? address.port : this.options.port;
+    this.log.info({ host: this.options.host, port }, "interactions endpoint listening");
     return port;
   }
 
@@ -161,7 +161,7 @@ export class DiscordApprovals implements ApprovalChannel {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== "POST" || (req.url ?? "").split("?")[0] !== "/interactions") return reply(res, 404, { error: "POST /interactions" });
-    const body = await readBody(req, this.o.maxBodyBytes ?? 64 * 1024);
+    const body = await readBody(req, this.options.maxBodyBytes ?? 64 * 1024);
     if (!body) return reply(res, 413, { error: "body too large" });
     const refused = this.checkSignature(req, body);
     if (refused) {
@@ -187,7 +187,7 @@ export class DiscordApprovals implements ApprovalChannel {
     const timestamp = req.headers["x-signature-timestamp"];
     if (typeof signature !== "string" || !/^[0-9a-fA-F]{128}$/.test(signature)) return "missing or malformed X-Signature-Ed25519";
     if (typeof timestamp !== "string" || !/^\d{1,12}$/.test(timestamp)) return "missing or malformed X-Signature-Timestamp";
-    if (Math.abs(this.o.clock.now() / 1000 - Number(timestamp)) > MAX_CLOCK_SKEW_S) return "timestamp more than 5 minutes away";
+    if (Math.abs(this.options.clock.now() / 1000 - Number(timestamp)) > MAX_CLOCK_SKEW_S) return "timestamp more than 5 minutes away";
     try {
       return verify(null, Buffer.concat([Buffer.from(timestamp, "utf8"), body]), this.key, Buffer.from(signature, "hex")) ? undefined : "signature does not verify";
     } catch {
@@ -200,7 +200,7 @@ export class DiscordApprovals implements ApprovalChannel {
     const by = press.member?.user.id ?? press.user?.id;
     if (!button || !by) return ephemeral("This button is not one of the approval bridge's.");
     try {
-      await this.o.decisions.decide({ proposalId: button.proposalId, decision: button.decision, by });
+      await this.options.decisions.decide({ proposalId: button.proposalId, decision: button.decision, by });
     } catch (err) {
       if (err instanceof FleetError && err.code === "APPROVER_NOT_ALLOWED") return ephemeral(NOT_ALLOWED_TEXT);
       this.log.error({ err, proposalId: button.proposalId, by }, "decision not recorded");

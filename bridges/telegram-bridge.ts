@@ -91,11 +91,11 @@ export class TelegramApprovals implements ApprovalChannel {
   private polling: Promise<void> | undefined;
   private stopping = false;
 
-  constructor(private readonly o: TelegramApprovalsOptions) {
-    this.channel = o.channel ?? "telegram";
-    this.log = o.log.child({ component: "telegram" });
+  constructor(private readonly options: TelegramApprovalsOptions) {
+    this.channel = options.channel ?? "telegram";
+    this.log = options.log.child({ component: "telegram" });
     // grammY refuses a root with a trailing slash, which a URL in the config may well have
-    this.bot = new Bot(o.token, { client: { apiRoot: o.apiRoot.replace(/\/+$/, "") } });
+    this.bot = new Bot(options.token, { client: { apiRoot: options.apiRoot.replace(/\/+$/, "") } });
     this.bot.on("callback_query:data", (ctx) => this.onPress(ctx));
     // without a handler of our own, grammY stops polling at the first failing update
     this.bot.catch((err) => this.log.error({ err: err.error }, "button press not handled"));
@@ -114,7 +114,7 @@ export class TelegramApprovals implements ApprovalChannel {
       : undefined;
     try {
       // plain text, no parse_mode: an agent's summary cannot smuggle in markup
-      await this.bot.api.sendMessage(this.o.chatId, approvalText(request), reply_markup ? { reply_markup } : {}, grammySignal(signal));
+      await this.bot.api.sendMessage(this.options.chatId, approvalText(request), reply_markup ? { reply_markup } : {}, grammySignal(signal));
     } catch (err) {
       throw deliveryError(err);
     }
@@ -125,7 +125,7 @@ export class TelegramApprovals implements ApprovalChannel {
    * chat id, else to the configured chat.
    */
   async send(record: OutboxRecord, signal: AbortSignal): Promise<void> {
-    const chat = /^-?\d+$/.test(record.to) ? record.to : this.o.chatId;
+    const chat = /^-?\d+$/.test(record.to) ? record.to : this.options.chatId;
     try {
       await this.bot.api.sendMessage(chat, record.text, {}, grammySignal(signal));
     } catch (err) {
@@ -140,11 +140,11 @@ export class TelegramApprovals implements ApprovalChannel {
       throw new FleetError("CONFIG_INVALID", `the Telegram Bot API refused the bot token: ${describe(err)}`, { cause: err });
     });
     this.polling = this.bot
-      .start({ timeout: this.o.pollTimeoutSeconds ?? 30, allowed_updates: ["callback_query"] })
+      .start({ timeout: this.options.pollTimeoutSeconds ?? 30, allowed_updates: ["callback_query"] })
       .catch((err: unknown) => {
         if (this.stopping) return;
         this.log.error({ err }, "polling for button presses stopped");
-        this.o.onFatal?.(FleetError.from(err));
+        this.options.onFatal?.(FleetError.from(err));
       });
     this.log.info({ bot: this.bot.botInfo.username }, "polling for button presses");
   }
@@ -167,7 +167,7 @@ export class TelegramApprovals implements ApprovalChannel {
     const press = parsed.data;
     const by = String(press.from.id);
     try {
-      const outcome = await this.o.decisions.decide({ proposalId: button.proposalId, decision: button.decision, by });
+      const outcome = await this.options.decisions.decide({ proposalId: button.proposalId, decision: button.decision, by });
       const verb = button.decision === "approve" ? "Approved" : "Rejected";
       await this.answer(ctx, outcome.duplicate ? `Already ${verb.toLowerCase()}` : verb);
       // the first press already edited the message

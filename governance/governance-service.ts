@@ -20,6 +20,8 @@ import {
   type ErrorPayload,
   type FleetNames,
   type ProposalRecord,
+  nowOf,
+  type Clock,
 } from "../protocol/index.js";
 import { ApprovalNotices } from "./approval-notices.js";
 import { decisionRefusal } from "./decision-check.js";
@@ -52,7 +54,7 @@ export interface GovernanceServiceOptions {
   policy: ProposalPolicy;
   /** the agent's spend so far today (reserved included) and its cap; undefined when the ledger cannot be read */
   budgetOf: (agentId: string) => Promise<{ spentUsd: number; capUsd: number } | undefined>;
-  clock?: () => number;
+  clock?: Clock;
   log: Logger;
   /** how often deadlines and due retries are checked; 0: never on its own (tests call tick()) */
   tickMs?: number;
@@ -86,37 +88,37 @@ export class GovernanceService {
   private stopping = false;
   private readonly stopped = new AbortController();
 
-  constructor(private readonly o: GovernanceServiceOptions) {
-    this.store = new ProposalStore(o.proposalsKv, o.js, o.names, o.codec);
-    this.notices = new ApprovalNotices(o.js, o.names, o.codec, o.config.governance.approvals);
-    this.tools = new Map(o.tools.map((t) => [t.name, t]));
-    this.clock = o.clock ?? Date.now;
-    this.log = o.log.child({ component: "governance" });
+  constructor(private readonly options: GovernanceServiceOptions) {
+    this.store = new ProposalStore(options.proposalsKv, options.js, options.names, options.codec);
+    this.notices = new ApprovalNotices(options.js, options.names, options.codec, options.config.governance.approvals);
+    this.tools = new Map(options.tools.map((t) => [t.name, t]));
+    this.clock = nowOf(options.clock);
+    this.log = options.log.child({ component: "governance" });
     this.requests = new FleetService({
-      nc: o.serveNc ?? o.nc,
+      nc: options.serveNc ?? options.nc,
       name: "fleet-governance",
       version: "1.0.0",
       description: "proposals: rollback of a PROPOSE effect inside its window",
       queue: "governance",
-      endpoints: [endpoint({ name: "rollback", subject: o.names.governance("rollback"), request: ProposalActionRequest, handle: (request) => this.rollback(request) })],
-      codec: o.codec,
-      maxPayloadBytes: o.config.fleet.maxPayloadBytes,
+      endpoints: [endpoint({ name: "rollback", subject: options.names.governance("rollback"), request: ProposalActionRequest, handle: (request) => this.rollback(request) })],
+      codec: options.codec,
+      maxPayloadBytes: options.config.fleet.maxPayloadBytes,
       deadLetter: (subject, data, error) =>
-        deadLetter(o.js, o.names, "governance", { subject, data }, error).catch((err: unknown) => this.log.error({ err }, "could not dead-letter a governance request")),
+        deadLetter(options.js, options.names, "governance", { subject, data }, error).catch((err: unknown) => this.log.error({ err }, "could not dead-letter a governance request")),
       log: this.log,
     });
   }
 
   async start(): Promise<void> {
     for (const record of await this.store.list()) this.index.put(record);
-    const { intake, decisions } = await ensureGovernanceConsumers(this.o.js, this.o.jsm, this.o.names);
+    const { intake, decisions } = await ensureGovernanceConsumers(this.options.js, this.options.jsm, this.options.names);
     this.loops.push(this.consume(intake, "PROPOSALS", (msg) => this.onSubmission(msg)));
     this.loops.push(this.consume(decisions, "APPROVALS", (msg) => this.onDecision(msg)));
     this.requests.start();
     // a proposal left executing by a crashed process is finished first, under the same idempotency key
     for (const record of this.index.open()) if (record.state === "executing") this.track(this.runTool(record.id));
     await this.tick();
-    if ((this.o.tickMs ?? 1000) > 0) this.ticker = setInterval(() => void this.tick(), this.o.tickMs ?? 1000).unref();
+    if ((this.options.tickMs ?? 1000) > 0) this.ticker = setInterval(() => void this.tick(), this.options.tickMs ?? 1000).unref();
     this.log.info({ open: this.index.open().length, tools: this.tools.size }, "governance started");
   }
 
@@ -153,7 +155,7 @@ export class GovernanceService {
   }
 
   private consume(messages: Promise<ConsumerMessages>, stream: string, handle: (msg: JsMsg) => Promise<void>): Promise<void> {
-    const limit = this.o.concurrency ?? 256;
+    const limit = this.options.concurrency ?? 256;
     return (async () => {
       const iterator = await messages;
       this.streams.push(iterator);
@@ -174,7 +176,7 @@ export class GovernanceService {
   }
 
   private async onSubmission(msg: JsMsg): Promise<void> {
-    const decoded = decode(ProposalSubmission, msg.data, { codec: this.o.codec });
+    const decoded = decode(ProposalSubmission, msg.data, { codec: this.options.codec });
     if (!decoded.ok) return this.reject(msg, decoded.error);
     const submission = decoded.value;
     const subjectAgent = msg.subject.split(".").at(-2);
@@ -186,9 +188,9 @@ export class GovernanceService {
       msg.ack();
       return;
     }
-    const budget = await this.o.budgetOf(submission.agentId).catch(() => undefined);
+    const budget = await this.options.budgetOf(submission.agentId).catch(() => undefined);
     // judged and entered into the index in one synchronous step (see judgeSubmission)
-    const { verdict, record, emitted } = judgeSubmission(submission, budget, this.clock(), { config: this.o.config, tools: this.tools, index: this.index, policy: this.o.policy });
+    const { verdict, record, emitted } = judgeSubmission(submission, budget, this.clock(), { config: this.options.config, tools: this.tools, index: this.index, policy: this.options.policy });
     this.index.put(record);
     const created = await this.store.create(record).catch((err: unknown) => {
       this.index.delete(record.id);
@@ -213,13 +215,13 @@ export class GovernanceService {
   }
 
   private async onDecision(msg: JsMsg): Promise<void> {
-    const decoded = decode(ApprovalDecision, msg.data, { codec: this.o.codec });
+    const decoded = decode(ApprovalDecision, msg.data, { codec: this.options.codec });
     if (!decoded.ok) return this.reject(msg, decoded.error);
     const decision = decoded.value;
     // the channel is the subject's, which the broker proves; the payload's `via` and `by` are held to it
-    const subject = this.o.names.approvalDecisionOf(msg.subject);
+    const subject = this.options.names.approvalDecisionOf(msg.subject);
     if (!subject) return this.reject(msg, new FleetError("MESSAGE_INVALID", `decision for ${decision.proposalId} came on ${msg.subject}`));
-    const refusal = decisionRefusal(this.o.config, subject, decision);
+    const refusal = decisionRefusal(this.options.config, subject, decision);
     if (refusal) return this.reject(msg, refusal);
     const stored = await this.store.get(decision.proposalId);
     if (!stored) return this.reject(msg, new FleetError("PROPOSAL_NOT_FOUND", `no proposal ${decision.proposalId}`));
@@ -235,9 +237,9 @@ export class GovernanceService {
       if (!stored) throw new FleetError("PROPOSAL_NOT_FOUND", `no proposal ${proposalId}`);
       const refusal = rollbackRefusal(stored.record, this.clock());
       if (refusal) throw new FleetError("PROPOSAL_STATE", `proposal ${proposalId} cannot be rolled back: ${refusal}`);
-      await callTool(this.o.nc, this.o.names, stored.record.tool, {
+      await callTool(this.options.nc, this.options.names, stored.record.tool, {
         agentId: stored.record.agentId, input: stored.record.input, proposalId, idempotencyKey: proposalId, mode: "rollback",
-      }, { codec: this.o.codec, timeoutMs: this.o.toolTimeoutMs ?? 60_000, as: CALLERS.governance });
+      }, { codec: this.options.codec, timeoutMs: this.options.toolTimeoutMs ?? 60_000, as: CALLERS.governance });
       return this.applyUnlocked(proposalId, { type: "ROLLED_BACK", by, now: this.clock() }, `rolled back by ${by}${reason ? `: ${reason}` : ""}`);
     });
   }
@@ -272,7 +274,7 @@ export class GovernanceService {
     for (;;) {
       try {
         // as governance, for the proposal's agent: the tool host runs it only as the proposal executing this very call
-        const result = await callTool(this.o.nc, this.o.names, record.tool, request, { codec: this.o.codec, timeoutMs: this.o.toolTimeoutMs ?? 60_000, as: CALLERS.governance });
+        const result = await callTool(this.options.nc, this.options.names, record.tool, request, { codec: this.options.codec, timeoutMs: this.options.toolTimeoutMs ?? 60_000, as: CALLERS.governance });
         event = { type: "EXECUTION_SUCCEEDED", output: result.output, now: this.clock() };
         break;
       } catch (err) {
@@ -304,7 +306,7 @@ export class GovernanceService {
       // what this process wrote last is usually still current: try it first, and read only after losing a race
       const stored: StoredProposal | undefined = (attempt === 0 ? this.index.stored(id) : undefined) ?? (await this.store.get(id));
       if (!stored) return undefined;
-      const step = stepProposal(stored.record, this.o.policy, event, note);
+      const step = stepProposal(stored.record, this.options.policy, event, note);
       if (!step.changed) return stored.record;
       let written: StoredProposal;
       try {
@@ -328,7 +330,7 @@ export class GovernanceService {
         this.log.info({ proposalId: record.id, kind: effect.kind, channels: this.notices.channelsFor(effect.kind) }, "approval notice sent");
       } else {
         const reason = effect.error ? FleetError.fromPayload(effect.error as ErrorPayload) : new FleetError("INTERNAL", "execution failed");
-        await deadLetter(this.o.js, this.o.names, "proposal", { subject: this.o.names.proposal(record.agentId, "dead_letter"), data: encode(record, this.o.codec), msgId: `proposal-${record.id}` }, reason);
+        await deadLetter(this.options.js, this.options.names, "proposal", { subject: this.options.names.proposal(record.agentId, "dead_letter"), data: encode(record, this.options.codec), msgId: `proposal-${record.id}` }, reason);
         this.log.warn({ proposalId: record.id, attempts: record.attempts, code: reason.code }, "proposal dead-lettered after failed executions");
       }
     }
@@ -350,7 +352,7 @@ export class GovernanceService {
 
   private async reject(msg: JsMsg, error: FleetError): Promise<void> {
     this.log.warn({ subject: msg.subject, code: error.code, why: error.message }, "governance input refused and dead-lettered");
-    await deadLetter(this.o.js, this.o.names, "governance", { subject: msg.subject, data: msg.data }, error);
+    await deadLetter(this.options.js, this.options.names, "governance", { subject: msg.subject, data: msg.data }, error);
     msg.ack();
   }
 

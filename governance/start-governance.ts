@@ -2,7 +2,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
-import { FleetError, openBuckets, type FleetNames, nowOf, type Clock } from "../protocol/index.js";
+import { FleetError, openBuckets, type FleetNames, type Clock } from "../protocol/index.js";
 import { fleetBudgetLedger } from "../router/index.js";
 import { GovernanceService } from "./governance-service.js";
 import { type ProposalPolicy } from "./proposal-machine.js";
@@ -81,7 +81,7 @@ export async function startGovernance(o: StartGovernanceOptions): Promise<Govern
       return { spentUsd: agent.spentUsd + agent.reservedUsd, capUsd: agent.capUsd };
     },
     log: o.log,
-    ...(o.clock ? { clock: nowOf(o.clock) } : {}),
+    ...(o.clock ? { clock: o.clock } : {}),
     ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}),
     ...(o.toolTimeoutMs !== undefined ? { toolTimeoutMs: o.toolTimeoutMs } : {}),
   });

@@ -74,28 +74,28 @@ export class ToolHost {
   private readonly now: () => number;
   private readonly timeoutMs: number;
 
-  constructor(private readonly o: ToolHostOptions) {
-    this.catalogue = new ToolCatalogue(o.tools);
-    this.audit = new AuditChain({ js: o.js, names: o.names, codec: o.codec, log: o.log.child({ component: "audit-chain" }), signer: o.signer });
-    const clock = o.clock ?? { now: () => Date.now() };
+  constructor(private readonly options: ToolHostOptions) {
+    this.catalogue = new ToolCatalogue(options.tools);
+    this.audit = new AuditChain({ js: options.js, names: options.names, codec: options.codec, log: options.log.child({ component: "audit-chain" }), signer: options.signer });
+    const clock = options.clock ?? { now: () => Date.now() };
     this.now = () => clock.now();
-    this.runs = new ToolRuns(o.kv.toolruns, o.codec, o.host, this.now);
-    this.timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.runs = new ToolRuns(options.kv.toolruns, options.codec, options.host, this.now);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.service = new FleetService({
-      nc: o.nc,
+      nc: options.nc,
       name: "fleet-tools",
       version: "1.0.0",
-      description: `tool host ${o.host}: governed tool calls, audited`,
-      metadata: { host: o.host },
+      description: `tool host ${options.host}: governed tool calls, audited`,
+      metadata: { host: options.host },
       queue: TOOLS_QUEUE,
       endpoints: [
-        ...refusalEndpoints({ names: o.names, config: o.config, catalogue: this.catalogue, now: this.now, record: (entry) => this.audit.append(entry) }),
+        ...refusalEndpoints({ names: options.names, config: options.config, catalogue: this.catalogue, now: this.now, record: (entry) => this.audit.append(entry) }),
         ...this.served.map((tool) =>
         endpoint({
           // micro endpoint names allow letters, digits, - and _ only
           name: tool.name.replace(/[^a-zA-Z0-9_-]/g, "_"),
           // the caller is the subject's last token: an agent (its own id, the broker allows no other) or governance
-          subject: o.names.tool(tool.name, "*"),
+          subject: options.names.tool(tool.name, "*"),
           request: ToolCallRequest,
           claims: (r) => r.agentId,
           delegates: [CALLERS.governance],
@@ -104,23 +104,23 @@ export class ToolHost {
           handle: (request, call) => this.handle(tool, settleCall(request, call.caller)),
         }),
       )],
-      codec: o.codec,
-      maxPayloadBytes: o.config.fleet.maxPayloadBytes,
+      codec: options.codec,
+      maxPayloadBytes: options.config.fleet.maxPayloadBytes,
       deadLetter: (subject, data, error) =>
-        deadLetter(o.js, o.names, "tool", { subject, data }, error).catch((err: unknown) => o.log.error({ err }, "could not dead-letter a tool call")),
-      log: o.log.child({ component: "tool-host" }),
+        deadLetter(options.js, options.names, "tool", { subject, data }, error).catch((err: unknown) => options.log.error({ err }, "could not dead-letter a tool call")),
+      log: options.log.child({ component: "tool-host" }),
     });
   }
 
   /** The tools this host serves. */
   get served(): ToolDefinition[] {
-    return this.catalogue.list({ host: this.o.host });
+    return this.catalogue.list({ host: this.options.host });
   }
 
   async start(): Promise<void> {
     await this.audit.start();
     this.service.start();
-    this.o.log.info({ host: this.o.host, tools: this.served.map((t) => t.name) }, "tool host started");
+    this.options.log.info({ host: this.options.host, tools: this.served.map((t) => t.name) }, "tool host started");
   }
 
   /**
@@ -131,10 +131,10 @@ export class ToolHost {
     await this.service.stop();
     if (this.late.size > 0) {
       await withDeadline(Promise.allSettled([...this.late]), ABORT_GRACE_MS);
-      if (this.late.size > 0) this.o.log.warn({ runs: this.late.size }, "stopping with tool runs that never finished; their outcome stays unknown");
+      if (this.late.size > 0) this.options.log.warn({ runs: this.late.size }, "stopping with tool runs that never finished; their outcome stays unknown");
     }
     await this.audit.stop();
-    this.o.log.info({ host: this.o.host }, "tool host stopped");
+    this.options.log.info({ host: this.options.host }, "tool host stopped");
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -148,7 +148,7 @@ export class ToolHost {
   /** One call whose envelope passed the skeleton's checks: the governance checks, the run, the audit record, the answer. */
   private async handle(tool: ToolDefinition, request: Call): Promise<ToolCallResult> {
     const startedAt = this.now();
-    const log = this.o.log.child({ component: "tool-host", tool: tool.name, agentId: request.agentId, proposalId: request.proposalId });
+    const log = this.options.log.child({ component: "tool-host", tool: tool.name, agentId: request.agentId, proposalId: request.proposalId });
 
     let outcome: Outcome;
     try {
@@ -187,16 +187,16 @@ export class ToolHost {
   /** The checks, in order, then the run (or the recorded result of an earlier run with the same key). */
   private async call(tool: ToolDefinition, request: Call, log: Logger): Promise<Outcome> {
     if (tool.risk === "BLOCK") throw new FleetError("TOOL_BLOCKED", `${tool.name} is BLOCK: it never runs`);
-    checkAllowed(this.o.config, request.agentId, tool.name);
+    checkAllowed(this.options.config, request.agentId, tool.name);
     // governance acts for an agent only as that agent's executing proposal; an agent never runs what needs one itself
-    if (request.origin === "governance") await checkProposal(this.o.kv.proposals, this.o.codec, tool, request);
+    if (request.origin === "governance") await checkProposal(this.options.kv.proposals, this.options.codec, tool, request);
     else if (needsProposal(tool.risk)) throw new FleetError("PROPOSAL_REQUIRED", `${tool.name} is ${tool.risk}: it runs only when governance executes an approved proposal`);
     const parsed = tool.input.safeParse(request.input);
     if (!parsed.success) {
       const details = issuesOf(parsed.error);
       throw new FleetError("MESSAGE_INVALID", `input of ${tool.name} is invalid: ${details.map((d) => `${d.path}: ${d.message}`).join("; ")}`, { details });
     }
-    checkCallTargets(this.o.config, tool, parsed.data);
+    checkCallTargets(this.options.config, tool, parsed.data);
     if (request.mode === "run") return this.execute(tool, request, "run", log, (ctx) => tool.handler(parsed.data, ctx));
 
     const rollback = tool.rollback;

@@ -106,7 +106,7 @@ describe("governance service", () => {
     const service = new GovernanceService({
       nc: connection, js: jetstream(connection), jsm: await jetstreamManager(connection), names, codec: "msgpack", config,
       proposalsKv: (await openBuckets(connection, names)).proposals, tools, policy: policyOf(config),
-      budgetOf: async () => ({ spentUsd: 0, capUsd: 1 }), clock, log, tickMs: 0, toolTimeoutMs: 5_000,
+      budgetOf: async () => ({ spentUsd: 0, capUsd: 1 }), clock: { now: clock }, log, tickMs: 0, toolTimeoutMs: 5_000,
     });
     await service.start();
     return service;
