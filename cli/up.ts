@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { writeFleetCredentials, type FleetCredentials, type Identity } from "../governance/index.js";
+import { checkGovernanceConfig, writeFleetCredentials, type FleetCredentials, type Identity } from "../governance/index.js";
 import { connectNats, ensureFleetResources, FleetError, FleetNames, secrets } from "../protocol/index.js";
 import { EmbeddedNats, ProcessSupervisor, type ChildSpec } from "../supervisor/index.js";
 import { configPath, CREDS_DIR, FLEET_DIR, loadConfig, natsCredentials, rootLogger, type CliOptions } from "./options.js";
@@ -21,6 +21,9 @@ const CLI = fileURLToPath(new URL("./main.js", import.meta.url));
  */
 export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
+  // governance would refuse this config at its start and be restarted until the supervisor gave up on the whole fleet:
+  // refuse it here, before anything runs, with the path of the field
+  checkGovernanceConfig(config, Object.entries(toolRisks()).map(([name, risk]) => ({ name, risk })));
   // the operator watches this terminal: the supervisor's own lines are printed like the children's
   const log = rootLogger(options, env, "fleet-up", { write: (line: string) => process.stdout.write(humanLine("fleet", line.trimEnd()) + "\n") });
   const prefix = options.prefix ?? config.fleet.prefix;

@@ -26,7 +26,7 @@ export function policyOf(config: FleetConfig): ProposalPolicy {
  * Refuses a fleet in which an agent may propose a CONFIRM tool while no approval channel is configured: its proposals
  * would wait 24 hours for a person nobody asked. There is no default channel on purpose.
  */
-export function checkGovernanceConfig(config: FleetConfig, tools: readonly ToolDefinition[]): void {
+export function checkGovernanceConfig(config: FleetConfig, tools: readonly Pick<ToolDefinition, "name" | "risk">[]): void {
   const confirm = tools.filter((t) => t.risk === "CONFIRM").map((t) => t.name);
   const details = [];
   const { approvals } = config.governance;

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parse, stringify } from "yaml";
-import { CLI, writeTestFleet } from "../helpers/fleet-processes.js";
+import { CLI, DEFAULT_GOVERNANCE_YAML, writeTestFleet } from "../helpers/fleet-processes.js";
 import { waitFor } from "../helpers/wait.js";
 import { isProcessRunning } from "../helpers/process-alive.js";
 
@@ -165,9 +165,8 @@ describe("fleet CLI", () => {
     });
 
     it("fleet status lists the fleet's services as NATS micro discovery reports them, with the requests they served", async () => {
-      // (not governance: this test's fleet names no approval channel, so governance refuses its config and restarts)
-      const names = ["fleet-agent-a2a", "fleet-agent-control", "fleet-router", "fleet-memory", "fleet-tools"];
-      // the tool host may still be starting
+      const names = ["fleet-agent-a2a", "fleet-agent-control", "fleet-router", "fleet-memory", "fleet-tools", "fleet-governance"];
+      // governance and the tool host may still be starting (governance takes its lease first)
       const r = await waitFor("every service kind to answer discovery", async () => {
         const out = await fleet(["status"], cwd);
         return out.code === 0 && names.every((n) => out.stdout.includes(n)) ? out : undefined;
@@ -211,6 +210,19 @@ describe("fleet CLI", () => {
       for (const pid of agentPids) assert.ok(!isProcessRunning(pid), `agent process ${pid} stopped`);
       assert.ok(!isProcessRunning(natsPid), `nats-server ${natsPid} stopped`);
     });
+  });
+
+  it("fleet up with a config governance would refuse: refused at start with the field's path, nothing started", async () => {
+    const cwd = tempDir("fleet-cli-badgov-");
+    dirs.push(cwd);
+    // atlas may propose CONFIRM tools ("*") but no channel takes approval requests
+    const file = join(cwd, "fleet.yaml");
+    writeFileSync(file, readFileSync(fleetFile.file, "utf8").replace(DEFAULT_GOVERNANCE_YAML, ""));
+    assert.doesNotMatch(readFileSync(file, "utf8"), /approvals/);
+    const r = await fleet(["up", "--config", file], cwd);
+    assert.notEqual(r.code, 0, "non-zero exit");
+    assert.match(r.stderr, /CONFIG_INVALID: governance\.approvals\.channels: agent "atlas" may propose CONFIRM tools/);
+    assert.ok(!existsSync(join(cwd, ".fleet", "nats.url")), "no server was started");
   });
 
   it("fleet status where no NATS server answers: fails fast with NATS_UNAVAILABLE", async () => {

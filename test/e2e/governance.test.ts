@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -32,7 +32,7 @@ describe("governance end to end", () => {
     nats = await NatsServer.start();
     fleet = writeTestFleet({ prefix: PREFIX });
     writeFileSync(fleet.file, readFileSync(fleet.file, "utf8").replace("tools: [http_check]", "tools: [http_check, channel_post]"));
-    appendFileSync(fleet.file, "governance:\n  approvals: { channels: [console] }\n");
+    // writeTestFleet already sends approval requests to the console
     site = createServer((_req, res) => res.writeHead(204).end());
     await new Promise<void>((r) => site.listen(0, "127.0.0.1", r));
     siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}/health`;

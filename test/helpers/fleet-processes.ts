@@ -13,6 +13,11 @@ export const CLI = join(DIST, "cli", "main.js");
 export const SLOW_AGENT = join(DIST, "test", "fixtures", "slow-agent.js");
 
 /** A small fleet with test-sized redelivery: a task held by a dead process comes back after about 2 s. */
+/** atlas may propose CONFIRM tools ("*"): governance (and `fleet up`) refuse a fleet whose approval requests go nowhere */
+export const DEFAULT_GOVERNANCE_YAML = `governance:
+  approvals: { channels: [console] }
+`;
+
 export function writeTestFleet(overrides: { prefix?: string; maxPayloadBytes?: number } = {}): { file: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "fleet-config-"));
   const file = join(dir, "fleet.yaml");
@@ -60,7 +65,7 @@ agents:
     dailyCapUsd: 1
     tools: [http_check]
     skills: [{ id: deploy, name: Deploy, description: deploys, tags: [deploy, build] }]
-tasks:
+${DEFAULT_GOVERNANCE_YAML}tasks:
   maxDeliver: 5
   ackWaitSeconds: 2
   backoffSeconds: [2, 2, 2]

@@ -7,7 +7,7 @@ import { loadFleetConfig, type FleetConfig } from "../../config/index.js";
 import { writeFleetCredentials, type FleetCredentials, type Identity } from "../../governance/index.js";
 import { connectNats, ensureFleetResources, type FleetNames, type RiskLevel } from "../../protocol/index.js";
 import type { ChildSpec } from "../../supervisor/index.js";
-import { CLI, writeTestFleet } from "./fleet-processes.js";
+import { CLI, DEFAULT_GOVERNANCE_YAML, writeTestFleet } from "./fleet-processes.js";
 import { NatsServer } from "./nats-server.js";
 
 /** The risk levels the permission tests give the tools (a stand-in for the catalogue's). */
@@ -26,7 +26,10 @@ export const GOVERNED_TOOLS: Record<string, RiskLevel> = {
  */
 export function governedFleet(overrides: { prefix?: string } = {}): { config: FleetConfig; file: string; cleanup: () => void } {
   const fleet = writeTestFleet(overrides);
-  const text = readFileSync(fleet.file, "utf8").replace("tools: [web_fetch]", "tools: [web_fetch, note_write, deploy_site, money_transfer]");
+  // its own governance section below replaces the default one
+  const text = readFileSync(fleet.file, "utf8")
+    .replace(DEFAULT_GOVERNANCE_YAML, "")
+    .replace("tools: [web_fetch]", "tools: [web_fetch, note_write, deploy_site, money_transfer]");
   writeFileSync(
     fleet.file,
     text +
