@@ -65,10 +65,11 @@ export interface Endpoint {
   name: string;
   subject: string;
   oneWay: "run" | "refuse";
-  /** the body, decoded, validated and checked against the caller; a failure here is the sender's (dead-lettered) */
-  accept: (data: Uint8Array, maxBytes: number, call: ServiceCall) => unknown;
-  /** the handler, on what `accept` returned */
-  serve: (request: unknown, call: ServiceCall) => Promise<unknown>;
+  /**
+   * The body decoded, validated and checked against the caller (a failure here is the sender's: dead-lettered), then the
+   * handler bound to what was accepted, to run.
+   */
+  accept: (data: Uint8Array, maxBytes: number, call: ServiceCall) => () => Promise<unknown>;
 }
 
 /** Declares an endpoint: the handler receives only what the schema parsed, from the caller it names (if it names one). */
@@ -84,9 +85,9 @@ export function endpoint<S extends z.ZodType>(spec: EndpointSpec<S>): Endpoint {
       if (claimed !== undefined && claimed !== call.caller && !(call.caller !== undefined && spec.delegates?.includes(call.caller))) {
         throw new FleetError("PERMISSION_DENIED", `${spec.name}: the payload names "${claimed}" but the caller is ${call.caller === undefined ? "not named" : `"${call.caller}"`} (the subject ${call.subject} says who is asking)`);
       }
-      return decoded.value;
+      const request = decoded.value;
+      return () => spec.handle(request, call);
     },
-    serve: (request, call) => spec.handle(request as z.infer<S>, call),
   };
 }
 
@@ -96,11 +97,10 @@ export function bodilessEndpoint(spec: Omit<EndpointSpec<z.ZodUndefined>, "reque
     name: spec.name,
     subject: spec.subject,
     oneWay: spec.oneWay ?? "refuse",
-    accept: (data) => {
+    accept: (data, _maxBytes, call) => {
       if (data.length > 0) throw new FleetError("MESSAGE_INVALID", `${spec.name} takes no payload; got ${data.length} bytes`);
-      return undefined;
+      return () => spec.handle(call);
     },
-    serve: (_request, call) => spec.handle(call),
   };
 }
 
@@ -242,9 +242,9 @@ export class FleetService implements DiscoverableService {
         throw new FleetError("MESSAGE_INVALID", `${target.endpoint.name} is a request: it needs a reply subject`);
       }
       const call: ServiceCall = { subject: msg.subject, caller, codec, replies, log };
-      const request = target.endpoint.accept(msg.data, this.options.maxPayloadBytes, call);
+      const run = target.endpoint.accept(msg.data, this.options.maxPayloadBytes, call);
       accepted = true;
-      const result = await target.endpoint.serve(request, call);
+      const result = await run();
       if (replies) replyResult(msg, result ?? {}, codec);
     } catch (err) {
       error = FleetError.from(err);
