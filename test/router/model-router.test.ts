@@ -1,44 +1,19 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { connectNats, FleetError, FleetNames, HEADERS, type CompleteRequest } from "../../protocol/index.js";
-import { RouterClient, type RunningRouter } from "../../router/index.js";
-import { NatsServer } from "../helpers/nats-server.js";
-import { OpenAIServer } from "../helpers/openai-server.js";
-import { routerFleetConfig, startTestRouter, usageRecords } from "../helpers/router-fleet.js";
+import { FleetError, HEADERS, type CompleteRequest } from "../../protocol/index.js";
+import { RouterClient } from "../../router/index.js";
+import { usageRecords, type RouterFleetOptions } from "../helpers/router-fleet.js";
+import { routerTestBed } from "../helpers/router-test-bed.js";
 
 /**
  * The router end to end: a real nats-server, a real HTTP server speaking the OpenAI API with scripted answers, the
  * router service in this process, and agents' requests through RouterClient over NATS.
  */
 describe("model router", () => {
-  let nats: NatsServer;
-  let openai: OpenAIServer;
-  let nc: NatsConnection;
-  let prefixCount = 0;
-  const running: RunningRouter[] = [];
-
-  before(async () => {
-    [nats, openai] = await Promise.all([NatsServer.start(), OpenAIServer.start()]);
-    nc = await connectNats({ servers: nats.url, name: "router-test" });
-  });
-  after(async () => {
-    for (const r of running) await r.stop();
-    await nc.close();
-    await Promise.all([nats.stop(), openai.close()]);
-  });
-
+  const bed = routerTestBed("router-test", "rt");
   /** Each test gets its own prefix (streams, buckets, subjects) and its own router. */
-  async function fleet(options: Omit<Parameters<typeof routerFleetConfig>[0], "baseUrl" | "prefix"> = {}, env: Record<string, string> = {}) {
-    const prefix = `rt${++prefixCount}`;
-    const config = routerFleetConfig({ baseUrl: openai.baseUrl, prefix, ...options });
-    const router = await startTestRouter(nc, config, env);
-    running.push(router);
-    const names = new FleetNames(prefix);
-    openai.clear();
-    return { config, names, client: new RouterClient(nc, names, { timeoutMs: 20_000 }) };
-  }
+  const fleet = (options: Omit<RouterFleetOptions, "baseUrl" | "prefix"> = {}, env: Record<string, string> = {}) => bed.fleet(options, { env });
 
   const ask = (agentId: string, title: string, extra: Partial<CompleteRequest> = {}): CompleteRequest => ({
     agentId,
@@ -47,7 +22,7 @@ describe("model router", () => {
     ...extra,
   });
 
-  const modelsAsked = () => openai.requests.filter((r) => r.path.endsWith("/chat/completions")).map((r) => r.model);
+  const modelsAsked = () => bed.openai.requests.filter((r) => r.path.endsWith("/chat/completions")).map((r) => r.model);
 
   it("decides by explicit tier, alias, pattern rule, classifier and default, and says why", async () => {
     const { client } = await fleet({
@@ -61,7 +36,7 @@ describe("model router", () => {
     assert.deepEqual([rule.tier, rule.reason], ["nano", "rule"]);
     assert.match(rule.detail, /health check/);
 
-    openai.script("m-nano", { content: "capable" });
+    bed.openai.script("m-nano", { content: "capable" });
     const classified = await client.route({ agentId: "ship", title: "write the changelog for the release" });
     assert.deepEqual([classified.tier, classified.reason], ["capable", "classifier"]);
     const again = await client.route({ agentId: "ship", title: "Write the changelog for the release" });
@@ -69,7 +44,7 @@ describe("model router", () => {
     assert.match(again.detail, /cached/);
     assert.equal(modelsAsked().filter((m) => m === "m-nano").length, 1, "the classifier's answer is cached per title");
 
-    openai.script("m-nano", { content: "I am not sure" });
+    bed.openai.script("m-nano", { content: "I am not sure" });
     const fallback = await client.route({ agentId: "ship", title: "something nobody has a rule for" });
     assert.deepEqual([fallback.tier, fallback.reason], ["workhorse", "default"]);
 
@@ -79,9 +54,9 @@ describe("model router", () => {
   it("a failed check escalates that one step one tier up (by price), and nothing else is re-run", async () => {
     const { client, names } = await fleet({ routing: "  classifier: false" });
     const schema = { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"], additionalProperties: false };
-    openai.script("m-capable", { content: "Sure! Here is what you asked for." });
-    openai.script("m-workhorse", { content: '{"ok": "yes"}' });
-    openai.script("m-power", { content: '{"ok": true}' });
+    bed.openai.script("m-capable", { content: "Sure! Here is what you asked for." });
+    bed.openai.script("m-workhorse", { content: '{"ok": "yes"}' });
+    bed.openai.script("m-power", { content: '{"ok": true}' });
     const reply = await client.complete(ask("scout", "summarise the findings", { responseSchema: { name: "verdict", schema } }));
     assert.equal(reply.servedTier, "power");
     assert.deepEqual(reply.parsed, { ok: true });
@@ -89,18 +64,18 @@ describe("model router", () => {
     assert.match(reply.escalations[0]?.reason ?? "", /not JSON/);
     assert.match(reply.escalations[1]?.reason ?? "", /breaks the schema at ok/);
     assert.deepEqual(modelsAsked(), ["m-capable", "m-workhorse", "m-power"], "one call per tier, none repeated");
-    const sent = openai.requests[0]?.body as { response_format?: { type: string } };
+    const sent = bed.openai.requests[0]?.body as { response_format?: { type: string } };
     assert.equal(sent.response_format?.type, "json_schema");
 
-    const usage = (await usageRecords(nc, names)).filter((u) => u.callId === reply.callId);
+    const usage = (await usageRecords(bed.nc, names)).filter((u) => u.callId === reply.callId);
     assert.deepEqual(usage.map((u) => [u.servedTier, u.escalations]), [["capable", 0], ["workhorse", 1], ["power", 2]]);
     assert.equal(reply.costUsd, usage.reduce((sum, u) => sum + u.costUsd, 0));
   });
 
   it("stops escalating at the ceiling with CHECK_FAILED", async () => {
     const { client } = await fleet({ routing: "  classifier: false\n  escalationCeiling: workhorse" });
-    openai.script("m-capable", { content: "" });
-    openai.script("m-workhorse", { content: "" });
+    bed.openai.script("m-capable", { content: "" });
+    bed.openai.script("m-workhorse", { content: "" });
     await assert.rejects(client.complete(ask("scout", "x", { checks: ["non-empty"] })), (err: FleetError) => err.code === "CHECK_FAILED");
     assert.deepEqual(modelsAsked(), ["m-capable", "m-workhorse"]);
   });
@@ -108,7 +83,7 @@ describe("model router", () => {
   it("a failed provider falls back only upward in cost, even where tier names suggest otherwise", async () => {
     const { client } = await fleet({ routing: "  classifier: false" });
     // ship's default is workhorse ($1.37/M); capable ($0.50/M) is cheaper, so it is skipped: power is next
-    openai.script("m-workhorse", { status: 503 });
+    bed.openai.script("m-workhorse", { status: 503 });
     const reply = await client.complete(ask("ship", "restart the web service"));
     assert.equal(reply.servedTier, "power");
     assert.deepEqual(reply.fallbacks.map((f) => `${f.from}→${f.to}`), ["workhorse→power"]);
@@ -117,7 +92,7 @@ describe("model router", () => {
 
   it("a hanging provider times out and the step falls back", async () => {
     const { client } = await fleet({ routing: "  classifier: false", tierExtra: { capable: "    timeoutSeconds: 0.5" } });
-    openai.script("m-capable", { hang: true });
+    bed.openai.script("m-capable", { hang: true });
     const started = Date.now();
     const reply = await client.complete(ask("scout", "find the pricing page"));
     assert.equal(reply.servedTier, "workhorse");
@@ -127,9 +102,9 @@ describe("model router", () => {
 
   it("premium never falls back: the call waits, the operator sees it waiting, and it is retried on the schedule", async () => {
     const { client, names } = await fleet({ routing: "  classifier: false" });
-    openai.script("m-premium", { status: 500 }, { status: 429 });
+    bed.openai.script("m-premium", { status: 500 }, { status: 429 });
     const seen: Array<{ waiting: number; retryAfterMs: number }> = [];
-    const waitingClient = new RouterClient(nc, names, {
+    const waitingClient = new RouterClient(bed.nc, names, {
       timeoutMs: 20_000,
       onWaiting: (_callId, retryAfterMs) => {
         void client.usage().then((u) => seen.push({ waiting: u.waiting.length, retryAfterMs }));
@@ -145,12 +120,12 @@ describe("model router", () => {
   });
 
   it("a deployment that keeps failing cools down on its own; the tier's other deployment serves", async () => {
-    const base = openai.baseUrl;
+    const base = bed.openai.baseUrl;
     const { client } = await fleet({
       routing: "  classifier: false",
       tierExtra: { capable: `    deployments:\n      - { id: cap-a, baseUrl: ${base}, model: m-cap-a }\n      - { id: cap-b, baseUrl: ${base}, model: m-cap-b }` },
     });
-    openai.script("m-cap-a", { status: 500 }, { status: 500 }, { status: 500 });
+    bed.openai.script("m-cap-a", { status: 500 }, { status: 500 }, { status: 500 });
     for (let i = 0; i < 5; i++) {
       const reply = await client.complete(ask("scout", `question ${i}`));
       assert.equal(reply.deploymentId, "cap-b");
@@ -162,17 +137,17 @@ describe("model router", () => {
   it("the budget downgrades at 80 %, runs only nano at 100 %, and refuses past the nano grace", async () => {
     const { client } = await fleet({ routing: "  classifier: false", scoutCapUsd: 0.01 });
     // 80,000 input tokens at capable ($0.10/M) = $0.008 = 80 % of scout's $0.01 cap
-    openai.script("m-capable", { content: "a", usage: { prompt_tokens: 80_000, completion_tokens: 0 } });
+    bed.openai.script("m-capable", { content: "a", usage: { prompt_tokens: 80_000, completion_tokens: 0 } });
     assert.equal((await client.complete(ask("scout", "one"))).servedTier, "capable");
     const downgraded = await client.route({ agentId: "scout", title: "two" });
     assert.deepEqual([downgraded.budgetState, downgraded.requestedTier, downgraded.tier], ["downgraded", "capable", "nano"]);
     // 40,000 at nano ($0.07/M) = $0.0028: $0.0108, past the cap
-    openai.script("m-nano", { content: "b", usage: { prompt_tokens: 40_000, completion_tokens: 0 } });
+    bed.openai.script("m-nano", { content: "b", usage: { prompt_tokens: 40_000, completion_tokens: 0 } });
     assert.equal((await client.complete(ask("scout", "two"))).servedTier, "nano");
     const nanoOnly = await client.route({ agentId: "scout", title: "three", tier: "premium" });
     assert.deepEqual([nanoOnly.budgetState, nanoOnly.tier, nanoOnly.fallbackChain], ["nanoOnly", "nano", []]);
     // the grace is 10 % of the cap: $0.011; one more nano call takes spend past it
-    openai.script("m-nano", { content: "c", usage: { prompt_tokens: 10_000, completion_tokens: 0 } });
+    bed.openai.script("m-nano", { content: "c", usage: { prompt_tokens: 10_000, completion_tokens: 0 } });
     assert.equal((await client.complete(ask("scout", "three", { tier: "premium" }))).servedTier, "nano");
     await assert.rejects(client.complete(ask("scout", "four")), (err: FleetError) => err.code === "BUDGET_EXHAUSTED" && (err.retryAfterMs ?? 0) > 0);
     const usage = await client.usage("scout");
@@ -194,7 +169,7 @@ describe("model router", () => {
     assert.equal(other.cacheHit, false, "the cache is scoped per agent");
     const tools = await client.complete(ask("scout", "what does the pricing page say?", { kind: "research", tools: [{ type: "function" }] }));
     assert.equal(tools.cacheHit, false, "tool-calling turns are never cached");
-    const usage = await usageRecords(nc, names);
+    const usage = await usageRecords(bed.nc, names);
     assert.deepEqual(usage.map((u) => u.cacheHit), [false, true, false, false]);
   });
 
@@ -205,17 +180,17 @@ describe("model router", () => {
     );
     await client.complete(ask("scout", "a"));
     await client.complete(ask("atlas", "b", { tier: "capable" }));
-    assert.deepEqual(openai.requests.map((r) => r.authorization), ["Bearer scout-secret", "Bearer fleet-secret"]);
+    assert.deepEqual(bed.openai.requests.map((r) => r.authorization), ["Bearer scout-secret", "Bearer fleet-secret"]);
   });
 
   it("bad input gets a typed error and is dead-lettered with its reason", async () => {
     const { names } = await fleet();
-    const reply = await nc.request(names.router("complete", "scout"), new TextEncoder().encode("{not msgpack"), { timeout: 5_000 });
+    const reply = await bed.nc.request(names.router("complete", "scout"), new TextEncoder().encode("{not msgpack"), { timeout: 5_000 });
     assert.match(new TextDecoder().decode(reply.data), /MESSAGE_/);
-    const client = new RouterClient(nc, names);
+    const client = new RouterClient(bed.nc, names);
     await assert.rejects(client.complete(ask("nobody", "x")), (err: FleetError) => err.code === "MESSAGE_INVALID");
     await assert.rejects(client.complete(ask("scout", "x", { checks: ["telepathy"] })), (err: FleetError) => err.code === "MESSAGE_INVALID");
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(bed.nc);
     const dead = await jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.dlq("router") });
     assert.ok(dead, "a dead letter from the router");
     assert.equal(dead.header.get(HEADERS.dlqSubject), names.router("complete", "scout"));

@@ -1,45 +1,18 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import type { NatsConnection } from "@nats-io/nats-core";
+import { describe, it } from "node:test";
 import { Kvm } from "@nats-io/kv";
-import { connectNats, FleetError, FleetNames, type CompleteRequest } from "../../protocol/index.js";
-import { roundUsd } from "../../router/index.js";
-import { RouterClient, stepKey, type RunningRouter } from "../../router/index.js";
-import { NatsServer } from "../helpers/nats-server.js";
-import { OpenAIServer } from "../helpers/openai-server.js";
-import { routerFleetConfig, startTestRouter, usageRecords } from "../helpers/router-fleet.js";
+import { FleetError, type CompleteRequest } from "../../protocol/index.js";
+import { roundUsd, stepKey } from "../../router/index.js";
+import { usageRecords } from "../helpers/router-fleet.js";
+import { routerTestBed } from "../helpers/router-test-bed.js";
 
 /**
  * A task's model step is paid once: the router keeps the answer under (agent, task, step) and answers a repeat from it,
  * with no provider call, no charge and no USAGE record. Real nats-server, real OpenAI-speaking server, routers in process.
  */
 describe("step answers", () => {
-  let nats: NatsServer;
-  let openai: OpenAIServer;
-  let nc: NatsConnection;
-  let prefixCount = 0;
-  const running: RunningRouter[] = [];
-
-  before(async () => {
-    [nats, openai] = await Promise.all([NatsServer.start(), OpenAIServer.start()]);
-    nc = await connectNats({ servers: nats.url, name: "step-answers-test" });
-  });
-  after(async () => {
-    for (const r of running) await r.stop();
-    await nc.close();
-    await Promise.all([nats.stop(), openai.close()]);
-  });
-
-  async function fleet(routers = 1) {
-    const prefix = `sa${++prefixCount}`;
-    const config = routerFleetConfig({ baseUrl: openai.baseUrl, prefix, routing: "  classifier: false\n  cache: { enabled: false }" });
-    const started = [];
-    for (let i = 0; i < routers; i++) started.push(await startTestRouter(nc, config));
-    running.push(...started);
-    const names = new FleetNames(prefix);
-    openai.clear();
-    return { names, routers: started, client: new RouterClient(nc, names, { timeoutMs: 20_000 }) };
-  }
+  const bed = routerTestBed("step-answers-test", "sa");
+  const fleet = (routers = 1) => bed.fleet({ routing: "  classifier: false\n  cache: { enabled: false }" }, { routers });
 
   const ask = (step: string, extra: Partial<CompleteRequest> = {}): CompleteRequest => ({
     agentId: "scout",
@@ -49,11 +22,11 @@ describe("step answers", () => {
     messages: [{ role: "user", content: "look it up" }],
     ...extra,
   });
-  const chats = () => openai.requests.filter((r) => r.path.endsWith("/chat/completions")).length;
+  const chats = () => bed.openai.requests.filter((r) => r.path.endsWith("/chat/completions")).length;
 
   it("a repeated step is answered from its kept answer: one provider call, one charge, one USAGE record", async () => {
     const { client, names } = await fleet();
-    openai.script("m-capable", { content: "first answer" }, { content: "second answer" }, { content: "third answer" });
+    bed.openai.script("m-capable", { content: "first answer" }, { content: "second answer" }, { content: "third answer" });
     const first = await client.complete(ask("0"));
     const again = await client.complete(ask("0"));
     assert.equal(chats(), 1, "the repeat reached no provider");
@@ -62,7 +35,7 @@ describe("step answers", () => {
     assert.equal(again.callId, first.callId, "the replay names the call that paid");
     assert.equal(first.replayed, undefined);
 
-    const paid = (await usageRecords(nc, names)).filter((r) => r.agentId === "scout");
+    const paid = (await usageRecords(bed.nc, names)).filter((r) => r.agentId === "scout");
     assert.equal(paid.length, 1, "a replay publishes no USAGE record");
     const budget = await client.usage("scout");
     assert.equal(budget.agents.scout?.spentUsd, roundUsd(first.costUsd), "charged once");
@@ -76,7 +49,7 @@ describe("step answers", () => {
 
   it("two routers given the same step at once: one provider call, both answered with it", async () => {
     const { routers } = await fleet(2);
-    openai.script("m-capable", { content: "only answer", delayMs: 400 }, { content: "a second call" });
+    bed.openai.script("m-capable", { content: "only answer", delayMs: 400 }, { content: "a second call" });
     const [a, b] = await Promise.all([routers[0]!.router.complete(ask("0", { callId: "c-a" })), routers[1]!.router.complete(ask("0", { callId: "c-b" }))]);
     assert.equal(chats(), 1);
     assert.deepEqual([a.text, b.text], ["only answer", "only answer"]);
@@ -85,7 +58,7 @@ describe("step answers", () => {
 
   it("a failed call keeps nothing: the step's next try calls the provider", async () => {
     const { client } = await fleet();
-    openai.script("m-capable", { status: 400, content: "bad request" }, { content: "now it works" });
+    bed.openai.script("m-capable", { status: 400, content: "bad request" }, { content: "now it works" });
     await assert.rejects(client.complete(ask("0")), (err: unknown) => err instanceof FleetError);
     const retried = await client.complete(ask("0"));
     assert.equal(retried.text, "now it works");
@@ -95,9 +68,9 @@ describe("step answers", () => {
 
   it("a kept answer that no longer decodes is reported and the step is answered anew", async () => {
     const { client, names } = await fleet();
-    const answers = await new Kvm(nc).open(names.bucket("answers"));
+    const answers = await new Kvm(bed.nc).open(names.bucket("answers"));
     await answers.put(stepKey("scout", "t-abc", "0"), new TextEncoder().encode("garbage{"));
-    openai.script("m-capable", { content: "fresh" });
+    bed.openai.script("m-capable", { content: "fresh" });
     assert.equal((await client.complete(ask("0"))).text, "fresh");
     assert.equal((await client.complete(ask("0"))).replayed, true);
     assert.equal(chats(), 1);

@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import type { NatsConnection } from "@nats-io/nats-core";
-import { connectNats, FleetError, FleetNames, type ChatMessage, type CompleteRequest } from "../../protocol/index.js";
-import { RouterClient, type RunningRouter } from "../../router/index.js";
-import { NatsServer } from "../helpers/nats-server.js";
-import { OpenAIServer } from "../helpers/openai-server.js";
-import { routerFleetConfig, startTestRouter, usageRecords } from "../helpers/router-fleet.js";
+import { describe, it } from "node:test";
+import { FleetError, type ChatMessage, type CompleteRequest } from "../../protocol/index.js";
+import { usageRecords } from "../helpers/router-fleet.js";
+import { routerTestBed } from "../helpers/router-test-bed.js";
 
 /**
  * Tool calling through the router: a real nats-server, the router in this process, and a real HTTP server speaking the
@@ -23,32 +20,10 @@ const HTTP_CHECK = {
 };
 
 describe("model router: tool-calling turns", () => {
-  let nats: NatsServer;
-  let openai: OpenAIServer;
-  let nc: NatsConnection;
-  let prefixCount = 0;
-  const running: RunningRouter[] = [];
+  const bed = routerTestBed("router-tools-test", "rtt");
+  const fleet = () => bed.fleet({ routing: "  classifier: false" });
 
-  before(async () => {
-    [nats, openai] = await Promise.all([NatsServer.start(), OpenAIServer.start()]);
-    nc = await connectNats({ servers: nats.url, name: "router-tools-test" });
-  });
-  after(async () => {
-    for (const r of running) await r.stop();
-    await nc.close();
-    await Promise.all([nats.stop(), openai.close()]);
-  });
-
-  async function fleet() {
-    const prefix = `rtt${++prefixCount}`;
-    const config = routerFleetConfig({ baseUrl: openai.baseUrl, prefix, routing: "  classifier: false" });
-    running.push(await startTestRouter(nc, config));
-    const names = new FleetNames(prefix);
-    openai.clear();
-    return { names, client: new RouterClient(nc, names, { timeoutMs: 20_000 }) };
-  }
-
-  const chatBodies = () => openai.requests.filter((r) => r.path.endsWith("/chat/completions")).map((r) => r.body);
+  const chatBodies = () => bed.openai.requests.filter((r) => r.path.endsWith("/chat/completions")).map((r) => r.body);
   const system: ChatMessage = { role: "system", content: "You are Ship. Check hosts." };
   const user: ChatMessage = { role: "user", content: "Is the status page up?" };
   const ask = (messages: ChatMessage[], extra: Partial<CompleteRequest> = {}): CompleteRequest => ({
@@ -64,7 +39,7 @@ describe("model router: tool-calling turns", () => {
 
   it("a tool call with no text reaches the reply unescalated, and the follow-up carries the calls and their results", async () => {
     const { client, names } = await fleet();
-    openai.script("m-workhorse", { toolCalls: [{ id: "call_a", name: "http_check", arguments: { url: "http://127.0.0.1:1/health" } }] });
+    bed.openai.script("m-workhorse", { toolCalls: [{ id: "call_a", name: "http_check", arguments: { url: "http://127.0.0.1:1/health" } }] });
     const first = await client.complete(ask([system, user]));
     assert.deepEqual(first.toolCalls, [{ id: "call_a", name: "http_check", arguments: '{"url":"http://127.0.0.1:1/health"}' }]);
     assert.equal(first.text, "");
@@ -72,7 +47,7 @@ describe("model router: tool-calling turns", () => {
     assert.equal(first.servedTier, "workhorse");
     assert.equal(first.cacheHit, false);
 
-    openai.script("m-workhorse", { content: "The status page answers 204." });
+    bed.openai.script("m-workhorse", { content: "The status page answers 204." });
     const conversation: ChatMessage[] = [
       system,
       user,
@@ -98,7 +73,7 @@ describe("model router: tool-calling turns", () => {
     ]);
 
     // both turns are billed and attributed like any call
-    const usage = (await usageRecords(nc, names)).filter((u) => u.taskId === "task-1");
+    const usage = (await usageRecords(bed.nc, names)).filter((u) => u.taskId === "task-1");
     assert.deepEqual(usage.map((u) => [u.agentId, u.servedTier, u.ok, u.cacheHit, u.escalations]), [
       ["ship", "workhorse", true, false, 0],
       ["ship", "workhorse", true, false, 0],
@@ -108,7 +83,7 @@ describe("model router: tool-calling turns", () => {
   it("an assistant turn with text beside its calls keeps the text; the schema check waits for the final answer too", async () => {
     const { client } = await fleet();
     const schema = { type: "object", properties: { up: { type: "boolean" } }, required: ["up"], additionalProperties: false };
-    openai.script("m-workhorse", { content: "Let me look.", toolCalls: [{ name: "http_check", arguments: { url: "http://a.localhost" } }, { name: "http_check", arguments: "{not json" }] });
+    bed.openai.script("m-workhorse", { content: "Let me look.", toolCalls: [{ name: "http_check", arguments: { url: "http://a.localhost" } }, { name: "http_check", arguments: "{not json" }] });
     const reply = await client.complete(ask([system, user], { responseSchema: { name: "verdict", schema } }));
     assert.equal(reply.text, "Let me look.");
     assert.equal(reply.toolCalls?.length, 2);
@@ -116,7 +91,7 @@ describe("model router: tool-calling turns", () => {
     assert.deepEqual(reply.escalations, []);
     assert.equal(reply.parsed, undefined);
 
-    openai.script("m-workhorse", { content: "ok" });
+    bed.openai.script("m-workhorse", { content: "ok" });
     await client.complete(ask([system, user, { role: "assistant", content: reply.text, toolCalls: reply.toolCalls }]));
     const sent = Reflect.get(Object(chatBodies()[1]), "messages");
     assert.ok(Array.isArray(sent));
