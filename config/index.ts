@@ -25,6 +25,18 @@ export {
   SentinelConfig,
   TelegramBridgeConfig,
 } from "./governance-schema.js";
+export {
+  Condition,
+  Delivery,
+  DutyConfig,
+  FindingRule,
+  Interval,
+  ModelStep,
+  PipelineConfig,
+  PipelineStep,
+  ToolStep,
+} from "./pipeline-schema.js";
+export { closest } from "./strict-object.js";
 export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";
 export {
   DAY_MS,

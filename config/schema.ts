@@ -1,49 +1,14 @@
 import { z } from "zod";
 import { TIER_NAMES, TierName } from "../protocol/index.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
+import { DutyConfig, PipelineConfig } from "./pipeline-schema.js";
+import { strict } from "./strict-object.js";
 
 /*
  * The fleet config: the single source of truth for what a fleet is. Every object is strict, so a typo in a key is an
  * error at boot rather than a silently ignored setting. Cross-field rules live in one refinement at the end so that
  * they are reported together with the field errors, not only once the fields are fixed.
  */
-
-/** Strict object whose unknown-key error names the key the operator probably meant. */
-function strict<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
-  const allowed = Object.keys(shape);
-  return z.strictObject(shape, {
-    error: (iss) => (iss.code === "unrecognized_keys" ? unknownKeyMessage(iss.keys, allowed) : undefined),
-  });
-}
-
-function unknownKeyMessage(keys: readonly string[], allowed: readonly string[]): string {
-  const only = keys.length === 1 ? keys[0] : undefined;
-  const guess = only === undefined ? undefined : closest(only, allowed);
-  return guess ? `unknown key, did you mean "${guess}"?` : `unknown key (allowed: ${allowed.join(", ")})`;
-}
-
-/** The allowed key within edit distance 2 (case-insensitive) of `key`, if any: enough to catch real typos. */
-function closest(key: string, allowed: readonly string[]): string | undefined {
-  let best: { name: string; distance: number } | undefined;
-  for (const name of allowed) {
-    const distance = editDistance(key.toLowerCase(), name.toLowerCase());
-    if (distance <= 2 && (!best || distance < best.distance)) best = { name, distance };
-  }
-  return best?.name;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      row.push(Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost));
-    }
-    prev = row;
-  }
-  return prev[b.length] ?? 0;
-}
 
 function isTimeZone(zone: string): boolean {
   try {
@@ -185,6 +150,8 @@ export const AgentConfig = strict({
   skills: z.array(SkillConfig).min(1),
   /** the agent's own provider key per tier (the NAME of its variable), so spend and failures are attributable to it */
   apiKeys: z.partialRecord(TierName, EnvName).optional(),
+  /** standing work: pipelines on a schedule */
+  duties: z.array(DutyConfig).default([]),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -302,12 +269,14 @@ const CrossView = z
             dailyCapUsd: maybe(z.number()),
             tools: maybe(z.array(z.unknown())),
             skills: maybe(z.array(z.object({ id: maybe(z.string()) }).catch({}))),
+            duties: maybe(z.array(z.object({ id: maybe(z.string()), pipeline: maybe(z.string()) }).catch({}))),
           })
           .catch({}),
       )
       .catch([]),
     tasks: z.object({ maxDeliver: maybe(z.number()), backoffSeconds: maybe(z.array(z.unknown())), ackWaitSeconds: maybe(z.number()), workingAckSeconds: maybe(z.number()) }).catch({}),
     cron: z.array(z.object({ id: maybe(z.string()), agent: maybe(z.string()) }).catch({})).catch([]),
+    pipelines: z.record(z.string(), z.unknown()).catch({}),
     tiers: z.record(z.string(), z.object({ inputPerM: maybe(z.number()), outputPerM: maybe(z.number()) }).catch({})).catch({}),
     routing: z
       .object({
@@ -316,7 +285,7 @@ const CrossView = z
       })
       .catch({ fallback: {}, aliases: {} }),
   })
-  .catch({ fleet: {}, agents: [], tasks: {}, cron: [], tiers: {}, routing: { fallback: {}, aliases: {} } });
+  .catch({ fleet: {}, agents: [], tasks: {}, cron: [], pipelines: {}, tiers: {}, routing: { fallback: {}, aliases: {} } });
 
 /** A chain after `start` must climb in price at every step: falling back must never buy a cheaper, weaker model. */
 function checkChainClimbs(
@@ -342,7 +311,7 @@ function checkChainClimbs(
 }
 
 function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
-  const { fleet, agents, tasks, cron, tiers, routing } = CrossView.parse(value);
+  const { fleet, agents, tasks, cron, pipelines, tiers, routing } = CrossView.parse(value);
   const report = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
   for (const [tier, chain] of Object.entries(routing.fallback)) checkChainClimbs(tier, chain, tiers, ["routing", "fallback", tier], report);
   for (const [alias, { tier, chain }] of Object.entries(routing.aliases)) {
@@ -369,6 +338,14 @@ function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
     if (agent.dailyCapUsd !== undefined && fleet.dailyCapUsd !== undefined && agent.dailyCapUsd > fleet.dailyCapUsd) {
       report(["agents", i, "dailyCapUsd"], `${agent.dailyCapUsd} is above the fleet's daily cap fleet.dailyCapUsd (${fleet.dailyCapUsd})`);
     }
+    const dutyIds = new Set<string>();
+    agent.duties?.forEach((duty, k) => {
+      if (duty.pipeline !== undefined && !(duty.pipeline in pipelines)) {
+        report(["agents", i, "duties", k, "pipeline"], `no pipeline "${duty.pipeline}" in this fleet (pipelines: ${Object.keys(pipelines).join(", ") || "none"})`);
+      }
+      if (duty.id !== undefined && dutyIds.has(duty.id)) report(["agents", i, "duties", k, "id"], `duplicate duty id "${duty.id}" in this agent`);
+      if (duty.id !== undefined) dutyIds.add(duty.id);
+    });
     const skillIds = new Set<string>();
     agent.skills?.forEach((skill, k) => {
       if (skill.id === undefined) return;
@@ -411,6 +388,8 @@ export const FleetConfig = strict({
   tasks: TasksConfig.prefault({}),
   supervisor: SupervisorConfig.prefault({}),
   cron: z.array(CronJob).default([]),
+  /** named pipelines: duties, cron jobs, tasks and Atlas's plan run them by name */
+  pipelines: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, "must be lowercase letters, digits and '-', starting with a letter"), PipelineConfig).default({}),
   webhook: WebhookConfig.optional(),
   backups: BackupsConfig.prefault({}),
   memory: MemoryConfig.prefault({}),

@@ -136,6 +136,8 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   g.kvRead("memory", [id]);
   for (const tool of directTools(agent.tools, ctx.tools)) g.publish(names.tool(tool, id));
   g.publish(names.proposal(id, "submitted"));
+  // what its duties find, under its own id only
+  g.publish(names.finding(id));
   // its own refusals, for the audit trail: the tool host records them under the id in this subject
   g.publish(names.refusal(id));
   // everything it reads names its keys in the subject; stream info would list other agents' subjects
@@ -148,6 +150,9 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
     g.kvWrite("dedup", [">"]);
     g.kvRead("agents", [">"]);
     g.kvWrite("leases", [`agent.${id}`]);
+    // its plan's inputs: what duties found and what arrived from outside
+    g.streamRead("FINDINGS", [`${p}.finding.*`]);
+    g.streamRead("EVENTS", [`${p}.event.*`]);
   }
   for (const other of config.agents) if (other.id !== id) g.deny(`${p}.proposal.${other.id}.>`);
   g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`, names.auditAnchor());
@@ -241,6 +246,8 @@ function bridgeGrants(g: Grants, channel: string, ctx: GrantContext): void {
 
 function webhookGrants(g: Grants, ctx: GrantContext): void {
   for (const agent of ctx.config.agents) g.publish(ctx.names.wake(agent.id));
+  // a POST with a body becomes an event for Atlas's plan
+  g.publish(ctx.names.event("*"));
 }
 
 function unique(values: string[]): string[] {

@@ -43,6 +43,9 @@ function streamDefinitions(names: FleetNames): Record<StreamKey, Partial<StreamC
     // the chain's tip, signed by governance, where the audit writer cannot publish: a rewritten tail no longer matches
     AUDIT_ANCHORS: { subjects: [`${p}.anchor.audit`], max_age: nanos(365 * DAY) },
     USAGE: { subjects: [`${p}.usage.*.*`], max_age: nanos(90 * DAY) },
+    // what duties found and what arrived from outside: Atlas's plan inputs, the status report's source
+    FINDINGS: { subjects: [`${p}.finding.*`], max_age: nanos(30 * DAY) },
+    EVENTS: { subjects: [`${p}.event.*`], max_age: nanos(30 * DAY), duplicate_window: nanos(2 * 60_000) },
     MEMLOG: { subjects: [`${p}.memory.log.*.*`], max_age: nanos(30 * DAY) },
     // dead letters we publish ourselves, plus the server's advisory for task messages that ran out of deliveries
     DLQ: {

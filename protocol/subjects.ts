@@ -68,6 +68,14 @@ export class FleetNames {
   task(agentId: string): string {
     return `${this.prefix}.task.${agentId}`;
   }
+  /** what an agent's duty found: the agent publishes only its own */
+  finding(agentId: string | "*"): string {
+    return `${this.prefix}.finding.${agentId === "*" ? "*" : assertToken("agent id", agentId)}`;
+  }
+  /** something that happened outside the fleet, by its source (a webhook, a monitoring system) */
+  event(source: string | "*"): string {
+    return `${this.prefix}.event.${source === "*" ? "*" : assertToken("event source", source)}`;
+  }
   outbox(channel: string): string {
     return `${this.prefix}.outbox.${channel}`;
   }
@@ -171,6 +179,6 @@ export class FleetNames {
 export type GovernanceOperation = "rollback";
 export type ControlOperation = "Restart" | "BreakerReset";
 
-export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "AUDIT_ANCHORS" | "USAGE" | "MEMLOG" | "DLQ";
+export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "AUDIT_ANCHORS" | "USAGE" | "MEMLOG" | "DLQ" | "FINDINGS" | "EVENTS";
 export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup" | "cache" | "toolruns" | "answers";
 export type RouterOperation = "route" | "complete" | "embed" | "usage";

@@ -26,7 +26,7 @@ import { FleetError, issuesOf, type BucketKey, type FleetNames, type StreamKey }
  * Restore checks every file before it touches the server, then republishes the messages in order.
  */
 
-const STREAMS: StreamKey[] = ["TASKS", "PROPOSALS", "APPROVALS", "OUTBOX", "AUDIT", "AUDIT_ANCHORS", "USAGE", "MEMLOG", "DLQ"];
+const STREAMS: StreamKey[] = ["TASKS", "PROPOSALS", "APPROVALS", "OUTBOX", "AUDIT", "AUDIT_ANCHORS", "USAGE", "MEMLOG", "DLQ", "FINDINGS", "EVENTS"];
 /**
  * Which buckets a backup holds. Exhaustive on purpose: a new bucket does not compile until someone decides.
  * Leases are left out: a restored lease would name a holder that no longer runs and block takeover until its TTL.

@@ -154,6 +154,7 @@ describe("broker permissions generated from the fleet config", () => {
       "fleet.router.usage.scout",
       "fleet.memory.search.scout",
       "fleet.memory.log.scout.20260115",
+      "fleet.finding.scout",
       "fleet.dlq.a2a",
       "$KV.fleet-tasks.scout.t-1",
       "$KV.fleet-agents.scout",
@@ -167,6 +168,7 @@ describe("broker permissions generated from the fleet config", () => {
     }
     for (const subject of [
       "fleet.agent.ship.events",
+      "fleet.finding.ship",
       "fleet.agent.ship.a2a.CancelTask",
       "fleet.task.ship",
       "fleet.wake.ship",
@@ -276,7 +278,7 @@ describe("broker permissions generated from the fleet config", () => {
       }
     }
     assert.equal(mayPublish(of("webhook"), "_INBOX.x.y"), false, "a process that serves nothing answers nobody");
-    assert.deepEqual(of("webhook").publish.allow, ["fleet.wake.atlas", "fleet.wake.scout", "fleet.wake.ship"]);
+    assert.deepEqual(of("webhook").publish.allow, ["fleet.wake.atlas", "fleet.wake.scout", "fleet.wake.ship", "fleet.event.*"]);
   });
 
   it("an agent may not enumerate: no stream info (its subjects filter lists other agents' keys), no stream or consumer listings", () => {
