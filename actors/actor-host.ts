@@ -30,6 +30,7 @@ import { CycleGate } from "./cycle-gate.js";
 import type { CycleScheduler } from "./cycle-scheduler.js";
 import { RETRY_DELAY_MS, type DeliveryOutcome } from "./delivery-outcome.js";
 import { staggerOf } from "./stagger.js";
+import { HeldWork } from "./held-work.js";
 import { TaskConsumer } from "./task-consumer.js";
 import { TaskDedup } from "./task-dedup.js";
 import { TaskLifecycle } from "./task-lifecycle.js";
@@ -92,6 +93,8 @@ export class ActorHost {
   /** the task the consumer handed the chart, and what its report said became of it */
   private running: { taskId: string; log: Logger; outcome: DeliveryOutcome | undefined } | undefined;
   private readonly inboxBatcher: InboxBatcher;
+  /** this agent's held tasks (quiet hours, a spent cap): kept in KV `held`, released at their hold's end */
+  readonly held: HeldWork;
 
   constructor(options: ActorHostOptions) {
     this.options = options;
@@ -109,6 +112,16 @@ export class ActorHost {
       tick: (now) => this.actor.send({ type: "CYCLE_TICK", now }),
     });
     this.store = new TaskStore(options.kv.tasks, options.names, options.codec);
+    this.held = new HeldWork({
+      kv: options.kv.held,
+      js: options.js,
+      names: options.names,
+      codec: options.codec,
+      agentId: this.agentId,
+      scheduler: options.scheduler,
+      clock: options.clock,
+      log: this.log.child({ component: "held-work" }),
+    });
     this.inboxBatcher = new InboxBatcher({
       codec: options.codec,
       maxPayloadBytes: options.maxPayloadBytes,
@@ -248,8 +261,11 @@ export class ActorHost {
       workingAckMs: this.options.tasks.workingAckMs,
       work: { idle: () => this.whenIdle(), mayTakeTask: () => this.discipline.mayTakeTask(), run: (assignment, log) => this.run(assignment, log) },
       deadLetter: (original, error) => deadLetter(this.options.js, names, "tasks", original, error),
+      held: this.held,
       log: this.options.log.child({ component: "task-consumer", agentId: this.agentId }),
     });
+    // work held before a restart is released at its time (at once when that has passed)
+    await this.held.start();
     this.consumer.start(consumer);
     // announce the agent only once its subscriptions are registered on the server: a client that sees the record
     // alive can reach it at once
@@ -270,6 +286,8 @@ export class ActorHost {
     this.inbox?.unsubscribe();
     this.wake?.unsubscribe();
     await this.consumer?.stop(graceMs);
+    // unreleased holds stay in KV: the next start arms them again
+    this.held.stop();
     // persist the running snapshot, not the stopped one: a stopped snapshot would restore as a dead actor
     const snapshot = this.actor?.getPersistedSnapshot();
     this.actor?.stop();

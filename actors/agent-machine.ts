@@ -1,5 +1,5 @@
 import { assign, fromPromise, setup } from "xstate";
-import type { Artifact, Message } from "../protocol/index.js";
+import type { Artifact, Hold, Message } from "../protocol/index.js";
 import type { DeliveryOutcome } from "./delivery-outcome.js";
 
 /**
@@ -22,7 +22,17 @@ export type Outcome =
   | { ok: false; reason: string }
   | { ok: false; canceled: true; reason: string }
   /** the work could not be done now for a reason that passes (no router, NATS away): the task is redelivered, not failed */
-  | { ok: false; retry: true; reason: string };
+  | { ok: false; retry: true; reason: string }
+  /**
+   * the model work waits (quiet hours, a spent daily cap) until `held.until`: the task is neither failed nor retried,
+   * it is kept and sent again then (see actors/held-work.ts)
+   */
+  | { ok: false; held: Hold; reason: string };
+
+/** The outcome of work that waits: what a stage returns when the model-work gate holds it. */
+export function heldOutcome(held: Hold): Extract<Outcome, { held: Hold }> {
+  return { ok: false, held, reason: `held: ${held.detail}` };
+}
 
 export interface PlanInput {
   agentId: string;
@@ -120,7 +130,8 @@ export const agentMachine = setup({
         plan: undefined,
         outcome: undefined,
         completed: context.completed + (counted && context.outcome?.ok ? 1 : 0),
-        failed: context.failed + (counted && context.outcome && !context.outcome.ok && !("canceled" in context.outcome) ? 1 : 0),
+        // a canceled task and one that waits (held) are not failures
+        failed: context.failed + (counted && context.outcome && !context.outcome.ok && !("canceled" in context.outcome) && !("held" in context.outcome) ? 1 : 0),
       };
     }),
   },

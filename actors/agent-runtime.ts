@@ -7,7 +7,8 @@ import { ActorHost } from "./actor-host.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { CycleScheduler, nodeTimers } from "./cycle-scheduler.js";
 import { QuietHoursRunner } from "./quiet-hours-runner.js";
-import type { DailyWindow } from "../config/index.js";
+import type { DailyWindow, UrgentPolicy } from "../config/index.js";
+import { FleetModelWorkGate, type ModelWorkGate } from "./model-work-gate.js";
 
 export interface RuntimeSettings {
   servers: string;
@@ -16,8 +17,13 @@ export interface RuntimeSettings {
   maxPayloadBytes: number;
   tasks: { ackWaitSeconds: number; maxDeliver: number; backoffSeconds: readonly number[]; workingAckSeconds: number };
   heartbeatMs?: number;
-  /** the fleet's quiet window (no cycles inside it) */
+  /** the fleet's quiet window: no cycles inside it, and model work waits (see `modelWork`) */
   quietHours: DailyWindow;
+  /**
+   * what model work runs inside quiet hours anyway (`fleet.quietHours.urgent`), and the routing aliases it may name;
+   * none urgent when omitted
+   */
+  modelWork?: { urgent: UrgentPolicy; aliases: Readonly<Record<string, string>> };
   runId: string;
   /** names the connection in the server's connz */
   processName: string;
@@ -35,6 +41,8 @@ export interface RuntimeDeps extends FleetResources {
   codec: CodecName;
   clock: Clock;
   log: Logger;
+  /** every model step asks it first: quiet hours and spent caps hold the work instead of failing it */
+  gate: ModelWorkGate;
 }
 
 /**
@@ -88,7 +96,15 @@ export class AgentRuntime {
       const probe = create || !agents[0] ? undefined : { bucket: "agents" as const, key: agents[0].id };
       const resources = await openFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes, create, ...(probe ? { probe } : {}) });
       const js = jetstream(nc);
-      const deps: RuntimeDeps = { ...resources, nc, js, names, codec: settings.codec, clock, log };
+      const gate = new FleetModelWorkGate({
+        quietHours,
+        timeZone: settings.quietHours.timeZone,
+        urgent: settings.modelWork?.urgent ?? { tiers: [], triggers: [], titles: [] },
+        aliases: settings.modelWork?.aliases ?? {},
+        clock,
+        log: log.child({ component: "model-work-gate" }),
+      });
+      const deps: RuntimeDeps = { ...resources, nc, js, names, codec: settings.codec, clock, log, gate };
       await options.beforeHosting?.(deps);
       for (const agent of agents) {
         const host = new ActorHost({

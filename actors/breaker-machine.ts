@@ -1,7 +1,8 @@
 import { assign, emit, setup, type SnapshotFrom } from "xstate";
 
 /**
- * The per-agent circuit breaker: closed → open after `threshold` consecutive task failures; open waits out a cooldown
+ * The per-agent circuit breaker: closed → open after `threshold` consecutive task failures (a held task, one that waits
+ * for the end of quiet hours or for midnight after a spent budget, is no failure: `TASK_HELD` counts nothing); open waits out a cooldown
  * (5, 10, 20, 40, then 60 min for every further re-open) → halfOpen, which lets exactly one trial task through: its
  * success closes the breaker, its failure re-opens it with the next cooldown.
  *
@@ -42,6 +43,11 @@ export type BreakerEvent =
   | { type: "TASK_STARTED"; now: number }
   | { type: "TASK_SUCCEEDED"; now: number }
   | { type: "TASK_FAILED"; now: number }
+  /**
+   * the task started and then waits (quiet hours, a spent budget): neither a success nor a failure, so it counts
+   * nothing; a half-open breaker's trial is over and the next task may be the trial instead
+   */
+  | { type: "TASK_HELD"; now: number }
   | { type: "TICK"; now: number }
   /** the operator's `fleet breaker reset <agent>` */
   | { type: "RESET"; now: number };
@@ -75,6 +81,7 @@ export const breakerMachine = setup({
       return { reopenCount: next.reopenCount, openUntil: event.now + cooldownMs(next), trialInFlight: false };
     }),
     startTrial: assign({ trialInFlight: true }),
+    endTrial: assign({ trialInFlight: false }),
     close: assign(CLOSED),
     announceOpened: emit(({ context }) => ({
       type: "breaker.opened" as const,
@@ -130,6 +137,7 @@ export const breakerMachine = setup({
         TASK_STARTED: { guard: "noTrialYet", actions: "startTrial" },
         TASK_SUCCEEDED: { guard: "trialInFlight", target: "closed", actions: ["close", "announceClosed"] },
         TASK_FAILED: { guard: "trialInFlight", target: "open", actions: ["reopen", "announceOpened"] },
+        TASK_HELD: { guard: "trialInFlight", actions: "endTrial" },
       },
     },
   },

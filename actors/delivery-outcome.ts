@@ -1,4 +1,4 @@
-import type { FleetError } from "../protocol/index.js";
+import type { FleetError, Hold } from "../protocol/index.js";
 
 /**
  * What became of one delivery of a task message, as a value: the chart's `report` effect returns it, so do the steps
@@ -13,7 +13,13 @@ export type DeliveryOutcome =
   /** the message can never be worked (undecodable, misaddressed, no Task): kept in the DLQ with its reason, never redelivered */
   | { kind: "dead-letter"; error: FleetError }
   /** the task is still in hand (long work, a breaker hold, waiting for the chart): keep the claim */
-  | { kind: "working" };
+  | { kind: "working" }
+  /**
+   * the task's model work waits until `hold.until` (quiet hours, a spent cap): the assignment is kept in KV `held` and
+   * sent again then, and this message is acked. A nak with that delay would count a delivery per hold (max_deliver
+   * would dead-letter a task held a few nights) and wait on the server's clock rather than the fleet's.
+   */
+  | { kind: "held"; hold: Hold };
 
 /** The one thing done to the message. */
 export type MessageAction =
@@ -21,7 +27,9 @@ export type MessageAction =
   | { op: "nak"; delayMs: number }
   /** store the original bytes in the DLQ first; nats-server 2.9 has no term reason, the dead letter carries it */
   | { op: "term"; deadLetter: FleetError }
-  | { op: "working" };
+  | { op: "working" }
+  /** record the hold (KV `held`) first, then ack; if it cannot be recorded, nak so the task comes back */
+  | { op: "hold"; hold: Hold };
 
 /** The one place that decides what a delivery's outcome does to its message. Pure: tested as a table. */
 export function decide(outcome: DeliveryOutcome): MessageAction {
@@ -36,6 +44,8 @@ export function decide(outcome: DeliveryOutcome): MessageAction {
       return { op: "term", deadLetter: outcome.error };
     case "working":
       return { op: "working" };
+    case "held":
+      return { op: "hold", hold: outcome.hold };
   }
 }
 

@@ -5,7 +5,7 @@ import type { QuietHoursRunner } from "./quiet-hours-runner.js";
 
 /**
  * The operating discipline one agent runs under: its circuit breaker (no work while open, one trial task when half-open)
- * and the fleet's quiet hours (no cycles inside the window; tasks an operator sends still run). Both are charts: the
+ * and the fleet's quiet hours (no cycles inside the window; tasks wait through the model-work gate instead). Both are charts: the
  * breaker is this agent's, the quiet-hours chart is the process's running one; this binds them to the host's clock and
  * persistence.
  */
@@ -95,6 +95,11 @@ export class AgentDiscipline {
 
   taskFailed(): void {
     this.breaker.send({ type: "TASK_FAILED", now: this.options.now() });
+  }
+
+  /** The task waits (quiet hours, a spent budget): no failure, and a half-open trial is free again. */
+  taskHeld(): void {
+    this.breaker.send({ type: "TASK_HELD", now: this.options.now() });
   }
 
   reset(): BreakerSummary {

@@ -1,4 +1,4 @@
-export { agentMachine, type ActInput, type AgentContext, type AgentEvent, type AgentInput, type AgentMachine, type Outcome, type Plan, type PlanInput, type ReportInput, type WorkItem } from "./agent-machine.js";
+export { agentMachine, heldOutcome, type ActInput, type AgentContext, type AgentEvent, type AgentInput, type AgentMachine, type Outcome, type Plan, type PlanInput, type ReportInput, type WorkItem } from "./agent-machine.js";
 export { ActorHost, type ActorHostOptions } from "./actor-host.js";
 export { AgentRuntime, type RuntimeDeps, type RuntimeSettings } from "./agent-runtime.js";
 export { matchSkill, type AgentBehaviour, type EffectContext, type HostedAgent } from "./behaviour.js";
@@ -14,3 +14,5 @@ export { QuietHoursRunner, type QuietHoursRunnerOptions, type QuietHoursView } f
 export { normalizeTitle, titleSimilarity } from "./similarity.js";
 export { TaskDedup, type AdmitResult, type DedupKind, type TaskDedupOptions } from "./task-dedup.js";
 export { staggerOf } from "./stagger.js";
+export { HeldWork, listHeld, type HeldWorkOptions } from "./held-work.js";
+export { FLEET_CAP_PATH, FleetModelWorkGate, type FleetModelWorkGateOptions, type ModelStepWork, type ModelWorkGate } from "./model-work-gate.js";

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { decode, FleetError, negotiate, TaskAssignment, type CodecName } from "../protocol/index.js";
+import { decode, FleetError, negotiate, TaskAssignment, type CodecName, type Hold } from "../protocol/index.js";
 import { decide, RETRY_DELAY_MS, type DeliveryOutcome } from "./delivery-outcome.js";
 
 /** The parts of a JetStream message the consumer reads and settles (tests use their own). */
@@ -27,6 +27,8 @@ export interface TaskConsumerOptions {
   workingAckMs: number;
   work: TaskWork;
   deadLetter: StoreDeadLetter;
+  /** keeps a held task's assignment until its hold ends (KV `held`), so its message can be acked */
+  held: { hold(assignment: TaskAssignment, hold: Hold): Promise<void> };
   log: Logger;
 }
 
@@ -106,7 +108,7 @@ export class TaskConsumer {
     } finally {
       clearInterval(claim);
     }
-    await this.settle(msg, outcome, log);
+    await settleMessage(msg, outcome, { deadLetter: this.options.deadLetter, log, keep: (hold) => this.options.held.hold(assignment, hold) });
   }
 
   /**
@@ -132,7 +134,11 @@ export class TaskConsumer {
 }
 
 /** The one function that acks, naks, terms or working-acks a task message, as `decide` says for the outcome. */
-export async function settleMessage(msg: TaskMessage, outcome: DeliveryOutcome, deps: { deadLetter: StoreDeadLetter; log: Logger }): Promise<void> {
+export async function settleMessage(
+  msg: TaskMessage,
+  outcome: DeliveryOutcome,
+  deps: { deadLetter: StoreDeadLetter; log: Logger; keep?: ((hold: Hold) => Promise<void>) | undefined },
+): Promise<void> {
   const action = decide(outcome);
   switch (action.op) {
     case "ack":
@@ -144,6 +150,18 @@ export async function settleMessage(msg: TaskMessage, outcome: DeliveryOutcome, 
     case "working":
       msg.working();
       return;
+    case "hold": {
+      // kept first, acked second: a crash in between redelivers the message, which is held again under the same key
+      try {
+        if (!deps.keep) throw new FleetError("INTERNAL", "a held task reached a consumer that cannot keep it");
+        await deps.keep(action.hold);
+      } catch (err) {
+        deps.log.warn({ err }, "held task not kept; the message will be redelivered");
+        return settleMessage(msg, { kind: "retry", delayMs: RETRY_DELAY_MS, reason: "held task not kept" }, deps);
+      }
+      msg.ack();
+      return;
+    }
     case "term": {
       const error = action.deadLetter;
       deps.log.warn({ code: error.code, subject: msg.subject, seq: msg.seq }, "task message dead-lettered");

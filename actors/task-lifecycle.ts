@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { encode, FleetError, isTerminal, wireHeaders, type CodecName, type FleetNames, type Task, type TaskAssignment, type TaskEvent, type TaskState } from "../protocol/index.js";
+import { encode, FleetError, isTerminal, wireHeaders, type CodecName, type FleetNames, type Hold, type Task, type TaskAssignment, type TaskEvent, type TaskState } from "../protocol/index.js";
 import type { ReportInput } from "./agent-machine.js";
 import type { TaskDedup } from "./task-dedup.js";
 import { RETRY_DELAY_MS, type DeliveryOutcome } from "./delivery-outcome.js";
@@ -12,6 +12,8 @@ export interface TaskBreaker {
   taskStarted(): void;
   taskSucceeded(): void;
   taskFailed(): void;
+  /** the task waits (quiet hours, a spent cap): no failure */
+  taskHeld(): void;
 }
 
 export interface TaskLifecycleOptions {
@@ -60,7 +62,11 @@ export class TaskLifecycle {
    * Task and its assignment are written together, so the assignment may come first: then the Task is made from it.
    */
   private async working(assignment: TaskAssignment): Promise<Task> {
-    const toWorking = () => ({ status: { state: "TASK_STATE_WORKING" as const, timestamp: this.isoNow() } });
+    // a task that was held is taken again: its hold is over
+    const toWorking = (t: Task): Partial<Task> => ({
+      status: { state: "TASK_STATE_WORKING" as const, timestamp: this.isoNow() },
+      ...(t.metadata && "held" in t.metadata ? { metadata: withoutHeld(t.metadata) } : {}),
+    });
     try {
       return await this.options.store.transition(this.options.agentId, assignment.taskId, toWorking);
     } catch (err) {
@@ -77,6 +83,19 @@ export class TaskLifecycle {
       log.warn({ reason: outcome.reason }, "task will be retried");
       return { kind: "retry", delayMs: RETRY_DELAY_MS, reason: outcome.reason };
     }
+    if (!outcome.ok && "held" in outcome) {
+      // neither a success nor a failure: the breaker counts nothing (a half-open trial is free again)
+      this.options.breaker().taskHeld();
+      try {
+        // canceled meanwhile: nothing to keep
+        if (!(await this.markHeld(item.taskId, outcome.held))) return { kind: "done", already: true };
+        log.info({ reason: outcome.held.reason, until: new Date(outcome.held.until).toISOString() }, "task held");
+        return { kind: "held", hold: outcome.held };
+      } catch (err) {
+        log.warn({ err }, "task hold not recorded; it will be retried");
+        return { kind: "retry", delayMs: RETRY_DELAY_MS, reason: FleetError.from(err).message };
+      }
+    }
     try {
       await this.settle(item.taskId, outcome, log);
       return { kind: "done" };
@@ -87,7 +106,25 @@ export class TaskLifecycle {
     }
   }
 
-  private async settle(taskId: string, outcome: Exclude<ReportInput["outcome"], { retry: true }>, log: Logger): Promise<void> {
+  /**
+   * A held Task is open and says so: SUBMITTED again (no one works on it), a status message with the reason, and
+   * `metadata.held` {reason, until, detail, since} for clients and `fleet status`.
+   */
+  private async markHeld(taskId: string, hold: Hold): Promise<boolean> {
+    const since = this.options.now();
+    let marked = false;
+    const task = await this.options.store.transition(this.options.agentId, taskId, (t) => {
+      marked = true;
+      return {
+        status: { state: "TASK_STATE_SUBMITTED", timestamp: this.isoNow(), message: { messageId: `${t.id}-held`, role: "ROLE_AGENT", parts: [{ text: `held: ${hold.detail}` }] } },
+        metadata: { ...t.metadata, held: { ...hold, since } },
+      };
+    });
+    if (marked) this.publishStatus(task.id, task.contextId, "TASK_STATE_SUBMITTED", false);
+    return marked;
+  }
+
+  private async settle(taskId: string, outcome: Exclude<ReportInput["outcome"], { retry: true } | { held: Hold }>, log: Logger): Promise<void> {
     const state: TaskState = outcome.ok ? "TASK_STATE_COMPLETED" : "canceled" in outcome ? "TASK_STATE_CANCELED" : "TASK_STATE_FAILED";
     let settled = false;
     const task = await this.options.store.transition(this.options.agentId, taskId, (t) => {
@@ -133,4 +170,9 @@ export class TaskLifecycle {
   private isoNow(): string {
     return new Date(this.options.now()).toISOString();
   }
+}
+
+function withoutHeld(metadata: Record<string, unknown>): Record<string, unknown> {
+  const { held: _held, ...rest } = metadata;
+  return rest;
 }

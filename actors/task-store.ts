@@ -38,6 +38,11 @@ export class TaskStore {
 
   /** Resolves with the task once it reaches a terminal state (watching KV, so no polling), or rejects on abort. */
   async waitForTerminal(agentId: string, taskId: string, signal: AbortSignal): Promise<Task> {
+    return this.waitUntil(agentId, taskId, signal, (task) => isTerminal(task.status.state));
+  }
+
+  /** Resolves with the task once `settled` holds for it (a terminal state, say, or a hold), or rejects on abort. */
+  async waitUntil(agentId: string, taskId: string, signal: AbortSignal, settled: (task: Task) => boolean): Promise<Task> {
     const watch = await this.kv.watch({ key: this.names.taskKey(agentId, taskId) });
     const onAbort = () => watch.stop();
     signal.addEventListener("abort", onAbort, { once: true });
@@ -45,7 +50,7 @@ export class TaskStore {
       for await (const entry of watch) {
         if (entry.operation !== "PUT") continue;
         const decoded = decode(Task, entry.value, { codec: this.codec });
-        if (decoded.ok && isTerminal(decoded.value.status.state)) return decoded.value;
+        if (decoded.ok && settled(decoded.value)) return decoded.value;
       }
       signal.throwIfAborted();
       throw new FleetError("INTERNAL", `watch on task ${taskId} ended before the task finished`);

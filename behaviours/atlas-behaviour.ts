@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import {
   AgentRecord,
   decode,
+  heldOf,
   isAlive,
   isTerminal,
   textOf,
@@ -10,6 +11,7 @@ import {
   type Task,
 } from "../protocol/index.js";
 import {
+  heldOutcome,
   matchSkill,
   submitTask,
   TaskDedup,
@@ -122,7 +124,11 @@ export function atlasBehaviour(self: HostedAgent, fleet: readonly HostedAgent[],
       const duplicateOf = submitted.status.state === "TASK_STATE_REJECTED" ? submitted.metadata?.duplicateOf : undefined;
       const awaited = typeof duplicateOf === "string" ? duplicateOf : submitted.id;
       ctx.log.info({ target, delegatedTaskId: awaited, taskId: plan.item.taskId, deduplicated: awaited !== submitted.id }, "task delegated");
-      const done = await store.waitForTerminal(target, awaited, ctx.signal);
+      // a delegated task that is held (quiet hours, a spent cap) holds Atlas's task until the same time, so Atlas's
+      // queue is not blocked all night; a hold whose time has passed is stale (the task is about to be taken again)
+      const done = await store.waitUntil(target, awaited, ctx.signal, (t) => isTerminal(t.status.state) || (heldOf(t.metadata)?.until ?? 0) > deps.clock.now());
+      const held = isTerminal(done.status.state) ? undefined : heldOf(done.metadata);
+      if (held) return heldOutcome({ reason: held.reason, until: held.until, detail: `delegated to ${target} (task ${done.id}), which waits: ${held.detail}` });
       if (done.status.state !== "TASK_STATE_COMPLETED") {
         return { ok: false, reason: `${target} ended task ${done.id} as ${done.status.state}` };
       }

@@ -43,7 +43,7 @@ export function behaviourFor(config: FleetConfig, configFile: string) {
         prompt: async (a, task) => (await memory).prompt(a, task),
         record: async (entry) => (await memory).record(entry),
       },
-      { tools: governedStepTools({ tools, catalogue }) },
+      { tools: governedStepTools({ tools, catalogue }), gate: deps.gate },
     );
   };
 

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { FleetError, textOf, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
-import type { AgentBehaviour, HostedAgent, StepMemory, StepToolOutcome, StepTools } from "../actors/index.js";
+import { FleetError, taskWorkOf, textOf, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
+import { heldOutcome, type AgentBehaviour, type HostedAgent, type ModelStepWork, type ModelWorkGate, type StepMemory, type StepToolOutcome, type StepTools } from "../actors/index.js";
 import type { RouterClient } from "../router/index.js";
 import { planBySkill } from "./plan-by-skill.js";
 
@@ -9,6 +9,8 @@ export interface RoutedStepOptions {
   tools?: StepTools | undefined;
   /** how many rounds of tool calls a step may make before it must answer in text (default 5) */
   maxToolRounds?: number;
+  /** asked before the step's first model call (quiet hours), and told of a refusal (a spent cap): the task waits */
+  gate?: ModelWorkGate | undefined;
 }
 
 export const DEFAULT_MAX_TOOL_ROUNDS = 5;
@@ -41,6 +43,10 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
       const remember = (kind: SessionLogEntry["kind"], text: string) =>
         memory?.record({ agentId: agent.id, kind, text, taskId: item?.taskId }).catch((err: unknown) => ctx.log.warn({ err }, "session log not written"));
       const made: { name: string; outcome: StepToolOutcome }[] = [];
+      const step: ModelStepWork = { agentId: agent.id, taskId: item?.taskId, work: taskWorkOf(item?.message.metadata), title };
+      // asked before the prompt is even assembled: held work costs nothing
+      const held = options.gate?.check(step);
+      if (held) return heldOutcome(held);
       try {
         const messages: ChatMessage[] = memory
           ? await memory.prompt(agent, request)
@@ -111,6 +117,9 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
           ],
         };
       } catch (err) {
+        // a spent cap is no failure: the task waits for midnight (a kept answer spares a redone round its bill)
+        const hold = options.gate?.holdOf(err, step);
+        if (hold) return heldOutcome(hold);
         const error = FleetError.from(err);
         const reason = `${error.code}: ${error.message}`;
         await remember("error", `${title} → ${reason.slice(0, 300)}`);

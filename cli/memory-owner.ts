@@ -47,7 +47,7 @@ export async function startMemoryOwner(o: {
     timeZone: config.fleet.timeZone,
     distill: (agentId, day) =>
       distillDay(
-        { log: sessionLog, memory, store, router, kv: kv.memory, maxLines: config.memory.maxAgentLines, staleDays: config.memory.staleDays, clock: { now: () => Date.now() }, codec },
+        { log: sessionLog, memory, store, router, kv: kv.memory, maxLines: config.memory.maxAgentLines, staleDays: config.memory.staleDays, tier: config.memory.distillTier, clock: { now: () => Date.now() }, codec },
         agentId,
         day,
       ),

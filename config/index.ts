@@ -14,6 +14,7 @@ export {
   TIER_NAMES,
   TierConfig,
   TierName,
+  UrgentPolicy,
   WebhookConfig,
   agentById,
 } from "./schema.js";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { TIER_NAMES, TierName } from "../protocol/index.js";
+import { TIER_NAMES, TierName, Trigger } from "../protocol/index.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
 import { DutyConfig, PipelineConfig } from "./pipeline-schema.js";
 import { strict } from "./strict-object.js";
@@ -32,6 +32,19 @@ export type Layer = z.infer<typeof Layer>;
 
 const HourMinute = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "must be HH:MM (24 h)");
 
+/**
+ * Which model work runs inside quiet hours anyway (besides a task whose `metadata.work.urgent` is true): work naming
+ * one of `tiers` (a tier or an alias, as the task's `metadata.work.tier` or a pipeline step names it), started by one of
+ * `triggers` (`metadata.work.trigger`), or whose title contains one of `titles` (case-insensitive). Empty by default:
+ * nothing but explicitly urgent work wakes the fleet at night.
+ */
+export const UrgentPolicy = strict({
+  tiers: z.array(z.string().min(1)).default([]),
+  triggers: z.array(Trigger).default([]),
+  titles: z.array(z.string().min(1)).default([]),
+});
+export type UrgentPolicy = z.infer<typeof UrgentPolicy>;
+
 export const FleetSettings = strict({
   name: SubjectToken,
   prefix: SubjectToken.default("fleet"),
@@ -40,8 +53,13 @@ export const FleetSettings = strict({
   codec: z.enum(["msgpack", "json"]).default("msgpack"),
   // 8 MiB is the most a nats-server will accept as max_payload.
   maxPayloadBytes: z.number().int().positive().max(8 * MIB).default(MIB),
-  // cycles pause inside this window of the fleet's time zone; tasks an operator sends still run
-  quietHours: strict({ start: HourMinute.default("23:30"), end: HourMinute.default("06:30") }).prefault({}),
+  // all model work (cycles, tasks, duties, cron jobs, delegations) waits inside this window of the fleet's time zone,
+  // unless `urgent` says otherwise; tier-0 work (tools only) runs at any hour
+  quietHours: strict({
+    start: HourMinute.default("23:30"),
+    end: HourMinute.default("06:30"),
+    urgent: UrgentPolicy.prefault({}),
+  }).prefault({}),
 });
 export type FleetSettings = z.infer<typeof FleetSettings>;
 
@@ -230,6 +248,8 @@ export const MemoryConfig = strict({
   semanticTopK: z.number().int().min(1).max(50).default(5),
   /** nightly distillation of the day's logs into MEMORY.md and the semantic store (inside quiet hours on purpose) */
   distillAt: HourMinute.default("23:00"),
+  /** the tier the distillation asks for (a tier name); the router may still downgrade it for a spent budget */
+  distillTier: TierName.default("capable"),
   /** semantic memories not recalled or refreshed for this long are pruned by distillation */
   staleDays: z.number().positive().default(90),
 });
@@ -259,7 +279,12 @@ export type WebhookConfig = z.infer<typeof WebhookConfig>;
 const maybe = <T extends z.ZodType>(schema: T) => schema.optional().catch(undefined);
 const CrossView = z
   .object({
-    fleet: z.object({ dailyCapUsd: maybe(z.number()) }).catch({}),
+    fleet: z
+      .object({
+        dailyCapUsd: maybe(z.number()),
+        quietHours: maybe(z.object({ urgent: maybe(z.object({ tiers: maybe(z.array(z.string())) })) })),
+      })
+      .catch({}),
     agents: z
       .array(
         z
@@ -317,6 +342,11 @@ function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
   for (const [alias, { tier, chain }] of Object.entries(routing.aliases)) {
     if (tier !== undefined && chain !== undefined) checkChainClimbs(tier, chain, tiers, ["routing", "aliases", alias, "chain"], report);
   }
+  // an urgent tier is one the router knows: a tier name or a configured alias (the defaults when none are configured)
+  const knownTiers = new Set<string>([...TIER_NAMES, ...Object.keys(routing.aliases).length > 0 ? Object.keys(routing.aliases) : ["triage", "standard", "heavy"]]);
+  fleet.quietHours?.urgent?.tiers?.forEach((tier, k) => {
+    if (!knownTiers.has(tier)) report(["fleet", "quietHours", "urgent", "tiers", k], `"${tier}" is neither a tier nor an alias (${[...knownTiers].join(", ")})`);
+  });
   const agentIds = new Set(agents.map((a) => a.id).filter(Boolean));
   const cronIds = new Set<string>();
   cron.forEach((job, i) => {

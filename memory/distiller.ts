@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { KV } from "@nats-io/kv";
 import { z } from "zod";
-import { FleetError, decode, encode, type Clock, type CodecName, type CompleteReply, type CompleteRequest, type SessionLogEntry } from "../protocol/index.js";
+import { FleetError, decode, encode, type Clock, type CodecName, type CompleteReply, type CompleteRequest, type SessionLogEntry, type TierName } from "../protocol/index.js";
 import type { MemoryPoint, VectorStore } from "./vector-store.js";
 
 /*
@@ -99,6 +99,8 @@ export interface DistillerDeps {
   staleDays: number;
   clock: Clock;
   codec?: CodecName;
+  /** the tier the distillation asks for (`memory.distillTier`); capable when omitted */
+  tier?: TierName | undefined;
 }
 
 export interface DistillResult {
@@ -117,6 +119,9 @@ export interface DistillResult {
   dropped: string[];
   pruned: number;
 }
+
+/** `memory.distillTier`'s default: the day's log is long and its insights need judgment, but not a power tier's */
+export const DEFAULT_DISTILL_TIER: TierName = "capable";
 
 export const distillKey = (agentId: string, day: string): string => `distilled.${agentId}.${day}`;
 
@@ -200,7 +205,7 @@ async function makePlan(deps: DistillerDeps, agentId: string, day: string, entri
     agentId,
     kind: "distillation",
     title: `distil the session log of ${day} into long-term memory`,
-    tier: "capable",
+    tier: deps.tier ?? DEFAULT_DISTILL_TIER,
     messages: prompt(agentId, day, memory.lines, deps.maxLines, entries, refused),
     responseSchema: { name: "distillation", schema: RESPONSE_SCHEMA },
     maxOutputTokens: 4096,

@@ -1,6 +1,6 @@
 export { AgentMemory, fromMarkdown, toMarkdown, type AgentMemoryState, type MemoryReplacement } from "./agent-memory.js";
 export { assembleContext, composeContext, matchSkills, type AssembledContext, type AssembleInput, type ContextBudgets, type ContextSection } from "./context-assembly.js";
-export { distillDay, distillKey, mergeInsights, type DistillerDeps, type DistillResult } from "./distiller.js";
+export { DEFAULT_DISTILL_TIER, distillDay, distillKey, mergeInsights, type DistillerDeps, type DistillResult } from "./distiller.js";
 export { EmbeddedVectorStore } from "./embedded-vector-store.js";
 export { liveMemorySources, type LiveSourcesOptions } from "./live-sources.js";
 export { MemoryService, type MemoryServiceOptions } from "./memory-service.js";

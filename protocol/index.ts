@@ -91,6 +91,7 @@ export {
   needsProposal,
 } from "./governance.js";
 export { readStream, readSubject, type StoredMessage } from "./stream-reader.js";
+export { HeldTask, Hold, HoldReason, TaskHeldMetadata, heldOf } from "./holds.js";
 export { estimateInputTokens, estimateTextTokens } from "./tokens.js";
 export { partsText, TITLE_MAX_CHARS, textOf, titleOf, titleOfText } from "./task-text.js";
 export { CALLERS, FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";

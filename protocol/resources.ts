@@ -72,6 +72,9 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     // model steps' answers by (agent, task, step): a redelivered task is answered from here instead of paying again.
     // As long as a task can be redelivered (TASKS keeps it 7 days); 2.9 has no per-key TTL, so the bucket's is the bound
     answers: { history: 1, ttl: 7 * DAY },
+    // held work (quiet hours, a spent cap) by `<agentId>.<taskId>`: the assignment waits here, not on TASKS, so a hold
+    // costs no delivery; the key goes once the assignment is sent again
+    held: { history: 1 },
   };
 }
 

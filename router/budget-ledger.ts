@@ -59,7 +59,7 @@ export interface Reservation {
 export type ReserveResult =
   | { ok: true; reservation: Reservation }
   /** `exhausted`: even nano is refused (spend has passed the cap plus the nano grace); otherwise only nano may run */
-  | { ok: false; state: BudgetState; exhausted: boolean };
+  | { ok: false; state: BudgetState; exhausted: boolean; by: "agent" | "fleet" };
 
 export interface BudgetLedgerOptions {
   kv: KV;
@@ -154,14 +154,17 @@ export class BudgetLedger {
     const [agentVerdict, fleetVerdict] = await Promise.allSettled([this.admit(candidate, agentId), this.admit(candidate, FLEET)]);
     const admittedOn = (v: PromiseSettledResult<Verdict>) => v.status === "fulfilled" && v.value.kind === "admitted";
     const failure = [agentVerdict, fleetVerdict].find((v) => v.status === "rejected");
-    const refusal = [agentVerdict, fleetVerdict].map((v) => (v.status === "fulfilled" ? v.value : undefined)).find((v) => v?.kind === "refused");
+    // the cap that refused, the one that is spent past its grace first: that is the one the work waits for
+    const refusals = [agentVerdict, fleetVerdict].map((v, i) => ({ by: i === 0 ? ("agent" as const) : ("fleet" as const), verdict: v.status === "fulfilled" ? v.value : undefined }));
+    const refusedBy = refusals.filter((r) => r.verdict?.kind === "refused").sort((a, b) => Number(exhaustedOf(b.verdict)) - Number(exhaustedOf(a.verdict)))[0];
+    const refusal = refusedBy?.verdict;
     if (failure || refusal) {
       await Promise.all([
         admittedOn(agentVerdict) ? this.undo(candidate, agentId) : undefined,
         admittedOn(fleetVerdict) ? this.undo(candidate, FLEET) : undefined,
       ]);
       if (failure && failure.status === "rejected") throw failure.reason;
-      if (refusal?.kind === "refused") return { ok: false, state: refusal.state, exhausted: refusal.exhausted };
+      if (refusal?.kind === "refused") return { ok: false, state: refusal.state, exhausted: refusal.exhausted, by: refusedBy?.by ?? "agent" };
     }
     // a retried reserve gets the live reservation back, token and all, so that settling either settles the one
     const known = agentVerdict.status === "fulfilled" && agentVerdict.value.kind === "known" ? agentVerdict.value.entry : undefined;
@@ -338,6 +341,10 @@ export class BudgetLedger {
       return this.read(key, day, rebuilds + 1);
     }
   }
+}
+
+function exhaustedOf(verdict: Verdict | undefined): boolean {
+  return verdict?.kind === "refused" && verdict.exhausted;
 }
 
 function empty(day: string): BudgetRecord {

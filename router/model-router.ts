@@ -184,7 +184,7 @@ export class ModelRouter {
         const reservationId = `${callId}.${attempt}`;
         const reserved = await this.options.ledger.reserve(agent.id, tier, worstCase, reservationId);
         if (!reserved.ok) {
-          if (reserved.exhausted || tier === "nano") throw this.budgetExhausted(agent.id);
+          if (reserved.exhausted || tier === "nano") throw this.budgetExhausted(agent.id, reserved.by);
           // the budget crossed its cap while this step was under way: only the cheapest tier may still run
           fallbacks.push({ from: tier, to: "nano", reason: "budget spent: only nano runs" });
           return this.callAlongChain(request, callId, decision, "nano", [], escalations, fallbacks, nextAttempt);
@@ -265,10 +265,13 @@ export class ModelRouter {
     }
   }
 
-  private budgetExhausted(agentId: string): FleetError {
+  /** Names the spent cap by its config path in `details`, so the caller can say whose cap its work waits for. */
+  private budgetExhausted(agentId: string, by: "agent" | "fleet"): FleetError {
     const now = this.clock();
-    return new FleetError("BUDGET_EXHAUSTED", `the daily budget of ${agentId} or of the fleet is spent`, {
+    const message = by === "fleet" ? `the fleet's daily budget is spent (asked by ${agentId})` : `the daily budget of ${agentId} is spent`;
+    return new FleetError("BUDGET_EXHAUSTED", message, {
       retryAfterMs: nextMidnight(now, this.options.config.fleet.timeZone) - now,
+      details: [{ path: by === "fleet" ? "fleet.dailyCapUsd" : `agents.${agentId}.dailyCapUsd`, message: "spent past the nano grace until midnight" }],
     });
   }
 

@@ -49,7 +49,7 @@ const pad = (n: number): string => String(n).padStart(2, "0");
 
 /**
  * The nightly distillation (23:00 by default, inside quiet hours so the day's log is nearly complete): distils every
- * agent's day at the capable tier. Modelled on the nightly backup: the last due time run is kept in KV `schedules`, so a
+ * agent's day at `memory.distillTier` (capable by default; the host binds it into `distill`). Modelled on the nightly backup: the last due time run is kept in KV `schedules`, so a
  * restarted scheduler does not run a night twice and a night missed while down is made up once. It is recorded only when
  * every agent of the night is settled (distilled, empty, or given up after its retries), so a scheduler that dies
  * mid-run runs the night again — cheaply, since a distilled day returns at once without a model call.

@@ -122,6 +122,16 @@ describe("distillDay", () => {
     assert.deepEqual(chatCalls(), ["m-capable"], "nothing to distil: no model call");
   });
 
+  it("asks for the tier memory.distillTier names instead of capable", async () => {
+    const { deps, log, memory } = await fleet();
+    await logDay(log, "ship", ["Renewed the TLS certificate of shop.example"]);
+    answer("m-workhorse", [{ text: "shop.example's certificate renews on the 1st", kind: "fact" }]);
+    const result = await distillDay({ ...deps, tier: "workhorse" }, "ship", DAY);
+    assert.equal(result.status, "applied");
+    assert.deepEqual(chatCalls(), ["m-workhorse"], "one call, at the configured tier");
+    assert.deepEqual((await memory.read("ship")).lines, ["shop.example's certificate renews on the 1st"]);
+  });
+
   it("re-running the same day asks no model and changes nothing", async () => {
     const { deps, log, memory, store } = await fleet();
     await logDay(log);

@@ -100,10 +100,10 @@ describe("BudgetLedger on a real KV bucket", () => {
 
     await spend("atlas", 0.05);
     assert.equal((await ledger.view("atlas")).state, "nanoOnly", "exactly 100 %");
-    assert.deepEqual(await ledger.reserve("atlas", "workhorse", 0.01, "c"), { ok: false, state: "nanoOnly", exhausted: false });
+    assert.deepEqual(await ledger.reserve("atlas", "workhorse", 0.01, "c"), { ok: false, state: "nanoOnly", exhausted: false, by: "agent" });
     await spend("atlas", 0.09); // nano still runs: 1.09 < 1.1
     await spend("atlas", 0.01);
-    assert.deepEqual(await ledger.reserve("atlas", "nano", 0.001, "d"), { ok: false, state: "nanoOnly", exhausted: true }, "1.10 ≥ cap × 1.1");
+    assert.deepEqual(await ledger.reserve("atlas", "nano", 0.001, "d"), { ok: false, state: "nanoOnly", exhausted: true, by: "agent" }, "1.10 ≥ cap × 1.1");
     const view = await ledger.view("atlas");
     assert.deepEqual(view.agent, { spentUsd: 1.1, reservedUsd: 0, capUsd: 1, state: "nanoOnly" });
     assert.equal(view.fleet.state, "normal");
@@ -114,7 +114,7 @@ describe("BudgetLedger on a real KV bucket", () => {
     await spend("atlas", 0.9);
     const last = reservationOf(await ledger.reserve("atlas", "capable", 0.5, "last"));
     assert.deepEqual((await ledger.view("atlas")).agent, { spentUsd: 0.9, reservedUsd: 0.5, capUsd: 1, state: "nanoOnly" });
-    assert.deepEqual(await ledger.reserve("atlas", "capable", 0.01, "next"), { ok: false, state: "nanoOnly", exhausted: true });
+    assert.deepEqual(await ledger.reserve("atlas", "capable", 0.01, "next"), { ok: false, state: "nanoOnly", exhausted: true, by: "agent" });
     await ledger.release(last);
     assert.equal((await ledger.view("atlas")).state, "downgraded", "a released reservation no longer counts");
   });
@@ -122,7 +122,7 @@ describe("BudgetLedger on a real KV bucket", () => {
   it("a refusal by the fleet takes back the agent's reservation, and the state is the stricter of the two", async () => {
     const { ledger, spend } = await setup({ fleetCapUsd: 1, agentCapsUsd: { atlas: 10, scout: 10 } });
     await spend("atlas", 1);
-    assert.deepEqual(await ledger.reserve("scout", "capable", 0.2, "s-1"), { ok: false, state: "nanoOnly", exhausted: false });
+    assert.deepEqual(await ledger.reserve("scout", "capable", 0.2, "s-1"), { ok: false, state: "nanoOnly", exhausted: false, by: "fleet" }, "the fleet's cap refused it");
     const view = await ledger.view("scout");
     assert.deepEqual(view.agent, { spentUsd: 0, reservedUsd: 0, capUsd: 10, state: "normal" });
     assert.equal(view.state, "nanoOnly");
@@ -179,7 +179,7 @@ describe("BudgetLedger on a real KV bucket", () => {
     // 23:59 on the spring-forward day in Berlin (CEST); midnight is 22:00Z
     const { ledger, clock, spend, record } = await setup({}, at("2026-03-29T21:59:00Z"));
     await spend("atlas", 1);
-    assert.deepEqual(await ledger.reserve("atlas", "capable", 0.1, "refused"), { ok: false, state: "nanoOnly", exhausted: false });
+    assert.deepEqual(await ledger.reserve("atlas", "capable", 0.1, "refused"), { ok: false, state: "nanoOnly", exhausted: false, by: "agent" });
     const late = reservationOf(await ledger.reserve("atlas", "nano", 0.05, "late"));
     clock.now = at("2026-03-29T21:59:59.999Z");
     assert.equal((await ledger.views(["atlas"])).day, "2026-03-29");

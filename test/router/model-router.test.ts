@@ -149,7 +149,11 @@ describe("model router", () => {
     // the grace is 10 % of the cap: $0.011; one more nano call takes spend past it
     bed.openai.script("m-nano", { content: "c", usage: { prompt_tokens: 10_000, completion_tokens: 0 } });
     assert.equal((await client.complete(ask("scout", "three", { tier: "premium" }))).servedTier, "nano");
-    await assert.rejects(client.complete(ask("scout", "four")), (err: FleetError) => err.code === "BUDGET_EXHAUSTED" && (err.retryAfterMs ?? 0) > 0);
+    // the refusal names the spent cap by its config path: the agent's work waits for it, not the fleet's
+    await assert.rejects(
+      client.complete(ask("scout", "four")),
+      (err: FleetError) => err.code === "BUDGET_EXHAUSTED" && (err.retryAfterMs ?? 0) > 0 && err.details?.[0]?.path === "agents.scout.dailyCapUsd",
+    );
     const usage = await client.usage("scout");
     assert.equal(usage.agents.scout?.state, "nanoOnly");
     assert.ok(Math.abs((usage.agents.scout?.spentUsd ?? 0) - 0.0115) < 1e-9);
