@@ -1,7 +1,9 @@
 import type { z } from "zod";
 import type { KV } from "@nats-io/kv";
 import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, QUIET_HOURS_KEY, QuietHoursRecord, secrets, type CodecName, type UsageReply } from "../protocol/index.js";
+import { listHeld } from "../actors/index.js";
 import { RouterClient } from "../router/index.js";
+import { heldRows } from "./held-text.js";
 import { guardSecrets, inspect, loadConfig, prefixOf, type CliOptions } from "./options.js";
 import { serviceSummary } from "./service-summary.js";
 
@@ -21,10 +23,20 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
     const now = Date.now();
     // today's spend is the router's to tell (it keeps the budgets); without a router the column says so
     const usage = await new RouterClient(nc, new FleetNames(prefixOf(options)), { timeoutMs: 2_000, retries: 0 }).usage().catch(() => undefined);
+    const quiet = await kv.schedules.get(QUIET_HOURS_KEY).catch(() => null);
+    const quietRecord = quiet?.operation === "PUT" ? decodeAny(QuietHoursRecord, quiet.value) : undefined;
+    // held work: model work waiting for the end of quiet hours or for midnight after a spent cap
+    const timeZone = quietRecord?.timeZone ?? (options.config ? loadConfig(options).fleet.timeZone : "UTC");
+    const held = heldRows(await listHeld(kv.held, undefined).catch(() => []), timeZone);
     if (options.json) {
       print(
         JSON.stringify(
-          records.map(({ snapshot: _s, card: _c, ...r }) => ({ ...r, alive: isAlive({ ...r, card: _c }, now), budget: usage?.agents[r.agentId] })),
+          records.map(({ snapshot: _s, card: _c, ...r }) => ({
+            ...r,
+            alive: isAlive({ ...r, card: _c }, now),
+            budget: usage?.agents[r.agentId],
+            held: held.filter((h) => h.agentId === r.agentId).map(({ taskId, reason, why, until, title }) => ({ taskId, reason, why, until, title })),
+          })),
           null,
           2,
         ),
@@ -35,6 +47,7 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
       print("no agents have reported yet");
       return 0;
     }
+    const heldBy = (agentId: string) => held.filter((h) => h.agentId === agentId).length;
     const rows = records.map((r) => [
       r.agentId,
       isAlive(r, now) ? r.state : r.heartbeatAt === 0 ? "stopped" : "DOWN",
@@ -46,13 +59,16 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
       spendText(usage, r.agentId),
       String(r.dedupSuppressed ?? 0),
       `${r.tasksCompleted}/${r.tasksFailed}`,
+      String(heldBy(r.agentId)),
       `${r.host}:${r.pid}`,
     ]);
     if (usage) print(`fleet: ${spendText(usage, undefined)} on ${usage.day}${usage.waiting.length > 0 ? `; ${usage.waiting.length} premium call(s) waiting` : ""}`);
-    printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "BREAKER", "SPENT TODAY", "DEDUPED", "DONE/FAILED", "PROCESS"], rows);
-    const quiet = await kv.schedules.get(QUIET_HOURS_KEY).catch(() => null);
-    const quietRecord = quiet?.operation === "PUT" ? decodeAny(QuietHoursRecord, quiet.value) : undefined;
+    printTable(["AGENT", "STATE", "TASK", "TIER", "HEARTBEAT", "RESTARTS", "BREAKER", "SPENT TODAY", "DEDUPED", "DONE/FAILED", "HELD", "PROCESS"], rows);
     if (quietRecord) print(quietHoursText(quietRecord));
+    if (held.length > 0) {
+      print(`held: ${held.length} task(s) wait; none is failed, each runs when its hold ends`);
+      printTable(["AGENT", "TASK", "WHY", "UNTIL", "TITLE"], held.map((h) => [h.agentId, h.taskId, h.why, h.untilText, h.title]));
+    }
     const proposals = await proposalSummary(kv.proposals, now);
     if (proposals) print(proposals);
     for (const line of await serviceSummary(nc)) print(line);

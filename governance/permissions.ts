@@ -133,6 +133,8 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   g.kvWrite("tasks", [`${id}.>`]);
   g.kvWrite("agents", [id]);
   g.kvWrite("dedup", [id]);
+  // its held tasks (quiet hours, a spent cap), kept until their hold ends and then sent to itself again
+  g.kvWrite("held", [`${id}.>`]);
   g.kvRead("memory", [id]);
   for (const tool of directTools(agent.tools, ctx.tools)) g.publish(names.tool(tool, id));
   g.publish(names.proposal(id, "submitted"));

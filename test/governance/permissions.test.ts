@@ -159,6 +159,10 @@ describe("broker permissions generated from the fleet config", () => {
       "$KV.fleet-tasks.scout.t-1",
       "$KV.fleet-agents.scout",
       "$KV.fleet-dedup.scout",
+      // its held tasks: kept, listed at start, released
+      "$KV.fleet-held.scout.t-1",
+      "$JS.API.DIRECT.GET.KV_fleet-held.$KV.fleet-held.scout.t-1",
+      "$JS.API.CONSUMER.CREATE.KV_fleet-held.w1.$KV.fleet-held.scout.>",
       "$JS.API.DIRECT.GET.KV_fleet-memory.$KV.fleet-memory.scout",
       "$JS.API.CONSUMER.CREATE.FLEET_TASKS.agent-scout.fleet.task.scout",
       "$JS.API.CONSUMER.MSG.NEXT.FLEET_TASKS.agent-scout",
@@ -180,6 +184,10 @@ describe("broker permissions generated from the fleet config", () => {
       "$KV.fleet-agents.ship",
       "$KV.fleet-budgets.20260115.scout",
       "$KV.fleet-proposals.p-1",
+      // another agent's held work: neither written nor read nor listed
+      "$KV.fleet-held.ship.t-1",
+      "$JS.API.DIRECT.GET.KV_fleet-held.$KV.fleet-held.ship.t-1",
+      "$JS.API.CONSUMER.CREATE.KV_fleet-held.w1.$KV.fleet-held.>",
       "$JS.API.DIRECT.GET.KV_fleet-tasks.$KV.fleet-tasks.ship.t-1",
       "$JS.API.CONSUMER.CREATE.KV_fleet-tasks.w1.$KV.fleet-tasks.>",
       "$JS.API.STREAM.MSG.GET.KV_fleet-tasks",
