@@ -120,6 +120,16 @@ describe("breaker chart, pure transitions", () => {
     });
   }
 
+  it("a held task (quiet hours, a spent cap) is no failure: any number of them leave it closed; a held trial frees the trial", () => {
+    const held = (now = NOW): BreakerEvent => ({ type: "TASK_HELD", now });
+    const [afterHolds, said] = run(closed(), fail(), started(), held(), started(), held(), started(), held(), started(), held());
+    assert.deepEqual([afterHolds.value, afterHolds.context.consecutiveFailures, said], ["closed", 1, []], "holds neither count nor reset");
+    const [trialHeld] = run(halfOpen(), started(), held());
+    assert.deepEqual([trialHeld.value, trialHeld.context.trialInFlight, allowsWork(trialHeld)], ["halfOpen", false, true], "the next task may be the trial");
+    const [closedAfter] = run(trialHeld, started(), succeed());
+    assert.equal(closedAfter.value, "closed");
+  });
+
   it("honours a custom threshold and cooldown list", () => {
     const [start] = initialTransition(breakerMachine, { threshold: 1, cooldownsMinutes: [1, 2] });
     const [open] = run(start, fail());

@@ -20,6 +20,11 @@ describe("decide: a delivery's outcome → what is done to its message", () => {
     ["an infinite delay is the default too", { kind: "retry", delayMs: Number.POSITIVE_INFINITY, reason: "x" }, { op: "nak", delayMs: RETRY_DELAY_MS }],
     ["a dead letter is termed, carrying its reason to the DLQ", { kind: "dead-letter", error: notFound }, { op: "term", deadLetter: notFound }],
     ["work in hand keeps its claim", { kind: "working" }, { op: "working" }],
+    [
+      "held work is kept (KV held) and acked, never nak'd: a nak would spend a delivery per hold",
+      { kind: "held", hold: { reason: "quiet-hours", until: 1_700_000_000_000, detail: "quiet hours until 06:30" } },
+      { op: "hold", hold: { reason: "quiet-hours", until: 1_700_000_000_000, detail: "quiet hours until 06:30" } },
+    ],
   ];
   for (const [name, outcome, action] of table) {
     it(name, () => assert.deepEqual(decide(outcome), action));
@@ -47,6 +52,17 @@ function fakeMessage(): TaskMessage & { done: string[] } {
 
 describe("settleMessage: the one place a task message is acked, nak'd, termed or working-acked", () => {
   const never: StoreDeadLetter = async () => assert.fail("nothing to dead-letter");
+  const hold = { reason: "agent-cap" as const, until: 1_700_000_000_000, detail: "the daily cap of scout is spent" };
+
+  it("a held task is kept first and acked after; one that cannot be kept comes back (nak), never lost", async () => {
+    const kept: unknown[] = [];
+    const msg = fakeMessage();
+    await settleMessage(msg, { kind: "held", hold }, { deadLetter: never, log, keep: async (h) => void kept.push(h) });
+    assert.deepEqual([kept, msg.done], [[hold], ["ack"]]);
+    const lost = fakeMessage();
+    await settleMessage(lost, { kind: "held", hold }, { deadLetter: never, log, keep: async () => { throw new FleetError("NATS_UNAVAILABLE", "KV away"); } });
+    assert.deepEqual(lost.done, [`nak ${RETRY_DELAY_MS}`]);
+  });
 
   it("does exactly one thing for ack, nak and working", async () => {
     for (const [outcome, expected] of [

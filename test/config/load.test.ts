@@ -109,6 +109,26 @@ describe("shipped fleets", () => {
 });
 
 describe("parseFleetConfig", () => {
+  it("quiet hours' urgent policy and the distiller's tier: nothing urgent and capable by default; a bad tier or trigger is refused with its path", () => {
+    const defaults = parse(validConfig());
+    assert.deepEqual(defaults.fleet.quietHours, { start: "23:30", end: "06:30", urgent: { tiers: [], triggers: [], titles: [] } });
+    assert.equal(defaults.memory.distillTier, "capable");
+    const data = validConfig();
+    const custom = parse({
+      ...data,
+      fleet: { ...data.fleet, quietHours: { urgent: { tiers: ["premium", "heavy"], triggers: ["event"], titles: ["site down"] } } },
+      memory: { distillTier: "nano" },
+    });
+    assert.deepEqual(custom.fleet.quietHours.urgent, { tiers: ["premium", "heavy"], triggers: ["event"], titles: ["site down"] });
+    assert.equal(custom.memory.distillTier, "nano");
+    const err = fleetErrorOf("CONFIG_INVALID", () =>
+      parse({ ...data, fleet: { ...data.fleet, quietHours: { urgent: { tiers: ["premum"], triggers: ["pager"] } } }, memory: { distillTier: "cheap" } }),
+    );
+    assertIssue(err, "fleet.quietHours.urgent.tiers[0]", /neither a tier nor an alias/);
+    assertIssue(err, "fleet.quietHours.urgent.triggers[0]", /./);
+    assertIssue(err, "memory.distillTier", /./);
+  });
+
   it("returns a deeply frozen config", () => {
     const config = parse(validConfig());
     assert.ok(Object.isFrozen(config));
