@@ -112,6 +112,8 @@ export function atlasBehaviour(self: HostedAgent, fleet: readonly HostedAgent[],
         role: "ROLE_USER",
         parts: plan.item.message.parts,
         referenceTaskIds: [plan.item.taskId],
+        // what the work is (urgent, its trigger, tier) travels with it: an urgent task stays urgent when delegated
+        ...(plan.item.message.metadata?.work !== undefined ? { metadata: { work: plan.item.message.metadata.work } } : {}),
       };
       const submitted = await submitTask(
         { js: deps.js, store, dedup, log: ctx.log, names: deps.names, codec: deps.codec, now: () => deps.clock.now() },

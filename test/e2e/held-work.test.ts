@@ -7,7 +7,7 @@ import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { pino } from "pino";
 import { AgentRuntime, listHeld, type HostedAgent, type RuntimeDeps, type RuntimeSettings } from "../../actors/index.js";
-import { composeBehaviour, routedModelStep, toolTaskStage } from "../../behaviours/index.js";
+import { atlasBehaviour, composeBehaviour, routedModelStep, toolTaskStage } from "../../behaviours/index.js";
 import { heldRows } from "../../cli/held-text.js";
 import { parseFleetConfig, type FleetConfig } from "../../config/index.js";
 import { AgentTools, referenceToolRisks, referenceTools, ToolHost } from "../../governance/index.js";
@@ -59,11 +59,12 @@ describe("held work: quiet hours and spent caps hold tasks instead of failing th
 
   /** The execution chain of behaviours/role-behaviour.ts without memory: tool tasks first, then the routed model step. */
   const behaviour = (agent: HostedAgent, deps: RuntimeDeps) => {
+    if (agent.id === "atlas") return atlasBehaviour(agent, config.agents, deps);
     const allowed = config.agents.find((a) => a.id === agent.id)?.tools ?? [];
     const tools = new AgentTools({ nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, risks: new Map(Object.entries(referenceToolRisks())), clock: deps.clock });
     return composeBehaviour([toolTaskStage(tools)], routedModelStep(agent, new RouterClient(deps.nc, deps.names, { timeoutMs: 20_000 }), undefined, { gate: deps.gate }));
   };
-  const hosted = () => config.agents.filter((a) => a.id === "scout" || a.id === "ship");
+  const hosted = () => config.agents.filter((a) => ["atlas", "scout", "ship"].includes(a.id));
   const startRuntime = () => AgentRuntime.start(settings(), hosted(), behaviour, { log, clock });
 
   /** Moves the clock and runs what came due (the end of quiet hours, held tasks' releases). */
@@ -81,6 +82,8 @@ describe("held work: quiet hours and spent caps hold tasks instead of failing th
       const task = await client.getTask(agentId, taskId);
       return heldOf(task.metadata) ? task : undefined;
     });
+  /** the task Atlas delegated: the held scout task that the test did not send itself */
+  const delegatedId = (rows: { agentId: string; taskId: string; title: string }[]) => rows.find((r) => r.agentId === "scout" && r.title === "research the delegated question")?.taskId;
   const chats = () => openai.requests.filter((r) => r.path.endsWith("/chat/completions"));
   const heldRecords = () => listHeld(client.resources.kv.held, "msgpack");
   const consumer = (agentId: string) => client.resources.jsm.consumers.info(client.names.stream("TASKS"), client.names.agentConsumer(agentId));
@@ -124,7 +127,10 @@ describe("held work: quiet hours and spent caps hold tasks instead of failing th
       const done = await client.waitState("scout", task.id, "TASK_STATE_COMPLETED");
       assert.equal(heldOf(done.metadata), undefined);
     }
-    assert.equal(chats().length, 2, "both asked the model at 23:45");
+    // delegated by Atlas, urgent work stays urgent
+    const delegated = await send("atlas", "research the breach report now", { work: { urgent: true } });
+    await client.waitState("atlas", delegated.id, "TASK_STATE_COMPLETED");
+    assert.equal(chats().length, 3, "all three asked the model at 23:45");
   });
 
   it("in quiet hours, a tier-0 tool task runs: no model is asked", async () => {
@@ -140,6 +146,11 @@ describe("held work: quiet hours and spent caps hold tasks instead of failing th
     const deliveredBefore = (await consumer("scout")).delivered.consumer_seq;
     const plain = await send("scout", "research competitor pricing pages");
     const cron = await send("scout", "research the morning's advisories", { work: { cronJob: "advisories", trigger: "cron" } });
+    // a delegation: Atlas passes it to scout, whose task is held; Atlas's own task waits with it instead of blocking Atlas
+    const delegation = await send("atlas", "research the delegated question");
+    const atlasHeld = await waitHeld("atlas", delegation.id);
+    assert.equal(heldOf(atlasHeld.metadata)?.until, at("2026-01-16T05:30:00Z"));
+    assert.match(heldOf(atlasHeld.metadata)?.detail ?? "", /delegated to scout \(task t-[0-9a-f]+\), which waits: quiet hours/);
     for (const task of [plain, cron]) {
       const held = await waitHeld("scout", task.id);
       assert.equal(held.status.state, "TASK_STATE_SUBMITTED", "open, and nobody works on it");
@@ -149,29 +160,32 @@ describe("held work: quiet hours and spent caps hold tasks instead of failing th
     assert.equal(chats().length, 0, "no model was asked");
     // the messages are settled (acked): nothing waits on TASKS, no redelivery is counted against max_deliver
     const info = await consumer("scout");
-    assert.deepEqual([info.num_pending, info.num_ack_pending, info.num_redelivered, info.delivered.consumer_seq - deliveredBefore], [0, 0, 0, 2]);
+    assert.deepEqual([info.num_pending, info.num_ack_pending, info.num_redelivered, info.delivered.consumer_seq - deliveredBefore], [0, 0, 0, 3]);
     // what `fleet status` shows
     const rows = heldRows(await heldRecords(), config.fleet.timeZone);
     assert.deepEqual(
-      rows.map((r) => [r.agentId, r.taskId, r.why, r.untilText]).sort(),
+      rows.filter((r) => r.agentId === "scout" && r.taskId !== delegatedId(rows)).map((r) => [r.agentId, r.taskId, r.why, r.untilText]).sort(),
       [plain.id, cron.id].map((id) => ["scout", id, "quiet hours", "Fri 16 Jan, 06:30 Europe/Berlin"]).sort(),
     );
+    assert.deepEqual(rows.map((r) => r.agentId).sort(), ["atlas", "scout", "scout", "scout"], "Atlas's task and the three of scout");
 
     // the agent restarts in the night: the held work is still there and its release is armed again
     await runtime.stop();
     runtime = await startRuntime();
-    assert.equal((await heldRecords()).length, 2, "nothing held was lost");
+    assert.equal((await heldRecords()).length, 4, "nothing held was lost");
     assert.equal(runtime.scheduler.dueAt(`held:scout:${plain.id}`), at("2026-01-16T05:30:00Z"));
 
     advance("2026-01-16T05:29:59Z");
-    assert.equal((await heldRecords()).length, 2, "still held a second before the window ends");
+    assert.equal((await heldRecords()).length, 4, "still held a second before the window ends");
     advance("2026-01-16T05:30:00Z");
     for (const task of [plain, cron]) {
       const done = await client.waitState("scout", task.id, "TASK_STATE_COMPLETED");
       assert.equal(heldOf(done.metadata), undefined, "the hold is gone from the Task");
       assert.match(done.artifacts?.[0]?.parts[0] && "text" in done.artifacts[0].parts[0] ? done.artifacts[0].parts[0].text : "", /ok from m-capable/);
     }
-    assert.equal(chats().length, 2);
+    const delegationDone = await client.waitState("atlas", delegation.id, "TASK_STATE_COMPLETED");
+    assert.match(JSON.stringify(delegationDone.artifacts), /delegated to scout/);
+    assert.equal(chats().length, 3, "scout's two tasks and the delegated one, each asked once");
     await waitFor("the held records to be gone", async () => (await heldRecords()).length === 0);
     const record = await client.record("scout");
     assert.equal(record?.tasksFailed, 0);
