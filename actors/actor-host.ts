@@ -54,7 +54,7 @@ export interface ActorHostOptions {
   runId: string;
   clock: Clock;
   log: Logger;
-  /** the fleet's quiet window: no cycles inside it */
+  /** the fleet's quiet window: no cycles inside it (tasks' model work waits through the runtime's ModelWorkGate) */
   quietHours: QuietHoursRunner;
   /** the runtime's one timer for every host's deadlines: the next cycle, the breaker's cooldown, the end of quiet hours */
   scheduler: CycleScheduler;

@@ -53,6 +53,8 @@ const USAGE = `fleet <command> [options]
   rollback <id>              undo a PROPOSE proposal's effect inside its rollback window (15 min by default)
   send <agent> --tool <name> --input '<json>' [--reason <why>]
                              a task naming a tool: AUTO/AUTO+ run at once, PROPOSE/CONFIRM become a proposal
+  send <agent> --urgent "<text>"
+                             model work marked urgent (metadata.work.urgent): quiet hours do not hold it
   creds [dir]                one NATS nkey seed per process and the servers' auth.conf, for an external cluster
                              (fleet up makes its own in .fleet/creds/; default dir: .fleet/creds)
 
@@ -86,6 +88,7 @@ async function main(argv: string[]): Promise<number> {
       all: { type: "boolean" },
       reason: { type: "string" },
       input: { type: "string" },
+      urgent: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });

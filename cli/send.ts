@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { decode, FleetError, isTerminal, partsText, requestOperation, TaskEvent, type Task } from "../protocol/index.js";
+import { decode, FleetError, heldOf, isTerminal, partsText, requestOperation, TaskEvent, type Task } from "../protocol/index.js";
 import { inspect, type CliOptions } from "./options.js";
 
 export interface SendOptions extends CliOptions {
@@ -10,6 +10,8 @@ export interface SendOptions extends CliOptions {
   tool?: string | undefined;
   input?: string | undefined;
   reason?: string | undefined;
+  /** marks the work urgent (`metadata.work.urgent`): quiet hours do not hold it */
+  urgent?: boolean | undefined;
 }
 
 /** The message's parts: the text, and for `--tool` a data part `{ tool, input, reason }` the agent acts on without a model. */
@@ -48,7 +50,12 @@ export async function send(positionals: string[], options: SendOptions, env: Nod
     },
   });
   try {
-    const message = { messageId: randomUUID(), role: "ROLE_USER" as const, parts: partsOf(text, options) };
+    const message = {
+      messageId: randomUUID(),
+      role: "ROLE_USER" as const,
+      parts: partsOf(text, options),
+      ...(options.urgent ? { metadata: { work: { urgent: true, trigger: "operator" as const } } } : {}),
+    };
     let task = await requestOperation(nc, names, agentId, "SendMessage", { message });
     const print = (t: Task) => (options.json ? undefined : console.log(`${new Date().toISOString().slice(11, 19)}  task ${t.id}  ${t.status.state}`));
     print(task);
@@ -58,7 +65,8 @@ export async function send(positionals: string[], options: SendOptions, env: Nod
     }
     const deadline = Date.now() + Number(options.timeout ?? 120) * 1000;
     let last = task.status.state;
-    while (!isTerminal(task.status.state) && Date.now() < deadline) {
+    // a held task (quiet hours, a spent cap) runs at its hold's end: nothing to wait for here
+    while (!isTerminal(task.status.state) && !heldOf(task.metadata) && Date.now() < deadline) {
       await Promise.race([new Promise<void>((r) => wake.push(r)), sleep(2_000)]);
       task = await requestOperation(nc, names, agentId, "GetTask", { id: task.id });
       if (task.status.state !== last) {
@@ -68,6 +76,11 @@ export async function send(positionals: string[], options: SendOptions, env: Nod
     }
     if (options.json) console.log(JSON.stringify(task, null, 2));
     else printArtifacts(task);
+    const held = heldOf(task.metadata);
+    if (held && !isTerminal(task.status.state)) {
+      if (!options.json) console.log(`held, not failed: it runs then (fleet status lists held work; --urgent skips quiet hours)`);
+      return 0;
+    }
     if (!isTerminal(task.status.state)) {
       console.error(`still ${task.status.state} after ${options.timeout ?? 120}s; follow it with: fleet tasks ${agentId}`);
       return 1;

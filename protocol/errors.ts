@@ -27,7 +27,7 @@ export const ERROR_CATALOGUE = {
   NATS_SERVER_NOT_INSTALLED: { a2aCode: -32112, retryable: false, description: "nats-server is not on the PATH" },
   SUPERVISOR_INTENSITY: { a2aCode: -32120, retryable: false, description: "a child restarted too often; the supervisor gave up" },
   // the model router (-32130 and below)
-  BUDGET_EXHAUSTED: { a2aCode: -32130, retryable: true, description: "the agent's or the fleet's daily cap is spent; retry after midnight" },
+  BUDGET_EXHAUSTED: { a2aCode: -32130, retryable: true, description: "the agent's or the fleet's daily cap is spent past the nano grace (details name the cap); agents hold the work until midnight" },
   PROVIDER_FAILED: { a2aCode: -32131, retryable: true, description: "every deployment along the tier's fallback chain failed" },
   PROVIDER_WAITING: { a2aCode: -32132, retryable: true, description: "premium has no fallback: the call is waiting to be retried" },
   CHECK_FAILED: { a2aCode: -32133, retryable: false, description: "the answer failed its checks up to the escalation ceiling" },
