@@ -15,4 +15,4 @@ export { normalizeTitle, titleSimilarity } from "./similarity.js";
 export { TaskDedup, type AdmitResult, type DedupKind, type TaskDedupOptions } from "./task-dedup.js";
 export { staggerOf } from "./stagger.js";
 export { HeldWork, listHeld, type HeldWorkOptions } from "./held-work.js";
-export { FLEET_CAP_PATH, FleetModelWorkGate, type FleetModelWorkGateOptions, type ModelStepWork, type ModelWorkGate } from "./model-work-gate.js";
+export { FLEET_CAP_PATH, FleetModelWorkGate, gateModelCall, ModelWorkHeld, type FleetModelWorkGateOptions, type ModelStepWork, type ModelWorkGate } from "./model-work-gate.js";

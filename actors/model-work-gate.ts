@@ -109,3 +109,31 @@ function localTime(at: number, timeZone: string): string {
   if (!Number.isFinite(at)) return "(never)";
   return new Date(at).toLocaleString("en-GB", { timeZone, weekday: "short", hour: "2-digit", minute: "2-digit" });
 }
+
+/**
+ * What `gateModelCall` throws when the gate holds the step, for a runner that unwinds by exceptions (a pipeline run): its
+ * stage catches it and returns `heldOutcome(error.hold)`. The steps finished before it stay saved, so the run resumes
+ * at this step when the task comes back.
+ */
+export class ModelWorkHeld extends Error {
+  override readonly name = "ModelWorkHeld";
+  constructor(readonly hold: Hold) {
+    super(`held: ${hold.detail}`);
+  }
+}
+
+/**
+ * A model call behind the gate: asks it first (quiet hours, a cap already known spent), then makes the call, and turns
+ * a budget refusal into a hold. Either way a hold is thrown as `ModelWorkHeld`; every other error passes unchanged.
+ */
+export async function gateModelCall<T>(gate: ModelWorkGate | undefined, step: ModelStepWork, call: () => Promise<T>): Promise<T> {
+  const before = gate?.check(step);
+  if (before) throw new ModelWorkHeld(before);
+  try {
+    return await call();
+  } catch (err) {
+    const refused = gate?.holdOf(err, step);
+    if (refused) throw new ModelWorkHeld(refused);
+    throw err;
+  }
+}

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
-import { FleetModelWorkGate, QuietHoursRunner } from "../../actors/index.js";
+import { FleetModelWorkGate, gateModelCall, ModelWorkHeld, QuietHoursRunner } from "../../actors/index.js";
 import { FleetError } from "../../protocol/index.js";
 
 const at = (iso: string): number => Date.parse(iso);
@@ -79,6 +79,23 @@ describe("FleetModelWorkGate: when model work waits", () => {
     clock.t = at("2026-01-15T22:40:00Z");
     // quiet until 05:30Z beats the cap's midnight (23:00Z)
     assert.equal(g.check({ agentId: "scout" })?.reason, "quiet-hours");
+    stop();
+  });
+
+  it("gateModelCall, the seam a pipeline runner wraps each model step in: a hold before the call or from its refusal is thrown as ModelWorkHeld", async () => {
+    const { g, clock, stop } = gate("2026-01-15T23:00:00Z");
+    let calls = 0;
+    const call = async () => ++calls;
+    await assert.rejects(gateModelCall(g, { agentId: "ship", tier: "triage" }, call), (err) => err instanceof ModelWorkHeld && err.hold.reason === "quiet-hours");
+    assert.equal(calls, 0, "held before the call: no router asked");
+    clock.t = at("2026-01-15T10:00:00Z");
+    assert.equal(await gateModelCall(g, { agentId: "ship" }, call), 1);
+    await assert.rejects(
+      gateModelCall(g, { agentId: "ship" }, async () => { throw refused("agents.ship.dailyCapUsd"); }),
+      (err) => err instanceof ModelWorkHeld && err.hold.reason === "agent-cap",
+    );
+    await assert.rejects(gateModelCall(g, { agentId: "scout" }, async () => { throw new FleetError("CHECK_FAILED", "bad"); }), (err) => err instanceof FleetError);
+    assert.equal(await gateModelCall(undefined, { agentId: "ship" }, call), 2, "no gate: the call as it is");
     stop();
   });
 });
