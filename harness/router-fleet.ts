@@ -17,6 +17,8 @@ export interface RouterFleetOptions {
   routing?: string;
   tierExtra?: Partial<Record<"nano" | "workhorse" | "capable" | "power" | "premium", string>>;
   scoutExtra?: string;
+  /** `fleet.quietHours` as YAML flow; default never quiet, so tests and benchmarks run the same at any hour */
+  quietHours?: string;
 }
 
 export function routerFleetConfig(options: RouterFleetOptions): FleetConfig {
@@ -38,6 +40,7 @@ fleet:
   name: routertest
   prefix: ${options.prefix}
   timeZone: Europe/Berlin
+  quietHours: ${options.quietHours ?? '{ start: "00:00", end: "00:00" }'}
   dailyCapUsd: ${options.fleetCapUsd ?? 10}
 tiers:
 ${tier("nano", "m-nano", 0.07, 0.28)}

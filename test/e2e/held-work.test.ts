@@ -93,10 +93,13 @@ describe("held work: quiet hours and spent caps hold tasks instead of failing th
     site = createServer((_req, res) => res.writeHead(204).end());
     await new Promise<void>((r) => site.listen(0, "127.0.0.1", r));
     siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}/health`;
-    const yaml = routerFleetYaml({ baseUrl: openai.baseUrl, prefix: PREFIX, scoutCapUsd: 0.001, routing: "  classifier: false\n  cache: { enabled: false }" }).replace(
-      "timeZone: Europe/Berlin",
-      'timeZone: Europe/Berlin\n  quietHours: { start: "23:30", end: "06:30", urgent: { titles: ["site down"] } }',
-    );
+    const yaml = routerFleetYaml({
+      baseUrl: openai.baseUrl,
+      prefix: PREFIX,
+      scoutCapUsd: 0.001,
+      routing: "  classifier: false\n  cache: { enabled: false }",
+      quietHours: '{ start: "23:30", end: "06:30", urgent: { titles: ["site down"] } }',
+    });
     config = parseFleetConfig(yaml, "held-work.yaml");
     nc = await connectNats({ servers: nats.url, name: "held-work-test" });
     client = await FleetClient.connect(nats.url, PREFIX);
