@@ -17,6 +17,7 @@ import { FleetClient } from "../helpers/fleet-client.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { OpenAIServer } from "../helpers/openai-server.js";
 import { routerFleetYaml, startTestRouter } from "../helpers/router-fleet.js";
+import { runFleet } from "../helpers/run-cli.js";
 import { waitFor } from "../helpers/wait.js";
 
 /**
@@ -171,6 +172,11 @@ describe("held work: quiet hours and spent caps hold tasks instead of failing th
       [plain.id, cron.id].map((id) => ["scout", id, "quiet hours", "Fri 16 Jan, 06:30 Europe/Berlin"]).sort(),
     );
     assert.deepEqual(rows.map((r) => r.agentId).sort(), ["atlas", "scout", "scout", "scout"], "Atlas's task and the three of scout");
+    // the operator's view (no scheduler runs here, so no quiet-hours record names the zone: the command falls back to UTC)
+    const status = await runFleet(["status", "--nats", nats.url, "--prefix", PREFIX]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /held: 4 task\(s\) wait/);
+    assert.match(status.stdout, new RegExp(`scout\\s+${plain.id}\\s+quiet hours\\s+Fri 16 Jan, 05:30 UTC\\s+research competitor pricing pages`));
 
     // the agent restarts in the night: the held work is still there and its release is armed again
     await runtime.stop();
