@@ -72,6 +72,9 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     // model steps' answers by (agent, task, step): a redelivered task is answered from here instead of paying again.
     // As long as a task can be redelivered (TASKS keeps it 7 days); 2.9 has no per-key TTL, so the bucket's is the bound
     answers: { history: 1, ttl: 7 * DAY },
+    // pipeline runs by (agent, task): each step's result, stored before the next step starts, so a redelivered task
+    // resumes at the step it was in; kept as long as a task can be redelivered
+    pipelineruns: { history: 1, ttl: 7 * DAY },
   };
 }
 

@@ -48,6 +48,9 @@ const BUCKET_IN_BACKUP = {
   toolruns: true,
   // model steps' answers: without them a task redelivered after a restore pays for its calls again, nothing worse
   answers: false,
+  // pipeline runs' step records: without them a task redelivered after a restore would run its pipeline from the first
+  // step again (its model steps paying again)
+  pipelineruns: true,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;
