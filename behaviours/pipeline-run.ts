@@ -13,7 +13,8 @@ export interface PipelineRunnerDeps {
   agent: HostedAgent;
   tools: AgentTools;
   router: RouterClient;
-  store: PipelineRunStore;
+  /** where each step's record is saved before the next starts (PipelineRunStore) */
+  store: Pick<PipelineRunStore, "load" | "save">;
   publishFinding: (finding: Finding) => Promise<void>;
   now: () => number;
 }

@@ -53,6 +53,11 @@ const USAGE = `fleet <command> [options]
   rollback <id>              undo a PROPOSE proposal's effect inside its rollback window (15 min by default)
   send <agent> --tool <name> --input '<json>' [--reason <why>]
                              a task naming a tool: AUTO/AUTO+ run at once, PROPOSE/CONFIRM become a proposal
+  send <agent> --pipeline <id> [--input '<json>'] [--tier <tier|alias>]
+                             run a configured pipeline by hand (--input merged over its default input); prints the
+                             report, or "nothing found" when its tool steps found nothing (no model call, $0)
+  send <agent> <text> --tier <tier|alias>
+                             an ordinary task whose model step asks the router for this tier or alias
   creds [dir]                one NATS nkey seed per process and the servers' auth.conf, for an external cluster
                              (fleet up makes its own in .fleet/creds/; default dir: .fleet/creds)
 
@@ -86,6 +91,8 @@ async function main(argv: string[]): Promise<number> {
       all: { type: "boolean" },
       reason: { type: "string" },
       input: { type: "string" },
+      pipeline: { type: "string" },
+      tier: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
