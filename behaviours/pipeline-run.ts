@@ -6,7 +6,7 @@ import type { Finding, PipelineRunRecord, PipelineStepRecord } from "../protocol
 import type { RouterClient } from "../router/index.js";
 import { runModelStep } from "./pipeline-model-step.js";
 import type { PipelineRunStore } from "./pipeline-store.js";
-import { holds, renderText, type PipelineScope } from "./pipeline-templates.js";
+import { findingsView, holds, renderText, type PipelineScope } from "./pipeline-templates.js";
 import { runToolStep } from "./pipeline-tool-step.js";
 
 export interface PipelineRunnerDeps {
@@ -65,7 +65,7 @@ export async function runPipeline(deps: PipelineRunnerDeps, request: PipelineRun
     updatedAt: started,
   };
   // a redelivered task runs with the input it started with, whatever the config says now
-  const scope: PipelineScope = { input: record.input, steps: {}, findings: record.findings };
+  const scope: PipelineScope = { input: record.input, steps: {}, findings: findingsView(record.findings) };
   const steps = request.pipeline.steps;
   let resumed = 0;
   // a stored step counts only while it matches the pipeline's step at the same place (a changed config starts over there)
@@ -96,7 +96,7 @@ export async function runPipeline(deps: PipelineRunnerDeps, request: PipelineRun
       });
       done = ran.record;
       record.findings = [...record.findings, ...ran.findings];
-      scope.findings = record.findings;
+      scope.findings = findingsView(record.findings);
     } else {
       done = await runModelStep(step, scope, { agent, router: deps.router, pipelineId: request.pipelineId, taskId: request.taskId, tier: request.tier, now: deps.now }, ctx.signal);
     }

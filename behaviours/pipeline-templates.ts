@@ -3,7 +3,7 @@ import { replacePlaceholders, splitPath, wholePlaceholder, type Condition } from
 
 /**
  * What a step's templates and conditions can see: the run's input, the records of the steps it may read, the findings so
- * far, and under a forEach the current element (`item`), in a finding rule the tool's output (`output`).
+ * far (subject, key, severity and summary; `findingsView`), and under a forEach the current element (`item`), in a finding rule the tool's output (`output`).
  */
 export interface PipelineScope {
   input: Record<string, unknown>;
@@ -53,8 +53,16 @@ export function renderValue(value: unknown, scope: PipelineScope): unknown {
     return whole !== undefined ? resolvePath(scope, whole) : renderText(value, scope);
   }
   if (Array.isArray(value)) return value.map((v) => renderValue(v, scope));
-  if (typeof value === "object" && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, renderValue(v, scope)]));
+  if (typeof value === "object" && value !== null) {
+    // a field whose placeholder resolves to nothing is left out, so the tool's default applies (tls_expiry's port 443)
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, renderValue(v, scope)]).filter(([, v]) => v !== undefined));
+  }
   return value;
+}
+
+/** The findings as templates and conditions see them: what was found, not the evidence (that stays in the stream). */
+export function findingsView(findings: readonly { subject: string; key: string; severity: string; summary: string }[]): unknown[] {
+  return findings.map((f) => ({ subject: f.subject, key: f.key, severity: f.severity, summary: f.summary }));
 }
 
 function isEmpty(value: unknown): boolean {
