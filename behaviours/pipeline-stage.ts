@@ -56,10 +56,13 @@ export function pipelineStage(pipelines: Readonly<Record<string, PipelineConfig>
  * findings as data, and `found` in the metadata, which is what a duty's delivery reads to stay silent.
  */
 export function pipelineArtifact(pipelineId: string, result: PipelineResult): Artifact {
+  const simulated = result.steps.some((s) => s.model?.simulated);
   return {
     artifactId: randomUUID(),
     name: "pipeline-run",
-    description: `pipeline ${pipelineId}`,
+    description: simulated
+      ? `pipeline ${pipelineId}; no model provider is configured: the router's simulated provider answered its model steps (placeholder JSON, no model was called)`
+      : `pipeline ${pipelineId}`,
     parts: [
       { text: result.found ? (result.report ?? "") || "(empty report)" : "nothing found" },
       {
@@ -73,6 +76,6 @@ export function pipelineArtifact(pipelineId: string, result: PipelineResult): Ar
         },
       },
     ],
-    metadata: { pipeline: pipelineId, found: result.found, costUsd: result.costUsd, findings: result.findings.length },
+    metadata: { pipeline: pipelineId, found: result.found, costUsd: result.costUsd, findings: result.findings.length, ...(simulated ? { simulated: true } : {}) },
   };
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
-import { decode, FleetError, isTerminal, partsText, requestOperation, TaskEvent, TaskWork, type Task } from "../protocol/index.js";
+import { decode, FleetError, isTerminal, partsText, requestOperation, TaskEvent, TaskWork, Finding, type Task } from "../protocol/index.js";
 import { inspect, type CliOptions } from "./options.js";
 
 export interface SendOptions extends CliOptions {
@@ -109,13 +109,19 @@ export async function send(positionals: string[], options: SendOptions, env: Nod
 }
 
 /** What a pipeline run's artifact says about itself in its metadata (behaviours/pipeline-stage.ts). */
-const PipelineSummary = z.object({ pipeline: z.string(), found: z.boolean(), findings: z.number(), costUsd: z.number() });
+const PipelineSummary = z.object({ pipeline: z.string(), found: z.boolean(), findings: z.number(), costUsd: z.number(), simulated: z.boolean().optional() });
 
 function printArtifacts(task: Task): void {
   if (task.status.message) console.log(`  ${partsText(task.status.message.parts, " ")}`);
   for (const artifact of task.artifacts ?? []) {
     for (const part of artifact.parts) if ("text" in part) console.log(`  [${artifact.name ?? artifact.artifactId}] ${part.text}`);
     const run = PipelineSummary.safeParse(artifact.metadata);
-    if (run.success) console.log(`  [${artifact.name ?? artifact.artifactId}] found: ${run.data.found}, findings: ${run.data.findings}, cost: $${run.data.costUsd.toFixed(6)}`);
+    if (!run.success) continue;
+    const label = `  [${artifact.name ?? artifact.artifactId}]`;
+    for (const part of artifact.parts) {
+      const findings = z.object({ findings: z.array(Finding) }).safeParse("data" in part ? part.data : undefined);
+      for (const f of findings.success ? findings.data.findings : []) console.log(`${label} finding ${f.severity} ${f.subject}: ${f.summary}`);
+    }
+    console.log(`${label} found: ${run.data.found}, findings: ${run.data.findings}, cost: $${run.data.costUsd.toFixed(6)}${run.data.simulated ? " (simulated: no model provider configured)" : ""}`);
   }
 }
