@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { stringify } from "yaml";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse, stringify } from "yaml";
 import { loadFleetConfig, parseFleetConfig, shippedFleetPath } from "../../config/index.js";
 import { FleetError } from "../../protocol/index.js";
 
@@ -75,6 +78,16 @@ describe("pipelines in the config", () => {
     assertRefused({ watch: { steps: [check, { ...triage, model: { ...triage.model, tier: "cheap" } }] } }, "pipelines.watch.steps[1].model.tier", /no tier or alias "cheap"/);
     assertRefused({ watch: { steps: [{ ...check, check: "exit-zero" }] } }, "pipelines.watch.steps[0].check", /unknown check "exit-zero"/);
     assertRefused({ watch: { steps: [check, { ...triage, when: { path: "steps.check.output.0.latencyMs", is: "above" } }] } }, "pipelines.watch.steps[1].when.value", /compares with a number/);
+  });
+
+  it("the README's pipeline example is a valid pipeline", () => {
+    // dist/test/config → the repository root
+    const readme = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Pipelines"), readme.indexOf("## The `fleet` command"));
+    const block = /A pipeline of your own, in the config:\s*```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(block, "the example is in the README's Pipelines section");
+    const config = parseFleetConfig(stringify(fleetWith(parse(block).pipelines)), "readme.yaml");
+    assert.deepEqual(config.pipelines["api-watch"]?.steps.map((s) => s.id), ["http", "triage"]);
   });
 
   it("the shipped fleets' pipelines load", () => {
