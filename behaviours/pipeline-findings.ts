@@ -36,13 +36,21 @@ export function findingsOf(rules: readonly FindingRule[], scope: PipelineScope, 
         key: text(rule.key).slice(0, 500) || `${origin.stepId}.${k}`,
         severity: rule.severity,
         summary: text(rule.summary).slice(0, 1000) || `${origin.stepId}: rule ${k} matched`,
-        evidence,
+        evidence: bounded(evidence),
         taskId: origin.taskId,
         at: origin.at,
       }),
     );
   });
   return found;
+}
+
+/** Evidence larger than this is kept cut, so a finding always fits a NATS payload (the whole output is in the run). */
+const MAX_EVIDENCE_CHARS = 4_000;
+
+function bounded(evidence: unknown): unknown {
+  const text = JSON.stringify(evidence) ?? "null";
+  return text.length <= MAX_EVIDENCE_CHARS ? evidence : { cut: `${text.slice(0, MAX_EVIDENCE_CHARS)}… (${text.length - MAX_EVIDENCE_CHARS} more characters)` };
 }
 
 /**

@@ -70,7 +70,8 @@ export function pipelineArtifact(pipelineId: string, result: PipelineResult): Ar
           pipeline: pipelineId,
           found: result.found,
           costUsd: result.costUsd,
-          steps: result.steps,
+          // each step's record without its output (that is in `outputs`, once): the artifact must fit the task's record
+          steps: result.steps.map(({ output: _output, ...step }) => step),
           findings: result.findings,
           outputs: Object.fromEntries(result.steps.filter((s) => s.status === "done").map((s) => [s.id, s.output ?? null])),
         },
