@@ -8,6 +8,9 @@ import { composeBehaviour } from "./compose.js";
 import { governedStepTools } from "./governed-step-tools.js";
 import { liveStepMemory } from "./live-step-memory.js";
 import { routedModelStep } from "./routed-model-step.js";
+import { publishFinding } from "./pipeline-findings.js";
+import { pipelineStage } from "./pipeline-stage.js";
+import { PipelineRunStore } from "./pipeline-store.js";
 import type { BehaviourStage } from "./stage.js";
 import { toolTaskStage } from "./tool-task-stage.js";
 
@@ -23,12 +26,15 @@ import { toolTaskStage } from "./tool-task-stage.js";
 export function behaviourFor(config: FleetConfig, configFile: string) {
   let risks: ReadonlyMap<string, RiskLevel> | undefined;
   let shared: { router: RouterClient; memory: Promise<StepMemory>; catalogue: ToolCatalogue } | undefined;
+  let router: RouterClient | undefined;
+  // one router client per process, shared by the terminal's model steps and the pipelines' model steps
+  const routerFor = (deps: RuntimeDeps) => (router ??= new RouterClient(deps.nc, deps.names, { codec: deps.codec, timeoutMs: 120_000 }));
 
   const terminalFor = (agent: HostedAgent, deps: RuntimeDeps, tools: AgentTools): AgentBehaviour => {
     const configured = config.agents.find((a) => a.id === agent.id);
     if (configured?.layer === "orchestration") return atlasBehaviour(agent, config.agents, deps);
     shared ??= {
-      router: new RouterClient(deps.nc, deps.names, { codec: deps.codec, timeoutMs: 120_000 }),
+      router: routerFor(deps),
       memory: liveStepMemory(config, configFile, deps),
       // only the descriptions and input schemas are used here (the tools run on a tool host); building the definitions
       // touches nothing
@@ -51,8 +57,20 @@ export function behaviourFor(config: FleetConfig, configFile: string) {
     risks ??= new Map(Object.entries(referenceToolRisks()));
     const allowed = config.agents.find((a) => a.id === agent.id)?.tools ?? [];
     const tools = new AgentTools({ nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, risks, clock: deps.clock });
-    // first to last: the first stage sees a step first. Pipelines, duties and the like join this list.
-    const stages: BehaviourStage[] = [toolTaskStage(tools)];
+    // first to last: the first stage sees a step first. A task naming a pipeline runs it (tier 0 tools, its own model
+    // steps); a task naming a tool runs that; anything else reaches the role's terminal.
+    const stages: BehaviourStage[] = [
+      pipelineStage(config.pipelines, {
+        agent,
+        tools,
+        router: routerFor(deps),
+        store: new PipelineRunStore(deps.kv.pipelineruns, deps.names, deps.codec),
+        publishFinding: (finding) => publishFinding(deps.js, deps.names, deps.codec, finding),
+        now: () => deps.clock.now(),
+        gate: deps.gate,
+      }),
+      toolTaskStage(tools),
+    ];
     return composeBehaviour(stages, terminalFor(agent, deps, tools));
   };
 }

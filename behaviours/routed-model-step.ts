@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { FleetError, taskWorkOf, textOf, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
+import { FleetError, taskWorkOf, textOf, TierName, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
 import { heldOutcome, type AgentBehaviour, type HostedAgent, type ModelStepWork, type ModelWorkGate, type StepMemory, type StepToolOutcome, type StepTools } from "../actors/index.js";
 import type { RouterClient } from "../router/index.js";
 import { planBySkill } from "./plan-by-skill.js";
@@ -40,6 +40,10 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
       const request = item ? textOf(item.message) : "";
       const skill = agent.skills.find((s) => s.id === input.plan.skillId);
       const title = titleOfText(request);
+      // a task may name a tier or an alias (`fleet send --tier`, Atlas's plan): the router's decision then says so
+      const asked = item ? taskWorkOf(item.message.metadata)?.tier : undefined;
+      const tier = asked === undefined ? undefined : TierName.safeParse(asked);
+      const intent = tier?.success ? { tier: tier.data } : asked !== undefined ? { alias: asked } : {};
       const remember = (kind: SessionLogEntry["kind"], text: string) =>
         memory?.record({ agentId: agent.id, kind, text, taskId: item?.taskId }).catch((err: unknown) => ctx.log.warn({ err }, "session log not written"));
       const made: { name: string; outcome: StepToolOutcome }[] = [];
@@ -66,6 +70,7 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
             ...(item ? { taskId: item.taskId, step: String(round) } : {}),
             kind: skill?.id ?? "general",
             title,
+            ...intent,
             messages,
             ...(definitions.length > 0 ? { tools: definitions } : {}),
             // an empty answer or a refusal is not an answer: the router escalates the step one tier up (a turn that

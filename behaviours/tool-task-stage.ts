@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { AgentTools } from "../governance/index.js";
-import { FleetError, needsProposal, type Message } from "../protocol/index.js";
+import { FleetError, type Message } from "../protocol/index.js";
+import { governedCall } from "./governed-call.js";
 import type { BehaviourStage } from "./stage.js";
 
 /** A task that names a tool in a data part: `{ tool, input, reason? }` (what `fleet send <agent> --tool ...` sends). */
@@ -37,21 +38,18 @@ export function toolTaskStage(tools: AgentTools): BehaviourStage {
       const request = toolTaskOf(item?.message);
       if (!request) return next(input, ctx);
       try {
-        const risk = tools.riskOf(request.tool);
-        if (needsProposal(risk)) {
-          if (!tools.isAllowed(request.tool)) throw await tools.refuse(new FleetError("TOOL_NOT_ALLOWED", `agent is not allowed "${request.tool}"`), request.tool, request.input, item?.taskId);
-          const proposalId = await tools.propose({ tool: request.tool, input: request.input, reason: request.reason ?? `task ${item?.taskId ?? ""}`.trim(), taskId: item?.taskId });
-          ctx.log.info({ tool: request.tool, risk, proposalId }, "proposal submitted");
+        const done = await governedCall(tools, { tool: request.tool, input: request.input, reason: request.reason ?? `task ${item?.taskId ?? ""}`.trim(), taskId: item?.taskId });
+        if (done.kind === "proposed") {
+          ctx.log.info({ tool: done.tool, risk: done.risk, proposalId: done.proposalId }, "proposal submitted");
           return {
             ok: true,
-            artifacts: [{ artifactId: randomUUID(), name: "proposal", parts: [{ text: `proposal ${proposalId} submitted: ${request.tool} (${risk}); follow it with: fleet proposals ${proposalId}` }, { data: { proposalId, tool: request.tool, risk } }] }],
+            artifacts: [{ artifactId: randomUUID(), name: "proposal", parts: [{ text: `proposal ${done.proposalId} submitted: ${done.tool} (${done.risk}); follow it with: fleet proposals ${done.proposalId}` }, { data: { proposalId: done.proposalId, tool: done.tool, risk: done.risk } }] }],
           };
         }
-        const result = await tools.call(request.tool, request.input, item?.taskId);
-        ctx.log.info({ tool: request.tool, risk, durationMs: result.durationMs }, "tool step answered");
+        ctx.log.info({ tool: done.tool, risk: done.risk, durationMs: done.durationMs }, "tool step answered");
         return {
           ok: true,
-          artifacts: [{ artifactId: randomUUID(), name: "tool-result", parts: [{ text: `${request.tool}: ${JSON.stringify(result.output)}` }, { data: { tool: request.tool, output: result.output, durationMs: result.durationMs } }] }],
+          artifacts: [{ artifactId: randomUUID(), name: "tool-result", parts: [{ text: `${request.tool}: ${JSON.stringify(done.output)}` }, { data: { tool: request.tool, output: done.output, durationMs: done.durationMs } }] }],
         };
       } catch (err) {
         const error = FleetError.from(err);

@@ -55,6 +55,11 @@ const USAGE = `fleet <command> [options]
                              a task naming a tool: AUTO/AUTO+ run at once, PROPOSE/CONFIRM become a proposal
   send <agent> --urgent "<text>"
                              model work marked urgent (metadata.work.urgent): quiet hours do not hold it
+  send <agent> --pipeline <id> [--input '<json>'] [--tier <tier|alias>]
+                             run a configured pipeline by hand (--input merged over its default input); prints the
+                             report, or "nothing found" when its tool steps found nothing (no model call, $0)
+  send <agent> <text> --tier <tier|alias>
+                             an ordinary task whose model step asks the router for this tier or alias
   creds [dir]                one NATS nkey seed per process and the servers' auth.conf, for an external cluster
                              (fleet up makes its own in .fleet/creds/; default dir: .fleet/creds)
 
@@ -89,6 +94,8 @@ async function main(argv: string[]): Promise<number> {
       reason: { type: "string" },
       input: { type: "string" },
       urgent: { type: "boolean" },
+      pipeline: { type: "string" },
+      tier: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });

@@ -35,8 +35,10 @@ export {
   ModelStep,
   PipelineConfig,
   PipelineStep,
+  TOOL_CHECKS,
   ToolStep,
 } from "./pipeline-schema.js";
+export { PATH_ROOTS, RULE_PATH_ROOTS, pathProblem, placeholdersOf, replacePlaceholders, splitPath, wholePlaceholder } from "./pipeline-paths.js";
 export { closest } from "./strict-object.js";
 export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";
 export {

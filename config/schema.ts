@@ -312,6 +312,9 @@ const CrossView = z
   })
   .catch({ fleet: {}, agents: [], tasks: {}, cron: [], pipelines: {}, tiers: {}, routing: { fallback: {}, aliases: {} } });
 
+/** Just the tiers a pipeline's model steps name, read tolerantly (a broken step is reported by its own schema). */
+const PipelineTiers = z.object({ steps: z.array(z.object({ model: maybe(z.object({ tier: maybe(z.string()) })) }).nullable().catch(null)) });
+
 /** A chain after `start` must climb in price at every step: falling back must never buy a cheaper, weaker model. */
 function checkChainClimbs(
   start: string,
@@ -383,6 +386,17 @@ function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
       skillIds.add(skill.id);
     });
   });
+
+  // a pipeline's model step asks for a tier or an alias by name: one the router does not know fails every run
+  const tierNames = new Set<string>([...TIER_NAMES, ...Object.keys(routing.aliases)]);
+  for (const [id, pipeline] of Object.entries(pipelines)) {
+    const steps = PipelineTiers.safeParse(pipeline);
+    if (!steps.success) continue;
+    steps.data.steps.forEach((step, k) => {
+      const tier = step?.model?.tier;
+      if (tier !== undefined && !tierNames.has(tier)) report(["pipelines", id, "steps", k, "model", "tier"], `no tier or alias "${tier}" (tiers: ${TIER_NAMES.join(", ")}; aliases: ${Object.keys(routing.aliases).join(", ") || "none"})`);
+    });
+  }
 
   // Atlas is a singleton that decides and assigns work; zero or two of them leaves the fleet without one voice.
   const orchestrators = agents.filter((agent) => agent.layer === "orchestration").length;

@@ -57,12 +57,16 @@ export class AgentTools {
     return this.options.allowed.includes("*") || this.options.allowed.includes(tool);
   }
 
-  async call(tool: string, input: unknown, taskId?: string): Promise<ToolCallResult> {
+  /**
+   * Calls an AUTO or AUTO+ tool. With `idempotencyKey` the tool host runs it at most once under that key (this agent's
+   * keys only): a call repeated after a crash gets the recorded result back instead of a second effect.
+   */
+  async call(tool: string, input: unknown, taskId?: string, options: { idempotencyKey?: string } = {}): Promise<ToolCallResult> {
     const risk = this.riskOf(tool);
     if (risk === "BLOCK") throw await this.refuse(new FleetError("TOOL_BLOCKED", `"${tool}" is BLOCK: it never runs`), tool, input, taskId);
     if (!this.isAllowed(tool)) throw await this.refuse(new FleetError("TOOL_NOT_ALLOWED", `agent "${this.options.agentId}" is not allowed "${tool}"`), tool, input, taskId);
     if (needsProposal(risk)) throw new FleetError("PROPOSAL_REQUIRED", `"${tool}" is ${risk}: propose it instead`);
-    return callTool(this.options.nc, this.options.names, tool, { agentId: this.options.agentId, input, ...(taskId ? { taskId } : {}) }, {
+    return callTool(this.options.nc, this.options.names, tool, { agentId: this.options.agentId, input, ...(taskId ? { taskId } : {}), ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}) }, {
       codec: this.options.codec,
       timeoutMs: this.options.timeoutMs ?? 60_000,
     });

@@ -131,6 +131,8 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   g.ownDurable("TASKS", names.agentConsumer(id));
   g.publish(names.task(id));
   g.kvWrite("tasks", [`${id}.>`]);
+  // its pipeline runs' step records, keyed like its tasks
+  g.kvWrite("pipelineruns", [`${id}.>`]);
   g.kvWrite("agents", [id]);
   g.kvWrite("dedup", [id]);
   // its held tasks (quiet hours, a spent cap), kept until their hold ends and then sent to itself again

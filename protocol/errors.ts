@@ -51,6 +51,9 @@ export const ERROR_CATALOGUE = {
   SIGNATURE_INVALID: { a2aCode: -32160, retryable: false, description: "an inbound webhook's signature does not verify" },
   AUDIT_CHAIN_BROKEN: { a2aCode: -32161, retryable: false, description: "an audit record was changed, removed or inserted" },
   TOOL_IN_PROGRESS: { a2aCode: -32163, retryable: true, description: "a call with this idempotency key is still running on a tool host" },
+  // pipelines (-32180 and below)
+  PIPELINE_NOT_FOUND: { a2aCode: -32180, retryable: false, description: "a task names a pipeline the fleet's config does not have" },
+  PIPELINE_STEP_FAILED: { a2aCode: -32181, retryable: false, description: "a pipeline's tool step failed its named check, or its forEach path is not a list" },
   PERMISSION_DENIED: { a2aCode: -32162, retryable: false, description: "the broker refused a publish or subscribe for this identity, or a payload named another caller than the subject proves" },
 } as const;
 

@@ -20,6 +20,7 @@ export {
   isTerminal,
 } from "./a2a.js";
 export { Finding, FleetEvent, Severity, TRIGGERS, TaskWork, Trigger, taskWorkOf } from "./autonomy.js";
+export { ModelStepServed, PipelineRunRecord, PipelineStepRecord } from "./pipeline-run.js";
 export { nowOf, systemClock, type Clock } from "./clock.js";
 export { CONTENT_TYPES, codecForContentType, decode, decodeUnknown, encode, type CodecName, type Decoded, type DecodeOptions } from "./codec.js";
 export { connectNats, connectServing, drainConnections, inboxPrefixFor, isPermissionViolation, servingSeedFileOf, type ConnectOptions } from "./connect.js";

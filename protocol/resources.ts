@@ -75,6 +75,9 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     // held work (quiet hours, a spent cap) by `<agentId>.<taskId>`: the assignment waits here, not on TASKS, so a hold
     // costs no delivery; the key goes once the assignment is sent again
     held: { history: 1 },
+    // pipeline runs by (agent, task): each step's result, stored before the next step starts, so a redelivered task
+    // resumes at the step it was in; kept as long as a task can be redelivered
+    pipelineruns: { history: 1, ttl: 7 * DAY },
   };
 }
 

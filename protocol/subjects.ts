@@ -174,11 +174,15 @@ export class FleetNames {
   taskKey(agentId: string, taskId: string): string {
     return `${agentId}.${taskId}`;
   }
+  /** A pipeline run is keyed like its task, so an agent may write only its own runs. */
+  pipelineRunKey(agentId: string, taskId: string): string {
+    return `${agentId}.${taskId}`;
+  }
 }
 
 export type GovernanceOperation = "rollback";
 export type ControlOperation = "Restart" | "BreakerReset";
 
 export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "AUDIT_ANCHORS" | "USAGE" | "MEMLOG" | "DLQ" | "FINDINGS" | "EVENTS";
-export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup" | "cache" | "toolruns" | "answers" | "held";
+export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup" | "cache" | "toolruns" | "answers" | "held" | "pipelineruns";
 export type RouterOperation = "route" | "complete" | "embed" | "usage";

@@ -50,6 +50,9 @@ const BUCKET_IN_BACKUP = {
   answers: false,
   // held work: the assignments waiting for the end of quiet hours or for midnight; without them a restored fleet loses them
   held: true,
+  // pipeline runs' step records: without them a task redelivered after a restore would run its pipeline from the first
+  // step again (its model steps paying again)
+  pipelineruns: true,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;
