@@ -1,4 +1,11 @@
-export { atlasBehaviour, STATUS_REPORT_TASK, type AgentStatusLine } from "./atlas-behaviour.js";
+export { atlasBehaviour } from "./atlas-behaviour.js";
+export { arbitrate, normalizeTarget, targetOfProposal, targetOfTask, type Arbitrated, type OpenWork } from "./atlas-conflicts.js";
+export { AtlasInputs, type Gathered } from "./atlas-inputs.js";
+export { ATLAS_PLAN_SCHEMA, AtlasPlan, InboxNote, PlanNotice, PlannedAssignment, PlanPriority, inputCount, planMessages, rosterText, type AgentFacts, type PlanInputs, type PlanRetry } from "./atlas-plan.js";
+export { checkPlan, failureLines, type CheckContext, type CheckedPlan } from "./atlas-plan-check.js";
+export { AtlasPlanner, type AtlasPlannerOptions, type CycleResult, type PlannerRouter } from "./atlas-planner.js";
+export { HeldAssignment, PlanBook, PlanCursor, PlanRecord } from "./atlas-records.js";
+export { buildStatusReport, REPORT_WINDOW_MS, sitesOf, STATUS_REPORT_TASK, type AgentStatusLine, type SiteStatus } from "./atlas-status-report.js";
 export { composeBehaviour } from "./compose.js";
 export { governedStepTools, type GovernedStepToolsOptions } from "./governed-step-tools.js";
 export { offlineBehaviour } from "./offline-behaviour.js";

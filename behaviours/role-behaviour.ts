@@ -22,19 +22,21 @@ import { toolTaskStage } from "./tool-task-stage.js";
  */
 export function behaviourFor(config: FleetConfig, configFile: string) {
   let risks: ReadonlyMap<string, RiskLevel> | undefined;
-  let shared: { router: RouterClient; memory: Promise<StepMemory>; catalogue: ToolCatalogue } | undefined;
+  let router: RouterClient | undefined;
+  let shared: { memory: Promise<StepMemory>; catalogue: ToolCatalogue } | undefined;
 
   const terminalFor = (agent: HostedAgent, deps: RuntimeDeps, tools: AgentTools): AgentBehaviour => {
     const configured = config.agents.find((a) => a.id === agent.id);
-    if (configured?.layer === "orchestration") return atlasBehaviour(agent, config.agents, deps);
+    router ??= new RouterClient(deps.nc, deps.names, { codec: deps.codec, timeoutMs: 120_000 });
+    // Atlas plans from what changed, through the router; it needs no memory or tool catalogue
+    if (configured?.layer === "orchestration") return atlasBehaviour(agent, config, deps, router);
     shared ??= {
-      router: new RouterClient(deps.nc, deps.names, { codec: deps.codec, timeoutMs: 120_000 }),
       memory: liveStepMemory(config, configFile, deps),
       // only the descriptions and input schemas are used here (the tools run on a tool host); building the definitions
       // touches nothing
       catalogue: new ToolCatalogue(referenceTools({ js: deps.js, names: deps.names, codec: deps.codec, config })),
     };
-    const { router, memory, catalogue } = shared;
+    const { memory, catalogue } = shared;
     // the memory is wired asynchronously (it needs the JetStream manager); a step waits for it
     return routedModelStep(
       agent,

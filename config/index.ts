@@ -36,6 +36,7 @@ export {
   PipelineStep,
   ToolStep,
 } from "./pipeline-schema.js";
+export { EventRoute, EventsConfig, PlanningConfig } from "./planning-schema.js";
 export { closest } from "./strict-object.js";
 export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";
 export {

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { TIER_NAMES, TierName } from "../protocol/index.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
 import { DutyConfig, PipelineConfig } from "./pipeline-schema.js";
+import { EventsConfig, PlanningConfig, planningCrossRules } from "./planning-schema.js";
 import { strict } from "./strict-object.js";
 
 /*
@@ -313,6 +314,7 @@ function checkChainClimbs(
 function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
   const { fleet, agents, tasks, cron, pipelines, tiers, routing } = CrossView.parse(value);
   const report = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  planningCrossRules(value, report);
   for (const [tier, chain] of Object.entries(routing.fallback)) checkChainClimbs(tier, chain, tiers, ["routing", "fallback", tier], report);
   for (const [alias, { tier, chain }] of Object.entries(routing.aliases)) {
     if (tier !== undefined && chain !== undefined) checkChainClimbs(tier, chain, tiers, ["routing", "aliases", alias, "chain"], report);
@@ -396,6 +398,10 @@ export const FleetConfig = strict({
   principals: z.array(PrincipalConfig).default([]),
   governance: GovernanceConfig.prefault({}),
   bridges: BridgesConfig.prefault({}),
+  /** Atlas's planning step: its tier, the one tier a failed check climbs to, WIP limit, where notices go */
+  planning: PlanningConfig.prefault({}),
+  /** event sources handled directly by an agent (and pipeline) instead of through Atlas's plan */
+  events: EventsConfig.prefault({}),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 

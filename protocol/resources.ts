@@ -72,6 +72,9 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     // model steps' answers by (agent, task, step): a redelivered task is answered from here instead of paying again.
     // As long as a task can be redelivered (TASKS keeps it 7 days); 2.9 has no per-key TTL, so the bucket's is the bound
     answers: { history: 1, ttl: 7 * DAY },
+    // Atlas's plan: where it has read each input up to, the notes waiting for its next cycle, held assignments, and
+    // the record of each plan (what was assigned, held or refused, and why)
+    plans: { history: 1, ttl: 30 * DAY },
   };
 }
 
