@@ -12,4 +12,5 @@ export { offlineBehaviour } from "./offline-behaviour.js";
 export { behaviourFor } from "./role-behaviour.js";
 export { DEFAULT_MAX_TOOL_ROUNDS, routedModelStep, type RoutedStepOptions } from "./routed-model-step.js";
 export type { BehaviourStage, Next, StageMethod } from "./stage.js";
+export { reportToStage } from "./report-to-stage.js";
 export { toolTaskOf, toolTaskStage, ToolTaskRequest } from "./tool-task-stage.js";

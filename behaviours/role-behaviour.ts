@@ -7,6 +7,7 @@ import { atlasBehaviour } from "./atlas-behaviour.js";
 import { composeBehaviour } from "./compose.js";
 import { governedStepTools } from "./governed-step-tools.js";
 import { liveStepMemory } from "./live-step-memory.js";
+import { reportToStage } from "./report-to-stage.js";
 import { routedModelStep } from "./routed-model-step.js";
 import type { BehaviourStage } from "./stage.js";
 import { toolTaskStage } from "./tool-task-stage.js";
@@ -55,6 +56,9 @@ export function behaviourFor(config: FleetConfig, configFile: string) {
     const tools = new AgentTools({ nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, risks, clock: deps.clock });
     // first to last: the first stage sees a step first. Pipelines, duties and the like join this list.
     const stages: BehaviourStage[] = [toolTaskStage(tools)];
+    // an agent that reports to another sends it a note of each task it completes (scout's reports reach Atlas so)
+    const reportsTo = config.agents.find((a) => a.id === agent.id)?.reportsTo;
+    if (reportsTo) stages.unshift(reportToStage({ self: agent.id, to: reportsTo, nc: deps.nc, names: deps.names, codec: deps.codec }));
     return composeBehaviour(stages, terminalFor(agent, deps, tools));
   };
 }

@@ -44,7 +44,7 @@ export type EventsConfig = z.infer<typeof EventsConfig>;
 const maybe = <T extends z.ZodType>(schema: T) => schema.optional().catch(undefined);
 const View = z
   .object({
-    agents: z.array(z.object({ id: maybe(z.string()), tools: maybe(z.array(z.unknown())) }).catch({})).catch([]),
+    agents: z.array(z.object({ id: maybe(z.string()), reportsTo: maybe(z.string()) }).catch({})).catch([]),
     pipelines: z.record(z.string(), z.unknown()).catch({}),
     routing: z.object({ aliases: maybe(z.record(z.string(), z.unknown())) }).catch({}),
     planning: z.object({ tier: maybe(z.string()), escalateTo: maybe(z.string()), notices: maybe(z.unknown()) }).catch({}),
@@ -62,6 +62,11 @@ export function planningCrossRules(value: unknown, report: (path: PropertyKey[],
     if (name !== undefined && !isTier(name)) report(["planning", key], `"${name}" is neither a tier nor an alias (${[...TierName.options, ...aliases].join(", ")})`);
   }
   const agentIds = agents.map((a) => a.id).filter((id): id is string => id !== undefined);
+  agents.forEach((agent, i) => {
+    if (agent.reportsTo === undefined) return;
+    if (!agentIds.includes(agent.reportsTo)) report(["agents", i, "reportsTo"], `no agent "${agent.reportsTo}" in this fleet (agents: ${agentIds.join(", ")})`);
+    else if (agent.reportsTo === agent.id) report(["agents", i, "reportsTo"], "an agent does not report to itself");
+  });
   for (const [source, route] of Object.entries(events.sources)) {
     if (route.agent !== undefined && !agentIds.includes(route.agent)) {
       report(["events", "sources", source, "agent"], `no agent "${route.agent}" in this fleet (agents: ${agentIds.join(", ")})`);

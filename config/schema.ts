@@ -153,6 +153,8 @@ export const AgentConfig = strict({
   apiKeys: z.partialRecord(TierName, EnvName).optional(),
   /** standing work: pipelines on a schedule */
   duties: z.array(DutyConfig).default([]),
+  /** an agent this one sends a note of each completed task to (its inbox: the next cycle's plan input), e.g. atlas */
+  reportsTo: z.string().min(1).optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
