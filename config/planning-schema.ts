@@ -37,7 +37,9 @@ export type EventRoute = z.infer<typeof EventRoute>;
 
 export const EventsConfig = strict({
   /** source (the last token of `fleet.event.<source>`, or `POST /event/<source>`) → the agent that handles it */
-  sources: z.record(SubjectToken, EventRoute).default({}),
+  sources: z
+    .record(SubjectToken, EventRoute, { error: (iss) => (iss.code === "invalid_key" ? "a source must be one subject token: 1-64 letters, digits, '-' or '_'" : undefined) })
+    .default({}),
 });
 export type EventsConfig = z.infer<typeof EventsConfig>;
 
