@@ -11,6 +11,7 @@ import {
   HEADERS,
   ProposalRecord,
   readAfter,
+  storedCodec,
   Task,
   TaskAssignment,
   textOf,
@@ -68,7 +69,7 @@ export class AtlasInputs {
     const p = names.prefix;
 
     for (const m of await read("findings", names.stream("FINDINGS"), names.finding("*"))) {
-      const decoded = decode(Finding, m.data, { codec: codecForContentType(m.contentType, deps.codec) ?? deps.codec });
+      const decoded = decode(Finding, m.data, { codec: storedCodec(m.data, m.contentType, deps.codec) });
       if (decoded.ok) inputs.findings.push(decoded.value);
       else await this.deadLetter("findings", m, decoded.error);
     }

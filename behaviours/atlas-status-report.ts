@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { HostedAgent, RuntimeDeps, TaskStore } from "../actors/index.js";
-import { AgentRecord, codecForContentType, decode, Finding, isAlive, isTerminal, readAfter, type Artifact, type Severity } from "../protocol/index.js";
+import { AgentRecord, storedCodec, decode, Finding, isAlive, isTerminal, readAfter, type Artifact, type Severity } from "../protocol/index.js";
 
 /** The id of the Task holding Atlas's latest cross-agent status report (overwritten each cycle; KV keeps the history). */
 export const STATUS_REPORT_TASK = "status-report";
@@ -68,7 +68,7 @@ export async function buildStatusReport(fleet: readonly HostedAgent[], deps: Run
   const read = await readAfter(deps.js, deps.jsm, deps.names.stream("FINDINGS"), deps.names.finding("*"), { fromTime: now - REPORT_WINDOW_MS, max: MAX_FINDINGS });
   const findings: Finding[] = [];
   for (const m of read.messages) {
-    const decoded = decode(Finding, m.data, { codec: codecForContentType(m.contentType, deps.codec) ?? deps.codec });
+    const decoded = decode(Finding, m.data, { codec: storedCodec(m.data, m.contentType, deps.codec) });
     if (decoded.ok && decoded.value.at >= now - REPORT_WINDOW_MS) findings.push(decoded.value);
   }
   const sites = sitesOf(findings);

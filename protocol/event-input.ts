@@ -73,9 +73,18 @@ export function eventFromStored(
   codec: CodecName,
   fallback: { id: string; at: number },
 ): { ok: true; event: FleetEvent } | { ok: false; error: FleetError } {
-  const looksJson = data.length > 0 && [0x7b, 0x5b, 0x20, 0x09, 0x0a, 0x0d].includes(data[0]!);
-  const chosen: CodecName = contentType?.includes("json") ? "json" : contentType?.includes("msgpack") ? "msgpack" : looksJson ? "json" : codec;
-  const decoded = decodeUnknown(data, chosen);
+  const decoded = decodeUnknown(data, storedCodec(data, contentType, codec));
   if (!decoded.ok) return decoded;
   return eventOf(source, decoded.value, fallback);
+}
+
+/**
+ * The codec of a record another system may have published by hand (an event, a finding): its Content-Type when it says,
+ * else JSON when the bytes look like JSON (what `nats pub` sends without headers), else the fleet's codec.
+ */
+export function storedCodec(data: Uint8Array, contentType: string | undefined, codec: CodecName): CodecName {
+  if (contentType?.includes("json")) return "json";
+  if (contentType?.includes("msgpack")) return "msgpack";
+  const looksJson = data.length > 0 && [0x7b, 0x5b, 0x20, 0x09, 0x0a, 0x0d].includes(data[0]!);
+  return looksJson ? "json" : codec;
 }

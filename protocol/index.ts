@@ -91,7 +91,7 @@ export {
   needsProposal,
 } from "./governance.js";
 export { readAfter, readStream, readSubject, type ReadAfter, type StoredMessage } from "./stream-reader.js";
-export { EventInput, eventFromStored, eventOf } from "./event-input.js";
+export { EventInput, eventFromStored, eventOf, storedCodec } from "./event-input.js";
 export { estimateInputTokens, estimateTextTokens } from "./tokens.js";
 export { partsText, TITLE_MAX_CHARS, textOf, titleOf, titleOfText } from "./task-text.js";
 export { CALLERS, FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";
