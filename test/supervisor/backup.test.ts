@@ -124,7 +124,7 @@ describe("fleet backup and restore", () => {
   it("restores onto a fresh server: keys, deleted keys, subjects, headers and payload bytes as they were", async () => {
     await withServer(async (nc) => {
       const report = await restoreFleet(nc, names, dir, log);
-      assert.equal(report.streams, 19);
+      assert.equal(report.streams, 20);
       assert.equal(report.messages, 300 + 3 + 6 + 1);
       assert.equal(report.duplicates, 0);
       for (const s of manifest.streams) {
