@@ -81,9 +81,9 @@ export class AtlasPlanner {
 
   async cycle(): Promise<CycleResult> {
     const { config, log } = this.options;
-    let open = await this.openState();
-    const released = await this.releaseHeld(open);
-    if (released.length > 0) open = await this.openState();
+    // what is under way is read only when something needs it: held work to release, or a plan to check
+    const held = await this.book.held();
+    const released = held.length > 0 ? await this.releaseHeld(held, await this.openState()) : [];
     const gathered = await this.inputs.gather();
     if (gathered.count === 0) {
       // budget days roll over here too; nothing else moved
@@ -91,7 +91,10 @@ export class AtlasPlanner {
       log.debug({ released: released.length }, "atlas cycle: nothing new, no plan");
       return { kind: "quiet", released };
     }
-    const planId = createHash("sha256").update(JSON.stringify({ next: { ...gathered.next, budgets: undefined }, notes: [...gathered.noteIds] })).digest("hex").slice(0, 16);
+    const open = await this.openState();
+    // the plan id names the inputs (every cursor, the budget states, the notes): a cycle repeated after a crash gets the
+    // same id, any other plan a new one, so the router's kept answer of one plan never answers another
+    const planId = createHash("sha256").update(JSON.stringify({ next: gathered.next, notes: [...gathered.noteIds] })).digest("hex").slice(0, 16);
     const facts = new Map<string, AgentFacts>(
       config.agents.filter((a) => a.id !== this.options.self).map((a) => [a.id, { openTasks: open.tasks.get(a.id)?.length ?? 0, budget: gathered.budgets.get(a.id) ?? "normal" }]),
     );
@@ -216,9 +219,7 @@ export class AtlasPlanner {
   }
 
   /** Held work whose blocker ended goes out now, if it still passes the check and its target is free. */
-  private async releaseHeld(open: OpenState): Promise<string[]> {
-    const held = await this.book.held();
-    if (held.length === 0) return [];
+  private async releaseHeld(held: readonly HeldAssignment[], open: OpenState): Promise<string[]> {
     const { config, self } = this.options;
     const still: HeldAssignment[] = [];
     const released: string[] = [];
