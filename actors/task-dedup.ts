@@ -123,6 +123,15 @@ export class TaskDedup {
     });
   }
 
+  /**
+   * Whether a task of this title would be refused now, recording nothing: Atlas's plan check asks before it assigns
+   * (the admit at submission still decides, atomically).
+   */
+  async peek(agentId: string, title: string, kind: DedupKind): Promise<AdmitResult> {
+    const { record } = await this.read(this.keyFor(agentId), agentId);
+    return findDuplicate(record.entries, titleBigrams(normalizeTitle(title)), kind, this.options.now(), this.rules) ?? { admitted: true };
+  }
+
   /** For `fleet status`: entries still inside a window, and refused admits since the record began. */
   async counts(agentId: string): Promise<{ entries: number; suppressed: number }> {
     const { record } = await this.read(this.keyFor(agentId), agentId);

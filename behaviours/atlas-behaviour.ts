@@ -1,9 +1,7 @@
 import { randomUUID } from "node:crypto";
+import type { FleetConfig } from "../config/index.js";
 import {
-  AgentRecord,
-  decode,
   heldOf,
-  isAlive,
   isTerminal,
   textOf,
   type Artifact,
@@ -20,62 +18,32 @@ import {
   type HostedAgent,
   type RuntimeDeps,
 } from "../actors/index.js";
+import { AtlasPlanner, type PlannerRouter } from "./atlas-planner.js";
+import { buildStatusReport, STATUS_REPORT_TASK } from "./atlas-status-report.js";
 
-/** The id of the Task holding Atlas's latest cross-agent status report (overwritten each cycle; KV keeps the history). */
-export const STATUS_REPORT_TASK = "status-report";
-
-export interface AgentStatusLine {
-  agentId: string;
-  state: string;
-  alive: boolean;
-  currentTaskId: string | undefined;
-  openTasks: number;
-  completed: number;
-  failed: number;
-  restarts: number;
-}
+/** Atlas's own cycle work: the status report, then the plan. */
+const CYCLE_WORK = "atlas-cycle";
 
 /**
- * Atlas, rule-based until the router exists: a task sent to Atlas goes to the agent whose skill tags match it best
- * (through TASKS, like any assignment), Atlas waits for that task to finish and gathers its artifacts; a request Atlas
- * itself matches best ("status") and every cycle produce the cross-agent status report.
+ * Atlas. Each cycle it writes the cross-site status report (from the findings, site by site, and the agents' records)
+ * and plans from what changed since the last cycle (AtlasPlanner: no model call when nothing did). A task sent to Atlas
+ * goes to the agent whose skill tags match it best (through TASKS, like any assignment); Atlas waits for that task and
+ * gathers its artifacts; a request Atlas itself matches best ("status") is answered with the status report. Inbox notes
+ * from other agents, whichever step they arrive with, are kept for the next plan.
  */
-export function atlasBehaviour(self: HostedAgent, fleet: readonly HostedAgent[], deps: RuntimeDeps): AgentBehaviour {
+export function atlasBehaviour(self: HostedAgent, config: FleetConfig, deps: RuntimeDeps, router: PlannerRouter): AgentBehaviour {
+  const fleet = config.agents;
   const store = new TaskStore(deps.kv.tasks, deps.names, deps.codec);
   const dedup = new TaskDedup({ kv: deps.kv.dedup, codec: deps.codec, now: () => deps.clock.now(), log: deps.log });
   const others = fleet.filter((a) => a.id !== self.id);
-
-  async function statusReport(): Promise<{ lines: AgentStatusLine[]; artifact: Artifact }> {
-    const now = deps.clock.now();
-    const lines: AgentStatusLine[] = [];
-    for (const agent of fleet) {
-      const entry = await deps.kv.agents.get(agent.id);
-      const decoded = entry && entry.operation === "PUT" ? decode(AgentRecord, entry.value, { codec: deps.codec }) : undefined;
-      const record = decoded?.ok ? decoded.value : undefined;
-      const tasks = await store.list(agent.id);
-      lines.push({
-        agentId: agent.id,
-        state: record?.state ?? "never started",
-        alive: record ? isAlive(record, now) : false,
-        currentTaskId: record?.currentTaskId,
-        openTasks: tasks.filter((t) => !isTerminal(t.status.state) && t.id !== STATUS_REPORT_TASK).length,
-        completed: record?.tasksCompleted ?? 0,
-        failed: record?.tasksFailed ?? 0,
-        restarts: record?.restarts ?? 0,
-      });
-    }
-    const text = lines
-      .map((l) => `${l.agentId}: ${l.alive ? l.state : "DOWN"}, ${l.openTasks} open, ${l.completed} done, ${l.failed} failed, ${l.restarts} restarts`)
-      .join("\n");
-    return {
-      lines,
-      artifact: { artifactId: randomUUID(), name: "status-report", parts: [{ text }, { data: { at: new Date(now).toISOString(), agents: lines } }] },
-    };
-  }
+  const planner = new AtlasPlanner({ config, self: self.id, deps, router, log: deps.log.child({ component: "atlas-planner" }) });
+  const statusReport = () => buildStatusReport(fleet, deps, store);
 
   return {
-    async plan(input) {
-      if (input.trigger === "cycle" || !input.item) return { kind: "work", item: undefined, skillId: "status-report" };
+    async plan(input, ctx) {
+      // the chart hands the inbox to whichever step runs next and then forgets it: kept for the next plan
+      if (input.inbox.length > 0) await planner.noteInbox(input.inbox).catch((err: unknown) => ctx.log.warn({ err }, "inbox notes not kept"));
+      if (input.trigger === "cycle" || !input.item) return { kind: "work", item: undefined, skillId: CYCLE_WORK };
       const text = textOf(input.item.message);
       let best: { agentId: string; score: number } | undefined;
       for (const agent of others) {
@@ -89,19 +57,26 @@ export function atlasBehaviour(self: HostedAgent, fleet: readonly HostedAgent[],
 
     async act(input, ctx) {
       const { plan } = input;
+      if (plan.skillId === CYCLE_WORK) {
+        const report = await statusReport();
+        const task: Task = {
+          id: STATUS_REPORT_TASK,
+          contextId: STATUS_REPORT_TASK,
+          status: { state: "TASK_STATE_COMPLETED", timestamp: new Date(deps.clock.now()).toISOString() },
+          artifacts: [report.artifact],
+        };
+        await store.put(self.id, task);
+        ctx.log.info({ agents: report.lines.length, sites: report.sites.length, down: report.lines.filter((l) => !l.alive).map((l) => l.agentId) }, "status report written");
+        try {
+          await planner.cycle();
+        } catch (err) {
+          // the cursor did not move: the next cycle plans from the same inputs (and its calls are answered, not re-billed)
+          ctx.log.warn({ err }, "atlas plan failed; the next cycle tries again");
+        }
+        return { ok: true, artifacts: [] };
+      }
       if (plan.skillId === "status-report") {
         const report = await statusReport();
-        if (!plan.item) {
-          const stamp = new Date(deps.clock.now()).toISOString();
-          const task: Task = {
-            id: STATUS_REPORT_TASK,
-            contextId: STATUS_REPORT_TASK,
-            status: { state: "TASK_STATE_COMPLETED", timestamp: stamp },
-            artifacts: [report.artifact],
-          };
-          await store.put(self.id, task);
-          ctx.log.info({ agents: report.lines.length, down: report.lines.filter((l) => !l.alive).map((l) => l.agentId) }, "status report written");
-        }
         return { ok: true, artifacts: [report.artifact] };
       }
       const target = plan.skillId?.startsWith("delegate:") ? plan.skillId.slice("delegate:".length) : undefined;

@@ -7,6 +7,7 @@ import { atlasBehaviour } from "./atlas-behaviour.js";
 import { composeBehaviour } from "./compose.js";
 import { governedStepTools } from "./governed-step-tools.js";
 import { liveStepMemory } from "./live-step-memory.js";
+import { reportToStage } from "./report-to-stage.js";
 import { routedModelStep } from "./routed-model-step.js";
 import { publishFinding } from "./pipeline-findings.js";
 import { pipelineStage } from "./pipeline-stage.js";
@@ -25,22 +26,23 @@ import { toolTaskStage } from "./tool-task-stage.js";
  */
 export function behaviourFor(config: FleetConfig, configFile: string) {
   let risks: ReadonlyMap<string, RiskLevel> | undefined;
-  let shared: { router: RouterClient; memory: Promise<StepMemory>; catalogue: ToolCatalogue } | undefined;
+  let shared: { memory: Promise<StepMemory>; catalogue: ToolCatalogue } | undefined;
   let router: RouterClient | undefined;
-  // one router client per process, shared by the terminal's model steps and the pipelines' model steps
+  // one router client per process, shared by Atlas's planning, the terminal's model steps and the pipelines' model steps
   const routerFor = (deps: RuntimeDeps) => (router ??= new RouterClient(deps.nc, deps.names, { codec: deps.codec, timeoutMs: 120_000 }));
 
   const terminalFor = (agent: HostedAgent, deps: RuntimeDeps, tools: AgentTools): AgentBehaviour => {
     const configured = config.agents.find((a) => a.id === agent.id);
-    if (configured?.layer === "orchestration") return atlasBehaviour(agent, config.agents, deps);
+    const router = routerFor(deps);
+    // Atlas plans from what changed, through the router; it needs no memory or tool catalogue
+    if (configured?.layer === "orchestration") return atlasBehaviour(agent, config, deps, router);
     shared ??= {
-      router: routerFor(deps),
       memory: liveStepMemory(config, configFile, deps),
       // only the descriptions and input schemas are used here (the tools run on a tool host); building the definitions
       // touches nothing
       catalogue: new ToolCatalogue(referenceTools({ js: deps.js, names: deps.names, codec: deps.codec, config })),
     };
-    const { router, memory, catalogue } = shared;
+    const { memory, catalogue } = shared;
     // the memory is wired asynchronously (it needs the JetStream manager); a step waits for it
     return routedModelStep(
       agent,
@@ -71,6 +73,9 @@ export function behaviourFor(config: FleetConfig, configFile: string) {
       }),
       toolTaskStage(tools),
     ];
+    // an agent that reports to another sends it a note of each task it completes (scout's reports reach Atlas so)
+    const reportsTo = config.agents.find((a) => a.id === agent.id)?.reportsTo;
+    if (reportsTo) stages.unshift(reportToStage({ self: agent.id, to: reportsTo, nc: deps.nc, names: deps.names, codec: deps.codec }));
     return composeBehaviour(stages, terminalFor(agent, deps, tools));
   };
 }

@@ -2,14 +2,14 @@ import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { CycleScheduler, QuietHoursRunner } from "../actors/index.js";
 import { connectNats, connectServing, drainConnections, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, systemClock, type QuietHoursRecord } from "../protocol/index.js";
-import { CronScheduler, Lease, NightlyBackup } from "../supervisor/index.js";
+import { CronScheduler, EventRouter, Lease, NightlyBackup } from "../supervisor/index.js";
 import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
 import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 
 /**
- * `fleet run scheduler`: the config's cron jobs and the nightly backup, as a singleton (a second copy stands by for the
+ * `fleet run scheduler`: the config's cron jobs, the event router (`events.sources`) and the nightly backup, as a singleton (a second copy stands by for the
  * lease).
  */
 export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
@@ -18,7 +18,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   const connect = { ...natsConnection(options, env), name: "fleet-scheduler", logger: log };
   const nc = await connectNats(connect);
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
+  const { kv, jsm } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
   const lease = new Lease({ kv: kv.leases, role: "scheduler", holder: `${hostname()}:${process.pid}`, renewMs: 5_000, log });
   await lease.acquire();
   const scheduler = new CronScheduler({
@@ -33,6 +33,20 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     log,
   });
   scheduler.start();
+  // events of the sources the config maps to an agent become its tasks directly (the rest are Atlas's to plan from)
+  const events = new EventRouter({
+    nc,
+    js: jetstream(nc),
+    jsm,
+    kv,
+    names,
+    codec: config.fleet.codec,
+    routes: config.events.sources,
+    clock: systemClock,
+    log,
+    lookbackMs: config.planning.lookbackHours * 3_600_000,
+  });
+  events.start();
   // the fleet's quiet-hours chart, running in the singleton so `fleet status` has one answer for the fleet; each agent
   // runtime runs its own copy for its cycles (the same chart on the same window and clock cannot disagree)
   const timers = new CycleScheduler({ log });
@@ -64,6 +78,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   log.info({ jobs: config.cron.map((j) => j.id) }, "scheduler started");
   const running = untilStopped(async () => {
     scheduler.stop();
+    await events.stop();
     quietHours.stop();
     timers.stop();
     clearInterval(nightlyTimer);

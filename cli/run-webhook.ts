@@ -1,10 +1,11 @@
 import { WakeWebhook } from "../bridges/index.js";
-import { connectNats, FleetError, FleetNames } from "../protocol/index.js";
+import { jetstream } from "@nats-io/jetstream";
+import { connectNats, FleetError, FleetNames, systemClock } from "../protocol/index.js";
 import { loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
 
-/** `fleet run webhook`: the wake-up endpoint of the config's `webhook:` section. */
+/** `fleet run webhook`: the wake-up and event endpoints of the config's `webhook:` section. */
 export async function runWebhook(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
   if (!config.webhook) throw new FleetError("CONFIG_INVALID", "the config has no webhook: section (webhook: { port: 8787 })");
@@ -20,6 +21,9 @@ export async function runWebhook(options: RunOptions, env: NodeJS.ProcessEnv): P
     port: config.webhook.port,
     host: config.webhook.host,
     log,
+    js: jetstream(nc),
+    codec: config.fleet.codec,
+    clock: systemClock,
   });
   await webhook.start();
   return untilStopped(async () => {

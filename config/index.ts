@@ -39,6 +39,7 @@ export {
   ToolStep,
 } from "./pipeline-schema.js";
 export { PATH_ROOTS, RULE_PATH_ROOTS, pathProblem, placeholdersOf, replacePlaceholders, splitPath, wholePlaceholder } from "./pipeline-paths.js";
+export { EventRoute, EventsConfig, PlanningConfig } from "./planning-schema.js";
 export { closest } from "./strict-object.js";
 export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";
 export {

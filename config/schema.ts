@@ -2,6 +2,7 @@ import { z } from "zod";
 import { TIER_NAMES, TierName, Trigger } from "../protocol/index.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
 import { DutyConfig, PipelineConfig } from "./pipeline-schema.js";
+import { EventsConfig, PlanningConfig, planningCrossRules } from "./planning-schema.js";
 import { strict } from "./strict-object.js";
 
 /*
@@ -170,6 +171,8 @@ export const AgentConfig = strict({
   apiKeys: z.partialRecord(TierName, EnvName).optional(),
   /** standing work: pipelines on a schedule */
   duties: z.array(DutyConfig).default([]),
+  /** an agent this one sends a note of each completed task to (its inbox: the next cycle's plan input), e.g. atlas */
+  reportsTo: z.string().min(1).optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -341,6 +344,7 @@ function checkChainClimbs(
 function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
   const { fleet, agents, tasks, cron, pipelines, tiers, routing } = CrossView.parse(value);
   const report = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  planningCrossRules(value, report);
   for (const [tier, chain] of Object.entries(routing.fallback)) checkChainClimbs(tier, chain, tiers, ["routing", "fallback", tier], report);
   for (const [alias, { tier, chain }] of Object.entries(routing.aliases)) {
     if (tier !== undefined && chain !== undefined) checkChainClimbs(tier, chain, tiers, ["routing", "aliases", alias, "chain"], report);
@@ -440,6 +444,10 @@ export const FleetConfig = strict({
   principals: z.array(PrincipalConfig).default([]),
   governance: GovernanceConfig.prefault({}),
   bridges: BridgesConfig.prefault({}),
+  /** Atlas's planning step: its tier, the one tier a failed check climbs to, WIP limit, where notices go */
+  planning: PlanningConfig.prefault({}),
+  /** event sources handled directly by an agent (and pipeline) instead of through Atlas's plan */
+  events: EventsConfig.prefault({}),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 

@@ -24,7 +24,7 @@ export { ToolRunRecord, ToolRuns, toolRunKey, type ToolRunClaim, type ToolRunOut
 export { referenceToolRisks, referenceTools, type ReferenceToolDeps } from "./tools/index.js";
 export { AgentTools, type AgentToolsOptions } from "./agent-tools.js";
 export { AUTH_FILE, authorizationConfig, seedFileName, writeFleetCredentials, type FleetCredentials, type IdentityUser } from "./credentials.js";
-export { approvalChannels, directTools, fleetDurables, fleetIdentities, fleetPermissions, outboxChannels, servingIdentity, type Identity, type PermissionOptions, type Permissions, type ServingIdentity, type SubjectRules } from "./permissions.js";
+export { approvalChannels, directTools, fleetDurables, fleetIdentities, fleetPermissions, noticeChannel, outboxChannels, servingIdentity, type Identity, type PermissionOptions, type Permissions, type ServingIdentity, type SubjectRules } from "./permissions.js";
 // proposals, Sentinel and the governance process
 export { ApprovalNotices, summarise } from "./approval-notices.js";
 export { approversOf, decisionRefusal } from "./decision-check.js";

@@ -105,6 +105,15 @@ export class Grants {
     this.orderedConsumerUpkeep(stream);
   }
 
+  /**
+   * Reads a bucket's changes from a sequence on (every revision, not only the latest value): a pull consumer on the
+   * bucket's stream with the keys as its filter, the form a reader with a cursor of its own uses.
+   */
+  kvChanges(bucket: BucketKey, keys: string[]): void {
+    this.kvRead(bucket, keys);
+    this.publish(`$JS.API.CONSUMER.MSG.NEXT.KV_${this.ctx.names.bucket(bucket)}.*`);
+  }
+
   kvWrite(bucket: BucketKey, keys: string[]): void {
     const name = this.ctx.names.bucket(bucket);
     for (const key of keys) this.publish(`$KV.${name}.${key}`);

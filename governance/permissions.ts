@@ -52,7 +52,13 @@ export function approvalChannels(config: FleetConfig): string[] {
 /** Channels something is delivered to through the OUTBOX: principals, cron deliveries, and every approval channel. */
 export function outboxChannels(config: FleetConfig): string[] {
   const cron = config.cron.flatMap((job) => (job.delivery === "none" ? [] : [job.delivery.channel]));
-  return unique([...config.principals.map((p) => p.channel), ...cron, ...approvalChannels(config)]);
+  const notices = noticeChannel(config);
+  return unique([...config.principals.map((p) => p.channel), ...cron, ...approvalChannels(config), ...(notices ? [notices] : [])]);
+}
+
+/** Where Atlas's notices go: `planning.notices`, else the first principal's channel; none without either. */
+export function noticeChannel(config: FleetConfig): string | undefined {
+  return config.planning.notices?.channel ?? config.principals[0]?.channel;
 }
 
 /**
@@ -157,6 +163,17 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
     // its plan's inputs: what duties found and what arrived from outside
     g.streamRead("FINDINGS", [`${p}.finding.*`]);
     g.streamRead("EVENTS", [`${p}.event.*`]);
+    // ... tasks that failed and proposals now awaiting a human (read as changes since its cursor), task messages that
+    // were dead-lettered, and the budget states (to plan only for agents with headroom)
+    g.kvChanges("tasks", [">"]);
+    g.kvChanges("proposals", [">"]);
+    g.streamRead("DLQ", [names.dlq("tasks")]);
+    g.kvRead("budgets", [">"]);
+    // its cursors, waiting notes, held work and plan records
+    g.kvWrite("plans", [">"]);
+    // its notices to the operator, on the one channel they go to
+    const notices = noticeChannel(config);
+    if (notices) g.publish(names.outbox(notices));
   }
   for (const other of config.agents) if (other.id !== id) g.deny(`${p}.proposal.${other.id}.>`);
   g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`, names.auditAnchor());
@@ -250,8 +267,9 @@ function bridgeGrants(g: Grants, channel: string, ctx: GrantContext): void {
 
 function webhookGrants(g: Grants, ctx: GrantContext): void {
   for (const agent of ctx.config.agents) g.publish(ctx.names.wake(agent.id));
-  // a POST with a body becomes an event for Atlas's plan
-  g.publish(ctx.names.event("*"));
+  // a POST with a body becomes an event for Atlas's plan (or the agent its source is mapped to); a body that is no
+  // event is dead-lettered under its own source
+  g.publish(ctx.names.event("*"), ctx.names.dlq("webhook"));
 }
 
 function unique(values: string[]): string[] {

@@ -91,8 +91,9 @@ export {
   isFinalProposalState,
   needsProposal,
 } from "./governance.js";
-export { readStream, readSubject, type StoredMessage } from "./stream-reader.js";
+export { readAfter, readStream, readSubject, type ReadAfter, type StoredMessage } from "./stream-reader.js";
 export { HeldTask, Hold, HoldReason, TaskHeldMetadata, heldOf } from "./holds.js";
+export { EventInput, eventFromStored, eventOf, storedCodec } from "./event-input.js";
 export { estimateInputTokens, estimateTextTokens } from "./tokens.js";
 export { partsText, TITLE_MAX_CHARS, textOf, titleOf, titleOfText } from "./task-text.js";
 export { CALLERS, FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";

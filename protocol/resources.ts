@@ -78,6 +78,9 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     // pipeline runs by (agent, task): each step's result, stored before the next step starts, so a redelivered task
     // resumes at the step it was in; kept as long as a task can be redelivered
     pipelineruns: { history: 1, ttl: 7 * DAY },
+    // Atlas's plan: where it has read each input up to, the notes waiting for its next cycle, held assignments, and
+    // the record of each plan (what was assigned, held or refused, and why)
+    plans: { history: 1, ttl: 30 * DAY },
   };
 }
 

@@ -1,5 +1,5 @@
 import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { nanos, nuid } from "@nats-io/nats-core";
+import { nanos, nuid, type MsgHdrs } from "@nats-io/nats-core";
 import { HEADERS } from "./subjects.js";
 
 const BATCH = 500;
@@ -87,4 +87,67 @@ export async function* readSubject(js: JetStreamClient, jsm: JetStreamManager, s
   } finally {
     await jsm.consumers.delete(stream, name).catch(() => undefined);
   }
+}
+
+/** What `readAfter` found: the messages, oldest first, and whether more were there than it took. */
+export interface ReadAfter {
+  messages: (StoredMessage & { timestampMs: number; headers: MsgHdrs | undefined })[];
+  more: boolean;
+}
+
+/**
+ * Up to `max` messages of one subject (a filter) of a stream after sequence `afterSeq`, or from `fromTime` when there is
+ * no sequence yet: how a reader with a durable cursor of its own (Atlas's plan inputs, the event router) takes what is
+ * new since it last looked. Like `readSubject`, it needs no stream info (its filter is in the create subject), and the
+ * ephemeral consumer is deleted when done; the end is what the consumer had pending when it was made.
+ */
+export async function readAfter(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+  options: { afterSeq?: number | undefined; fromTime?: number | undefined; max: number },
+): Promise<ReadAfter> {
+  const name = `read_${nuid.next()}`;
+  const start =
+    options.afterSeq !== undefined && options.afterSeq > 0
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: options.afterSeq + 1 }
+      : options.fromTime !== undefined
+        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(Math.max(0, options.fromTime)).toISOString() }
+        : { deliver_policy: DeliverPolicy.All };
+  const info = await jsm.consumers.add(stream, {
+    name,
+    filter_subject: subject,
+    ack_policy: AckPolicy.None,
+    ...start,
+    inactive_threshold: nanos(60_000),
+    mem_storage: true,
+    num_replicas: 1,
+  });
+  const messages: ReadAfter["messages"] = [];
+  try {
+    const consumer = js.consumers.getConsumerFromInfo(info);
+    let left = Math.min(info.num_pending, options.max);
+    while (left > 0) {
+      let got = 0;
+      for await (const m of await consumer.fetch({ max_messages: Math.min(BATCH, left), expires: FETCH_EXPIRES_MS })) {
+        got++;
+        left--;
+        messages.push({
+          seq: m.seq,
+          subject: m.subject,
+          data: m.data,
+          contentType: m.headers?.get(HEADERS.contentType) || undefined,
+          timestampMs: Math.floor(m.info.timestampNanos / 1_000_000),
+          headers: m.headers,
+        });
+        if (m.info.pending === 0) left = 0;
+        if (left === 0) break;
+      }
+      if (got === 0) break;
+    }
+  } finally {
+    await jsm.consumers.delete(stream, name).catch(() => undefined);
+  }
+  return { messages, more: info.num_pending > messages.length };
 }

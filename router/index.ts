@@ -1,4 +1,4 @@
-export { BudgetLedger, type BudgetLedgerOptions, type Reservation, type ReserveResult } from "./budget-ledger.js";
+export { BudgetLedger, BudgetRecord, type BudgetLedgerOptions, type Reservation, type ReserveResult } from "./budget-ledger.js";
 export { budgetStateOf, roundUsd, stricter } from "./budget-state.js";
 export { NAMED_CHECKS, runChecks, type CheckResult } from "./checks.js";
 export { TierClassifier } from "./classifier.js";

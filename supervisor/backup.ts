@@ -53,6 +53,8 @@ const BUCKET_IN_BACKUP = {
   // pipeline runs' step records: without them a task redelivered after a restore would run its pipeline from the first
   // step again (its model steps paying again)
   pipelineruns: true,
+  // Atlas's cursors, waiting notes and held work: without them a restored Atlas would plan old inputs again
+  plans: true,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;

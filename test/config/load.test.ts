@@ -202,6 +202,26 @@ describe("parseFleetConfig", () => {
     assertIssue(err, "agents[2].skills[0].tags", /too small/i);
   });
 
+  it("planning and events: defaults, and names of tiers, agents and pipelines checked with their paths", () => {
+    const defaults = parse(validConfig());
+    assert.deepEqual({ ...defaults.planning }, { tier: "workhorse", escalateTo: "power", wipLimit: 3, maxInputs: 50, lookbackHours: 24 });
+    assert.deepEqual({ ...defaults.events.sources }, {});
+    const data = {
+      ...validConfig(),
+      planning: { tier: "cheapest", escalateTo: "heavy", wipLimt: 2 },
+      events: { sources: { "uptime-robot": { agent: "shipp", pipeline: "site-health" }, "bad.source": { agent: "ship" } } },
+    };
+    Object.assign(data.agents[1] ?? {}, { reportsTo: "atlass" });
+    const err = fleetErrorOf("CONFIG_INVALID", () => parse(data));
+    assertIssue(err, "planning.tier", /"cheapest" is neither a tier nor an alias/);
+    assertIssue(err, "planning.wipLimt", /did you mean "wipLimit"/);
+    assertIssue(err, "events.sources.uptime-robot.agent", /no agent "shipp"/);
+    assertIssue(err, "events.sources.uptime-robot.pipeline", /no pipeline "site-health"/);
+    assertIssue(err, "events.sources.bad.source", /subject token/);
+    assertIssue(err, "agents[1].reportsTo", /no agent "atlass"/);
+    assert.equal(err.details?.some((d) => d.path === "planning.escalateTo"), false, "an alias is a valid escalation");
+  });
+
   it("checks task redelivery settings against what nats-server accepts", () => {
     const data = { ...validConfig(), tasks: { maxDeliver: 3, backoffSeconds: [1, 5, 30], workingAckSeconds: 45 } };
     const err = fleetErrorOf("CONFIG_INVALID", () => parse(data));
@@ -246,7 +266,7 @@ describe("loadFleetConfig", () => {
     const file = join(dir, "bad.yaml");
     writeFileSync(file, stringify({ ...validConfig(), extra: true }));
     const err = fleetErrorOf("CONFIG_INVALID", () => loadFleetConfig(file));
-    assert.equal(err.message, `${file}: extra: unknown key (allowed: fleet, tiers, routing, agents, tasks, supervisor, cron, pipelines, webhook, backups, memory, principals, governance, bridges)`);
+    assert.equal(err.message, `${file}: extra: unknown key (allowed: fleet, tiers, routing, agents, tasks, supervisor, cron, pipelines, webhook, backups, memory, principals, governance, bridges, planning, events)`);
   });
 });
 

@@ -290,7 +290,34 @@ describe("broker permissions generated from the fleet config", () => {
       }
     }
     assert.equal(mayPublish(of("webhook"), "_INBOX.x.y"), false, "a process that serves nothing answers nobody");
-    assert.deepEqual(of("webhook").publish.allow, ["fleet.wake.atlas", "fleet.wake.scout", "fleet.wake.ship", "fleet.event.*"]);
+    assert.deepEqual(of("webhook").publish.allow, ["fleet.wake.atlas", "fleet.wake.scout", "fleet.wake.ship", "fleet.event.*", "fleet.dlq.webhook"]);
+  });
+
+  it("atlas reads its plan's inputs and keeps its records; no execution agent does", () => {
+    const atlas = of("agent:atlas");
+    const reads = [
+      "$JS.API.CONSUMER.CREATE.FLEET_FINDINGS.read_1.fleet.finding.*",
+      "$JS.API.CONSUMER.CREATE.FLEET_EVENTS.read_1.fleet.event.*",
+      "$JS.API.CONSUMER.CREATE.FLEET_DLQ.read_1.fleet.dlq.tasks",
+      "$JS.API.CONSUMER.CREATE.KV_fleet-tasks.read_1.$KV.fleet-tasks.>",
+      "$JS.API.CONSUMER.MSG.NEXT.KV_fleet-tasks.read_1",
+      "$JS.API.CONSUMER.CREATE.KV_fleet-proposals.read_1.$KV.fleet-proposals.>",
+      "$JS.API.CONSUMER.MSG.NEXT.KV_fleet-proposals.read_1",
+      "$JS.API.DIRECT.GET.KV_fleet-budgets.$KV.fleet-budgets.2030-01-01.ship",
+      "$KV.fleet-plans.cursor",
+    ];
+    for (const subject of reads) {
+      assert.equal(mayPublish(atlas, subject), true, subject);
+      assert.equal(mayPublish(of("agent:scout"), subject), false, `scout: ${subject}`);
+    }
+    assert.equal(mayPublish(atlas, "$JS.API.CONSUMER.CREATE.FLEET_DLQ.read_1.fleet.dlq.inbox"), false, "only the tasks' dead letters");
+    assert.equal(mayPublish(atlas, "$KV.fleet-budgets.2030-01-01.ship"), false, "it reads budgets, never writes them");
+    assert.equal(mayPublish(atlas, "$KV.fleet-proposals.p-1"), false, "nor proposals");
+    // its notices go to the first principal's channel, and to no other
+    const notices = fleet.config.principals[0]?.channel ?? "";
+    assert.ok(notices);
+    assert.equal(mayPublish(atlas, `fleet.outbox.${notices}`), true);
+    assert.equal(mayPublish(atlas, "fleet.outbox.some-other"), false);
   });
 
   it("an agent may not enumerate: no stream info (its subjects filter lists other agents' keys), no stream or consumer listings", () => {
