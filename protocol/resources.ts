@@ -72,6 +72,9 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     // model steps' answers by (agent, task, step): a redelivered task is answered from here instead of paying again.
     // As long as a task can be redelivered (TASKS keeps it 7 days); 2.9 has no per-key TTL, so the bucket's is the bound
     answers: { history: 1, ttl: 7 * DAY },
+    // what stateful tools remember between calls (a feed's seen items, an uptime history, a file manifest); written only
+    // by tool hosts, each record bounded by the tool that writes it
+    toolstate: { history: 1 },
   };
 }
 
