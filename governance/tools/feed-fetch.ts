@@ -33,6 +33,9 @@ function identity(item: { id: string | null; url: string | null; title: string |
   return item.id ?? item.url ?? `${item.title ?? ""}|${item.published?.toISOString() ?? ""}`;
 }
 
+/** When the item was published, or last updated when it says only that (Atom entries often do). */
+const dateOf = (item: { published: Date | null; updated: Date | null }): Date | null => item.published ?? item.updated;
+
 const shortHash = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 16);
 
 function plain(html: string | null): string | null {
@@ -71,7 +74,7 @@ export function feedFetch(deps: { state: ToolState }): ToolDefinition {
       const items = feed.items
         .map((item, order) => ({ item, order, key: shortHash(identity(item)) }))
         // newest first where the feed dates its items; feed order otherwise (feeds list newest first by convention)
-        .sort((a, b) => (b.item.published?.getTime() ?? 0) - (a.item.published?.getTime() ?? 0) || a.order - b.order);
+        .sort((a, b) => (dateOf(b.item)?.getTime() ?? 0) - (dateOf(a.item)?.getTime() ?? 0) || a.order - b.order);
 
       return deps.state.update("feed_fetch", ToolState.key("feed", input.url), SeenRecord, (current) => {
         const seen = new Set(current?.seen ?? []);
@@ -80,7 +83,7 @@ export function feedFetch(deps: { state: ToolState }): ToolDefinition {
           id: item.id ?? key,
           title: item.title,
           url: item.url,
-          published: item.published?.toISOString() ?? null,
+          published: dateOf(item)?.toISOString() ?? null,
           summary: plain(item.description ?? item.content),
         }));
         // this scan's keys first, so the ones dropped at the cap are the longest gone from the feed

@@ -94,6 +94,7 @@ export function referenceTools(deps: ReferenceToolDeps): ToolDefinition[] {
 
 export { blockedTools, bulkEmail, databaseDelete, moneyTransfer } from "./blocked.js";
 export { gitPullBuild } from "./git-pull-build.js";
+export { judgeHeaders, type HeaderVerdict } from "./headers-check.js";
 export { diskUsage, hostChecks, memoryUsage } from "./host-checks.js";
 export { dnsLookup, httpCheck, networkChecks, portCheck, tlsExpiry } from "./network-checks.js";
 export { channelPost, emailSend, type OutboxToolDeps } from "./outbox-tools.js";
