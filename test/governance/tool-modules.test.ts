@@ -136,6 +136,9 @@ describe("tool modules", () => {
     assert.ok(!scoutPublish.includes(names.tool("ledger_add", "scout")));
     assert.ok(perms.get("governance")?.publish.allow.includes(names.tool("ledger_add", "_governance")));
     assert.ok(!(perms.get("agent:ship")?.publish.allow ?? []).includes(names.tool("shout", "ship")));
+    // what stateful tools remember is the tool host's to write; no agent may touch it
+    assert.ok(perms.get("tools")?.publish.allow.includes(`$KV.${names.bucket("toolstate")}.>`));
+    assert.ok(perms.get("agent:scout")?.publish.deny.includes(`$KV.${names.bucket("toolstate")}.>`));
   });
 
   it("an AUTO module tool runs for an allowed agent and is audited; another agent is refused by the tool host (audited too)", async () => {

@@ -79,6 +79,7 @@ describe("an attacker holding one agent's seeds", { timeout: 90_000 }, () => {
     `$KV.${names.bucket("proposals")}.p-victim`,
     `$KV.${names.bucket("agents")}.scout`,
     `$KV.${names.bucket("toolruns")}.x`,
+    `$KV.${names.bucket("toolstate")}.feed.x`,
     `$KV.${names.bucket("answers")}.scout.t-victim.1`,
     names.audit("scout"),
     names.usage("scout", "nano"),
