@@ -153,11 +153,23 @@ export class BusinessStandin {
   }
 
   private patchContact(contact: Contact, patch: z.infer<typeof ContactPatch>) {
-    const previous: Record<string, unknown> = {};
-    for (const [field, value] of Object.entries(patch)) {
-      if (value === undefined) continue;
-      previous[field] = contact[field as keyof typeof patch];
-      Object.assign(contact, { [field]: value });
+    // what the change replaces, field by field: the caller's rollback writes exactly this back
+    const previous: Partial<Pick<Contact, "stage" | "owner" | "plan" | "notes">> = {};
+    if (patch.stage !== undefined) {
+      previous.stage = contact.stage;
+      contact.stage = patch.stage;
+    }
+    if (patch.owner !== undefined) {
+      previous.owner = contact.owner;
+      contact.owner = patch.owner;
+    }
+    if (patch.plan !== undefined) {
+      previous.plan = contact.plan;
+      contact.plan = patch.plan;
+    }
+    if (patch.notes !== undefined) {
+      previous.notes = contact.notes;
+      contact.notes = patch.notes;
     }
     return { contact, previous };
   }

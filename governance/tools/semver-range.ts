@@ -50,6 +50,7 @@ interface Comparator {
 }
 
 const COMPARATOR = /^(<=|>=|<|>|=)?\s*(\S+)$/;
+const OPERATORS: Record<string, Operator> = { "<": "<", "<=": "<=", ">": ">", ">=": ">=", "=": "=" };
 
 /** The range as sets of comparators, or the reason it is not in the supported syntax. */
 export function parseRange(range: string): { ok: true; sets: Comparator[][] } | { ok: false; why: string } {
@@ -63,7 +64,7 @@ export function parseRange(range: string): { ok: true; sets: Comparator[][] } | 
       const m = COMPARATOR.exec(token);
       const version = m?.[2] ? parseVersion(m[2]) : undefined;
       if (!m || !version) return { ok: false, why: `"${token}" in "${range}" is not a comparator (<, <=, >, >=, = and a full version x.y.z)` };
-      set.push({ op: (m[1] ?? "=") as Operator, version });
+      set.push({ op: OPERATORS[m[1] ?? "="] ?? "=", version });
     }
     sets.push(set);
   }
