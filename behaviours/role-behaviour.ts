@@ -1,6 +1,6 @@
 import type { AgentBehaviour, HostedAgent, RuntimeDeps, StepMemory } from "../actors/index.js";
 import type { FleetConfig } from "../config/index.js";
-import { AgentTools, referenceToolRisks, referenceTools, ToolCatalogue } from "../governance/index.js";
+import { AgentTools, fleetToolRisks, fleetTools, NO_TOOL_MODULES, ToolCatalogue, type FleetToolSources } from "../governance/index.js";
 import type { RiskLevel } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
 import { atlasBehaviour } from "./atlas-behaviour.js";
@@ -21,10 +21,11 @@ import { toolTaskStage } from "./tool-task-stage.js";
  * is a routed model step, with a prompt assembled from its memory and its allowed tools offered to the model. A task that
  * names a tool is answered by the first stage (tier 0: no model), within the agent's allow list. Both ways go through the
  * same AgentTools, so a tool the model calls is governed like one a task names. One router client, one set of memory
- * sources and one tool catalogue per process, shared by the agents it hosts. `configFile` locates the skills and
+ * sources and one tool catalogue per process (the reference tools and the tool modules in `sources`), shared by the
+ * agents it hosts. `configFile` locates the skills and
  * knowledge directories.
  */
-export function behaviourFor(config: FleetConfig, configFile: string) {
+export function behaviourFor(config: FleetConfig, configFile: string, sources: FleetToolSources = NO_TOOL_MODULES) {
   let risks: ReadonlyMap<string, RiskLevel> | undefined;
   let shared: { memory: Promise<StepMemory>; catalogue: ToolCatalogue } | undefined;
   let router: RouterClient | undefined;
@@ -40,7 +41,7 @@ export function behaviourFor(config: FleetConfig, configFile: string) {
       memory: liveStepMemory(config, configFile, deps),
       // only the descriptions and input schemas are used here (the tools run on a tool host); building the definitions
       // touches nothing
-      catalogue: new ToolCatalogue(referenceTools({ js: deps.js, names: deps.names, codec: deps.codec, config })),
+      catalogue: new ToolCatalogue(fleetTools({ js: deps.js, names: deps.names, codec: deps.codec, config }, sources)),
     };
     const { memory, catalogue } = shared;
     // the memory is wired asynchronously (it needs the JetStream manager); a step waits for it
@@ -56,7 +57,7 @@ export function behaviourFor(config: FleetConfig, configFile: string) {
   };
 
   return (agent: HostedAgent, deps: RuntimeDeps): AgentBehaviour => {
-    risks ??= new Map(Object.entries(referenceToolRisks()));
+    risks ??= new Map(Object.entries(fleetToolRisks(sources)));
     const allowed = config.agents.find((a) => a.id === agent.id)?.tools ?? [];
     const tools = new AgentTools({ nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, risks, clock: deps.clock });
     // first to last: the first stage sees a step first. A task naming a pipeline runs it (tier 0 tools, its own model

@@ -4,3 +4,4 @@ export { ApprovalBridge, ApprovalDecisions, approvalText, ensureApprovalConsumer
 export { parseTelegramButtonData, TelegramApprovals, telegramButtonData, type TelegramApprovalsOptions } from "./telegram-bridge.js";
 export { DiscordApprovals, discordButtonId, discordPublicKey, parseDiscordButtonId, type DiscordApprovalsOptions } from "./discord-bridge.js";
 export { consoleApprovals } from "./console-approvals.js";
+export { BusinessStandin, type BusinessStandinOptions } from "./business-standin.js";

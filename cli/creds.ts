@@ -1,15 +1,17 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { AUTH_FILE, referenceToolRisks, seedFileName, writeFleetCredentials, type Identity } from "../governance/index.js";
+import type { FleetConfig } from "../config/index.js";
+import { AUTH_FILE, fleetToolRisks, loadFleetTools, seedFileName, writeFleetCredentials, type Identity } from "../governance/index.js";
 import type { RiskLevel } from "../protocol/index.js";
-import { CREDS_DIR, loadConfig, type CliOptions } from "./options.js";
+import { configPath, CREDS_DIR, loadConfig, type CliOptions } from "./options.js";
 
 /**
- * The tools' risk levels the broker's permissions are built from: an agent gets the subject of an allowed tool only
- * when it is AUTO or AUTO+; PROPOSE and CONFIRM tools are governance's to call.
+ * The tools' risk levels the broker's permissions are built from (built-in tools and the config's tool modules, loaded
+ * and checked: a config naming a tool no source provides is refused here): an agent gets the subject of an allowed tool
+ * only when it is AUTO or AUTO+; PROPOSE and CONFIRM tools are governance's to call.
  */
-export function toolRisks(): Record<string, RiskLevel> {
-  return referenceToolRisks();
+export async function toolRisks(config: FleetConfig, options: CliOptions): Promise<Record<string, RiskLevel>> {
+  return fleetToolRisks(await loadFleetTools(config, configPath(options)));
 }
 
 /**
@@ -20,7 +22,7 @@ export function toolRisks(): Record<string, RiskLevel> {
 export async function creds(positionals: string[], options: CliOptions): Promise<number> {
   const config = loadConfig(options);
   const dir = resolve(positionals[0] ?? CREDS_DIR);
-  const written = writeFleetCredentials(dir, config, toolRisks());
+  const written = writeFleetCredentials(dir, config, await toolRisks(config, options));
   const identities = written.users.map((u) => u.identity);
   if (options.json) {
     console.log(JSON.stringify({ dir, authFile: written.authFile, identities: written.users.map((u) => ({ identity: u.identity, publicKey: u.publicKey, seedFile: written.seedFile(u.identity) })) }, null, 2));

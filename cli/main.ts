@@ -45,7 +45,8 @@ const USAGE = `fleet <command> [options]
                              check the audit trail: hash chain, each record's signature against the fleet's tool-host
                              key, the chain against governance's anchors (keys from <dir>/identities.json, default: the
                              directory of --creds, else .fleet/creds); exit 0 when intact, 1 listing every problem
-  run tools                  serve the reference tool catalogue from this host
+  run tools                  serve the fleet's tools (built-in and toolModules) from this host
+  run standin                the business stand-in (CRM, CMS, analytics, SEO fixture data) at business.url
   run governance             Sentinel and the proposal executor (a singleton: a second copy stands by)
   proposals [id] [--all]     open proposals (--all: settled too); with an id: every rule's verdict and the history
   approve <id>               approve a CONFIRM proposal awaiting a human (as the operator, via "_operator")

@@ -1,9 +1,9 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
-import { AuditAnchorer, referenceTools, signerFromCredsFile, startGovernance } from "../governance/index.js";
+import { AuditAnchorer, fleetTools, loadFleetTools, signerFromCredsFile, startGovernance } from "../governance/index.js";
 import { connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
 import { Lease } from "../supervisor/index.js";
-import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
+import { configPath, createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
 
@@ -17,6 +17,7 @@ const LEASE_RENEW_MS = 5_000;
 export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
   const log = rootLogger(options, env, "governance");
+  const sources = await loadFleetTools(config, configPath(options));
   const connect = { ...natsConnection(options, env), name: `fleet-governance-${process.pid}`, logger: log };
   const nc = await connectNats(connect);
   // `fleet rollback` is served under the serving twin (replies only); proposals, tool calls and writes go through nc
@@ -39,7 +40,7 @@ export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv)
     await lease.acquire(acquiring.signal);
     if (acquiring.signal.aborted) return;
     const js = jetstream(nc);
-    const tools = referenceTools({ js, names, codec: config.fleet.codec, config });
+    const tools = fleetTools({ js, names, codec: config.fleet.codec, config }, sources);
     service = await startGovernance({ nc, serveNc, names, config, tools, log });
     // the audit chain's tip, anchored with governance's own key where the tool host cannot write; no key, no anchors
     if (options.creds) {

@@ -1,18 +1,21 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
-import { referenceTools, signerFromCredsFile, ToolHost } from "../governance/index.js";
+import { fleetTools, loadFleetTools, signerFromCredsFile, ToolHost } from "../governance/index.js";
 import { connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
-import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
+import { configPath, createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
 
 /**
- * `fleet run tools`: a tool host serving the reference catalogue under this machine's host name. Run one wherever the
+ * `fleet run tools`: a tool host serving the fleet's catalogue (the reference tools and the config's tool modules) under
+ * this machine's host name. Run one wherever the
  * tools must act (a repository's checkout, a host to measure): calls are shared among the hosts serving a tool.
  */
 export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
   const log = rootLogger(options, env, "tools");
+  // a module that does not load, or an allow list naming a tool nobody provides, stops the host before it connects
+  const sources = await loadFleetTools(config, configPath(options));
   const connect = { ...natsConnection(options, env), name: `fleet-tools-${process.pid}`, logger: log };
   const nc = await connectNats(connect);
   let serveNc = nc;
@@ -29,7 +32,7 @@ export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Pro
       names,
       codec,
       config,
-      tools: referenceTools({ js, names, codec, config }),
+      tools: fleetTools({ js, names, codec, config, toolState: kv.toolstate }, sources),
       kv: { proposals: kv.proposals, toolruns: kv.toolruns },
       host: hostname(),
       log,

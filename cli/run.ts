@@ -2,6 +2,7 @@ import { AgentRuntime } from "../actors/index.js";
 import { FleetError } from "../protocol/index.js";
 import { hostname } from "node:os";
 import { behaviourFor } from "../behaviours/index.js";
+import { loadFleetTools } from "../governance/index.js";
 import { Lease } from "../supervisor/index.js";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger, type CliOptions } from "./options.js";
 import { runScheduler } from "./run-scheduler.js";
@@ -9,6 +10,7 @@ import { runWebhook } from "./run-webhook.js";
 import { runBridge } from "./run-bridge.js";
 import { runRouter } from "./run-router.js";
 import { runGovernance } from "./run-governance.js";
+import { runStandin } from "./run-standin.js";
 import { runTools } from "./run-tools.js";
 import { untilStopped, type StopReason } from "./until-stopped.js";
 
@@ -32,15 +34,18 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   if (role === "router") return runRouter(options, env);
   if (role === "tools") return runTools(options, env);
   if (role === "governance") return runGovernance(options, env);
+  if (role === "standin") return runStandin(options, env);
   const config = loadConfig(options, env);
   const ids = role === "agent" || role === "agents" ? (idList ?? "").split(",").filter(Boolean) : role ? [role] : [];
-  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run bridge console|telegram|discord | fleet run router | fleet run tools | fleet run governance");
+  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run bridge console|telegram|discord | fleet run router | fleet run tools | fleet run governance | fleet run standin");
   const agents = ids.map((id) => {
     const agent = config.agents.find((a) => a.id === id);
     if (!agent) throw new FleetError("CONFIG_INVALID", `no agent "${id}" in ${config.fleet.name}; agents: ${config.agents.map((a) => a.id).join(", ")}`);
     return agent;
   });
   const log = rootLogger(options, env, ids.join(","));
+  // the tool modules' descriptions and risks are part of what the agents offer their models and check their calls against
+  const sources = await loadFleetTools(config, configPath(options));
   // orchestration agents are singletons: a second copy (another host, a second `fleet up`) stands by for the lease
   const singletons = agents.filter((a) => a.layer === "orchestration");
   const leases: Lease[] = [];
@@ -62,7 +67,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
       processName: `fleet-agent-${ids.join(",")}`,
     },
     agents,
-    behaviourFor(config, configPath(options)),
+    behaviourFor(config, configPath(options), sources),
     {
       log,
       // exit non-zero: a supervisor (fleet up, systemd) starts the process again

@@ -23,7 +23,9 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   const config = loadConfig(options, env);
   // governance would refuse this config at its start and be restarted until the supervisor gave up on the whole fleet:
   // refuse it here, before anything runs, with the path of the field
-  checkGovernanceConfig(config, Object.entries(toolRisks()).map(([name, risk]) => ({ name, risk })));
+  // the tool modules load here too, and a tool name no source provides is refused with its path and "did you mean"
+  const risks = await toolRisks(config, options);
+  checkGovernanceConfig(config, Object.entries(risks).map(([name, risk]) => ({ name, risk })));
   // the operator watches this terminal: the supervisor's own lines are printed like the children's
   const log = rootLogger(options, env, "fleet-up", { write: (line: string) => process.stdout.write(humanLine("fleet", line.trimEnd()) + "\n") });
   const prefix = options.prefix ?? config.fleet.prefix;
@@ -36,7 +38,7 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   }
   let generated: FleetCredentials | undefined;
   if (!servers) {
-    generated = writeFleetCredentials(CREDS_DIR, config, toolRisks());
+    generated = writeFleetCredentials(CREDS_DIR, config, risks);
     embedded = await EmbeddedNats.start(FLEET_DIR, log, { maxPayload: config.fleet.maxPayloadBytes, authFile: generated.authFile });
     servers = embedded.url;
   }
@@ -80,6 +82,8 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     if (!env[tokenEnv]) log.warn({ bridge: chat, variable: tokenEnv }, "chat bridge not started: its token variable is not set");
     else specs.push({ id: chat, command: process.execPath, args: [CLI, "run", "bridge", chat, ...common, ...creds(`bridge:${chat}`)], restart: "permanent" });
   }
+  // the business stand-in, when the config asks for it, before the agents' first business tool call
+  if (config.business?.standin) specs.push({ id: "standin", command: process.execPath, args: [CLI, "run", "standin", ...common], restart: "permanent" });
   if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common, ...creds("webhook")], restart: "permanent" });
   const supervisor = new ProcessSupervisor(specs, {
     intensity: config.supervisor.intensity,

@@ -1,5 +1,6 @@
 export {
   AgentConfig,
+  BusinessConfig,
   CronJob,
   DeploymentConfig,
   PrincipalConfig,

@@ -275,6 +275,17 @@ export const WebhookConfig = strict({
 });
 export type WebhookConfig = z.infer<typeof WebhookConfig>;
 
+/**
+ * The business API the CRM, CMS, analytics and SEO tools call: the stand-in (`fleet run standin` serves it at this URL's
+ * port) or a service speaking the same JSON API in front of the real systems.
+ */
+export const BusinessConfig = strict({
+  url: HttpUrl,
+  /** `fleet up` runs the stand-in (`fleet run standin`) at `url` as one of its processes */
+  standin: z.boolean().default(false),
+});
+export type BusinessConfig = z.infer<typeof BusinessConfig>;
+
 /*
  * A tolerant view of a possibly broken config, used only by the cross-field rules: every field falls back to
  * "unknown" instead of failing, so the rules can still run (and report) while other fields are invalid.
@@ -448,6 +459,9 @@ export const FleetConfig = strict({
   planning: PlanningConfig.prefault({}),
   /** event sources handled directly by an agent (and pipeline) instead of through Atlas's plan */
   events: EventsConfig.prefault({}),
+  /** modules of the fleet's own tools (paths relative to this file), each exporting tools made with `defineTool` */
+  toolModules: z.array(z.string().min(1)).default([]),
+  business: BusinessConfig.optional(),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 

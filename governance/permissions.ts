@@ -177,7 +177,7 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   }
   for (const other of config.agents) if (other.id !== id) g.deny(`${p}.proposal.${other.id}.>`);
   g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`, names.auditAnchor());
-  g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory", "answers"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
+  g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory", "answers", "toolstate"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
 }
 
 function routerGrants(g: Grants, ctx: GrantContext): void {
@@ -243,6 +243,8 @@ function toolHostGrants(g: Grants, ctx: GrantContext): void {
   g.serve(names.refusal("*"));
   g.publish(`${p}.audit.*`, `${p}.outbox.*`, `${p}.dlq.>`);
   g.kvWrite("toolruns", [">"]);
+  // what stateful tools remember between calls: seen feed items, uptime histories, file manifests
+  g.kvWrite("toolstate", [">"]);
   g.kvRead("proposals", [">"]);
   // the audit chain links each record to the stream's last one
   const audit = names.stream("AUDIT");

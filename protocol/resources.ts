@@ -81,6 +81,9 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     // Atlas's plan: where it has read each input up to, the notes waiting for its next cycle, held assignments, and
     // the record of each plan (what was assigned, held or refused, and why)
     plans: { history: 1, ttl: 30 * DAY },
+    // what stateful tools remember between calls (a feed's seen items, an uptime history, a file manifest); written only
+    // by tool hosts, each record bounded by the tool that writes it
+    toolstate: { history: 1 },
   };
 }
 

@@ -55,6 +55,8 @@ const BUCKET_IN_BACKUP = {
   pipelineruns: true,
   // Atlas's cursors, waiting notes and held work: without them a restored Atlas would plan old inputs again
   plans: true,
+  // tools' memory: without it every feed item is reported again and uptime histories and file manifests start over
+  toolstate: true,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;

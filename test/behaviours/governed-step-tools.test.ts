@@ -29,7 +29,7 @@ describe("governedStepTools", () => {
     const tools = new AgentTools({
       nc, js, names, codec: "msgpack", agentId: "ship", timeoutMs: 2_000,
       // money_transfer is allowed and BLOCK all the same: it must never be offered
-      allowed: ["http_check", "channel_post", "email_send", "money_transfer", "web_fetch"],
+      allowed: ["http_check", "channel_post", "email_send", "money_transfer", "web_search"],
       risks: new Map(Object.entries(referenceToolRisks())),
     });
     stepTools = governedStepTools({ tools, catalogue: new ToolCatalogue(referenceTools({ js, names, codec: "msgpack", config })) });
@@ -75,7 +75,7 @@ describe("governedStepTools", () => {
     const cases: [string, string, RegExp][] = [
       ["money_transfer", '{"amount":10}', /^TOOL_BLOCKED: /],
       ["dns_lookup", '{"host":"localhost"}', /^TOOL_NOT_ALLOWED: /],
-      ["web_fetch", '{"url":"http://localhost"}', /^TOOL_NOT_FOUND: /],
+      ["web_search", '{"query":"x"}', /^TOOL_NOT_FOUND: /],
       ["telepathy", "{}", /^TOOL_NOT_FOUND: /],
       ["http_check", '{"url": "http://localhost', /^MESSAGE_INVALID: the arguments of http_check are not JSON .*call it again/],
       ["http_check", '{"url":"ftp://localhost","extra":1}', /^MESSAGE_INVALID: http_check does not take these arguments: url: must be an http\(s\) URL; \(root\): Unrecognized key/],

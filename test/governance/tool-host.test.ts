@@ -330,7 +330,10 @@ describe("tool host", () => {
 
   it("`fleet run tools` serves the reference catalogue in the same queue group", async () => {
     await host.stop();
-    const child = spawn(process.execPath, [CLI, "run", "tools", "--config", configFile, "--nats", nats.url], { stdio: ["ignore", "ignore", "pipe"] });
+    // the in-process test tools exist only in this process: a config for `fleet run tools` may name real tools only
+    const cliConfig = join(dir, "fleet-cli.yaml");
+    writeFileSync(cliConfig, fleetYaml().replace("[http_check, channel_post, count_up, gate, hang, flaky]", "[http_check, channel_post]"));
+    const child = spawn(process.execPath, [CLI, "run", "tools", "--config", cliConfig, "--nats", nats.url], { stdio: ["ignore", "ignore", "pipe"] });
     children.push(child);
     let log = "";
     child.stderr?.on("data", (d: Buffer) => (log += d.toString()));

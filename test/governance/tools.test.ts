@@ -108,7 +108,7 @@ describe("reference tools", () => {
 
   it("catalogue: one of each risk level, JSON schemas, and refuses a bad catalogue", () => {
     const risks = new Set(catalogue.list().map((t) => t.risk));
-    assert.deepEqual([...risks].sort(), ["AUTO", "BLOCK", "CONFIRM", "PROPOSE"]);
+    assert.deepEqual([...risks].sort(), ["AUTO", "AUTO+", "BLOCK", "CONFIRM", "PROPOSE"]);
     const described = catalogue.describe("http_check");
     assert.equal(described.reversible, false);
     const schema = z.object({ type: z.literal("object"), properties: z.record(z.string(), z.unknown()), required: z.array(z.string()) }).parse(described.inputSchema);

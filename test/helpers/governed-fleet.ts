@@ -7,7 +7,7 @@ import { loadFleetConfig, type FleetConfig } from "../../config/index.js";
 import { writeFleetCredentials, type FleetCredentials, type Identity } from "../../governance/index.js";
 import { connectNats, ensureFleetResources, type FleetNames, type RiskLevel } from "../../protocol/index.js";
 import type { ChildSpec } from "../../supervisor/index.js";
-import { CLI, DEFAULT_GOVERNANCE_YAML, writeTestFleet } from "./fleet-processes.js";
+import { CLI, DEFAULT_GOVERNANCE_YAML, DIST, writeTestFleet } from "./fleet-processes.js";
 import { NatsServer } from "./nats-server.js";
 
 /** The risk levels the permission tests give the tools (a stand-in for the catalogue's). */
@@ -39,6 +39,8 @@ cron:
   - { id: nightly, agent: scout, at: "02:00", message: "overnight report", delivery: { channel: slack, to: "#ops" } }
 governance:
   approvals: { channels: [telegram] }
+# note_write and deploy_site: the fleet's processes refuse an allow list naming a tool no source provides
+toolModules: [${JSON.stringify(join(DIST, "test", "fixtures", "governed-tools.js"))}]
 `,
   );
   return { config: loadFleetConfig(fleet.file), file: fleet.file, cleanup: fleet.cleanup };
