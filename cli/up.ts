@@ -69,6 +69,7 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   const usesConsole =
     config.principals.some((p) => p.channel === "console") ||
     config.cron.some((j) => j.delivery !== "none" && j.delivery.channel === "console") ||
+    config.agents.some((a) => a.duties.some((d) => d.delivery !== "none" && d.delivery.channel === "console")) ||
     [...config.governance.approvals.channels, ...config.governance.approvals.escalateTo].includes("console");
   if (usesConsole) specs.push({ id: "console", command: process.execPath, args: [CLI, "run", "bridge", "console", ...common, ...creds("bridge:console")], restart: "permanent" });
   const chatToken = { telegram: config.bridges.telegram?.tokenEnv, discord: config.bridges.discord?.botTokenEnv };
