@@ -19,6 +19,7 @@ import { contextCommand } from "./context-command.js";
 import { audit } from "./audit.js";
 import { liveSourcesFor } from "./live-sources-for.js";
 import { creds } from "./creds.js";
+import { demo } from "./demo.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -53,6 +54,8 @@ const USAGE = `fleet <command> [options]
   rollback <id>              undo a PROPOSE proposal's effect inside its rollback window (15 min by default)
   send <agent> --tool <name> --input '<json>' [--reason <why>]
                              a task naming a tool: AUTO/AUTO+ run at once, PROPOSE/CONFIRM become a proposal
+  demo break | fix | status  take the default fleet's demo site down (it answers 503) or bring it back
+  run demo-site              serve the demo site (fleet up runs it when a duty names {{local.demo-site}})
   creds [dir]                one NATS nkey seed per process and the servers' auth.conf, for an external cluster
                              (fleet up makes its own in .fleet/creds/; default dir: .fleet/creds)
 
@@ -94,6 +97,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "creds":
       return creds(rest, values);
+    case "demo":
+      return demo(rest);
     case "up":
       return up(values, env);
     case "run":

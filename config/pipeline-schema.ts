@@ -19,10 +19,19 @@ const StepId = z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, "must be lowercase let
 const ToolName = z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_*-]+)?$/, 'must be a tool name (lowercase, digits, "_"), or "<server>.<tool>"');
 const Template = z.string().min(1);
 
-/** A condition on the scope, with no code in config: the value at `path` is truthy, falsy, empty or non-empty. */
+/**
+ * A condition on the scope, with no code in config: the value at `path` is truthy, falsy, empty or non-empty, or compares
+ * with `value` (`below` and `above` for numbers, `equal` for anything JSON). A missing value is falsy and empty, and never
+ * below, above or equal to anything.
+ */
 export const Condition = strict({
   path: z.string().min(1),
-  is: z.enum(["truthy", "falsy", "empty", "nonEmpty"]),
+  is: z.enum(["truthy", "falsy", "empty", "nonEmpty", "below", "above", "equal"]),
+  value: z.unknown().optional(),
+}).superRefine((c, ctx) => {
+  if ((c.is === "below" || c.is === "above") && typeof c.value !== "number") ctx.addIssue({ code: "custom", path: ["value"], message: `"is: ${c.is}" compares with a number: give value` });
+  if (c.is === "equal" && c.value === undefined) ctx.addIssue({ code: "custom", path: ["value"], message: '"is: equal" needs a value' });
+  if (!["below", "above", "equal"].includes(c.is) && c.value !== undefined) ctx.addIssue({ code: "custom", path: ["value"], message: `"is: ${c.is}" takes no value` });
 });
 export type Condition = z.infer<typeof Condition>;
 

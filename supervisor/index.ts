@@ -18,6 +18,6 @@ export { NightlyBackup, type NightlyBackupOptions } from "./nightly-backup.js";
 export { NightlyDistillation, dayEnding, type DistillationSummary, type DistilledDay, type NightlyDistillationOptions } from "./nightly-distillation.js";
 export { CronScheduler, cronMessage, type CronSchedulerOptions } from "./cron-scheduler.js";
 export { DutyScheduler, type DutySchedulerOptions } from "./duty-scheduler.js";
-export { localTargetsIn, namesLocalTarget, withLocalTargets, type LocalTargets } from "./local-targets.js";
+export { localTargetNames, localTargetsIn, withLocalTargets, type LocalTargets } from "./local-targets.js";
 export { deliverToOutbox, taskText, type OutboxDeliveryDeps } from "./outbox-delivery.js";
 export { runOutcomeOf, type RunOutcome } from "./run-outcome.js";

@@ -22,12 +22,12 @@ export function localTargetsIn(fleetDir: string): LocalTargets {
   };
 }
 
-/** Whether a value (a duty's input) names any local target. */
-export function namesLocalTarget(value: unknown): boolean {
-  if (typeof value === "string") return new RegExp(PLACEHOLDER.source).test(value);
-  if (Array.isArray(value)) return value.some(namesLocalTarget);
-  if (value !== null && typeof value === "object") return Object.values(value).some(namesLocalTarget);
-  return false;
+/** The local targets a value (a duty's input) names, e.g. `["demo-site"]`. */
+export function localTargetNames(value: unknown): string[] {
+  if (typeof value === "string") return [...value.matchAll(PLACEHOLDER)].map((m) => m[1] ?? "");
+  if (Array.isArray(value)) return value.flatMap(localTargetNames);
+  if (value !== null && typeof value === "object") return Object.values(value).flatMap(localTargetNames);
+  return [];
 }
 
 /** `value` with every `{{local.<name>}}` replaced by the target's URL; a target nothing serves is a CONFIG_INVALID. */
