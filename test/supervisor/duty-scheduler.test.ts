@@ -8,6 +8,7 @@ import { composeBehaviour, offlineBehaviour } from "../../behaviours/index.js";
 import { DutyConfig, loadFleetConfig } from "../../config/index.js";
 import { decode, dutyRunKey, DutyRunRecord, encode, OutboxRecord, type TaskWork } from "../../protocol/index.js";
 import { DutyScheduler, type DutySchedulerOptions } from "../../supervisor/index.js";
+import { DUTY_HEADER, dutyRows, readDutyRecords } from "../../cli/duty-status.js";
 import { pipelineStandIn } from "../fixtures/pipeline-stand-in.js";
 import { FleetClient } from "../helpers/fleet-client.js";
 import { writeTestFleet } from "../helpers/fleet-processes.js";
@@ -242,6 +243,19 @@ describe("DutyScheduler", () => {
     await scheduler([restart], clock).tick();
     assert.equal((await record("restart"))?.lastRun?.dueAt, at("2026-11-23T14:10:00Z"));
     second.stop();
+  });
+
+  it("fleet status shows each duty's schedule, last outcome and next due time from the records", async () => {
+    const now = at("2026-11-23T10:40:00Z");
+    const rows = dutyRows(await readDutyRecords(client.resources.kv.schedules), now, "Europe/Berlin");
+    const row = (id: string) => {
+      const found = rows.find((r) => r[0] === `ship/${id}`);
+      assert.ok(found, `a row for ${id} in ${JSON.stringify(rows)}`);
+      return Object.fromEntries(DUTY_HEADER.map((h, i) => [h, found[i]]));
+    };
+    assert.deepEqual(row("grid"), { DUTY: "ship/grid", SCHEDULE: "every 30m", "LAST RUN": `clean (${"10 min"} ago)`, "NEXT DUE": "Mon 12:00 (in 20 min)", "CLEAN/FOUND/FAILED": "1/0/0" });
+    assert.match(row("watch")["LAST RUN"]!, /^found 1, delivered \(/);
+    assert.equal(row("morning").SCHEDULE, "cron 0 9 * * *");
   });
 
   it("fills local targets into the input when it sends the run; a target nothing serves is a failed run, not a task", async () => {
