@@ -49,19 +49,22 @@ describe("the shipped fleets' duties", () => {
       assert.ok(found, `${agent} has a duty ${duty}`);
       return describeSchedule(scheduleOf(found));
     };
-    // what the reference operation runs (DESIGN.md): ship every 30 minutes over the five sites and the host
-    assert.equal(schedule("ship", "site-checks"), "every 30m");
-    const shipTools = new Set(config.pipelines["site-checks"]!.steps.flatMap((s) => ("tool" in s ? [s.tool] : [])));
+    // what the reference operation runs (DESIGN.md): ship every 30 minutes over the five sites (HTTP, TLS, ports) and the host
+    assert.equal(schedule("ship", "site-health"), "every 30m");
+    assert.equal(schedule("ship", "host-health"), "every 30m");
+    const ship = config.agents.find((a) => a.id === "ship")!;
+    const shipTools = new Set(ship.duties.flatMap((d) => config.pipelines[d.pipeline]!.steps.flatMap((s) => ("tool" in s ? [s.tool] : []))));
     assert.deepEqual([...shipTools].sort(), ["disk_usage", "http_check", "memory_usage", "port_check", "tls_expiry"]);
-    const shipDuty = config.agents.find((a) => a.id === "ship")!.duties.find((d) => d.id === "site-checks")!;
-    assert.equal(z.array(z.string()).parse(shipDuty.input.sites).length, 5, "the five sites");
+    const sites = ship.duties.find((d) => d.id === "site-health")!.input;
+    assert.equal(z.array(z.object({ name: z.string(), url: z.url() })).parse(sites.sites).length, 5, "the five sites");
+    assert.equal(z.array(z.object({ host: z.string() })).parse(sites.tls).length, 5, "their certificates");
     for (const audit of ["tls-audit", "headers-audit", "dependency-audit"]) assert.match(schedule("sentinel", audit), /^cron \d+ 6 \* \* \*$/, `sentinel's ${audit} runs daily`);
     assert.equal(schedule("scout", "feed-scan"), "every 1h");
     assert.equal(schedule("mira", "weekly-growth"), "cron 0 9 * * 1");
     assert.ok(schedule("closer", "lead-review"));
     assert.ok(schedule("plume", "content-calendar"));
     // a watch's model step runs only when its tool steps found something: a clean run is $0
-    for (const id of ["site-checks", "dependency-audit", "feed-scan", "lead-review"]) {
+    for (const id of ["site-health", "dependency-audit", "feed-scan", "lead-review"]) {
       const steps = config.pipelines[id]!.steps;
       for (const step of steps) if ("model" in step) assert.deepEqual(step.when, { path: "findings", is: "nonEmpty" }, `${id}.${step.id} is conditioned on findings`);
     }
@@ -77,6 +80,7 @@ describe("the shipped fleets' duties", () => {
     const duties = config.agents.flatMap((a) => a.duties.map((d) => ({ agent: a.id, id: d.id, every: d.every, input: d.input })));
     assert.ok(duties.length >= 2);
     for (const d of duties) assert.ok(d.every !== undefined && d.every <= 2 * 60_000, `${d.agent}.${d.id} runs every 1-2 minutes`);
+    assert.ok(config.pipelines["site-health"], "the pipeline branch pipelines ships, watched by the duties");
     const targets = JSON.stringify(duties.map((d) => d.input));
     assert.match(targets, /\{\{local\.demo-site\}\}/);
     assert.match(targets, /\{\{local\.nats-monitor\}\}/);
