@@ -24,7 +24,9 @@ export function dutyRows(records: readonly DutyRunRecord[], now: number, timeZon
     `${r.agentId}/${r.dutyId}`,
     r.schedule,
     lastRunText(r, now),
-    r.running ? `running (due ${ago(r.running.dueAt, now)})` : r.nextDueAt === null ? "never" : `${clockText(r.nextDueAt, timeZone)} (${until(r.nextDueAt, now)})`,
+    r.running?.heldUntil !== undefined && r.running.heldUntil > now
+      ? `held until ${clockText(r.running.heldUntil, timeZone)}`
+      : r.running ? `running (due ${ago(r.running.dueAt, now)})` : r.nextDueAt === null ? "never" : `${clockText(r.nextDueAt, timeZone)} (${until(r.nextDueAt, now)})`,
     `${r.counts.clean}/${r.counts.found}/${r.counts.failed}`,
   ]);
 }

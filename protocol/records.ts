@@ -91,7 +91,7 @@ export const DutyRunRecord = z.object({
   /** epoch ms of the next due time after it; null: never again */
   nextDueAt: z.number().nullable(),
   /** a run started and not yet recorded (the scheduler may have died in it: the next one completes it, same task) */
-  running: z.object({ dueAt: z.number(), taskId: z.string(), startedAt: z.number() }).optional(),
+  running: z.object({ dueAt: z.number(), taskId: z.string(), startedAt: z.number(), heldUntil: z.number().optional() }).optional(),
   lastRun: z
     .object({
       dueAt: z.number(),

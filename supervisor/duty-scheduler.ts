@@ -2,7 +2,8 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { taskIdFor, TaskStore } from "../actors/index.js";
+import { z } from "zod";
+import { taskIdFor } from "../actors/index.js";
 import { describeSchedule, latestDue, nextDue, scheduleOf, type DutyConfig, type Schedule } from "../config/index.js";
 import {
   decode,
@@ -10,7 +11,9 @@ import {
   DutyRunRecord,
   encode,
   FleetError,
+  isTerminal,
   requestOperation,
+  Task,
   type Clock,
   type CodecName,
   type FleetNames,
@@ -19,6 +22,9 @@ import {
 import { withLocalTargets, type LocalTargets } from "./local-targets.js";
 import { deliverToOutbox } from "./outbox-delivery.js";
 import { runOutcomeOf, type RunOutcome } from "./run-outcome.js";
+
+/** The part of a held task's `metadata.held` the scheduler reads: when the hold ends (epoch ms). */
+const HeldMetadata = z.object({ until: z.number() });
 
 export interface DutySchedulerOptions {
   nc: NatsConnection;
@@ -63,12 +69,10 @@ export class DutyScheduler {
   private readonly notBefore = new Map<string, number>();
   private readonly stopping = new AbortController();
   private readonly log: Logger;
-  private readonly store: TaskStore;
   private readonly entries: Entry[];
 
   constructor(private readonly options: DutySchedulerOptions) {
     this.log = options.log.child({ component: "duties" });
-    this.store = new TaskStore(options.kv.tasks, options.names, options.codec);
     this.entries = options.agents.flatMap((agent) =>
       agent.duties.map((duty) => ({ agentId: agent.id, duty, schedule: scheduleOf(duty), key: dutyRunKey(agent.id, duty.id) })),
     );
@@ -146,7 +150,15 @@ export class DutyScheduler {
       await requestOperation(this.options.nc, this.options.names, agentId, "SendMessage", {
         message: { messageId, role: "ROLE_USER", parts: [{ text: this.title(entry) }], metadata: { work } },
       });
-      const done = await this.store.waitForTerminal(agentId, taskId, AbortSignal.any([timeout, this.stopping.signal]));
+      const done = await this.waitForOutcome(agentId, taskId, AbortSignal.any([timeout, this.stopping.signal]));
+      if ("heldUntil" in done) {
+        // model work held (quiet hours, a spent cap): the run stays this duty's one run in flight, and is picked up
+        // again when the hold ends; the tool steps found something, and that waits for the morning, not repeated all night
+        await this.writeRecord(entry.key, { ...record, running: { dueAt, taskId, startedAt: record.running?.startedAt ?? startedAt, heldUntil: done.heldUntil } });
+        this.notBefore.set(entry.key, done.heldUntil);
+        log.info({ heldUntil: new Date(done.heldUntil).toISOString() }, "duty run held");
+        return;
+      }
       outcome = runOutcomeOf(done);
     } catch (err) {
       if (this.stopping.signal.aborted) return; // left marked as running: the next scheduler completes it
@@ -189,6 +201,32 @@ export class DutyScheduler {
     const line = { outcome: outcome.outcome, findings: outcome.findings, delivered, reason: outcome.reason };
     if (outcome.outcome === "failed") log.warn(line, "duty run failed");
     else log.info(line, "duty ran");
+  }
+
+  /**
+   * The task once it ends, or the end of its hold when the agent holds it (SUBMITTED with `metadata.held` in the future).
+   * A hold whose time has passed is the agent about to run it again: keep waiting.
+   */
+  private async waitForOutcome(agentId: string, taskId: string, signal: AbortSignal): Promise<Task | { heldUntil: number }> {
+    const watch = await this.options.kv.tasks.watch({ key: this.options.names.taskKey(agentId, taskId) });
+    const onAbort = () => watch.stop();
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      for await (const entry of watch) {
+        if (entry.operation !== "PUT") continue;
+        const decoded = decode(Task, entry.value, { codec: this.options.codec });
+        if (!decoded.ok) continue;
+        const task = decoded.value;
+        if (isTerminal(task.status.state)) return task;
+        const held = HeldMetadata.safeParse(task.metadata?.held);
+        if (held.success && held.data.until > this.options.clock.now()) return { heldUntil: held.data.until };
+      }
+      signal.throwIfAborted();
+      throw new FleetError("INTERNAL", `watch on task ${taskId} ended before the task finished`);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      watch.stop();
+    }
   }
 
   private title(entry: Entry): string {

@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
-import { AgentRuntime, taskIdFor } from "../../actors/index.js";
+import { AgentRuntime, taskIdFor, TaskStore } from "../../actors/index.js";
 import { composeBehaviour, offlineBehaviour } from "../../behaviours/index.js";
 import { DutyConfig, loadFleetConfig } from "../../config/index.js";
 import { decode, dutyRunKey, DutyRunRecord, encode, OutboxRecord, type TaskWork } from "../../protocol/index.js";
@@ -256,6 +256,47 @@ describe("DutyScheduler", () => {
     assert.deepEqual(row("grid"), { DUTY: "ship/grid", SCHEDULE: "every 30m", "LAST RUN": `clean (${"10 min"} ago)`, "NEXT DUE": "Mon 12:00 (in 20 min)", "CLEAN/FOUND/FAILED": "1/0/0" });
     assert.match(row("watch")["LAST RUN"]!, /^found 1, delivered \(/);
     assert.equal(row("morning").SCHEDULE, "cron 0 9 * * *");
+  });
+
+  it("a run its agent holds (quiet hours): no second run all night, and the held one is delivered once when it ends", async () => {
+    broken = true;
+    const night = duty({ id: "night", every: "5m", delivery: { channel: "dutynight", to: "ops" } });
+    const clock = { now: () => at("2026-11-23T23:51:00Z") };
+    const duties = scheduler([night], clock);
+    await duties.tick();
+    let release: () => void = () => undefined;
+    agent.hold = new Promise<void>((resolve) => (release = resolve));
+    const seen = agent.seen.length;
+    clock.now = () => at("2026-11-23T23:55:01Z");
+    const dueAt = at("2026-11-23T23:55:00Z");
+    const ticking = duties.tick();
+    await waitFor("the run to reach the agent", () => agent.seen.length > seen);
+    // the agent holds its model work until 06:30, as the runtime does: the Task open again (SUBMITTED) with metadata.held
+    const until = at("2026-11-24T06:30:00Z");
+    await new TaskStore(client.resources.kv.tasks, client.names, "msgpack").transition("ship", taskOf("night", dueAt), (t) => ({
+      status: { state: "TASK_STATE_SUBMITTED", timestamp: new Date(clock.now()).toISOString() },
+      metadata: { ...t.metadata, held: { reason: "quiet-hours", until, detail: "quiet hours until 06:30", since: clock.now() } },
+    }));
+    await ticking;
+    assert.deepEqual((await record("night"))?.running, { dueAt, taskId: taskOf("night", dueAt), startedAt: at("2026-11-23T23:55:01Z"), heldUntil: until });
+    assert.match(dutyRows([(await record("night"))!], clock.now(), "UTC")[0]![3]!, /^held until Tue 06:30$/);
+
+    for (const t of ["2026-11-24T02:00:01Z", "2026-11-24T06:25:01Z"]) {
+      clock.now = () => at(t);
+      await duties.tick();
+    }
+    assert.equal(agent.seen.length, seen + 1, "no other run while the held one waits");
+    assert.equal(await stored(taskOf("night", at("2026-11-24T02:00:00Z"))), false);
+
+    release();
+    agent.hold = undefined;
+    await waitFor("the held task to finish", async () => (await client.getTask("ship", taskOf("night", dueAt))).status.state === "TASK_STATE_COMPLETED");
+    clock.now = () => at("2026-11-24T06:30:02Z");
+    await duties.tick();
+    const delivered = await outbox("dutynight");
+    assert.equal(delivered.length, 1);
+    assert.equal(delivered[0]!.source.taskId, taskOf("night", dueAt));
+    assert.deepEqual([(await record("night"))?.lastRun?.dueAt, (await record("night"))?.running], [dueAt, undefined]);
   });
 
   it("fills local targets into the input when it sends the run; a target nothing serves is a failed run, not a task", async () => {
