@@ -19,6 +19,7 @@ import { contextCommand } from "./context-command.js";
 import { audit } from "./audit.js";
 import { liveSourcesFor } from "./live-sources-for.js";
 import { creds } from "./creds.js";
+import { demo } from "./demo.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -61,6 +62,8 @@ const USAGE = `fleet <command> [options]
                              report, or "nothing found" when its tool steps found nothing (no model call, $0)
   send <agent> <text> --tier <tier|alias>
                              an ordinary task whose model step asks the router for this tier or alias
+  demo break | fix | status  take the default fleet's demo site down (it answers 503) or bring it back
+  run demo-site              serve the demo site (fleet up runs it when a duty names {{local.demo-site}})
   creds [dir]                one NATS nkey seed per process and the servers' auth.conf, for an external cluster
                              (fleet up makes its own in .fleet/creds/; default dir: .fleet/creds)
 
@@ -105,6 +108,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "creds":
       return creds(rest, values);
+    case "demo":
+      return demo(rest);
     case "up":
       return up(values, env);
     case "run":

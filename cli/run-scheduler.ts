@@ -2,15 +2,16 @@ import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { CycleScheduler, QuietHoursRunner } from "../actors/index.js";
 import { connectNats, connectServing, drainConnections, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, systemClock, type QuietHoursRecord } from "../protocol/index.js";
-import { CronScheduler, EventRouter, Lease, NightlyBackup } from "../supervisor/index.js";
+import { CronScheduler, DutyScheduler, EventRouter, Lease, localTargetsIn, NightlyBackup } from "../supervisor/index.js";
 import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
-import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
+import { createsResources, FLEET_DIR, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 
 /**
- * `fleet run scheduler`: the config's cron jobs, the event router (`events.sources`) and the nightly backup, as a singleton (a second copy stands by for the
- * lease).
+ * `fleet run scheduler`: the config's cron jobs, the agents' duties, the event router (`events.sources`) and the nightly
+ * backup, as a singleton (a second copy stands by for the lease). Duties that name a local target (`{{local.demo-site}}`)
+ * find it in the `.fleet/` of the directory it runs in, where `fleet up` records them.
  */
 export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
@@ -47,6 +48,20 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     lookbackMs: config.planning.lookbackHours * 3_600_000,
   });
   events.start();
+  const duties = new DutyScheduler({
+    nc,
+    js: jetstream(nc),
+    kv,
+    names,
+    codec: config.fleet.codec,
+    agents: config.agents,
+    pipelines: config.pipelines,
+    timeZone: config.fleet.timeZone,
+    clock: systemClock,
+    log,
+    localTargets: localTargetsIn(FLEET_DIR),
+  });
+  duties.start();
   // the fleet's quiet-hours chart, running in the singleton so `fleet status` has one answer for the fleet; each agent
   // runtime runs its own copy for its cycles (the same chart on the same window and clock cannot disagree)
   const timers = new CycleScheduler({ log });
@@ -75,10 +90,11 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   // memory searches are served under the serving twin (replies only); everything else goes through nc
   const serveNc = await connectServing(connect, nc);
   const memory = await startMemoryOwner({ nc, serveNc, names, kv, config, env, log });
-  log.info({ jobs: config.cron.map((j) => j.id) }, "scheduler started");
+  log.info({ jobs: config.cron.map((j) => j.id), duties: config.agents.flatMap((a) => a.duties.map((d) => `${a.id}.${d.id}`)) }, "scheduler started");
   const running = untilStopped(async () => {
     scheduler.stop();
     await events.stop();
+    duties.stop();
     quietHours.stop();
     timers.stop();
     clearInterval(nightlyTimer);

@@ -5,6 +5,7 @@ import { behaviourFor } from "../behaviours/index.js";
 import { loadFleetTools } from "../governance/index.js";
 import { Lease } from "../supervisor/index.js";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger, type CliOptions } from "./options.js";
+import { runDemoSite } from "./demo.js";
 import { runScheduler } from "./run-scheduler.js";
 import { runWebhook } from "./run-webhook.js";
 import { runBridge } from "./run-bridge.js";
@@ -35,9 +36,10 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   if (role === "tools") return runTools(options, env);
   if (role === "governance") return runGovernance(options, env);
   if (role === "standin") return runStandin(options, env);
+  if (role === "demo-site") return runDemoSite(options, env);
   const config = loadConfig(options, env);
   const ids = role === "agent" || role === "agents" ? (idList ?? "").split(",").filter(Boolean) : role ? [role] : [];
-  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run bridge console|telegram|discord | fleet run router | fleet run tools | fleet run governance | fleet run standin");
+  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run bridge console|telegram|discord | fleet run router | fleet run tools | fleet run governance | fleet run standin | fleet run demo-site");
   const agents = ids.map((id) => {
     const agent = config.agents.find((a) => a.id === id);
     if (!agent) throw new FleetError("CONFIG_INVALID", `no agent "${id}" in ${config.fleet.name}; agents: ${config.agents.map((a) => a.id).join(", ")}`);

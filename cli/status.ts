@@ -6,6 +6,7 @@ import { RouterClient } from "../router/index.js";
 import { heldRows } from "./held-text.js";
 import { guardSecrets, inspect, loadConfig, prefixOf, type CliOptions } from "./options.js";
 import { serviceSummary } from "./service-summary.js";
+import { DUTY_HEADER, dutyRows, readDutyRecords } from "./duty-status.js";
 
 /** `fleet status`: each agent's state, current task, tier, last heartbeat and restarts, read from KV `agents`. */
 export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promise<number> {
@@ -71,6 +72,8 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
     }
     const proposals = await proposalSummary(kv.proposals, now);
     if (proposals) print(proposals);
+    const duties = await readDutyRecords(kv.schedules).catch(() => []);
+    if (duties.length > 0) printTable(DUTY_HEADER, dutyRows(duties, now, quietRecord?.timeZone));
     for (const line of await serviceSummary(nc)) print(line);
     return 0;
   } finally {

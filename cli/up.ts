@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { checkGovernanceConfig, writeFleetCredentials, type FleetCredentials, type Identity } from "../governance/index.js";
 import { connectNats, ensureFleetResources, FleetError, FleetNames, secrets } from "../protocol/index.js";
-import { EmbeddedNats, ProcessSupervisor, type ChildSpec } from "../supervisor/index.js";
+import { EmbeddedNats, localTargetNames, ProcessSupervisor, type ChildSpec } from "../supervisor/index.js";
 import { configPath, CREDS_DIR, FLEET_DIR, loadConfig, natsCredentials, rootLogger, type CliOptions } from "./options.js";
 import { childCreds, toolRisks } from "./creds.js";
 import { humanLine } from "./log-lines.js";
@@ -39,7 +39,8 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   let generated: FleetCredentials | undefined;
   if (!servers) {
     generated = writeFleetCredentials(CREDS_DIR, config, risks);
-    embedded = await EmbeddedNats.start(FLEET_DIR, log, { maxPayload: config.fleet.maxPayloadBytes, authFile: generated.authFile });
+    // its monitoring endpoint too: the default fleet's duties watch it ({{local.nats-monitor}})
+    embedded = await EmbeddedNats.start(FLEET_DIR, log, { maxPayload: config.fleet.maxPayloadBytes, authFile: generated.authFile, monitor: true });
     servers = embedded.url;
   }
   const own = generated ? { nkeySeedFile: generated.seedFile("operator") } : natsCredentials(options, env);
@@ -71,6 +72,7 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   const usesConsole =
     config.principals.some((p) => p.channel === "console") ||
     config.cron.some((j) => j.delivery !== "none" && j.delivery.channel === "console") ||
+    config.agents.some((a) => a.duties.some((d) => d.delivery !== "none" && d.delivery.channel === "console")) ||
     [...config.governance.approvals.channels, ...config.governance.approvals.escalateTo].includes("console");
   if (usesConsole) specs.push({ id: "console", command: process.execPath, args: [CLI, "run", "bridge", "console", ...common, ...creds("bridge:console")], restart: "permanent" });
   const chatToken = { telegram: config.bridges.telegram?.tokenEnv, discord: config.bridges.discord?.botTokenEnv };
@@ -84,6 +86,9 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   }
   // the business stand-in, when the config asks for it, before the agents' first business tool call
   if (config.business?.standin) specs.push({ id: "standin", command: process.execPath, args: [CLI, "run", "standin", ...common], restart: "permanent" });
+  // the demo site the default fleet's duties watch, when a duty names it; it needs no NATS identity (it serves HTTP only)
+  const demoSite = config.agents.some((a) => a.duties.some((d) => localTargetNames(d.input).includes("demo-site")));
+  if (demoSite) specs.push({ id: "demo-site", command: process.execPath, args: [CLI, "run", "demo-site", ...common], restart: "permanent" });
   if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common, ...creds("webhook")], restart: "permanent" });
   const supervisor = new ProcessSupervisor(specs, {
     intensity: config.supervisor.intensity,
@@ -95,8 +100,10 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     onChildOutput: (id, line) => process.stdout.write(humanLine(id, secrets.scrub(line)) + "\n"),
   });
   await supervisor.start();
+  const duties = config.agents.reduce((n, a) => n + a.duties.length, 0);
   console.log(
-    `fleet "${config.fleet.name}" is up: ${config.agents.length} agents, the router, the scheduler, governance and a tool host (${config.cron.length} cron jobs, backups at ${config.backups.at}) on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
+    `fleet "${config.fleet.name}" is up: ${config.agents.length} agents, the router, the scheduler, governance and a tool host (${duties} duties, ${config.cron.length} cron jobs, backups at ${config.backups.at}) on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
+      (demoSite ? `  the demo site the duties watch is served here: npx fleet demo break (it answers 503), npx fleet demo fix\n` : "") +
       (generated ? `  each process has its own NATS identity (${CREDS_DIR}/); fleet commands here use ${generated.seedFile("operator")}\n` : "") +
       `  in another terminal: npx fleet status | npx fleet send scout "check the competitors' pricing pages"\n` +
       `  Ctrl-C stops everything`,

@@ -56,3 +56,16 @@ export {
 } from "./local-time.js";
 export { deferUntil, isQuiet, nextBoundary, validateWindow, type Boundary, type DailyWindow } from "./quiet-window.js";
 export { fleetDay, nextMidnight } from "./fleet-day.js";
+export {
+  CronExpression,
+  WEEKDAYS,
+  cronExpressionProblem,
+  describeSchedule,
+  formatInterval,
+  latestDue,
+  nextDue,
+  runsPerDay,
+  scheduleOf,
+  type Schedule,
+  type Weekday,
+} from "./schedule.js";

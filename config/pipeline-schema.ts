@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Severity } from "../protocol/index.js";
 import { pathProblem, PATH_ROOTS, placeholdersOf, RULE_PATH_ROOTS, stringsIn } from "./pipeline-paths.js";
+import { CronExpression } from "./schedule.js";
 import { strict } from "./strict-object.js";
 
 /*
@@ -129,7 +130,8 @@ export const DutyConfig = strict({
   id: z.string().regex(/^[a-z][a-z0-9-]{0,63}$/, "must be lowercase letters, digits and '-', starting with a letter"),
   pipeline: z.string().min(1),
   every: Interval.optional(),
-  cron: z.string().min(1).optional(),
+  /** minute hour day-of-month month day-of-week, in the fleet's time zone; checked at load */
+  cron: CronExpression.optional(),
   input: z.record(z.string(), z.unknown()).default({}),
   /** a tier name or alias for the pipeline's model steps that name none */
   tier: z.string().min(1).optional(),

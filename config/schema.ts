@@ -1,8 +1,9 @@
 import { z } from "zod";
 import { TIER_NAMES, TierName, Trigger } from "../protocol/index.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
-import { DutyConfig, PipelineConfig } from "./pipeline-schema.js";
+import { DutyConfig, Interval, PipelineConfig } from "./pipeline-schema.js";
 import { EventsConfig, PlanningConfig, planningCrossRules } from "./planning-schema.js";
+import { CronExpression } from "./schedule.js";
 import { strict } from "./strict-object.js";
 
 /*
@@ -194,19 +195,41 @@ export type SupervisorConfig = z.infer<typeof SupervisorConfig>;
 
 /**
  * A scheduled job. Its delivery is explicit: a channel and a recipient, or "none". A job without one is refused at start,
- * so a report can never land with a default recipient at 2 AM.
+ * so a report can never land with a default recipient at 2 AM. It runs on one schedule (a daily local time `at`, an
+ * interval `every` or a 5-field `cron` expression, all in the fleet's time zone) and does one thing: sends its agent a
+ * `message` (a model step), runs a `tool` (tier 0, as the agent, within its allow list) or runs a `pipeline`.
  */
 export const CronJob = strict({
   id: SubjectToken,
   agent: z.string(),
   /** local time in the fleet's time zone, DST-correct */
-  at: HourMinute,
-  /** weekdays it runs on; all when omitted */
+  at: HourMinute.optional(),
+  /** weekdays it runs on (with `at`); all when omitted */
   days: z.array(z.enum(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])).min(1).optional(),
-  message: z.string().min(1),
+  /** an interval on a grid from the epoch: `15m` runs at :00, :15, :30 and :45 */
+  every: Interval.optional(),
+  /** minute hour day-of-month month day-of-week, in the fleet's time zone */
+  cron: CronExpression.optional(),
+  message: z.string().min(1).optional(),
+  /** a tool the agent may use, run with `input` at tier 0 (no model) */
+  tool: z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_*-]+)?$/, 'must be a tool name (lowercase, digits, "_"), or "<server>.<tool>"').optional(),
+  /** a pipeline of this config, run with `input` merged over the pipeline's own */
+  pipeline: z.string().min(1).optional(),
+  input: z.record(z.string(), z.unknown()).optional(),
+  /** a tier name or alias for a pipeline's model steps that name none */
+  tier: z.string().min(1).optional(),
   delivery: z.union([z.literal("none"), strict({ channel: SubjectToken, to: z.string().min(1) })], {
     error: 'required: a channel and recipient ({ channel, to }) or "none"',
   }),
+}).superRefine((job, ctx) => {
+  const report = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+  const schedules = (["at", "every", "cron"] as const).filter((k) => job[k] !== undefined);
+  if (schedules.length !== 1) report(schedules[1] ?? "at", `give exactly one schedule: at, every or cron${schedules.length > 1 ? ` (found ${schedules.join(" and ")})` : ""}`);
+  if (job.days !== undefined && job.at === undefined) report("days", "days go with at (a cron expression names its own weekdays)");
+  const work = (["message", "tool", "pipeline"] as const).filter((k) => job[k] !== undefined);
+  if (work.length !== 1) report(work[1] ?? "message", `give exactly one of message, tool or pipeline${work.length > 1 ? ` (found ${work.join(" and ")})` : ""}`);
+  if (job.input !== undefined && job.message !== undefined) report("input", "input goes with tool or pipeline, not message");
+  if (job.tier !== undefined && job.pipeline === undefined) report("tier", "tier goes with pipeline");
 });
 export type CronJob = z.infer<typeof CronJob>;
 
@@ -314,7 +337,7 @@ const CrossView = z
       )
       .catch([]),
     tasks: z.object({ maxDeliver: maybe(z.number()), backoffSeconds: maybe(z.array(z.unknown())), ackWaitSeconds: maybe(z.number()), workingAckSeconds: maybe(z.number()) }).catch({}),
-    cron: z.array(z.object({ id: maybe(z.string()), agent: maybe(z.string()) }).catch({})).catch([]),
+    cron: z.array(z.object({ id: maybe(z.string()), agent: maybe(z.string()), tool: maybe(z.string()), pipeline: maybe(z.string()) }).catch({})).catch([]),
     pipelines: z.record(z.string(), z.unknown()).catch({}),
     tiers: z.record(z.string(), z.object({ inputPerM: maybe(z.number()), outputPerM: maybe(z.number()) }).catch({})).catch({}),
     routing: z
@@ -369,6 +392,14 @@ function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
   const cronIds = new Set<string>();
   cron.forEach((job, i) => {
     if (job.agent !== undefined && !agentIds.has(job.agent)) report(["cron", i, "agent"], `no agent "${job.agent}" in this fleet`);
+    if (job.pipeline !== undefined && !(job.pipeline in pipelines)) {
+      report(["cron", i, "pipeline"], `no pipeline "${job.pipeline}" in this fleet (pipelines: ${Object.keys(pipelines).join(", ") || "none"})`);
+    }
+    // the agent's allow list is enforced when the job runs; refusing here says so at start instead of at 3 AM
+    const tools = agents.find((a) => a.id === job.agent)?.tools;
+    if (job.tool !== undefined && tools !== undefined && !tools.includes("*") && !tools.includes(job.tool)) {
+      report(["cron", i, "tool"], `agent "${job.agent}" may not use "${job.tool}" (its tools: ${tools.join(", ") || "none"})`);
+    }
     if (job.id !== undefined && cronIds.has(job.id)) report(["cron", i, "id"], `duplicate cron job id "${job.id}"`);
     if (job.id !== undefined) cronIds.add(job.id);
   });

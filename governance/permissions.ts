@@ -49,11 +49,12 @@ export function approvalChannels(config: FleetConfig): string[] {
   return unique([...approvals.channels, ...approvals.escalateTo, ...bridges]);
 }
 
-/** Channels something is delivered to through the OUTBOX: principals, cron deliveries, and every approval channel. */
+/** Channels something is delivered to through the OUTBOX: principals, cron and duty deliveries, and every approval channel. */
 export function outboxChannels(config: FleetConfig): string[] {
   const cron = config.cron.flatMap((job) => (job.delivery === "none" ? [] : [job.delivery.channel]));
+  const duties = config.agents.flatMap((agent) => agent.duties.flatMap((duty) => (duty.delivery === "none" ? [] : [duty.delivery.channel])));
   const notices = noticeChannel(config);
-  return unique([...config.principals.map((p) => p.channel), ...cron, ...approvalChannels(config), ...(notices ? [notices] : [])]);
+  return unique([...config.principals.map((p) => p.channel), ...cron, ...duties, ...approvalChannels(config), ...(notices ? [notices] : [])]);
 }
 
 /** Where Atlas's notices go: `planning.notices`, else the first principal's channel; none without either. */

@@ -37,7 +37,7 @@ export {
   replySchema,
   type OperationName,
 } from "./operations.js";
-export { AgentRecord, CronRunRecord, QUIET_HOURS_KEY, QuietHoursRecord, MemorySearchRequest, MemorySearchResult, OutboxRecord, SessionLogEntry, TaskAssignment, isAlive } from "./records.js";
+export { AgentRecord, CronRunRecord, DutyOutcome, DutyRunRecord, dutyRunKey, QUIET_HOURS_KEY, QuietHoursRecord, MemorySearchRequest, MemorySearchResult, OutboxRecord, SessionLogEntry, TaskAssignment, isAlive } from "./records.js";
 export {
   ensureFleetResources,
   ensureOutboxConsumer,

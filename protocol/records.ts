@@ -62,7 +62,7 @@ export const OutboxRecord = z.object({
   to: z.string(),
   text: z.string(),
   /** where it came from: a cron job's run, an agent's task */
-  source: z.object({ agentId: z.string(), taskId: z.string().optional(), jobId: z.string().optional() }),
+  source: z.object({ agentId: z.string(), taskId: z.string().optional(), jobId: z.string().optional(), duty: z.string().optional() }),
   createdAt: z.number(),
 });
 export type OutboxRecord = z.infer<typeof OutboxRecord>;
@@ -70,6 +70,46 @@ export type OutboxRecord = z.infer<typeof OutboxRecord>;
 /** When a cron job last ran (KV `schedules`), so a restarted scheduler neither repeats nor replays missed runs. */
 export const CronRunRecord = z.object({ jobId: z.string(), lastDueAt: z.number(), taskId: z.string().optional() });
 export type CronRunRecord = z.infer<typeof CronRunRecord>;
+
+/** What a duty run came to: it found nothing (`clean`), it found something (`found`, delivered), or it did not finish well. */
+export const DutyOutcome = z.enum(["clean", "found", "failed"]);
+export type DutyOutcome = z.infer<typeof DutyOutcome>;
+
+/**
+ * A duty's schedule state and its last run (KV `schedules`, key `duty.<agentId>.<dutyId>`): the due time last handled,
+ * so a restarted scheduler neither repeats a run nor replays missed ones, and what `fleet status` shows (the schedule,
+ * the last outcome, the next due time, how often it came out each way).
+ */
+export const DutyRunRecord = z.object({
+  agentId: z.string(),
+  dutyId: z.string(),
+  pipeline: z.string(),
+  /** as configured, e.g. `every 30m` or `cron 0 9 * * 1` */
+  schedule: z.string(),
+  /** epoch ms of the last due time handled; a new duty starts at the moment it was first seen */
+  lastDueAt: z.number(),
+  /** epoch ms of the next due time after it; null: never again */
+  nextDueAt: z.number().nullable(),
+  /** a run started and not yet recorded (the scheduler may have died in it: the next one completes it, same task) */
+  running: z.object({ dueAt: z.number(), taskId: z.string(), startedAt: z.number(), heldUntil: z.number().optional() }).optional(),
+  lastRun: z
+    .object({
+      dueAt: z.number(),
+      taskId: z.string(),
+      outcome: DutyOutcome,
+      /** how many findings, when the run says */
+      findings: z.number().int().min(0).optional(),
+      /** whether a report went to the duty's delivery */
+      delivered: z.boolean(),
+      /** why it failed */
+      reason: z.string().optional(),
+      finishedAt: z.number(),
+    })
+    .optional(),
+  counts: z.object({ clean: z.number().int().min(0), found: z.number().int().min(0), failed: z.number().int().min(0) }).default({ clean: 0, found: 0, failed: 0 }),
+});
+export type DutyRunRecord = z.infer<typeof DutyRunRecord>;
+export const dutyRunKey = (agentId: string, dutyId: string): string => `duty.${agentId}.${dutyId}`;
 
 /** The fleet's running quiet-hours chart as the scheduler last saw it (KV `schedules`, key `quiet-hours`), for `fleet status`. */
 export const QuietHoursRecord = z.object({

@@ -1,4 +1,4 @@
-import { parseHhmm, type FleetConfig, type TierName } from "../config/index.js";
+import { parseHhmm, runsPerDay, scheduleOf, type FleetConfig, type TierName } from "../config/index.js";
 import { costUsd } from "./cost.js";
 
 /*
@@ -137,7 +137,10 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
   let baselineUsd = 0;
   for (const agent of config.agents) {
     const cyclesPerDay = active / agent.cycleMinutes;
-    const cronRunsPerDay = config.cron.filter((job) => job.agent === agent.id).reduce((n, job) => n + (job.days ? job.days.length / 7 : 1), 0);
+    // a job that runs a tool is tier 0: no model call
+    const cronRunsPerDay = config.cron
+      .filter((job) => job.agent === agent.id && job.tool === undefined)
+      .reduce((n, job) => n + runsPerDay(scheduleOf(job), config.fleet.timeZone), 0);
     const workCalls = cyclesPerDay * a.workShare + cronRunsPerDay;
     const triageCalls = workCalls;
     baselineUsd += callUsd("premium", a.triage, triageCalls) + callUsd("premium", a.work, workCalls);

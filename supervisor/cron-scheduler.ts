@@ -1,26 +1,12 @@
-import { createHash } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { taskIdFor, TaskStore } from "../actors/index.js";
-import { localParts, nextDailyAt, type CronJob } from "../config/index.js";
-import {
-  CronRunRecord,
-  decode,
-  encode,
-  partsText,
-  textOf,
-  requestOperation,
-  wireHeaders,
-  type Clock,
-  type CodecName,
-  type FleetNames,
-  type OutboxRecord,
-  type Task,
-} from "../protocol/index.js";
-
-const WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] as const;
+import { latestDue, nextDue, scheduleOf, type CronJob } from "../config/index.js";
+import { CronRunRecord, decode, encode, requestOperation, type Clock, type CodecName, type FleetNames, type Message, type Task, type TaskWork } from "../protocol/index.js";
+import { deliverToOutbox, taskText } from "./outbox-delivery.js";
+import { runOutcomeOf } from "./run-outcome.js";
 
 export interface CronSchedulerOptions {
   nc: NatsConnection;
@@ -37,11 +23,12 @@ export interface CronSchedulerOptions {
 }
 
 /**
- * Runs the fleet's cron jobs: at each job's local time (DST-correct) it sends the job's message to its agent as an A2A
- * task and delivers the result only where the job says (an OUTBOX channel and recipient, or nowhere). The last due time
- * run is kept in KV `schedules`: after downtime, missed runs of a job coalesce into one catch-up run, never a replay
- * storm. A run is idempotent (the task id follows from the job and its due time; the outbox deduplicates by content), so
- * a scheduler that dies mid-run and runs it again completes and delivers it once.
+ * Runs the fleet's cron jobs: at each job's due time (a local time, an interval or a cron expression in the fleet's zone,
+ * DST-correct) it sends the job's agent an A2A task (a message for a model step, a tool to run at tier 0, or a pipeline)
+ * and delivers the result only where the job says (an OUTBOX channel and recipient, or nowhere); a pipeline's report only
+ * when it found something. The last due time run is kept in KV `schedules`: after downtime, missed runs of a job coalesce
+ * into one catch-up run, never a replay storm. A run is idempotent (the task id follows from the job and its due time;
+ * the outbox deduplicates by content), so a scheduler that dies mid-run and runs it again completes and delivers it once.
  */
 export class CronScheduler {
   private timer: NodeJS.Timeout | undefined;
@@ -55,13 +42,9 @@ export class CronScheduler {
     this.store = new TaskStore(options.kv.tasks, options.names, options.codec);
   }
 
-  /** The first due time strictly after `after` (a time on one of the job's days). */
+  /** The first due time strictly after `after`. */
   nextDue(job: CronJob, after: number): number {
-    let due = nextDailyAt(job.at, this.options.timeZone, after);
-    for (let i = 0; i < 8 && job.days && !job.days.includes(WEEKDAYS[localParts(due, this.options.timeZone).weekday]!); i++) {
-      due = nextDailyAt(job.at, this.options.timeZone, due);
-    }
-    return due;
+    return nextDue(scheduleOf(job), this.options.timeZone, after);
   }
 
   start(): void {
@@ -92,9 +75,8 @@ export class CronScheduler {
         continue;
       }
       // the latest due time at or before now that has not run yet; earlier missed ones coalesce into it
-      let due = this.nextDue(job, record.lastDueAt);
-      if (due > now) continue;
-      for (let next = this.nextDue(job, due); next <= now; next = this.nextDue(job, next)) due = next;
+      const due = latestDue(scheduleOf(job), this.options.timeZone, record.lastDueAt, now);
+      if (due === undefined) continue;
       this.running.add(job.id);
       runs.push(this.run(job, due).finally(() => this.running.delete(job.id)));
     }
@@ -105,32 +87,21 @@ export class CronScheduler {
     const messageId = `cron:${job.id}:${dueAt}`;
     const log = this.log.child({ job: job.id, agentId: job.agent, dueAt: new Date(dueAt).toISOString() });
     try {
-      const task = await requestOperation(this.options.nc, this.options.names, job.agent, "SendMessage", {
-        message: { messageId, role: "ROLE_USER", parts: [{ text: job.message }], metadata: { cronJob: job.id } },
-      });
+      const task = await requestOperation(this.options.nc, this.options.names, job.agent, "SendMessage", { message: cronMessage(job, messageId) });
       const signal = AbortSignal.any([AbortSignal.timeout(this.options.runTimeoutMs ?? 30 * 60_000), this.stopping.signal]);
       const done = await this.store.waitForTerminal(job.agent, task.id, signal);
-      if (job.delivery !== "none") await this.deliver(job, job.delivery, done);
+      const delivery = job.delivery === "none" ? undefined : job.delivery;
+      // a pipeline that found nothing has nothing to say; a message's or a tool's answer is the job's report
+      const text = job.pipeline !== undefined ? reportOf(done) : taskText(done);
+      if (delivery && text !== undefined) {
+        await deliverToOutbox(this.options, delivery, text, { agentId: job.agent, taskId: done.id, jobId: job.id }, this.options.clock.now());
+      }
       await this.writeRecord({ jobId: job.id, lastDueAt: dueAt, taskId: done.id });
-      log.info({ taskId: done.id, state: done.status.state, delivery: job.delivery === "none" ? "none" : job.delivery.channel }, "cron job ran");
+      log.info({ taskId: done.id, state: done.status.state, delivery: delivery && text !== undefined ? delivery.channel : "none" }, "cron job ran");
     } catch (err) {
       // not recorded as run: the next tick tries again, with the same task id (no second task)
       log.warn({ err, taskId: taskIdFor(job.agent, messageId) }, "cron job run failed; will retry");
     }
-  }
-
-  /** Only where the job says; the same text to the same recipient within the OUTBOX window is accepted once. */
-  private async deliver(job: CronJob, delivery: { channel: string; to: string }, task: Task): Promise<void> {
-    const text = taskText(task);
-    const record: OutboxRecord = {
-      channel: delivery.channel,
-      to: delivery.to,
-      text,
-      source: { agentId: job.agent, taskId: task.id, jobId: job.id },
-      createdAt: this.options.clock.now(),
-    };
-    const contentId = createHash("sha256").update(`${delivery.channel}\u0000${delivery.to}\u0000${text}`).digest("hex");
-    await this.options.js.publish(this.options.names.outbox(delivery.channel), encode(record, this.options.codec), { headers: wireHeaders(this.options.codec, contentId) });
   }
 
   private async readRecord(jobId: string): Promise<CronRunRecord | undefined> {
@@ -145,8 +116,27 @@ export class CronScheduler {
   }
 }
 
-function taskText(task: Task): string {
-  const artifacts = partsText((task.artifacts ?? []).flatMap((a) => a.parts));
-  if (artifacts) return artifacts;
-  return task.status.message ? textOf(task.status.message) : `task ${task.id} ended ${task.status.state}`;
+/**
+ * What a job sends its agent. A message is a model step, as always. A tool is named the way any task names one (a data
+ * part `{ tool, input }`, answered by the agent's tool-task stage at tier 0, within its allow list); a pipeline is named
+ * in `metadata.work`, as a duty names its own. Every job's work says it came from cron and which job.
+ */
+export function cronMessage(job: CronJob, messageId: string): Message {
+  const work: TaskWork = { cronJob: job.id, trigger: "cron" };
+  if (job.pipeline !== undefined) {
+    Object.assign(work, { pipeline: job.pipeline, input: job.input ?? {}, ...(job.tier ? { tier: job.tier } : {}) });
+    return { messageId, role: "ROLE_USER", parts: [{ text: `Cron job ${job.id}: pipeline ${job.pipeline}` }], metadata: { cronJob: job.id, work } };
+  }
+  if (job.tool !== undefined) {
+    const parts: Message["parts"] = [{ text: `Cron job ${job.id}: run ${job.tool}` }, { data: { tool: job.tool, input: job.input ?? {}, reason: `cron job ${job.id}` } }];
+    return { messageId, role: "ROLE_USER", parts, metadata: { cronJob: job.id, work } };
+  }
+  return { messageId, role: "ROLE_USER", parts: [{ text: job.message ?? "" }], metadata: { cronJob: job.id, work } };
+}
+
+/** A pipeline run's report, or undefined when it found nothing; a failed run says why. */
+function reportOf(task: Task): string | undefined {
+  const outcome = runOutcomeOf(task);
+  if (outcome.outcome === "clean") return undefined;
+  return outcome.report ?? taskText(task);
 }

@@ -3,11 +3,14 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import { z } from "zod";
 import { FleetError } from "../protocol/index.js";
 
 /**
  * The embedded default: a local `nats-server -js` with its store under `.fleet/`, on a free port. The URL is written to
- * `.fleet/nats.url` so `fleet status` in a second terminal finds the fleet without flags.
+ * `.fleet/nats.url` so `fleet status` in a second terminal finds the fleet without flags. With `monitor`, its HTTP
+ * monitoring endpoint listens on another free port of 127.0.0.1, written to `.fleet/nats-monitor.url`: the default
+ * fleet's duties watch it as a local target (`{{local.nats-monitor}}`).
  */
 export class EmbeddedNats {
   private constructor(
@@ -21,11 +24,15 @@ export class EmbeddedNats {
     return join(fleetDir, "nats.url");
   }
 
+  static monitorUrlFile(fleetDir: string): string {
+    return join(fleetDir, "nats-monitor.url");
+  }
+
   /**
    * `authFile`: an authorization block (as `fleet up` writes it) the server includes, so every client must present one
    * of its identities; without it the server is open to anyone who reaches 127.0.0.1.
    */
-  static async start(fleetDir: string, log: Logger, options: { maxPayload?: number; authFile?: string } = {}): Promise<EmbeddedNats> {
+  static async start(fleetDir: string, log: Logger, options: { maxPayload?: number; authFile?: string; monitor?: boolean } = {}): Promise<EmbeddedNats> {
     const dir = resolve(fleetDir);
     const binary = findNatsServer();
     mkdirSync(join(dir, "nats"), { recursive: true });
@@ -39,6 +46,8 @@ export class EmbeddedNats {
         `jetstream { store_dir: "${join(dir, "nats")}" }`,
         `ports_file_dir: "${dir}"`,
         `max_payload: ${options.maxPayload ?? 1048576}`,
+        // read-only statistics, on 127.0.0.1 only; the port is in the ports file
+        ...(options.monitor ? ['http: "127.0.0.1:-1"'] : []),
         // one nkey user per process identity, with only the subjects that identity needs
         ...(options.authFile ? [`include ${JSON.stringify(relative(dir, resolve(options.authFile)))}`] : []),
       ].join("\n"),
@@ -52,9 +61,11 @@ export class EmbeddedNats {
     while (Date.now() < deadline) {
       if (proc.exitCode !== null) throw new FleetError("NATS_UNAVAILABLE", `embedded nats-server exited: ${stderr.trim()}`);
       const first = readPortsFile(dir);
-      if (first) {
+      const monitor = options.monitor ? readPortsFile(dir, "monitoring") : undefined;
+      if (first && (!options.monitor || monitor)) {
         const url = `nats://127.0.0.1:${new URL(first).port}`;
         writeFileSync(EmbeddedNats.urlFile(dir), url + "\n");
+        if (monitor) writeFileSync(EmbeddedNats.monitorUrlFile(dir), `http://127.0.0.1:${new URL(monitor).port}\n`);
         writeFileSync(join(dir, "nats.pid"), String(proc.pid) + "\n");
         log.info({ url, store: join(dir, "nats"), secured: options.authFile !== undefined }, "embedded nats-server started");
         return new EmbeddedNats(url, proc, dir, log);
@@ -76,7 +87,7 @@ export class EmbeddedNats {
       await exited;
       clearTimeout(kill);
     }
-    for (const f of ["nats.url", "nats.pid"]) if (existsSync(join(this.dir, f))) rmSync(join(this.dir, f));
+    for (const f of ["nats.url", "nats.pid", "nats-monitor.url"]) if (existsSync(join(this.dir, f))) rmSync(join(this.dir, f));
     this.log.info({ url: this.url }, "embedded nats-server stopped");
   }
 
@@ -85,17 +96,19 @@ export class EmbeddedNats {
   }
 }
 
+const PortsFile = z.object({ nats: z.array(z.string()).optional(), monitoring: z.array(z.string()).optional() });
+
 /**
- * The client URL in the ports file nats-server writes into `dir` (`-p -1` picks a free port), or undefined while there
- * is none yet. The server writes the file while we poll it, so a half-written file is "not yet", not an error.
+ * The client URL (or the monitoring URL) in the ports file nats-server writes into `dir` (`-p -1` picks a free port), or
+ * undefined while there is none yet. The server writes the file while we poll it, so a half-written file is "not yet",
+ * not an error.
  */
-export function readPortsFile(dir: string): string | undefined {
+export function readPortsFile(dir: string, kind: "nats" | "monitoring" = "nats"): string | undefined {
   const ports = readdirSync(dir).find((f) => f.endsWith(".ports"));
   if (!ports) return undefined;
   try {
-    const info: unknown = JSON.parse(readFileSync(join(dir, ports), "utf8"));
-    const urls = info && typeof info === "object" && "nats" in info && Array.isArray(info.nats) ? info.nats : [];
-    return typeof urls[0] === "string" ? urls[0] : undefined;
+    const info = PortsFile.safeParse(JSON.parse(readFileSync(join(dir, ports), "utf8")));
+    return info.success ? info.data[kind]?.[0] : undefined;
   } catch (err) {
     if (err instanceof SyntaxError) return undefined;
     throw err;

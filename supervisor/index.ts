@@ -13,8 +13,12 @@ export {
   type SupervisorExit,
   type SupervisorOptions,
 } from "./process-supervisor.js";
-export { CronScheduler, type CronSchedulerOptions } from "./cron-scheduler.js";
 export { backupFleet, readManifest, restoreFleet, BackupManifest, BackupRecord, type BackupOptions, type RestoreOptions, type RestoreReport } from "./backup.js";
 export { NightlyBackup, type NightlyBackupOptions } from "./nightly-backup.js";
 export { NightlyDistillation, dayEnding, type DistillationSummary, type DistilledDay, type NightlyDistillationOptions } from "./nightly-distillation.js";
 export { EventRouter, messageOf, type EventRouterOptions } from "./event-router.js";
+export { CronScheduler, cronMessage, type CronSchedulerOptions } from "./cron-scheduler.js";
+export { DutyScheduler, type DutySchedulerOptions } from "./duty-scheduler.js";
+export { localTargetNames, localTargetsIn, withLocalTargets, type LocalTargets } from "./local-targets.js";
+export { deliverToOutbox, taskText, type OutboxDeliveryDeps } from "./outbox-delivery.js";
+export { runOutcomeOf, type RunOutcome } from "./run-outcome.js";

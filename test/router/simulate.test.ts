@@ -97,6 +97,16 @@ describe("simulateFleet", () => {
     close(s.rows.find((r) => r.steps === "work")?.callsPerDay ?? -1, 1 + 1 / 7);
   });
 
+  it("interval and cron-expression jobs count their runs; a job that runs a tool calls no model", () => {
+    const agents = [{ id: "atlas", tier: "capable", cycle: 60, cap: 100 }];
+    const cron = `cron:
+  - { id: hourly, agent: atlas, every: 1h, message: report, delivery: none }
+  - { id: weekdays, agent: atlas, cron: "0 9 * * 1-5", message: digest, delivery: none }
+  - { id: probe, agent: atlas, every: 5m, tool: http_check, input: { url: "http://127.0.0.1/" }, delivery: none }`;
+    const s = simulateFleet(fleet({ agents, cron }), { days: 30, assumptions: { workShare: 0 } });
+    close(s.agents[0]?.cronRunsPerDay ?? -1, 24 + 5 / 7);
+  });
+
   it("a day above the agent's cap is clipped to the cap and flagged; the baseline is not capped", () => {
     const agents = [{ id: "atlas", tier: "power", cycle: 1, cap: 1 }, { id: "scout", tier: "nano", cycle: 60, cap: 1 }];
     const capped = simulateFleet(fleet({ agents }), { days: 30 });
