@@ -1,6 +1,6 @@
 import type { AgentBehaviour, HostedAgent, RuntimeDeps, StepMemory } from "../actors/index.js";
 import type { FleetConfig } from "../config/index.js";
-import { AgentTools, referenceToolRisks, referenceTools, ToolCatalogue } from "../governance/index.js";
+import { AgentTools, mcpListingFilters, referenceToolRisks, referenceTools, ToolCatalogue, ToolDirectory } from "../governance/index.js";
 import type { RiskLevel } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
 import { atlasBehaviour } from "./atlas-behaviour.js";
@@ -24,7 +24,7 @@ export function behaviourFor(config: FleetConfig, configFile: string) {
   let risks: ReadonlyMap<string, RiskLevel> | undefined;
   let shared: { router: RouterClient; memory: Promise<StepMemory>; catalogue: ToolCatalogue } | undefined;
 
-  const terminalFor = (agent: HostedAgent, deps: RuntimeDeps, tools: AgentTools): AgentBehaviour => {
+  const terminalFor = (agent: HostedAgent, deps: RuntimeDeps, tools: AgentTools, live: ToolDirectory | undefined): AgentBehaviour => {
     const configured = config.agents.find((a) => a.id === agent.id);
     if (configured?.layer === "orchestration") return atlasBehaviour(agent, config.agents, deps);
     shared ??= {
@@ -43,16 +43,38 @@ export function behaviourFor(config: FleetConfig, configFile: string) {
         prompt: async (a, task) => (await memory).prompt(a, task),
         record: async (entry) => (await memory).record(entry),
       },
-      { tools: governedStepTools({ tools, catalogue }) },
+      { tools: governedStepTools({ tools, catalogue, live }) },
     );
   };
 
   return (agent: HostedAgent, deps: RuntimeDeps): AgentBehaviour => {
     risks ??= new Map(Object.entries(referenceToolRisks()));
     const allowed = config.agents.find((a) => a.id === agent.id)?.tools ?? [];
-    const tools = new AgentTools({ nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, risks, clock: deps.clock });
+    // MCP servers' tools this agent may use are known once a tool host lists them (KV `tools`, followed live); a call or
+    // a model step waits for the first load, so a tool listed before the agent started is never missing
+    const filters = mcpListingFilters(config, allowed);
+    const live = filters.length > 0 ? new ToolDirectory(deps.kv.tools, deps.codec, filters, deps.log.child({ component: "tool-directory", agentId: agent.id })) : undefined;
+    const ready = live?.start().catch((err: unknown) => deps.log.warn({ err, agentId: agent.id }, "MCP tool listings could not be read; those tools are not offered"));
+    const builtIn = risks;
+    const tools = new AgentTools({
+      nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, clock: deps.clock,
+      risks: { get: (name) => builtIn.get(name) ?? live?.risk(name) },
+      ...(ready ? { ready } : {}),
+    });
     // first to last: the first stage sees a step first. Pipelines, duties and the like join this list.
     const stages: BehaviourStage[] = [toolTaskStage(tools)];
-    return composeBehaviour(stages, terminalFor(agent, deps, tools));
+    const terminal = terminalFor(agent, deps, tools, live);
+    if (!ready) return composeBehaviour(stages, terminal);
+    const waiting: AgentBehaviour = {
+      plan: async (input, ctx) => {
+        await ready;
+        return terminal.plan(input, ctx);
+      },
+      act: async (input, ctx) => {
+        await ready;
+        return terminal.act(input, ctx);
+      },
+    };
+    return composeBehaviour(stages, waiting);
   };
 }

@@ -37,6 +37,7 @@ export {
   ToolStep,
 } from "./pipeline-schema.js";
 export { closest } from "./strict-object.js";
+export { MCP_SERVER_NAME, McpServerConfig, McpServerName, McpServersConfig } from "./mcp-schema.js";
 export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";
 export {
   DAY_MS,

@@ -51,6 +51,8 @@ export const ERROR_CATALOGUE = {
   SIGNATURE_INVALID: { a2aCode: -32160, retryable: false, description: "an inbound webhook's signature does not verify" },
   AUDIT_CHAIN_BROKEN: { a2aCode: -32161, retryable: false, description: "an audit record was changed, removed or inserted" },
   TOOL_IN_PROGRESS: { a2aCode: -32163, retryable: true, description: "a call with this idempotency key is still running on a tool host" },
+  TOOL_SOURCE_UNAVAILABLE: { a2aCode: -32170, retryable: true, description: "the tool's source (an MCP server) is down or restarting; the call did not reach it" },
+  TOOL_RESULT_INVALID: { a2aCode: -32171, retryable: false, description: "the tool's source answered with a result that is not a valid tool result" },
   PERMISSION_DENIED: { a2aCode: -32162, retryable: false, description: "the broker refused a publish or subscribe for this identity, or a payload named another caller than the subject proves" },
 } as const;
 

@@ -87,9 +87,11 @@ export {
   ToolCallRequest,
   ToolCallResult,
   ToolDescription,
+  ToolName,
   isFinalProposalState,
   needsProposal,
 } from "./governance.js";
+export { mcpListingKeys, toolListingKey, ToolListing } from "./tool-listing.js";
 export { readStream, readSubject, type StoredMessage } from "./stream-reader.js";
 export { estimateInputTokens, estimateTextTokens } from "./tokens.js";
 export { partsText, TITLE_MAX_CHARS, textOf, titleOf, titleOfText } from "./task-text.js";

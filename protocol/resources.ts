@@ -72,6 +72,9 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     // model steps' answers by (agent, task, step): a redelivered task is answered from here instead of paying again.
     // As long as a task can be redelivered (TASKS keeps it 7 days); 2.9 has no per-key TTL, so the bucket's is the bound
     answers: { history: 1, ttl: 7 * DAY },
+    // what each tool host serves from each source (`<source>.<host>`): agents, governance and `fleet tools` read the
+    // descriptions, risks and input schemas of tools that appear at runtime (MCP servers) here
+    tools: { history: 1 },
   };
 }
 

@@ -48,6 +48,8 @@ const BUCKET_IN_BACKUP = {
   toolruns: true,
   // model steps' answers: without them a task redelivered after a restore pays for its calls again, nothing worse
   answers: false,
+  // the tool hosts' catalogues: rewritten by every tool host when it starts
+  tools: false,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;
