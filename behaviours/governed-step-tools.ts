@@ -56,32 +56,48 @@ export function governedStepTools(o: GovernedStepToolsOptions): StepTools {
     definitions: () => offer().definitions,
 
     async run(modelCall: ModelToolCall, taskId?: string): Promise<StepToolResult> {
-      try {
-        const offered = last ?? offer();
-        const call = { ...modelCall, name: offered.toolOf.get(modelCall.name) ?? modelCall.name };
-        const risk = offered.risks.get(call.name) ?? (await refuseUnoffered(o.tools, call, taskId));
-        const input = parseArguments(call);
-        const definition = definitionOf(call.name);
-        if (!definition) throw new FleetError("TOOL_NOT_FOUND", `no tool "${call.name}" in the catalogue`);
-        const checked = definition.input.safeParse(input);
-        if (!checked.success) {
-          const issues = checked.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
-          throw new FleetError("MESSAGE_INVALID", `${call.name} does not take these arguments: ${issues.join("; ")}`);
-        }
-        if (needsProposal(risk)) {
-          // the input as the model wrote it, not with the schema's defaults: the tool host applies them when it runs
-          const proposalId = await o.tools.propose({ tool: call.name, input, reason: `asked for by the model in task ${taskId ?? "(none)"}`, taskId });
-          const decides = risk === "CONFIRM" ? "a person decides" : "Sentinel decides";
-          return { outcome: "proposed", content: `proposal ${proposalId} submitted (${call.name}, ${risk}); ${decides}; it has not run; do not wait for it` };
-        }
-        const result = await o.tools.call(call.name, input, taskId);
-        return { outcome: "ok", content: cut(JSON.stringify(result.output) ?? "null", maxChars) };
-      } catch (err) {
-        const error = FleetError.from(err);
-        return { outcome: REFUSALS.has(error.code) ? "refused" : "failed", content: cut(`${error.code}: ${error.message}`, maxChars) };
-      }
+      const offered = last ?? offer();
+      const call = { ...modelCall, name: offered.toolOf.get(modelCall.name) ?? unoffered(o.tools, modelCall.name) };
+      const named = call.name === modelCall.name ? {} : { tool: call.name };
+      return { ...(await runCall(call, taskId)), ...named };
     },
   };
+
+  async function runCall(call: ModelToolCall, taskId: string | undefined): Promise<StepToolResult> {
+    try {
+      const risk = (last ?? offer()).risks.get(call.name) ?? (await refuseUnoffered(o.tools, call, taskId));
+      const input = parseArguments(call);
+      const definition = definitionOf(call.name);
+      if (!definition) throw new FleetError("TOOL_NOT_FOUND", `no tool "${call.name}" in the catalogue`);
+      const checked = definition.input.safeParse(input);
+      if (!checked.success) {
+        const issues = checked.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
+        throw new FleetError("MESSAGE_INVALID", `${call.name} does not take these arguments: ${issues.join("; ")}`);
+      }
+      if (needsProposal(risk)) {
+        // the input as the model wrote it, not with the schema's defaults: the tool host applies them when it runs
+        const proposalId = await o.tools.propose({ tool: call.name, input, reason: `asked for by the model in task ${taskId ?? "(none)"}`, taskId });
+        const decides = risk === "CONFIRM" ? "a person decides" : "Sentinel decides";
+        return { outcome: "proposed", content: `proposal ${proposalId} submitted (${call.name}, ${risk}); ${decides}; it has not run; do not wait for it` };
+      }
+      const result = await o.tools.call(call.name, input, taskId);
+      return { outcome: "ok", content: cut(JSON.stringify(result.output) ?? "null", maxChars) };
+    } catch (err) {
+      const error = FleetError.from(err);
+      return { outcome: REFUSALS.has(error.code) ? "refused" : "failed", content: cut(`${error.code}: ${error.message}`, maxChars) };
+    }
+  }
+}
+
+/** A name the model used that was not offered: `server__tool` read as the MCP tool it would have been offered as. */
+function unoffered(tools: AgentTools, fn: string): string {
+  if (!fn.includes("__") || fn.includes(".")) return fn;
+  try {
+    tools.riskOf(fn);
+    return fn;
+  } catch {
+    return fn.replace("__", ".");
+  }
 }
 
 /** A listed tool as a model is told about it: the input schema its source gave. */

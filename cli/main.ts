@@ -19,6 +19,7 @@ import { contextCommand } from "./context-command.js";
 import { audit } from "./audit.js";
 import { liveSourcesFor } from "./live-sources-for.js";
 import { creds } from "./creds.js";
+import { tools } from "./tools.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -45,7 +46,8 @@ const USAGE = `fleet <command> [options]
                              check the audit trail: hash chain, each record's signature against the fleet's tool-host
                              key, the chain against governance's anchors (keys from <dir>/identities.json, default: the
                              directory of --creds, else .fleet/creds); exit 0 when intact, 1 listing every problem
-  run tools                  serve the reference tool catalogue from this host
+  run tools                  serve the reference tool catalogue and the configured MCP servers' tools from this host
+  tools [--json]             every tool: source (built-in, module, mcp:<server>), risk, hosts serving it now, agents allowed
   run governance             Sentinel and the proposal executor (a singleton: a second copy stands by)
   proposals [id] [--all]     open proposals (--all: settled too); with an id: every rule's verdict and the history
   approve <id>               approve a CONFIRM proposal awaiting a human (as the operator, via "_operator")
@@ -132,6 +134,8 @@ async function main(argv: string[]): Promise<number> {
       return rollback(rest, values, env);
     case "audit":
       return audit(rest, values, env);
+    case "tools":
+      return tools(values, env);
     case "context":
       return contextCommand(rest, values, env, liveSourcesFor(values));
     case "breaker":
