@@ -22,4 +22,6 @@ export interface StepToolResult {
   /** the tool message the model reads: the output as JSON, the proposal id and state, or the refusal `CODE: message` */
   content: string;
   outcome: StepToolOutcome;
+  /** the tool the call named, when the function name the model used differs from it (an MCP tool's `server.tool`) */
+  tool?: string;
 }

@@ -1,12 +1,15 @@
 import type { StepToolResult, StepTools } from "../actors/index.js";
-import type { AgentTools, ToolCatalogue } from "../governance/index.js";
-import { FleetError, needsProposal, type ModelToolCall, type RiskLevel } from "../protocol/index.js";
+import { createHash } from "node:crypto";
+import type { AgentTools, ToolCatalogue, ToolDefinition } from "../governance/index.js";
+import { FleetError, needsProposal, type ModelToolCall, type RiskLevel, type ToolDescription } from "../protocol/index.js";
 
 export interface GovernedStepToolsOptions {
   /** the agent's hands: its allow list, the risk levels, direct calls and proposals */
   tools: AgentTools;
-  /** where the tools' descriptions and input schemas come from */
+  /** where the built-in tools' descriptions and input schemas come from */
   catalogue: ToolCatalogue;
+  /** tools that appear at runtime (MCP servers'), as the tool hosts list them; offered as they come and go */
+  live?: { list(): ToolDefinition[]; get(name: string): ToolDefinition | undefined } | undefined;
   /** the longest tool message; a longer output is cut, so a chatty tool cannot blow the step's context or the NATS payload */
   maxContentChars?: number;
 }
@@ -15,6 +18,13 @@ const DEFAULT_MAX_CONTENT_CHARS = 4_000;
 
 /** Governance saying no (as opposed to a tool or the transport failing): the model is told, and must do without. */
 const REFUSALS: ReadonlySet<string> = new Set(["TOOL_NOT_FOUND", "TOOL_NOT_ALLOWED", "TOOL_BLOCKED", "PROPOSAL_REQUIRED", "PERMISSION_DENIED", "MESSAGE_INVALID", "MESSAGE_TOO_LARGE"]);
+
+interface Offer {
+  risks: Map<string, RiskLevel>;
+  definitions: unknown[];
+  /** the function name a model calls → the tool's name (MCP tools' dots are not allowed in function names) */
+  toolOf: Map<string, string>;
+}
 
 /**
  * A model step's tools, governed exactly like a task that names a tool (tool-task-stage.ts): the model is offered the
@@ -25,43 +35,82 @@ const REFUSALS: ReadonlySet<string> = new Set(["TOOL_NOT_FOUND", "TOOL_NOT_ALLOW
  */
 export function governedStepTools(o: GovernedStepToolsOptions): StepTools {
   const maxChars = o.maxContentChars ?? DEFAULT_MAX_CONTENT_CHARS;
-  // the allow list and the catalogue are fixed for the life of the process: the schemas are rendered once
-  let offered: { risks: Map<string, RiskLevel>; definitions: unknown[] } | undefined;
-  const offer = () => (offered ??= offerable(o.tools, o.catalogue));
+  // the allow list and the built-in catalogue are fixed for the life of the process: their schemas are rendered once;
+  // the live tools (MCP servers') are offered as they are listed now
+  let builtIn: Offer | undefined;
+  let last: Offer | undefined;
+  const offer = (): Offer => {
+    builtIn ??= offerable(o.tools, o.catalogue.list().map((t) => o.catalogue.describe(t.name)));
+    if (!o.live) return builtIn;
+    const live = offerable(o.tools, o.live.list().filter((t) => !o.catalogue.has(t.name)).map(describeLive));
+    last = {
+      risks: new Map([...builtIn.risks, ...live.risks]),
+      definitions: [...builtIn.definitions, ...live.definitions],
+      toolOf: new Map([...builtIn.toolOf, ...live.toolOf]),
+    };
+    return last;
+  };
+  const definitionOf = (name: string) => o.catalogue.get(name) ?? o.live?.get(name);
 
   return {
     definitions: () => offer().definitions,
 
-    async run(call: ModelToolCall, taskId?: string): Promise<StepToolResult> {
-      try {
-        const risk = offer().risks.get(call.name) ?? (await refuseUnoffered(o.tools, call, taskId));
-        const input = parseArguments(call);
-        const checked = o.catalogue.require(call.name).input.safeParse(input);
-        if (!checked.success) {
-          const issues = checked.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
-          throw new FleetError("MESSAGE_INVALID", `${call.name} does not take these arguments: ${issues.join("; ")}`);
-        }
-        if (needsProposal(risk)) {
-          // the input as the model wrote it, not with the schema's defaults: the tool host applies them when it runs
-          const proposalId = await o.tools.propose({ tool: call.name, input, reason: `asked for by the model in task ${taskId ?? "(none)"}`, taskId });
-          const decides = risk === "CONFIRM" ? "a person decides" : "Sentinel decides";
-          return { outcome: "proposed", content: `proposal ${proposalId} submitted (${call.name}, ${risk}); ${decides}; it has not run; do not wait for it` };
-        }
-        const result = await o.tools.call(call.name, input, taskId);
-        return { outcome: "ok", content: cut(JSON.stringify(result.output) ?? "null", maxChars) };
-      } catch (err) {
-        const error = FleetError.from(err);
-        return { outcome: REFUSALS.has(error.code) ? "refused" : "failed", content: cut(`${error.code}: ${error.message}`, maxChars) };
-      }
+    async run(modelCall: ModelToolCall, taskId?: string): Promise<StepToolResult> {
+      const offered = last ?? offer();
+      const call = { ...modelCall, name: offered.toolOf.get(modelCall.name) ?? unoffered(o.tools, modelCall.name) };
+      const named = call.name === modelCall.name ? {} : { tool: call.name };
+      return { ...(await runCall(call, taskId)), ...named };
     },
   };
+
+  async function runCall(call: ModelToolCall, taskId: string | undefined): Promise<StepToolResult> {
+    try {
+      const risk = (last ?? offer()).risks.get(call.name) ?? (await refuseUnoffered(o.tools, call, taskId));
+      const input = parseArguments(call);
+      const definition = definitionOf(call.name);
+      if (!definition) throw new FleetError("TOOL_NOT_FOUND", `no tool "${call.name}" in the catalogue`);
+      const checked = definition.input.safeParse(input);
+      if (!checked.success) {
+        const issues = checked.error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
+        throw new FleetError("MESSAGE_INVALID", `${call.name} does not take these arguments: ${issues.join("; ")}`);
+      }
+      if (needsProposal(risk)) {
+        // the input as the model wrote it, not with the schema's defaults: the tool host applies them when it runs
+        const proposalId = await o.tools.propose({ tool: call.name, input, reason: `asked for by the model in task ${taskId ?? "(none)"}`, taskId });
+        const decides = risk === "CONFIRM" ? "a person decides" : "Sentinel decides";
+        return { outcome: "proposed", content: `proposal ${proposalId} submitted (${call.name}, ${risk}); ${decides}; it has not run; do not wait for it` };
+      }
+      const result = await o.tools.call(call.name, input, taskId);
+      return { outcome: "ok", content: cut(JSON.stringify(result.output) ?? "null", maxChars) };
+    } catch (err) {
+      const error = FleetError.from(err);
+      return { outcome: REFUSALS.has(error.code) ? "refused" : "failed", content: cut(`${error.code}: ${error.message}`, maxChars) };
+    }
+  }
+}
+
+/** A name the model used that was not offered: `server__tool` read as the MCP tool it would have been offered as. */
+function unoffered(tools: AgentTools, fn: string): string {
+  if (!fn.includes("__") || fn.includes(".")) return fn;
+  try {
+    tools.riskOf(fn);
+    return fn;
+  } catch {
+    return fn.replace("__", ".");
+  }
+}
+
+/** A listed tool as a model is told about it: the input schema its source gave. */
+function describeLive(tool: ToolDefinition): ToolDescription {
+  return { name: tool.name, description: tool.description, risk: tool.risk, reversible: tool.rollback !== undefined, inputSchema: tool.inputSchema ?? {}, source: tool.source ?? "built-in" };
 }
 
 /** The agent's allowed tools that are not BLOCK, as OpenAI function tools, with each one's risk. */
-function offerable(tools: AgentTools, catalogue: ToolCatalogue): { risks: Map<string, RiskLevel>; definitions: unknown[] } {
+function offerable(tools: AgentTools, described: readonly ToolDescription[]): Offer {
   const risks = new Map<string, RiskLevel>();
   const definitions: unknown[] = [];
-  for (const tool of catalogue.list()) {
+  const toolOf = new Map<string, string>();
+  for (const tool of described) {
     if (!tools.isAllowed(tool.name)) continue;
     // the risk governance acts on is AgentTools' (the one the broker's permissions were written from), not the definition's
     let risk: RiskLevel;
@@ -71,14 +120,25 @@ function offerable(tools: AgentTools, catalogue: ToolCatalogue): { risks: Map<st
       continue;
     }
     if (risk === "BLOCK") continue;
-    const described = catalogue.describe(tool.name);
+    const fn = functionName(tool.name);
     risks.set(tool.name, risk);
+    toolOf.set(fn, tool.name);
     definitions.push({
       type: "function",
-      function: { name: described.name, description: describeForModel(described.description, risk), parameters: withoutMetaSchema(described.inputSchema) },
+      function: { name: fn, description: describeForModel(tool.description, risk), parameters: withoutMetaSchema(tool.inputSchema) },
     });
   }
-  return { risks, definitions };
+  return { risks, definitions, toolOf };
+}
+
+/**
+ * Providers take function names of `[a-zA-Z0-9_-]{1,64}`: an MCP tool's `<server>.<tool>` is offered as
+ * `<server>__<tool>` (cut to 64 with a hash of the whole when longer), and mapped back when the model calls it.
+ */
+function functionName(tool: string): string {
+  const fn = tool.replace(".", "__");
+  if (fn.length <= 64) return fn;
+  return `${fn.slice(0, 55)}_${createHash("sha256").update(tool).digest("hex").slice(0, 8)}`;
 }
 
 /** What a model must know before it calls a tool that does not run at once. */

@@ -1,6 +1,6 @@
 import type { AgentBehaviour, HostedAgent, RuntimeDeps, StepMemory } from "../actors/index.js";
 import type { FleetConfig } from "../config/index.js";
-import { AgentTools, fleetToolRisks, fleetTools, NO_TOOL_MODULES, ToolCatalogue, type FleetToolSources } from "../governance/index.js";
+import { AgentTools, fleetToolRisks, fleetTools, mcpListingFilters, NO_TOOL_MODULES, ToolCatalogue, ToolDirectory, type FleetToolSources } from "../governance/index.js";
 import type { RiskLevel } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
 import { atlasBehaviour } from "./atlas-behaviour.js";
@@ -32,7 +32,7 @@ export function behaviourFor(config: FleetConfig, configFile: string, sources: F
   // one router client per process, shared by Atlas's planning, the terminal's model steps and the pipelines' model steps
   const routerFor = (deps: RuntimeDeps) => (router ??= new RouterClient(deps.nc, deps.names, { codec: deps.codec, timeoutMs: 120_000 }));
 
-  const terminalFor = (agent: HostedAgent, deps: RuntimeDeps, tools: AgentTools): AgentBehaviour => {
+  const terminalFor = (agent: HostedAgent, deps: RuntimeDeps, tools: AgentTools, live: ToolDirectory | undefined): AgentBehaviour => {
     const configured = config.agents.find((a) => a.id === agent.id);
     const router = routerFor(deps);
     // Atlas plans from what changed, through the router; it needs no memory or tool catalogue
@@ -52,14 +52,24 @@ export function behaviourFor(config: FleetConfig, configFile: string, sources: F
         prompt: async (a, task) => (await memory).prompt(a, task),
         record: async (entry) => (await memory).record(entry),
       },
-      { tools: governedStepTools({ tools, catalogue }), gate: deps.gate },
+      { tools: governedStepTools({ tools, catalogue, live }), gate: deps.gate },
     );
   };
 
   return (agent: HostedAgent, deps: RuntimeDeps): AgentBehaviour => {
     risks ??= new Map(Object.entries(fleetToolRisks(sources)));
     const allowed = config.agents.find((a) => a.id === agent.id)?.tools ?? [];
-    const tools = new AgentTools({ nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, risks, clock: deps.clock });
+    // MCP servers' tools this agent may use are known once a tool host lists them (KV `tools`, followed live); a call or
+    // a model step waits for the first load, so a tool listed before the agent started is never missing
+    const filters = mcpListingFilters(config, allowed);
+    const live = filters.length > 0 ? new ToolDirectory(deps.kv.tools, deps.codec, filters, deps.log.child({ component: "tool-directory", agentId: agent.id })) : undefined;
+    const ready = live?.start().catch((err: unknown) => deps.log.warn({ err, agentId: agent.id }, "MCP tool listings could not be read; those tools are not offered"));
+    const builtIn = risks;
+    const tools = new AgentTools({
+      nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, clock: deps.clock,
+      risks: { get: (name) => builtIn.get(name) ?? live?.risk(name) },
+      ...(ready ? { ready } : {}),
+    });
     // first to last: the first stage sees a step first. A task naming a pipeline runs it (tier 0 tools, its own model
     // steps); a task naming a tool runs that; anything else reaches the role's terminal.
     const stages: BehaviourStage[] = [
@@ -77,6 +87,18 @@ export function behaviourFor(config: FleetConfig, configFile: string, sources: F
     // an agent that reports to another sends it a note of each task it completes (scout's reports reach Atlas so)
     const reportsTo = config.agents.find((a) => a.id === agent.id)?.reportsTo;
     if (reportsTo) stages.unshift(reportToStage({ self: agent.id, to: reportsTo, nc: deps.nc, names: deps.names, codec: deps.codec }));
-    return composeBehaviour(stages, terminalFor(agent, deps, tools));
+    const terminal = terminalFor(agent, deps, tools, live);
+    if (!ready) return composeBehaviour(stages, terminal);
+    const waiting: AgentBehaviour = {
+      plan: async (input, ctx) => {
+        await ready;
+        return terminal.plan(input, ctx);
+      },
+      act: async (input, ctx) => {
+        await ready;
+        return terminal.act(input, ctx);
+      },
+    };
+    return composeBehaviour(stages, waiting);
   };
 }

@@ -88,8 +88,8 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
           // one at a time and in order: the model may have meant them as a sequence, and governance sees them so
           for (const call of calls) {
             const result = await options.tools.run(call, item?.taskId);
-            ctx.log.info({ tool: call.name, outcome: result.outcome, round }, "model tool call");
-            made.push({ name: call.name, outcome: result.outcome });
+            ctx.log.info({ tool: result.tool ?? call.name, outcome: result.outcome, round }, "model tool call");
+            made.push({ name: result.tool ?? call.name, outcome: result.outcome });
             messages.push({ role: "tool", toolCallId: call.id, content: result.content });
           }
         }

@@ -20,6 +20,7 @@ import { audit } from "./audit.js";
 import { liveSourcesFor } from "./live-sources-for.js";
 import { creds } from "./creds.js";
 import { demo } from "./demo.js";
+import { tools } from "./tools.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -46,8 +47,9 @@ const USAGE = `fleet <command> [options]
                              check the audit trail: hash chain, each record's signature against the fleet's tool-host
                              key, the chain against governance's anchors (keys from <dir>/identities.json, default: the
                              directory of --creds, else .fleet/creds); exit 0 when intact, 1 listing every problem
-  run tools                  serve the fleet's tools (built-in and toolModules) from this host
+  run tools                  serve the fleet's tools (built-in, toolModules, MCP servers) from this host
   run standin                the business stand-in (CRM, CMS, analytics, SEO fixture data) at business.url
+  tools [--json]             every tool: source (built-in, module, mcp:<server>), risk, hosts serving it now, agents allowed
   run governance             Sentinel and the proposal executor (a singleton: a second copy stands by)
   proposals [id] [--all]     open proposals (--all: settled too); with an id: every rule's verdict and the history
   approve <id>               approve a CONFIRM proposal awaiting a human (as the operator, via "_operator")
@@ -148,6 +150,8 @@ async function main(argv: string[]): Promise<number> {
       return rollback(rest, values, env);
     case "audit":
       return audit(rest, values, env);
+    case "tools":
+      return tools(values, env);
     case "context":
       return contextCommand(rest, values, env, liveSourcesFor(values));
     case "breaker":

@@ -1,15 +1,15 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
-import { fleetTools, loadFleetTools, signerFromCredsFile, ToolHost } from "../governance/index.js";
+import { fleetTools, loadFleetTools, McpToolSources, signerFromCredsFile, ToolHost } from "../governance/index.js";
 import { connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
 
 /**
- * `fleet run tools`: a tool host serving the fleet's catalogue (the reference tools and the config's tool modules) under
- * this machine's host name. Run one wherever the
- * tools must act (a repository's checkout, a host to measure): calls are shared among the hosts serving a tool.
+ * `fleet run tools`: a tool host serving the fleet's catalogue (the reference tools, the config's tool modules and the
+ * configured MCP servers' tools) under this machine's host name. Run one wherever the tools must act (a repository's
+ * checkout, a host to measure): calls are shared among the hosts serving a tool.
  */
 export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
@@ -33,7 +33,7 @@ export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Pro
       codec,
       config,
       tools: fleetTools({ js, names, codec, config, toolState: kv.toolstate }, sources),
-      kv: { proposals: kv.proposals, toolruns: kv.toolruns },
+      kv: { proposals: kv.proposals, toolruns: kv.toolruns, tools: kv.tools },
       host: hostname(),
       log,
       // the identity's own seed signs the audit records; a host without credentials writes them unsigned
@@ -41,8 +41,12 @@ export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Pro
     });
     if (!options.creds) log.warn({}, "no --creds: audit records are written unsigned (fleet audit verify will say so)");
     await host.start();
+    // MCP servers' tools join the host as the servers are listed (a server that is down is retried in the background)
+    const mcp = new McpToolSources({ host, hostName: hostname(), config, env, log });
+    await mcp.start();
     return await untilStopped(async () => {
       await host.stop();
+      await mcp.stop();
       await drainConnections(nc, serveNc);
     }, { log, supervised: options.supervised }).exitCode;
   } catch (err) {

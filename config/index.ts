@@ -42,6 +42,7 @@ export {
 export { PATH_ROOTS, RULE_PATH_ROOTS, pathProblem, placeholdersOf, replacePlaceholders, splitPath, wholePlaceholder } from "./pipeline-paths.js";
 export { EventRoute, EventsConfig, PlanningConfig } from "./planning-schema.js";
 export { closest } from "./strict-object.js";
+export { MCP_SERVER_NAME, McpServerConfig, McpServerName, McpServersConfig } from "./mcp-schema.js";
 export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";
 export {
   DAY_MS,

@@ -3,8 +3,9 @@ import { TIER_NAMES, TierName, Trigger } from "../protocol/index.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
 import { DutyConfig, Interval, PipelineConfig } from "./pipeline-schema.js";
 import { EventsConfig, PlanningConfig, planningCrossRules } from "./planning-schema.js";
+import { McpServersConfig } from "./mcp-schema.js";
 import { CronExpression } from "./schedule.js";
-import { strict } from "./strict-object.js";
+import { closest, strict } from "./strict-object.js";
 
 /*
  * The fleet config: the single source of truth for what a fleet is. Every object is strict, so a typo in a key is an
@@ -149,7 +150,8 @@ export const SkillConfig = strict({
 });
 export type SkillConfig = z.infer<typeof SkillConfig>;
 
-const ToolName = z.string().regex(/^[a-z][a-z0-9_]*$/, 'must be a tool name (lowercase, digits, "_") or the wildcard "*"');
+// a built-in or module tool, or an MCP server's tool, all its tools or a glob of them: `files.read_file`, `files.*`, `files.read_*`
+const ToolName = z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_*-]{1,64})?$/, 'must be a tool name (lowercase, digits, "_"), "<mcp server>.<tool>" ("<server>.*" and globs allowed) or the wildcard "*"');
 
 export const AgentConfig = strict({
   // Agent ids become subject tokens and KV keys, hence the narrow alphabet.
@@ -339,6 +341,7 @@ const CrossView = z
     tasks: z.object({ maxDeliver: maybe(z.number()), backoffSeconds: maybe(z.array(z.unknown())), ackWaitSeconds: maybe(z.number()), workingAckSeconds: maybe(z.number()) }).catch({}),
     cron: z.array(z.object({ id: maybe(z.string()), agent: maybe(z.string()), tool: maybe(z.string()), pipeline: maybe(z.string()) }).catch({})).catch([]),
     pipelines: z.record(z.string(), z.unknown()).catch({}),
+    mcpServers: z.record(z.string(), z.unknown()).catch({}),
     tiers: z.record(z.string(), z.object({ inputPerM: maybe(z.number()), outputPerM: maybe(z.number()) }).catch({})).catch({}),
     routing: z
       .object({
@@ -347,7 +350,7 @@ const CrossView = z
       })
       .catch({ fallback: {}, aliases: {} }),
   })
-  .catch({ fleet: {}, agents: [], tasks: {}, cron: [], pipelines: {}, tiers: {}, routing: { fallback: {}, aliases: {} } });
+  .catch({ fleet: {}, agents: [], tasks: {}, cron: [], pipelines: {}, mcpServers: {}, tiers: {}, routing: { fallback: {}, aliases: {} } });
 
 /** Just the tiers a pipeline's model steps name, read tolerantly (a broken step is reported by its own schema). */
 const PipelineTiers = z.object({ steps: z.array(z.object({ model: maybe(z.object({ tier: maybe(z.string()) })) }).nullable().catch(null)) });
@@ -376,7 +379,7 @@ function checkChainClimbs(
 }
 
 function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
-  const { fleet, agents, tasks, cron, pipelines, tiers, routing } = CrossView.parse(value);
+  const { fleet, agents, tasks, cron, pipelines, mcpServers, tiers, routing } = CrossView.parse(value);
   const report = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
   planningCrossRules(value, report);
   for (const [tier, chain] of Object.entries(routing.fallback)) checkChainClimbs(tier, chain, tiers, ["routing", "fallback", tier], report);
@@ -414,6 +417,16 @@ function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
     if (agent.tools?.includes("*") && agent.layer !== undefined && agent.layer !== "orchestration") {
       report(["agents", i, "tools"], `only the orchestration agent may have wildcard tools; list this ${agent.layer} agent's tools`);
     }
+    // "<server>.<tool>" names an MCP server's tool: the server must be one of mcpServers (its tools are known only once
+    // a tool host lists them, so the tool part is checked then)
+    const servers = Object.keys(mcpServers);
+    agent.tools?.forEach((tool, k) => {
+      if (typeof tool !== "string" || !tool.includes(".")) return;
+      const server = tool.slice(0, tool.indexOf("."));
+      if (servers.includes(server)) return;
+      const guess = closest(server, servers);
+      report(["agents", i, "tools", k], `no MCP server "${server}" in mcpServers${guess ? `, did you mean "${guess}.${tool.slice(server.length + 1)}"?` : ` (servers: ${servers.join(", ") || "none"})`}`);
+    });
     if (agent.dailyCapUsd !== undefined && fleet.dailyCapUsd !== undefined && agent.dailyCapUsd > fleet.dailyCapUsd) {
       report(["agents", i, "dailyCapUsd"], `${agent.dailyCapUsd} is above the fleet's daily cap fleet.dailyCapUsd (${fleet.dailyCapUsd})`);
     }
@@ -493,6 +506,7 @@ export const FleetConfig = strict({
   /** modules of the fleet's own tools (paths relative to this file), each exporting tools made with `defineTool` */
   toolModules: z.array(z.string().min(1)).default([]),
   business: BusinessConfig.optional(),
+  mcpServers: McpServersConfig,
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 

@@ -4,6 +4,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { decode, encode, FleetError, needsProposal, ProposalSubmission, RefusalRecorded, requestTyped, type CodecName, type RefusalReport, type FleetNames, type RiskLevel, type ToolCallResult, nowOf, type Clock } from "../protocol/index.js";
 import { canonicalJson } from "./canonical-json.js";
 import { callTool } from "./tool-caller.js";
+import { toolAllowed } from "./tool-globs.js";
 
 /** how long a refusal report may hold up the refused step */
 const REFUSAL_TIMEOUT_MS = 5_000;
@@ -33,10 +34,15 @@ export interface AgentToolsOptions {
   agentId: string;
   /** the agent's allow list from its config ("*": every tool) */
   allowed: readonly string[];
-  /** every tool's risk level, from the catalogue */
-  risks: ReadonlyMap<string, RiskLevel>;
+  /**
+   * every tool's risk level: the built-ins' from the catalogue, MCP tools' as the tool hosts listed them (KV `tools`,
+   * read live: they appear and go at runtime)
+   */
+  risks: { get(tool: string): RiskLevel | undefined };
   clock?: Clock;
   timeoutMs?: number;
+  /** resolves once `risks` knows the tools listed at runtime (MCP servers'); calls and proposals wait for it */
+  ready?: Promise<unknown>;
 }
 
 /**
@@ -54,7 +60,7 @@ export class AgentTools {
   }
 
   isAllowed(tool: string): boolean {
-    return this.options.allowed.includes("*") || this.options.allowed.includes(tool);
+    return toolAllowed(this.options.allowed, tool);
   }
 
   /**
@@ -62,6 +68,7 @@ export class AgentTools {
    * keys only): a call repeated after a crash gets the recorded result back instead of a second effect.
    */
   async call(tool: string, input: unknown, taskId?: string, options: { idempotencyKey?: string } = {}): Promise<ToolCallResult> {
+    await this.options.ready;
     const risk = this.riskOf(tool);
     if (risk === "BLOCK") throw await this.refuse(new FleetError("TOOL_BLOCKED", `"${tool}" is BLOCK: it never runs`), tool, input, taskId);
     if (!this.isAllowed(tool)) throw await this.refuse(new FleetError("TOOL_NOT_ALLOWED", `agent "${this.options.agentId}" is not allowed "${tool}"`), tool, input, taskId);

@@ -3,6 +3,7 @@ import { agentById, type FleetConfig } from "../config/index.js";
 import { decode, FleetError, ProposalRecord, type CodecName } from "../protocol/index.js";
 import { sameJson } from "./audit-hash.js";
 import { checkTargets } from "./rules/target-allow-list.js";
+import { toolAllowed } from "./tool-globs.js";
 import type { ToolDefinition } from "./tool.js";
 
 /*
@@ -10,11 +11,11 @@ import type { ToolDefinition } from "./tool.js";
  * tool host is the last process before the effect, and must not trust that every caller went through the others.
  */
 
-/** The agent's allow list (`agents[].tools`, "*" = every tool) must name the tool. */
+/** The agent's allow list (`agents[].tools`, "*" = every tool, `server.*` and globs) must name the tool. */
 export function checkAllowed(config: FleetConfig, agentId: string, tool: string): void {
   const agent = agentById(config, agentId);
   if (!agent) throw new FleetError("TOOL_NOT_ALLOWED", `no agent "${agentId}" in fleet ${config.fleet.name}`);
-  if (!agent.tools.includes("*") && !agent.tools.includes(tool)) {
+  if (!toolAllowed(agent.tools, tool)) {
     throw new FleetError("TOOL_NOT_ALLOWED", `agent "${agentId}" may not call ${tool} (its tools: ${agent.tools.join(", ") || "none"})`);
   }
 }

@@ -35,7 +35,8 @@ import type { ToolDefinition } from "./tool.js";
 import { callTool } from "./tool-caller.js";
 
 /** Errors that say nothing about the tool's outcome: the call is asked again, it is not a failed execution. */
-const NOT_A_FAILURE: ReadonlySet<string> = new Set(["TOOL_IN_PROGRESS", "TOOL_UNAVAILABLE", "TIMEOUT"]);
+// TOOL_SOURCE_UNAVAILABLE: the tool's MCP server is restarting, and the call never reached it (or the tool is safe to repeat)
+const NOT_A_FAILURE: ReadonlySet<string> = new Set(["TOOL_IN_PROGRESS", "TOOL_UNAVAILABLE", "TIMEOUT", "TOOL_SOURCE_UNAVAILABLE"]);
 const WAIT_FIRST_MS = 500;
 const WAIT_MAX_MS = 30_000;
 
@@ -51,6 +52,8 @@ export interface GovernanceServiceOptions {
   config: FleetConfig;
   proposalsKv: KV;
   tools: readonly ToolDefinition[];
+  /** tools that appear at runtime (MCP servers'), as the tool hosts list them; consulted after `tools` */
+  liveTools?: { get(name: string): ToolDefinition | undefined; stop?(): Promise<void> } | undefined;
   policy: ProposalPolicy;
   /** the agent's spend so far today (reserved included) and its cap; undefined when the ledger cannot be read */
   budgetOf: (agentId: string) => Promise<{ spentUsd: number; capUsd: number } | undefined>;
@@ -130,6 +133,7 @@ export class GovernanceService {
     await Promise.all(this.streams.map((s) => s.close().catch(() => undefined)));
     await Promise.all(this.loops);
     await Promise.allSettled([...this.work]);
+    await this.options.liveTools?.stop?.();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -190,7 +194,8 @@ export class GovernanceService {
     }
     const budget = await this.options.budgetOf(submission.agentId).catch(() => undefined);
     // judged and entered into the index in one synchronous step (see judgeSubmission)
-    const { verdict, record, emitted } = judgeSubmission(submission, budget, this.clock(), { config: this.options.config, tools: this.tools, index: this.index, policy: this.options.policy });
+    const tools = { get: (name: string) => this.tools.get(name) ?? this.options.liveTools?.get(name) };
+    const { verdict, record, emitted } = judgeSubmission(submission, budget, this.clock(), { config: this.options.config, tools, index: this.index, policy: this.options.policy });
     this.index.put(record);
     const created = await this.store.create(record).catch((err: unknown) => {
       this.index.delete(record.id);

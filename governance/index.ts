@@ -19,6 +19,23 @@ export { readAuditMessages, readAuditRecords, verifyAuditChain, type AuditProble
 export { checkAllowed, checkProposal, type ProposedCall } from "./call-checks.js";
 export { defineTool, type ToolContext, type ToolDefinition } from "./tool.js";
 export { ToolCatalogue } from "./tool-catalogue.js";
+export { ToolDirectory } from "./tool-directory.js";
+export { globMatches, serverOf, toolAllowed } from "./tool-globs.js";
+export { ToolListings } from "./tool-listings.js";
+export {
+  configuredRisk,
+  DEFAULT_RESTART_MS,
+  mcpAgentSubjects,
+  mcpListingFilters,
+  mcpToolRisk,
+  McpToolSources,
+  nameTools,
+  restartDelay,
+  sanitiseToolName,
+  type McpAnnotations,
+  type McpRisk,
+  type McpToolSourcesOptions,
+} from "./mcp/index.js";
 export { TOOLS_QUEUE, ToolHost, type ToolHostOptions } from "./tool-host.js";
 export { ToolRunRecord, ToolRuns, toolRunKey, type ToolRunClaim, type ToolRunOutcome, type ToolRunScope } from "./tool-runs.js";
 export { BUSINESS_TOOL_RISKS, judgeHeaders, type HeaderVerdict, compareVersions, parseRange, parseVersion, referenceToolRisks, referenceTools, satisfies, ToolState, type ReferenceToolDeps } from "./tools/index.js";

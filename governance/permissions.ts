@@ -1,5 +1,6 @@
 import type { FleetConfig } from "../config/index.js";
 import { CALLERS, FleetNames, type RiskLevel } from "../protocol/index.js";
+import { mcpAgentSubjects, mcpListingFilters } from "./mcp/index.js";
 import { Grants, type Durable, type GrantContext, type Identity, type Permissions, type ServingIdentity } from "./permission-grants.js";
 
 export type { Identity, Permissions, ServingIdentity, SubjectRules } from "./permission-grants.js";
@@ -146,6 +147,10 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   g.kvWrite("held", [`${id}.>`]);
   g.kvRead("memory", [id]);
   for (const tool of directTools(agent.tools, ctx.tools)) g.publish(names.tool(tool, id));
+  // MCP servers' tools, granted by the allow list before any server is listed (see mcp/mcp-grants.ts), and their listings
+  g.publish(...mcpAgentSubjects(config, names, id, agent.tools));
+  const listings = mcpListingFilters(config, agent.tools);
+  if (listings.length > 0) g.kvRead("tools", listings);
   g.publish(names.proposal(id, "submitted"));
   // what its duties find, under its own id only
   g.publish(names.finding(id));
@@ -178,7 +183,7 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   }
   for (const other of config.agents) if (other.id !== id) g.deny(`${p}.proposal.${other.id}.>`);
   g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`, names.auditAnchor());
-  g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory", "answers", "toolstate"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
+  g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory", "answers", "toolstate", "tools"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
 }
 
 function routerGrants(g: Grants, ctx: GrantContext): void {
@@ -234,12 +239,20 @@ function governanceGrants(g: Grants, ctx: GrantContext): void {
   g.publish(`$JS.API.STREAM.MSG.GET.${anchors}`, `$JS.API.DIRECT.GET.${anchors}`, `$JS.API.DIRECT.GET.${anchors}.>`);
   // it executes the tools that need a proposal, as itself: the tool host runs such a call only as the proposal executing
   for (const [tool, risk] of Object.entries(tools).sort()) if (risk === "PROPOSE" || risk === "CONFIRM") g.publish(names.tool(tool, CALLERS.governance));
+  // and MCP servers' tools, whatever their listed risk (the tool host runs them only as the proposal executing); Sentinel
+  // judges those proposals on the tool hosts' listings
+  const servers = Object.keys(ctx.config.mcpServers).sort();
+  for (const server of servers) g.publish(names.tool(`${server}.*`, CALLERS.governance));
+  if (servers.length > 0) g.kvRead("tools", ["mcp.>"]);
 }
 
 function toolHostGrants(g: Grants, ctx: GrantContext): void {
   const { names } = ctx;
   const p = names.prefix;
   g.serve(names.tool("*", "*"));
+  // MCP servers' tools: `<prefix>.tool.<server>.<tool>.<caller>`, and the listings of what this host serves
+  if (Object.keys(ctx.config.mcpServers).length > 0) g.serve(names.tool("*.*", "*"));
+  g.kvWrite("tools", [">"]);
   // the agents' own refusals, recorded in the audit trail
   g.serve(names.refusal("*"));
   g.publish(`${p}.audit.*`, `${p}.outbox.*`, `${p}.dlq.>`);

@@ -8,7 +8,7 @@ import type { ToolDefinition } from "./tool.js";
 
 export interface JudgeContext {
   config: FleetConfig;
-  tools: ReadonlyMap<string, ToolDefinition>;
+  tools: { get(name: string): ToolDefinition | undefined };
   index: ProposalIndex;
   policy: ProposalPolicy;
 }

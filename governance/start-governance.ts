@@ -6,7 +6,19 @@ import { FleetError, openBuckets, type FleetNames, type Clock } from "../protoco
 import { fleetBudgetLedger } from "../router/index.js";
 import { GovernanceService } from "./governance-service.js";
 import { type ProposalPolicy } from "./proposal-machine.js";
+import { configuredRisk } from "./mcp/index.js";
+import { ToolDirectory } from "./tool-directory.js";
+import { serverOf, toolAllowed } from "./tool-globs.js";
 import type { ToolDefinition } from "./tool.js";
+
+/** Whether an allow-list entry naming an MCP server's tools may reach a CONFIRM tool (config does not rate it lower). */
+function mayBeConfirm(config: FleetConfig, entry: string): boolean {
+  const server = serverOf(entry);
+  const configured = server === undefined ? undefined : config.mcpServers[server];
+  if (!configured) return false;
+  const risk = configuredRisk(configured, entry.slice(server!.length + 1));
+  return risk === undefined || risk === "CONFIRM";
+}
 
 /** The proposal windows and limits from the fleet config. */
 export function policyOf(config: FleetConfig): ProposalPolicy {
@@ -35,7 +47,10 @@ export function checkGovernanceConfig(config: FleetConfig, tools: readonly Pick<
   }
   if (approvals.channels.length === 0) {
     for (const agent of config.agents) {
-      const reachable = agent.tools.includes("*") ? confirm : confirm.filter((t) => agent.tools.includes(t));
+      const reachable = confirm.filter((t) => toolAllowed(agent.tools, t));
+      // an MCP tool the config does not rate is CONFIRM unless its server says it only reads: assume the worst
+      const mcp = agent.tools.filter((t) => (t === "*" ? Object.keys(config.mcpServers).length > 0 : mayBeConfirm(config, t)));
+      if (mcp.length > 0) reachable.push(...mcp.map((t) => (t === "*" ? "MCP servers' tools" : t)));
       if (reachable.length > 0) {
         details.push({ path: "governance.approvals.channels", message: `agent "${agent.id}" may propose CONFIRM tools (${reachable.join(", ")}): name the channels approval requests go to` });
         break;
@@ -64,6 +79,9 @@ export async function startGovernance(o: StartGovernanceOptions): Promise<Govern
   const kv = await openBuckets(o.nc, o.names);
   const { config } = o;
   const ledger = fleetBudgetLedger(config, kv.budgets, o.clock);
+  // MCP servers' tools are known once a tool host lists them: Sentinel judges their proposals on those listings
+  const liveTools = Object.keys(config.mcpServers).length > 0 ? new ToolDirectory(kv.tools, config.fleet.codec, ["mcp.>"], o.log.child({ component: "tool-directory" })) : undefined;
+  await liveTools?.start();
   const service = new GovernanceService({
     nc: o.nc,
     serveNc: o.serveNc,
@@ -74,6 +92,7 @@ export async function startGovernance(o: StartGovernanceOptions): Promise<Govern
     config,
     proposalsKv: kv.proposals,
     tools: o.tools,
+    liveTools,
     policy: policyOf(config),
     // what is reserved counts as spent: a proposal must not pass on money already promised to calls in flight
     budgetOf: async (agentId) => {

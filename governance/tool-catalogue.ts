@@ -2,7 +2,8 @@ import { z } from "zod";
 import { FleetError, ToolDescription, type RiskLevel } from "../protocol/index.js";
 import type { ToolDefinition } from "./tool.js";
 
-const TOOL_NAME = /^[a-z][a-z0-9_]{0,63}$/;
+/** a built-in or module tool, or `<server>.<tool>` for an MCP server's (two subject tokens) */
+const TOOL_NAME = /^[a-z][a-z0-9_]{0,63}(\.[a-z0-9_-]{1,64})?$/;
 
 /**
  * The tools a process knows, by name. Built once at start and checked then: a duplicate name, a name that is not a subject
@@ -13,12 +14,20 @@ export class ToolCatalogue {
   private readonly byName = new Map<string, ToolDefinition>();
 
   constructor(tools: readonly ToolDefinition[]) {
-    for (const tool of tools) {
-      if (!TOOL_NAME.test(tool.name)) throw new FleetError("CONFIG_INVALID", `tool name "${tool.name}" must be lowercase letters, digits or "_"`);
-      if (this.byName.has(tool.name)) throw new FleetError("CONFIG_INVALID", `two tools are named "${tool.name}"`);
-      if (tool.risk === "PROPOSE" && !tool.rollback) throw new FleetError("CONFIG_INVALID", `PROPOSE tool "${tool.name}" has no rollback`);
-      this.byName.set(tool.name, tool);
-    }
+    for (const tool of tools) this.add(tool);
+  }
+
+  /** Adds a tool (at start, or when a source lists a new one at runtime); the same checks as at start. */
+  add(tool: ToolDefinition): void {
+    if (!TOOL_NAME.test(tool.name)) throw new FleetError("CONFIG_INVALID", `tool name "${tool.name}" must be lowercase letters, digits or "_" (MCP tools: "<server>.<tool>")`);
+    if (this.byName.has(tool.name)) throw new FleetError("CONFIG_INVALID", `two tools are named "${tool.name}"`);
+    if (tool.risk === "PROPOSE" && !tool.rollback) throw new FleetError("CONFIG_INVALID", `PROPOSE tool "${tool.name}" has no rollback`);
+    this.byName.set(tool.name, tool);
+  }
+
+  /** Removes a tool its source no longer lists; true when it was there. */
+  remove(name: string): boolean {
+    return this.byName.delete(name);
   }
 
   get(name: string): ToolDefinition | undefined {
@@ -50,7 +59,9 @@ export class ToolCatalogue {
       description: tool.description,
       risk: tool.risk,
       reversible: tool.rollback !== undefined,
-      inputSchema: z.toJSONSchema(tool.input, { io: "input", unrepresentable: "any" }),
+      inputSchema: tool.inputSchema ?? z.toJSONSchema(tool.input, { io: "input", unrepresentable: "any" }),
+      source: tool.source ?? "built-in",
+      ...(tool.targetFields?.length ? { targetFields: [...tool.targetFields] } : {}),
     };
   }
 

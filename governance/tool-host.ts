@@ -22,6 +22,7 @@ import type { AuditSigner } from "./audit-signing.js";
 import { checkAllowed, checkCallTargets, checkProposal } from "./call-checks.js";
 import { refusalEndpoints } from "./refusal-intake.js";
 import { ToolCatalogue } from "./tool-catalogue.js";
+import { ToolListings } from "./tool-listings.js";
 import { ToolRuns, type ToolRunClaim, type ToolRunMode, type ToolRunOutcome, type ToolRunScope } from "./tool-runs.js";
 import type { ToolContext, ToolDefinition } from "./tool.js";
 
@@ -41,7 +42,8 @@ export interface ToolHostOptions {
   codec: CodecName;
   config: FleetConfig;
   tools: readonly ToolDefinition[];
-  kv: { proposals: KV; toolruns: KV };
+  /** `tools`: where this host lists what it serves (optional: a host without it serves but does not list) */
+  kv: { proposals: KV; toolruns: KV; tools?: KV | undefined };
   /** this host's name: it serves the tools whose `hosts` include it, or name no hosts */
   host: string;
   log: Logger;
@@ -68,6 +70,9 @@ export class ToolHost {
   private readonly catalogue: ToolCatalogue;
   private readonly audit: AuditChain;
   private readonly runs: ToolRuns;
+  private readonly listings: ToolListings | undefined;
+  /** sources whose tools answer TOOL_SOURCE_UNAVAILABLE right now (an MCP server restarting) */
+  private readonly down = new Set<string>();
   private readonly service: FleetService;
   /** runs already answered (TOOL_OUTCOME_UNKNOWN) whose end is still to be recorded */
   private readonly late = new Set<Promise<unknown>>();
@@ -81,6 +86,7 @@ export class ToolHost {
     this.now = () => clock.now();
     this.runs = new ToolRuns(options.kv.toolruns, options.codec, options.host, this.now);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.listings = options.kv.tools ? new ToolListings(options.kv.tools, options.codec, options.host, this.now, options.log.child({ component: "tool-listings" })) : undefined;
     this.service = new FleetService({
       nc: options.nc,
       name: "fleet-tools",
@@ -90,20 +96,8 @@ export class ToolHost {
       queue: TOOLS_QUEUE,
       endpoints: [
         ...refusalEndpoints({ names: options.names, config: options.config, catalogue: this.catalogue, now: this.now, record: (entry) => this.audit.append(entry) }),
-        ...this.served.map((tool) =>
-        endpoint({
-          // micro endpoint names allow letters, digits, - and _ only
-          name: tool.name.replace(/[^a-zA-Z0-9_-]/g, "_"),
-          // the caller is the subject's last token: an agent (its own id, the broker allows no other) or governance
-          subject: options.names.tool(tool.name, "*"),
-          request: ToolCallRequest,
-          claims: (r) => r.agentId,
-          delegates: [CALLERS.governance],
-          // a one-way call still runs (its effect is the point); a failure of it is dead-lettered
-          oneWay: "run",
-          handle: (request, call) => this.handle(tool, settleCall(request, call.caller)),
-        }),
-      )],
+        ...this.served.map((tool) => this.endpointOf(tool.name)),
+      ],
       codec: options.codec,
       maxPayloadBytes: options.config.fleet.maxPayloadBytes,
       deadLetter: (subject, data, error) =>
@@ -117,8 +111,71 @@ export class ToolHost {
     return this.catalogue.list({ host: this.options.host });
   }
 
+  /**
+   * `<prefix>.tool.<name>.*` for one tool. The definition is looked up at each call, so a tool its source re-lists with
+   * a new schema or risk is served with the new one, and a removed one answers TOOL_NOT_FOUND until unsubscribed.
+   */
+  private endpointOf(name: string) {
+    return endpoint({
+      // micro endpoint names allow letters, digits, - and _ only
+      name: name.replace(/[^a-zA-Z0-9_-]/g, "_"),
+      // the caller is the subject's last token: an agent (its own id, the broker allows no other) or governance
+      subject: this.options.names.tool(name, "*"),
+      request: ToolCallRequest,
+      claims: (r) => r.agentId,
+      delegates: [CALLERS.governance],
+      // a one-way call still runs (its effect is the point); a failure of it is dead-lettered
+      oneWay: "run",
+      handle: (request, call) => this.handle(this.catalogue.require(name), settleCall(request, call.caller)),
+    });
+  }
+
+  /**
+   * Serves the tools a source lists now (an MCP server, at connect, after a restart, on its list-changed notification),
+   * in place of what this host served from that source before: new tools get their subject, removed ones lose it,
+   * changed ones are served with their new definition. Returns the names added and removed.
+   */
+  serveSource(source: string, tools: readonly ToolDefinition[]): { added: string[]; removed: string[] } {
+    const before = new Set(this.catalogue.list().filter((t) => (t.source ?? "built-in") === source).map((t) => t.name));
+    const now = new Set(tools.map((t) => t.name));
+    const removed = [...before].filter((name) => !now.has(name));
+    for (const name of removed) {
+      this.service.remove(this.options.names.tool(name, "*"));
+      this.catalogue.remove(name);
+    }
+    const added: string[] = [];
+    for (const tool of tools) {
+      const existing = this.catalogue.get(tool.name);
+      if (existing && (existing.source ?? "built-in") !== source) {
+        this.options.log.warn({ tool: tool.name, source, servedBy: existing.source ?? "built-in" }, "a source lists a tool another source already serves; not served");
+        continue;
+      }
+      if (existing) this.catalogue.remove(tool.name);
+      this.catalogue.add({ ...tool, source });
+      if (!existing) {
+        this.service.add(this.endpointOf(tool.name));
+        added.push(tool.name);
+      }
+    }
+    return { added, removed };
+  }
+
+  /** Lists a source's tools in KV `tools` as this host serves them now. */
+  async publishSource(source: string): Promise<void> {
+    const tools = this.served.filter((t) => (t.source ?? "built-in") === source).map((t) => this.catalogue.describe(t.name));
+    await this.listings?.publish(source, tools, !this.down.has(source));
+  }
+
+  /** Marks a source down (its server died) or up again, and says so in its listing. */
+  async sourceAvailable(source: string, available: boolean): Promise<void> {
+    if (available) this.down.delete(source);
+    else this.down.add(source);
+    await this.publishSource(source);
+  }
+
   async start(): Promise<void> {
     await this.audit.start();
+    for (const source of new Set(this.served.map((t) => t.source ?? "built-in"))) await this.publishSource(source);
     this.service.start();
     this.options.log.info({ host: this.options.host, tools: this.served.map((t) => t.name) }, "tool host started");
   }
@@ -133,6 +190,7 @@ export class ToolHost {
       await withDeadline(Promise.allSettled([...this.late]), ABORT_GRACE_MS);
       if (this.late.size > 0) this.options.log.warn({ runs: this.late.size }, "stopping with tool runs that never finished; their outcome stays unknown");
     }
+    await this.listings?.withdraw();
     await this.audit.stop();
     this.options.log.info({ host: this.options.host }, "tool host stopped");
   }
@@ -197,6 +255,9 @@ export class ToolHost {
       throw new FleetError("MESSAGE_INVALID", `input of ${tool.name} is invalid: ${details.map((d) => `${d.path}: ${d.message}`).join("; ")}`, { details });
     }
     checkCallTargets(this.options.config, tool, parsed.data);
+    // a source that is down (an MCP server restarting) is not asked: nothing is claimed, asking again later is safe
+    const source = tool.source ?? "built-in";
+    if (this.down.has(source)) throw new FleetError("TOOL_SOURCE_UNAVAILABLE", `${tool.name}: its source ${source} is down and being restarted; the call was not sent`, { retryAfterMs: 1_000 });
     if (request.mode === "run") return this.execute(tool, request, "run", log, (ctx) => tool.handler(parsed.data, ctx));
 
     const rollback = tool.rollback;
@@ -246,7 +307,11 @@ export class ToolHost {
       }
       throw new FleetError("TOOL_FAILED", `${tool.name} did not finish within ${this.timeoutMs} ms`);
     }
-    if (claim) {
+    if (claim && !settled.ok && settled.error.code === "TOOL_OUTCOME_UNKNOWN") {
+      // the handler cannot tell whether the effect happened (an MCP server died mid-call): the run stays "started", so
+      // the same key is never run again (TOOL_IN_PROGRESS until its deadline, then TOOL_OUTCOME_UNKNOWN)
+      log.warn({ reason: settled.error.message }, "tool run ended with its outcome unknown; it will not be run again under this key");
+    } else if (claim) {
       await this.runs.finish(claim, settled).catch((err: unknown) => log.error({ err }, "could not record the end of a tool run"));
     }
     if (!settled.ok) throw settled.error;

@@ -34,6 +34,13 @@ export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = un
   targetFields?: readonly string[];
   /** what one call costs in USD (deterministic tools: 0) */
   costUsd?: number;
+  /** where it comes from: "built-in" (the default), "module:<name>", "mcp:<server>" */
+  source?: string;
+  /**
+   * The input's JSON schema as its source gave it (an MCP server's inputSchema), told to models verbatim; a tool defined
+   * in TypeScript leaves it out and its zod `input` is rendered instead.
+   */
+  inputSchema?: unknown;
 }
 
 /** Keeps the input type of each tool while the catalogue holds them side by side. */

@@ -54,6 +54,9 @@ export const ERROR_CATALOGUE = {
   // pipelines (-32180 and below)
   PIPELINE_NOT_FOUND: { a2aCode: -32180, retryable: false, description: "a task names a pipeline the fleet's config does not have" },
   PIPELINE_STEP_FAILED: { a2aCode: -32181, retryable: false, description: "a pipeline's tool step failed its named check, or its forEach path is not a list" },
+  // tool sources (-32190 and below)
+  TOOL_SOURCE_UNAVAILABLE: { a2aCode: -32190, retryable: true, description: "the tool's source (an MCP server) is down or restarting; the call did not reach it" },
+  TOOL_RESULT_INVALID: { a2aCode: -32191, retryable: false, description: "the tool's source answered with a result that is not a valid tool result" },
   PERMISSION_DENIED: { a2aCode: -32162, retryable: false, description: "the broker refused a publish or subscribe for this identity, or a payload named another caller than the subject proves" },
 } as const;
 

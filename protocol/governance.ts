@@ -20,7 +20,8 @@ export function needsProposal(risk: RiskLevel): boolean {
 }
 
 const AgentId = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "must be an agent id");
-const ToolName = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "must be a tool name");
+/** A built-in or module tool (`http_check`), or an MCP server's tool (`<server>.<tool>`: two subject tokens). */
+export const ToolName = z.string().regex(/^[a-z][a-z0-9_-]{0,63}(\.[a-z0-9_-]{1,64})?$/, "must be a tool name (`name` or `<server>.<tool>`)");
 
 /**
  * `fleet.tool.<name>.<caller>`: one call of a tool, by an agent directly (AUTO, AUTO+; the caller is the agent) or by
@@ -59,6 +60,10 @@ export const ToolDescription = z.object({
   reversible: z.boolean(),
   /** the JSON schema of the input, for a model deciding how to call it */
   inputSchema: z.unknown(),
+  /** where it comes from: "built-in", "module:<name>", "mcp:<server>" */
+  source: z.string().default("built-in"),
+  /** input fields that name a target, checked against Sentinel's target allow list */
+  targetFields: z.array(z.string()).optional(),
 });
 export type ToolDescription = z.infer<typeof ToolDescription>;
 

@@ -88,12 +88,14 @@ export {
   ToolCallRequest,
   ToolCallResult,
   ToolDescription,
+  ToolName,
   isFinalProposalState,
   needsProposal,
 } from "./governance.js";
 export { readAfter, readStream, readSubject, type ReadAfter, type StoredMessage } from "./stream-reader.js";
 export { HeldTask, Hold, HoldReason, TaskHeldMetadata, heldOf } from "./holds.js";
 export { EventInput, eventFromStored, eventOf, storedCodec } from "./event-input.js";
+export { mcpListingKeys, toolListingKey, ToolListing } from "./tool-listing.js";
 export { estimateInputTokens, estimateTextTokens } from "./tokens.js";
 export { partsText, TITLE_MAX_CHARS, textOf, titleOf, titleOfText } from "./task-text.js";
 export { CALLERS, FleetNames, HEADERS, assertToken, type BucketKey, type ControlOperation, type GovernanceOperation, type RouterOperation, type StreamKey } from "./subjects.js";

@@ -84,6 +84,9 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     // what stateful tools remember between calls (a feed's seen items, an uptime history, a file manifest); written only
     // by tool hosts, each record bounded by the tool that writes it
     toolstate: { history: 1 },
+    // what each tool host serves from each source (`<source>.<host>`): agents, governance and `fleet tools` read the
+    // descriptions, risks and input schemas of tools that appear at runtime (MCP servers) here
+    tools: { history: 1 },
   };
 }
 

@@ -143,6 +143,10 @@ export class FleetService implements DiscoverableService {
   /** endpoints whose subject carries the caller's `*` token */
   private readonly byPattern: Served[] = [];
   private readonly subs: Subscription[] = [];
+  /** endpoints added at runtime, each on its own subscription */
+  private readonly added = new Map<string, Subscription>();
+  private pendingAdded: string[] = [];
+  private running = false;
   private readonly inFlight = new Set<Promise<void>>();
   private unregister: (() => void) | undefined;
   /** requests whose reply subject was not an inbox: refused, never answered */
@@ -150,14 +154,37 @@ export class FleetService implements DiscoverableService {
 
   constructor(private readonly options: FleetServiceOptions) {
     this.id = `${options.name}-${Math.random().toString(36).slice(2, 12)}`;
-    for (const e of options.endpoints) {
-      const tokens = e.subject.split(".");
-      const callerAt = tokens.indexOf("*");
-      if (tokens.includes(">") || tokens.lastIndexOf("*") !== callerAt) throw new TypeError(`endpoint ${e.name}: its subject may hold one "*" (the caller), no more and no ">"`);
-      const served: Served = { endpoint: e, stats: new EndpointStats(e.name, e.subject, options.queue), tokens, callerAt };
-      if (callerAt < 0) this.bySubject.set(e.subject, served);
-      else this.byPattern.push(served);
-    }
+    for (const e of options.endpoints) this.register(e);
+  }
+
+  private register(e: Endpoint): void {
+    const tokens = e.subject.split(".");
+    const callerAt = tokens.indexOf("*");
+    if (tokens.includes(">") || tokens.lastIndexOf("*") !== callerAt) throw new TypeError(`endpoint ${e.name}: its subject may hold one "*" (the caller), no more and no ">"`);
+    if (this.bySubject.has(e.subject) || this.byPattern.some((p) => p.endpoint.subject === e.subject)) throw new TypeError(`endpoint ${e.name}: ${e.subject} is served already`);
+    const served: Served = { endpoint: e, stats: new EndpointStats(e.name, e.subject, this.options.queue), tokens, callerAt };
+    if (callerAt < 0) this.bySubject.set(e.subject, served);
+    else this.byPattern.push(served);
+  }
+
+  /**
+   * Serves one more endpoint, on its own subscription (a tool that appeared at runtime: an MCP server listed it). Before
+   * start() it is subscribed with the others.
+   */
+  add(e: Endpoint): void {
+    this.register(e);
+    if (this.running) this.added.set(e.subject, this.subscribe(e.subject));
+    else this.pendingAdded.push(e.subject);
+  }
+
+  /** Stops serving an endpoint added with add(); requests already under way still get their answer. */
+  remove(subject: string): void {
+    this.added.get(subject)?.unsubscribe();
+    this.added.delete(subject);
+    this.pendingAdded = this.pendingAdded.filter((s) => s !== subject);
+    this.bySubject.delete(subject);
+    const at = this.byPattern.findIndex((p) => p.endpoint.subject === subject);
+    if (at >= 0) this.byPattern.splice(at, 1);
   }
 
   get name(): string {
@@ -182,24 +209,31 @@ export class FleetService implements DiscoverableService {
 
   start(): void {
     const subjects = this.options.subscribe ?? this.options.endpoints.map((e) => e.subject);
-    for (const subject of subjects) {
-      this.subs.push(
-        this.options.nc.subscribe(subject, {
-          queue: this.options.queue,
-          callback: (err, msg) => {
-            if (err) return;
-            const handling = this.handle(msg).finally(() => this.inFlight.delete(handling));
-            this.inFlight.add(handling);
-          },
-        }),
-      );
-    }
+    for (const subject of subjects) this.subs.push(this.subscribe(subject));
+    for (const subject of this.pendingAdded.splice(0)) this.added.set(subject, this.subscribe(subject));
+    this.running = true;
     this.unregister = registerDiscovery(this.options.nc, this);
+  }
+
+  private subscribe(subject: string): Subscription {
+    return this.options.nc.subscribe(subject, {
+      queue: this.options.queue,
+      callback: (err, msg) => {
+        if (err) return;
+        const handling = this.handle(msg).finally(() => this.inFlight.delete(handling));
+        this.inFlight.add(handling);
+      },
+    });
   }
 
   /** Stops taking requests, then waits for the ones under way: their callers are owed an answer. */
   async stop(): Promise<void> {
+    this.running = false;
     for (const sub of this.subs.splice(0)) sub.unsubscribe();
+    for (const sub of this.added.values()) sub.unsubscribe();
+    // a later start() serves them again
+    this.pendingAdded.push(...this.added.keys());
+    this.added.clear();
     this.unregister?.();
     this.unregister = undefined;
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);

@@ -57,6 +57,8 @@ const BUCKET_IN_BACKUP = {
   plans: true,
   // tools' memory: without it every feed item is reported again and uptime histories and file manifests start over
   toolstate: true,
+  // the tool hosts' catalogues: rewritten by every tool host when it starts
+  tools: false,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;

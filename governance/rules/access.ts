@@ -1,3 +1,4 @@
+import { toolAllowed } from "../tool-globs.js";
 import { defineRule, fail, noAgent, pass } from "./rule.js";
 
 /** Who may propose what: the agent must be one of the fleet's, and the tool one the catalogue has and the agent was given. */
@@ -15,6 +16,6 @@ export const toolPermission = defineRule("tool_permission", (input) => {
   if (tool.name !== proposal.tool) return fail(`the tool given (${tool.name}) is not the proposed tool ${proposal.tool}`);
   if (!agent) return noAgent(input);
   if (agent.tools.includes("*")) return pass(`agent ${agent.id} may use every tool ("*")`);
-  if (!agent.tools.includes(tool.name)) return fail(`tool ${tool.name} is not in agent ${agent.id}'s allow list`);
+  if (!toolAllowed(agent.tools, tool.name)) return fail(`tool ${tool.name} is not in agent ${agent.id}'s allow list`);
   return pass(`tool ${tool.name} is in agent ${agent.id}'s allow list`);
 });

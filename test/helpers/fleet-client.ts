@@ -24,8 +24,9 @@ export class FleetClient {
     readonly resources: FleetResources,
   ) {}
 
-  static async connect(url: string, prefix = "fleet"): Promise<FleetClient> {
-    const nc = await connectNats({ servers: url, name: "test-client" });
+  /** `options.nkeySeedFile`: on a secured server, the operator's seed */
+  static async connect(url: string, prefix = "fleet", options: { nkeySeedFile?: string } = {}): Promise<FleetClient> {
+    const nc = await connectNats({ servers: url, name: "test-client", ...options });
     const names = new FleetNames(prefix);
     const resources = await ensureFleetResources(nc, names);
     const client = new FleetClient(nc, names, resources);
