@@ -4,3 +4,5 @@ export { ApprovalBridge, ApprovalDecisions, approvalText, ensureApprovalConsumer
 export { parseTelegramButtonData, TelegramApprovals, telegramButtonData, type TelegramApprovalsOptions } from "./telegram-bridge.js";
 export { DiscordApprovals, discordButtonId, discordPublicKey, parseDiscordButtonId, type DiscordApprovalsOptions } from "./discord-bridge.js";
 export { consoleApprovals } from "./console-approvals.js";
+export { EmailBridge, EmailSender, smtpServerName, smtpTransport, type EmailBridgeOptions, type EmailSenderOptions, type MailTransport } from "./email-bridge.js";
+export { deliveryId, mailOf, smtpError, type MailReceipt, type OutgoingMail } from "./email-message.js";

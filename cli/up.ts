@@ -80,6 +80,12 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     if (!env[tokenEnv]) log.warn({ bridge: chat, variable: tokenEnv }, "chat bridge not started: its token variable is not set");
     else specs.push({ id: chat, command: process.execPath, args: [CLI, "run", "bridge", chat, ...common, ...creds(`bridge:${chat}`)], restart: "permanent" });
   }
+  // the email bridge runs when bridges.email is configured; with a login, only once its password variable is set
+  const email = config.bridges.email;
+  if (email) {
+    if (email.user !== undefined && !env[email.passwordEnv]) log.warn({ bridge: "email", variable: email.passwordEnv }, "email bridge not started: its password variable is not set");
+    else specs.push({ id: "email", command: process.execPath, args: [CLI, "run", "bridge", "email", ...common, ...creds("bridge:email")], restart: "permanent" });
+  }
   if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common, ...creds("webhook")], restart: "permanent" });
   const supervisor = new ProcessSupervisor(specs, {
     intensity: config.supervisor.intensity,

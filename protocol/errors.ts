@@ -52,6 +52,10 @@ export const ERROR_CATALOGUE = {
   AUDIT_CHAIN_BROKEN: { a2aCode: -32161, retryable: false, description: "an audit record was changed, removed or inserted" },
   TOOL_IN_PROGRESS: { a2aCode: -32163, retryable: true, description: "a call with this idempotency key is still running on a tool host" },
   PERMISSION_DENIED: { a2aCode: -32162, retryable: false, description: "the broker refused a publish or subscribe for this identity, or a payload named another caller than the subject proves" },
+  // delivery by the bridges (-32170 and below)
+  DELIVERY_FAILED: { a2aCode: -32170, retryable: true, description: "the channel did not take the message now (server unreachable, a temporary refusal, a send still running): it is retried" },
+  DELIVERY_REFUSED: { a2aCode: -32171, retryable: false, description: "the channel refused the message for good (an SMTP 5xx, a recipient that is no address): it is dead-lettered" },
+  DELIVERY_OUTCOME_UNKNOWN: { a2aCode: -32172, retryable: false, description: "a send started and its bridge stopped before knowing whether it was accepted: it is not sent again" },
 } as const;
 
 export type FleetErrorCode = keyof typeof ERROR_CATALOGUE;

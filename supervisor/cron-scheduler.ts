@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -9,6 +8,7 @@ import {
   CronRunRecord,
   decode,
   encode,
+  outboxMessageId,
   partsText,
   textOf,
   requestOperation,
@@ -122,14 +122,15 @@ export class CronScheduler {
   /** Only where the job says; the same text to the same recipient within the OUTBOX window is accepted once. */
   private async deliver(job: CronJob, delivery: { channel: string; to: string }, task: Task): Promise<void> {
     const text = taskText(task);
+    const contentId = outboxMessageId({ channel: delivery.channel, to: delivery.to, text });
     const record: OutboxRecord = {
       channel: delivery.channel,
       to: delivery.to,
       text,
+      id: contentId,
       source: { agentId: job.agent, taskId: task.id, jobId: job.id },
       createdAt: this.options.clock.now(),
     };
-    const contentId = createHash("sha256").update(`${delivery.channel}\u0000${delivery.to}\u0000${text}`).digest("hex");
     await this.options.js.publish(this.options.names.outbox(delivery.channel), encode(record, this.options.codec), { headers: wireHeaders(this.options.codec, contentId) });
   }
 
