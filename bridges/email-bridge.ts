@@ -74,7 +74,10 @@ export interface EmailSenderOptions {
   log: Logger;
   /** for messages and reasons: "SMTP server smtp.example.com:587" */
   server: string;
-  /** how long one send may take before a redelivery treats it as lost (default 5 min, well above the SMTP timeouts) */
+  /**
+   * How long one send may take before a redelivery treats it as lost (default 2 min). Too short costs a dead letter for
+   * a message that was sent after all, never a second send.
+   */
   sendMs?: number;
 }
 
@@ -117,7 +120,7 @@ export class EmailSender implements ChannelSender {
 
   private async claim(id: string) {
     try {
-      return await this.runs.claim(EMAIL_CHANNEL, "run", id, "governance", this.options.sendMs ?? 300_000);
+      return await this.runs.claim(EMAIL_CHANNEL, "run", id, "governance", this.options.sendMs ?? 120_000);
     } catch (err) {
       if (!(err instanceof FleetError)) throw err;
       if (err.code === "TOOL_IN_PROGRESS") {
@@ -172,6 +175,8 @@ export class EmailBridge {
       clock: options.clock,
       log: options.log,
       server,
+      // connecting, the greeting, the envelope and the data each have the timeout: a send still silent after four is lost
+      sendMs: 4 * options.config.timeoutSeconds * 1000,
     });
     this.dispatcher = new OutboxDispatcher({
       js: options.js,
