@@ -77,7 +77,9 @@ export function messageProblems(policy: BrandPolicy, message: OutgoingMessageFie
   const fields = textFields(message, input);
   const problems: string[] = [];
   for (const word of policy.blockedWords) {
-    const regex = new RegExp(`(?<![\\p{L}\\p{N}_])${escapeRegExp(word)}(?![\\p{L}\\p{N}_])`, "iu");
+    // "free money" also matches "Free\n  money": a line break must not hide a phrase
+    const phrase = word.split(/\s+/u).map(escapeRegExp).join("\\s+");
+    const regex = new RegExp(`(?<![\\p{L}\\p{N}_])${phrase}(?![\\p{L}\\p{N}_])`, "iu");
     const at = fields.find((f) => regex.test(f.text));
     if (at) problems.push(`blocked word "${word}" in ${redactedPath(at.path)}`);
   }
