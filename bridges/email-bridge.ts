@@ -3,7 +3,7 @@ import type { KV } from "@nats-io/kv";
 import nodemailer from "nodemailer";
 import type { Logger } from "pino";
 import type { EmailBridgeConfig, PrincipalConfig } from "../config/index.js";
-import { ToolRuns } from "../governance/index.js";
+import { toolRunKey, ToolRuns } from "../governance/index.js";
 import { EMAIL_CHANNEL, FleetError, type Clock, type CodecName, type FleetNames, type OutboxRecord } from "../protocol/index.js";
 import { deliveryId, mailOf, smtpError, type MailReceipt, type OutgoingMail } from "./email-message.js";
 import { OutboxDispatcher, type ChannelSender } from "./outbox-dispatcher.js";
@@ -129,7 +129,7 @@ export class EmailSender implements ChannelSender {
       if (err.code === "TOOL_OUTCOME_UNKNOWN") {
         throw new FleetError(
           "DELIVERY_OUTCOME_UNKNOWN",
-          `a send of this message to ${this.options.server} started and its bridge stopped before the server's answer was recorded; it may have been accepted, so it is not sent again (${err.message})`,
+          `a send of this message to ${this.options.server} started and its bridge stopped before the server's answer was recorded; it may have been accepted, so it is not sent again (to send it anyway: delete key ${toolRunKey(EMAIL_CHANNEL, "run", id, "governance")} of KV deliveries and republish it)`,
           { cause: err },
         );
       }
