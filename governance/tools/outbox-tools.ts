@@ -40,6 +40,9 @@ async function post(deps: OutboxToolDeps, ctx: ToolContext, message: Outgoing) {
   };
 }
 
+/** The part of a post's recorded output its rollback reads. */
+const PostOutput = z.object({ duplicate: z.boolean() });
+
 /** PROPOSE: a post to a channel, undone by a retraction posted to the same channel (a chat message cannot be unsent). */
 export function channelPost(deps: OutboxToolDeps): ToolDefinition {
   return defineTool({
@@ -54,7 +57,11 @@ export function channelPost(deps: OutboxToolDeps): ToolDefinition {
     }),
     message: { channel: { field: "channel" }, textFields: ["text"], bodyField: "text" },
     handler: (input, ctx) => post(deps, ctx, input),
-    rollback: (input, _output, ctx) => post(deps, ctx, { channel: input.channel, to: input.to, text: `Retracted: ${input.text}` }),
+    rollback: async (input, output, ctx) => {
+      // a post the OUTBOX kept as a duplicate went out under another proposal: retracting it is not this one's to do
+      if (PostOutput.safeParse(output).data?.duplicate === true) return { retracted: false, reason: "this proposal's post was a duplicate of one already accepted: it posted nothing to retract" };
+      return post(deps, ctx, { channel: input.channel, to: input.to, text: `Retracted: ${input.text}` });
+    },
   });
 }
 

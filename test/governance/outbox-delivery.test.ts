@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { EmailBridge, OutboxDispatcher, type ChannelSender } from "../../bridges/index.js";
 import { parseFleetConfig, type FleetConfig } from "../../config/index.js";
 import { AgentTools, GovernanceService, policyOf, ProposalStore, referenceTools, ToolHost, type ToolDefinition } from "../../governance/index.js";
-import { CALLERS, connectNats, encode, ensureFleetResources, FleetNames, type ApprovalDecision, type FleetResources, type OutboxRecord, type ProposalRecord, type ProposalState } from "../../protocol/index.js";
+import { CALLERS, connectNats, encode, ensureFleetResources, FleetNames, ProposalRecord, requestTyped, type ApprovalDecision, type FleetResources, type OutboxRecord, type ProposalState } from "../../protocol/index.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { addressOf, TestSmtpServer } from "../helpers/smtp-server.js";
 import { waitFor } from "../helpers/wait.js";
@@ -129,6 +129,12 @@ describe("posts and emails from proposal to delivery", () => {
     await waitFor("the dispatcher to settle", async () => (await resources.jsm.consumers.info(names.stream("OUTBOX"), "outbox-telegram")).num_ack_pending === 0);
     assert.deepEqual(chat.sent.map((r) => r.to).sort(), ["-100200", "-100300"], "one delivery per recipient");
     assert.equal(chat.sent.find((r) => r.to === "-100200")?.source.proposalId, first, "the first proposal's post is the one delivered");
+
+    // rolling back the duplicate retracts nothing: the post that went out is the first proposal's
+    const rolled = await requestTyped(nc, names.governance("rollback"), { proposalId: second, by: "op" }, ProposalRecord, { codec: "msgpack", timeoutMs: 10_000 });
+    assert.equal(rolled.state, "rolled_back");
+    const posts = await resources.jsm.streams.info(names.stream("OUTBOX"), { subjects_filter: names.outbox("telegram") });
+    assert.equal(posts.state.subjects?.[names.outbox("telegram")], 2, "no retraction posted");
   });
 
   it("a post that breaks the brand-safety policy is rejected by Sentinel, naming the rule and the word, and never posted", async () => {
