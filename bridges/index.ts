@@ -5,3 +5,5 @@ export { parseTelegramButtonData, TelegramApprovals, telegramButtonData, type Te
 export { DiscordApprovals, discordButtonId, discordPublicKey, parseDiscordButtonId, type DiscordApprovalsOptions } from "./discord-bridge.js";
 export { consoleApprovals } from "./console-approvals.js";
 export { BusinessStandin, type BusinessStandinOptions } from "./business-standin.js";
+export { EmailBridge, EmailSender, smtpServerName, smtpTransport, type EmailBridgeOptions, type EmailSenderOptions, type MailTransport } from "./email-bridge.js";
+export { deliveryId, mailOf, smtpError, type MailReceipt, type OutgoingMail } from "./email-message.js";

@@ -21,9 +21,15 @@ export interface OutboxDispatcherOptions {
   timeZone: string;
   clock: Clock;
   log: Logger;
-  /** failed sends before a message is dead-lettered (default 10) */
+  /** failed sends before a message is dead-lettered (default 10); a non-retryable FleetError dead-letters at once */
   maxAttempts?: number;
+  /** the wait before delivery n+1 after n failures, unless the sender named one (default 2ⁿ s, at most 5 min) */
+  retryDelayMs?: (failures: number) => number;
 }
+
+const defaultRetryDelay = (failures: number) => Math.min(300_000, 1_000 * 2 ** failures);
+/** below the consumer's 60 s ack wait: a send that takes long is not redelivered meanwhile */
+const WORKING_ACK_MS = 20_000;
 
 /**
  * Delivers one channel's OUTBOX messages through its sender, acking only after the send succeeded. A message for a
@@ -84,26 +90,42 @@ export class OutboxDispatcher {
       msg.nak(delayMs);
       return;
     }
+    // a slow server (an SMTP conversation) must not outlast the ack wait and have the message handed out again
+    const working = setInterval(() => msg.working(), WORKING_ACK_MS);
     try {
       await this.options.sender.send(record, AbortSignal.timeout(30_000));
       msg.ack();
       this.log.info({ to: record.to, source: record.source }, "delivered");
     } catch (err) {
       const attempts = msg.info.deliveryCount;
-      if (attempts >= (this.options.maxAttempts ?? 10)) {
-        return this.reject(msg, new FleetError("INTERNAL", `delivery to ${record.channel}/${record.to} failed ${attempts} times: ${String(err)}`, { cause: err }));
+      const reason = err instanceof Error ? err.message : String(err);
+      // a refusal no retry can mend (an SMTP 5xx, a send whose outcome is unknown) goes to the DLQ at once
+      if (err instanceof FleetError && !err.retryable) {
+        return this.reject(msg, new FleetError(err.code, `delivery to ${record.channel}/${record.to}: ${reason}`, { cause: err }));
       }
-      // back off: 2 s, 4 s, 8 s … up to 5 minutes
-      msg.nak(Math.min(300_000, 1_000 * 2 ** attempts));
-      this.log.warn({ err, attempts }, "delivery failed; will retry");
+      if (attempts >= (this.options.maxAttempts ?? 10)) {
+        const code = err instanceof FleetError ? err.code : "INTERNAL";
+        return this.reject(msg, new FleetError(code, `delivery to ${record.channel}/${record.to} failed ${attempts} times: ${reason}`, { cause: err }));
+      }
+      const named = err instanceof FleetError ? err.retryAfterMs : undefined;
+      const delayMs = named ?? (this.options.retryDelayMs ?? defaultRetryDelay)(attempts);
+      msg.nak(delayMs);
+      this.log.warn({ err, attempts, delayMs }, "delivery failed; will retry");
+    } finally {
+      clearInterval(working);
     }
   }
 
   private async reject(msg: JsMsg, error: FleetError): Promise<void> {
-    await deadLetter(this.options.js, this.options.names, `outbox`, { subject: msg.subject, data: msg.data, msgId: `${msg.info.stream}-${msg.seq}` }, error).catch((err) =>
-      this.log.error({ err }, "dead letter could not be stored"),
-    );
-    msg.ack();
+    try {
+      await deadLetter(this.options.js, this.options.names, `outbox`, { subject: msg.subject, data: msg.data, msgId: `${msg.info.stream}-${msg.seq}` }, error);
+      this.log.error({ code: error.code, reason: error.message }, "outbox message dead-lettered");
+      msg.ack();
+    } catch (err) {
+      // not on the DLQ, so not acked either: the message comes back and is dead-lettered on a later delivery
+      this.log.error({ err }, "dead letter could not be stored");
+      msg.nak(5_000);
+    }
   }
 }
 

@@ -1,14 +1,15 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { ApprovalBridge, ApprovalDecisions, consoleApprovals, consoleSender, DiscordApprovals, discordPublicKey, OutboxDispatcher, TelegramApprovals } from "../bridges/index.js";
-import type { FleetConfig } from "../config/index.js";
-import { connectNats, FleetError, FleetNames, openFleetResources } from "../protocol/index.js";
+import { hostname } from "node:os";
+import { ApprovalBridge, ApprovalDecisions, consoleApprovals, consoleSender, DiscordApprovals, discordPublicKey, EmailBridge, OutboxDispatcher, smtpServerName, TelegramApprovals } from "../bridges/index.js";
+import type { EmailBridgeConfig, FleetConfig } from "../config/index.js";
+import { connectNats, FleetError, FleetNames, openFleetResources, type FleetResources } from "../protocol/index.js";
 import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped, type RunningProcess } from "./until-stopped.js";
 
-const CHANNELS = ["console", "telegram", "discord"] as const;
+const CHANNELS = ["console", "telegram", "discord", "email"] as const;
 type BridgeChannel = (typeof CHANNELS)[number];
 
 function isBridgeChannel(channel: string | undefined): channel is BridgeChannel {
@@ -17,7 +18,8 @@ function isBridgeChannel(channel: string | undefined): channel is BridgeChannel 
 
 /**
  * `fleet run bridge <channel>`: `console` delivers the console channel's OUTBOX messages; `telegram` and `discord` show
- * CONFIRM approval requests in that chat and record the approvers' decisions.
+ * CONFIRM approval requests in that chat and record the approvers' decisions; `email` sends the email channel's OUTBOX
+ * messages through the SMTP server of `bridges.email`.
  */
 export async function runBridge(channel: string | undefined, options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   if (!isBridgeChannel(channel)) {
@@ -25,13 +27,15 @@ export async function runBridge(channel: string | undefined, options: RunOptions
   }
   const config = loadConfig(options, env);
   // secrets and settings are checked before anything connects, so a missing token fails at once and names its variable
-  const chat = channel === "console" ? undefined : channel === "telegram" ? telegramSettings(config, env) : discordSettings(config, env);
+  const email = channel === "email" ? emailSettings(config, env) : undefined;
+  const chat = channel === "console" || channel === "email" ? undefined : channel === "telegram" ? telegramSettings(config, env) : discordSettings(config, env);
   const log = rootLogger(options, env, `bridge-${channel}`);
   const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-bridge-${channel}`, logger: log });
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
   try {
-    await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
+    const resources = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
     if (chat) return await runApprovals(chat, { nc, names, config, log, supervised: options.supervised });
+    if (email) return await runEmail(email, { nc, names, config, log, resources, supervised: options.supervised });
   } catch (err) {
     await nc.close();
     throw err;
@@ -94,6 +98,40 @@ function discordSettings(config: FleetConfig, env: NodeJS.ProcessEnv): ChatSetti
     port: d.port,
     apiBase: d.apiBase,
   };
+}
+
+function emailSettings(config: FleetConfig, env: NodeJS.ProcessEnv): { config: EmailBridgeConfig; password: string | undefined } {
+  const e = config.bridges.email;
+  if (!e) throw new FleetError("CONFIG_INVALID", "the config has no bridges.email section (bridges: { email: { host, from } })");
+  return { config: e, password: e.user !== undefined ? secret(env, "bridges.email.passwordEnv", e.passwordEnv) : undefined };
+}
+
+/** The email channel's OUTBOX through SMTP; a message in flight is finished (or handed back) before NATS drains. */
+async function runEmail(
+  email: { config: EmailBridgeConfig; password: string | undefined },
+  ctx: { nc: NatsConnection; names: FleetNames; config: FleetConfig; log: Logger; resources: FleetResources; supervised: boolean | undefined },
+): Promise<number> {
+  const { nc, names, config, log } = ctx;
+  const bridge = new EmailBridge({
+    js: jetstream(nc),
+    jsm: await jetstreamManager(nc),
+    names,
+    codec: config.fleet.codec,
+    config: email.config,
+    password: email.password,
+    deliveries: ctx.resources.kv.deliveries,
+    principals: config.principals,
+    timeZone: config.fleet.timeZone,
+    clock: { now: () => Date.now() },
+    log,
+    host: hostname(),
+  });
+  await bridge.start();
+  log.info({ server: smtpServerName(email.config), security: email.config.security }, "email bridge started");
+  return untilStopped(async () => {
+    await bridge.stop();
+    await nc.drain();
+  }, { log, supervised: ctx.supervised }).exitCode;
 }
 
 /** Chat intake stops first (no press is left half-recorded), then the request consumer, then NATS drains. */

@@ -39,7 +39,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   if (role === "demo-site") return runDemoSite(options, env);
   const config = loadConfig(options, env);
   const ids = role === "agent" || role === "agents" ? (idList ?? "").split(",").filter(Boolean) : role ? [role] : [];
-  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run bridge console|telegram|discord | fleet run router | fleet run tools | fleet run governance | fleet run standin | fleet run demo-site");
+  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run bridge console|telegram|discord|email | fleet run router | fleet run tools | fleet run governance | fleet run standin | fleet run demo-site");
   const agents = ids.map((id) => {
     const agent = config.agents.find((a) => a.id === id);
     if (!agent) throw new FleetError("CONFIG_INVALID", `no agent "${id}" in ${config.fleet.name}; agents: ${config.agents.map((a) => a.id).join(", ")}`);

@@ -89,6 +89,12 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   // the demo site the default fleet's duties watch, when a duty names it; it needs no NATS identity (it serves HTTP only)
   const demoSite = config.agents.some((a) => a.duties.some((d) => localTargetNames(d.input).includes("demo-site")));
   if (demoSite) specs.push({ id: "demo-site", command: process.execPath, args: [CLI, "run", "demo-site", ...common], restart: "permanent" });
+  // the email bridge runs when bridges.email is configured; with a login, only once its password variable is set
+  const email = config.bridges.email;
+  if (email) {
+    if (email.user !== undefined && !env[email.passwordEnv]) log.warn({ bridge: "email", variable: email.passwordEnv }, "email bridge not started: its password variable is not set");
+    else specs.push({ id: "email", command: process.execPath, args: [CLI, "run", "bridge", "email", ...common, ...creds("bridge:email")], restart: "permanent" });
+  }
   if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common, ...creds("webhook")], restart: "permanent" });
   const supervisor = new ProcessSupervisor(specs, {
     intensity: config.supervisor.intensity,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { strict } from "./strict-object.js";
 
 /*
  * Governance in the fleet config: Sentinel's rules, the proposal windows, who approves on which channel, and the chat
@@ -20,6 +21,32 @@ const Pattern = z.string().min(1).refine((source) => {
   }
 }, "not a valid regular expression");
 
+/**
+ * One channel's brand-safety policy (Sentinel's `brand_safety` rule, on every post and email before it goes out).
+ * Words match whole words, case-insensitively; claims are case-insensitive regexes; links are http(s) URLs and `www.`
+ * names in the text, whose hosts must be on `allowedLinkDomains` (exact, or "*.example.com" for subdomains) when it is
+ * given; `maxLength` counts the body's characters; `requiredDisclaimer` must appear in the body (case and runs of
+ * whitespace aside).
+ */
+export const BrandPolicy = strict({
+  blockedWords: z.array(z.string().trim().min(1)).default([]),
+  blockedClaims: z.array(Pattern).default([]),
+  allowedLinkDomains: z.array(z.string().min(1)).optional(),
+  maxLength: z.number().int().positive().optional(),
+  requiredDisclaimer: z.string().trim().min(1).optional(),
+});
+export type BrandPolicy = z.infer<typeof BrandPolicy>;
+
+/**
+ * Policies by channel ("email", "telegram", …) and "*" for every channel. A channel's policy adds its words and claims
+ * to those of "*" (a brand-wide ban holds everywhere); its link domains, length and disclaimer, when given, replace the
+ * ones of "*".
+ */
+export const BrandSafetyConfig = strict({
+  channels: z.record(z.union([z.literal("*"), ChannelName]), BrandPolicy).default({}),
+});
+export type BrandSafetyConfig = z.infer<typeof BrandSafetyConfig>;
+
 export const SentinelConfig = z.strictObject({
   /** case-insensitive patterns no proposal's input may contain (checked on the JSON text of the input) */
   blockedPatterns: z.array(Pattern).default(["rm\\s+-rf\\s+/", "drop\\s+(table|database)", "--no-verify", "chmod\\s+777"]),
@@ -37,6 +64,8 @@ export const SentinelConfig = z.strictObject({
   maxInputBytes: z.number().int().positive().default(16_384),
   /** refuse inputs carrying personal data (email addresses, phone numbers, card numbers, IBANs) outside a tool's declared fields */
   personalDataCheck: z.boolean().default(true),
+  /** what posts and emails may say, per channel (no policy: the rule passes) */
+  brandSafety: BrandSafetyConfig.prefault({}),
 });
 export type SentinelConfig = z.infer<typeof SentinelConfig>;
 
@@ -89,8 +118,45 @@ export const DiscordBridgeConfig = z.strictObject({
 });
 export type DiscordBridgeConfig = z.infer<typeof DiscordBridgeConfig>;
 
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "::1", "[::1]"]);
+/** "ops@example.com" or "Fleet <ops@example.com>" */
+const MAILBOX = /^(?:[^<>]*<\s*([^<>\s]+@[^<>\s]+)\s*>|([^<>\s]+@[^<>\s]+))$/;
+
+/** The address part of a mailbox ("Fleet <ops@example.com>" → ops@example.com), or undefined when there is none. */
+export function mailboxAddress(mailbox: string): string | undefined {
+  const match = MAILBOX.exec(mailbox.trim());
+  const address = match?.[1] ?? match?.[2];
+  return address !== undefined && z.email().safeParse(address).success ? address : undefined;
+}
+
+/**
+ * The SMTP server the email bridge sends OUTBOX email through. `security`: "tls" connects with TLS (port 465), "starttls"
+ * upgrades a plain connection and refuses to go on without it (587), "none" never encrypts (a local relay or a dev
+ * server; refused with a login to anything but this machine, since the password would cross the network in clear).
+ */
+export const EmailBridgeConfig = strict({
+  host: z.string().min(1),
+  /** default: 465 for tls, 587 for starttls, 25 for none */
+  port: z.number().int().min(1).max(65535).optional(),
+  security: z.enum(["tls", "starttls", "none"]).default("starttls"),
+  /** the sender, "ops@example.com" or "Fleet <ops@example.com>"; its domain also names the Message-IDs */
+  from: z.string().refine((value) => mailboxAddress(value) !== undefined, 'must be an address, "ops@example.com" or "Name <ops@example.com>"'),
+  /** the SMTP login, when the server wants one */
+  user: z.string().min(1).optional(),
+  /** the NAME of the variable holding the login's password (read only when `user` is set) */
+  passwordEnv: EnvName.default("SMTP_PASSWORD"),
+  /** how long connecting, the greeting and each step of the conversation may take */
+  timeoutSeconds: z.number().positive().max(120).default(30),
+}).superRefine((value, ctx) => {
+  if (value.security === "none" && value.user !== undefined && !LOOPBACK.has(value.host.toLowerCase())) {
+    ctx.addIssue({ code: "custom", path: ["security"], message: `"none" would send the password for ${value.user} to ${value.host} unencrypted: use starttls or tls` });
+  }
+});
+export type EmailBridgeConfig = z.infer<typeof EmailBridgeConfig>;
+
 export const BridgesConfig = z.strictObject({
   telegram: TelegramBridgeConfig.optional(),
   discord: DiscordBridgeConfig.optional(),
+  email: EmailBridgeConfig.optional(),
 });
 export type BridgesConfig = z.infer<typeof BridgesConfig>;

@@ -21,11 +21,15 @@ export {
 } from "./schema.js";
 export {
   ApprovalsConfig,
+  BrandPolicy,
+  BrandSafetyConfig,
   BridgesConfig,
   DiscordBridgeConfig,
+  EmailBridgeConfig,
   GovernanceConfig,
   SentinelConfig,
   TelegramBridgeConfig,
+  mailboxAddress,
 } from "./governance-schema.js";
 export {
   Condition,

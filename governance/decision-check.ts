@@ -27,6 +27,8 @@ export function decisionRefusal(config: FleetConfig, subject: { channel: string;
 
 /** The people who may decide through a chat bridge (`bridges.<channel>.approvers`); undefined for any other channel. */
 export function approversOf(config: FleetConfig, channel: string): readonly string[] | undefined {
-  const bridge = Object.entries(config.bridges).find(([name]) => name === channel)?.[1];
-  return bridge?.approvers;
+  // the email bridge takes no decisions: it has no approvers
+  if (channel === "telegram") return config.bridges.telegram?.approvers;
+  if (channel === "discord") return config.bridges.discord?.approvers;
+  return undefined;
 }

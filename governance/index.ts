@@ -17,7 +17,7 @@ export {
 } from "./audit-signing.js";
 export { readAuditMessages, readAuditRecords, verifyAuditChain, type AuditProblem, type AuditVerification, type StoredAudit, type VerifyOptions } from "./audit-trail.js";
 export { checkAllowed, checkProposal, type ProposedCall } from "./call-checks.js";
-export { defineTool, type ToolContext, type ToolDefinition } from "./tool.js";
+export { defineTool, type OutgoingMessageFields, type ToolContext, type ToolDefinition } from "./tool.js";
 export { ToolCatalogue } from "./tool-catalogue.js";
 export { ToolDirectory } from "./tool-directory.js";
 export { globMatches, serverOf, toolAllowed } from "./tool-globs.js";

@@ -1,5 +1,5 @@
 import type { FleetConfig } from "../config/index.js";
-import { CALLERS, FleetNames, type RiskLevel } from "../protocol/index.js";
+import { CALLERS, EMAIL_CHANNEL, FleetNames, type RiskLevel } from "../protocol/index.js";
 import { mcpAgentSubjects, mcpListingFilters } from "./mcp/index.js";
 import { Grants, type Durable, type GrantContext, type Identity, type Permissions, type ServingIdentity } from "./permission-grants.js";
 
@@ -44,18 +44,21 @@ export function fleetDurables(config: FleetConfig, names: FleetNames): Durable[]
 /** Channels a person approves CONFIRM proposals on: the configured approval channels and the chat bridges. */
 export function approvalChannels(config: FleetConfig): string[] {
   const { approvals } = config.governance;
-  const bridges = Object.entries(config.bridges)
-    .filter(([, bridge]) => bridge !== undefined)
-    .map(([channel]) => channel);
-  return unique([...approvals.channels, ...approvals.escalateTo, ...bridges]);
+  // the email bridge only sends: nobody presses a button in an email
+  const chats = [config.bridges.telegram && "telegram", config.bridges.discord && "discord"].filter((c): c is string => typeof c === "string");
+  return unique([...approvals.channels, ...approvals.escalateTo, ...chats]);
 }
 
-/** Channels something is delivered to through the OUTBOX: principals, cron and duty deliveries, and every approval channel. */
+/**
+ * Channels something is delivered to through the OUTBOX: principals, cron and duty deliveries, every approval channel,
+ * Atlas's notices, and email when its bridge is configured.
+ */
 export function outboxChannels(config: FleetConfig): string[] {
   const cron = config.cron.flatMap((job) => (job.delivery === "none" ? [] : [job.delivery.channel]));
   const duties = config.agents.flatMap((agent) => agent.duties.flatMap((duty) => (duty.delivery === "none" ? [] : [duty.delivery.channel])));
   const notices = noticeChannel(config);
-  return unique([...config.principals.map((p) => p.channel), ...cron, ...duties, ...approvalChannels(config), ...(notices ? [notices] : [])]);
+  const email = config.bridges.email ? [EMAIL_CHANNEL] : [];
+  return unique([...config.principals.map((p) => p.channel), ...cron, ...duties, ...approvalChannels(config), ...(notices ? [notices] : []), ...email]);
 }
 
 /** Where Atlas's notices go: `planning.notices`, else the first principal's channel; none without either. */
@@ -183,7 +186,7 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   }
   for (const other of config.agents) if (other.id !== id) g.deny(`${p}.proposal.${other.id}.>`);
   g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`, names.auditAnchor());
-  g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory", "answers", "toolstate", "tools"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
+  g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory", "answers", "toolstate", "tools", "deliveries"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
 }
 
 function routerGrants(g: Grants, ctx: GrantContext): void {
@@ -272,6 +275,8 @@ function bridgeGrants(g: Grants, channel: string, ctx: GrantContext): void {
   const p = names.prefix;
   g.ownDurable("OUTBOX", `outbox-${channel}`);
   g.publish(`${p}.dlq.>`);
+  // the email bridge remembers what it sent, under its own channel's keys only
+  if (channel === EMAIL_CHANNEL && config.bridges.email) g.kvWrite("deliveries", [`${channel}.>`]);
   if (approvalChannels(config).includes(channel)) {
     g.ownDurable("APPROVALS", `approvals-${channel}`);
     // the one identity kind that may publish a human's decision, and only as its own channel

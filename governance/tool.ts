@@ -32,6 +32,12 @@ export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = un
   personalDataFields?: readonly string[];
   /** input fields that name a target (a URL, a host, a recipient): Sentinel checks them against the allow list */
   targetFields?: readonly string[];
+  /**
+   * A tool whose effect is a message to people (a post, an email) says where it goes and which input fields are its text,
+   * so Sentinel's brand-safety rule can read it: the channel by name or from an input field, every text field for words,
+   * claims and links, and the body for length and the required disclaimer. MCP and module tools may declare it too.
+   */
+  message?: OutgoingMessageFields;
   /** what one call costs in USD (deterministic tools: 0) */
   costUsd?: number;
   /** where it comes from: "built-in" (the default), "module:<name>", "mcp:<server>" */
@@ -41,6 +47,15 @@ export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = un
    * in TypeScript leaves it out and its zod `input` is rendered instead.
    */
   inputSchema?: unknown;
+}
+
+export interface OutgoingMessageFields {
+  /** the channel's name, or the input field that holds it */
+  channel: string | { field: string };
+  /** input fields holding the message's text, in reading order (an email: subject, body) */
+  textFields: readonly string[];
+  /** the one of them that is the message's body */
+  bodyField: string;
 }
 
 /** Keeps the input type of each tool while the catalogue holds them side by side. */

@@ -58,6 +58,10 @@ export const ERROR_CATALOGUE = {
   TOOL_SOURCE_UNAVAILABLE: { a2aCode: -32190, retryable: true, description: "the tool's source (an MCP server) is down or restarting; the call did not reach it" },
   TOOL_RESULT_INVALID: { a2aCode: -32191, retryable: false, description: "the tool's source answered with a result that is not a valid tool result" },
   PERMISSION_DENIED: { a2aCode: -32162, retryable: false, description: "the broker refused a publish or subscribe for this identity, or a payload named another caller than the subject proves" },
+  // delivery by the bridges (-32170 and below)
+  DELIVERY_FAILED: { a2aCode: -32170, retryable: true, description: "the channel did not take the message now (server unreachable, a temporary refusal, a send still running): it is retried" },
+  DELIVERY_REFUSED: { a2aCode: -32171, retryable: false, description: "the channel refused the message for good (an SMTP 5xx, a recipient that is no address): it is dead-lettered" },
+  DELIVERY_OUTCOME_UNKNOWN: { a2aCode: -32172, retryable: false, description: "a send started and its bridge stopped before knowing whether it was accepted: it is not sent again" },
 } as const;
 
 export type FleetErrorCode = keyof typeof ERROR_CATALOGUE;

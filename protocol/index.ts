@@ -25,6 +25,7 @@ export { nowOf, systemClock, type Clock } from "./clock.js";
 export { CONTENT_TYPES, codecForContentType, decode, decodeUnknown, encode, type CodecName, type Decoded, type DecodeOptions } from "./codec.js";
 export { connectNats, connectServing, drainConnections, inboxPrefixFor, isPermissionViolation, servingSeedFileOf, type ConnectOptions } from "./connect.js";
 export { deadLetter } from "./dead-letter.js";
+export { outboxMessageId } from "./outbox-message-id.js";
 export { ERROR_CATALOGUE, ErrorPayload, FleetError, FleetErrorCode, formatPath, isBadInput, issuesOf, type FieldIssue } from "./errors.js";
 export {
   CancelTaskRequest,
@@ -37,7 +38,7 @@ export {
   replySchema,
   type OperationName,
 } from "./operations.js";
-export { AgentRecord, CronRunRecord, DutyOutcome, DutyRunRecord, dutyRunKey, QUIET_HOURS_KEY, QuietHoursRecord, MemorySearchRequest, MemorySearchResult, OutboxRecord, SessionLogEntry, TaskAssignment, isAlive } from "./records.js";
+export { AgentRecord, CronRunRecord, DutyOutcome, DutyRunRecord, dutyRunKey, EMAIL_CHANNEL, QUIET_HOURS_KEY, QuietHoursRecord, MemorySearchRequest, MemorySearchResult, OutboxRecord, SessionLogEntry, TaskAssignment, isAlive } from "./records.js";
 export {
   ensureFleetResources,
   ensureOutboxConsumer,

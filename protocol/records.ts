@@ -60,12 +60,20 @@ export function isAlive(record: AgentRecord, now: number): boolean {
 export const OutboxRecord = z.object({
   channel: z.string(),
   to: z.string(),
+  /** the message; for an email, its body */
   text: z.string(),
-  /** where it came from: a cron job's run, an agent's task */
-  source: z.object({ agentId: z.string(), taskId: z.string().optional(), jobId: z.string().optional(), duty: z.string().optional() }),
+  /** an email's subject (records written before it existed carry it as a first line `Subject: …` of the text) */
+  subject: z.string().optional(),
+  /** the message's OUTBOX id (outboxMessageId: a hash of channel, recipient and content), also its Nats-Msg-Id */
+  id: z.string().optional(),
+  /** where it came from: a cron job's run, a duty's run, an agent's task, a proposal */
+  source: z.object({ agentId: z.string(), taskId: z.string().optional(), jobId: z.string().optional(), duty: z.string().optional(), proposalId: z.string().optional() }),
   createdAt: z.number(),
 });
 export type OutboxRecord = z.infer<typeof OutboxRecord>;
+
+/** The OUTBOX channel of email (`fleet.outbox.email`): email_send publishes there, the email bridge delivers it. */
+export const EMAIL_CHANNEL = "email";
 
 /** When a cron job last ran (KV `schedules`), so a restarted scheduler neither repeats nor replays missed runs. */
 export const CronRunRecord = z.object({ jobId: z.string(), lastDueAt: z.number(), taskId: z.string().optional() });

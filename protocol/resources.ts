@@ -87,6 +87,8 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     // what each tool host serves from each source (`<source>.<host>`): agents, governance and `fleet tools` read the
     // descriptions, risks and input schemas of tools that appear at runtime (MCP servers) here
     tools: { history: 1 },
+    // what a bridge sent, by OUTBOX message: a redelivered message is not sent twice. Longer than OUTBOX keeps a message
+    deliveries: { history: 1, ttl: 8 * DAY },
   };
 }
 

@@ -59,6 +59,8 @@ const BUCKET_IN_BACKUP = {
   toolstate: true,
   // the tool hosts' catalogues: rewritten by every tool host when it starts
   tools: false,
+  // what the bridges sent: without them a restored fleet could send an OUTBOX message redelivered after the restore again
+  deliveries: true,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;

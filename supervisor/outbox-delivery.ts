@@ -1,6 +1,5 @@
-import { createHash } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
-import { encode, partsText, textOf, wireHeaders, type CodecName, type FleetNames, type OutboxRecord, type Task } from "../protocol/index.js";
+import { encode, outboxMessageId, partsText, textOf, wireHeaders, type CodecName, type FleetNames, type OutboxRecord, type Task } from "../protocol/index.js";
 
 export interface OutboxDeliveryDeps {
   js: JetStreamClient;
@@ -15,8 +14,8 @@ export interface OutboxDeliveryDeps {
  * the same problem every few minutes says so once.
  */
 export async function deliverToOutbox(deps: OutboxDeliveryDeps, delivery: { channel: string; to: string }, text: string, source: OutboxRecord["source"], now: number): Promise<void> {
-  const record: OutboxRecord = { channel: delivery.channel, to: delivery.to, text, source, createdAt: now };
-  const contentId = createHash("sha256").update(`${delivery.channel}\u0000${delivery.to}\u0000${text}`).digest("hex");
+  const contentId = outboxMessageId({ channel: delivery.channel, to: delivery.to, text });
+  const record: OutboxRecord = { channel: delivery.channel, to: delivery.to, text, id: contentId, source, createdAt: now };
   await deps.js.publish(deps.names.outbox(delivery.channel), encode(record, deps.codec), { headers: wireHeaders(deps.codec, contentId) });
 }
 

@@ -1,5 +1,6 @@
 import { agentKnown, toolPermission } from "./access.js";
 import { blockedPatterns } from "./blocked-patterns.js";
+import { brandSafety } from "./brand-safety.js";
 import { budgetHeadroom } from "./budget-headroom.js";
 import { inputSchema } from "./input-schema.js";
 import { payloadSize } from "./payload-size.js";
@@ -28,6 +29,8 @@ export const RULES = [
   targetAllowList,
   payloadSize,
   personalData,
+  // what a post or an email says, after the checks of its input as data and before its shape
+  brandSafety,
   inputSchema,
   humanConfirmation,
 ] as const;
@@ -36,6 +39,7 @@ export type RuleName = (typeof RULES)[number]["name"];
 export const RULE_NAMES: readonly RuleName[] = RULES.map((rule) => rule.name);
 
 export { actionKey } from "./action-key.js";
+export { linksIn, messageProblems, policyFor } from "./brand-safety.js";
 export { personalDataIn, type PersonalDataKind } from "./pii-detectors.js";
 export { defineRule, type Finding, type OtherProposal, type SentinelInput, type SentinelRule } from "./rule.js";
 export { hostAllowed, targetHost } from "./target-host.js";

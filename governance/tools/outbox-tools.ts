@@ -1,11 +1,13 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { z } from "zod";
-import { encode, wireHeaders, type CodecName, type FleetNames, type OutboxRecord } from "../../protocol/index.js";
+import { EMAIL_CHANNEL, encode, outboxMessageId, wireHeaders, type CodecName, type FleetNames, type OutboxRecord } from "../../protocol/index.js";
 import { defineTool, type ToolContext, type ToolDefinition } from "../tool.js";
 
 /*
- * Tools whose effect is a message to people, put on the OUTBOX for a bridge to deliver. The call's idempotency key is the
- * message id, so a repeated call inside the OUTBOX duplicate window is stored once, whatever the tool host's own records say.
+ * Tools whose effect is a message to people, put on the OUTBOX for a bridge to deliver. The message id is the hash of
+ * channel, recipient and content (outboxMessageId), so within the OUTBOX's 4 h duplicate window the same text to the same
+ * recipient is stored once, whichever proposal (or cron job) produced it: a second proposal still completes, and its
+ * output says `duplicate: true`. A re-run of the same proposal is kept from a second effect by the tool host's records.
  */
 
 export interface OutboxToolDeps {
@@ -16,11 +18,30 @@ export interface OutboxToolDeps {
 
 const Channel = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "must be a channel name (letters, digits, '-' or '_')");
 
-async function post(deps: OutboxToolDeps, ctx: ToolContext, message: { channel: string; to: string; text: string }, msgId: string | undefined) {
-  const record: OutboxRecord = { ...message, source: { agentId: ctx.agentId }, createdAt: ctx.now() };
-  const ack = await deps.js.publish(deps.names.outbox(message.channel), encode(record, deps.codec), { headers: wireHeaders(deps.codec, msgId) });
-  return { channel: message.channel, to: message.to, seq: ack.seq, duplicate: ack.duplicate };
+interface Outgoing {
+  channel: string;
+  to: string;
+  text: string;
+  subject?: string;
 }
+
+async function post(deps: OutboxToolDeps, ctx: ToolContext, message: Outgoing) {
+  const id = outboxMessageId(message);
+  const source = { agentId: ctx.agentId, ...(ctx.proposalId ? { proposalId: ctx.proposalId } : {}) };
+  const record: OutboxRecord = { ...message, id, source, createdAt: ctx.now() };
+  const ack = await deps.js.publish(deps.names.outbox(message.channel), encode(record, deps.codec), { headers: wireHeaders(deps.codec, id) });
+  return {
+    channel: message.channel,
+    to: message.to,
+    seq: ack.seq,
+    messageId: id,
+    duplicate: ack.duplicate,
+    ...(ack.duplicate ? { note: "the same message to the same recipient was already accepted within the OUTBOX's 4 h window: it goes out once" } : {}),
+  };
+}
+
+/** The part of a post's recorded output its rollback reads. */
+const PostOutput = z.object({ duplicate: z.boolean() });
 
 /** PROPOSE: a post to a channel, undone by a retraction posted to the same channel (a chat message cannot be unsent). */
 export function channelPost(deps: OutboxToolDeps): ToolDefinition {
@@ -34,9 +55,13 @@ export function channelPost(deps: OutboxToolDeps): ToolDefinition {
       /** the recipient on the channel; "*" is the channel's own audience */
       to: z.string().min(1).max(200).default("*"),
     }),
-    handler: (input, ctx) => post(deps, ctx, input, ctx.idempotencyKey),
-    rollback: (input, _output, ctx) =>
-      post(deps, ctx, { channel: input.channel, to: input.to, text: `Retracted: ${input.text}` }, ctx.idempotencyKey ? `${ctx.idempotencyKey}.retraction` : undefined),
+    message: { channel: { field: "channel" }, textFields: ["text"], bodyField: "text" },
+    handler: (input, ctx) => post(deps, ctx, input),
+    rollback: async (input, output, ctx) => {
+      // a post the OUTBOX kept as a duplicate went out under another proposal: retracting it is not this one's to do
+      if (PostOutput.safeParse(output).data?.duplicate === true) return { retracted: false, reason: "this proposal's post was a duplicate of one already accepted: it posted nothing to retract" };
+      return post(deps, ctx, { channel: input.channel, to: input.to, text: `Retracted: ${input.text}` });
+    },
   });
 }
 
@@ -53,7 +78,7 @@ export function emailSend(deps: OutboxToolDeps): ToolDefinition {
     }),
     personalDataFields: ["to"],
     targetFields: ["to"],
-    // OutboxRecord has one text: the subject travels as its first line, as a mail bridge expects it
-    handler: (input, ctx) => post(deps, ctx, { channel: "email", to: input.to, text: `Subject: ${input.subject}\n\n${input.body}` }, ctx.idempotencyKey),
+    message: { channel: EMAIL_CHANNEL, textFields: ["subject", "body"], bodyField: "body" },
+    handler: (input, ctx) => post(deps, ctx, { channel: EMAIL_CHANNEL, to: input.to, subject: input.subject, text: input.body }),
   });
 }

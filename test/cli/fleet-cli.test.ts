@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -9,6 +9,7 @@ import { parse, stringify } from "yaml";
 import { CLI, DEFAULT_GOVERNANCE_YAML, writeTestFleet } from "../helpers/fleet-processes.js";
 import { waitFor } from "../helpers/wait.js";
 import { isProcessRunning } from "../helpers/process-alive.js";
+import { addressOf, TestSmtpServer } from "../helpers/smtp-server.js";
 
 /** The operator's commands, run as the compiled CLI in child processes, the way an operator runs them. */
 
@@ -106,10 +107,14 @@ describe("fleet CLI", () => {
     let agentPids: number[] = [];
     let natsPid: number | undefined;
     let taskId: string | undefined;
+    let smtp: TestSmtpServer | undefined;
 
     before(async () => {
       cwd = tempDir("fleet-cli-up-");
       dirs.push(cwd);
+      // with bridges.email configured, `fleet up` runs the email bridge under its own identity
+      smtp = await TestSmtpServer.start();
+      appendFileSync(fleetFile.file, `bridges:\n  email: { host: 127.0.0.1, port: ${smtp.port}, security: none, from: "atlas@dcode.localhost" }\n`);
       const proc = spawn(process.execPath, [CLI, "up", "--config", fleetFile.file], { cwd, env: childEnv(), stdio: ["ignore", "pipe", "pipe"] });
       up = proc;
       const keep = (d: Buffer) => (output = (output + d.toString()).slice(-20_000));
@@ -134,6 +139,7 @@ describe("fleet CLI", () => {
       }
       for (const pid of agentPids) killIfRunning(pid);
       killIfRunning(natsPid);
+      await smtp?.stop();
     });
 
     it("fleet status --json: atlas, scout and ship alive, none restarted", async () => {
@@ -198,6 +204,21 @@ describe("fleet CLI", () => {
       assert.ok(tasks, `FLEET_TASKS listed: ${streams.map((s) => s.stream).join(", ")}`);
       const consumers = tasks.consumers.map((c) => c.name).sort();
       assert.deepEqual(consumers, ["agent-atlas", "agent-scout", "agent-ship"]);
+    });
+
+    it("the README's email example: an approved email_send is accepted by the SMTP server through the email bridge fleet up started", async () => {
+      const sent = await fleet(["send", "atlas", "--tool", "email_send", "--input", JSON.stringify({ to: "ops@mail.localhost", subject: "hi", body: "numbers" }), "--reason", "ops asked"], cwd, 30_000);
+      assert.equal(sent.code, 0, sent.stderr + sent.stdout);
+      const id = /proposal (\S+) submitted/.exec(sent.stdout)?.[1];
+      assert.ok(id, sent.stdout);
+      await waitFor("awaiting a human", async () => (await fleet(["proposals", id, "--json"], cwd)).stdout.includes('"awaiting_human"'), 20_000);
+      const approved = await fleet(["approve", id], cwd);
+      assert.equal(approved.code, 0, approved.stderr + approved.stdout);
+      const mail = await waitFor("the email at the SMTP server", () => smtp?.received.find((m) => m.parsed.subject === "hi"), 30_000).catch((err: unknown) =>
+        assert.fail(`${String(err)}\nfleet up output:\n${output}`),
+      );
+      assert.equal(addressOf(mail.parsed.to), "ops@mail.localhost");
+      assert.equal(mail.parsed.text?.trim(), "numbers");
     });
 
     it("Ctrl-C: fleet up exits 0 and leaves no process and no nats.url behind", async () => {

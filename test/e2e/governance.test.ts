@@ -95,7 +95,9 @@ describe("governance end to end", () => {
       const mail = decode(OutboxRecord, stored!.data);
       assert.ok(mail.ok);
       assert.equal(mail.value.to, "ops@mail.localhost");
-      assert.match(mail.value.text, /^Subject: numbers/);
+      assert.equal(mail.value.subject, "numbers");
+      assert.equal(mail.value.text, "the quarter's numbers");
+      assert.equal(mail.value.source.proposalId, id);
       const info = await jsm.streams.info(names.stream("OUTBOX"), { subjects_filter: names.outbox("email") });
       assert.equal(info.state.subjects?.[names.outbox("email")], 1, "one email, once");
       // the operator's decision is on its own channel token, and says so

@@ -379,3 +379,50 @@ describe("credentials on disk", () => {
     assert.deepEqual(again.users.map((u) => u.publicKey), first.users.map((u) => u.publicKey), "a restart keeps every identity");
   });
 });
+
+describe("the email bridge's permissions", () => {
+  const EMAIL = `bridges:
+  email: { host: 127.0.0.1, port: 2525, security: none, from: "fleet@ops.localhost" }
+`;
+  let fleet: ReturnType<typeof governedFleet>;
+  let perms: Map<Identity, Permissions>;
+  const of = (identity: Identity): Permissions => {
+    const p = perms.get(identity);
+    assert.ok(p, `permissions for ${identity}`);
+    return p;
+  };
+  before(() => {
+    fleet = governedFleet({ extraYaml: EMAIL });
+    perms = fleetPermissions(fleet.config, TOOLS);
+  });
+  after(() => fleet.cleanup());
+
+  it("exists only when bridges.email is configured, and is an OUTBOX channel, not an approval channel", () => {
+    assert.ok(fleetIdentities(fleet.config).includes("bridge:email"));
+    const without = governedFleet();
+    try {
+      assert.ok(!fleetIdentities(without.config).includes("bridge:email"));
+    } finally {
+      without.cleanup();
+    }
+    const email = of("bridge:email");
+    assert.equal(mayPublish(email, "$JS.API.CONSUMER.MSG.NEXT.FLEET_OUTBOX.outbox-email"), true);
+    assert.equal(mayPublish(email, "$JS.API.CONSUMER.CREATE.FLEET_OUTBOX.outbox-email.fleet.outbox.email"), true);
+    assert.equal(mayPublish(email, "$JS.ACK.FLEET_OUTBOX.outbox-email.1.2.3.4.5.6"), true);
+    assert.equal(mayPublish(email, "$JS.API.CONSUMER.MSG.NEXT.FLEET_OUTBOX.outbox-telegram"), false, "another channel's messages");
+    assert.equal(mayPublish(email, "$JS.API.CONSUMER.MSG.NEXT.FLEET_APPROVALS.approvals-email"), false, "no approval requests");
+    assert.equal(mayPublish(email, "fleet.approval.decision.email.p-1"), false, "no decisions");
+    assert.equal(mayPublish(email, "fleet.dlq.outbox"), true);
+  });
+
+  it("writes what it sent under its own channel's keys of KV deliveries, and nobody else writes there", () => {
+    const email = of("bridge:email");
+    assert.equal(mayPublish(email, "$KV.fleet-deliveries.email.run.0123abcd"), true);
+    assert.equal(mayPublish(email, "$JS.API.DIRECT.GET.KV_fleet-deliveries.$KV.fleet-deliveries.email.run.0123abcd"), true);
+    assert.equal(mayPublish(email, "$KV.fleet-deliveries.telegram.run.0123abcd"), false);
+    assert.equal(mayPublish(email, "$KV.fleet-toolruns.email.run.0123abcd"), false);
+    for (const identity of ["agent:atlas", "agent:scout", "tools", "governance", "router", "bridge:console", "webhook"] as const) {
+      assert.equal(mayPublish(of(identity), "$KV.fleet-deliveries.email.run.0123abcd"), false, identity);
+    }
+  });
+});

@@ -73,7 +73,7 @@ describe("the verdict", () => {
     assert.deepEqual(verdict.results.map((r) => r.rule), [...RULE_NAMES]);
     assert.deepEqual(RULE_NAMES, [
       "agent_known", "tool_permission", "risk_blocked", "budget_headroom", "blocked_patterns", "rate_limit", "proposal_dedup",
-      "quiet_hours", "target_allow_list", "payload_size", "personal_data", "input_schema", "human_confirmation",
+      "quiet_hours", "target_allow_list", "payload_size", "personal_data", "brand_safety", "input_schema", "human_confirmation",
     ]);
     assert.equal(verdict.outcome, "approved");
     assert.equal(verdict.rejectedBy, undefined);

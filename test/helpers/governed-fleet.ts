@@ -24,8 +24,8 @@ export const GOVERNED_TOOLS: Record<string, RiskLevel> = {
  * The test fleet (atlas with "*", scout and ship with allow lists) with governance around it: scout may also write notes,
  * propose a deploy and ask for a money transfer; a console principal, a nightly report to Slack, Telegram for approvals.
  */
-export function governedFleet(overrides: { prefix?: string } = {}): { config: FleetConfig; file: string; cleanup: () => void } {
-  const fleet = writeTestFleet(overrides);
+export function governedFleet(overrides: { prefix?: string; extraYaml?: string } = {}): { config: FleetConfig; file: string; cleanup: () => void } {
+  const fleet = writeTestFleet(overrides.prefix !== undefined ? { prefix: overrides.prefix } : {});
   // its own governance section below replaces the default one
   const text = readFileSync(fleet.file, "utf8")
     .replace(DEFAULT_GOVERNANCE_YAML, "")
@@ -41,7 +41,8 @@ governance:
   approvals: { channels: [telegram] }
 # note_write and deploy_site: the fleet's processes refuse an allow list naming a tool no source provides
 toolModules: [${JSON.stringify(join(DIST, "test", "fixtures", "governed-tools.js"))}]
-`,
+` +
+      (overrides.extraYaml ?? ""),
   );
   return { config: loadFleetConfig(fleet.file), file: fleet.file, cleanup: fleet.cleanup };
 }
@@ -81,8 +82,8 @@ export interface SecuredServer {
   stop(): Promise<void>;
 }
 
-export async function startSecuredServer(names: FleetNames): Promise<SecuredServer> {
-  const fleet = governedFleet();
+export async function startSecuredServer(names: FleetNames, options: { extraYaml?: string } = {}): Promise<SecuredServer> {
+  const fleet = governedFleet(options.extraYaml !== undefined ? { extraYaml: options.extraYaml } : {});
   const dir = mkdtempSync(join(tmpdir(), "fleet-secured-"));
   const creds = writeFleetCredentials(join(dir, "creds"), fleet.config, GOVERNED_TOOLS);
   // nats-server resolves an include against the config's own directory, so the block goes in as text
