@@ -19,6 +19,7 @@ import { contextCommand } from "./context-command.js";
 import { audit } from "./audit.js";
 import { liveSourcesFor } from "./live-sources-for.js";
 import { creds } from "./creds.js";
+import { dashboard } from "./dashboard.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -55,6 +56,7 @@ const USAGE = `fleet <command> [options]
                              a task naming a tool: AUTO/AUTO+ run at once, PROPOSE/CONFIRM become a proposal
   send <agent> --urgent "<text>"
                              model work marked urgent (metadata.work.urgent): quiet hours do not hold it
+  dashboard [--port N]       the web dashboard and /metrics (127.0.0.1:7070 by default; prints the URL and login token)
   creds [dir]                one NATS nkey seed per process and the servers' auth.conf, for an external cluster
                              (fleet up makes its own in .fleet/creds/; default dir: .fleet/creds)
 
@@ -89,6 +91,7 @@ async function main(argv: string[]): Promise<number> {
       reason: { type: "string" },
       input: { type: "string" },
       urgent: { type: "boolean" },
+      port: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -99,6 +102,8 @@ async function main(argv: string[]): Promise<number> {
       return creds(rest, values);
     case "up":
       return up(values, env);
+    case "dashboard":
+      return dashboard(values, env);
     case "run":
       return run(rest, values, env);
     case "status":

@@ -18,6 +18,7 @@ export {
   WebhookConfig,
   agentById,
 } from "./schema.js";
+export { DashboardConfig } from "./dashboard-schema.js";
 export {
   ApprovalsConfig,
   BridgesConfig,

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { TIER_NAMES, TierName, Trigger } from "../protocol/index.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
+import { DashboardConfig } from "./dashboard-schema.js";
 import { DutyConfig, PipelineConfig } from "./pipeline-schema.js";
 import { strict } from "./strict-object.js";
 
@@ -426,6 +427,7 @@ export const FleetConfig = strict({
   principals: z.array(PrincipalConfig).default([]),
   governance: GovernanceConfig.prefault({}),
   bridges: BridgesConfig.prefault({}),
+  dashboard: DashboardConfig.prefault({}),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 
