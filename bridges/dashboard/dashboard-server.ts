@@ -234,7 +234,7 @@ export class Dashboard {
   }
 }
 
-/** fastify with the process's pino logger (a child per request is fastify's own); request lines stay off, errors are logged. */
+/** fastify with the process's pino logger (a child per request is fastify's own); request lines (info) stay off, warnings and errors are logged. */
 function makeApp(log: Logger) {
-  return Fastify({ loggerInstance: log.child({ component: "dashboard" }), disableRequestLogging: true });
+  return Fastify({ loggerInstance: log.child({ component: "dashboard" }, { level: "warn" }) });
 }
