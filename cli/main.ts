@@ -21,6 +21,7 @@ import { liveSourcesFor } from "./live-sources-for.js";
 import { creds } from "./creds.js";
 import { demo } from "./demo.js";
 import { tools } from "./tools.js";
+import { dashboard } from "./dashboard.js";
 
 const USAGE = `fleet <command> [options]
 
@@ -66,6 +67,7 @@ const USAGE = `fleet <command> [options]
                              an ordinary task whose model step asks the router for this tier or alias
   demo break | fix | status  take the default fleet's demo site down (it answers 503) or bring it back
   run demo-site              serve the demo site (fleet up runs it when a duty names {{local.demo-site}})
+  dashboard [--port N]       the web dashboard and /metrics (127.0.0.1:7070 by default; prints the URL and login token)
   creds [dir]                one NATS nkey seed per process and the servers' auth.conf, for an external cluster
                              (fleet up makes its own in .fleet/creds/; default dir: .fleet/creds)
 
@@ -102,6 +104,7 @@ async function main(argv: string[]): Promise<number> {
       urgent: { type: "boolean" },
       pipeline: { type: "string" },
       tier: { type: "string" },
+      port: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -114,6 +117,8 @@ async function main(argv: string[]): Promise<number> {
       return demo(rest);
     case "up":
       return up(values, env);
+    case "dashboard":
+      return dashboard(values, env);
     case "run":
       return run(rest, values, env);
     case "status":

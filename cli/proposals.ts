@@ -2,7 +2,9 @@ import { userInfo } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstream } from "@nats-io/jetstream";
 import { ProposalStore } from "../governance/index.js";
-import { CALLERS, encode, FleetError, isFinalProposalState, ProposalRecord, requestTyped, type ApprovalDecision } from "../protocol/index.js";
+import { pino } from "pino";
+import { decideAsOperator } from "../bridges/index.js";
+import { FleetError, isFinalProposalState, ProposalRecord, requestTyped, type ApprovalDecision } from "../protocol/index.js";
 import { inspect, loadConfig, type CliOptions } from "./options.js";
 import { printTable } from "./status.js";
 
@@ -86,11 +88,11 @@ export async function decide(decision: ApprovalDecision["decision"], positionals
   const { nc, names, kv } = await inspect(options, env);
   try {
     const store = new ProposalStore(kv.proposals, jetstream(nc), names, config.fleet.codec);
-    const before = await store.get(id);
-    if (!before) throw new FleetError("PROPOSAL_NOT_FOUND", `no proposal ${id}`);
-    if (before.record.state !== "awaiting_human") throw new FleetError("PROPOSAL_STATE", `proposal ${id} is ${before.record.state}: only one awaiting_human takes a decision`);
-    const body: ApprovalDecision = { proposalId: id, decision, by: operator(), via: CALLERS.operator, at: Date.now(), ...(options.reason ? { reason: options.reason } : {}) };
-    await jetstream(nc).publish(names.approvalDecision(CALLERS.operator, id), encode(body, config.fleet.codec), { msgID: `decision-${id}-${body.by}-${decision}` });
+    // the operator's decision goes the one way the dashboard's does too
+    await decideAsOperator(
+      { js: jetstream(nc), names, codec: config.fleet.codec, store, clock: { now: () => Date.now() }, log: pino({ level: "silent" }) },
+      { proposalId: id, decision, by: operator(), reason: options.reason },
+    );
     const deadline = Date.now() + Number(options.timeout ?? 10) * 1000;
     while (Date.now() < deadline) {
       const now = await store.get(id);

@@ -6,6 +6,7 @@ import { EmbeddedNats, localTargetNames, ProcessSupervisor, type ChildSpec } fro
 import { configPath, CREDS_DIR, FLEET_DIR, loadConfig, natsCredentials, rootLogger, type CliOptions } from "./options.js";
 import { childCreds, toolRisks } from "./creds.js";
 import { humanLine } from "./log-lines.js";
+import { dashboardToken, SUPERVISED_TOKEN_ENV } from "./dashboard.js";
 
 const CLI = fileURLToPath(new URL("./main.js", import.meta.url));
 
@@ -95,6 +96,17 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     if (email.user !== undefined && !env[email.passwordEnv]) log.warn({ bridge: "email", variable: email.passwordEnv }, "email bridge not started: its password variable is not set");
     else specs.push({ id: "email", command: process.execPath, args: [CLI, "run", "bridge", "email", ...common, ...creds("bridge:email")], restart: "permanent" });
   }
+  // the dashboard connects as the operator (it approves as `fleet approve` does); its token is printed below
+  const board = config.dashboard.enabled ? dashboardToken(config, env) : undefined;
+  if (board) {
+    specs.push({
+      id: "dashboard",
+      command: process.execPath,
+      args: [CLI, "dashboard", ...common, ...creds("operator")],
+      env: { [SUPERVISED_TOKEN_ENV]: board.token },
+      restart: "transient",
+    });
+  }
   if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common, ...creds("webhook")], restart: "permanent" });
   const supervisor = new ProcessSupervisor(specs, {
     intensity: config.supervisor.intensity,
@@ -111,6 +123,10 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     `fleet "${config.fleet.name}" is up: ${config.agents.length} agents, the router, the scheduler, governance and a tool host (${duties} duties, ${config.cron.length} cron jobs, backups at ${config.backups.at}) on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
       (demoSite ? `  the demo site the duties watch is served here: npx fleet demo break (it answers 503), npx fleet demo fix\n` : "") +
       (generated ? `  each process has its own NATS identity (${CREDS_DIR}/); fleet commands here use ${generated.seedFile("operator")}\n` : "") +
+      (board
+        ? `  dashboard: http://${config.dashboard.host}:${config.dashboard.port}/` +
+          (board.from && board.from !== "fleet up" ? ` (log in with the token in $${board.from})\n` : `login?token=${board.token}\n  dashboard login token (this start only): ${board.token}\n`)
+        : "") +
       `  in another terminal: npx fleet status | npx fleet send scout "check the competitors' pricing pages"\n` +
       `  Ctrl-C stops everything`,
   );

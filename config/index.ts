@@ -19,6 +19,7 @@ export {
   WebhookConfig,
   agentById,
 } from "./schema.js";
+export { DashboardConfig } from "./dashboard-schema.js";
 export {
   ApprovalsConfig,
   BrandPolicy,

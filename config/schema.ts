@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { TIER_NAMES, TierName, Trigger } from "../protocol/index.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
+import { DashboardConfig } from "./dashboard-schema.js";
 import { DutyConfig, Interval, PipelineConfig } from "./pipeline-schema.js";
 import { EventsConfig, PlanningConfig, planningCrossRules } from "./planning-schema.js";
 import { McpServersConfig } from "./mcp-schema.js";
@@ -507,6 +508,7 @@ export const FleetConfig = strict({
   toolModules: z.array(z.string().min(1)).default([]),
   business: BusinessConfig.optional(),
   mcpServers: McpServersConfig,
+  dashboard: DashboardConfig.prefault({}),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 
