@@ -13,6 +13,7 @@ import { up } from "./up.js";
 import { control } from "./control.js";
 import { backup, restore } from "./backup.js";
 import { costs } from "./costs.js";
+import { report } from "./report.js";
 import { simulate } from "./simulate.js";
 import { memory } from "./memory.js";
 import { contextCommand } from "./context-command.js";
@@ -26,7 +27,8 @@ const USAGE = `fleet <command> [options]
   run agent <id>             run one agent here (also: run <id>, run agents <id,id,...> for many in one process)
   status [--json]            each agent: state, current task, tier, last heartbeat, restarts
   send <agent> <text>        send an A2A message and follow the Task through its states
-  tasks [agent] [--json]     tasks and their states
+  tasks [agent] [--json]     tasks and their states, with each task's estimate (story points)
+  report weekly [--json]     the weekly cost report for the 7 days ending now (spend, triggers, top tasks, pools)
   tail [subject]             decoded live view of the fleet's subjects (default: <prefix>.>)
   streams [--json]           the fleet's streams and consumers with their counts
   restart <agent>            restart an agent's process (its supervisor starts it again)
@@ -128,6 +130,8 @@ async function main(argv: string[]): Promise<number> {
       return control("Wake", rest[0], values, env);
     case "costs":
       return costs(values, env);
+    case "report":
+      return report(rest, values, env);
     case "simulate":
       return simulate(values);
     case "memory":

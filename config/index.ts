@@ -54,3 +54,4 @@ export {
 } from "./local-time.js";
 export { deferUntil, isQuiet, nextBoundary, validateWindow, type Boundary, type DailyWindow } from "./quiet-window.js";
 export { fleetDay, nextMidnight } from "./fleet-day.js";
+export { AlertsConfig, EstimatesConfig, RateLimit, ReportsConfig, SweeperConfig, WeeklyReportConfig } from "./reports-schema.js";

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { TIER_NAMES, TierName, Trigger } from "../protocol/index.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
 import { DutyConfig, PipelineConfig } from "./pipeline-schema.js";
+import { AlertsConfig, EstimatesConfig, RateLimit, ReportsConfig, SweeperConfig } from "./reports-schema.js";
 import { strict } from "./strict-object.js";
 
 /*
@@ -90,6 +91,8 @@ export const TierConfig = strict({
   timeoutSeconds: z.number().positive().default(60),
   /** the output budget of a call that names none; also the worst case a budget reservation assumes */
   maxOutputTokens: z.number().int().positive().default(1024),
+  /** the tier's deployment pool's rate limits: the weekly report shows the headroom, alerts warn near them */
+  rateLimit: RateLimit.optional(),
 });
 export type TierConfig = z.infer<typeof TierConfig>;
 
@@ -440,6 +443,10 @@ export const FleetConfig = strict({
   principals: z.array(PrincipalConfig).default([]),
   governance: GovernanceConfig.prefault({}),
   bridges: BridgesConfig.prefault({}),
+  reports: ReportsConfig.prefault({}),
+  alerts: AlertsConfig.optional(),
+  sweeper: SweeperConfig.optional(),
+  estimates: EstimatesConfig.prefault({}),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 

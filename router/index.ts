@@ -22,3 +22,7 @@ export { WaitingCalls, type WaitingCall } from "./waiting-calls.js";
 export { buildCostReport, dedupUsage, sumUsage, type CostGroup, type CostReport, type CostTotals, type CostTrend, type TopCall } from "./cost-report.js";
 export { readUsage, type UsageRead } from "./usage-reader.js";
 export { DEFAULT_ASSUMPTIONS, describeAssumptions, simulateFleet, type Simulation, type SimulationAssumptions, type SimulationRow } from "./simulate.js";
+export { buildWeeklyReport, estimateOf, peakPerMinute, pointsOf, TOKENS_PER_POINT, WEEK_MS, type PoolConfig, type PoolLine, type TaskLine, type TriggerLine, type WeeklyReport } from "./weekly-report.js";
+export { usdText, weeklyReportText } from "./weekly-report-text.js";
+export { deploymentPools } from "./deployments.js";
+export { spentOnDay, type ReadUsageOptions } from "./usage-reader.js";

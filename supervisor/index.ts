@@ -17,3 +17,5 @@ export { CronScheduler, type CronSchedulerOptions } from "./cron-scheduler.js";
 export { backupFleet, readManifest, restoreFleet, BackupManifest, BackupRecord, type BackupOptions, type RestoreOptions, type RestoreReport } from "./backup.js";
 export { NightlyBackup, type NightlyBackupOptions } from "./nightly-backup.js";
 export { NightlyDistillation, dayEnding, type DistillationSummary, type DistilledDay, type NightlyDistillationOptions } from "./nightly-distillation.js";
+export { loadWeeklyReport, nextWeeklyAt, WeeklyReportJob, type WeeklyReportJobOptions, type WeeklyReportSource } from "./weekly-report-job.js";
+export { claimOnce, publishNotice } from "./notice.js";
