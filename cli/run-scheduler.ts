@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { CycleScheduler, QuietHoursRunner } from "../actors/index.js";
 import { connectNats, connectServing, drainConnections, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, systemClock, type QuietHoursRecord } from "../protocol/index.js";
-import { CronScheduler, Lease, NightlyBackup, WeeklyReportJob } from "../supervisor/index.js";
+import { AlertWatcher, CronScheduler, Lease, NightlyBackup, WeeklyReportJob } from "../supervisor/index.js";
 import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
 import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
@@ -64,6 +64,9 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     : undefined;
   const weeklyTimer = weekly ? setInterval(() => void weekly.tick(), 30_000) : undefined;
   void weekly?.tick();
+  // alerts, when configured: notices through OUTBOX, so principals' quiet hours defer them
+  const alerts = config.alerts ? new AlertWatcher({ js: jetstream(nc), kv, names, codec: config.fleet.codec, config, alerts: config.alerts, clock: systemClock, log }) : undefined;
+  alerts?.start();
   // memory searches are served under the serving twin (replies only); everything else goes through nc
   const serveNc = await connectServing(connect, nc);
   const memory = await startMemoryOwner({ nc, serveNc, names, kv, config, env, log });
@@ -74,6 +77,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     timers.stop();
     clearInterval(nightlyTimer);
     clearInterval(weeklyTimer);
+    alerts?.stop();
     await memory.stop();
     await lease.release();
     await drainConnections(nc, serveNc);

@@ -18,7 +18,7 @@ export { simulatedProvider } from "./simulated-provider.js";
 export { fleetBudgetLedger, startRouter, type RunningRouter, type StartRouterOptions } from "./start-router.js";
 export { cheaperStep, escalateOneStep, fallbackChain, ladder, tierPrice } from "./tier-ladder.js";
 export { costUsd } from "./cost.js";
-export { WaitingCalls, type WaitingCall } from "./waiting-calls.js";
+export { WaitingCall, WaitingCalls } from "./waiting-calls.js";
 export { buildCostReport, dedupUsage, sumUsage, type CostGroup, type CostReport, type CostTotals, type CostTrend, type TopCall } from "./cost-report.js";
 export { readUsage, type UsageRead } from "./usage-reader.js";
 export { DEFAULT_ASSUMPTIONS, describeAssumptions, simulateFleet, type Simulation, type SimulationAssumptions, type SimulationRow } from "./simulate.js";

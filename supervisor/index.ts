@@ -19,3 +19,5 @@ export { NightlyBackup, type NightlyBackupOptions } from "./nightly-backup.js";
 export { NightlyDistillation, dayEnding, type DistillationSummary, type DistilledDay, type NightlyDistillationOptions } from "./nightly-distillation.js";
 export { loadWeeklyReport, nextWeeklyAt, WeeklyReportJob, type WeeklyReportJobOptions, type WeeklyReportSource } from "./weekly-report-job.js";
 export { claimOnce, publishNotice } from "./notice.js";
+export { evaluateAlerts, type Alert, type AlertInput } from "./alert-rules.js";
+export { AlertWatcher, type AlertWatcherOptions } from "./alert-watcher.js";
