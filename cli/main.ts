@@ -27,7 +27,7 @@ const USAGE = `fleet <command> [options]
   run agent <id>             run one agent here (also: run <id>, run agents <id,id,...> for many in one process)
   status [--json]            each agent: state, current task, tier, last heartbeat, restarts
   send <agent> <text>        send an A2A message and follow the Task through its states
-  tasks [agent] [--json]     tasks and their states, with each task's estimate (story points)
+  tasks [agent] [--json]     tasks and their states
   report weekly [--json]     the weekly cost report for the 7 days ending now (spend, triggers, top tasks, pools)
   tail [subject]             decoded live view of the fleet's subjects (default: <prefix>.>)
   streams [--json]           the fleet's streams and consumers with their counts
