@@ -1,6 +1,6 @@
 import { placeholdersOf, type ModelStep } from "../config/index.js";
 import type { HostedAgent } from "../actors/index.js";
-import { FleetError, TierName, type ChatMessage, type PipelineStepRecord } from "../protocol/index.js";
+import { FleetError, TierName, type ChatMessage, type Trigger, type PipelineStepRecord } from "../protocol/index.js";
 import type { RouterClient } from "../router/index.js";
 import { renderText, type PipelineScope } from "./pipeline-templates.js";
 
@@ -11,6 +11,8 @@ export interface ModelStepContext {
   taskId: string;
   /** the tier or alias for a step that names none (the task's, the duty's) */
   tier: string | undefined;
+  /** what started the task (its USAGE records say so) */
+  trigger?: Trigger | undefined;
   now: () => number;
 }
 
@@ -50,6 +52,7 @@ export async function runModelStep(step: ModelStep, scope: PipelineScope, c: Mod
     step: step.id,
     kind: c.pipelineId.slice(0, 64),
     title: `${c.pipelineId} ${step.id}`,
+    ...(c.trigger ? { trigger: c.trigger } : {}),
     messages: modelStepMessages(step, scope, c),
     responseSchema: { name: step.id.replaceAll("-", "_"), schema: step.model.output },
     ...(step.model.check ? { checks: [step.model.check] } : {}),

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { heldOutcome, ModelWorkHeld } from "../actors/index.js";
 import type { PipelineConfig } from "../config/index.js";
-import { FleetError, taskWorkOf, type Artifact } from "../protocol/index.js";
+import { FleetError, taskWorkOf, triggerOf, type Artifact } from "../protocol/index.js";
 import { runPipeline, type PipelineResult, type PipelineRunnerDeps } from "./pipeline-run.js";
 import type { BehaviourStage } from "./stage.js";
 
@@ -34,7 +34,7 @@ export function pipelineStage(pipelines: Readonly<Record<string, PipelineConfig>
       try {
         const result = await runPipeline(
           deps,
-          { pipelineId: work.pipeline, pipeline, taskId: item.taskId, input: { ...pipeline.input, ...work.input }, tier: work.tier, duty: work.duty, work },
+          { pipelineId: work.pipeline, pipeline, taskId: item.taskId, input: { ...pipeline.input, ...work.input }, tier: work.tier, duty: work.duty, work: { ...work, trigger: triggerOf(item.message) } },
           { signal: ctx.signal, log },
         );
         log.info({ found: result.found, findings: result.findings.length, costUsd: result.costUsd, resumed: result.resumed }, result.found ? "pipeline run found something" : "pipeline run found nothing");

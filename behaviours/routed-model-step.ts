@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { FleetError, taskWorkOf, textOf, TierName, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
+import { FleetError, taskWorkOf, triggerOf, textOf, TierName, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
 import { heldOutcome, type AgentBehaviour, type HostedAgent, type ModelStepWork, type ModelWorkGate, type StepMemory, type StepToolOutcome, type StepTools } from "../actors/index.js";
 import type { RouterClient } from "../router/index.js";
 import { planBySkill } from "./plan-by-skill.js";
@@ -70,6 +70,7 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
             ...(item ? { taskId: item.taskId, step: String(round) } : {}),
             kind: skill?.id ?? "general",
             title,
+            ...(item ? { trigger: triggerOf(item.message) } : {}),
             ...intent,
             messages,
             ...(definitions.length > 0 ? { tools: definitions } : {}),

@@ -13,6 +13,7 @@ import { up } from "./up.js";
 import { control } from "./control.js";
 import { backup, restore } from "./backup.js";
 import { costs } from "./costs.js";
+import { report } from "./report.js";
 import { simulate } from "./simulate.js";
 import { memory } from "./memory.js";
 import { contextCommand } from "./context-command.js";
@@ -30,6 +31,7 @@ const USAGE = `fleet <command> [options]
   status [--json]            each agent: state, current task, tier, last heartbeat, restarts
   send <agent> <text>        send an A2A message and follow the Task through its states
   tasks [agent] [--json]     tasks and their states
+  report weekly [--json]     the weekly cost report for the 7 days ending now (spend, triggers, top tasks, pools)
   tail [subject]             decoded live view of the fleet's subjects (default: <prefix>.>)
   streams [--json]           the fleet's streams and consumers with their counts
   restart <agent>            restart an agent's process (its supervisor starts it again)
@@ -141,6 +143,8 @@ async function main(argv: string[]): Promise<number> {
       return control("Wake", rest[0], values, env);
     case "costs":
       return costs(values, env);
+    case "report":
+      return report(rest, values, env);
     case "simulate":
       return simulate(values);
     case "memory":

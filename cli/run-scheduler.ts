@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { CycleScheduler, QuietHoursRunner } from "../actors/index.js";
 import { connectNats, connectServing, drainConnections, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, systemClock, type QuietHoursRecord } from "../protocol/index.js";
-import { CronScheduler, DutyScheduler, EventRouter, Lease, localTargetsIn, NightlyBackup } from "../supervisor/index.js";
+import { AlertWatcher, CloseoutSweeper, CronScheduler, DutyScheduler, EventRouter, Lease, localTargetsIn, NightlyBackup, WeeklyReportJob } from "../supervisor/index.js";
 import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
 import { createsResources, FLEET_DIR, loadConfig, natsConnection, rootLogger } from "./options.js";
@@ -87,6 +87,19 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   });
   const nightlyTimer = setInterval(() => void nightly.tick(), 30_000);
   void nightly.tick();
+  // the weekly cost report, when reports.weekly is configured: a built-in job with its own last-run record
+  const weekly = config.reports.weekly
+    ? new WeeklyReportJob({ js: jetstream(nc), tasks: kv.tasks, schedules: kv.schedules, names, codec: config.fleet.codec, config, weekly: config.reports.weekly, clock: systemClock, log })
+    : undefined;
+  const weeklyTimer = weekly ? setInterval(() => void weekly.tick(), 30_000) : undefined;
+  void weekly?.tick();
+  // alerts, when configured: notices through OUTBOX, so principals' quiet hours defer them
+  const alerts = config.alerts ? new AlertWatcher({ js: jetstream(nc), kv, names, codec: config.fleet.codec, config, alerts: config.alerts, clock: systemClock, log }) : undefined;
+  alerts?.start();
+  // the report-only closeout sweep, when configured
+  const sweeper = config.sweeper ? new CloseoutSweeper({ js: jetstream(nc), kv, names, codec: config.fleet.codec, sweeper: config.sweeper, timeZone: config.fleet.timeZone, clock: systemClock, log }) : undefined;
+  const sweeperTimer = sweeper ? setInterval(() => void sweeper.tick(), 30_000) : undefined;
+  void sweeper?.tick();
   // memory searches are served under the serving twin (replies only); everything else goes through nc
   const serveNc = await connectServing(connect, nc);
   const memory = await startMemoryOwner({ nc, serveNc, names, kv, config, env, log });
@@ -98,6 +111,9 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     quietHours.stop();
     timers.stop();
     clearInterval(nightlyTimer);
+    clearInterval(weeklyTimer);
+    alerts?.stop();
+    clearInterval(sweeperTimer);
     await memory.stop();
     await lease.release();
     await drainConnections(nc, serveNc);

@@ -75,3 +75,4 @@ export {
   type Schedule,
   type Weekday,
 } from "./schedule.js";
+export { AlertsConfig, RateLimit, ReportsConfig, SweeperConfig, WeeklyReportConfig } from "./reports-schema.js";

@@ -7,6 +7,7 @@ import { EventsConfig, PlanningConfig, planningCrossRules } from "./planning-sch
 import { McpServersConfig } from "./mcp-schema.js";
 import { CronExpression } from "./schedule.js";
 import { closest, strict } from "./strict-object.js";
+import { AlertsConfig, RateLimit, ReportsConfig, SweeperConfig } from "./reports-schema.js";
 
 /*
  * The fleet config: the single source of truth for what a fleet is. Every object is strict, so a typo in a key is an
@@ -94,6 +95,8 @@ export const TierConfig = strict({
   timeoutSeconds: z.number().positive().default(60),
   /** the output budget of a call that names none; also the worst case a budget reservation assumes */
   maxOutputTokens: z.number().int().positive().default(1024),
+  /** the tier's deployment pool's rate limits: the weekly report shows the headroom, alerts warn near them */
+  rateLimit: RateLimit.optional(),
 });
 export type TierConfig = z.infer<typeof TierConfig>;
 
@@ -509,6 +512,9 @@ export const FleetConfig = strict({
   business: BusinessConfig.optional(),
   mcpServers: McpServersConfig,
   dashboard: DashboardConfig.prefault({}),
+  reports: ReportsConfig.prefault({}),
+  alerts: AlertsConfig.optional(),
+  sweeper: SweeperConfig.optional(),
 }).superRefine(crossFieldRules, { when: () => true });
 export type FleetConfig = z.infer<typeof FleetConfig>;
 

@@ -39,6 +39,21 @@ export function taskWorkOf(metadata: Record<string, unknown> | undefined): TaskW
 }
 
 /**
+ * What started a task, from its message: the trigger its work record names; else a cron job's run (`metadata.cronJob`)
+ * is `cron` and a duty's is `duty`; a message that refers to another task (`referenceTaskIds`: delegated by an agent,
+ * Atlas included, which names its own trigger) is `agent`; anything else came from outside through SendMessage, i.e.
+ * `fleet send` or a client acting for the operator, and is `operator`.
+ */
+export function triggerOf(message: { metadata?: Record<string, unknown> | undefined; referenceTaskIds?: readonly string[] | undefined }): Trigger {
+  const work = taskWorkOf(message.metadata);
+  if (work?.trigger) return work.trigger;
+  if (typeof message.metadata?.cronJob === "string" || work?.cronJob) return "cron";
+  if (work?.duty) return "duty";
+  if ((message.referenceTaskIds?.length ?? 0) > 0) return "agent";
+  return "operator";
+}
+
+/**
  * What a duty run found (`fleet.finding.<agentId>`, stream FINDINGS): Atlas plans from these, the status report is built
  * from them site by site. `subject` is what it is about (a site, a repo, a customer); `key` identifies the problem so a
  * finding seen again is recognisably the same one.

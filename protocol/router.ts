@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { Trigger } from "./autonomy.js";
 import { plainObject } from "./wire-types.js";
 
 /**
@@ -89,6 +90,8 @@ export const CompleteRequest = RouteRequest.extend({
    * it and not billed twice
    */
   step: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional(),
+  /** what started the task this call works for (protocol/autonomy.ts triggerOf): carried into its USAGE record */
+  trigger: Trigger.optional(),
 });
 export type CompleteRequest = z.infer<typeof CompleteRequest>;
 
@@ -195,5 +198,9 @@ export const UsageRecord = z.object({
   attempt: z.number().int().nonnegative(),
   /** epoch ms */
   at: z.number(),
+  /** what started the task (operator, cron, duty, ...): the weekly report groups work by it; absent on older records */
+  trigger: Trigger.optional(),
+  /** the task's title (its first line, clipped): the weekly report names its most expensive tasks by it */
+  title: z.string().max(200).optional(),
 });
 export type UsageRecord = z.infer<typeof UsageRecord>;

@@ -40,6 +40,15 @@ export function buildDeployments(tiers: FleetConfig["tiers"]): DeploymentTable {
   return table;
 }
 
+/** Each tier's deployment pool: the deployment ids buildDeployments gives it, and its configured rate limits. */
+export function deploymentPools(tiers: FleetConfig["tiers"]): { tier: TierName; deployments: string[]; rateLimit: FleetConfig["tiers"][TierName]["rateLimit"] }[] {
+  return TIER_NAMES.map((tier) => {
+    const config = tiers[tier];
+    const deployments = config.deployments ? config.deployments.map((d) => d.id) : config.baseUrl ? [tier] : [`simulated-${tier}`];
+    return { tier, deployments, rateLimit: config.rateLimit };
+  });
+}
+
 /**
  * The key a call carries: the agent's own key for the tier when it has one (so the provider's dashboard attributes the
  * spend and the failures to that agent), else the deployment's key. `env` is the environment read once at start.

@@ -292,6 +292,7 @@ export class ModelRouter {
   ): Promise<void> {
     await this.options.publishUsage({
       callId, agentId: request.agentId, ...(request.taskId ? { taskId: request.taskId } : {}), ...(request.kind ? { kind: request.kind } : {}),
+      ...(request.trigger ? { trigger: request.trigger } : {}), ...(request.taskId ? { title: request.title.slice(0, 200) } : {}),
       requestedTier: decision.requestedTier, servedTier: served.tier, model: served.model, deploymentId: served.deploymentId,
       ...usage, costUsd: cost, decisionReason: decision.reason, at: this.clock(), ...outcome,
     });

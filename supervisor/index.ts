@@ -22,3 +22,8 @@ export { DutyScheduler, type DutySchedulerOptions } from "./duty-scheduler.js";
 export { localTargetNames, localTargetsIn, withLocalTargets, type LocalTargets } from "./local-targets.js";
 export { deliverToOutbox, taskText, type OutboxDeliveryDeps } from "./outbox-delivery.js";
 export { runOutcomeOf, type RunOutcome } from "./run-outcome.js";
+export { loadWeeklyReport, nextWeeklyAt, WeeklyReportJob, type WeeklyReportJobOptions, type WeeklyReportSource } from "./weekly-report-job.js";
+export { claimOnce, publishNotice } from "./notice.js";
+export { evaluateAlerts, type Alert, type AlertInput } from "./alert-rules.js";
+export { AlertWatcher, type AlertWatcherOptions } from "./alert-watcher.js";
+export { CloseoutSweeper, sweepTasks, sweepText, type CloseoutSweeperOptions, type SweepLine, type SweepReason } from "./closeout-sweeper.js";
