@@ -1,6 +1,7 @@
 export {
   AgentConfig,
   CronJob,
+  DEFAULT_ALIASES,
   DeploymentConfig,
   PrincipalConfig,
   RoutingConfig,
@@ -37,7 +38,7 @@ export {
   ToolStep,
 } from "./pipeline-schema.js";
 export { closest } from "./strict-object.js";
-export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";
+export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath, shippedLabelsPath } from "./load.js";
 export {
   DAY_MS,
   addDays,

@@ -79,11 +79,16 @@ export type TierConfig = z.infer<typeof TierConfig>;
  * How the router picks a tier and what it does when a tier fails. Chains are listed cheapest first and may only climb
  * in cost (checked below with the tiers' prices): a failed provider never falls back to a cheaper model.
  */
+/** The aliases every fleet has: pipelines, duties, cron jobs and skills may name them without configuring them. */
+export const DEFAULT_ALIASES: Readonly<Record<string, { tier: TierName; chain?: TierName[] }>> = { triage: { tier: "nano" }, standard: { tier: "capable" }, heavy: { tier: "power" } };
+
 export const RoutingConfig = strict({
   /** intent names an agent may ask for instead of a tier, each with its own fallback chain */
   aliases: z
     .record(SubjectToken, strict({ tier: TierName, chain: z.array(TierName).optional() }))
-    .default({ triage: { tier: "nano" }, standard: { tier: "capable" }, heavy: { tier: "power" } }),
+    .default({})
+    // the three every fleet speaks (pipelines, duties and skills name them) stay unless the config redefines them
+    .transform((configured): Record<string, { tier: TierName; chain?: TierName[] | undefined }> => ({ ...DEFAULT_ALIASES, ...configured })),
   /** a step whose title contains any of the phrases (case-insensitive) goes to the tier; the first matching rule wins */
   rules: z.array(strict({ contains: z.array(z.string().min(1)).min(1), tier: TierName })).default([]),
   /** the tiers tried after a tier's provider fails, per tier; default: every more expensive tier, cheapest first */
@@ -92,6 +97,21 @@ export const RoutingConfig = strict({
   escalationCeiling: TierName.default("premium"),
   /** ask the nano tier to classify a step no rule matched (answers are cached per title) */
   classifier: z.boolean().default(true),
+  /**
+   * The in-process classifier learned from labelled titles ($0, microseconds): asked after the rules and before the nano
+   * classifier, it decides when its confidence reaches `minConfidence`.
+   */
+  localClassifier: strict({
+    enabled: z.boolean().default(true),
+    /** the labels shipped with natsfleet (config/routing-labels.txt), written for the reference fleet's work */
+    shippedLabels: z.boolean().default(true),
+    /** more label files (`<tier> <title>` per line), relative to the config file */
+    labels: z.array(z.string().min(1)).default([]),
+    /** the probability of its best tier at or above which it decides; below, the nano classifier or the default does */
+    minConfidence: z.number().gt(0).max(1).default(0.5),
+    /** a step that escalated teaches its title the tier it ended on (kept in the labels bucket) */
+    learnFromEscalations: z.boolean().default(true),
+  }).prefault({}),
   cache: strict({
     enabled: z.boolean().default(true),
     /** cosine similarity of the whole request's embedding at or above which a cached answer is reused */
@@ -126,6 +146,8 @@ export const SkillConfig = strict({
   // Tags are the keywords Atlas routes work by, so a skill without any could never be picked.
   tags: z.array(z.string().min(1)).min(1),
   examples: z.array(z.string().min(1)).optional(),
+  /** the tier or alias (`triage`, `standard`, `heavy`, or one of routing.aliases) the skill's model steps ask for */
+  tier: z.string().min(1).optional(),
 });
 export type SkillConfig = z.infer<typeof SkillConfig>;
 
@@ -268,7 +290,7 @@ const CrossView = z
             layer: maybe(Layer),
             dailyCapUsd: maybe(z.number()),
             tools: maybe(z.array(z.unknown())),
-            skills: maybe(z.array(z.object({ id: maybe(z.string()) }).catch({}))),
+            skills: maybe(z.array(z.object({ id: maybe(z.string()), tier: maybe(z.string()) }).catch({}))),
             duties: maybe(z.array(z.object({ id: maybe(z.string()), pipeline: maybe(z.string()) }).catch({}))),
           })
           .catch({}),
@@ -317,6 +339,15 @@ function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
   for (const [alias, { tier, chain }] of Object.entries(routing.aliases)) {
     if (tier !== undefined && chain !== undefined) checkChainClimbs(tier, chain, tiers, ["routing", "aliases", alias, "chain"], report);
   }
+  // a skill's tier is a tier or an alias (the defaults always exist); anything else would fail every one of its steps
+  const tierOrAlias = new Set<string>([...TIER_NAMES, ...Object.keys(DEFAULT_ALIASES), ...Object.keys(routing.aliases)]);
+  agents.forEach((agent, a) =>
+    agent.skills?.forEach((skill, k) => {
+      if (skill.tier !== undefined && !tierOrAlias.has(skill.tier)) {
+        report(["agents", a, "skills", k, "tier"], `"${skill.tier}" is neither a tier nor an alias (known: ${[...tierOrAlias].join(", ")})`);
+      }
+    }),
+  );
   const agentIds = new Set(agents.map((a) => a.id).filter(Boolean));
   const cronIds = new Set<string>();
   cron.forEach((job, i) => {

@@ -66,6 +66,8 @@ export {
   UsageQuery,
   UsageRecord,
   UsageReply,
+  TeachReply,
+  TeachRequest,
 } from "./router.js";
 export {
   ApprovalDecision,

@@ -72,6 +72,8 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     // model steps' answers by (agent, task, step): a redelivered task is answered from here instead of paying again.
     // As long as a task can be redelivered (TASKS keeps it 7 days); 2.9 has no per-key TTL, so the bucket's is the bound
     answers: { history: 1, ttl: 7 * DAY },
+    // what the router's local classifier learned: operators' corrections and the tiers escalated steps ended on; kept
+    labels: { history: 1 },
   };
 }
 

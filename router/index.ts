@@ -22,3 +22,8 @@ export { WaitingCalls, type WaitingCall } from "./waiting-calls.js";
 export { buildCostReport, dedupUsage, sumUsage, type CostGroup, type CostReport, type CostTotals, type CostTrend, type TopCall } from "./cost-report.js";
 export { readUsage, type UsageRead } from "./usage-reader.js";
 export { DEFAULT_ASSUMPTIONS, describeAssumptions, simulateFleet, type Simulation, type SimulationAssumptions, type SimulationRow } from "./simulate.js";
+export { LocalClassifier, type LabelledTitle, type LocalVerdict, type TrainOptions } from "./local-classifier.js";
+export { LearningClassifier } from "./learning-classifier.js";
+export { LearnedLabels, LearnedLabel } from "./learned-labels.js";
+export { configuredLabels, parseLabels, readLabelFile } from "./routing-labels.js";
+export { normalTitle, titleFeatures } from "./title-features.js";

@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { nextMidnight, type AgentConfig, type FleetConfig, type TierName } from "../config/index.js";
-import { estimateInputTokens, FleetError, type CompleteReply, type CompleteRequest, type ModelToolCall, type RouteDecision, type RouteRequest, type RouteStep, type TokenUsage, type UsageRecord, nowOf, type Clock } from "../protocol/index.js";
+import { estimateInputTokens, FleetError, type CompleteReply, type CompleteRequest, type ModelToolCall, type RouteDecision, type RouteRequest, type RouteStep, type TeachReply, type TeachRequest, type TokenUsage, type UsageRecord, nowOf, type Clock } from "../protocol/index.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BudgetLedger, Reservation } from "./budget-ledger.js";
 import { assertKnownChecks, compileResponseSchema, runChecks, type CheckResult } from "./checks.js";
 import type { TierClassifier } from "./classifier.js";
+import type { LearningClassifier } from "./learning-classifier.js";
 import { apiKeyFor, type Deployment, type DeploymentTable } from "./deployments.js";
 import type { DeploymentHealth } from "./deployment-health.js";
 import { decideRoute } from "./policy.js";
@@ -28,6 +29,8 @@ export interface ModelRouterOptions {
   /** the answers of tasks' steps; without it every call is made (and paid) as asked */
   answers?: StepAnswers | undefined;
   classifier?: TierClassifier | undefined;
+  /** the in-process classifier learned from labelled titles (routing.localClassifier) */
+  localClassifier?: LearningClassifier | undefined;
   publishUsage: (record: UsageRecord) => Promise<void>;
   log: Logger;
   clock?: Clock;
@@ -59,12 +62,40 @@ export class ModelRouter {
     const agent = this.agentOf(request.agentId);
     const { state } = await this.options.ledger.view(agent.id);
     const classifier = this.options.classifier;
+    const local = this.options.localClassifier;
     return decideRoute(request, {
       config: this.options.config,
       agent,
       budgetState: state,
+      ...(local ? { localClassify: (title: string) => local.classify(title) } : {}),
       ...(classifier ? { classify: (title: string) => classifier.classify(title, agent.id) } : {}),
     });
+  }
+
+  /** The operator's correction: this title calls for this tier, in every router, from now on. */
+  async teach(request: TeachRequest): Promise<TeachReply> {
+    const local = this.options.localClassifier;
+    if (!local || !this.options.config.routing.localClassifier.enabled) {
+      throw new FleetError("UNSUPPORTED_OPERATION", "the local classifier is off (routing.localClassifier.enabled: false): there is nothing to teach");
+    }
+    const { before, labels } = await local.teach(request.title, request.tier);
+    this.options.log.info({ title: request.title, tier: request.tier, before }, "taught by the operator");
+    return { title: request.title, tier: request.tier, ...(before ? { before: { tier: before.tier, confidence: before.confidence } } : {}), labels };
+  }
+
+  /**
+   * A step whose tier came from its title (a classifier or the default) and that had to escalate teaches its title the
+   * tier it ended on. Not on a downgraded budget: a step that climbed back from a downgrade says nothing about its title.
+   */
+  private learnFromEscalation(request: CompleteRequest, decision: RouteDecision, servedTier: TierName, escalated: boolean): void {
+    const local = this.options.localClassifier;
+    const { localClassifier } = this.options.config.routing;
+    if (!local || !escalated || !localClassifier.enabled || !localClassifier.learnFromEscalations) return;
+    if (decision.budgetState !== "normal" || !["local-classifier", "classifier", "default"].includes(decision.reason)) return;
+    void local.learn(request.title, servedTier, request.agentId).then(
+      (learned) => learned && this.options.log.info({ title: request.title, tier: servedTier, from: decision.tier }, "learned a title's tier from an escalation"),
+      (err: unknown) => this.options.log.warn({ err, title: request.title }, "a learned label was not kept"),
+    );
   }
 
   /**
@@ -139,6 +170,7 @@ export class ModelRouter {
             text: served.answer.text, usage: served.answer.usage, model: served.answer.model, servedTier: served.tier, storedAt: this.clock(),
           });
         }
+        this.learnFromEscalation(request, decision, served.tier, escalations.length > 0);
         return {
           callId, text: served.answer.text, ...(checked.parsed !== undefined ? { parsed: checked.parsed } : {}), servedTier: served.tier,
           model: served.answer.model, deploymentId: served.deployment.id, simulated: served.deployment.provider.simulated,

@@ -48,6 +48,8 @@ const BUCKET_IN_BACKUP = {
   toolruns: true,
   // model steps' answers: without them a task redelivered after a restore pays for its calls again, nothing worse
   answers: false,
+  // what the router's local classifier learned (operators' corrections, escalations): the fleet's own experience
+  labels: true,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;
