@@ -1,5 +1,5 @@
 import { TIER_NAMES, type TierName } from "../protocol/index.js";
-import { FEATURE_BITS, normalTitle, titleFeatures } from "./title-features.js";
+import { FEATURE_BITS, normalTitle, titleFeatures, titleWords } from "./title-features.js";
 
 /*
  * The local classifier: which tier a step's title calls for, decided in-process in microseconds and for $0. A
@@ -43,6 +43,7 @@ export interface TrainOptions {
 }
 
 const K = TIER_NAMES.length;
+const FILLER = new Set(["the", "and", "for", "with", "from", "this", "that", "these", "those", "our", "all", "any", "some", "one", "two", "three", "what", "who", "why", "how", "it's", "its", "please", "thing", "things", "stuff", "something", "anything", "task", "step"]);
 const DIMENSIONS = 1 << FEATURE_BITS;
 
 export class LocalClassifier {
@@ -124,8 +125,9 @@ export class LocalClassifier {
   classify(title: string): LocalVerdict | undefined {
     const taught = this.exact.get(normalTitle(title));
     if (taught) return { tier: taught.tier, confidence: 1, taught: taught.source };
+    // a title of nothing but short or filler words ("a", "do it") is no evidence: the model would only echo its priors
+    if (this.size === 0 || !titleWords(title).some((w) => w.length >= 3 && !FILLER.has(w))) return undefined;
     const features = titleFeatures(title);
-    if (features.count === 0 || this.size === 0) return undefined;
     const probabilities = new Float64Array(K);
     softmax(this.weights, this.bias, features.indices, features.weight, probabilities);
     let best = 0;

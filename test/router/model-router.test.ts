@@ -26,7 +26,8 @@ describe("model router", () => {
 
   it("decides by explicit tier, alias, pattern rule, classifier and default, and says why", async () => {
     const { client } = await fleet({
-      routing: `  rules:\n    - { contains: ["health check", "status"], tier: nano }\n    - { contains: ["strategic"], tier: premium }`,
+      // the local classifier off: this is the order without it (the next test puts it in)
+      routing: `  localClassifier: { enabled: false }\n  rules:\n    - { contains: ["health check", "status"], tier: nano }\n    - { contains: ["strategic"], tier: premium }`,
     });
     const explicit = await client.route({ agentId: "scout", title: "anything", tier: "power" });
     assert.deepEqual([explicit.tier, explicit.reason], ["power", "explicit"]);
@@ -135,7 +136,7 @@ describe("model router", () => {
   });
 
   it("the budget downgrades at 80 %, runs only nano at 100 %, and refuses past the nano grace", async () => {
-    const { client } = await fleet({ routing: "  classifier: false", scoutCapUsd: 0.01 });
+    const { client } = await fleet({ routing: "  classifier: false\n  localClassifier: { enabled: false }", scoutCapUsd: 0.01 });
     // 80,000 input tokens at capable ($0.10/M) = $0.008 = 80 % of scout's $0.01 cap
     bed.openai.script("m-capable", { content: "a", usage: { prompt_tokens: 80_000, completion_tokens: 0 } });
     assert.equal((await client.complete(ask("scout", "one"))).servedTier, "capable");
