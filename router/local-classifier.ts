@@ -123,11 +123,12 @@ export class LocalClassifier {
 
   /** The tier a title calls for and how sure the model is; undefined for a title with no words. */
   classify(title: string): LocalVerdict | undefined {
-    const taught = this.exact.get(normalTitle(title));
+    const words = titleWords(title);
+    const taught = this.exact.get(words.join(" "));
     if (taught) return { tier: taught.tier, confidence: 1, taught: taught.source };
     // a title of nothing but short or filler words ("a", "do it") is no evidence: the model would only echo its priors
-    if (this.size === 0 || !titleWords(title).some((w) => w.length >= 3 && !FILLER.has(w))) return undefined;
-    const features = titleFeatures(title);
+    if (this.size === 0 || !words.some((w) => w.length >= 3 && !FILLER.has(w))) return undefined;
+    const features = titleFeatures(words);
     const probabilities = new Float64Array(K);
     softmax(this.weights, this.bias, features.indices, features.weight, probabilities);
     let best = 0;

@@ -60,8 +60,9 @@ function paddedChar(word: string, i: number): number {
   return i === 0 || i === word.length + 1 ? BOUNDARY : word.charCodeAt(i - 1);
 }
 
-export function titleFeatures(title: string): TitleFeatures {
-  const words = titleWords(title);
+/** `words`: the title's words from titleWords (a caller that has them already passes them, not the title again). */
+export function titleFeatures(title: string | readonly string[]): TitleFeatures {
+  const words = typeof title === "string" ? titleWords(title) : title;
   const out: number[] = [];
   let previous = 0;
   for (let w = 0; w < words.length; w++) {
