@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { FleetError, textOf, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
+import { FleetError, taskWorkOf, textOf, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
 import type { AgentBehaviour, HostedAgent, StepMemory, StepToolOutcome, StepTools } from "../actors/index.js";
-import type { RouterClient } from "../router/index.js";
+import { routeIntent, type RouterClient } from "../router/index.js";
 import { planBySkill } from "./plan-by-skill.js";
 
 export interface RoutedStepOptions {
@@ -38,6 +38,10 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
       const request = item ? textOf(item.message) : "";
       const skill = agent.skills.find((s) => s.id === input.plan.skillId);
       const title = titleOfText(request);
+      // what the task names (metadata.work.tier) wins over the skill's tier; with neither, the router reads the title
+      const work = item ? taskWorkOf(item.message.metadata) : undefined;
+      const askedBy = work?.duty !== undefined ? "duty" : work?.cronJob !== undefined ? "cron" : "task";
+      const intent = work?.tier !== undefined ? routeIntent(work.tier, askedBy) : routeIntent(skill?.tier, "skill");
       const remember = (kind: SessionLogEntry["kind"], text: string) =>
         memory?.record({ agentId: agent.id, kind, text, taskId: item?.taskId }).catch((err: unknown) => ctx.log.warn({ err }, "session log not written"));
       const made: { name: string; outcome: StepToolOutcome }[] = [];
@@ -60,6 +64,7 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
             ...(item ? { taskId: item.taskId, step: String(round) } : {}),
             kind: skill?.id ?? "general",
             title,
+            ...intent,
             messages,
             ...(definitions.length > 0 ? { tools: definitions } : {}),
             // an empty answer or a refusal is not an answer: the router escalates the step one tier up (a turn that

@@ -27,3 +27,4 @@ export { LearningClassifier } from "./learning-classifier.js";
 export { LearnedLabels, LearnedLabel } from "./learned-labels.js";
 export { configuredLabels, parseLabels, readLabelFile } from "./routing-labels.js";
 export { normalTitle, titleFeatures } from "./title-features.js";
+export { routeIntent } from "./route-intent.js";

@@ -55,7 +55,7 @@ describe("routed behaviour: the model step calls tools", () => {
   before(async () => {
     [nats, openai] = await Promise.all([NatsServer.start(), OpenAIServer.start()]);
     nc = await connectNats({ servers: nats.url, name: "routed-tools-test" });
-    router = await startTestRouter(nc, routerFleetConfig({ baseUrl: openai.baseUrl, prefix: "steptools", routing: "  classifier: false" }));
+    router = await startTestRouter(nc, routerFleetConfig({ baseUrl: openai.baseUrl, prefix: "steptools", routing: "  classifier: false\n  localClassifier: { enabled: false }" }));
     client = new RouterClient(nc, names, { timeoutMs: 20_000 });
   });
   after(async () => {
