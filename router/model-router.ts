@@ -52,6 +52,7 @@ interface Served {
 export class ModelRouter {
   private readonly clock: () => number;
   private readonly agents: Map<string, AgentConfig>;
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(private readonly options: ModelRouterOptions) {
     this.clock = nowOf(options.clock);
@@ -248,17 +249,23 @@ export class ModelRouter {
           if (!err.fallsBack) throw new FleetError("PROVIDER_FAILED", `${lastError}: ${err.message}`, { cause: err });
           continue;
         }
-        // the answer is paid for: from here on nothing may throw it away
+        // The answer is paid for: from here on nothing may throw it away. The settle and the USAGE record go on after
+        // the reply: until the settle lands the reservation (the worst case) keeps counting, so no cap can be passed,
+        // and should this router die first, the reservation expires into its worst case.
         const cost = costUsd(config, answer.usage);
         this.options.health.recordSuccess(deployment.id);
-        await Promise.all([
-          this.settleSurely(reserved.reservation, cost, callId),
-          this.publish(request, callId, decision, { tier, model: answer.model, deploymentId: deployment.id }, answer.usage, cost, {
-            cacheHit: false, escalations: escalations.length, fallbacks: fallbacks.length, simulated: deployment.provider.simulated, ok: true,
-            latencyMs: this.clock() - started, attempt,
-          }).catch((e: unknown) => this.options.log.error({ err: e, callId, costUsd: cost }, "USAGE record not published")),
-          tier === "premium" ? this.options.waiting.done(callId).catch(() => undefined) : Promise.resolve(),
-        ]);
+        // The USAGE record goes out before the reply (unawaited) and the settle after its ack: a budget record rebuilt
+        // from USAGE in between has the call already, and the settle then only drops the reservation.
+        const published = this.publish(request, callId, decision, { tier, model: answer.model, deploymentId: deployment.id }, answer.usage, cost, {
+          cacheHit: false, escalations: escalations.length, fallbacks: fallbacks.length, simulated: deployment.provider.simulated, ok: true,
+          latencyMs: this.clock() - started, attempt,
+        }).catch((e: unknown) => this.options.log.error({ err: e, callId, costUsd: cost }, "USAGE record not published"));
+        this.afterReply(
+          Promise.all([
+            published.then(() => this.settleSurely(reserved.reservation, cost, callId)),
+            tier === "premium" ? this.options.waiting.done(callId).catch(() => undefined) : Promise.resolve(),
+          ]),
+        );
         return { answer, tier, deployment, costUsd: cost };
       }
       if (tier === "premium") {
@@ -272,6 +279,23 @@ export class ModelRouter {
       if (next !== undefined) fallbacks.push({ from: tier, to: next, reason: lastError });
     }
     throw new FleetError("PROVIDER_FAILED", `every deployment along ${tiers.join(" → ")} failed; last: ${lastError}`);
+  }
+
+  /** Work that follows a reply (settles, USAGE records): tracked so that `drain` can wait for it. */
+  private afterReply(work: Promise<unknown>): void {
+    const tracked = work.then(
+      () => undefined,
+      (err: unknown) => this.options.log.error({ err }, "work after a reply failed"),
+    );
+    this.pending.add(tracked);
+    void tracked.finally(() => this.pending.delete(tracked));
+  }
+
+  /** Waits for every settle and USAGE record of the calls answered so far, and writes deferred settles now. */
+  async drain(): Promise<void> {
+    const flushed = this.options.ledger.flush();
+    await Promise.all([...this.pending, flushed]);
+    await this.options.ledger.flush();
   }
 
   /**

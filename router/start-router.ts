@@ -160,6 +160,8 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
     service,
     stop: async () => {
       await service.stop();
+      // the calls answered before the stop are booked before it returns
+      await router?.drain();
       localClassifier?.stop();
     },
   };

@@ -31,12 +31,30 @@ export interface TitleFeatures {
 
 /** Lower-cased words of letters and digits (digits folded to 0), the way the classifier sees a title. */
 export function titleWords(title: string): string[] {
-  return title
-    .toLowerCase()
-    .replace(/[0-9]+/g, "0")
-    .split(/[^\p{L}\p{N}]+/u)
-    .filter((w) => w.length > 0);
+  const text = title.toLowerCase();
+  const words: string[] = [];
+  let word = "";
+  let digits = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (!digits) word += "0";
+      digits = true;
+      continue;
+    }
+    digits = false;
+    // ASCII letters, and any non-ASCII letter (ü, é, ß, ...) by the slower test
+    if ((c >= 97 && c <= 122) || (c > 127 && LETTER.test(text[i] as string))) word += text[i];
+    else if (word !== "") {
+      words.push(word);
+      word = "";
+    }
+  }
+  if (word !== "") words.push(word);
+  return words;
 }
+
+const LETTER = /\p{L}/u;
 
 /** The normal form of a title for exact lookups: its words joined by single spaces. */
 export function normalTitle(title: string): string {

@@ -12,7 +12,7 @@ import { routerTestBed } from "../helpers/router-test-bed.js";
  */
 describe("step answers", () => {
   const bed = routerTestBed("step-answers-test", "sa");
-  const fleet = (routers = 1) => bed.fleet({ routing: "  classifier: false\n  cache: { enabled: false }" }, { routers });
+  const fleet = (routers = 1) => bed.fleet({ routing: "  classifier: false\n  localClassifier: { enabled: false }\n  cache: { enabled: false }" }, { routers });
 
   const ask = (step: string, extra: Partial<CompleteRequest> = {}): CompleteRequest => ({
     agentId: "scout",
