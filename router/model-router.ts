@@ -131,7 +131,9 @@ export class ModelRouter {
     const validator = request.responseSchema ? compileResponseSchema(request.responseSchema.schema) : undefined;
     const decision = await this.route(request);
     const scope = { agentId: request.agentId, kind: request.kind ?? "general" };
-    const cacheable = this.options.config.routing.cache.enabled && this.options.cache && !isToolTurn(request);
+    // only pure steps are served from the cache: JSON in, JSON out, no tools (pipeline steps, classifications); a chat
+    // step's answer depends on more than its words (the day, what the agent did since), a tool turn on the world
+    const cacheable = this.options.config.routing.cache.enabled && this.options.cache && isPureStep(request);
 
     if (cacheable && this.options.cache) {
       const hit = await this.options.cache.lookup(scope, request);
@@ -367,6 +369,11 @@ export function worstCaseUsd(prices: { inputPerM: number; outputPerM: number; ca
 function isToolTurn(request: CompleteRequest): boolean {
   if (request.tools && request.tools.length > 0) return true;
   return request.messages.some((m) => m.role === "tool" || (m.toolCalls !== undefined && m.toolCalls.length > 0));
+}
+
+/** A pure step: a structured answer (responseSchema) to its input alone, with no tools offered or used. */
+function isPureStep(request: CompleteRequest): boolean {
+  return request.responseSchema !== undefined && !isToolTurn(request);
 }
 
 /** The provider's tool calls in the router's wire shape; undefined when the model asked for none. */
