@@ -12,6 +12,7 @@ import { encode, ensureFleetResources, FleetError, FleetNames, openBuckets, type
 import { decideRoute, fleetBudgetLedger, LocalClassifier, readLabelFile, RouterClient, type PolicyInput } from "../router/index.js";
 import { shippedLabelsPath } from "../config/index.js";
 import { classifierSection } from "./router-classifier.js";
+import { cacheReplaySection } from "./router-cache-replay.js";
 import { NatsServer, OpenAIServer, routerFleetYaml } from "../harness/index.js";
 import { ascending, figure, median, percentile, say, type Result } from "./report.js";
 import { cpuSeconds, describeTally, natsPid, startRouterProcess } from "./router-process.js";
@@ -439,12 +440,12 @@ async function throughput(nats: NatsServer, openaiServer: OpenAIServer, dir: str
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { only: { type: "string" } } });
   const only = values.only;
-  if (only !== undefined && !["decision", "classifier", "latency", "throughput"].includes(only)) throw new TypeError(`--only ${only}: expected decision, classifier, latency or throughput`);
+  if (only !== undefined && !["decision", "classifier", "cache", "latency", "throughput"].includes(only)) throw new TypeError(`--only ${only}: expected decision, classifier, cache, latency or throughput`);
   const runs = (section: string) => only === undefined || only === section;
   const results: Result[] = [];
   if (runs("decision")) results.push(...(await decision()));
   if (runs("classifier")) results.push(...classifierSection());
-  if (!runs("latency") && !runs("throughput")) {
+  if (!runs("latency") && !runs("throughput") && !runs("cache")) {
     for (const r of results) say(JSON.stringify(r));
     return;
   }
@@ -453,6 +454,14 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-router-"));
   say(`nats-server at ${nats.url}, OpenAI server at ${openaiServer.baseUrl}; node ${process.version}`);
   try {
+    if (runs("cache")) {
+      const nc = await connect({ servers: nats.url, name: "bench-cache-replay" });
+      try {
+        results.push(...(await cacheReplaySection(nc)));
+      } finally {
+        await nc.close();
+      }
+    }
     const overhead = runs("latency") ? await latency(nats, openaiServer, dir) : [];
     if (runs("throughput")) results.push(await throughput(nats, openaiServer, dir));
     // the headline, the p50 overhead, goes last
