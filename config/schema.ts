@@ -56,6 +56,8 @@ export const DeploymentConfig = strict({
   /** the model name at this endpoint; the tier's model when omitted */
   model: z.string().min(1).optional(),
   apiKeyEnv: EnvName.optional(),
+  /** its share of the tier's calls when the tier's pool is `weighted` */
+  weight: z.number().positive().default(1),
 });
 export type DeploymentConfig = z.infer<typeof DeploymentConfig>;
 
@@ -68,6 +70,12 @@ export const TierConfig = strict({
   baseUrl: HttpUrl.optional(),
   apiKeyEnv: EnvName.optional(),
   deployments: z.array(DeploymentConfig).min(1).optional(),
+  /**
+   * How the deployments share the tier's calls: `failover` (the first available, the next when it fails), `weighted`
+   * (by each deployment's weight) or `least-busy` (the one with the fewest calls in flight in this router). Whatever
+   * the pool picks first, the others are still tried when it fails or cools down.
+   */
+  pool: z.enum(["failover", "weighted", "least-busy"]).default("failover"),
   /** a provider that has not answered in this time has failed (and the step falls back) */
   timeoutSeconds: z.number().positive().default(60),
   /** the output budget of a call that names none; also the worst case a budget reservation assumes */

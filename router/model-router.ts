@@ -53,6 +53,10 @@ export class ModelRouter {
   private readonly clock: () => number;
   private readonly agents: Map<string, AgentConfig>;
   private readonly pending = new Set<Promise<void>>();
+  /** calls in flight per deployment, for least-busy pools */
+  private readonly inFlight = new Map<string, number>();
+  /** smooth weighted round-robin's current weights per deployment, for weighted pools */
+  private readonly roundRobin = new Map<string, number>();
 
   constructor(private readonly options: ModelRouterOptions) {
     this.clock = nowOf(options.clock);
@@ -209,7 +213,7 @@ export class ModelRouter {
       const tier = tiers[i] as TierName;
       const config = this.options.config.tiers[tier];
       const maxOutputTokens = request.maxOutputTokens ?? config.maxOutputTokens;
-      for (const deployment of this.options.deployments[tier]) {
+      for (const deployment of this.poolOrder(tier)) {
         if (!this.options.health.isAvailable(deployment.id)) {
           lastError = `${deployment.id} is cooling down`;
           continue;
@@ -226,6 +230,7 @@ export class ModelRouter {
         }
         const started = this.clock();
         let answer: ProviderAnswer;
+        this.inFlight.set(deployment.id, (this.inFlight.get(deployment.id) ?? 0) + 1);
         try {
           answer = await deployment.provider.complete({
             model: deployment.model,
@@ -238,10 +243,11 @@ export class ModelRouter {
             ...optionalKey(apiKeyFor(deployment, agent, this.options.env)),
           });
         } catch (err) {
+          this.inFlight.set(deployment.id, (this.inFlight.get(deployment.id) ?? 1) - 1);
           await this.options.ledger.release(reserved.reservation);
           if (!(err instanceof ProviderFailure)) throw FleetError.from(err);
           // a refused key is the caller's (an agent's own key), not the endpoint's: it must not cool the deployment for all
-          if (err.coolsDown) this.options.health.recordFailure(deployment.id);
+          if (err.coolsDown) this.options.health.recordFailure(deployment.id, err.retryAfterMs);
           lastError = `${deployment.id}: ${err.kind}${err.status ? ` ${err.status}` : ""}`;
           this.options.log.warn({ callId, agentId: agent.id, tier, deployment: deployment.id, kind: err.kind }, "provider failed");
           await this.publish(request, callId, decision, { tier, model: deployment.model, deploymentId: deployment.id }, zeroUsage(), 0, {
@@ -254,6 +260,7 @@ export class ModelRouter {
         // The answer is paid for: from here on nothing may throw it away. The settle and the USAGE record go on after
         // the reply: until the settle lands the reservation (the worst case) keeps counting, so no cap can be passed,
         // and should this router die first, the reservation expires into its worst case.
+        this.inFlight.set(deployment.id, (this.inFlight.get(deployment.id) ?? 1) - 1);
         const cost = costUsd(config, answer.usage);
         this.options.health.recordSuccess(deployment.id);
         // The USAGE record goes out before the reply (unawaited) and the settle after its ack: a budget record rebuilt
@@ -281,6 +288,35 @@ export class ModelRouter {
       if (next !== undefined) fallbacks.push({ from: tier, to: next, reason: lastError });
     }
     throw new FleetError("PROVIDER_FAILED", `every deployment along ${tiers.join(" → ")} failed; last: ${lastError}`);
+  }
+
+  /**
+   * The tier's deployments in the order to try them: the pool's pick first, the rest after it (still tried when the pick
+   * fails or cools down). `weighted` is smooth weighted round-robin (nginx's): deterministic, and any window of calls is
+   * shared in proportion to the weights; `least-busy` counts this router's calls in flight.
+   */
+  private poolOrder(tier: TierName): readonly Deployment[] {
+    const list = this.options.deployments[tier];
+    const pool = this.options.config.tiers[tier].pool;
+    if (list.length < 2 || pool === "failover") return list;
+    const available = list.filter((d) => this.options.health.isAvailable(d.id));
+    if (available.length === 0) return list;
+    let first: Deployment;
+    if (pool === "least-busy") {
+      first = available.reduce((best, d) => ((this.inFlight.get(d.id) ?? 0) < (this.inFlight.get(best.id) ?? 0) ? d : best));
+    } else {
+      let total = 0;
+      let best: Deployment | undefined;
+      for (const d of available) {
+        const current = (this.roundRobin.get(d.id) ?? 0) + d.weight;
+        this.roundRobin.set(d.id, current);
+        total += d.weight;
+        if (!best || current > (this.roundRobin.get(best.id) ?? 0)) best = d;
+      }
+      first = best as Deployment;
+      this.roundRobin.set(first.id, (this.roundRobin.get(first.id) ?? 0) - total);
+    }
+    return [first, ...list.filter((d) => d !== first)];
   }
 
   /** Work that follows a reply (settles, USAGE records): tracked so that `drain` can wait for it. */
