@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { FleetError, taskWorkOf, textOf, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
 import type { AgentBehaviour, HostedAgent, StepMemory, StepToolOutcome, StepTools } from "../actors/index.js";
-import { routeIntent, type RouterClient } from "../router/index.js";
+import { pruneToolRounds, routeIntent, type RouterClient } from "../router/index.js";
 import { planBySkill } from "./plan-by-skill.js";
 
 export interface RoutedStepOptions {
@@ -9,9 +9,15 @@ export interface RoutedStepOptions {
   tools?: StepTools | undefined;
   /** how many rounds of tool calls a step may make before it must answer in text (default 5) */
   maxToolRounds?: number;
+  /**
+   * the step's input budget in (estimated) tokens: past it, tool rounds before the last two are folded into a summary
+   * (router/lean-context.ts pruneToolRounds) so a long tool conversation does not re-send every result (default 12,000)
+   */
+  maxStepInputTokens?: number;
 }
 
 export const DEFAULT_MAX_TOOL_ROUNDS = 5;
+export const DEFAULT_MAX_STEP_INPUT_TOKENS = 12_000;
 
 /**
  * An execution agent whose work goes through the model router: a task is matched to one of the agent's skills and
@@ -46,7 +52,7 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
         memory?.record({ agentId: agent.id, kind, text, taskId: item?.taskId }).catch((err: unknown) => ctx.log.warn({ err }, "session log not written"));
       const made: { name: string; outcome: StepToolOutcome }[] = [];
       try {
-        const messages: ChatMessage[] = memory
+        let messages: ChatMessage[] = memory
           ? await memory.prompt(agent, request)
           : [
               { role: "system", content: systemPrompt(agent, skill) },
@@ -55,8 +61,10 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
         const definitions = options.tools?.definitions() ?? [];
         let costUsd = 0;
         let reply: CompleteReply;
+        const stepBudget = options.maxStepInputTokens ?? DEFAULT_MAX_STEP_INPUT_TOKENS;
         for (let round = 0; ; round++) {
           ctx.signal.throwIfAborted();
+          if (round > 0) messages = pruneToolRounds(messages, stepBudget);
           reply = await router.complete({
             agentId: agent.id,
             // the round names the step: a redelivered task asks in the same order and is answered from the router's

@@ -4,7 +4,7 @@ export { NAMED_CHECKS, runChecks, type CheckResult } from "./checks.js";
 export { TierClassifier } from "./classifier.js";
 export { buildDeployments, missingKeys, type Deployment, type DeploymentTable } from "./deployments.js";
 export { DeploymentHealth } from "./deployment-health.js";
-export { fitToBudget, pruneHistory } from "./lean-context.js";
+export { fitToBudget, pruneHistory, pruneToolRounds } from "./lean-context.js";
 export { cosineSimilarity, localEmbedding } from "./local-embedding.js";
 export { ModelRouter, worstCaseUsd, type ModelRouterOptions } from "./model-router.js";
 export { lazyOpenAIProvider } from "./lazy-provider.js";
