@@ -117,7 +117,8 @@ type Decide<R> = (working: Working, now: number) => Change<R>;
 interface KeyCell {
   day: string;
   cached: { record: BudgetRecord; revision: number; at: number } | undefined;
-  queue: Array<{ decide: Decide<unknown>; resolve: (r: unknown) => void; reject: (e: unknown) => void }>;
+  /** `gate`: not written before it resolves (a settle waits for its USAGE record); views count it at once */
+  queue: Array<{ decide: Decide<unknown>; resolve: (r: unknown) => void; reject: (e: unknown) => void; gate?: { open: boolean } }>;
   writing: boolean;
   /** the timer that writes deferred changes nobody else's write took along */
   deferred: ReturnType<typeof setTimeout> | undefined;
@@ -187,7 +188,7 @@ export class BudgetLedger {
    * Books what the call really cost on both keys of the reservation's day and drops the reservation. A reservation
    * that expired was booked at its worst case, which the settle corrects to the cost; a settled one is not booked again.
    */
-  async settle(reservation: Reservation, actualUsd: number): Promise<void> {
+  async settle(reservation: Reservation, actualUsd: number, after?: Promise<unknown>): Promise<void> {
     if (!(actualUsd >= 0 && Number.isFinite(actualUsd))) throw new RangeError(`a settled cost must be finite and non-negative, not ${actualUsd}`);
     if (this.settledTokens.has(reservation.token)) return;
     const book = (working: Working): Change<void> => {
@@ -203,7 +204,7 @@ export class BudgetLedger {
       // router publishes before it settles), so the rebuilt spend has it already.
       return { changed: true, result: undefined };
     };
-    await Promise.all([reservation.agentId, FLEET].map((owner) => this.change(`${reservation.day}.${owner}`, reservation.day, book, true)));
+    await Promise.all([reservation.agentId, FLEET].map((owner) => this.change(`${reservation.day}.${owner}`, reservation.day, book, true, after)));
     this.settledTokens.add(reservation.token);
     if (this.settledTokens.size > SETTLED_MEMORY) this.settledTokens.delete(this.settledTokens.values().next().value as string);
   }
@@ -286,21 +287,34 @@ export class BudgetLedger {
   }
 
   /** `defer`: the change may wait for the key's next write (or the settle delay) instead of writing now. */
-  private change<R>(key: string, day: string, decide: Decide<R>, defer = false): Promise<R> {
+  private change<R>(key: string, day: string, decide: Decide<R>, defer = false, after?: Promise<unknown>): Promise<R> {
     const queued = this.cellOf(key, day);
     const delay = this.options.settleDelayMs ?? 25;
+    const gate = after ? { open: false } : undefined;
+    if (after && gate) {
+      const open = () => {
+        gate.open = true;
+        // it may ride along with the next write like any deferred change; the timer writes it otherwise
+        if (!queued.writing) this.scheduleDeferred(key, queued, delay);
+      };
+      after.then(open, open);
+    }
     return new Promise<R>((resolve, reject) => {
-      queued.queue.push({ decide: decide as Decide<unknown>, resolve: resolve as (r: unknown) => void, reject });
+      queued.queue.push({ decide: decide as Decide<unknown>, resolve: resolve as (r: unknown) => void, reject, ...(gate ? { gate } : {}) });
       if (queued.writing) return;
       if (defer && delay > 0) {
-        queued.deferred ??= setTimeout(() => {
-          queued.deferred = undefined;
-          if (!queued.writing && queued.queue.length > 0) void this.drain(key, queued);
-        }, delay);
+        this.scheduleDeferred(key, queued, delay);
         return;
       }
       void this.drain(key, queued);
     });
+  }
+
+  private scheduleDeferred(key: string, cell: KeyCell, delay: number): void {
+    cell.deferred ??= setTimeout(() => {
+      cell.deferred = undefined;
+      if (!cell.writing && cell.queue.length > 0) void this.drain(key, cell);
+    }, Math.max(0, delay));
   }
 
   private async drain(key: string, cell: KeyCell): Promise<void> {
@@ -309,8 +323,10 @@ export class BudgetLedger {
     cell.deferred = undefined;
     cell.writing = true;
     try {
-      while (cell.queue.length > 0) {
-        const batch = cell.queue.splice(0);
+      while (cell.queue.some((q) => !q.gate || q.gate.open)) {
+        // changes whose gate is still shut wait for a later write
+        const batch = cell.queue.filter((q) => !q.gate || q.gate.open);
+        cell.queue = cell.queue.filter((q) => q.gate && !q.gate.open);
         try {
           const results = await this.write(key, cell, batch.map((b) => b.decide));
           batch.forEach((b, i) => b.resolve(results[i]));

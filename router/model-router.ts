@@ -271,7 +271,8 @@ export class ModelRouter {
         }).catch((e: unknown) => this.options.log.error({ err: e, callId, costUsd: cost }, "USAGE record not published"));
         this.afterReply(
           Promise.all([
-            published.then(() => this.settleSurely(reserved.reservation, cost, callId)),
+            // queued now (this router's views count it at once), written only once the USAGE record is out
+            this.settleSurely(reserved.reservation, cost, callId, published),
             tier === "premium" ? this.options.waiting.done(callId).catch(() => undefined) : Promise.resolve(),
           ]),
         );
@@ -340,9 +341,9 @@ export class ModelRouter {
    * Books a paid call. A settle that fails (NATS away, a storm of other routers) is retried in the background: the
    * answer still goes back, and until the retry lands the reservation (the worst case) keeps counting against the cap.
    */
-  private async settleSurely(reservation: Reservation, cost: number, callId: string): Promise<void> {
+  private async settleSurely(reservation: Reservation, cost: number, callId: string, after?: Promise<unknown>): Promise<void> {
     try {
-      await this.options.ledger.settle(reservation, cost);
+      await this.options.ledger.settle(reservation, cost, after);
     } catch (err) {
       this.options.log.warn({ err, callId, costUsd: cost }, "settle failed; retrying in the background");
       void (async () => {
