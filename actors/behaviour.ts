@@ -20,7 +20,8 @@ export interface HostedAgent {
   role: string;
   defaultTier: string;
   cycleMinutes: number;
-  skills: ReadonlyArray<{ id: string; name: string; description: string; tags: ReadonlyArray<string>; examples?: ReadonlyArray<string> | undefined }>;
+  /** `tier`: the tier or alias the skill's model steps ask for (SkillConfig.tier) */
+  skills: ReadonlyArray<{ id: string; name: string; description: string; tags: ReadonlyArray<string>; examples?: ReadonlyArray<string> | undefined; tier?: string | undefined }>;
 }
 
 /** Scores each skill by how many of its tags occur in the text; the best wins, ties go to the first listed. */

@@ -1,7 +1,7 @@
 import { placeholdersOf, type ModelStep } from "../config/index.js";
 import type { HostedAgent } from "../actors/index.js";
-import { FleetError, TierName, type ChatMessage, type Trigger, type PipelineStepRecord } from "../protocol/index.js";
-import type { RouterClient } from "../router/index.js";
+import { FleetError, type ChatMessage, type Trigger, type PipelineStepRecord } from "../protocol/index.js";
+import { routeIntent, type RouterClient } from "../router/index.js";
 import { renderText, type PipelineScope } from "./pipeline-templates.js";
 
 export interface ModelStepContext {
@@ -11,6 +11,8 @@ export interface ModelStepContext {
   taskId: string;
   /** the tier or alias for a step that names none (the task's, the duty's) */
   tier: string | undefined;
+  /** who named `tier`: a duty, a cron job or the task */
+  tierFrom?: "task" | "duty" | "cron" | undefined;
   /** what started the task (its USAGE records say so) */
   trigger?: Trigger | undefined;
   now: () => number;
@@ -44,8 +46,8 @@ export function modelStepMessages(step: ModelStep, scope: PipelineScope, c: Pick
  */
 export async function runModelStep(step: ModelStep, scope: PipelineScope, c: ModelStepContext, signal: AbortSignal): Promise<PipelineStepRecord> {
   signal.throwIfAborted();
-  const asked = step.model.tier ?? c.tier;
-  const tier = asked === undefined ? undefined : TierName.safeParse(asked);
+  // the step's own tier or alias first, else the one its duty or task named; the decision records who asked
+  const intent = step.model.tier !== undefined ? routeIntent(step.model.tier, "step") : routeIntent(c.tier, c.tierFrom ?? "task");
   const reply = await c.router.complete({
     agentId: c.agent.id,
     taskId: c.taskId,
@@ -56,7 +58,7 @@ export async function runModelStep(step: ModelStep, scope: PipelineScope, c: Mod
     messages: modelStepMessages(step, scope, c),
     responseSchema: { name: step.id.replaceAll("-", "_"), schema: step.model.output },
     ...(step.model.check ? { checks: [step.model.check] } : {}),
-    ...(tier?.success ? { tier: tier.data } : asked !== undefined ? { alias: asked } : {}),
+    ...intent,
   });
   const output = reply.parsed ?? parseAnswer(reply.text, step.id);
   return {

@@ -109,7 +109,7 @@ export async function runPipeline(deps: PipelineRunnerDeps, request: PipelineRun
         title: `${request.pipelineId}: ${step.id}`,
       };
       done = await gateModelCall(deps.gate, work, () =>
-        runModelStep(step, scope, { agent, router: deps.router, pipelineId: request.pipelineId, taskId: request.taskId, tier: request.tier, trigger: request.work?.trigger, now: deps.now }, ctx.signal),
+        runModelStep(step, scope, { agent, router: deps.router, pipelineId: request.pipelineId, taskId: request.taskId, tier: request.tier, tierFrom: request.work?.duty !== undefined ? "duty" : request.work?.cronJob !== undefined ? "cron" : "task", trigger: request.work?.trigger, now: deps.now }, ctx.signal),
       );
     }
     scope.steps[step.id] = done.status === "skipped" ? { skipped: true } : { output: done.output };

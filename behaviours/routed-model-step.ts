@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { FleetError, taskWorkOf, triggerOf, textOf, TierName, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
+import { FleetError, taskWorkOf, triggerOf, textOf, titleOfText, type ChatMessage, type CompleteReply, type SessionLogEntry } from "../protocol/index.js";
 import { heldOutcome, type AgentBehaviour, type HostedAgent, type ModelStepWork, type ModelWorkGate, type StepMemory, type StepToolOutcome, type StepTools } from "../actors/index.js";
-import type { RouterClient } from "../router/index.js";
+import { pruneToolRounds, routeIntent, type RouterClient } from "../router/index.js";
 import { planBySkill } from "./plan-by-skill.js";
 
 export interface RoutedStepOptions {
@@ -11,9 +11,15 @@ export interface RoutedStepOptions {
   maxToolRounds?: number;
   /** asked before the step's first model call (quiet hours), and told of a refusal (a spent cap): the task waits */
   gate?: ModelWorkGate | undefined;
+  /**
+   * the step's input budget in (estimated) tokens: past it, tool rounds before the last two are folded into a summary
+   * (router/lean-context.ts pruneToolRounds) so a long tool conversation does not re-send every result (default 12,000)
+   */
+  maxStepInputTokens?: number;
 }
 
 export const DEFAULT_MAX_TOOL_ROUNDS = 5;
+export const DEFAULT_MAX_STEP_INPUT_TOKENS = 12_000;
 
 /**
  * An execution agent whose work goes through the model router: a task is matched to one of the agent's skills and
@@ -40,10 +46,10 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
       const request = item ? textOf(item.message) : "";
       const skill = agent.skills.find((s) => s.id === input.plan.skillId);
       const title = titleOfText(request);
-      // a task may name a tier or an alias (`fleet send --tier`, Atlas's plan): the router's decision then says so
-      const asked = item ? taskWorkOf(item.message.metadata)?.tier : undefined;
-      const tier = asked === undefined ? undefined : TierName.safeParse(asked);
-      const intent = tier?.success ? { tier: tier.data } : asked !== undefined ? { alias: asked } : {};
+      // what the task names (metadata.work.tier) wins over the skill's tier; with neither, the router reads the title
+      const work = item ? taskWorkOf(item.message.metadata) : undefined;
+      const askedBy = work?.duty !== undefined ? "duty" : work?.cronJob !== undefined ? "cron" : "task";
+      const intent = work?.tier !== undefined ? routeIntent(work.tier, askedBy) : routeIntent(skill?.tier, "skill");
       const remember = (kind: SessionLogEntry["kind"], text: string) =>
         memory?.record({ agentId: agent.id, kind, text, taskId: item?.taskId }).catch((err: unknown) => ctx.log.warn({ err }, "session log not written"));
       const made: { name: string; outcome: StepToolOutcome }[] = [];
@@ -52,7 +58,7 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
       const held = options.gate?.check(step);
       if (held) return heldOutcome(held);
       try {
-        const messages: ChatMessage[] = memory
+        let messages: ChatMessage[] = memory
           ? await memory.prompt(agent, request)
           : [
               { role: "system", content: systemPrompt(agent, skill) },
@@ -61,8 +67,10 @@ export function routedModelStep(agent: HostedAgent, router: RouterClient, memory
         const definitions = options.tools?.definitions() ?? [];
         let costUsd = 0;
         let reply: CompleteReply;
+        const stepBudget = options.maxStepInputTokens ?? DEFAULT_MAX_STEP_INPUT_TOKENS;
         for (let round = 0; ; round++) {
           ctx.signal.throwIfAborted();
+          if (round > 0) messages = pruneToolRounds(messages, stepBudget);
           reply = await router.complete({
             agentId: agent.id,
             // the round names the step: a redelivered task asks in the same order and is answered from the router's

@@ -9,7 +9,10 @@ import OpenAI from "openai";
 import { z } from "zod";
 import { fleetDay, parseFleetConfig, type FleetConfig } from "../config/index.js";
 import { encode, ensureFleetResources, FleetError, FleetNames, openBuckets, type ChatMessage, type CompleteRequest, type RouteRequest } from "../protocol/index.js";
-import { decideRoute, fleetBudgetLedger, RouterClient, type PolicyInput } from "../router/index.js";
+import { decideRoute, fleetBudgetLedger, LocalClassifier, readLabelFile, RouterClient, type PolicyInput } from "../router/index.js";
+import { shippedLabelsPath } from "../config/index.js";
+import { classifierSection } from "./router-classifier.js";
+import { cacheReplaySection } from "./router-cache-replay.js";
 import { NatsServer, OpenAIServer, routerFleetYaml } from "../harness/index.js";
 import { ascending, figure, median, percentile, say, type Result } from "./report.js";
 import { cpuSeconds, describeTally, natsPid, startRouterProcess } from "./router-process.js";
@@ -103,7 +106,7 @@ const TIME_ZONE = parseFleetConfig(benchYaml("http://127.0.0.1:9/v1", "benchtz")
 
 // ---------------------------------------------------------------------------------------------------------------- 1
 
-async function decision(): Promise<Result> {
+async function decision(): Promise<Result[]> {
   const config: FleetConfig = parseFleetConfig(benchYaml("http://127.0.0.1:9/v1", "benchdecide"), "bench-router.yaml");
   const agent = config.agents.find((a) => a.id === "scout");
   if (!agent) throw new Error("no scout in the bench fleet");
@@ -151,7 +154,26 @@ async function decision(): Promise<Result> {
   say(`  ${DECISION_BATCHES} batches of ${DECISION_BATCH} after ${DECISION_WARMUP_BATCHES} warm-up (checksum ${sink})`);
   const res = result("route_decision_us", median(policy), median(baseline), "µs", 3);
   say(`  median batch: decideRoute ${res.value} µs per decision vs bare includes loop ${res.baseline} µs, ratio ${res.ratio}`);
-  return res;
+
+  // the same titles with the local classifier in the policy: the ones no rule matches are classified in-process
+  const model = LocalClassifier.train(readLabelFile(shippedLabelsPath()));
+  const withLocal: PolicyInput = { ...input, localClassify: (title) => model.classify(title) };
+  const reasons = new Map<string, number>();
+  for (const request of requests) {
+    const d = await decideRoute(request, withLocal);
+    reasons.set(d.reason, (reasons.get(d.reason) ?? 0) + 1);
+  }
+  const localBatch = async () => {
+    const t = performance.now();
+    for (let i = 0; i < DECISION_BATCH; i++) sink += (await decideRoute(requests[i % requests.length] as RouteRequest, withLocal)).fallbackChain.length;
+    return ((performance.now() - t) * 1_000) / DECISION_BATCH;
+  };
+  for (let b = 0; b < DECISION_WARMUP_BATCHES; b++) await localBatch();
+  const local: number[] = [];
+  for (let b = 0; b < DECISION_BATCHES; b++) local.push(await localBatch());
+  const withLocalRes = result("route_decision_with_local_classifier_us", median(local), median(policy), "µs", 3);
+  say(`  with the local classifier (decisions by ${[...reasons].map(([r, n]) => `${r} ${n}`).join(", ")}): ${withLocalRes.value} µs per decision vs ${withLocalRes.baseline} µs with rules only`);
+  return [res, withLocalRes];
 }
 
 // ---------------------------------------------------------------------------------------------------------------- 2, 3
@@ -418,11 +440,12 @@ async function throughput(nats: NatsServer, openaiServer: OpenAIServer, dir: str
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { only: { type: "string" } } });
   const only = values.only;
-  if (only !== undefined && !["decision", "latency", "throughput"].includes(only)) throw new TypeError(`--only ${only}: expected decision, latency or throughput`);
+  if (only !== undefined && !["decision", "classifier", "cache", "latency", "throughput"].includes(only)) throw new TypeError(`--only ${only}: expected decision, classifier, cache, latency or throughput`);
   const runs = (section: string) => only === undefined || only === section;
   const results: Result[] = [];
-  if (runs("decision")) results.push(await decision());
-  if (!runs("latency") && !runs("throughput")) {
+  if (runs("decision")) results.push(...(await decision()));
+  if (runs("classifier")) results.push(...classifierSection());
+  if (!runs("latency") && !runs("throughput") && !runs("cache")) {
     for (const r of results) say(JSON.stringify(r));
     return;
   }
@@ -431,6 +454,14 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bench-router-"));
   say(`nats-server at ${nats.url}, OpenAI server at ${openaiServer.baseUrl}; node ${process.version}`);
   try {
+    if (runs("cache")) {
+      const nc = await connect({ servers: nats.url, name: "bench-cache-replay" });
+      try {
+        results.push(...(await cacheReplaySection(nc)));
+      } finally {
+        await nc.close();
+      }
+    }
     const overhead = runs("latency") ? await latency(nats, openaiServer, dir) : [];
     if (runs("throughput")) results.push(await throughput(nats, openaiServer, dir));
     // the headline, the p50 overhead, goes last

@@ -71,14 +71,27 @@ function localTime(epoch: number, timeZone: string): string {
   return `${p.year}-${two(p.month)}-${two(p.day)} ${two(p.hour)}:${two(p.minute)}`;
 }
 
+/**
+ * CACHED % is the share of input tokens the provider served from its prompt cache (billed at the cached price);
+ * UNCACHED/CALL is the context a call re-sends at the full price, on average: what stable-first prompts should shrink.
+ */
 function groupRows(groups: CostGroup[]): string[][] {
   return groups.map((g) => [
-    g.key, count(g.calls), count(g.inputTokens), count(g.outputTokens), count(g.cachedTokens), usd(g.costUsd), usd(g.simulatedUsd),
+    g.key, count(g.calls), count(g.inputTokens), count(g.outputTokens), count(g.cachedTokens), cachedShare(g), uncachedPerCall(g), usd(g.costUsd), usd(g.simulatedUsd),
     count(g.cacheHits), count(g.escalations), count(g.fallbacks), count(g.failed),
   ]);
 }
 
-const GROUP_HEADER = ["CALLS", "INPUT", "OUTPUT", "CACHED", "COST", "SIMULATED", "CACHE HITS", "ESCALATED", "FALLBACKS", "FAILED"];
+function cachedShare(g: CostGroup): string {
+  return g.inputTokens === 0 ? "-" : `${((100 * g.cachedTokens) / g.inputTokens).toFixed(1)} %`;
+}
+
+function uncachedPerCall(g: CostGroup): string {
+  const paid = g.calls - g.cacheHits;
+  return paid <= 0 ? "-" : count(Math.max(0, g.inputTokens - g.cachedTokens) / paid);
+}
+
+const GROUP_HEADER = ["CALLS", "INPUT", "OUTPUT", "CACHED", "CACHED %", "UNCACHED/CALL", "COST", "SIMULATED", "CACHE HITS", "ESCALATED", "FALLBACKS", "FAILED"];
 
 function print(report: CostReport, o: { label: string; previousLabel: string; timeZone: string; malformed: number }): void {
   const t = report.totals;

@@ -14,6 +14,7 @@ import { control } from "./control.js";
 import { backup, restore } from "./backup.js";
 import { costs } from "./costs.js";
 import { report } from "./report.js";
+import { route } from "./route.js";
 import { simulate } from "./simulate.js";
 import { memory } from "./memory.js";
 import { contextCommand } from "./context-command.js";
@@ -40,6 +41,10 @@ const USAGE = `fleet <command> [options]
   backup <dir> [--overwrite] write the fleet's streams and buckets to a directory
   restore <dir> [--force]    read them back into a server (refuses non-empty streams without --force)
   costs [--week] [--json]    spend by agent, tier and task kind, the top calls, the trend (today, or the last 7 days)
+  route "<title>" [--agent id]
+                             the tier the routers would pick for this step title, and why (no model is called)
+  route teach "<title>" <tier>
+                             correct the local classifier: this title goes to this tier from now on, in every router
   simulate [--days 30]       project the config's spend per agent and tier against all-premium (no NATS needed)
   memory show <agent>        an agent's MEMORY.md as markdown, with its line count and cap (--json)
   memory export <dir>        write every agent's MEMORY.md to <dir>/<agent>.md
@@ -145,6 +150,8 @@ async function main(argv: string[]): Promise<number> {
       return costs(values, env);
     case "report":
       return report(rest, values, env);
+    case "route":
+      return route(rest, values, env);
     case "simulate":
       return simulate(values);
     case "memory":

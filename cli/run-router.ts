@@ -1,6 +1,7 @@
 import { connectNats, connectServing, drainConnections } from "../protocol/index.js";
 import { startRouter } from "../router/index.js";
-import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
+import { dirname } from "node:path";
+import { configPath, createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
 
@@ -15,7 +16,7 @@ export async function runRouter(options: RunOptions, env: NodeJS.ProcessEnv): Pr
   const connect = { ...natsConnection(options, env), name: `fleet-router-${process.pid}`, logger: log };
   const nc = await connectNats(connect);
   const serveNc = await connectServing(connect, nc);
-  const router = await startRouter({ nc, serveNc, config, env, log, createResources: createsResources(options), ...(options.prefix ? { prefix: options.prefix } : {}) });
+  const router = await startRouter({ nc, serveNc, config, env, log, createResources: createsResources(options), configDir: dirname(configPath(options)), ...(options.prefix ? { prefix: options.prefix } : {}) });
   const running = untilStopped(
     async () => {
       await router.stop();

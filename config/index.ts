@@ -2,6 +2,7 @@ export {
   AgentConfig,
   BusinessConfig,
   CronJob,
+  DEFAULT_ALIASES,
   DeploymentConfig,
   PrincipalConfig,
   RoutingConfig,
@@ -48,7 +49,7 @@ export { PATH_ROOTS, RULE_PATH_ROOTS, pathProblem, placeholdersOf, replacePlaceh
 export { EventRoute, EventsConfig, PlanningConfig } from "./planning-schema.js";
 export { closest } from "./strict-object.js";
 export { MCP_SERVER_NAME, McpServerConfig, McpServerName, McpServersConfig } from "./mcp-schema.js";
-export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath } from "./load.js";
+export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath, shippedLabelsPath } from "./load.js";
 export {
   DAY_MS,
   addDays,

@@ -141,6 +141,11 @@ function shippedFleetsDir(): string {
   return join(findPackageRoot(), "config", "fleets");
 }
 
+/** The routing labels shipped with natsfleet (`<tier> <title>` per line), the local classifier's default training set. */
+export function shippedLabelsPath(): string {
+  return join(findPackageRoot(), "config", "routing-labels.txt");
+}
+
 /** Names of the fleets shipped in config/fleets/, sorted. */
 export function shippedFleetNames(): string[] {
   return readdirSync(shippedFleetsDir())

@@ -79,6 +79,8 @@ export const DeploymentConfig = strict({
   /** the model name at this endpoint; the tier's model when omitted */
   model: z.string().min(1).optional(),
   apiKeyEnv: EnvName.optional(),
+  /** its share of the tier's calls when the tier's pool is `weighted` */
+  weight: z.number().positive().default(1),
 });
 export type DeploymentConfig = z.infer<typeof DeploymentConfig>;
 
@@ -91,6 +93,12 @@ export const TierConfig = strict({
   baseUrl: HttpUrl.optional(),
   apiKeyEnv: EnvName.optional(),
   deployments: z.array(DeploymentConfig).min(1).optional(),
+  /**
+   * How the deployments share the tier's calls: `failover` (the first available, the next when it fails), `weighted`
+   * (by each deployment's weight) or `least-busy` (the one with the fewest calls in flight in this router). Whatever
+   * the pool picks first, the others are still tried when it fails or cools down.
+   */
+  pool: z.enum(["failover", "weighted", "least-busy"]).default("failover"),
   /** a provider that has not answered in this time has failed (and the step falls back) */
   timeoutSeconds: z.number().positive().default(60),
   /** the output budget of a call that names none; also the worst case a budget reservation assumes */
@@ -104,11 +112,16 @@ export type TierConfig = z.infer<typeof TierConfig>;
  * How the router picks a tier and what it does when a tier fails. Chains are listed cheapest first and may only climb
  * in cost (checked below with the tiers' prices): a failed provider never falls back to a cheaper model.
  */
+/** The aliases every fleet has: pipelines, duties, cron jobs and skills may name them without configuring them. */
+export const DEFAULT_ALIASES: Readonly<Record<string, { tier: TierName; chain?: TierName[] }>> = { triage: { tier: "nano" }, standard: { tier: "capable" }, heavy: { tier: "power" } };
+
 export const RoutingConfig = strict({
   /** intent names an agent may ask for instead of a tier, each with its own fallback chain */
   aliases: z
     .record(SubjectToken, strict({ tier: TierName, chain: z.array(TierName).optional() }))
-    .default({ triage: { tier: "nano" }, standard: { tier: "capable" }, heavy: { tier: "power" } }),
+    .default({})
+    // the three every fleet speaks (pipelines, duties and skills name them) stay unless the config redefines them
+    .transform((configured): Record<string, { tier: TierName; chain?: TierName[] | undefined }> => ({ ...DEFAULT_ALIASES, ...configured })),
   /** a step whose title contains any of the phrases (case-insensitive) goes to the tier; the first matching rule wins */
   rules: z.array(strict({ contains: z.array(z.string().min(1)).min(1), tier: TierName })).default([]),
   /** the tiers tried after a tier's provider fails, per tier; default: every more expensive tier, cheapest first */
@@ -117,6 +130,21 @@ export const RoutingConfig = strict({
   escalationCeiling: TierName.default("premium"),
   /** ask the nano tier to classify a step no rule matched (answers are cached per title) */
   classifier: z.boolean().default(true),
+  /**
+   * The in-process classifier learned from labelled titles ($0, microseconds): asked after the rules and before the nano
+   * classifier, it decides when its confidence reaches `minConfidence`.
+   */
+  localClassifier: strict({
+    enabled: z.boolean().default(true),
+    /** the labels shipped with natsfleet (config/routing-labels.txt), written for the reference fleet's work */
+    shippedLabels: z.boolean().default(true),
+    /** more label files (`<tier> <title>` per line), relative to the config file */
+    labels: z.array(z.string().min(1)).default([]),
+    /** the probability of its best tier at or above which it decides; below, the nano classifier or the default does */
+    minConfidence: z.number().gt(0).max(1).default(0.5),
+    /** a step that escalated teaches its title the tier it ended on (kept in the labels bucket) */
+    learnFromEscalations: z.boolean().default(true),
+  }).prefault({}),
   cache: strict({
     enabled: z.boolean().default(true),
     /** cosine similarity of the whole request's embedding at or above which a cached answer is reused */
@@ -151,6 +179,8 @@ export const SkillConfig = strict({
   // Tags are the keywords Atlas routes work by, so a skill without any could never be picked.
   tags: z.array(z.string().min(1)).min(1),
   examples: z.array(z.string().min(1)).optional(),
+  /** the tier or alias (`triage`, `standard`, `heavy`, or one of routing.aliases) the skill's model steps ask for */
+  tier: z.string().min(1).optional(),
 });
 export type SkillConfig = z.infer<typeof SkillConfig>;
 
@@ -336,7 +366,7 @@ const CrossView = z
             layer: maybe(Layer),
             dailyCapUsd: maybe(z.number()),
             tools: maybe(z.array(z.unknown())),
-            skills: maybe(z.array(z.object({ id: maybe(z.string()) }).catch({}))),
+            skills: maybe(z.array(z.object({ id: maybe(z.string()), tier: maybe(z.string()) }).catch({}))),
             duties: maybe(z.array(z.object({ id: maybe(z.string()), pipeline: maybe(z.string()) }).catch({}))),
           })
           .catch({}),
@@ -390,11 +420,20 @@ function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
   for (const [alias, { tier, chain }] of Object.entries(routing.aliases)) {
     if (tier !== undefined && chain !== undefined) checkChainClimbs(tier, chain, tiers, ["routing", "aliases", alias, "chain"], report);
   }
-  // an urgent tier is one the router knows: a tier name or a configured alias (the defaults when none are configured)
-  const knownTiers = new Set<string>([...TIER_NAMES, ...Object.keys(routing.aliases).length > 0 ? Object.keys(routing.aliases) : ["triage", "standard", "heavy"]]);
+  // an urgent tier is one the router knows: a tier name, a default alias or a configured one
+  const knownTiers = new Set<string>([...TIER_NAMES, ...Object.keys(DEFAULT_ALIASES), ...Object.keys(routing.aliases)]);
   fleet.quietHours?.urgent?.tiers?.forEach((tier, k) => {
     if (!knownTiers.has(tier)) report(["fleet", "quietHours", "urgent", "tiers", k], `"${tier}" is neither a tier nor an alias (${[...knownTiers].join(", ")})`);
   });
+  // a skill's tier is a tier or an alias (the defaults always exist); anything else would fail every one of its steps
+  const tierOrAlias = new Set<string>([...TIER_NAMES, ...Object.keys(DEFAULT_ALIASES), ...Object.keys(routing.aliases)]);
+  agents.forEach((agent, a) =>
+    agent.skills?.forEach((skill, k) => {
+      if (skill.tier !== undefined && !tierOrAlias.has(skill.tier)) {
+        report(["agents", a, "skills", k, "tier"], `"${skill.tier}" is neither a tier nor an alias (known: ${[...tierOrAlias].join(", ")})`);
+      }
+    }),
+  );
   const agentIds = new Set(agents.map((a) => a.id).filter(Boolean));
   const cronIds = new Set<string>();
   cron.forEach((job, i) => {

@@ -186,7 +186,7 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
   }
   for (const other of config.agents) if (other.id !== id) g.deny(`${p}.proposal.${other.id}.>`);
   g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`, names.auditAnchor());
-  g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory", "answers", "toolstate", "tools", "deliveries"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
+  g.deny(...(["proposals", "budgets", "toolruns", "schedules", "cache", "memory", "answers", "toolstate", "tools", "deliveries", "labels"] as const).map((b) => `$KV.${names.bucket(b)}.>`));
 }
 
 function routerGrants(g: Grants, ctx: GrantContext): void {
@@ -198,6 +198,8 @@ function routerGrants(g: Grants, ctx: GrantContext): void {
   g.kvWrite("budgets", [">"]);
   g.kvWrite("cache", [">"]);
   g.kvWrite("answers", [">"]);
+  // the local classifier's learned labels: written on an escalation or an operator's teach, watched by every router
+  g.kvWrite("labels", [">"]);
   // a budget record that no longer decodes is rebuilt from what USAGE says was paid
   g.streamRead("USAGE", [`${p}.usage.>`]);
   g.deny(`${p}.approval.>`);

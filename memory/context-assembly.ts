@@ -6,7 +6,8 @@ import type { SearchHit } from "./vector-store.js";
 
 /*
  * What one model call is given: the agent's role, the skills the task calls for, what the agent remembers (four tiers,
- * each within its own token budget), the recent conversation pruned to a summary plus the last two turns, and the task.
+ * each within its own token budget), the recent conversation pruned to a summary plus the last two turns, and the task,
+ * in SECTION_NAMES order: stable first, volatile last, for providers' prompt caches.
  * Budgets are per tier so that one noisy tier (a busy day's log) cannot crowd out another (the agent's standing memory).
  *
  * `assembleContext` does the reading (all of it at once) and `composeContext` the rest, which is pure and deterministic:
@@ -14,7 +15,13 @@ import type { SearchHit } from "./vector-store.js";
  */
 
 export type SectionName = "role" | "skills" | "agent" | "session" | "semantic" | "reference" | "history" | "task";
-export const SECTION_NAMES: readonly SectionName[] = ["role", "skills", "agent", "session", "semantic", "reference", "history", "task"];
+/**
+ * The prompt's order: stable first, volatile last, so that consecutive calls share the longest possible prefix and a
+ * provider's prompt cache can serve it (cached input is billed at a fraction). The role and the skills change with the
+ * agent and the kind of work, reference knowledge and MEMORY.md with the day at most; related memories follow the
+ * task, today's log grows with every step, and the history and the task itself change every call.
+ */
+export const SECTION_NAMES: readonly SectionName[] = ["role", "skills", "reference", "agent", "semantic", "session", "history", "task"];
 
 export interface ContextSection {
   name: SectionName;
@@ -129,17 +136,26 @@ export function composeContext(input: AssembleInput, gathered: GatheredMemory): 
   add("skills", { ...skills, truncated: skills.truncated || gathered.skills.some((s) => s.truncated) }, skillErrors.join("; ") || undefined);
 
   const shown = new Set<string>();
-  const tier = <T>(name: "agent" | "session" | "semantic" | "reference", result: Tier<T>, lines: (value: T) => string[]) => {
-    if (!result.ok) return add(name, { items: 0, truncated: false }, result.error);
+  const blocks = new Map<SectionName, { block: Block; error?: string }>();
+  const tier = <T>(name: "agent" | "session" | "semantic" | "reference", result: Tier<T>, lines: (value: T) => string[], order?: (included: string[]) => string[]) => {
+    if (!result.ok) return blocks.set(name, { block: { items: 0, truncated: false }, error: result.error });
     const block = fitItems(HEADINGS[name], lines(result.value), budgets[name]);
     block.included.forEach((line) => shown.add(line));
-    add(name, block);
+    const text = order && block.text !== undefined ? [HEADINGS[name], ...order(block.included)].join("\n") : block.text;
+    blocks.set(name, { block: { ...block, ...(text !== undefined ? { text } : {}) } });
   };
-  tier("agent", gathered.agent, (lines) => rankMemoryLines(lines, input.task));
+  // MEMORY.md: the lines that matter to the task are chosen when not all fit, but shown in the file's order, so the
+  // section reads the same for every task while it fits its budget (and a prompt cache keeps serving it)
+  const memoryLines = gathered.agent.ok ? gathered.agent.value.map((l) => `- ${oneLine(l.replace(/^\s*[-*]\s+/, ""))}`) : [];
+  tier("agent", gathered.agent, (lines) => rankMemoryLines(lines, input.task), (included) => memoryLines.filter((l) => included.includes(l)));
   tier("session", gathered.session, sessionLines);
   // the nightly distillation writes the same insight to MEMORY.md and the vector store: it is shown once
   tier("semantic", gathered.semantic, (hits) => semanticLines(hits, input.semanticFloor ?? DEFAULT_SEMANTIC_FLOOR).filter((l) => !shown.has(l)));
   tier("reference", gathered.reference, (items) => referenceLines(items).filter((l) => !shown.has(l)));
+  for (const name of SECTION_NAMES) {
+    const entry = blocks.get(name);
+    if (entry) add(name, entry.block, entry.error);
+  }
 
   const history = input.history ?? [];
   const pruned = history.length > 0 ? pruneHistory(history) : [];

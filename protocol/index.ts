@@ -68,6 +68,8 @@ export {
   UsageQuery,
   UsageRecord,
   UsageReply,
+  TeachReply,
+  TeachRequest,
 } from "./router.js";
 export {
   ApprovalDecision,

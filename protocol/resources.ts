@@ -89,6 +89,8 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     tools: { history: 1 },
     // what a bridge sent, by OUTBOX message: a redelivered message is not sent twice. Longer than OUTBOX keeps a message
     deliveries: { history: 1, ttl: 8 * DAY },
+    // what the router's local classifier learned: operators' corrections and the tiers escalated steps ended on; kept
+    labels: { history: 1 },
   };
 }
 

@@ -49,13 +49,16 @@ export const RouteRequest = z.object({
   title: z.string().max(2000),
   tier: TierName.optional(),
   alias: z.string().optional(),
+  /** who named the tier or alias: the task, the skill, a pipeline step, a duty or a cron job (recorded in the decision) */
+  askedBy: z.enum(["task", "skill", "step", "duty", "cron"]).optional(),
 });
 export type RouteRequest = z.infer<typeof RouteRequest>;
 
 export const BudgetState = z.enum(["normal", "downgraded", "nanoOnly"]);
 export type BudgetState = z.infer<typeof BudgetState>;
 
-export const RouteReason = z.enum(["explicit", "alias", "rule", "classifier", "default"]);
+/** `local-classifier`: the in-process model learned from labelled titles; `classifier`: the nano-tier model call. */
+export const RouteReason = z.enum(["explicit", "alias", "rule", "local-classifier", "classifier", "default"]);
 export type RouteReason = z.infer<typeof RouteReason>;
 
 export const RouteDecision = z.object({
@@ -69,6 +72,12 @@ export const RouteDecision = z.object({
   budgetState: BudgetState,
   /** the tiers tried after `tier` when its provider fails: only ever more expensive ones */
   fallbackChain: z.array(TierName),
+  /** the alias that was asked for, if any */
+  alias: z.string().optional(),
+  /** who named the tier or alias (RouteRequest.askedBy) */
+  askedBy: z.string().optional(),
+  /** how sure the classifier was (its best tier's probability, 0–1) when a classifier decided */
+  confidence: z.number().min(0).max(1).optional(),
 });
 export type RouteDecision = z.infer<typeof RouteDecision>;
 
@@ -204,3 +213,20 @@ export const UsageRecord = z.object({
   title: z.string().max(200).optional(),
 });
 export type UsageRecord = z.infer<typeof UsageRecord>;
+
+/** `teach` (the operator only): this title calls for this tier, from now on, in every router. */
+export const TeachRequest = z.object({
+  title: z.string().min(1).max(2000),
+  tier: TierName,
+});
+export type TeachRequest = z.infer<typeof TeachRequest>;
+
+export const TeachReply = z.object({
+  title: z.string(),
+  tier: TierName,
+  /** what the router would have decided before the lesson (the classifier's verdict, or nothing) */
+  before: z.object({ tier: TierName, confidence: z.number() }).optional(),
+  /** how many labels the local classifier learns from now: files plus what the fleet learned */
+  labels: z.number().int().nonnegative(),
+});
+export type TeachReply = z.infer<typeof TeachReply>;

@@ -184,5 +184,5 @@ export type GovernanceOperation = "rollback";
 export type ControlOperation = "Restart" | "BreakerReset";
 
 export type StreamKey = "TASKS" | "PROPOSALS" | "APPROVALS" | "OUTBOX" | "AUDIT" | "AUDIT_ANCHORS" | "USAGE" | "MEMLOG" | "DLQ" | "FINDINGS" | "EVENTS";
-export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup" | "cache" | "toolruns" | "answers" | "held" | "pipelineruns" | "plans" | "toolstate" | "tools" | "deliveries";
-export type RouterOperation = "route" | "complete" | "embed" | "usage";
+export type BucketKey = "tasks" | "agents" | "proposals" | "budgets" | "memory" | "leases" | "schedules" | "dedup" | "cache" | "toolruns" | "answers" | "held" | "pipelineruns" | "plans" | "toolstate" | "tools" | "deliveries" | "labels";
+export type RouterOperation = "route" | "complete" | "embed" | "usage" | "teach";

@@ -21,6 +21,11 @@ import { budgetStateOf, roundUsd, stricter } from "./budget-state.js";
  * remembers the tokens it settled (a bounded set), so a settle retried here is not booked twice. Records keep no
  * tombstones: they would grow every write, and every CAS, with the fleet's call rate.
  *
+ * Settles are deferred: a settle is queued on the key and written with the key's next write (usually the next call's
+ * reservation, one CAS for both) or after `settleDelayMs` at the latest. Until then the reservation, the call's worst
+ * case, still counts, so a deferred settle can only make admission stricter, never let a cap be passed. A reservation
+ * that expires unsettled (its router died, perhaps after paying) is booked at that worst case, not dropped.
+ *
  * Speed: a router's writes to one key are queued and applied together in one CAS write (a batch), so a thousand calls
  * in flight in one router make a handful of writes instead of racing each other; the revision and value from the last
  * read or write are kept, so an uncontended change is one round trip. Only other routers' writes cause retries.
@@ -41,6 +46,11 @@ export const BudgetRecord = z.object({
   day: z.string(),
   spentUsd: z.number().nonnegative(),
   reservations: z.record(z.string(), ReservationEntry),
+  /**
+   * Reservations that expired unsettled, by token, with the worst case they were booked at: a router that died after
+   * the call may have paid for it, so the worst case counts. A late settle books the difference instead.
+   */
+  lapsed: z.record(z.string(), z.number().nonnegative()).optional(),
 });
 export type BudgetRecord = z.infer<typeof BudgetRecord>;
 
@@ -81,6 +91,8 @@ export interface BudgetLedgerOptions {
   spentFromUsage?: (day: string, agentId: string | undefined) => Promise<number>;
   /** where the damage is reported */
   log?: Pick<Logger, "error">;
+  /** the longest a settle waits to ride along with the key's next write (default 25 ms; 0 writes it at once) */
+  settleDelayMs?: number;
 }
 
 const FLEET = "fleet";
@@ -105,8 +117,11 @@ type Decide<R> = (working: Working, now: number) => Change<R>;
 interface KeyCell {
   day: string;
   cached: { record: BudgetRecord; revision: number; at: number } | undefined;
-  queue: Array<{ decide: Decide<unknown>; resolve: (r: unknown) => void; reject: (e: unknown) => void }>;
+  /** `gate`: not written before it resolves (a settle waits for its USAGE record); views count it at once */
+  queue: Array<{ decide: Decide<unknown>; resolve: (r: unknown) => void; reject: (e: unknown) => void; gate?: { open: boolean } }>;
   writing: boolean;
+  /** the timer that writes deferred changes nobody else's write took along */
+  deferred: ReturnType<typeof setTimeout> | undefined;
 }
 
 export class BudgetLedger {
@@ -174,17 +189,25 @@ export class BudgetLedger {
 
   /**
    * Books what the call really cost on both keys of the reservation's day and drops the reservation. A reservation
-   * that expired (or that this key never saw) is still booked, because the money was spent; a settled one is not.
+   * that expired was booked at its worst case, which the settle corrects to the cost; a settled one is not booked again.
    */
-  async settle(reservation: Reservation, actualUsd: number): Promise<void> {
+  async settle(reservation: Reservation, actualUsd: number, after?: Promise<unknown>): Promise<void> {
     if (!(actualUsd >= 0 && Number.isFinite(actualUsd))) throw new RangeError(`a settled cost must be finite and non-negative, not ${actualUsd}`);
     if (this.settledTokens.has(reservation.token)) return;
     const book = (working: Working): Change<void> => {
-      working.record.spentUsd = roundUsd(working.record.spentUsd + actualUsd);
-      removeReservation(working, reservation);
+      const lapsed = working.record.lapsed?.[reservation.token];
+      if (lapsed !== undefined) {
+        // it expired and was booked at its worst case: book the difference
+        working.record.spentUsd = roundUsd(Math.max(0, working.record.spentUsd + actualUsd - lapsed));
+        delete working.record.lapsed?.[reservation.token];
+      } else if (removeReservation(working, reservation)) {
+        working.record.spentUsd = roundUsd(working.record.spentUsd + actualUsd);
+      }
+      // Neither reserved nor lapsed: the record was rebuilt from USAGE after this call's record was published (the
+      // router publishes before it settles), so the rebuilt spend has it already.
       return { changed: true, result: undefined };
     };
-    await Promise.all([reservation.agentId, FLEET].map((owner) => this.change(`${reservation.day}.${owner}`, reservation.day, book)));
+    await Promise.all([reservation.agentId, FLEET].map((owner) => this.change(`${reservation.day}.${owner}`, reservation.day, book, true, after)));
     this.settledTokens.add(reservation.token);
     if (this.settledTokens.size > SETTLED_MEMORY) this.settledTokens.delete(this.settledTokens.values().next().value as string);
   }
@@ -192,6 +215,19 @@ export class BudgetLedger {
   /** The call did not happen (or cost nothing): settle with 0. */
   async release(reservation: Reservation): Promise<void> {
     await this.settle(reservation, 0);
+  }
+
+  /** Writes every deferred settle now (a router stopping, a test reading KV). */
+  async flush(): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const [key, cell] of this.cells) {
+      if (cell.deferred) clearTimeout(cell.deferred);
+      cell.deferred = undefined;
+      if (cell.queue.length > 0 && !cell.writing) pending.push(this.drain(key, cell));
+    }
+    await Promise.all(pending);
+    // a write under way when flush began drains what was queued behind it; wait for those too
+    while ([...this.cells.values()].some((c) => c.writing || c.queue.length > 0)) await sleep(1);
   }
 
   private capOf(owner: string): number {
@@ -207,8 +243,15 @@ export class BudgetLedger {
     const key = `${day}.${owner}`;
     // what this router read or wrote a moment ago is good enough to pick a tier: reserve, not the view, enforces the cap
     const cached = this.cells.get(key)?.cached;
-    const { record } = recent && cached && now - cached.at < this.viewFreshMs ? cached : await this.fresh(key, day);
-    const reservedUsd = reservedOf(live(record, now));
+    const { record: stored } = recent && cached && now - cached.at < this.viewFreshMs ? cached : await this.fresh(key, day);
+    const record = live(stored, now);
+    // this router's changes still queued (deferred settles) count: its own view is never behind its own calls
+    const queued = this.cells.get(key)?.queue ?? [];
+    if (queued.length > 0) {
+      const working: Working = { record, reservedUsd: reservedOf(record) };
+      for (const q of queued) q.decide(working, now);
+    }
+    const reservedUsd = reservedOf(record);
     return { spentUsd: record.spentUsd, reservedUsd, capUsd, state: budgetStateOf(record.spentUsd + reservedUsd, capUsd, this.options.downgradeAt) };
   }
 
@@ -239,26 +282,54 @@ export class BudgetLedger {
   private cellOf(key: string, day: string): KeyCell {
     let cell = this.cells.get(key);
     if (!cell) {
-      cell = { day, cached: undefined, queue: [], writing: false };
+      cell = { day, cached: undefined, queue: [], writing: false, deferred: undefined };
       this.cells.set(key, cell);
       this.forgetOldDays(day);
     }
     return cell;
   }
 
-  private change<R>(key: string, day: string, decide: Decide<R>): Promise<R> {
+  /** `defer`: the change may wait for the key's next write (or the settle delay) instead of writing now. */
+  private change<R>(key: string, day: string, decide: Decide<R>, defer = false, after?: Promise<unknown>): Promise<R> {
     const queued = this.cellOf(key, day);
+    const delay = this.options.settleDelayMs ?? 25;
+    const gate = after ? { open: false } : undefined;
+    if (after && gate) {
+      const open = () => {
+        gate.open = true;
+        // it may ride along with the next write like any deferred change; the timer writes it otherwise
+        if (!queued.writing) this.scheduleDeferred(key, queued, delay);
+      };
+      after.then(open, open);
+    }
     return new Promise<R>((resolve, reject) => {
-      queued.queue.push({ decide: decide as Decide<unknown>, resolve: resolve as (r: unknown) => void, reject });
-      if (!queued.writing) void this.drain(key, queued);
+      queued.queue.push({ decide: decide as Decide<unknown>, resolve: resolve as (r: unknown) => void, reject, ...(gate ? { gate } : {}) });
+      if (queued.writing) return;
+      if (defer && delay > 0) {
+        this.scheduleDeferred(key, queued, delay);
+        return;
+      }
+      void this.drain(key, queued);
     });
   }
 
+  private scheduleDeferred(key: string, cell: KeyCell, delay: number): void {
+    cell.deferred ??= setTimeout(() => {
+      cell.deferred = undefined;
+      if (!cell.writing && cell.queue.length > 0) void this.drain(key, cell);
+    }, Math.max(0, delay));
+  }
+
   private async drain(key: string, cell: KeyCell): Promise<void> {
+    // this write takes every deferred change along
+    if (cell.deferred) clearTimeout(cell.deferred);
+    cell.deferred = undefined;
     cell.writing = true;
     try {
-      while (cell.queue.length > 0) {
-        const batch = cell.queue.splice(0);
+      while (cell.queue.some((q) => !q.gate || q.gate.open)) {
+        // changes whose gate is still shut wait for a later write
+        const batch = cell.queue.filter((q) => !q.gate || q.gate.open);
+        cell.queue = cell.queue.filter((q) => q.gate && !q.gate.open);
         try {
           const results = await this.write(key, cell, batch.map((b) => b.decide));
           batch.forEach((b, i) => b.resolve(results[i]));
@@ -291,7 +362,9 @@ export class BudgetLedger {
         return change.result;
       });
       if (!changed) return results;
-      const bytes = encode(record, "json");
+      // `lapsed` is written only when it holds something: a record stays as small as the reservations under way
+      const { lapsed, ...rest } = record;
+      const bytes = encode(lapsed && Object.keys(lapsed).length > 0 ? record : rest, "json");
       try {
         // revision 0: nothing was ever written under the key, so a create, which fails if another router got there first
         const revision = base.revision === 0 ? await this.options.kv.create(key, bytes) : await this.options.kv.update(key, bytes, base.revision);
@@ -314,7 +387,7 @@ export class BudgetLedger {
 
   /** Cells of past days are dropped when a new day's key is first touched. */
   private forgetOldDays(today: string): void {
-    for (const [key, cell] of this.cells) if (cell.day < today && !cell.writing && cell.queue.length === 0) this.cells.delete(key);
+    for (const [key, cell] of this.cells) if (cell.day < today && !cell.writing && cell.queue.length === 0 && !cell.deferred) this.cells.delete(key);
   }
 
   private async read(key: string, day: string, rebuilds = 0): Promise<{ record: BudgetRecord; revision: number }> {
@@ -351,10 +424,22 @@ function empty(day: string): BudgetRecord {
   return { day, spentUsd: 0, reservations: {} };
 }
 
-/** The record without reservations that expired; `<=`: expiresAt is the end. */
+/**
+ * The record with reservations that expired (`<=`: expiresAt is the end) moved to `lapsed` and booked at their worst
+ * case: their router is presumed dead, and it may have paid for the call before it died.
+ */
 function live(record: BudgetRecord, now: number): BudgetRecord {
-  const reservations = Object.fromEntries(Object.entries(record.reservations).filter(([, r]) => r.expiresAt > now));
-  return { ...record, reservations };
+  const reservations: BudgetRecord["reservations"] = {};
+  const lapsed = { ...(record.lapsed ?? {}) };
+  let spentUsd = record.spentUsd;
+  for (const [id, r] of Object.entries(record.reservations)) {
+    if (r.expiresAt > now) reservations[id] = r;
+    else {
+      lapsed[r.token] = r.usd;
+      spentUsd = roundUsd(spentUsd + r.usd);
+    }
+  }
+  return { ...record, spentUsd, reservations, lapsed };
 }
 
 /** Drops this reservation; one with its id but another token is a later attempt and stays. */

@@ -63,11 +63,19 @@ export class DeploymentHealth {
     return until !== undefined && this.clock() < until ? until : undefined;
   }
 
-  recordFailure(deploymentId: string): void {
+  /**
+   * `retryAfterMs`: the endpoint said how long to stay away (a 429's Retry-After): it cools down for that long at once
+   * (at most `maxMs`), however few failures came before; the count and the back-off go on as for any failure.
+   */
+  recordFailure(deploymentId: string, retryAfterMs?: number): void {
     const entry = this.entries.get(deploymentId) ?? { consecutiveFailures: 0, coolDowns: 0, coolingUntil: undefined };
     this.entries.set(deploymentId, entry);
     entry.consecutiveFailures += 1;
     const now = this.clock();
+    if (retryAfterMs !== undefined && retryAfterMs > 0) {
+      entry.coolingUntil = Math.max(entry.coolingUntil ?? 0, now + Math.min(this.maxMs, retryAfterMs));
+      return;
+    }
     // Calls already in flight when the cool-down began fail too; they say nothing new and must not stretch it.
     if (entry.coolingUntil !== undefined && now < entry.coolingUntil) return;
     // After a cool-down the first call is a probe: one failure is enough to cool down again.

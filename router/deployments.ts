@@ -14,6 +14,8 @@ export interface Deployment {
   tier: TierName;
   model: string;
   apiKeyEnv: string | undefined;
+  /** its share of the tier's calls in a weighted pool */
+  weight: number;
   provider: ModelProvider;
 }
 
@@ -29,12 +31,13 @@ export function buildDeployments(tiers: FleetConfig["tiers"]): DeploymentTable {
         tier,
         model: d.model ?? config.model,
         apiKeyEnv: d.apiKeyEnv ?? config.apiKeyEnv,
+        weight: d.weight,
         provider: lazyOpenAIProvider({ deploymentId: d.id, baseUrl: d.baseUrl }),
       }));
     } else if (config.baseUrl) {
-      table[tier] = [{ id: tier, tier, model: config.model, apiKeyEnv: config.apiKeyEnv, provider: lazyOpenAIProvider({ deploymentId: tier, baseUrl: config.baseUrl }) }];
+      table[tier] = [{ id: tier, tier, model: config.model, apiKeyEnv: config.apiKeyEnv, weight: 1, provider: lazyOpenAIProvider({ deploymentId: tier, baseUrl: config.baseUrl }) }];
     } else {
-      table[tier] = [{ id: `simulated-${tier}`, tier, model: config.model, apiKeyEnv: undefined, provider: simulatedProvider(`simulated-${tier}`) }];
+      table[tier] = [{ id: `simulated-${tier}`, tier, model: config.model, apiKeyEnv: undefined, weight: 1, provider: simulatedProvider(`simulated-${tier}`) }];
     }
   }
   return table;

@@ -4,7 +4,7 @@ export { NAMED_CHECKS, runChecks, type CheckResult } from "./checks.js";
 export { TierClassifier } from "./classifier.js";
 export { buildDeployments, missingKeys, type Deployment, type DeploymentTable } from "./deployments.js";
 export { DeploymentHealth } from "./deployment-health.js";
-export { fitToBudget, pruneHistory } from "./lean-context.js";
+export { fitToBudget, pruneHistory, pruneToolRounds } from "./lean-context.js";
 export { cosineSimilarity, localEmbedding } from "./local-embedding.js";
 export { ModelRouter, worstCaseUsd, type ModelRouterOptions } from "./model-router.js";
 export { lazyOpenAIProvider } from "./lazy-provider.js";
@@ -26,3 +26,9 @@ export { buildWeeklyReport, estimateOf, peakPerMinute, pointsOf, TOKENS_PER_POIN
 export { usdText, weeklyReportText } from "./weekly-report-text.js";
 export { deploymentPools } from "./deployments.js";
 export { spentOnDay, type ReadUsageOptions } from "./usage-reader.js";
+export { LocalClassifier, type LabelledTitle, type LocalVerdict, type TrainOptions } from "./local-classifier.js";
+export { LearningClassifier } from "./learning-classifier.js";
+export { LearnedLabels, LearnedLabel } from "./learned-labels.js";
+export { configuredLabels, parseLabels, readLabelFile } from "./routing-labels.js";
+export { normalTitle, titleFeatures } from "./title-features.js";
+export { routeIntent } from "./route-intent.js";

@@ -116,3 +116,33 @@ function truncate(text: string, maxChars: number): string {
   if (maxChars <= 1) return "";
   return `${text.slice(0, maxChars - 1).trimEnd()}…`;
 }
+
+/**
+ * Within one step, a conversation of tool rounds (an assistant turn calling tools, then their results) can outgrow the
+ * step's input budget: past `maxInputTokens`, the rounds before the last `keepRounds` are folded into one summary,
+ * placed with the instructions before the task, so every kept tool result still follows the call it answers. An earlier
+ * summary is folded into the new one.
+ */
+export function pruneToolRounds(messages: readonly ChatMessage[], maxInputTokens: number, keepRounds = DEFAULT_KEEP_TURNS): ChatMessage[] {
+  if (estimateInputTokens(messages) <= maxInputTokens) return [...messages];
+  let lastUser = -1;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    if (messages[i]!.role === "user") {
+      lastUser = i;
+      break;
+    }
+  }
+  if (lastUser < 0) return [...messages];
+  const starts: number[] = [];
+  for (let i = lastUser + 1; i < messages.length; i++) {
+    const m = messages[i]!;
+    if (m.role === "assistant" && (m.toolCalls?.length ?? 0) > 0) starts.push(i);
+  }
+  if (starts.length <= keepRounds) return [...messages];
+  const keepFrom = starts[starts.length - keepRounds]!;
+  const head = messages.slice(0, lastUser).filter((m) => !isSummary(m));
+  const earlier = messages.slice(0, lastUser).filter(isSummary);
+  const older = [...earlier, ...messages.slice(lastUser + 1, keepFrom)];
+  const summary: ChatMessage = { role: "system", content: SUMMARY_PREFIX + summarizeMessages(older) };
+  return [...head, summary, messages[lastUser]!, ...messages.slice(keepFrom)];
+}

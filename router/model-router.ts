@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { nextMidnight, type AgentConfig, type FleetConfig, type TierName } from "../config/index.js";
-import { estimateInputTokens, FleetError, type CompleteReply, type CompleteRequest, type ModelToolCall, type RouteDecision, type RouteRequest, type RouteStep, type TokenUsage, type UsageRecord, nowOf, type Clock } from "../protocol/index.js";
+import { estimateInputTokens, FleetError, type CompleteReply, type CompleteRequest, type ModelToolCall, type RouteDecision, type RouteRequest, type RouteStep, type TeachReply, type TeachRequest, type TokenUsage, type UsageRecord, nowOf, type Clock } from "../protocol/index.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BudgetLedger, Reservation } from "./budget-ledger.js";
 import { assertKnownChecks, compileResponseSchema, runChecks, type CheckResult } from "./checks.js";
 import type { TierClassifier } from "./classifier.js";
+import type { LearningClassifier } from "./learning-classifier.js";
 import { apiKeyFor, type Deployment, type DeploymentTable } from "./deployments.js";
 import type { DeploymentHealth } from "./deployment-health.js";
 import { decideRoute } from "./policy.js";
@@ -28,6 +29,8 @@ export interface ModelRouterOptions {
   /** the answers of tasks' steps; without it every call is made (and paid) as asked */
   answers?: StepAnswers | undefined;
   classifier?: TierClassifier | undefined;
+  /** the in-process classifier learned from labelled titles (routing.localClassifier) */
+  localClassifier?: LearningClassifier | undefined;
   publishUsage: (record: UsageRecord) => Promise<void>;
   log: Logger;
   clock?: Clock;
@@ -49,6 +52,11 @@ interface Served {
 export class ModelRouter {
   private readonly clock: () => number;
   private readonly agents: Map<string, AgentConfig>;
+  private readonly pending = new Set<Promise<void>>();
+  /** calls in flight per deployment, for least-busy pools */
+  private readonly inFlight = new Map<string, number>();
+  /** smooth weighted round-robin's current weights per deployment, for weighted pools */
+  private readonly roundRobin = new Map<string, number>();
 
   constructor(private readonly options: ModelRouterOptions) {
     this.clock = nowOf(options.clock);
@@ -59,12 +67,40 @@ export class ModelRouter {
     const agent = this.agentOf(request.agentId);
     const { state } = await this.options.ledger.view(agent.id);
     const classifier = this.options.classifier;
+    const local = this.options.localClassifier;
     return decideRoute(request, {
       config: this.options.config,
       agent,
       budgetState: state,
+      ...(local ? { localClassify: (title: string) => local.classify(title) } : {}),
       ...(classifier ? { classify: (title: string) => classifier.classify(title, agent.id) } : {}),
     });
+  }
+
+  /** The operator's correction: this title calls for this tier, in every router, from now on. */
+  async teach(request: TeachRequest): Promise<TeachReply> {
+    const local = this.options.localClassifier;
+    if (!local || !this.options.config.routing.localClassifier.enabled) {
+      throw new FleetError("UNSUPPORTED_OPERATION", "the local classifier is off (routing.localClassifier.enabled: false): there is nothing to teach");
+    }
+    const { before, labels } = await local.teach(request.title, request.tier);
+    this.options.log.info({ title: request.title, tier: request.tier, before }, "taught by the operator");
+    return { title: request.title, tier: request.tier, ...(before ? { before: { tier: before.tier, confidence: before.confidence } } : {}), labels };
+  }
+
+  /**
+   * A step whose tier came from its title (a classifier or the default) and that had to escalate teaches its title the
+   * tier it ended on. Not on a downgraded budget: a step that climbed back from a downgrade says nothing about its title.
+   */
+  private learnFromEscalation(request: CompleteRequest, decision: RouteDecision, servedTier: TierName, escalated: boolean): void {
+    const local = this.options.localClassifier;
+    const { localClassifier } = this.options.config.routing;
+    if (!local || !escalated || !localClassifier.enabled || !localClassifier.learnFromEscalations) return;
+    if (decision.budgetState !== "normal" || !["local-classifier", "classifier", "default"].includes(decision.reason)) return;
+    void local.learn(request.title, servedTier, request.agentId).then(
+      (learned) => learned && this.options.log.info({ title: request.title, tier: servedTier, from: decision.tier }, "learned a title's tier from an escalation"),
+      (err: unknown) => this.options.log.warn({ err, title: request.title }, "a learned label was not kept"),
+    );
   }
 
   /**
@@ -99,7 +135,9 @@ export class ModelRouter {
     const validator = request.responseSchema ? compileResponseSchema(request.responseSchema.schema) : undefined;
     const decision = await this.route(request);
     const scope = { agentId: request.agentId, kind: request.kind ?? "general" };
-    const cacheable = this.options.config.routing.cache.enabled && this.options.cache && !isToolTurn(request);
+    // only pure steps are served from the cache: JSON in, JSON out, no tools (pipeline steps, classifications); a chat
+    // step's answer depends on more than its words (the day, what the agent did since), a tool turn on the world
+    const cacheable = this.options.config.routing.cache.enabled && this.options.cache && isPureStep(request);
 
     if (cacheable && this.options.cache) {
       const hit = await this.options.cache.lookup(scope, request);
@@ -139,6 +177,7 @@ export class ModelRouter {
             text: served.answer.text, usage: served.answer.usage, model: served.answer.model, servedTier: served.tier, storedAt: this.clock(),
           });
         }
+        this.learnFromEscalation(request, decision, served.tier, escalations.length > 0);
         return {
           callId, text: served.answer.text, ...(checked.parsed !== undefined ? { parsed: checked.parsed } : {}), servedTier: served.tier,
           model: served.answer.model, deploymentId: served.deployment.id, simulated: served.deployment.provider.simulated,
@@ -174,7 +213,7 @@ export class ModelRouter {
       const tier = tiers[i] as TierName;
       const config = this.options.config.tiers[tier];
       const maxOutputTokens = request.maxOutputTokens ?? config.maxOutputTokens;
-      for (const deployment of this.options.deployments[tier]) {
+      for (const deployment of this.poolOrder(tier)) {
         if (!this.options.health.isAvailable(deployment.id)) {
           lastError = `${deployment.id} is cooling down`;
           continue;
@@ -191,6 +230,7 @@ export class ModelRouter {
         }
         const started = this.clock();
         let answer: ProviderAnswer;
+        this.inFlight.set(deployment.id, (this.inFlight.get(deployment.id) ?? 0) + 1);
         try {
           answer = await deployment.provider.complete({
             model: deployment.model,
@@ -203,10 +243,11 @@ export class ModelRouter {
             ...optionalKey(apiKeyFor(deployment, agent, this.options.env)),
           });
         } catch (err) {
+          this.inFlight.set(deployment.id, (this.inFlight.get(deployment.id) ?? 1) - 1);
           await this.options.ledger.release(reserved.reservation);
           if (!(err instanceof ProviderFailure)) throw FleetError.from(err);
           // a refused key is the caller's (an agent's own key), not the endpoint's: it must not cool the deployment for all
-          if (err.coolsDown) this.options.health.recordFailure(deployment.id);
+          if (err.coolsDown) this.options.health.recordFailure(deployment.id, err.retryAfterMs);
           lastError = `${deployment.id}: ${err.kind}${err.status ? ` ${err.status}` : ""}`;
           this.options.log.warn({ callId, agentId: agent.id, tier, deployment: deployment.id, kind: err.kind }, "provider failed");
           await this.publish(request, callId, decision, { tier, model: deployment.model, deploymentId: deployment.id }, zeroUsage(), 0, {
@@ -216,17 +257,25 @@ export class ModelRouter {
           if (!err.fallsBack) throw new FleetError("PROVIDER_FAILED", `${lastError}: ${err.message}`, { cause: err });
           continue;
         }
-        // the answer is paid for: from here on nothing may throw it away
+        // The answer is paid for: from here on nothing may throw it away. The settle and the USAGE record go on after
+        // the reply: until the settle lands the reservation (the worst case) keeps counting, so no cap can be passed,
+        // and should this router die first, the reservation expires into its worst case.
+        this.inFlight.set(deployment.id, (this.inFlight.get(deployment.id) ?? 1) - 1);
         const cost = costUsd(config, answer.usage);
         this.options.health.recordSuccess(deployment.id);
-        await Promise.all([
-          this.settleSurely(reserved.reservation, cost, callId),
-          this.publish(request, callId, decision, { tier, model: answer.model, deploymentId: deployment.id }, answer.usage, cost, {
-            cacheHit: false, escalations: escalations.length, fallbacks: fallbacks.length, simulated: deployment.provider.simulated, ok: true,
-            latencyMs: this.clock() - started, attempt,
-          }).catch((e: unknown) => this.options.log.error({ err: e, callId, costUsd: cost }, "USAGE record not published")),
-          tier === "premium" ? this.options.waiting.done(callId).catch(() => undefined) : Promise.resolve(),
-        ]);
+        // The USAGE record goes out before the reply (unawaited) and the settle after its ack: a budget record rebuilt
+        // from USAGE in between has the call already, and the settle then only drops the reservation.
+        const published = this.publish(request, callId, decision, { tier, model: answer.model, deploymentId: deployment.id }, answer.usage, cost, {
+          cacheHit: false, escalations: escalations.length, fallbacks: fallbacks.length, simulated: deployment.provider.simulated, ok: true,
+          latencyMs: this.clock() - started, attempt,
+        }).catch((e: unknown) => this.options.log.error({ err: e, callId, costUsd: cost }, "USAGE record not published"));
+        this.afterReply(
+          Promise.all([
+            // queued now (this router's views count it at once), written only once the USAGE record is out
+            this.settleSurely(reserved.reservation, cost, callId, published),
+            tier === "premium" ? this.options.waiting.done(callId).catch(() => undefined) : Promise.resolve(),
+          ]),
+        );
         return { answer, tier, deployment, costUsd: cost };
       }
       if (tier === "premium") {
@@ -243,12 +292,58 @@ export class ModelRouter {
   }
 
   /**
+   * The tier's deployments in the order to try them: the pool's pick first, the rest after it (still tried when the pick
+   * fails or cools down). `weighted` is smooth weighted round-robin (nginx's): deterministic, and any window of calls is
+   * shared in proportion to the weights; `least-busy` counts this router's calls in flight.
+   */
+  private poolOrder(tier: TierName): readonly Deployment[] {
+    const list = this.options.deployments[tier];
+    const pool = this.options.config.tiers[tier].pool;
+    if (list.length < 2 || pool === "failover") return list;
+    const available = list.filter((d) => this.options.health.isAvailable(d.id));
+    if (available.length === 0) return list;
+    let first: Deployment;
+    if (pool === "least-busy") {
+      first = available.reduce((best, d) => ((this.inFlight.get(d.id) ?? 0) < (this.inFlight.get(best.id) ?? 0) ? d : best));
+    } else {
+      let total = 0;
+      let best: Deployment | undefined;
+      for (const d of available) {
+        const current = (this.roundRobin.get(d.id) ?? 0) + d.weight;
+        this.roundRobin.set(d.id, current);
+        total += d.weight;
+        if (!best || current > (this.roundRobin.get(best.id) ?? 0)) best = d;
+      }
+      first = best as Deployment;
+      this.roundRobin.set(first.id, (this.roundRobin.get(first.id) ?? 0) - total);
+    }
+    return [first, ...list.filter((d) => d !== first)];
+  }
+
+  /** Work that follows a reply (settles, USAGE records): tracked so that `drain` can wait for it. */
+  private afterReply(work: Promise<unknown>): void {
+    const tracked = work.then(
+      () => undefined,
+      (err: unknown) => this.options.log.error({ err }, "work after a reply failed"),
+    );
+    this.pending.add(tracked);
+    void tracked.finally(() => this.pending.delete(tracked));
+  }
+
+  /** Waits for every settle and USAGE record of the calls answered so far, and writes deferred settles now. */
+  async drain(): Promise<void> {
+    const flushed = this.options.ledger.flush();
+    await Promise.all([...this.pending, flushed]);
+    await this.options.ledger.flush();
+  }
+
+  /**
    * Books a paid call. A settle that fails (NATS away, a storm of other routers) is retried in the background: the
    * answer still goes back, and until the retry lands the reservation (the worst case) keeps counting against the cap.
    */
-  private async settleSurely(reservation: Reservation, cost: number, callId: string): Promise<void> {
+  private async settleSurely(reservation: Reservation, cost: number, callId: string, after?: Promise<unknown>): Promise<void> {
     try {
-      await this.options.ledger.settle(reservation, cost);
+      await this.options.ledger.settle(reservation, cost, after);
     } catch (err) {
       this.options.log.warn({ err, callId, costUsd: cost }, "settle failed; retrying in the background");
       void (async () => {
@@ -315,6 +410,11 @@ export function worstCaseUsd(prices: { inputPerM: number; outputPerM: number; ca
 function isToolTurn(request: CompleteRequest): boolean {
   if (request.tools && request.tools.length > 0) return true;
   return request.messages.some((m) => m.role === "tool" || (m.toolCalls !== undefined && m.toolCalls.length > 0));
+}
+
+/** A pure step: a structured answer (responseSchema) to its input alone, with no tools offered or used. */
+function isPureStep(request: CompleteRequest): boolean {
+  return request.responseSchema !== undefined && !isToolTurn(request);
 }
 
 /** The provider's tool calls in the router's wire shape; undefined when the model asked for none. */

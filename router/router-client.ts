@@ -8,6 +8,7 @@ import {
   FleetError,
   isPermissionViolation,
   RouteDecision,
+  TeachReply,
   UsageReply,
   requestTyped,
   type CodecName,
@@ -15,6 +16,7 @@ import {
   type FleetNames,
   type RouteRequest,
   type RouterOperation,
+  type TeachRequest,
 } from "../protocol/index.js";
 
 export interface RouterClientOptions {
@@ -103,6 +105,11 @@ export class RouterClient {
   usage(agentId?: string, options: { self?: boolean } = {}): Promise<UsageReply> {
     const caller = options.self && agentId ? agentId : CALLERS.operator;
     return this.request("usage", caller, agentId ? { agentId } : {}, UsageReply);
+  }
+
+  /** The operator's correction of the local classifier: `title` calls for `tier` from now on, in every router. */
+  teach(request: TeachRequest): Promise<TeachReply> {
+    return this.request("teach", CALLERS.operator, request, TeachReply);
   }
 
   /** `caller` goes in the subject: the broker lets this connection use only its own id there (or ids it acts for). */

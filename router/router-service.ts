@@ -7,6 +7,7 @@ import {
   endpoint,
   FleetService,
   RouteRequest,
+  TeachRequest,
   UsageQuery,
   type CodecName,
   type EmbedReply,
@@ -52,6 +53,8 @@ export class RouterService {
         endpoint({ name: "route", subject: names.router("route", "*"), request: RouteRequest, claims: (r) => r.agentId, handle: (request) => router.route(request) }),
         endpoint({ name: "complete", subject: names.router("complete", "*"), request: CompleteRequest, claims: (r) => r.agentId, handle: (request) => router.complete(request) }),
         endpoint({ name: "embed", subject: names.router("embed", "*"), request: EmbedRequest, claims: (r) => r.agentId, handle: (request) => options.embed(request.texts) }),
+        // only the operator teaches the local classifier: an agent must not steer its own steps to a dearer tier
+        endpoint({ name: "teach", subject: names.router("teach", "*"), request: TeachRequest, claims: () => CALLERS.operator, handle: (request) => router.teach(request) }),
         // an agent sees its own spend; the operator the whole fleet's, or one agent's
         endpoint({
           name: "usage",

@@ -12,7 +12,9 @@ import { cosineSimilarity } from "./local-embedding.js";
  * Scope: an answer is only reused for the same agent and task kind, because a cached answer is only as good as the
  * context it was produced in. Key: the whole request (messages and every parameter that shapes the answer), so a
  * different responseSchema, temperature or output limit is a different question even when the words are the same.
- * Tool-calling turns are never cached: their answer depends on the state of the world the tools read.
+ * Tool-calling turns are never cached: their answer depends on the state of the world the tools read. The router asks
+ * it only for pure steps (a responseSchema and no tools: JSON in, JSON out), and a near match must have the same words
+ * as the stored question (factsHash), so a changed number or name is a miss.
  *
  * Similarity compares the question only (the last user message), and only between requests whose everything else (the
  * parameters and every other message) is identical. Embedding the whole request does not work: a shared system prompt
@@ -48,6 +50,8 @@ const CacheEntry = z.object({
   /** hash of everything but the question: similarity only ever compares requests with equal contexts */
   context: z.string(),
   embedding: z.array(z.number()),
+  /** hash of the question's words as a bag: a near match must have the same words, so a changed number or name misses */
+  facts: z.string().optional(),
   answer: CachedAnswer,
 });
 type CacheEntry = z.infer<typeof CacheEntry>;
@@ -72,7 +76,7 @@ export interface SemanticCacheOptions {
   reloadMs?: number;
 }
 
-type IndexEntry = { context: string; embedding: number[]; storedAt: number };
+type IndexEntry = { context: string; facts: string | undefined; embedding: number[]; storedAt: number };
 type ScopeIndex = { entries: Map<string, IndexEntry>; loadedAt: number };
 
 const EMBEDDING_MEMO = 64;
@@ -111,13 +115,14 @@ export class SemanticCache {
     const index = await this.index(prefix);
     const embedding = await this.embedding(request);
     const context = contextHash(request);
+    const facts = factsHash(request);
     const candidates: { key: string; similarity: number }[] = [];
     for (const [candidate, entry] of index.entries) {
       if (!this.isFresh(entry.storedAt)) {
         index.entries.delete(candidate);
         continue;
       }
-      if (candidate === key || entry.context !== context || entry.embedding.length !== embedding.length) continue;
+      if (candidate === key || entry.context !== context || entry.facts !== facts || entry.embedding.length !== embedding.length) continue;
       const similarity = cosineSimilarity(embedding, entry.embedding);
       if (similarity >= this.options.similarity) candidates.push({ key: candidate, similarity });
     }
@@ -142,11 +147,12 @@ export class SemanticCache {
     const index = await this.index(prefix);
     const entry: CacheEntry = {
       context: contextHash(request),
+      facts: factsHash(request),
       embedding: await this.embedding(request),
       answer: { ...answer, storedAt: answer.storedAt ?? this.clock() },
     };
     await this.options.kv.put(key, encode(entry));
-    index.entries.set(key, { context: entry.context, embedding: entry.embedding, storedAt: entry.answer.storedAt });
+    index.entries.set(key, { context: entry.context, facts: entry.facts, embedding: entry.embedding, storedAt: entry.answer.storedAt });
     await this.bound(index);
     return true;
   }
@@ -205,7 +211,7 @@ export class SemanticCache {
       const read = await Promise.all(batch.map((key) => this.read(key)));
       read.forEach((entry, j) => {
         if (entry && this.isFresh(entry.answer.storedAt)) {
-          entries.set(batch[j]!, { context: entry.context, embedding: entry.embedding, storedAt: entry.answer.storedAt });
+          entries.set(batch[j]!, { context: entry.context, facts: entry.facts, embedding: entry.embedding, storedAt: entry.answer.storedAt });
         }
       });
     }
@@ -277,6 +283,16 @@ function parameters(request: CacheableRequest): Record<string, unknown> {
 function questionIndex(messages: readonly ChatMessage[]): number {
   for (let i = messages.length - 1; i >= 0; i--) if (messages[i]!.role === "user") return i;
   return -1;
+}
+
+/**
+ * The question's words (letters and digits, lower-cased) as a sorted bag: what may differ between a near match and the
+ * stored question is case, punctuation, spacing and order, never a number, a name or any other word. A pure step's input
+ * that changed one value is a new question, however similar its embedding.
+ */
+function factsHash(request: CacheableRequest): string {
+  const words = questionText(request).toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+  return sha256(words.sort().join(" ")).slice(0, 32);
 }
 
 function questionText(request: CacheableRequest): string {

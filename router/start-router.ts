@@ -11,6 +11,8 @@ import { DeploymentHealth } from "./deployment-health.js";
 import { localEmbedding } from "./local-embedding.js";
 import { ModelRouter } from "./model-router.js";
 import { lazyOpenAIProvider } from "./lazy-provider.js";
+import { LearningClassifier } from "./learning-classifier.js";
+import { configuredLabels } from "./routing-labels.js";
 import { RouterService } from "./router-service.js";
 import { SemanticCache } from "./semantic-cache.js";
 import { StepAnswers } from "./step-answers.js";
@@ -51,6 +53,8 @@ export interface StartRouterOptions {
   clock?: Clock;
   /** false: the streams and buckets are the operator's to create (a secured fleet); the router only opens them */
   createResources?: boolean;
+  /** where the config file is: label files it names are relative to it (default: the working directory) */
+  configDir?: string;
 }
 
 export interface RunningRouter {
@@ -107,6 +111,11 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
         return reply.text;
       })
     : undefined;
+  // read before anything is served: a bad label file refuses the start like a bad config
+  const localClassifier = routing.localClassifier.enabled
+    ? new LearningClassifier({ fileLabels: configuredLabels(routing, options.configDir ?? process.cwd()), kv: kv.labels, log: log.child({ component: "local-classifier" }) })
+    : undefined;
+  await localClassifier?.start();
   const answers = new StepAnswers({
     kv: kv.answers,
     log: log.child({ component: "step-answers" }),
@@ -114,7 +123,7 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
     claimTtlMs: routing.budget.reservationTtlSeconds * 1_000,
     clock,
   });
-  router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, answers, classifier, publishUsage, log: log.child({ component: "router" }), clock });
+  router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, answers, classifier, localClassifier, publishUsage, log: log.child({ component: "router" }), clock });
 
   const embeddings = routing.embeddings;
   const embedProvider = embeddings ? lazyOpenAIProvider({ deploymentId: "embeddings", baseUrl: embeddings.baseUrl }) : undefined;
@@ -142,12 +151,18 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
   });
   service.start();
   await serveNc.flush();
-  log.info({ deployments: Object.values(deployments).flat().map((d) => `${d.tier}:${d.id}${d.provider.simulated ? " (simulated)" : ""}`) }, "router started");
+  log.info({
+    deployments: Object.values(deployments).flat().map((d) => `${d.tier}:${d.id}${d.provider.simulated ? " (simulated)" : ""}`),
+    ...(localClassifier ? { localClassifier: { labels: localClassifier.size, trainingMs: Math.round(localClassifier.lastTrainingMs) } } : {}),
+  }, "router started");
   return {
     router,
     service,
     stop: async () => {
       await service.stop();
+      // the calls answered before the stop are booked before it returns
+      await router?.drain();
+      localClassifier?.stop();
     },
   };
 }

@@ -61,6 +61,8 @@ const BUCKET_IN_BACKUP = {
   tools: false,
   // what the bridges sent: without them a restored fleet could send an OUTBOX message redelivered after the restore again
   deliveries: true,
+  // what the router's local classifier learned (operators' corrections, escalations): the fleet's own experience
+  labels: true,
 } satisfies Record<BucketKey, boolean>;
 const BUCKETS = (Object.keys(BUCKET_IN_BACKUP) as BucketKey[]).filter((k) => BUCKET_IN_BACKUP[k]);
 const BATCH = 256;

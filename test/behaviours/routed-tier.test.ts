@@ -31,7 +31,7 @@ describe("routed model step: the tier a task names", () => {
 
   it("an alias: served at its tier, and the decision says it was the alias", async () => {
     const d = await decided(task("research the competitors", { tier: "heavy" }));
-    assert.deepEqual(d, { tier: "power", why: 'alias "heavy" → power', model: "m-power" });
+    assert.deepEqual(d, { tier: "power", why: 'alias "heavy" by the task → power', model: "m-power" });
   });
 
   it("a tier name: served there; a task naming none gets the agent's default", async () => {

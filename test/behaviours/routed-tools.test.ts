@@ -55,7 +55,7 @@ describe("routed behaviour: the model step calls tools", () => {
   before(async () => {
     [nats, openai] = await Promise.all([NatsServer.start(), OpenAIServer.start()]);
     nc = await connectNats({ servers: nats.url, name: "routed-tools-test" });
-    router = await startTestRouter(nc, routerFleetConfig({ baseUrl: openai.baseUrl, prefix: "steptools", routing: "  classifier: false" }));
+    router = await startTestRouter(nc, routerFleetConfig({ baseUrl: openai.baseUrl, prefix: "steptools", routing: "  classifier: false\n  localClassifier: { enabled: false }" }));
     client = new RouterClient(nc, names, { timeoutMs: 20_000 });
   });
   after(async () => {
@@ -134,6 +134,23 @@ describe("routed behaviour: the model step calls tools", () => {
       { role: "tool", content: refusal, tool_call_id: "c1" },
       { role: "tool", content: "proposal p-1 submitted", tool_call_id: "c2" },
     ]);
+  });
+
+  it("tool rounds that outgrow the step's budget are folded into a summary; the last two rounds go as they were", async () => {
+    const from = openai.requests.length;
+    const tools = new FakeStepTools((call) => ({ outcome: "ok", content: `result of ${call.id}: ${"lorem ipsum dolor sit amet ".repeat(80)}` }));
+    const round = (n: number) => ({ toolCalls: [{ id: `call_${n}`, name: "http_check", arguments: { url: `http://127.0.0.1:9/${n}` } }] });
+    openai.script("m-workhorse", round(1), round(2), round(3), round(4), { content: "All four endpoints answered." });
+    const step = routedModelStep(SHIP, client, undefined, { tools, maxToolRounds: 5, maxStepInputTokens: 1_500 });
+    const answer = answerOf(await step.act(task("health of four endpoints").input, { signal: new AbortController().signal, log }));
+    assert.equal(answer.text, "All four endpoints answered.");
+    const last = bodies(from).at(-1).messages as Array<{ role: string; content: string | null; tool_calls?: Array<{ id: string }>; tool_call_id?: string }>;
+    const summaries = last.filter((m) => m.role === "system" && String(m.content).startsWith("Summary of earlier conversation: "));
+    assert.equal(summaries.length, 1, "one summary stands for the older rounds");
+    assert.deepEqual(last.filter((m) => m.tool_calls).map((m) => m.tool_calls?.[0]?.id), ["call_3", "call_4"], "the last two rounds, as they were");
+    assert.deepEqual(last.filter((m) => m.role === "tool").map((m) => m.tool_call_id), ["call_3", "call_4"], "each kept result after its call");
+    assert.equal(last.filter((m) => m.role === "user").length, 1, "the task stays");
+    assert.equal(tools.calls.length, 4);
   });
 
   it("a model that keeps calling tools past the round limit fails the task with the reason", async () => {

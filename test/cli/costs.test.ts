@@ -98,7 +98,9 @@ describe("fleet costs", () => {
     const r = await fleet(["costs", "--week", "--nats", server.url, "--config", fleetFile.file]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /spent \$0\.42 real, plus \$0\.05 simulated/);
-    assert.match(r.stdout, /^AGENT +CALLS/m);
+    assert.match(r.stdout, /^AGENT +CALLS +INPUT +OUTPUT +CACHED +CACHED % +UNCACHED\/CALL/m);
+    // scout: 3,000 input tokens in three calls, 100 of them from the provider's prompt cache
+    assert.match(r.stdout, /^scout\s.*\s3\.3 %\s+967\s/m);
     assert.match(r.stdout, /^KIND +CALLS/m);
     assert.match(r.stdout, /^TOP CALLS/m);
     assert.match(r.stdout, /trend: \$0\.42 vs \$0\.20 the 7 days before: \+\$0\.22/);

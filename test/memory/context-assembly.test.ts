@@ -200,6 +200,25 @@ describe("assembleContext", () => {
     assert.ok(Math.abs(estimate - framing - context.totalTokens) <= slack, `${estimate} - ${framing} vs ${context.totalTokens}`);
   });
 
+  it("puts the stable sections first and the volatile last, so two tasks share the prompt's prefix up to them", async () => {
+    const sources = () =>
+      new FakeSources({
+        agent: ["Acme sells annual plans.", "The office moved to Berlin."],
+        session: [entry(10, "Yesterday's note.")],
+        semantic: [hit("d", 0.7, "Prices rise in January.")],
+        reference: [{ kind: "decision", text: "We match Acme's price.", score: 0.8 }],
+      });
+    const { skills } = skillFiles();
+    const one = (await assembleContext(input(), sources(), skills)).messages[0]!.content;
+    const two = (await assembleContext(input({ task: `${TASK} And the office?` }), sources(), skills)).messages[0]!.content;
+    const at = (text: string, heading: string) => text.indexOf(heading);
+    const order = [HEADINGS.reference, HEADINGS.agent, HEADINGS.semantic, HEADINGS.session].map((h) => at(one, h));
+    assert.deepEqual([...order].sort((a, b) => a - b), order, "reference, MEMORY.md, then related memories and today's log");
+    assert.ok(order.every((i) => i > 0));
+    // MEMORY.md in the file's order whatever the task: the stable part is byte for byte the same
+    assert.equal(one.slice(0, at(one, HEADINGS.semantic)), two.slice(0, at(two, HEADINGS.semantic)));
+  });
+
   it("is deterministic, ranks each tier, drops weak and repeated semantic hits", async () => {
     const memories = ["Acme sells annual plans.", "The office moved to Berlin.", "Acme pricing changed in May.", "Acme pricing pages list three tiers."];
     const make = (hits: SearchHit[]) =>
@@ -215,12 +234,13 @@ describe("assembleContext", () => {
     const two = await assembleContext(input(), make([...hits].reverse()), skills);
     assert.deepEqual(one, two);
     const system = one.messages[0]!.content;
+    // all fit: shown in the file's order (ranking only chooses the lines when they do not all fit)
     assert.deepEqual(block(system, HEADINGS.agent), [
       HEADINGS.agent,
-      "- Acme pricing pages list three tiers.",
-      "- Acme pricing changed in May.",
       "- Acme sells annual plans.",
       "- The office moved to Berlin.",
+      "- Acme pricing changed in May.",
+      "- Acme pricing pages list three tiers.",
     ]);
     assert.deepEqual(block(system, HEADINGS.session), [HEADINGS.session, "- 2026-11-23 note: Second today.", "- 2026-11-23 note: First today.", "- 2026-11-22 note: Yesterday's note."]);
     assert.deepEqual(block(system, HEADINGS.semantic), [HEADINGS.semantic, "- Prices rise in January.", "- Competitors discount in Q4."]);

@@ -26,7 +26,8 @@ describe("model router", () => {
 
   it("decides by explicit tier, alias, pattern rule, classifier and default, and says why", async () => {
     const { client } = await fleet({
-      routing: `  rules:\n    - { contains: ["health check", "status"], tier: nano }\n    - { contains: ["strategic"], tier: premium }`,
+      // the local classifier off: this is the order without it (the next test puts it in)
+      routing: `  localClassifier: { enabled: false }\n  rules:\n    - { contains: ["health check", "status"], tier: nano }\n    - { contains: ["strategic"], tier: premium }`,
     });
     const explicit = await client.route({ agentId: "scout", title: "anything", tier: "power" });
     assert.deepEqual([explicit.tier, explicit.reason], ["power", "explicit"]);
@@ -135,7 +136,7 @@ describe("model router", () => {
   });
 
   it("the budget downgrades at 80 %, runs only nano at 100 %, and refuses past the nano grace", async () => {
-    const { client } = await fleet({ routing: "  classifier: false", scoutCapUsd: 0.01 });
+    const { client } = await fleet({ routing: "  classifier: false\n  localClassifier: { enabled: false }", scoutCapUsd: 0.01 });
     // 80,000 input tokens at capable ($0.10/M) = $0.008 = 80 % of scout's $0.01 cap
     bed.openai.script("m-capable", { content: "a", usage: { prompt_tokens: 80_000, completion_tokens: 0 } });
     assert.equal((await client.complete(ask("scout", "one"))).servedTier, "capable");
@@ -161,20 +162,32 @@ describe("model router", () => {
     assert.equal((await client.complete(ask("ship", "check disk"))).servedTier, "workhorse");
   });
 
-  it("the same request twice is answered from the cache the second time, with no model call", async () => {
-    const { client, names } = await fleet({ routing: "  classifier: false" });
-    const first = await client.complete(ask("scout", "what does the pricing page say?", { kind: "research" }));
-    const second = await client.complete(ask("scout", "what does the pricing page say?", { kind: "research" }));
+  it("a pure step (JSON in, JSON out, no tools) asked twice is answered from the cache, with no model call; nothing else is", async () => {
+    const { client, names } = await fleet({ routing: "  classifier: false\n  localClassifier: { enabled: false }" });
+    const schema = { type: "object", properties: { changed: { type: "boolean" } }, required: ["changed"], additionalProperties: false };
+    const pure = (agentId: string, content: string, extra: Partial<CompleteRequest> = {}) =>
+      ask(agentId, "compare pricing", { kind: "research", tier: "capable", messages: [{ role: "user", content }], responseSchema: { name: "verdict", schema }, ...extra });
+    bed.openai.script("m-capable", ...Array.from({ length: 6 }, () => ({ content: '{"changed": false}' })));
+    const input = '{"site": "acme.com", "plan": "starter", "price": 29}';
+    const first = await client.complete(pure("scout", input));
+    const second = await client.complete(pure("scout", input));
     assert.equal(first.cacheHit, false);
-    assert.equal(second.cacheHit, true);
-    assert.equal(second.text, first.text);
+    assert.equal(second.cacheHit, true, "the same input again");
+    assert.deepEqual(second.parsed, { changed: false });
     assert.equal(modelsAsked().length, 1);
-    const other = await client.complete(ask("ship", "what does the pricing page say?", { kind: "research" }));
+    const number = await client.complete(pure("scout", '{"site": "acme.com", "plan": "starter", "price": 39}'));
+    assert.equal(number.cacheHit, false, "a changed number misses");
+    const name = await client.complete(pure("scout", '{"site": "acme.org", "plan": "starter", "price": 29}'));
+    assert.equal(name.cacheHit, false, "a changed name misses");
+    const other = await client.complete(pure("ship", input));
     assert.equal(other.cacheHit, false, "the cache is scoped per agent");
-    const tools = await client.complete(ask("scout", "what does the pricing page say?", { kind: "research", tools: [{ type: "function" }] }));
+    const tools = await client.complete(pure("scout", input, { tools: [{ type: "function" }] }));
     assert.equal(tools.cacheHit, false, "tool-calling turns are never cached");
+    const chat = await client.complete(ask("scout", "what does the pricing page say?", { kind: "research" }));
+    const chatAgain = await client.complete(ask("scout", "what does the pricing page say?", { kind: "research" }));
+    assert.equal(chatAgain.cacheHit || chat.cacheHit, false, "a chat step (no responseSchema) is never served from the cache");
     const usage = await usageRecords(bed.nc, names);
-    assert.deepEqual(usage.map((u) => u.cacheHit), [false, true, false, false]);
+    assert.deepEqual(usage.map((u) => u.cacheHit), [false, true, false, false, false, false, false, false]);
   });
 
   it("each agent's own key goes to the provider, so the spend is attributable there too", async () => {

@@ -69,7 +69,12 @@ describe("router processes", () => {
     assert.equal(served + refused, 60, "every call either ran or was refused by the budget");
     assert.ok(served >= 3 && refused > 0, `served ${served}, refused ${refused}`);
 
-    const usage = await client.usage("scout");
+    // settles land after the replies (each after its USAGE record, at most settleDelayMs later): until then the
+    // reservations count, so the cap held all along; wait for them to land before counting the spend
+    const usage = await waitFor("every settle to land", async () => {
+      const u = await client.usage("scout");
+      return u.agents.scout?.reservedUsd === 0 ? u : undefined;
+    });
     const cfg = routerFleetConfig({ baseUrl: openai.baseUrl, ...options });
     const oneReservation = worstCaseUsd(cfg.tiers.power, { messages }, 100);
     const spent = usage.agents.scout?.spentUsd ?? 0;
@@ -92,7 +97,10 @@ describe("router processes", () => {
     await startRouterProcess(config);
     const reply = await pending;
     assert.equal(reply.text, "from the second router");
-    const usage = await client.usage("scout");
+    const usage = await waitFor("the settle to land", async () => {
+      const u = await client.usage("scout");
+      return u.agents.scout?.reservedUsd === 0 ? u : undefined;
+    });
     assert.ok(Math.abs((usage.agents.scout?.spentUsd ?? 0) - reply.costUsd) < 1e-12, "billed once, for the call that answered");
     assert.equal(usage.agents.scout?.reservedUsd, 0);
   });

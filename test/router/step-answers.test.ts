@@ -5,6 +5,7 @@ import { FleetError, type CompleteRequest } from "../../protocol/index.js";
 import { roundUsd, stepKey } from "../../router/index.js";
 import { usageRecords } from "../helpers/router-fleet.js";
 import { routerTestBed } from "../helpers/router-test-bed.js";
+import { waitFor } from "../helpers/wait.js";
 
 /**
  * A task's model step is paid once: the router keeps the answer under (agent, task, step) and answers a repeat from it,
@@ -12,7 +13,7 @@ import { routerTestBed } from "../helpers/router-test-bed.js";
  */
 describe("step answers", () => {
   const bed = routerTestBed("step-answers-test", "sa");
-  const fleet = (routers = 1) => bed.fleet({ routing: "  classifier: false\n  cache: { enabled: false }" }, { routers });
+  const fleet = (routers = 1) => bed.fleet({ routing: "  classifier: false\n  localClassifier: { enabled: false }\n  cache: { enabled: false }" }, { routers });
 
   const ask = (step: string, extra: Partial<CompleteRequest> = {}): CompleteRequest => ({
     agentId: "scout",
@@ -35,6 +36,8 @@ describe("step answers", () => {
     assert.equal(again.callId, first.callId, "the replay names the call that paid");
     assert.equal(first.replayed, undefined);
 
+    // the paid call's USAGE record is published before its reply but stored a moment later; the replay adds none
+    await waitFor("the paid call's USAGE record", async () => (await usageRecords(bed.nc, names)).some((r) => r.agentId === "scout"));
     const paid = (await usageRecords(bed.nc, names)).filter((r) => r.agentId === "scout");
     assert.equal(paid.length, 1, "a replay publishes no USAGE record");
     const budget = await client.usage("scout");

@@ -21,7 +21,7 @@ const HTTP_CHECK = {
 
 describe("model router: tool-calling turns", () => {
   const bed = routerTestBed("router-tools-test", "rtt");
-  const fleet = () => bed.fleet({ routing: "  classifier: false" });
+  const fleet = () => bed.fleet({ routing: "  classifier: false\n  localClassifier: { enabled: false }" });
 
   const chatBodies = () => bed.openai.requests.filter((r) => r.path.endsWith("/chat/completions")).map((r) => r.body);
   const system: ChatMessage = { role: "system", content: "You are Ship. Check hosts." };

@@ -33,7 +33,7 @@ import { waitFor } from "../helpers/wait.js";
  */
 
 const CODEC = "msgpack" as const;
-const BUCKETS = ["tasks", "agents", "proposals", "budgets", "memory", "leases", "schedules", "dedup", "cache", "toolruns", "answers", "held", "pipelineruns", "toolstate", "deliveries"] as const satisfies readonly BucketKey[];
+const BUCKETS = ["tasks", "agents", "proposals", "budgets", "memory", "leases", "schedules", "dedup", "cache", "toolruns", "answers", "held", "pipelineruns", "toolstate", "deliveries", "labels"] as const satisfies readonly BucketKey[];
 const STREAMS = ["TASKS", "PROPOSALS", "APPROVALS", "OUTBOX", "AUDIT", "USAGE", "MEMLOG", "DLQ"] as const satisfies readonly StreamKey[];
 /** written on a timer by the fleet itself (heartbeats, lease renewals): their keys' revisions move without any attack */
 const PERIODIC: readonly BucketKey[] = ["agents", "leases"];

@@ -100,7 +100,7 @@ describe("fleet backup and restore", () => {
     const byName = new Map(manifest.streams.map((s) => [s.name, s]));
     assert.deepEqual([...byName.keys()].sort(), [
       "BK_APPROVALS", "BK_AUDIT", "BK_AUDIT_ANCHORS", "BK_DLQ", "BK_EVENTS", "BK_FINDINGS", "BK_MEMLOG", "BK_OUTBOX", "BK_PROPOSALS", "BK_TASKS", "BK_USAGE",
-      "KV_bk-agents", "KV_bk-budgets", "KV_bk-dedup", "KV_bk-deliveries", "KV_bk-held", "KV_bk-memory", "KV_bk-pipelineruns", "KV_bk-plans", "KV_bk-proposals", "KV_bk-schedules", "KV_bk-tasks", "KV_bk-toolruns", "KV_bk-toolstate",
+      "KV_bk-agents", "KV_bk-budgets", "KV_bk-dedup", "KV_bk-deliveries", "KV_bk-held", "KV_bk-labels", "KV_bk-memory", "KV_bk-pipelineruns", "KV_bk-plans", "KV_bk-proposals", "KV_bk-schedules", "KV_bk-tasks", "KV_bk-toolruns", "KV_bk-toolstate",
     ], "every stream and bucket but leases");
     assert.equal(byName.get("BK_TASKS")?.messages, 300);
     assert.equal(byName.get("BK_DLQ")?.messages, 3);
@@ -124,7 +124,7 @@ describe("fleet backup and restore", () => {
   it("restores onto a fresh server: keys, deleted keys, subjects, headers and payload bytes as they were", async () => {
     await withServer(async (nc) => {
       const report = await restoreFleet(nc, names, dir, log);
-      assert.equal(report.streams, 24, "every stream and bucket but leases (KV held, pipelineruns, plans, toolstate and deliveries included)");
+      assert.equal(report.streams, 25, "every stream and bucket but leases (KV held, labels, pipelineruns, plans, toolstate and deliveries included)");
       assert.equal(report.messages, 300 + 3 + 6 + 1);
       assert.equal(report.duplicates, 0);
       for (const s of manifest.streams) {

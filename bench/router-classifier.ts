@@ -1,0 +1,99 @@
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { shippedLabelsPath, TIER_NAMES, type TierName } from "../config/index.js";
+import { cosineSimilarity, LocalClassifier, localEmbedding, normalTitle, parseLabels, type LabelledTitle } from "../router/index.js";
+import { figure, median, say, type Result } from "./report.js";
+
+/**
+ * The local classifier measured for bench/router: trained on the shipped labels (config/routing-labels.txt), asked the
+ * held-out titles of bench/router-heldout.txt (written after the labels were final; never trained on, never tuned on).
+ * Reports top-1 accuracy with its confusion matrix, accuracy and coverage at the default confidence threshold, the same
+ * on the development set (seen while writing the labels: optimistic), the decision time, the training time, and the
+ * baseline: one nearest neighbour over the local trigram embedding (router/local-embedding.ts) on the same labels.
+ */
+
+const SOURCE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const MIN_CONFIDENCE = 0.5;
+const TIMING_N = 200_000;
+
+function labelsOf(file: string): LabelledTitle[] {
+  return parseLabels(readFileSync(file, "utf8"), file);
+}
+
+function confusion(model: LocalClassifier, set: readonly LabelledTitle[]): { correct: number; matrix: number[][]; confident: number; confidentCorrect: number } {
+  const matrix = TIER_NAMES.map(() => TIER_NAMES.map(() => 0));
+  let correct = 0;
+  let confident = 0;
+  let confidentCorrect = 0;
+  for (const label of set) {
+    const verdict = model.classify(label.title);
+    const predicted = verdict?.tier;
+    if (predicted === undefined) continue;
+    (matrix[TIER_NAMES.indexOf(label.tier)] as number[])[TIER_NAMES.indexOf(predicted)]! += 1;
+    if (predicted === label.tier) correct++;
+    if ((verdict?.confidence ?? 0) >= MIN_CONFIDENCE) {
+      confident++;
+      if (predicted === label.tier) confidentCorrect++;
+    }
+  }
+  return { correct, matrix, confident, confidentCorrect };
+}
+
+function nearestNeighbour(training: readonly LabelledTitle[], set: readonly LabelledTitle[]): number {
+  const vectors = training.map((l) => localEmbedding(l.title));
+  let correct = 0;
+  for (const label of set) {
+    const v = localEmbedding(label.title);
+    let best = -Infinity;
+    let tier: TierName | undefined;
+    vectors.forEach((x, i) => {
+      const s = cosineSimilarity(v, x);
+      if (s > best) [best, tier] = [s, training[i]?.tier];
+    });
+    if (tier === label.tier) correct++;
+  }
+  return correct;
+}
+
+const pct = (n: number, d: number) => `${((100 * n) / d).toFixed(1)} %`;
+
+export function classifierSection(): Result[] {
+  const training = labelsOf(shippedLabelsPath());
+  const heldOut = labelsOf(join(SOURCE_ROOT, "bench", "router-heldout.txt"));
+  const dev = labelsOf(join(SOURCE_ROOT, "bench", "router-dev.txt"));
+  const known = new Set(training.map((l) => normalTitle(l.title)));
+  const copies = [...heldOut, ...dev].filter((l) => known.has(normalTitle(l.title)));
+  if (copies.length > 0) throw new Error(`held-out titles that are training titles: ${copies.map((l) => l.title).join("; ")}`);
+
+  const trainings: number[] = [];
+  let model = LocalClassifier.train(training);
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    model = LocalClassifier.train(training);
+    trainings.push(performance.now() - t);
+  }
+  say(`Local classifier: trained on ${training.length} shipped labels in ${median(trainings).toFixed(1)} ms (median of 5); held-out ${heldOut.length} titles, development set ${dev.length}`);
+  const test = confusion(model, heldOut);
+  say(`  held-out top-1: ${test.correct}/${heldOut.length} = ${pct(test.correct, heldOut.length)} on the intended tier`);
+  say(`  held-out at confidence ≥ ${MIN_CONFIDENCE} (the default threshold): ${test.confident}/${heldOut.length} decided locally (${pct(test.confident, heldOut.length)}), ${pct(test.confidentCorrect, test.confident)} of those right; the rest go to the nano classifier or the default`);
+  say(`  confusion matrix (rows: intended tier, columns: the classifier's tier)`);
+  say(`    ${"".padEnd(10)}${TIER_NAMES.map((t) => t.padStart(10)).join("")}`);
+  TIER_NAMES.forEach((t, i) => say(`    ${t.padEnd(10)}${(test.matrix[i] as number[]).map((n) => String(n).padStart(10)).join("")}`));
+  const devResult = confusion(model, dev);
+  say(`  development set (seen while writing the labels, so optimistic): top-1 ${pct(devResult.correct, dev.length)}, at confidence ≥ ${MIN_CONFIDENCE} ${pct(devResult.confidentCorrect, devResult.confident)} of ${devResult.confident}`);
+  const knn = nearestNeighbour(training, heldOut);
+  say(`  baseline, one nearest neighbour over the local trigram embedding: held-out top-1 ${pct(knn, heldOut.length)}`);
+
+  const titles = heldOut.map((l) => l.title);
+  let sink = 0;
+  for (let i = 0; i < 20_000; i++) sink += model.classify(titles[i % titles.length] as string)?.confidence ?? 0;
+  const t = performance.now();
+  for (let i = 0; i < TIMING_N; i++) sink += model.classify(titles[i % titles.length] as string)?.confidence ?? 0;
+  const us = ((performance.now() - t) * 1_000) / TIMING_N;
+  say(`  decision time: ${us.toFixed(2)} µs per title over ${TIMING_N} classifications of the held-out titles (checksum ${sink.toFixed(0)})`);
+  return [
+    figure("router", "local_classifier_us", us, 50, "µs", 2),
+    figure("router", "local_classifier_heldout_accuracy", test.correct / heldOut.length, knn / heldOut.length, "share", 3),
+  ];
+}
