@@ -101,6 +101,8 @@ describe("agents in their own processes", () => {
         sent.push({ agent: "scout", task: await client.send("scout", `competitor pricing batch ${i}`) });
         sent.push({ agent: "ship", task: await client.send("ship", `deploy build ${i}`) });
       }
+      // mid-run means every process is up: the router (which trains its local classifier at start) has answered a step
+      await client.waitState("scout", sent[0]!.task.id, "TASK_STATE_COMPLETED", 30_000);
       await server.restart();
       // requests during the outage fail fast (no responders / timeout): retry as a client would
       for (let i = 10; i < 15; i++) {
