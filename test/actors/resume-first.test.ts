@@ -9,14 +9,14 @@ import { NatsServer } from "../helpers/nats-server.js";
 import { waitFor } from "../helpers/wait.js";
 
 const log = pino({ level: process.env.TEST_LOG ?? "silent" });
-const AGENT = "mason";
-const agent: HostedAgent = { id: AGENT, name: "Mason", role: "test agent", defaultTier: "nano", cycleMinutes: 600, skills: [] };
+const agentNamed = (id: string): HostedAgent => ({ id, name: id, role: "test agent", defaultTier: "nano", cycleMinutes: 600, skills: [] });
 
 /**
- * An agent resumes its own unfinished work before it takes new work. Nothing in the agent picks this: the agent's
- * durable task consumer has max_ack_pending 1, so a task whose process died while WORKING keeps the one slot until its
- * ack wait runs out, and its redelivery comes before any task submitted meanwhile. (A held task's message is acked and
- * kept in KV `held`, so work that waits does not hold the slot.)
+ * An agent resumes its own unfinished work before it takes new work, by two mechanisms already there: the chart's
+ * snapshot (persisted in the agent's record) restores the task in hand and re-runs its effect at start; and, when no
+ * snapshot survived, the agent's durable task consumer has max_ack_pending 1, so a task whose process died while WORKING
+ * keeps the one slot until its ack wait runs out, and its redelivery comes before any task submitted meanwhile. (A held
+ * task's message is acked and kept in KV `held`, so work that waits does not hold the slot.)
  */
 describe("resume first: a task left WORKING by a dead process is worked before newer tasks", () => {
   let server: NatsServer;
@@ -60,12 +60,15 @@ describe("resume first: a task left WORKING by a dead process is worked before n
     client = await FleetClient.connect(server.url);
   });
   after(async () => {
+    buried.abort();
     for (const r of runtimes) await r.stop();
     await client.close();
     await server.stop();
   });
 
-  it("the unfinished task first, then the one submitted while the agent was down", async () => {
+  async function dieAndRestart(AGENT: string, forgetSnapshot: boolean): Promise<void> {
+    const agent = agentNamed(AGENT);
+    worked.length = 0;
     const first = await AgentRuntime.start(settings("resume-a"), [agent], () => stuck, { log });
     runtimes.push(first);
     const inHand = new Promise<string>((resolve) => (started = resolve));
@@ -82,6 +85,8 @@ describe("resume first: a task left WORKING by a dead process is worked before n
     const fresh = await submitTask(deps, AGENT, { messageId: randomUUID(), role: "ROLE_USER", parts: [{ text: "new work" }] }, "test");
     assert.equal((await deps.store.get(AGENT, old.id))?.status.state, "TASK_STATE_WORKING", "the old task is still WORKING in KV");
 
+    // a process that died before its snapshot was written: only the task consumer can bring the task back
+    if (forgetSnapshot) await client.resources.kv.agents.delete(AGENT);
     const second = await AgentRuntime.start(settings("resume-b"), [agent], () => quick, { log });
     runtimes.push(second);
     await client.waitState(AGENT, fresh.id, "TASK_STATE_COMPLETED", 15_000);
@@ -91,6 +96,13 @@ describe("resume first: a task left WORKING by a dead process is worked before n
       const info = await client.resources.jsm.consumers.info(client.names.stream("TASKS"), client.names.agentConsumer(AGENT));
       return info.num_ack_pending === 0 && info.num_pending === 0;
     });
-    buried.abort();
+  }
+
+  it("restored from the chart's snapshot: the unfinished task first, then the one submitted while the agent was down", async () => {
+    await dieAndRestart("mason", false);
+  });
+
+  it("with no snapshot: the redelivery of the WORKING task comes before the newer task", async () => {
+    await dieAndRestart("mortar", true);
   });
 });
