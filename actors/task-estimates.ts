@@ -25,7 +25,7 @@ export type TaskActual = z.infer<typeof TaskActual>;
 export const ESTIMATE_HISTORY = 20;
 /** a kind with no finished task yet */
 export const DEFAULT_ESTIMATE_POINTS = 1;
-/** the scan of the agent's own task keys at the first estimate stops here: the cost stays bounded on a long-lived fleet */
+/** the first estimate reads at most this many of the agent's Tasks (the latest written): the cost stays bounded */
 export const ESTIMATE_SCAN_LIMIT = 500;
 
 /** A task's kind: the pipeline it runs, else the duty that asked, else the skill its text matches (`skill:general`). */
@@ -89,9 +89,11 @@ export class TaskEstimator {
   private async scan(): Promise<Map<string, { at: string; tokens: number }[]>> {
     const { kv, names, agent, codec } = this.options;
     const prefix = names.taskKey(agent.id, "");
+    // keys come in the order of their last write (oldest first): the last ones are the latest work
     const keys: string[] = [];
     for await (const key of await kv.keys(`${prefix}>`)) {
-      if (keys.length < ESTIMATE_SCAN_LIMIT) keys.push(key);
+      keys.push(key);
+      if (keys.length > ESTIMATE_SCAN_LIMIT) keys.shift();
     }
     const history = new Map<string, { at: string; tokens: number }[]>();
     for (const key of keys) {
