@@ -35,6 +35,8 @@ import { TaskConsumer } from "./task-consumer.js";
 import { TaskDedup } from "./task-dedup.js";
 import { TaskLifecycle } from "./task-lifecycle.js";
 import { TaskStore } from "./task-store.js";
+import { TaskEstimator } from "./task-estimates.js";
+import type { TaskTokens } from "./task-tokens.js";
 
 export interface ActorHostOptions {
   /** writes, requests and the task consumer */
@@ -60,6 +62,8 @@ export interface ActorHostOptions {
   scheduler: CycleScheduler;
   /** `fleet restart <agent>`: how this process restarts (exit and let its supervisor start it); absent = unsupported */
   onRestartRequested?: (() => void) | undefined;
+  /** the process's count of each task's tokens (the router client adds to it): settled tasks get their actual from it */
+  tokens?: TaskTokens | undefined;
 }
 
 type AgentActor = Actor<typeof agentMachine>;
@@ -138,6 +142,8 @@ export class ActorHost {
       dedup: this.dedup,
       breaker: () => this.discipline,
       now: () => options.clock.now(),
+      estimator: new TaskEstimator({ kv: options.kv.tasks, names: options.names, codec: options.codec, agent: options.agent, log: this.log.child({ component: "task-estimator" }) }),
+      tokens: options.tokens,
     });
   }
 

@@ -9,6 +9,7 @@ import { CycleScheduler, nodeTimers } from "./cycle-scheduler.js";
 import { QuietHoursRunner } from "./quiet-hours-runner.js";
 import type { DailyWindow, UrgentPolicy } from "../config/index.js";
 import { FleetModelWorkGate, type ModelWorkGate } from "./model-work-gate.js";
+import { TaskTokens } from "./task-tokens.js";
 
 export interface RuntimeSettings {
   servers: string;
@@ -43,6 +44,8 @@ export interface RuntimeDeps extends FleetResources {
   log: Logger;
   /** every model step asks it first: quiet hours and spent caps hold the work instead of failing it */
   gate: ModelWorkGate;
+  /** each task's tokens so far: the router client adds every reply's usage, the host writes the sum as the actual */
+  tokens?: TaskTokens | undefined;
 }
 
 /**
@@ -104,7 +107,7 @@ export class AgentRuntime {
         clock,
         log: log.child({ component: "model-work-gate" }),
       });
-      const deps: RuntimeDeps = { ...resources, nc, js, names, codec: settings.codec, clock, log, gate };
+      const deps: RuntimeDeps = { ...resources, nc, js, names, codec: settings.codec, clock, log, gate, tokens: new TaskTokens() };
       await options.beforeHosting?.(deps);
       for (const agent of agents) {
         const host = new ActorHost({
@@ -131,6 +134,7 @@ export class AgentRuntime {
           quietHours,
           scheduler,
           onRestartRequested: options.onRestartRequested,
+          tokens: deps.tokens,
         });
         await host.start();
         runtime.hosts.push(host);

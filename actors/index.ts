@@ -16,3 +16,6 @@ export { TaskDedup, type AdmitResult, type DedupKind, type TaskDedupOptions } fr
 export { staggerOf } from "./stagger.js";
 export { HeldWork, listHeld, type HeldWorkOptions } from "./held-work.js";
 export { FLEET_CAP_PATH, FleetModelWorkGate, gateModelCall, ModelWorkHeld, type FleetModelWorkGateOptions, type ModelStepWork, type ModelWorkGate } from "./model-work-gate.js";
+export { TaskTokens } from "./task-tokens.js";
+export { actualOfTask, DEFAULT_ESTIMATE_POINTS, ESTIMATE_HISTORY, ESTIMATE_SCAN_LIMIT, estimateOfTask, kindOf, median, TaskActual, TaskEstimate, TaskEstimator, type TaskEstimatorOptions } from "./task-estimates.js";
+export { TaskLifecycle, type TaskBreaker, type TaskLifecycleOptions } from "./task-lifecycle.js";

@@ -6,6 +6,9 @@ import type { TaskDedup } from "./task-dedup.js";
 import { RETRY_DELAY_MS, type DeliveryOutcome } from "./delivery-outcome.js";
 import type { TaskStore } from "./task-store.js";
 import { taskFromAssignment } from "./submit-task.js";
+import { pointsOf } from "../router/index.js";
+import { estimateOfTask, type TaskActual, type TaskEstimate, type TaskEstimator } from "./task-estimates.js";
+import type { TaskTokens } from "./task-tokens.js";
 
 /** The breaker's view of tasks: started, then succeeded or failed. */
 export interface TaskBreaker {
@@ -25,6 +28,10 @@ export interface TaskLifecycleOptions {
   dedup: TaskDedup;
   breaker: () => TaskBreaker;
   now: () => number;
+  /** the estimate written when a task is claimed (`metadata.estimate`); none when absent */
+  estimator?: TaskEstimator | undefined;
+  /** the tokens of each task's model calls, written as its actual when it is settled (`metadata.actual`) */
+  tokens?: TaskTokens | undefined;
 }
 
 /**
@@ -62,11 +69,13 @@ export class TaskLifecycle {
    * Task and its assignment are written together, so the assignment may come first: then the Task is made from it.
    */
   private async working(assignment: TaskAssignment): Promise<Task> {
+    // made before any work on the task, from the history of its kind; a task claimed again keeps its first estimate
+    const estimate = await this.options.estimator?.estimate(assignment.message);
     // a task that was held is taken again: its hold is over
-    const toWorking = (t: Task): Partial<Task> => ({
-      status: { state: "TASK_STATE_WORKING" as const, timestamp: this.isoNow() },
-      ...(t.metadata && "held" in t.metadata ? { metadata: withoutHeld(t.metadata) } : {}),
-    });
+    const toWorking = (t: Task): Partial<Task> => {
+      const metadata = withEstimate(t.metadata && "held" in t.metadata ? withoutHeld(t.metadata) : t.metadata, estimate);
+      return { status: { state: "TASK_STATE_WORKING" as const, timestamp: this.isoNow() }, ...(metadata !== t.metadata ? { metadata } : {}) };
+    };
     try {
       return await this.options.store.transition(this.options.agentId, assignment.taskId, toWorking);
     } catch (err) {
@@ -127,9 +136,13 @@ export class TaskLifecycle {
   private async settle(taskId: string, outcome: Exclude<ReportInput["outcome"], { retry: true } | { held: Hold }>, log: Logger): Promise<void> {
     const state: TaskState = outcome.ok ? "TASK_STATE_COMPLETED" : "canceled" in outcome ? "TASK_STATE_CANCELED" : "TASK_STATE_FAILED";
     let settled = false;
+    // the sum over the task's model calls in this process; read before the CAS so a lost race re-reads the same count
+    const tokens = this.options.tokens?.peek(this.options.agentId, taskId);
+    const actual: TaskActual | undefined = tokens === undefined ? undefined : { tokens, points: pointsOf(tokens) };
     const task = await this.options.store.transition(this.options.agentId, taskId, (t) => {
       settled = true;
       return {
+        ...(actual ? { metadata: { ...t.metadata, actual } } : {}),
         status: {
           state,
           timestamp: this.isoNow(),
@@ -142,6 +155,9 @@ export class TaskLifecycle {
       for (const artifact of outcome.artifacts) this.publish({ kind: "artifact-update", taskId: task.id, contextId: task.contextId, artifact, lastChunk: true });
     }
     if (settled) this.publishStatus(task.id, task.contextId, state, true);
+    this.options.tokens?.take(this.options.agentId, taskId);
+    const estimate = estimateOfTask(task);
+    if (settled && actual && estimate && state === "TASK_STATE_COMPLETED") await this.options.estimator?.completed(estimate.kind, task.status.timestamp, actual.tokens);
     if (state === "TASK_STATE_COMPLETED") {
       this.options.breaker().taskSucceeded();
       // completed work blocks similar findings for the discovery window
@@ -170,6 +186,12 @@ export class TaskLifecycle {
   private isoNow(): string {
     return new Date(this.options.now()).toISOString();
   }
+}
+
+/** The metadata with the estimate, unless it has one already (the same object back when nothing changes). */
+function withEstimate(metadata: Record<string, unknown> | undefined, estimate: TaskEstimate | undefined): Record<string, unknown> | undefined {
+  if (!estimate || (metadata && "estimate" in metadata)) return metadata;
+  return { ...metadata, estimate };
 }
 
 function withoutHeld(metadata: Record<string, unknown>): Record<string, unknown> {

@@ -30,7 +30,15 @@ export function behaviourFor(config: FleetConfig, configFile: string, sources: F
   let shared: { memory: Promise<StepMemory>; catalogue: ToolCatalogue } | undefined;
   let router: RouterClient | undefined;
   // one router client per process, shared by Atlas's planning, the terminal's model steps and the pipelines' model steps
-  const routerFor = (deps: RuntimeDeps) => (router ??= new RouterClient(deps.nc, deps.names, { codec: deps.codec, timeoutMs: 120_000 }));
+  // every reply of a task's call counts toward the task's actual tokens (written when the task is settled)
+  const routerFor = (deps: RuntimeDeps) =>
+    (router ??= new RouterClient(deps.nc, deps.names, {
+      codec: deps.codec,
+      timeoutMs: 120_000,
+      onReply: (request, reply) => {
+        if (request.taskId) deps.tokens?.add(request.agentId, request.taskId, reply.usage);
+      },
+    }));
 
   const terminalFor = (agent: HostedAgent, deps: RuntimeDeps, tools: AgentTools, live: ToolDirectory | undefined): AgentBehaviour => {
     const configured = config.agents.find((a) => a.id === agent.id);

@@ -1,5 +1,5 @@
-import { TaskStore } from "../actors/index.js";
-import { partsText } from "../protocol/index.js";
+import { actualOfTask, estimateOfTask, TaskStore } from "../actors/index.js";
+import { partsText, type Task } from "../protocol/index.js";
 import { inspect, type CliOptions } from "./options.js";
 import { printTable } from "./status.js";
 
@@ -18,17 +18,37 @@ export async function tasks(positionals: string[], options: CliOptions, env: Nod
         const list = await store.list(agentId).catch(() => []);
         for (const t of list) {
           all.push({ agentId, ...t });
-          const text = partsText(t.history?.[0]?.parts ?? [], " ");
-          rows.push([t.id, agentId, t.status.state.replace("TASK_STATE_", ""), t.status.timestamp.slice(0, 19), text.slice(0, 60)]);
+          rows.push(taskRow(agentId, t));
         }
       }
       if (rows.length) break;
     }
     if (options.json) console.log(JSON.stringify(all, null, 2));
     else if (rows.length === 0) console.log("no tasks");
-    else printTable(["TASK", "AGENT", "STATE", "UPDATED", "REQUEST"], rows);
+    else printTable(TASK_COLUMNS, rows);
     return 0;
   } finally {
     await nc.close();
   }
+}
+
+export const TASK_COLUMNS = ["TASK", "AGENT", "STATE", "UPDATED", "EST", "ACTUAL", "REQUEST"];
+
+/**
+ * One line of `fleet tasks`: the estimate made when the task was claimed and the actual written when it was settled,
+ * both in story points (1 point = 1,000 tokens); `-` where there is none yet (not claimed, not finished, or older work).
+ */
+export function taskRow(agentId: string, t: Task): string[] {
+  const text = partsText(t.history?.[0]?.parts ?? [], " ");
+  const estimate = estimateOfTask(t);
+  const actual = actualOfTask(t);
+  return [
+    t.id,
+    agentId,
+    t.status.state.replace("TASK_STATE_", ""),
+    t.status.timestamp.slice(0, 19),
+    estimate ? `${estimate.points}${estimate.basis === "default" ? "*" : ""}` : "-",
+    actual ? String(actual.points) : "-",
+    text.slice(0, 60),
+  ];
 }

@@ -242,6 +242,8 @@ export async function ensureTaskConsumer(
     deliver_policy: DeliverPolicy.All,
     ack_wait: nanos(options.ackWaitMs),
     max_deliver: options.maxDeliver,
+    // one task at a time, and resume-first: a task left unacked by a dead process holds the slot until it is redelivered,
+    // so no newer task overtakes it (test/actors/resume-first.test.ts)
     max_ack_pending: 1,
     ...(options.backoffMs.length ? { backoff: options.backoffMs.map((ms) => nanos(ms)) } : {}),
   };

@@ -32,6 +32,8 @@ export interface RouterClientOptions {
   /** told each time a premium call has to wait, so the agent can log it and keep its task's working-acks going */
   onWaiting?: (callId: string, retryAfterMs: number) => void;
   signal?: AbortSignal;
+  /** told of every answered complete, where the call was made: the agent process counts each task's tokens here */
+  onReply?: (request: CompleteRequest, reply: CompleteReply) => void;
 }
 
 /**
@@ -77,7 +79,9 @@ export class RouterClient {
     let retriesLeft = this.options.retries ?? 2;
     for (;;) {
       try {
-        return await this.request("complete", withId.agentId, withId, CompleteReply);
+        const reply = await this.request("complete", withId.agentId, withId, CompleteReply);
+        this.options.onReply?.(withId, reply);
+        return reply;
       } catch (err) {
         if (!(err instanceof FleetError)) throw err;
         if ((err.code === "TIMEOUT" || err.code === "ROUTER_UNAVAILABLE" || err.code === "CONFLICT") && retriesLeft-- > 0) {

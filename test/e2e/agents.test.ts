@@ -38,7 +38,11 @@ describe("agents in their own processes", () => {
 
       const scoutTask = await client.getTask("scout", taskId);
       assert.equal(scoutTask.status.state, "TASK_STATE_COMPLETED");
-      assert.deepEqual(scoutTask.metadata, { agentId: "scout", assignedBy: "atlas" });
+      // who assigned it, its estimate (the first of its kind: the default) and its actual (the simulated call's tokens)
+      const { estimate, actual, ...assigned } = scoutTask.metadata ?? {};
+      assert.deepEqual(assigned, { agentId: "scout", assignedBy: "atlas" });
+      assert.deepEqual(estimate, { kind: "skill:research", points: 1, basis: "default", samples: 0 });
+      assert.ok(typeof actual === "object" && actual !== null && "tokens" in actual && typeof actual.tokens === "number" && actual.tokens > 0, `an actual: ${JSON.stringify(actual)}`);
       await waitFor("scout's events", () => client.finalEvents(taskId).length === 1);
       const states = client.events.filter((e) => e.taskId === taskId && e.kind === "status-update").map((e) => (e.kind === "status-update" ? e.status.state : ""));
       assert.deepEqual(states, ["TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]);

@@ -161,6 +161,10 @@ describe("the broker enforces each identity's permissions", () => {
     await asOperator.tasks.put(names.taskKey("scout", "t-own"), encode({ own: true }, CODEC));
     const { kv } = await openFleetResources(await as("agent:scout"), names, { create: false, probe: { bucket: "agents", key: "scout" } });
     assert.ok(await kv.tasks.get(names.taskKey("scout", "t-own")));
+    // its own keys it may list (the history its estimates come from: actors/task-estimates.ts)
+    const own: string[] = [];
+    for await (const key of await kv.tasks.keys(names.taskKey("scout", ">"))) own.push(key);
+    assert.deepEqual(own, [names.taskKey("scout", "t-own")]);
     await assert.rejects(kv.tasks.get(names.taskKey("ship", "t-secret")), (err) => isPermissionViolation(err));
     await assert.rejects(kv.tasks.put(names.taskKey("ship", "t-secret"), encode({ overwritten: true }, CODEC)), (err) => isPermissionViolation(err));
   });
