@@ -31,4 +31,5 @@ export { LearningClassifier } from "./learning-classifier.js";
 export { LearnedLabels, LearnedLabel } from "./learned-labels.js";
 export { configuredLabels, parseLabels, readLabelFile } from "./routing-labels.js";
 export { normalTitle, titleFeatures } from "./title-features.js";
+export { wordClasses } from "./word-classes.js";
 export { routeIntent } from "./route-intent.js";

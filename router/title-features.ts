@@ -2,11 +2,15 @@
  * The features the local classifier reads from a title: words, word pairs and the character 3- to 5-grams of each word
  * (so "deployment", "deploys" and "redeploy" share most of their features, and a typo costs a few of them, not all),
  * hashed into a fixed number of buckets (the hashing trick: no vocabulary to keep in step across routers). Numbers are
- * folded to one digit: "v2.4" and "v3.1" are the same kind of work.
+ * folded to one digit: "v2.4" and "v3.1" are the same kind of work. Each word also sends the features of its word
+ * classes (router/word-classes.ts: "breach", "leak" and "ransomware" are all crisis words), so a word no label used
+ * still counts through its class-mates; chosen by cross-validation on the labels (bench/router-classifier-cv.ts).
  *
  * Written for speed: one pass over the characters, FNV-1a hashes computed in place, no substrings, so extracting a
  * title's features is a few microseconds.
  */
+
+import { WORD_CLASS_COUNT, wordClasses } from "./word-classes.js";
 
 export const FEATURE_BITS = 18;
 const FEATURE_MASK = (1 << FEATURE_BITS) - 1;
@@ -19,6 +23,9 @@ const SEED_WORD = 0x9e3779b1;
 const SEED_PAIR = 0x85ebca6b;
 const SEED_GRAM = 0xc2b2ae35;
 const SEED_FIRST = 0x165667b1;
+const SEED_CLASS = 0x27d4eb2f;
+/** how many times a word's class counts (router/word-classes.ts) */
+const CLASS_REPEAT = 2;
 /** how many times a whole word counts next to one of its character grams: words carry most of the meaning */
 const WORD_REPEAT = 3;
 
@@ -88,6 +95,12 @@ export function titleFeatures(title: string | readonly string[]): TitleFeatures 
     const hash = hashWord(word);
     const wordFeature = mix(hash, SEED_WORD) & FEATURE_MASK;
     for (let r = 0; r < WORD_REPEAT; r++) out.push(wordFeature);
+    const classes = wordClasses(word);
+    for (let c = 0; c < WORD_CLASS_COUNT; c++) {
+      if ((classes & (1 << c)) === 0) continue;
+      const feature = mix(c + 1, SEED_CLASS) & FEATURE_MASK;
+      for (let r = 0; r < CLASS_REPEAT; r++) out.push(feature);
+    }
     // the opening word says what kind of step it is ("deploy", "write", "decide", "is", "should")
     if (w === 0) for (let r = 0; r < WORD_REPEAT; r++) out.push(mix(hash, SEED_FIRST) & FEATURE_MASK);
     if (w > 0) {

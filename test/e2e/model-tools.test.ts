@@ -38,7 +38,8 @@ describe("the model step calls governed tools (processes)", () => {
     const config = join(dir, "fleet.yaml");
     writeFileSync(
       config,
-      routerFleetYaml({ baseUrl: openai.baseUrl, prefix: PREFIX, routing: "  classifier: false\n  cache: { enabled: false }" }) +
+      // "health of our site" is a health check the local classifier sends to nano; this test scripts ship's default tier
+      routerFleetYaml({ baseUrl: openai.baseUrl, prefix: PREFIX, routing: "  classifier: false\n  cache: { enabled: false }\n  localClassifier: { enabled: false }" }) +
         `memory: { dir: ${JSON.stringify(join(dir, "memory"))} }\nbackups: { dir: ${JSON.stringify(join(dir, "backups"))} }\n`,
     );
     processes = startProcesses([

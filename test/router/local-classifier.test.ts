@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { shippedLabelsPath } from "../../config/index.js";
 import { decode, encode, ErrorPayload, FleetError, type CompleteRequest } from "../../protocol/index.js";
-import { LocalClassifier, parseLabels, readLabelFile } from "../../router/index.js";
+import { LocalClassifier, parseLabels, readLabelFile, wordClasses } from "../../router/index.js";
 import { startTestRouter } from "../helpers/router-fleet.js";
 import { routerTestBed } from "../helpers/router-test-bed.js";
 import { waitFor } from "../helpers/wait.js";
@@ -47,6 +47,24 @@ describe("local classifier: the model", () => {
     for (const title of ["Check the queue length", "Plan the week", "Write the newsletter"]) assert.deepEqual(again.classify(title), model.classify(title));
   });
 
+  it("lets a word no label used count through its word class", () => {
+    // "ransomware" and "hijacked" share the crisis class with "breach"; "deployed" and "rollout" share the deploy class
+    assert.equal(wordClasses("ransomware") & wordClasses("breach"), wordClasses("breach") & wordClasses("ransomware"));
+    assert.notEqual(wordClasses("ransomware") & wordClasses("breach"), 0);
+    assert.notEqual(wordClasses("deployed") & wordClasses("rollout"), 0);
+    assert.equal(wordClasses("deployed") & wordClasses("breach"), 0);
+    assert.equal(wordClasses("zzzz"), 0);
+    const tiny = LocalClassifier.train([
+      { title: "Respond to the breach", tier: "premium", source: "t" },
+      { title: "Handle the leak", tier: "premium", source: "t" },
+      { title: "Deploy the site", tier: "workhorse", source: "t" },
+      { title: "Release the site", tier: "workhorse", source: "t" },
+    ]);
+    // neither "hijack" nor "rollout" is in the labels, and they share no character gram with the labels' class words
+    assert.equal(tiny.classify("hijack")?.tier, "premium");
+    assert.equal(tiny.classify("rollout")?.tier, "workhorse");
+  });
+
   it("decides in well under 50 µs", () => {
     const titles = ["Health check of the staging API", "Decide whether to sell the shop", "Analyse last week's traffic on all five sites"];
     for (let i = 0; i < 2_000; i++) model.classify(titles[i % 3] as string);
@@ -58,8 +76,10 @@ describe("local classifier: the model", () => {
     assert.ok(perDecisionUs < 50, `${perDecisionUs.toFixed(1)} µs per decision`);
   });
 
-  it("the held-out titles share no title with the training labels", () => {
-    const heldOut = parseLabels(readFileSync(new URL("../../../bench/router-heldout.txt", import.meta.url), "utf8"), "held-out");
+  it("the held-out titles (both sets) share no title with the training labels", () => {
+    const read = (file: string) => parseLabels(readFileSync(new URL(`../../../bench/${file}`, import.meta.url), "utf8"), file);
+    const heldOut = [...read("router-heldout.txt"), ...read("router-heldout-2.txt")];
+    assert.equal(heldOut.length, 300);
     const norm = (t: string) => t.toLowerCase().replace(/[^a-z0-9]+/g, " ").trim();
     const training = new Set(shipped.map((l) => norm(l.title)));
     assert.deepEqual(heldOut.filter((l) => training.has(norm(l.title))).map((l) => l.title), []);
@@ -80,7 +100,7 @@ describe("local classifier: in the router", () => {
     const local = await client.route({ agentId: "scout", title: "Respond to the data breach at our payment provider" });
     assert.deepEqual([local.tier, local.reason], ["premium", "local-classifier"]);
     assert.ok((local.confidence ?? 0) >= 0.5 && (local.confidence ?? 0) <= 1);
-    assert.match(local.detail, /local classifier → premium, confidence 0\.\d\d/);
+    assert.match(local.detail, /local classifier → premium, confidence (0\.\d\d|1\.00)/);
     assert.equal(nanoCalls(), 0, "a confident local verdict asks no model");
     // not confident: the nano classifier is asked (its provider is real here), and the detail keeps the local guess
     bed.openai.script("m-nano", { content: "workhorse" });

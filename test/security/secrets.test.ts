@@ -98,7 +98,8 @@ describe("secrets: nothing a fleet started with fleet up emits holds a provider 
       routerFleetYaml({
         baseUrl: openai.baseUrl,
         prefix: PREFIX,
-        routing: "  classifier: false\n  cache: { enabled: false }",
+        // "health of our site" is a health check the local classifier sends to nano; this test scripts ship's default tier
+        routing: "  classifier: false\n  cache: { enabled: false }\n  localClassifier: { enabled: false }",
         tierExtra: { nano: tier, workhorse: tier, capable: tier, power: tier, premium: tier },
       }).replace("timeZone: Europe/Berlin", "timeZone: UTC") +
         `memory: { dir: ${JSON.stringify(join(cwd, "memory"))} }
