@@ -248,7 +248,8 @@ function governanceGrants(g: Grants, ctx: GrantContext): void {
   // judges those proposals on the tool hosts' listings
   const servers = Object.keys(ctx.config.mcpServers).sort();
   for (const server of servers) g.publish(names.tool(`${server}.*`, CALLERS.governance));
-  if (servers.length > 0) g.kvRead("tools", ["mcp.>"]);
+  // every listing (none is secret): a bucket bound without direct gets reads through the stream API, which names no key
+  if (servers.length > 0) g.kvRead("tools", [">"]);
 }
 
 function toolHostGrants(g: Grants, ctx: GrantContext): void {
