@@ -61,6 +61,7 @@ export class OpenAIServer {
   private readonly pending = new Set<ServerResponse>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private completions = 0;
+  private responder: ((request: RecordedRequest) => ScriptedAnswer | undefined) | undefined;
 
   private constructor(private readonly server: Server) {}
 
@@ -93,6 +94,14 @@ export class OpenAIServer {
   script(model: string, ...answers: ScriptedAnswer[]): void {
     this.models.add(model);
     this.scripts.set(model, [...(this.scripts.get(model) ?? []), ...answers]);
+  }
+
+  /**
+   * Answers a request no script is queued for (a long run cannot script every call in advance): the function sees the
+   * recorded request and returns the answer, or undefined for the default one.
+   */
+  answerWith(responder: (request: RecordedRequest) => ScriptedAnswer | undefined): void {
+    this.responder = responder;
   }
 
   /** Forgets scripts and recorded requests; hanging requests stay hanging until `close()`. */
@@ -134,7 +143,8 @@ export class OpenAIServer {
 
     const name = model.data.model;
     this.models.add(name);
-    const answer = this.scripts.get(name)?.shift() ?? {};
+    const recorded = this.requests[this.requests.length - 1];
+    const answer = this.scripts.get(name)?.shift() ?? (recorded && this.responder?.(recorded)) ?? {};
     if (answer.hang) {
       this.pending.add(res);
       res.once("close", () => this.pending.delete(res));
