@@ -32,8 +32,17 @@ export interface AgentDay {
   premiumUsd: number;
 }
 
+export interface CallShape {
+  inputTokens: number;
+  outputTokens: number;
+}
+
 export interface DayTally {
   rows: TierRow[];
+  /** mean tokens per call of each kind: pipeline steps of duties, the orchestrator's plans, other work */
+  shapes: { step?: CallShape; plan?: CallShape; work?: CallShape };
+  /** share of input tokens the provider reported cached */
+  cachedShare: number;
   agents: AgentDay[];
   totals: { calls: number; inputTokens: number; outputTokens: number; usd: number; premiumUsd: number; units: number; zeroUnits: number };
 }
@@ -73,7 +82,14 @@ export function tallyDay(input: {
     });
   }
   const cronTasks = new Map<string, Set<string>>();
+  const orchestrators = new Set(input.config.agents.filter((a) => a.layer === "orchestration").map((a) => a.id));
+  const kinds = new Map<"step" | "plan" | "work", { calls: number; input: number; output: number }>();
+  let cached = 0;
   for (const r of input.usage) {
+    const kind = r.trigger === "duty" ? "step" : r.trigger !== "cron" && orchestrators.has(r.agentId) ? "plan" : "work";
+    const k = kinds.get(kind) ?? { calls: 0, input: 0, output: 0 };
+    kinds.set(kind, { calls: k.calls + 1, input: k.input + r.inputTokens, output: k.output + r.outputTokens });
+    cached += r.cachedTokens;
     const agent = agents.get(r.agentId);
     if (!agent) continue;
     const premiumUsd = costUsd(premium, r);
@@ -99,8 +115,13 @@ export function tallyDay(input: {
   const sorted = [...rows.values()].sort((x, y) => x.agentId.localeCompare(y.agentId) || x.tier.localeCompare(y.tier));
   const units = out.reduce((n, a) => n + a.cycles + a.dutyRuns, 0);
   const costly = out.reduce((n, a) => n + a.costlyCycles + a.costlyDutyRuns, 0);
+  const shapes: DayTally["shapes"] = {};
+  for (const [kind, k] of kinds) shapes[kind] = { inputTokens: Math.round(k.input / k.calls), outputTokens: Math.round(k.output / k.calls) };
+  const inputTokens = sorted.reduce((n, r) => n + r.inputTokens, 0);
   return {
     rows: sorted,
+    shapes,
+    cachedShare: inputTokens > 0 ? cached / inputTokens : 0,
     agents: out,
     totals: {
       calls: sorted.reduce((n, r) => n + r.calls, 0),

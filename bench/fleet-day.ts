@@ -135,21 +135,25 @@ rmSync(dir, { recursive: true, force: true });
 
 const cycleMs = (id: string) => (config.agents.find((a) => a.id === id)?.cycleMinutes ?? 60) * 60_000;
 const tally = tallyDay({ config, usage, duties, findingsByAgent, windowMs, cycleMs });
-const simulation = simulateFleet(configs.day, { days: 1 });
+// the projection of the same day config: the scripted day sends the fleet no tasks (workShare 0), its watches find
+// something on about the default 10 % of runs, and the calls are given the scripted provider's sizes (its answers are
+// a schema's smallest instance, far shorter than a model's), so the comparison is of the calls counted and their tiers
+const simulation = simulateFleet(configs.day, { days: 1, assumptions: { workShare: 0, cachedInputShare: tally.cachedShare, ...tally.shapes } });
+const defaults = simulateFleet(configs.day, { days: 1 });
 const projected = projectedByAgent(simulation);
 // the measured window is a little longer than the day (the drain): scaled back to one day for the comparison
 const perDay = dayMs / windowMs;
 
 const usd = (x: number) => `$${x.toFixed(4)}`;
 say("");
-say(`scripted day: outages ${OUTAGES.map((o) => `${o.site} ${o.status} at ${o.from * 24}-${o.to * 24} h`).join(", ")}; feed news at ${FEED_NEWS.map((f) => `${f * 24} h`).join(", ")}; ${failedRequests} requests answered with an outage`);
+say(`scripted day: outages ${OUTAGES.map((o) => `${o.site} ${o.status} at ${(o.from * 24).toFixed(1)}-${(o.to * 24).toFixed(1)} h`).join(", ")}; feed news at ${FEED_NEWS.map((f) => `${(f * 24).toFixed(1)} h`).join(", ")}; ${failedRequests} requests answered with an outage`);
 say(`measured window ${round(windowMs / 1000, 1)} s (day ${round(dayMs / 1000, 1)} s + drain)`);
 say("");
 say("AGENT      TIER       CALLS   IN TOKENS  OUT TOKENS        COST   ALL-PREMIUM");
 for (const r of tally.rows) say(`${r.agentId.padEnd(10)} ${r.tier.padEnd(9)} ${String(r.calls).padStart(6)} ${String(r.inputTokens).padStart(11)} ${String(r.outputTokens).padStart(11)} ${usd(r.usd).padStart(11)} ${usd(r.premiumUsd).padStart(13)}`);
 say(`${"total".padEnd(20)} ${String(tally.totals.calls).padStart(6)} ${String(tally.totals.inputTokens).padStart(11)} ${String(tally.totals.outputTokens).padStart(11)} ${usd(tally.totals.usd).padStart(11)} ${usd(tally.totals.premiumUsd).padStart(13)}`);
 say("");
-say("AGENT      CYCLES ($0)   DUTY RUNS ($0)  CRON  FOUND RUNS  FINDINGS        COST   PROJECTED (calls)");
+say("AGENT      CYCLES ($0)   DUTY RUNS ($0)  CRON$  FOUND RUNS  FINDINGS        COST   PROJECTED (calls)");
 for (const a of tally.agents) {
   const p = projected.get(a.agentId) ?? { calls: 0, usd: 0 };
   say(`${a.agentId.padEnd(10)} ${`${a.cycles} (${a.cycles - a.costlyCycles})`.padStart(11)} ${`${a.dutyRuns} (${a.dutyRuns - a.costlyDutyRuns})`.padStart(16)} ${String(a.cronRuns).padStart(5)} ${String(a.findingRuns).padStart(11)} ${String(a.findings).padStart(9)} ${usd(a.usd).padStart(11)} ${`${usd(p.usd)} (${round(p.calls, 1)})`.padStart(19)}`);
@@ -161,11 +165,14 @@ const zeroShare = tally.totals.zeroUnits / tally.totals.units;
 say("");
 say(`the day: ${usd(measuredDay)} (scaled to 24 h) vs ${usd(tally.totals.premiumUsd * perDay)} all-premium: ${round((100 * tally.totals.usd) / tally.totals.premiumUsd, 2)} % (target ≤ 10 %)`);
 say(`cycles and duty runs at $0: ${tally.totals.zeroUnits} of ${tally.totals.units} = ${round(100 * zeroShare, 1)} % (target ≥ 80 %)`);
+say(`call sizes measured (in/out tokens): ${Object.entries(tally.shapes).map(([k, v]) => `${k} ${v.inputTokens}/${v.outputTokens}`).join(", ")}; cached share ${round(tally.cachedShare, 2)}`);
+say(`fleet simulate with its default assumptions (30 % of cycles working, model-sized calls): ${usd(defaults.totals.usdPerDay)}/day, ${round(defaults.totals.callsPerDay, 1)} calls, ${round((100 * defaults.totals.usdPerDay) / defaults.baseline.usdPerDay, 1)} % of its all-premium`);
 say(`fleet simulate (day config): ${usd(simulation.totals.usdPerDay)}/day, ${round(simulation.totals.callsPerDay, 1)} calls; measured ${usd(measuredDay)}, ${round(tally.totals.calls * perDay, 1)} calls: projection/measured ${round(simulation.totals.usdPerDay / measuredDay, 2)} (target 0.75-1.25)`);
 for (const line of output.filter((l) => /"level":(50|60)/.test(l)).slice(0, 5)) say(`  error line: ${line.slice(0, 300)}`);
 
 const results = [
   figure(BENCH, "zero-cost share of cycles and duty runs", zeroShare * 100, 80, "%", 1),
+  figure(BENCH, "simulate projected calls vs measured", simulation.totals.callsPerDay, tally.totals.calls * perDay, "calls", 1),
   figure(BENCH, "simulate projection vs measured day", simulation.totals.usdPerDay, measuredDay, "usd", 4),
   figure(BENCH, "day cost vs all-premium", tally.totals.usd * perDay, tally.totals.premiumUsd * perDay, "usd", 4),
 ];

@@ -18,7 +18,8 @@ import { costUsd } from "./cost.js";
  *   and a step with a condition (in the shipped pipelines: "only when the tool steps found something") counts at
  *   findingRate, the share of runs assumed to find something. Escalations of a step that fails its check are not modelled.
  * - The orchestrator (the agent of layer orchestration) plans on a cycle only when something changed: at most once per
- *   cycle, once per duty run assumed to find something (any agent's, at findingRate), at its default tier.
+ *   cycle, once per run assumed to find something (at findingRate) and once per task completed by an agent that reports
+ *   to it (its note), at planning.tier.
  * - cachedInputShare of every call's input tokens are billed at the tier's cached price (the system prompt, skills and
  *   tool definitions repeat from call to call).
  * - A projected day above the agent's daily cap is clipped to the cap and flagged, and the fleet total to the fleet's cap:
@@ -157,7 +158,6 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
   const rows: SimulationRow[] = [];
   const agents: SimulatedAgent[] = [];
   let baselineUsd = 0;
-  const findingRuns = findingRunsPerDay(config, a.findingRate);
   for (const agent of config.agents) {
     const cyclesPerDay = active / agent.cycleMinutes;
     // a job that runs a tool is tier 0: no model call; one that runs a pipeline costs its model steps
@@ -186,7 +186,10 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
         if (run.duty) dutyCallsPerDay += calls * run.runs;
       }
     }
-    if (agent.layer === "orchestration") parts.push({ tier: agent.defaultTier, steps: "plan", calls: Math.min(cyclesPerDay, findingRuns), shape: a.plan });
+    if (agent.layer === "orchestration") {
+      const plans = Math.min(cyclesPerDay, planTriggersPerDay(config, agent.id, a, active));
+      parts.push({ tier: tierOf(config, config.planning.tier) ?? agent.defaultTier, steps: "plan", calls: plans, shape: a.plan });
+    }
     for (const part of parts) baselineUsd += callUsd("premium", part.shape, part.calls);
 
     const agentRows = new Map<TierName, SimulationRow>();
@@ -257,13 +260,26 @@ export function pipelineCalls(config: FleetConfig, pipeline: PipelineConfig, fal
   return calls;
 }
 
-/** Runs per day, across the fleet's duties and pipeline jobs, that are expected to find something (and so wake the planner). */
-function findingRunsPerDay(config: FleetConfig, findingRate: number): number {
+/**
+ * What wakes the orchestrator's planner in a day: each run (of another agent's duties and pipeline jobs) that finds
+ * something, at findingRate, and each task an agent reporting to it completes (its note arrives in the inbox): all its
+ * duty runs, its message jobs and its share of working cycles.
+ */
+function planTriggersPerDay(config: FleetConfig, orchestrator: string, a: SimulationAssumptions, activeMinutesPerDay: number): number {
   const finds = (id: string) => config.pipelines[id]?.steps.some((step) => "findings" in step && (step.findings?.length ?? 0) > 0) ?? false;
-  let runs = 0;
-  for (const agent of config.agents) for (const d of agent.duties) if (finds(d.pipeline)) runs += runsPerDay(scheduleOf(d), config.fleet.timeZone) * findingRate;
-  for (const job of config.cron) if (job.pipeline !== undefined && finds(job.pipeline)) runs += runsPerDay(scheduleOf(job), config.fleet.timeZone) * findingRate;
-  return runs;
+  const runs = (item: Parameters<typeof scheduleOf>[0]) => runsPerDay(scheduleOf(item), config.fleet.timeZone);
+  let triggers = 0;
+  for (const agent of config.agents) {
+    if (agent.id === orchestrator) continue;
+    const jobs = config.cron.filter((job) => job.agent === agent.id && job.tool === undefined);
+    if (agent.reportsTo === orchestrator) {
+      triggers += agent.duties.reduce((n, d) => n + runs(d), 0) + jobs.reduce((n, job) => n + runs(job), 0) + (activeMinutesPerDay / agent.cycleMinutes) * a.workShare;
+      continue;
+    }
+    for (const d of agent.duties) if (finds(d.pipeline)) triggers += runs(d) * a.findingRate;
+    for (const job of jobs) if (job.pipeline !== undefined && finds(job.pipeline)) triggers += runs(job) * a.findingRate;
+  }
+  return triggers;
 }
 
 /** The assumptions in words, for the printed table and the README: a projection is only as good as these. */
@@ -275,7 +291,7 @@ export function describeAssumptions(s: Simulation): string[] {
     `cycles run ${hours} h a day (outside quiet hours), one every cycleMinutes; a cycle with nothing to do makes no model call`,
     `${Math.round(a.workShare * 100)} % of cycles, and every run of a message cron job, do a working step at the agent's default tier (${n(a.work.inputTokens)} in / ${n(a.work.outputTokens)} out tokens), triaged first at ${a.triageTier} (${n(a.triage.inputTokens)} in / ${n(a.triage.outputTokens)} out)`,
     `duties and pipeline jobs: each model step is one call per run (${n(a.step.inputTokens)} in / ${n(a.step.outputTokens)} out); a step conditioned on findings counts at ${Math.round(a.findingRate * 100)} % of runs (the assumed finding rate); tool steps are $0`,
-    `the orchestrator plans once per run that finds something, at most once per cycle (${n(a.plan.inputTokens)} in / ${n(a.plan.outputTokens)} out, its default tier)`,
+    `the orchestrator plans (at planning.tier, ${n(a.plan.inputTokens)} in / ${n(a.plan.outputTokens)} out) once per run that finds something and once per task of an agent reporting to it, at most once per cycle`,
     `${Math.round(a.cachedInputShare * 100)} % of input tokens are billed at the cached price; routing rules, escalations and the semantic cache are not modelled`,
     `a day above an agent's cap (or the fleet's) is clipped to it; the baseline sends the same calls to premium without caps`,
   ];

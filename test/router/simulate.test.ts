@@ -49,10 +49,11 @@ describe("simulateFleet", () => {
     assert.equal(s.activeMinutesPerDay, 17 * 60);
     assert.equal(s.agents.find((a) => a.agentId === "atlas")?.cyclesPerDay, 68);
     for (const agent of config.agents) {
-      // triage at nano, work at the default tier, and the tiers its duties' model steps name (triage: nano, standard: capable)
-      const tiers = s.rows.filter((r) => r.agentId === agent.id).map((r) => r.tier);
-      assert.deepEqual(tiers.slice(0, 2), ["nano", agent.defaultTier]);
-      for (const tier of tiers.slice(2)) assert.equal(tier, "capable", `${agent.id}: ${tier}`);
+      // triage at nano, work at the default tier, the tiers its duties' model steps name (triage: nano, standard:
+      // capable), and Atlas's plans at planning.tier (workhorse)
+      const rows = s.rows.filter((r) => r.agentId === agent.id);
+      assert.deepEqual(rows.slice(0, 2).map((r) => r.tier), ["nano", agent.defaultTier]);
+      for (const row of rows.slice(2)) assert.ok(row.tier === "capable" || (agent.id === "atlas" && row.tier === "workhorse" && row.steps === "plan"), `${agent.id}: ${row.tier}`);
     }
   });
 
@@ -81,9 +82,13 @@ describe("simulateFleet", () => {
     close(ship?.dutyCallsPerDay ?? -1, 48 * 0.25 + 1 / 7, "calls: the disk duty makes none");
     close(s.rows.find((r) => r.agentId === "ship" && r.tier === "nano")?.callsPerDay ?? -1, 12, "conditioned triage at the finding rate");
     close(s.rows.find((r) => r.agentId === "ship" && r.tier === "capable")?.callsPerDay ?? -1, 1 / 7, "the weekly report at standard");
-    // 12 runs a day find something; atlas cycles 24 times: 12 plans
-    close(s.rows.find((r) => r.agentId === "atlas" && r.tier === "power")?.callsPerDay ?? -1, 12, "plans");
-    assert.equal(s.rows.find((r) => r.agentId === "atlas" && r.tier === "power")?.steps, "work+plan");
+    // 12 runs a day find something; atlas cycles 24 times: 12 plans, at planning.tier (workhorse by default)
+    const plans = s.rows.find((r) => r.agentId === "atlas" && r.tier === "workhorse");
+    close(plans?.callsPerDay ?? -1, 12, "plans");
+    assert.equal(plans?.steps, "plan");
+    // an agent reporting to atlas wakes it with every task it completes: ship's 336 runs would, but atlas cycles 24 times
+    const reporting = simulateFleet(fleet({ agents, duties: { ship: `    reportsTo: atlas\n${duties.ship}` }, extra: pipelines }), { days: 1, assumptions: { workShare: 0, findingRate: 0.25 } });
+    close(reporting.rows.find((r) => r.agentId === "atlas" && r.tier === "workhorse")?.callsPerDay ?? -1, 24, "a plan a cycle at most");
   });
 
   it("works the numbers out per call: idle cycles free, work on a share of them triaged at nano, cached input at the cached price", () => {
