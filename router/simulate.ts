@@ -18,8 +18,9 @@ import { costUsd } from "./cost.js";
  *   and a step with a condition (in the shipped pipelines: "only when the tool steps found something") counts at
  *   findingRate, the share of runs assumed to find something. Escalations of a step that fails its check are not modelled.
  * - The orchestrator (the agent of layer orchestration) plans on a cycle only when something changed: at most once per
- *   cycle, once per run assumed to find something (at findingRate) and once per task completed by an agent that reports
- *   to it (its note), at planning.tier.
+ *   cycle: woken by each run assumed to find something (at findingRate) and each task completed by an agent that reports
+ *   to it (its note), at planning.tier; the wake-ups fall on cycles at random, so a day of T of them over C cycles plans
+ *   C·(1 − e^(−T/C)) times (several in one cycle make one plan).
  * - cachedInputShare of every call's input tokens are billed at the tier's cached price (the system prompt, skills and
  *   tool definitions repeat from call to call).
  * - A projected day above the agent's daily cap is clipped to the cap and flagged, and the fleet total to the fleet's cap:
@@ -187,7 +188,9 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
       }
     }
     if (agent.layer === "orchestration") {
-      const plans = Math.min(cyclesPerDay, planTriggersPerDay(config, agent.id, a, active));
+      // the triggers fall on cycles independently; a cycle plans once however many arrived since the last
+      const triggers = planTriggersPerDay(config, agent.id, a, active);
+      const plans = cyclesPerDay > 0 ? cyclesPerDay * (1 - Math.exp(-triggers / cyclesPerDay)) : 0;
       parts.push({ tier: tierOf(config, config.planning.tier) ?? agent.defaultTier, steps: "plan", calls: plans, shape: a.plan });
     }
     for (const part of parts) baselineUsd += callUsd("premium", part.shape, part.calls);
@@ -291,7 +294,7 @@ export function describeAssumptions(s: Simulation): string[] {
     `cycles run ${hours} h a day (outside quiet hours), one every cycleMinutes; a cycle with nothing to do makes no model call`,
     `${Math.round(a.workShare * 100)} % of cycles, and every run of a message cron job, do a working step at the agent's default tier (${n(a.work.inputTokens)} in / ${n(a.work.outputTokens)} out tokens), triaged first at ${a.triageTier} (${n(a.triage.inputTokens)} in / ${n(a.triage.outputTokens)} out)`,
     `duties and pipeline jobs: each model step is one call per run (${n(a.step.inputTokens)} in / ${n(a.step.outputTokens)} out); a step conditioned on findings counts at ${Math.round(a.findingRate * 100)} % of runs (the assumed finding rate); tool steps are $0`,
-    `the orchestrator plans (at planning.tier, ${n(a.plan.inputTokens)} in / ${n(a.plan.outputTokens)} out) once per run that finds something and once per task of an agent reporting to it, at most once per cycle`,
+    `the orchestrator plans (at planning.tier, ${n(a.plan.inputTokens)} in / ${n(a.plan.outputTokens)} out) woken by each run that finds something and each task of an agent reporting to it; several in one cycle make one plan`,
     `${Math.round(a.cachedInputShare * 100)} % of input tokens are billed at the cached price; routing rules, escalations and the semantic cache are not modelled`,
     `a day above an agent's cap (or the fleet's) is clipped to it; the baseline sends the same calls to premium without caps`,
   ];
