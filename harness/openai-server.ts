@@ -125,13 +125,14 @@ export class OpenAIServer {
     const text = await readBody(req);
     const body = parseJson(text);
     const model = WithModel.safeParse(body);
-    this.requests.push({
+    const recorded: RecordedRequest = {
       path,
       model: model.success ? model.data.model : undefined,
       body,
       authorization: req.headers.authorization,
       at: Date.now(),
-    });
+    };
+    this.requests.push(recorded);
 
     if (req.method === "GET" && path === "/v1/models") {
       const data = [...this.models].sort().map((id) => ({ id, object: "model", created: 0, owned_by: "openai-server" }));
@@ -143,8 +144,7 @@ export class OpenAIServer {
 
     const name = model.data.model;
     this.models.add(name);
-    const recorded = this.requests[this.requests.length - 1];
-    const answer = this.scripts.get(name)?.shift() ?? (recorded && this.responder?.(recorded)) ?? {};
+    const answer = this.scripts.get(name)?.shift() ?? this.responder?.(recorded) ?? {};
     if (answer.hang) {
       this.pending.add(res);
       res.once("close", () => this.pending.delete(res));
