@@ -5,3 +5,4 @@
 export { NatsServer } from "./nats-server.js";
 export { OpenAIServer, type RecordedRequest, type ScriptedAnswer } from "./openai-server.js";
 export { routerFleetConfig, routerFleetYaml, startTestRouter, usageRecords, type RouterFleetOptions } from "./router-fleet.js";
+export { answerBySchema, minimalInstance } from "./schema-answer.js";

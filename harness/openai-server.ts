@@ -61,6 +61,7 @@ export class OpenAIServer {
   private readonly pending = new Set<ServerResponse>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private completions = 0;
+  private responder: ((request: RecordedRequest) => ScriptedAnswer | undefined) | undefined;
 
   private constructor(private readonly server: Server) {}
 
@@ -95,6 +96,14 @@ export class OpenAIServer {
     this.scripts.set(model, [...(this.scripts.get(model) ?? []), ...answers]);
   }
 
+  /**
+   * Answers a request no script is queued for (a long run cannot script every call in advance): the function sees the
+   * recorded request and returns the answer, or undefined for the default one.
+   */
+  answerWith(responder: (request: RecordedRequest) => ScriptedAnswer | undefined): void {
+    this.responder = responder;
+  }
+
   /** Forgets scripts and recorded requests; hanging requests stay hanging until `close()`. */
   clear(): void {
     this.scripts.clear();
@@ -116,13 +125,14 @@ export class OpenAIServer {
     const text = await readBody(req);
     const body = parseJson(text);
     const model = WithModel.safeParse(body);
-    this.requests.push({
+    const recorded: RecordedRequest = {
       path,
       model: model.success ? model.data.model : undefined,
       body,
       authorization: req.headers.authorization,
       at: Date.now(),
-    });
+    };
+    this.requests.push(recorded);
 
     if (req.method === "GET" && path === "/v1/models") {
       const data = [...this.models].sort().map((id) => ({ id, object: "model", created: 0, owned_by: "openai-server" }));
@@ -134,7 +144,7 @@ export class OpenAIServer {
 
     const name = model.data.model;
     this.models.add(name);
-    const answer = this.scripts.get(name)?.shift() ?? {};
+    const answer = this.scripts.get(name)?.shift() ?? this.responder?.(recorded) ?? {};
     if (answer.hang) {
       this.pending.add(res);
       res.once("close", () => this.pending.delete(res));

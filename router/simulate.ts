@@ -1,4 +1,4 @@
-import { parseHhmm, runsPerDay, scheduleOf, type FleetConfig, type TierName } from "../config/index.js";
+import { parseHhmm, runsPerDay, scheduleOf, TierName, type FleetConfig, type PipelineConfig } from "../config/index.js";
 import { costUsd } from "./cost.js";
 
 /*
@@ -13,6 +13,14 @@ import { costUsd } from "./cost.js";
  *   preceded by one cheap triage call at the triage tier (nano: the routing classifier, or a "what is this?" step).
  *   Routing rules, the classifier, escalations, fallbacks and the semantic cache are not modelled: they move individual
  *   steps up or down, which a projection from config alone cannot know.
+ * - Duties, and cron jobs that run a pipeline, cost what their pipeline's model steps cost: tool steps are $0, a model
+ *   step without a condition is one call per run at its tier or alias (else the duty's, else the agent's default tier),
+ *   and a step with a condition (in the shipped pipelines: "only when the tool steps found something") counts at
+ *   findingRate, the share of runs assumed to find something. Escalations of a step that fails its check are not modelled.
+ * - The orchestrator (the agent of layer orchestration) plans on a cycle only when something changed: at most once per
+ *   cycle: woken by each run assumed to find something (at findingRate) and each task completed by an agent that reports
+ *   to it (its note), at planning.tier; the wake-ups fall on cycles at random, so a day of T of them over C cycles plans
+ *   C·(1 − e^(−T/C)) times (several in one cycle make one plan).
  * - cachedInputShare of every call's input tokens are billed at the tier's cached price (the system prompt, skills and
  *   tool definitions repeat from call to call).
  * - A projected day above the agent's daily cap is clipped to the cap and flagged, and the fleet total to the fleet's cap:
@@ -34,6 +42,12 @@ export interface SimulationAssumptions {
   workShare: number;
   /** share of input tokens (0..1) billed at the cached price */
   cachedInputShare: number;
+  /** a pipeline model step's call */
+  step: CallShape;
+  /** the orchestrator's plan call */
+  plan: CallShape;
+  /** share of a duty's runs (0..1) that find something, so that its conditioned model steps run */
+  findingRate: number;
 }
 
 export const DEFAULT_ASSUMPTIONS: Readonly<SimulationAssumptions> = Object.freeze({
@@ -42,13 +56,17 @@ export const DEFAULT_ASSUMPTIONS: Readonly<SimulationAssumptions> = Object.freez
   work: Object.freeze({ inputTokens: 3_000, outputTokens: 800 }),
   workShare: 0.3,
   cachedInputShare: 0.3,
+  step: Object.freeze({ inputTokens: 1_200, outputTokens: 300 }),
+  plan: Object.freeze({ inputTokens: 4_000, outputTokens: 600 }),
+  findingRate: 0.1,
 });
 
 export interface SimulationRow {
   agentId: string;
   tier: TierName;
-  /** which calls the row holds: the triage calls, the working steps, or both when they share a tier */
-  steps: "triage" | "work" | "triage+work";
+  /** which calls the row holds, joined by "+" when they share a tier: triage, work (cycles and message jobs), duty
+   * (pipeline model steps of duties and pipeline jobs), plan (the orchestrator's plans) */
+  steps: string;
   callsPerDay: number;
   inputTokensPerDay: number;
   outputTokensPerDay: number;
@@ -63,6 +81,9 @@ export interface SimulatedAgent {
   cyclesPerDay: number;
   /** cron job runs per day (a job on some weekdays counts its share of the week) */
   cronRunsPerDay: number;
+  /** duty runs per day, and the model calls they are expected to make */
+  dutyRunsPerDay: number;
+  dutyCallsPerDay: number;
   capUsd: number;
   uncappedUsdPerDay: number;
   usdPerDay: number;
@@ -114,10 +135,13 @@ function resolveAssumptions(partial: Partial<SimulationAssumptions> = {}): Simul
     triageTier: partial.triageTier ?? DEFAULT_ASSUMPTIONS.triageTier,
     triage: { ...DEFAULT_ASSUMPTIONS.triage, ...partial.triage },
     work: { ...DEFAULT_ASSUMPTIONS.work, ...partial.work },
+    step: { ...DEFAULT_ASSUMPTIONS.step, ...partial.step },
+    plan: { ...DEFAULT_ASSUMPTIONS.plan, ...partial.plan },
+    findingRate: share("findingRate", partial.findingRate ?? DEFAULT_ASSUMPTIONS.findingRate),
     workShare: share("workShare", partial.workShare ?? DEFAULT_ASSUMPTIONS.workShare),
     cachedInputShare: share("cachedInputShare", partial.cachedInputShare ?? DEFAULT_ASSUMPTIONS.cachedInputShare),
   };
-  for (const [name, v] of [["triage", a.triage], ["work", a.work]] as const) {
+  for (const [name, v] of [["triage", a.triage], ["work", a.work], ["step", a.step], ["plan", a.plan]] as const) {
     if (!(v.inputTokens >= 0 && v.outputTokens >= 0)) throw new RangeError(`${name} tokens must not be negative`);
   }
   return a;
@@ -137,22 +161,45 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
   let baselineUsd = 0;
   for (const agent of config.agents) {
     const cyclesPerDay = active / agent.cycleMinutes;
-    // a job that runs a tool is tier 0: no model call
-    const cronRunsPerDay = config.cron
-      .filter((job) => job.agent === agent.id && job.tool === undefined)
-      .reduce((n, job) => n + runsPerDay(scheduleOf(job), config.fleet.timeZone), 0);
-    const workCalls = cyclesPerDay * a.workShare + cronRunsPerDay;
+    // a job that runs a tool is tier 0: no model call; one that runs a pipeline costs its model steps
+    const jobs = config.cron.filter((job) => job.agent === agent.id && job.tool === undefined);
+    const cronRunsPerDay = jobs.reduce((n, job) => n + runsPerDay(scheduleOf(job), config.fleet.timeZone), 0);
+    const messageRunsPerDay = jobs.filter((job) => job.pipeline === undefined).reduce((n, job) => n + runsPerDay(scheduleOf(job), config.fleet.timeZone), 0);
+    const workCalls = cyclesPerDay * a.workShare + messageRunsPerDay;
     const triageCalls = workCalls;
-    baselineUsd += callUsd("premium", a.triage, triageCalls) + callUsd("premium", a.work, workCalls);
 
-    const parts: { tier: TierName; steps: "triage" | "work"; calls: number; shape: CallShape }[] = [
+    const parts: { tier: TierName; steps: string; calls: number; shape: CallShape }[] = [
       { tier: a.triageTier, steps: "triage", calls: triageCalls, shape: a.triage },
       { tier: agent.defaultTier, steps: "work", calls: workCalls, shape: a.work },
     ];
+    let dutyRunsPerDay = 0;
+    let dutyCallsPerDay = 0;
+    const scheduled = [
+      ...agent.duties.map((d) => ({ pipeline: d.pipeline, tier: d.tier, runs: runsPerDay(scheduleOf(d), config.fleet.timeZone), duty: true })),
+      ...jobs.flatMap((job) => (job.pipeline === undefined ? [] : [{ pipeline: job.pipeline, tier: job.tier, runs: runsPerDay(scheduleOf(job), config.fleet.timeZone), duty: false }])),
+    ];
+    for (const run of scheduled) {
+      const pipeline = config.pipelines[run.pipeline];
+      if (run.duty) dutyRunsPerDay += run.runs;
+      if (!pipeline) continue;
+      for (const [tier, calls] of pipelineCalls(config, pipeline, tierOf(config, run.tier) ?? agent.defaultTier, a.findingRate)) {
+        parts.push({ tier, steps: "duty", calls: calls * run.runs, shape: a.step });
+        if (run.duty) dutyCallsPerDay += calls * run.runs;
+      }
+    }
+    if (agent.layer === "orchestration") {
+      // the triggers fall on cycles independently; a cycle plans once however many arrived since the last
+      const triggers = planTriggersPerDay(config, agent.id, a, active);
+      const plans = cyclesPerDay > 0 ? cyclesPerDay * (1 - Math.exp(-triggers / cyclesPerDay)) : 0;
+      parts.push({ tier: tierOf(config, config.planning.tier) ?? agent.defaultTier, steps: "plan", calls: plans, shape: a.plan });
+    }
+    for (const part of parts) baselineUsd += callUsd("premium", part.shape, part.calls);
+
     const agentRows = new Map<TierName, SimulationRow>();
     for (const part of parts) {
+      if (part.calls === 0 && part.steps !== "triage" && part.steps !== "work") continue;
       const row = agentRows.get(part.tier) ?? { agentId: agent.id, tier: part.tier, steps: part.steps, callsPerDay: 0, inputTokensPerDay: 0, outputTokensPerDay: 0, usdPerDay: 0, usdPerPeriod: 0, capped: false };
-      if (row.steps !== part.steps) row.steps = "triage+work";
+      if (!row.steps.split("+").includes(part.steps)) row.steps = `${row.steps}+${part.steps}`;
       row.callsPerDay += part.calls;
       row.inputTokensPerDay += part.calls * part.shape.inputTokens;
       row.outputTokensPerDay += part.calls * part.shape.outputTokens;
@@ -164,7 +211,7 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
     // a capped day is spread over the agent's rows in proportion: which calls the downgrade hits is not knowable here
     if (capped) for (const row of agentRows.values()) Object.assign(row, { usdPerDay: (row.usdPerDay * agent.dailyCapUsd) / uncapped, capped: true });
     rows.push(...agentRows.values());
-    agents.push({ agentId: agent.id, cyclesPerDay, cronRunsPerDay, capUsd: agent.dailyCapUsd, uncappedUsdPerDay: uncapped, usdPerDay: Math.min(uncapped, agent.dailyCapUsd), capped });
+    agents.push({ agentId: agent.id, cyclesPerDay, cronRunsPerDay, dutyRunsPerDay, dutyCallsPerDay, capUsd: agent.dailyCapUsd, uncappedUsdPerDay: uncapped, usdPerDay: Math.min(uncapped, agent.dailyCapUsd), capped });
   }
 
   const agentsTotal = agents.reduce((sum, x) => sum + x.usdPerDay, 0);
@@ -198,6 +245,46 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
   };
 }
 
+/** A tier name, or the tier of an alias the routing config knows; undefined for neither (or nothing named). */
+function tierOf(config: FleetConfig, name: string | undefined): TierName | undefined {
+  if (name === undefined) return undefined;
+  const tier = TierName.safeParse(name);
+  return tier.success ? tier.data : config.routing.aliases[name]?.tier;
+}
+
+/** A pipeline run's expected model calls per tier: 1 per unconditioned model step, findingRate per conditioned one. */
+export function pipelineCalls(config: FleetConfig, pipeline: PipelineConfig, fallback: TierName, findingRate: number): Map<TierName, number> {
+  const calls = new Map<TierName, number>();
+  for (const step of pipeline.steps) {
+    if (!("model" in step)) continue;
+    const tier = tierOf(config, step.model.tier) ?? fallback;
+    calls.set(tier, (calls.get(tier) ?? 0) + (step.when === undefined ? 1 : findingRate));
+  }
+  return calls;
+}
+
+/**
+ * What wakes the orchestrator's planner in a day: each run (of another agent's duties and pipeline jobs) that finds
+ * something, at findingRate, and each task an agent reporting to it completes (its note arrives in the inbox): all its
+ * duty runs, its message jobs and its share of working cycles.
+ */
+function planTriggersPerDay(config: FleetConfig, orchestrator: string, a: SimulationAssumptions, activeMinutesPerDay: number): number {
+  const finds = (id: string) => config.pipelines[id]?.steps.some((step) => "findings" in step && (step.findings?.length ?? 0) > 0) ?? false;
+  const runs = (item: Parameters<typeof scheduleOf>[0]) => runsPerDay(scheduleOf(item), config.fleet.timeZone);
+  let triggers = 0;
+  for (const agent of config.agents) {
+    if (agent.id === orchestrator) continue;
+    const jobs = config.cron.filter((job) => job.agent === agent.id && job.tool === undefined);
+    if (agent.reportsTo === orchestrator) {
+      triggers += agent.duties.reduce((n, d) => n + runs(d), 0) + jobs.reduce((n, job) => n + runs(job), 0) + (activeMinutesPerDay / agent.cycleMinutes) * a.workShare;
+      continue;
+    }
+    for (const d of agent.duties) if (finds(d.pipeline)) triggers += runs(d) * a.findingRate;
+    for (const job of jobs) if (job.pipeline !== undefined && finds(job.pipeline)) triggers += runs(job) * a.findingRate;
+  }
+  return triggers;
+}
+
 /** The assumptions in words, for the printed table and the README: a projection is only as good as these. */
 export function describeAssumptions(s: Simulation): string[] {
   const a = s.assumptions;
@@ -205,7 +292,9 @@ export function describeAssumptions(s: Simulation): string[] {
   const hours = (s.activeMinutesPerDay / 60).toFixed(s.activeMinutesPerDay % 60 === 0 ? 0 : 1);
   return [
     `cycles run ${hours} h a day (outside quiet hours), one every cycleMinutes; a cycle with nothing to do makes no model call`,
-    `${Math.round(a.workShare * 100)} % of cycles, and every cron run, do a working step at the agent's default tier (${n(a.work.inputTokens)} in / ${n(a.work.outputTokens)} out tokens), triaged first at ${a.triageTier} (${n(a.triage.inputTokens)} in / ${n(a.triage.outputTokens)} out)`,
+    `${Math.round(a.workShare * 100)} % of cycles, and every run of a message cron job, do a working step at the agent's default tier (${n(a.work.inputTokens)} in / ${n(a.work.outputTokens)} out tokens), triaged first at ${a.triageTier} (${n(a.triage.inputTokens)} in / ${n(a.triage.outputTokens)} out)`,
+    `duties and pipeline jobs: each model step is one call per run (${n(a.step.inputTokens)} in / ${n(a.step.outputTokens)} out); a step conditioned on findings counts at ${Math.round(a.findingRate * 100)} % of runs (the assumed finding rate); tool steps are $0`,
+    `the orchestrator plans (at planning.tier, ${n(a.plan.inputTokens)} in / ${n(a.plan.outputTokens)} out) woken by each run that finds something and each task of an agent reporting to it; several in one cycle make one plan`,
     `${Math.round(a.cachedInputShare * 100)} % of input tokens are billed at the cached price; routing rules, escalations and the semantic cache are not modelled`,
     `a day above an agent's cap (or the fleet's) is clipped to it; the baseline sends the same calls to premium without caps`,
   ];

@@ -6,7 +6,7 @@ import { activeMinutes, DEFAULT_ASSUMPTIONS, simulateFleet } from "../../router/
 const close = (actual: number, expected: number, what = "") => assert.ok(Math.abs(actual - expected) < 1e-9, `${what} ${actual} ≈ ${expected}`);
 
 /** A fleet from a few knobs; prices are round numbers so the expected dollars can be worked out by hand. */
-function fleet(o: { quiet?: [string, string]; fleetCap?: number; agents: { id: string; tier: string; cycle: number; cap: number }[]; cron?: string }): FleetConfig {
+function fleet(o: { quiet?: [string, string]; fleetCap?: number; agents: { id: string; tier: string; cycle: number; cap: number }[]; cron?: string; duties?: Record<string, string>; extra?: string }): FleetConfig {
   const tiers = { nano: [1, 2, 0.5], workhorse: [2, 4, 1], capable: [3, 6, 1.5], power: [5, 15, 2.5], premium: [10, 50, 5] };
   const yaml = `
 fleet:
@@ -26,11 +26,12 @@ ${o.agents
     defaultTier: ${a.tier}
     cycleMinutes: ${a.cycle}
     dailyCapUsd: ${a.cap}
-    tools: ${k === 0 ? '["*"]' : "[web_fetch]"}
-    skills: [{ id: s, name: S, description: d, tags: [t] }]`,
+    tools: ${k === 0 ? '["*"]' : "[web_fetch, http_check, disk_usage]"}
+    skills: [{ id: s, name: S, description: d, tags: [t] }]${o.duties?.[a.id] ? `\n${o.duties[a.id]}` : ""}`,
   )
   .join("\n")}
-${o.cron ?? ""}`;
+${o.cron ?? ""}
+${o.extra ?? ""}`;
   return parseFleetConfig(yaml, "sim.yaml");
 }
 
@@ -48,8 +49,47 @@ describe("simulateFleet", () => {
     assert.equal(s.activeMinutesPerDay, 17 * 60);
     assert.equal(s.agents.find((a) => a.agentId === "atlas")?.cyclesPerDay, 68);
     for (const agent of config.agents) {
-      assert.deepEqual(s.rows.filter((r) => r.agentId === agent.id).map((r) => r.tier), agent.defaultTier === "nano" ? ["nano"] : ["nano", agent.defaultTier]);
+      // triage at nano, work at the default tier, the tiers its duties' model steps name (triage: nano, standard:
+      // capable), and Atlas's plans at planning.tier (workhorse)
+      const rows = s.rows.filter((r) => r.agentId === agent.id);
+      assert.deepEqual(rows.slice(0, 2).map((r) => r.tier), ["nano", agent.defaultTier]);
+      for (const row of rows.slice(2)) assert.ok(row.tier === "capable" || (agent.id === "atlas" && row.tier === "workhorse" && row.steps === "plan"), `${agent.id}: ${row.tier}`);
     }
+  });
+
+  it("duties cost their pipelines' model steps: unconditioned once a run, conditioned at the finding rate, tool steps nothing; the orchestrator plans on what was found", () => {
+    const agents = [{ id: "atlas", tier: "power", cycle: 60, cap: 100 }, { id: "ship", tier: "workhorse", cycle: 60, cap: 100 }];
+    const pipelines = `pipelines:
+  watch:
+    steps:
+      - { id: http, tool: http_check, input: { url: "http://127.0.0.1/" }, findings: [{ when: { path: output.ok, is: falsy }, severity: critical, subject: s, key: down, summary: down }] }
+      - { id: triage, when: { path: findings, is: nonEmpty }, model: { tier: triage, prompt: p, output: { type: object } } }
+  report:
+    steps:
+      - { id: write, model: { tier: standard, prompt: p, output: { type: object } } }
+  disk:
+    steps:
+      - { id: disk, tool: disk_usage, input: { path: / } }`;
+    const duties = {
+      ship: `    duties:
+      - { id: watch, pipeline: watch, every: 30m, delivery: none }
+      - { id: disk, pipeline: disk, every: 5m, delivery: none }
+      - { id: report, pipeline: report, cron: "0 9 * * 1", delivery: none }`,
+    };
+    const s = simulateFleet(fleet({ agents, duties, extra: pipelines }), { days: 1, assumptions: { workShare: 0, findingRate: 0.25 } });
+    const ship = s.agents.find((a) => a.agentId === "ship");
+    close(ship?.dutyRunsPerDay ?? -1, 48 + 288 + 1 / 7, "runs");
+    close(ship?.dutyCallsPerDay ?? -1, 48 * 0.25 + 1 / 7, "calls: the disk duty makes none");
+    close(s.rows.find((r) => r.agentId === "ship" && r.tier === "nano")?.callsPerDay ?? -1, 12, "conditioned triage at the finding rate");
+    close(s.rows.find((r) => r.agentId === "ship" && r.tier === "capable")?.callsPerDay ?? -1, 1 / 7, "the weekly report at standard");
+    // 12 runs a day find something, falling on atlas's 24 cycles: 24 (1 - e^-0.5) plans, at planning.tier (workhorse)
+    const plans = s.rows.find((r) => r.agentId === "atlas" && r.tier === "workhorse");
+    close(plans?.callsPerDay ?? -1, 24 * (1 - Math.exp(-0.5)), "plans");
+    assert.equal(plans?.steps, "plan");
+    // an agent reporting to atlas wakes it with every task it completes: ship's 336 runs would, but atlas cycles 24 times
+    const reporting = simulateFleet(fleet({ agents, duties: { ship: `    reportsTo: atlas\n${duties.ship}` }, extra: pipelines }), { days: 1, assumptions: { workShare: 0, findingRate: 0.25 } });
+    const busy = reporting.rows.find((r) => r.agentId === "atlas" && r.tier === "workhorse")?.callsPerDay ?? -1;
+    assert.ok(busy > 23.99 && busy <= 24, `a plan a cycle at most: ${busy}`);
   });
 
   it("works the numbers out per call: idle cycles free, work on a share of them triaged at nano, cached input at the cached price", () => {
