@@ -2,7 +2,7 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { z } from "zod";
-import { listHeld } from "../../actors/index.js";
+import { actualOfTask, estimateOfTask, listHeld } from "../../actors/index.js";
 import type { FleetConfig } from "../../config/index.js";
 import { ProposalStore } from "../../governance/index.js";
 import {
@@ -66,6 +66,10 @@ export interface TaskRow {
   title: string;
   updatedAt: string;
   held: string | undefined;
+  /** story points (1 point = 1,000 tokens) estimated when the agent claimed it; `default` when its kind had no history */
+  estimate: { points: number; basis: string } | undefined;
+  /** story points of the tokens its model calls used, once it ended */
+  actualPoints: number | undefined;
 }
 
 export interface DeadLetterRow {
@@ -166,6 +170,8 @@ export class FleetReader {
         title: first.slice(0, 120),
         updatedAt: task.status.timestamp,
         held: held?.detail,
+        estimate: estimateOfTask(task),
+        actualPoints: actualOfTask(task)?.points,
       });
     }
     return out.sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));

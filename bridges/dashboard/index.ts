@@ -2,3 +2,4 @@ export { Dashboard, type DashboardOptions } from "./dashboard-server.js";
 export { DashboardAuth, SESSION_COOKIE } from "./dashboard-auth.js";
 export { FleetMetrics } from "./fleet-metrics.js";
 export { FleetReader, type AgentRow, type DeadLetterRow, type FleetBuckets, type TaskRow } from "./fleet-reader.js";
+export { tasksPage } from "./work-pages.js";

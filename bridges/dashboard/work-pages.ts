@@ -28,15 +28,21 @@ ${usage.fleet.state !== "normal" ? html`<span class="warn">${usage.fleet.state}<
   return html`<h1>Agents</h1>${fleet}${table(["AGENT", "STATE", "TIER", "BREAKER", "SPENT TODAY / CAP", "HEARTBEAT", "DONE/FAILED", "HOST"], rows)}`;
 }
 
+/** Estimate against actual in story points, as `fleet tasks` shows them: `*` marks a default estimate (no history yet). */
+function points(t: TaskRow): string {
+  const estimate = t.estimate ? `${t.estimate.points}${t.estimate.basis === "default" ? "*" : ""}` : "-";
+  return `${estimate} / ${t.actualPoints ?? "-"}`;
+}
+
 export function tasksPage(tasks: TaskRow[], limit: number): Html {
   const counts = new Map<string, number>();
   for (const t of tasks) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
   const summary = [...counts].map(([state, n]) => `${state.toLowerCase()} ${n}`).join(" · ");
   const rows = tasks.slice(0, limit).map(
-    (t) => html`<tr><td>${t.updatedAt.slice(0, 19).replace("T", " ")}</td><td>${t.agentId}</td><td>${t.state}${t.held ? html`<br><span class="warn">${t.held}</span>` : ""}</td><td>${t.trigger}</td><td>${t.title}</td><td class="muted">${t.id}</td></tr>`,
+    (t) => html`<tr><td>${t.updatedAt.slice(0, 19).replace("T", " ")}</td><td>${t.agentId}</td><td>${t.state}${t.held ? html`<br><span class="warn">${t.held}</span>` : ""}</td><td>${t.trigger}</td><td>${points(t)}</td><td>${t.title}</td><td class="muted">${t.id}</td></tr>`,
   );
   return html`<h1>Tasks</h1><p>${tasks.length} tasks${summary ? `: ${summary}` : ""}${tasks.length > limit ? ` (the newest ${limit} shown)` : ""}</p>
-${tasks.length ? table(["UPDATED (UTC)", "AGENT", "STATE", "TRIGGER", "REQUEST", "TASK"], rows) : empty("no tasks")}`;
+${tasks.length ? table(["UPDATED (UTC)", "AGENT", "STATE", "TRIGGER", "EST / ACTUAL (pts)", "REQUEST", "TASK"], rows) : empty("no tasks")}`;
 }
 
 export function proposalsPage(proposals: ProposalRecord[], csrf: string | undefined, now: number, notice: string | undefined): Html {
