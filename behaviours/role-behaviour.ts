@@ -1,4 +1,4 @@
-import type { AgentBehaviour, HostedAgent, RuntimeDeps, StepMemory } from "../actors/index.js";
+import { tracedStepTools, type AgentBehaviour, type HostedAgent, type RuntimeDeps, type StepMemory } from "../actors/index.js";
 import type { FleetConfig } from "../config/index.js";
 import { AgentTools, fleetToolRisks, fleetTools, mcpListingFilters, NO_TOOL_MODULES, ToolCatalogue, ToolDirectory, type FleetToolSources } from "../governance/index.js";
 import type { RiskLevel } from "../protocol/index.js";
@@ -60,7 +60,7 @@ export function behaviourFor(config: FleetConfig, configFile: string, sources: F
         prompt: async (a, task) => (await memory).prompt(a, task),
         record: async (entry) => (await memory).record(entry),
       },
-      { tools: governedStepTools({ tools, catalogue, live }), gate: deps.gate },
+      { tools: tracedStepTools(governedStepTools({ tools, catalogue, live }), deps.tracer, agent.id), gate: deps.gate },
     );
   };
 
