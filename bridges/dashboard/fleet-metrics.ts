@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
 import { codecForContentType, PROPOSAL_STATES, UsageRecord, type FleetNames } from "../../protocol/index.js";
 import { decodeRecord, type FleetReader } from "./fleet-reader.js";
+import type { TaskIndex } from "./task-index.js";
 
 /*
  * /metrics in the Prometheus text format. Counters come from the USAGE stream, followed from its first retained record
@@ -45,7 +46,7 @@ export class FleetMetrics {
   private readonly dlq = this.gauge("natsfleet_dlq_messages", "Messages in the dead-letter stream.", []);
 
   constructor(
-    private readonly deps: { js: JetStreamClient; names: FleetNames; reader: FleetReader; log: Logger; clock: { now(): number } },
+    private readonly deps: { js: JetStreamClient; names: FleetNames; reader: FleetReader; tasks: TaskIndex; log: Logger; clock: { now(): number } },
   ) {}
 
   /** Starts following USAGE; resolves once every record already in the stream is counted. */
@@ -108,7 +109,7 @@ export class FleetMetrics {
     const { reader } = this.deps;
     const now = this.deps.clock.now();
     const usage = await reader.usage();
-    const [agents, tasks, proposals, held, dlq] = await Promise.all([reader.agents(now, usage), reader.tasks(), reader.proposals(), reader.held(), reader.dlqDepth()]);
+    const [agents, tasks, proposals, held, dlq] = await Promise.all([reader.agents(now, usage), this.deps.tasks.countsByAgentAndState(), reader.proposals(), reader.held(), reader.dlqDepth()]);
     for (const g of [this.spentToday, this.capUsd, this.remaining, this.agentUp, this.breaker, this.tasks, this.proposals, this.held]) g.reset();
     this.routerUp.set(usage ? 1 : 0);
     if (usage) {
@@ -124,14 +125,7 @@ export class FleetMetrics {
       this.agentUp.set({ agent: a.agentId }, a.alive ? 1 : 0);
       this.breaker.set({ agent: a.agentId }, BREAKER_VALUE[a.breaker]);
     }
-    const taskCounts = new Map<string, { agent: string; state: string; n: number }>();
-    for (const t of tasks) {
-      const key = `${t.agentId}\u0000${t.state}`;
-      const c = taskCounts.get(key) ?? { agent: t.agentId, state: t.state.toLowerCase(), n: 0 };
-      c.n++;
-      taskCounts.set(key, c);
-    }
-    for (const c of taskCounts.values()) this.tasks.set({ agent: c.agent, state: c.state }, c.n);
+    for (const c of tasks) this.tasks.set({ agent: c.agent, state: c.state.toLowerCase() }, c.n);
     for (const state of PROPOSAL_STATES) this.proposals.set({ state }, proposals.filter((p) => p.state === state).length);
     for (const h of held) this.held.inc({ agent: h.agentId, reason: h.hold.reason });
     this.dlq.set(dlq);
