@@ -9,7 +9,7 @@ import type { DashboardConfig, FleetConfig } from "../../config/index.js";
 import { FleetError, type Clock, type FleetNames } from "../../protocol/index.js";
 import { decideAsOperator } from "../operator-decision.js";
 import { DashboardAuth, type Caller } from "./dashboard-auth.js";
-import { costSeries } from "./cost-series.js";
+import { UsageDays } from "./cost-series.js";
 import { costsPage } from "./costs-page.js";
 import { FleetMetrics } from "./fleet-metrics.js";
 import { FleetReader, type FleetBuckets } from "./fleet-reader.js";
@@ -21,7 +21,9 @@ import { agentsPage, dlqPage, findingsPage, heldPage, proposalsPage, tasksPage }
 /*
  * The operator's console over HTTP (fastify): the pages, /events (server-sent change signals), /metrics, and the
  * Approve/Reject forms, which decide through the same code path as `fleet approve`. It connects to NATS as the
- * operator and reads the fleet's records on every request; nothing is cached but the USAGE counters of /metrics.
+ * operator and reads the fleet's records on every request, except what it follows instead of re-reading: USAGE (the
+ * counters of /metrics and the day totals of /costs) and which tasks there are (the task index; a page then reads only
+ * the Tasks it shows).
  */
 
 export interface DashboardOptions {
@@ -54,6 +56,7 @@ export class Dashboard {
   private readonly metrics: FleetMetrics;
   private readonly live: LiveEvents;
   private readonly taskIndex: TaskIndex;
+  private readonly usageDays: UsageDays;
   private readonly streams = new Set<ServerResponse>();
   private address: AddressInfo | undefined;
 
@@ -66,7 +69,8 @@ export class Dashboard {
     const js = jetstream(nc);
     this.reader = new FleetReader({ nc, js, jsm, names, kv, config });
     this.taskIndex = new TaskIndex({ kv: kv.tasks, codec: config.fleet.codec, log: log.child({ component: "task-index" }) });
-    this.metrics = new FleetMetrics({ js, names, reader: this.reader, tasks: this.taskIndex, log, clock });
+    this.usageDays = new UsageDays(config.fleet.timeZone);
+    this.metrics = new FleetMetrics({ js, names, reader: this.reader, tasks: this.taskIndex, days: this.usageDays, log, clock });
     this.live = new LiveEvents({ nc, names });
   }
 
@@ -176,7 +180,7 @@ export class Dashboard {
       case "/proposals":
         return proposalsPage(await r.proposals(), caller.kind === "session" ? caller.csrf : undefined, now, notice);
       case "/costs":
-        return costsPage(await costSeries(jetstream(this.options.nc), this.options.names, this.options.config.fleet.timeZone, now, this.options.settings.costDays), this.options.config.fleet.timeZone);
+        return costsPage(this.usageDays.series(now, this.options.settings.costDays), this.options.config.fleet.timeZone);
       case "/held":
         return heldPage(await r.held(), await r.usage(), now);
       case "/dlq":

@@ -4,6 +4,7 @@ import { Counter, Gauge, Registry } from "prom-client";
 import { codecForContentType, PROPOSAL_STATES, UsageRecord, type FleetNames } from "../../protocol/index.js";
 import { decodeRecord, type FleetReader } from "./fleet-reader.js";
 import type { TaskIndex } from "./task-index.js";
+import type { UsageDays } from "./cost-series.js";
 
 /*
  * /metrics in the Prometheus text format. Counters come from the USAGE stream, followed from its first retained record
@@ -46,7 +47,16 @@ export class FleetMetrics {
   private readonly dlq = this.gauge("natsfleet_dlq_messages", "Messages in the dead-letter stream.", []);
 
   constructor(
-    private readonly deps: { js: JetStreamClient; names: FleetNames; reader: FleetReader; tasks: TaskIndex; log: Logger; clock: { now(): number } },
+    private readonly deps: {
+      js: JetStreamClient;
+      names: FleetNames;
+      reader: FleetReader;
+      tasks: TaskIndex;
+      /** also fed each USAGE record once, for the costs page */
+      days?: UsageDays | undefined;
+      log: Logger;
+      clock: { now(): number };
+    },
   ) {}
 
   /** Starts following USAGE; resolves once every record already in the stream is counted. */
@@ -63,6 +73,7 @@ export class FleetMetrics {
       for await (const m of this.messages!) {
         const record = decodeRecord(UsageRecord, m.data, codecForContentType(m.headers?.get("Content-Type"), "msgpack") ?? "msgpack");
         if (record) this.count(record);
+        else this.deps.days?.malformed();
         if (++counted >= pending) caughtUp();
       }
     })().catch((err: unknown) => this.deps.log.warn({ err }, "USAGE follower stopped"));
@@ -92,6 +103,7 @@ export class FleetMetrics {
     const key = `${r.callId}#${r.attempt}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
+    this.deps.days?.add(r);
     const labels = { agent: r.agentId, tier: r.servedTier };
     (r.simulated ? this.simulated : this.spend).inc(labels, r.costUsd);
     this.calls.inc(labels);
