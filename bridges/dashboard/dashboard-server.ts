@@ -16,6 +16,7 @@ import { FleetReader, type FleetBuckets } from "./fleet-reader.js";
 import { layout, loginPage, PAGES, type Html } from "./html.js";
 import { LiveEvents } from "./live-events.js";
 import { TaskIndex } from "./task-index.js";
+import { ProposalEntries } from "./proposal-entries.js";
 import { agentsPage, dlqPage, findingsPage, heldPage, proposalsPage, tasksPage } from "./work-pages.js";
 
 /*
@@ -41,6 +42,8 @@ export interface DashboardOptions {
 
 const FormBody = z.record(z.string(), z.string());
 const DecisionParams = z.object({ id: z.string().min(1).max(64), decision: z.enum(["approve", "reject"]) });
+/** settled proposals the proposals page lists under the ones awaiting a human */
+const RECENT_PROPOSALS = 30;
 /** tasks per page of /tasks */
 const TASK_ROWS = 100;
 const TaskQueryParams = z.object({
@@ -56,6 +59,7 @@ export class Dashboard {
   private readonly metrics: FleetMetrics;
   private readonly live: LiveEvents;
   private readonly taskIndex: TaskIndex;
+  private readonly proposalEntries: ProposalEntries;
   private readonly usageDays: UsageDays;
   private readonly streams = new Set<ServerResponse>();
   private address: AddressInfo | undefined;
@@ -69,8 +73,9 @@ export class Dashboard {
     const js = jetstream(nc);
     this.reader = new FleetReader({ nc, js, jsm, names, kv, config });
     this.taskIndex = new TaskIndex({ kv: kv.tasks, codec: config.fleet.codec, log: log.child({ component: "task-index" }) });
+    this.proposalEntries = new ProposalEntries({ kv: kv.proposals, codec: config.fleet.codec, log: log.child({ component: "proposal-index" }) });
     this.usageDays = new UsageDays(config.fleet.timeZone);
-    this.metrics = new FleetMetrics({ js, names, reader: this.reader, tasks: this.taskIndex, days: this.usageDays, log, clock });
+    this.metrics = new FleetMetrics({ js, names, reader: this.reader, tasks: this.taskIndex, proposals: this.proposalEntries, days: this.usageDays, log, clock });
     this.live = new LiveEvents({ nc, names });
   }
 
@@ -94,6 +99,7 @@ export class Dashboard {
 
   private async listen(): Promise<void> {
     await this.taskIndex.start();
+    await this.proposalEntries.start();
     await this.metrics.start();
     this.live.start();
     const app = makeApp(this.options.log);
@@ -134,6 +140,7 @@ export class Dashboard {
     await this.app?.close();
     await this.metrics.stop();
     await this.taskIndex.stop();
+    await this.proposalEntries.stop();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -178,7 +185,7 @@ export class Dashboard {
         return tasksPage(await r.taskPage(this.taskIndex, { page: q.page - 1, limit: TASK_ROWS, state: q.state, agentId: q.agent }));
       }
       case "/proposals":
-        return proposalsPage(await r.proposals(), caller.kind === "session" ? caller.csrf : undefined, now, notice);
+        return proposalsPage(await r.proposals(this.proposalEntries, RECENT_PROPOSALS), caller.kind === "session" ? caller.csrf : undefined, now, notice);
       case "/costs":
         return costsPage(this.usageDays.series(now, this.options.settings.costDays), this.options.config.fleet.timeZone);
       case "/held":

@@ -4,6 +4,7 @@ import { Counter, Gauge, Registry } from "prom-client";
 import { codecForContentType, PROPOSAL_STATES, UsageRecord, type FleetNames } from "../../protocol/index.js";
 import { decodeRecord, type FleetReader } from "./fleet-reader.js";
 import type { TaskIndex } from "./task-index.js";
+import type { ProposalEntries } from "./proposal-entries.js";
 import type { UsageDays } from "./cost-series.js";
 
 /*
@@ -52,6 +53,7 @@ export class FleetMetrics {
       names: FleetNames;
       reader: FleetReader;
       tasks: TaskIndex;
+      proposals: ProposalEntries;
       /** also fed each USAGE record once, for the costs page */
       days?: UsageDays | undefined;
       log: Logger;
@@ -121,7 +123,7 @@ export class FleetMetrics {
     const { reader } = this.deps;
     const now = this.deps.clock.now();
     const usage = await reader.usage();
-    const [agents, tasks, proposals, held, dlq] = await Promise.all([reader.agents(now, usage), this.deps.tasks.countsByAgentAndState(), reader.proposals(), reader.held(), reader.dlqDepth()]);
+    const [agents, tasks, proposals, held, dlq] = await Promise.all([reader.agents(now, usage), this.deps.tasks.countsByAgentAndState(), this.deps.proposals.countsByState(), reader.held(), reader.dlqDepth()]);
     for (const g of [this.spentToday, this.capUsd, this.remaining, this.agentUp, this.breaker, this.tasks, this.proposals, this.held]) g.reset();
     this.routerUp.set(usage ? 1 : 0);
     if (usage) {
@@ -138,7 +140,7 @@ export class FleetMetrics {
       this.breaker.set({ agent: a.agentId }, BREAKER_VALUE[a.breaker]);
     }
     for (const c of tasks) this.tasks.set({ agent: c.agent, state: c.state.toLowerCase() }, c.n);
-    for (const state of PROPOSAL_STATES) this.proposals.set({ state }, proposals.filter((p) => p.state === state).length);
+    for (const state of PROPOSAL_STATES) this.proposals.set({ state }, proposals.get(state) ?? 0);
     for (const h of held) this.held.inc({ agent: h.agentId, reason: h.hold.reason });
     this.dlq.set(dlq);
   }

@@ -23,6 +23,7 @@ import {
 import { RouterClient } from "../../router/index.js";
 import { decodeRecord } from "./record-codec.js";
 import type { TaskIndex, TaskQuery } from "./task-index.js";
+import type { ProposalEntries } from "./proposal-entries.js";
 
 export { decodeRecord } from "./record-codec.js";
 
@@ -183,8 +184,12 @@ export class FleetReader {
     return { rows, matching: page.matching, byState: page.byState, query };
   }
 
-  async proposals(): Promise<ProposalRecord[]> {
-    return new ProposalStore(this.deps.kv.proposals, this.deps.js, this.deps.names, this.deps.config.fleet.codec).list();
+  /** The proposals the proposals page shows (all awaiting a human, the newest `recent` others), read by key. */
+  async proposals(index: ProposalEntries, recent: number): Promise<ProposalRecord[]> {
+    const shown = await index.shown(recent);
+    const store = this.proposalStore();
+    const read = await Promise.all([...shown.waiting, ...shown.recent].map((id) => store.get(id).catch(() => undefined)));
+    return read.flatMap((stored) => (stored ? [stored.record] : []));
   }
 
   proposalStore(): ProposalStore {

@@ -68,7 +68,7 @@ ${rows.length ? table(["UPDATED (UTC)", "AGENT", "STATE", "TRIGGER", "EST / ACTU
 
 export function proposalsPage(proposals: ProposalRecord[], csrf: string | undefined, now: number, notice: string | undefined): Html {
   const waiting = proposals.filter((p) => p.state === "awaiting_human");
-  const recent = proposals.filter((p) => p.state !== "awaiting_human").sort((a, b) => b.createdAt - a.createdAt).slice(0, 30);
+  const recent = proposals.filter((p) => p.state !== "awaiting_human").sort((a, b) => b.createdAt - a.createdAt);
   const cards = waiting.map(
     (p) => html`<div class="card proposal" data-proposal="${p.id}"><b>${p.agentId}</b> → <b>${p.tool}</b> (${p.risk}) <span class="muted">${p.id}</span>
 <p>${p.reason}</p><pre class="scroll">${JSON.stringify(p.input, null, 2).slice(0, 2000)}</pre>
