@@ -89,8 +89,9 @@ export function behaviourFor(config: FleetConfig, configFile: string, sources: F
         publishFinding: (finding) => publishFinding(deps.js, deps.names, deps.codec, finding),
         now: () => deps.clock.now(),
         gate: deps.gate,
+        tracer: deps.tracer,
       }),
-      toolTaskStage(tools),
+      toolTaskStage(tools, deps.tracer),
     ];
     // an agent that reports to another sends it a note of each task it completes (scout's reports reach Atlas so)
     const reportsTo = config.agents.find((a) => a.id === agent.id)?.reportsTo;

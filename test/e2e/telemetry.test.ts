@@ -5,7 +5,9 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { randomUUID } from "node:crypto";
 import { context, ROOT_CONTEXT, trace, TraceFlags } from "@opentelemetry/api";
+import { requestOperation, type Task } from "../../protocol/index.js";
 import { AsyncContextManager } from "../../cli/telemetry.js";
 import type { ProcessSupervisor } from "../../supervisor/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
@@ -109,6 +111,28 @@ describe("OpenTelemetry GenAI spans across the agent and router processes", () =
     assert.equal(tool.parentSpanId, agentSpan.spanId);
     assertAttributes(tool, { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "http_check", "gen_ai.tool.call.id": "call_site", "natsfleet.tool.outcome": "ok" });
     assert.equal(tool.attributes["error.type"], undefined);
+  });
+
+  it("a task naming a tool (tier 0) is invoke_agent → execute_tool, with no model call; a refused tool is marked", async () => {
+    const toolTask = (tool: string, input: unknown): Promise<Task> =>
+      requestOperation(client.nc, client.names, "ship", "SendMessage", { message: { messageId: randomUUID(), role: "ROLE_USER", parts: [{ data: { tool, input } }] } });
+    const ran = await toolTask("http_check", { url: siteUrl });
+    const refused = await toolTask("dns_lookup", { host: "localhost" });
+    await client.waitState("ship", ran.id, "TASK_STATE_COMPLETED", 30_000);
+    await client.waitState("ship", refused.id, "TASK_STATE_FAILED", 30_000);
+    const spansOf = async (taskId: string) => {
+      const agent = await waitFor(`the invoke_agent span of ${taskId}`, () => receiver.spans.find((s) => s.name.startsWith("invoke_agent") && s.attributes["natsfleet.task.id"] === taskId));
+      const tool = await waitFor(`the execute_tool span of ${taskId}`, () => receiver.spans.find((s) => s.name.startsWith("execute_tool") && s.parentSpanId === agent.spanId));
+      return { agent, tool, chats: receiver.spans.filter((s) => s.traceId === agent.traceId && s.name.startsWith("chat")) };
+    };
+    const ok = await spansOf(ran.id);
+    assert.notEqual(ok.agent.traceId, TRACE_ID, "an untraced sender: a trace of its own");
+    assertAttributes(ok.tool, { "gen_ai.tool.name": "http_check", "natsfleet.tool.outcome": "ok", "natsfleet.task.id": ran.id });
+    assert.equal(ok.chats.length, 0, "tier 0: no model call");
+    const no = await spansOf(refused.id);
+    assertAttributes(no.tool, { "gen_ai.tool.name": "dns_lookup", "error.type": "TOOL_NOT_ALLOWED" });
+    assert.equal(no.tool.status.code, 2);
+    assertAttributes(no.agent, { "error.type": "TASK_FAILED" });
   });
 });
 
