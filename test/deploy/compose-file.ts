@@ -29,6 +29,7 @@ export const ComposeService = z.object({
   profiles: z.array(z.string()).optional(),
   network_mode: z.string().optional(),
   restart: z.string().optional(),
+  ports: z.array(z.string()).optional(),
 });
 export type ComposeService = z.infer<typeof ComposeService>;
 export const ComposeFile = z.object({

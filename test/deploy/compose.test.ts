@@ -145,6 +145,23 @@ describe("docker-compose.yml", () => {
     for (const [name, s] of fleet) for (const m of mountsOf(s).filter((m) => m.named)) assert.ok(declared.includes(m.source), `${name}: ${m.source} is declared`);
   });
 
+  it("is started the README's way: each service its commands name is in the file", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Running with Docker Compose"), readme.indexOf("## Configuration"));
+    const commands = [...section.matchAll(/docker compose ([^`#\n]+)/g)].map((m) => (m[1] ?? "").trim());
+    assert.ok(commands.length >= 8, commands.join("\n"));
+    const named = (command: string): string[] => {
+      const [verb, ...args] = command.split(/\s+/);
+      if (verb === "run") return [args.find((a) => !a.startsWith("-")) ?? ""];
+      if (verb === "kill") return args.filter((a) => !a.startsWith("-") && a !== "HUP");
+      if (verb === "up") return args.filter((a) => a.includes("=")).map((a) => a.split("=")[0] ?? "");
+      return [];
+    };
+    for (const command of commands) for (const service of named(command)) assert.ok(compose.services[service], `"docker compose ${command}": no service ${service}`);
+    assert.deepEqual(compose.services.fleet?.command?.slice(0, 1), ["status"], "docker compose run --rm fleet is fleet status");
+    for (const [name, s] of fleet.filter(([, s]) => s.restart !== "on-failure")) assert.ok(!s.ports, `${name} has no published port, so --scale works`);
+  });
+
   it("has an image to run: the Dockerfile builds the CLI the services call", () => {
     const dockerfile = readFileSync(join(ROOT, "Dockerfile"), "utf8");
     assert.match(dockerfile, /npm ci/);
