@@ -18,8 +18,8 @@ import { ComposeRunner, SKIPPED } from "./compose-runner.js";
  * The topology of docker-compose.yml, started from the file's own commands as plain processes (compose-runner.ts): three
  * nats-server nodes clustered with the authorization `fleet creds` writes, `fleet init` creating R3 streams, then the
  * router, scheduler, governance, tool host, stand-in, the seven agents and both chat bridges, each with its own seed.
- * Every service passes its own health check, and a task sent the README's way completes through the router against a
- * scripted OpenAI-compatible server. Qdrant is skipped (no binary here): the fleet's embedded vector store is used.
+ * Every service passes its own health check; a task sent the README's way completes through the router against a
+ * scripted OpenAI-compatible server, and a tool call reaches the stand-in through the tool host. Qdrant is skipped (no binary here): the fleet's embedded vector store is used.
  */
 
 const KEY = "sk-compose-topology";
@@ -101,6 +101,14 @@ describe("docker-compose.yml as plain processes", { timeout: 240_000 }, () => {
     const calls = openai.requests.filter((r) => r.path.endsWith("/chat/completions"));
     assert.ok(calls.length > 0);
     assert.ok(calls.every((r) => r.authorization === `Bearer ${KEY}`), "the router calls with the key passed by its variable's name");
+
+    // a tool call from closer's container reaches the stand-in through the tool host's network (network_mode: service:tools)
+    const tool = await runner.run("fleet", ["send", "closer", "--tool", "crm_read", "--input", '{"stage":"lead"}', "--creds", "/creds/operator.nk"], 60_000);
+    assert.equal(tool.code, 0, `${tool.stdout}\n${tool.stderr}`);
+    assert.match(tool.stdout, /TASK_STATE_COMPLETED/);
+    assert.match(tool.stdout, /contacts/);
+    // the chat bridges run against their APIs with the tokens passed by name
+    assert.ok(telegram.calls.length > 0, "the Telegram bridge called its Bot API");
 
     // fleet init --replicas 3: every stream of the fleet is on all three nodes
     const nc = await connectNats({ servers: `nats://${runner.localAddresses("nats-1:4222")}`, nkeySeedFile: runner.host("./deploy/creds/operator.nk"), name: "compose-test", longLived: false });
