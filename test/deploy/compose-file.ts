@@ -23,7 +23,8 @@ export const ComposeService = z.object({
   image: z.string(),
   command: z.array(z.string()).optional(),
   environment: z.record(z.string(), z.union([z.string(), z.null()])).optional(),
-  volumes: z.array(z.string()).default([]),
+  /** short (`./host:/container:ro`, `name:/container`) or long syntax (`{ type: bind, source, target }`) */
+  volumes: z.array(z.union([z.string(), z.looseObject({ type: z.enum(["bind", "volume"]), source: z.string(), target: z.string() })])).default([]),
   healthcheck: z.object({ test: z.array(z.string()).optional(), disable: z.boolean().optional() }).optional(),
   depends_on: z.record(z.string(), z.object({ condition: Condition })).default({}),
   profiles: z.array(z.string()).optional(),
@@ -47,7 +48,7 @@ export function loadCompose(): ComposeFile {
   return ComposeFile.parse(readCompose());
 }
 
-/** One `volumes:` entry: a bind mount (`./host:/container[:ro]`) or a named volume (`name:/container`). */
+/** One `volumes:` entry: a bind mount (`./host:/container[:ro]`) or a named volume (`name:/container`), either syntax. */
 export interface Mount {
   source: string;
   target: string;
@@ -56,6 +57,7 @@ export interface Mount {
 
 export function mountsOf(service: ComposeService): Mount[] {
   return service.volumes.map((entry) => {
+    if (typeof entry !== "string") return { source: entry.source, target: entry.target, named: entry.type === "volume" };
     const [source = "", target = ""] = entry.split(":");
     return { source, target, named: !source.startsWith(".") && !source.startsWith("/") };
   });
