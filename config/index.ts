@@ -21,6 +21,7 @@ export {
   agentById,
 } from "./schema.js";
 export { DashboardConfig } from "./dashboard-schema.js";
+export { GatewayConfig, GatewayPeer, GatewayRateLimit } from "./gateway-schema.js";
 export {
   ApprovalsConfig,
   BrandPolicy,

@@ -5,6 +5,7 @@ import { crossFieldRules } from "./cross-field-rules.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
 import { Layer } from "./layer.js";
 import { DashboardConfig } from "./dashboard-schema.js";
+import { GatewayConfig } from "./gateway-schema.js";
 import { DutyConfig, Interval, PipelineConfig } from "./pipeline-schema.js";
 import { EventsConfig, PlanningConfig } from "./planning-schema.js";
 import { McpServersConfig } from "./mcp-schema.js";
@@ -378,6 +379,7 @@ export const FleetConfig = strict({
   business: BusinessConfig.optional(),
   mcpServers: McpServersConfig,
   dashboard: DashboardConfig.prefault({}),
+  gateway: GatewayConfig.optional(),
   reports: ReportsConfig.prefault({}),
   alerts: AlertsConfig.optional(),
   sweeper: SweeperConfig.optional(),

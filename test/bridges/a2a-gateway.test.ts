@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import { SendMessageRequest, TaskState, type StreamResponse } from "@a2a-js/sdk";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connectNats } from "../../protocol/index.js";
+import { agentSpec, routerSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
+import { FleetClient } from "../helpers/fleet-client.js";
+import { a2aClient, startGateway, type TestGateway } from "../helpers/gateway.js";
+import { NatsServer } from "../helpers/nats-server.js";
+import { waitFor } from "../helpers/wait.js";
+import type { ProcessSupervisor } from "../../supervisor/index.js";
+
+/*
+ * The A2A gateway in front of a real fleet: a real nats-server, the router and scout as real processes (answering on the
+ * simulated provider), the gateway on a free port, and the official @a2a-js/sdk client over both HTTP bindings.
+ */
+
+const ACME = "acme-token-0123456789abcdef";
+const BETA = "beta-token-0123456789abcdef";
+const SHIPONLY = "ship-only-token-0123456789ab";
+
+function message(text: string, configuration: Record<string, unknown> = {}): SendMessageRequest {
+  return SendMessageRequest.fromJSON({ message: { messageId: randomUUID(), role: "ROLE_USER", parts: [{ text }] }, configuration });
+}
+
+async function collect(stream: AsyncGenerator<StreamResponse>): Promise<StreamResponse[]> {
+  const out: StreamResponse[] = [];
+  for await (const event of stream) out.push(event);
+  return out;
+}
+
+describe("the A2A gateway serves fleet agents over JSON-RPC and HTTP+JSON", () => {
+  let server: NatsServer;
+  let fleet: ReturnType<typeof writeTestFleet>;
+  let procs: ProcessSupervisor;
+  let gw: TestGateway;
+  let client: FleetClient;
+  let watcher: NatsConnection;
+  /** every request that reached scout's A2A subjects */
+  const reachedScout: string[] = [];
+
+  before(async () => {
+    server = await NatsServer.start();
+    fleet = writeTestFleet();
+    procs = startProcesses([routerSpec(fleet.file, server.url), agentSpec("scout", fleet.file, server.url)]);
+    client = await FleetClient.connect(server.url);
+    await procs.start();
+    await client.waitAlive(["scout"]);
+    watcher = await connectNats({ servers: server.url, name: "test-watcher" });
+    watcher.subscribe("fleet.agent.scout.a2a.>", { callback: (_err, msg) => void reachedScout.push(msg.subject) });
+    await watcher.flush();
+    gw = await startGateway({
+      natsUrl: server.url,
+      configFile: fleet.file,
+      peers: [
+        { id: "acme", token: ACME, agents: ["scout"] },
+        { id: "beta", token: BETA, agents: ["scout"], skills: ["research"] },
+        { id: "shiponly", token: SHIPONLY, agents: ["ship"], rateLimit: { requests: 2, perSeconds: 3600 } },
+      ],
+      settings: { maxBodyBytes: 4096 },
+    });
+  });
+
+  after(async () => {
+    await gw?.stop();
+    await watcher?.close();
+    await client?.close();
+    await procs?.stop();
+    await server?.stop();
+    fleet?.cleanup();
+  });
+
+  it("serves the fleet's card and each agent's, listing both HTTP bindings, the NATS binding and the bearer scheme", async () => {
+    const fleetCard = (await (await fetch(`${gw.url}/.well-known/agent-card.json`)).json()) as Record<string, unknown>;
+    assert.equal(fleetCard.name, "test");
+    const card = (await (await fetch(`${gw.url}/agents/scout/.well-known/agent-card.json`)).json()) as {
+      supportedInterfaces: { url: string; protocolBinding: string; protocolVersion: string }[];
+      securitySchemes: Record<string, unknown>;
+      securityRequirements: unknown[];
+      skills: { id: string }[];
+    };
+    assert.deepEqual(
+      card.supportedInterfaces.map((i) => [i.protocolBinding, i.url, i.protocolVersion]),
+      [
+        ["JSONRPC", `${gw.url}/agents/scout/a2a/jsonrpc`, "1.0"],
+        ["HTTP+JSON", `${gw.url}/agents/scout/a2a/rest`, "1.0"],
+        ["https://natsfleet.dev/a2a/bindings/nats/v1", "nats:fleet.agent.scout.a2a", "1.0"],
+      ],
+    );
+    assert.deepEqual(card.securitySchemes, { bearer: { httpAuthSecurityScheme: card.securitySchemes.bearer && (card.securitySchemes.bearer as { httpAuthSecurityScheme: unknown }).httpAuthSecurityScheme } });
+    assert.equal((card.securitySchemes.bearer as { httpAuthSecurityScheme: { scheme: string } }).httpAuthSecurityScheme.scheme, "Bearer");
+    assert.deepEqual(card.skills.map((s) => s.id), ["research"]);
+    assert.equal((await fetch(`${gw.url}/agents/nobody/.well-known/agent-card.json`)).status, 404);
+  });
+
+  for (const binding of ["JSONRPC", "HTTP+JSON"] as const) {
+    it(`${binding}: the SDK client sends a message, streams its status updates and reads the finished task`, async () => {
+      const a2a = await a2aClient(`${gw.url}/agents/scout`, ACME, binding);
+      assert.equal(a2a.transport.protocolName, binding);
+      const events = await collect(a2a.sendMessageStream(message("check the competitors' pricing pages")));
+      const first = events[0]?.payload;
+      assert.equal(first?.$case, "task", "the stream opens with the task");
+      const taskId = first.value.id;
+      const states = events.flatMap((e) => (e.payload?.$case === "statusUpdate" ? [e.payload.value.status?.state] : []));
+      assert.deepEqual(states, [TaskState.TASK_STATE_WORKING, TaskState.TASK_STATE_COMPLETED]);
+      const done = await a2a.getTask({ tenant: "", id: taskId });
+      assert.equal(done.status?.state, TaskState.TASK_STATE_COMPLETED);
+      assert.ok(done.artifacts.some((a) => a.name === "simulated-answer"), "scout's answer is the task's artifact");
+      // the same task as the fleet sees it over NATS
+      assert.equal((await client.getTask("scout", taskId)).status.state, "TASK_STATE_COMPLETED");
+
+      // SendMessage that returns at once, then SubscribeToTask follows it to the end
+      const sent = await a2a.sendMessage(message("competitor pricing again", { returnImmediately: true }));
+      assert.ok(!("messageId" in sent));
+      assert.equal(sent.status?.state, TaskState.TASK_STATE_SUBMITTED);
+      const followed = await collect(a2a.resubscribeTask({ tenant: "", id: sent.id })).catch(async (err: unknown) => {
+        // the task may have finished before the subscription: then it is terminal and there is nothing to follow
+        if ((await a2a.getTask({ tenant: "", id: sent.id })).status?.state === TaskState.TASK_STATE_COMPLETED) return [];
+        throw err;
+      });
+      if (followed.length > 0) assert.equal(followed.at(-1)?.payload?.$case, "statusUpdate");
+      await waitFor("the returned-at-once task to complete", async () => (await a2a.getTask({ tenant: "", id: sent.id })).status?.state === TaskState.TASK_STATE_COMPLETED);
+
+      // blocking SendMessage (the A2A default) answers with the finished task
+      const blocking = await a2a.sendMessage(message("pricing of the competitors once more"));
+      assert.ok(!("messageId" in blocking));
+      assert.equal(blocking.status?.state, TaskState.TASK_STATE_COMPLETED);
+
+      const listed = await a2a.listTasks({ tenant: "", contextId: "", status: 0, pageToken: "", statusTimestampAfter: undefined });
+      assert.ok(listed.tasks.some((t) => t.id === taskId), "ListTasks shows the peer's own tasks");
+    });
+  }
+
+  it("a peer sees only its own tasks; a peer granted one skill may ask for that skill only", async () => {
+    const acme = await a2aClient(`${gw.url}/agents/scout`, ACME, "JSONRPC");
+    const beta = await a2aClient(`${gw.url}/agents/scout`, BETA, "HTTP+JSON");
+    const sent = await acme.sendMessage(message("competitor pricing for acme", { returnImmediately: true }));
+    assert.ok(!("messageId" in sent));
+    await assert.rejects(beta.getTask({ tenant: "", id: sent.id }), /not found/i);
+    const listed = await beta.listTasks({ tenant: "", contextId: "", status: 0, pageToken: "", statusTimestampAfter: undefined });
+    assert.ok(!listed.tasks.some((t) => t.id === sent.id), "not in another peer's list either");
+    // beta may ask for research (text matching its tags), not for work matching none of scout's skills
+    const ok = await beta.sendMessage(message("competitor pricing for beta", { returnImmediately: true }));
+    assert.ok(!("messageId" in ok));
+    await assert.rejects(beta.sendMessage(message("water the office plants", { returnImmediately: true })), /may not ask scout/);
+  });
+});
