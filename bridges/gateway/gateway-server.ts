@@ -1,5 +1,5 @@
 import { A2A_VERSION_HEADER, type AgentCard } from "@a2a-js/sdk";
-import { ContentTypeNotSupportedError, RequestMalformedError } from "@a2a-js/sdk/errors";
+import { A2AError, ContentTypeNotSupportedError, RequestMalformedError } from "@a2a-js/sdk/errors";
 import { JsonRpcTransportHandler, validateVersion } from "@a2a-js/sdk/server";
 import type { NatsConnection } from "@nats-io/nats-core";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
@@ -185,7 +185,9 @@ export class Gateway {
       validateVersion(requestedVersion ?? "0.3", target.card, binding === "jsonrpc" ? "JSONRPC" : "HTTP+JSON");
       this.peers.take(peer);
     } catch (err) {
-      void refuse(reply, binding, err instanceof FleetError ? err : (err as RequestMalformedError), 200);
+      // a refused version is the protocol's own error (HTTP 200 on JSON-RPC), a rate limit the HTTP layer's (429)
+      if (err instanceof FleetError) void refuse(reply, binding, err);
+      else void refuse(reply, binding, err instanceof A2AError ? err : new FleetError("INTERNAL", String(err)), 200);
       return undefined;
     }
     return { target, context: new PeerCallContext(peer, { requestedVersion: requestedVersion ?? "0.3" }) };

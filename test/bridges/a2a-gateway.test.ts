@@ -145,4 +145,77 @@ describe("the A2A gateway serves fleet agents over JSON-RPC and HTTP+JSON", () =
     assert.ok(!("messageId" in ok));
     await assert.rejects(beta.sendMessage(message("water the office plants", { returnImmediately: true })), /may not ask scout/);
   });
+
+  it("a bad token, a bad A2A-Version, a malformed body, an ungranted agent, too many requests or too large a body get the spec's errors and never reach NATS", async () => {
+    const rpcUrl = `${gw.url}/agents/scout/a2a/jsonrpc`;
+    const restUrl = `${gw.url}/agents/scout/a2a/rest`;
+    const valid = { jsonrpc: "2.0", id: 7, method: "SendMessage", params: { message: { messageId: randomUUID(), role: "ROLE_USER", parts: [{ text: "competitor pricing" }] }, configuration: { returnImmediately: true } } };
+    const post = async (url: string, body: string, headers: Record<string, string>) => {
+      const res = await fetch(url, { method: "POST", body, headers: { "content-type": "application/json", "a2a-version": "1.0", ...headers } });
+      return { status: res.status, headers: res.headers, body: (await res.json()) as { error: { code: number; status?: string; message: string; details?: { reason: string }[] } } };
+    };
+    const rpc = (body: unknown, headers: Record<string, string> = {}) => post(rpcUrl, typeof body === "string" ? body : JSON.stringify(body), { authorization: `Bearer ${ACME}`, ...headers });
+    const rest = (path: string, body: unknown, headers: Record<string, string> = {}) => post(`${restUrl}${path}`, typeof body === "string" ? body : JSON.stringify(body), { authorization: `Bearer ${ACME}`, ...headers });
+    await watcher.flush();
+    const before = reachedScout.length;
+
+    // no token, a wrong one: 401 before anything else is looked at
+    for (const auth of [{}, { authorization: "Bearer not-the-token-0123456789" }, { authorization: ACME }] as Record<string, string>[]) {
+      const r = await post(rpcUrl, JSON.stringify(valid), auth);
+      assert.equal(r.status, 401);
+      assert.equal(r.headers.get("www-authenticate"), 'Bearer realm="natsfleet"');
+      assert.equal(r.body.error.code, -32210);
+      const s = await post(`${restUrl}/message:send`, JSON.stringify(valid.params), auth);
+      assert.equal(s.status, 401);
+      assert.equal(s.body.error.status, "UNAUTHENTICATED");
+    }
+    const stranger = await a2aClient(`${gw.url}/agents/scout`, "not-the-token-0123456789", "JSONRPC");
+    await assert.rejects(stranger.sendMessage(message("competitor pricing", { returnImmediately: true })), /Authorization: Bearer/);
+
+    // an unsupported A2A-Version (absent means 0.3): the spec's VersionNotSupportedError, -32009
+    for (const version of [{ "a2a-version": "9.9" }, { "a2a-version": "" }]) {
+      const r = await rpc(valid, version);
+      assert.equal(r.body.error.code, -32009);
+      const s = await rest("/message:send", valid.params, version);
+      assert.equal(s.status, 400);
+      assert.equal(s.body.error.details?.[0]?.reason, "VERSION_NOT_SUPPORTED");
+    }
+
+    // malformed bodies: not JSON (-32700), not the schema (-32602), not JSON-RPC, an unknown method; a wrong media type
+    assert.equal((await rpc("{not json")).body.error.code, -32700);
+    assert.equal((await rpc({ ...valid, params: { message: { messageId: "m", role: "ROLE_USER", parts: [] } } })).body.error.code, -32602);
+    assert.equal((await rpc({ ...valid, params: { message: { messageId: "m", role: "ROLE_USER", parts: [{ text: "x" }], taskId: "has a space" } } })).body.error.code, -32602);
+    assert.equal((await rpc({ id: 1, method: "SendMessage" })).body.error.code, -32602);
+    assert.equal((await rpc({ ...valid, method: "NoSuchMethod" })).body.error.code, -32601);
+    assert.equal((await rpc(valid, { "content-type": "text/plain" })).body.error.code, -32005);
+    const restBad = await rest("/message:send", "{not json");
+    assert.equal(restBad.status, 400);
+    assert.equal((await rest("/message:send", { message: { messageId: "m", role: "ROLE_USER", parts: [] } })).status, 400);
+
+    // too large a body: 413 before it is read
+    const big = await rpc({ ...valid, params: { message: { messageId: "m", role: "ROLE_USER", parts: [{ text: "x".repeat(10_000) }] } } });
+    assert.equal(big.status, 413);
+    assert.equal(big.body.error.code, -32600);
+
+    // an agent the peer was not granted: 403
+    const forbidden = await post(rpcUrl, JSON.stringify(valid), { authorization: `Bearer ${SHIPONLY}` });
+    assert.equal(forbidden.status, 403);
+    assert.equal(forbidden.body.error.code, -32162);
+
+    // the rate limit: shiponly may make 2 requests an hour (the refused one above took none, the grant is checked first)
+    const shipRpc = (id: number) => post(`${gw.url}/agents/ship/a2a/jsonrpc`, JSON.stringify({ jsonrpc: "2.0", id, method: "GetTask", params: { id: "t-none" } }), { authorization: `Bearer ${SHIPONLY}` });
+    await shipRpc(1);
+    await shipRpc(2);
+    const limited = await shipRpc(3);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.error.code, -32211);
+    assert.ok(Number(limited.headers.get("retry-after")) > 0, "Retry-After says when");
+
+    // a valid request goes through and is seen: everything refused before it would have been seen first
+    const ok = await rpc({ jsonrpc: "2.0", id: 9, method: "GetTask", params: { id: "t-no-such-task" } });
+    assert.equal(ok.body.error.code, -32001, "TaskNotFoundError from the agent itself");
+    await waitFor("the valid request to be seen on scout's subjects", () => reachedScout.length > before);
+    await watcher.flush();
+    assert.deepEqual(reachedScout.slice(before), ["fleet.agent.scout.a2a.GetTask"], "of all those requests, only the valid one reached NATS");
+  });
 });
