@@ -1,4 +1,4 @@
-import { Gateway } from "../bridges/index.js";
+import { checkPeerTokens, Gateway } from "../bridges/index.js";
 import { connectNats, FleetError, FleetNames, systemClock } from "../protocol/index.js";
 import { loadConfig, natsConnection, prefixOf, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
@@ -13,6 +13,7 @@ export async function runGateway(options: RunOptions, env: NodeJS.ProcessEnv): P
   if (!config.gateway) throw new FleetError("CONFIG_INVALID", "the config has no gateway: section (gateway: { port: 8420, peers: [...] })");
   const settings = config.gateway;
   const tokens = Object.fromEntries(settings.peers.map((p) => [p.tokenEnv, env[p.tokenEnv]]));
+  checkPeerTokens(settings, tokens);
   const log = rootLogger(options, env, "gateway");
   const nc = await connectNats({ ...natsConnection(options, env), name: "fleet-gateway", logger: log });
   let gateway: Gateway;

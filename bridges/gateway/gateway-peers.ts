@@ -28,23 +28,16 @@ export class GatewayPeers {
   private readonly peers: { token: Buffer; peer: Peer; limit: GatewayRateLimit }[] = [];
   private readonly buckets = new Map<string, Bucket>();
 
-  /**
-   * `tokens` maps each peer's token variable to its value. A peer whose variable is unset or too short is refused at
-   * start with the field's path: a gateway that silently let nobody (or anybody) in would be worse than none.
-   */
+  /** `tokens` maps each peer's token variable to its value (checked by checkPeerTokens). */
   constructor(
     config: GatewayConfig,
     agents: readonly Pick<AgentConfig, "id">[],
     tokens: Readonly<Record<string, string | undefined>>,
     private readonly clock: Clock,
   ) {
-    config.peers.forEach((p, i) => {
-      const token = tokens[p.tokenEnv];
-      if (!token || token.length < MIN_TOKEN_LENGTH) {
-        throw new FleetError("CONFIG_INVALID", `gateway.peers[${i}].tokenEnv: ${p.tokenEnv} ${token ? `holds fewer than ${MIN_TOKEN_LENGTH} characters` : "is not set"}`, {
-          details: [{ path: `gateway.peers[${i}].tokenEnv`, message: token ? "token too short" : "variable not set" }],
-        });
-      }
+    checkPeerTokens(config, tokens);
+    config.peers.forEach((p) => {
+      const token = tokens[p.tokenEnv] ?? "";
       const granted = p.agents.includes("*") ? agents.map((a) => a.id) : p.agents;
       this.peers.push({ token: Buffer.from(token), peer: { id: p.id, agents: new Set(granted), skills: p.skills ? new Set(p.skills) : undefined }, limit: p.rateLimit ?? config.rateLimit });
     });
@@ -86,4 +79,17 @@ export class GatewayPeers {
 /** Whether a peer may call the agent at all. */
 export function mayCall(peer: Peer, agentId: string): boolean {
   return peer.agents.has(agentId);
+}
+
+/**
+ * Refuses a peer whose token variable is unset or too short, with the field's path: a gateway that silently let nobody
+ * (or anybody) in would be worse than none. `fleet run gateway` calls it before connecting to NATS.
+ */
+export function checkPeerTokens(config: Pick<GatewayConfig, "peers">, tokens: Readonly<Record<string, string | undefined>>): void {
+  const issues = config.peers.flatMap((p, i) => {
+    const token = tokens[p.tokenEnv];
+    if (token && token.length >= MIN_TOKEN_LENGTH) return [];
+    return [{ path: `gateway.peers[${i}].tokenEnv`, message: `${p.tokenEnv} ${token ? `holds fewer than ${MIN_TOKEN_LENGTH} characters` : "is not set"}` }];
+  });
+  if (issues.length > 0) throw new FleetError("CONFIG_INVALID", issues.map((i) => `${i.path}: ${i.message}`).join("\n"), { details: issues });
 }
