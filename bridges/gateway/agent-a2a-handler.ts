@@ -1,6 +1,6 @@
 import type { AgentCard, CancelTaskRequest, GetTaskRequest, ListTasksRequest, ListTasksResponse, Message as SdkMessage, SendMessageRequest, StreamResponse, SubscribeToTaskRequest, Task as SdkTask } from "@a2a-js/sdk";
 import { taskStateToJSON } from "@a2a-js/sdk";
-import { PushNotificationNotSupportedError, RequestMalformedError, TaskNotFoundError, UnsupportedOperationError } from "@a2a-js/sdk/errors";
+import { ExtendedAgentCardNotConfiguredError, PushNotificationNotSupportedError, RequestMalformedError, TaskNotFoundError, UnsupportedOperationError } from "@a2a-js/sdk/errors";
 import { ServerCallContext, type A2ARequestHandler, type ServerCallContextOptions } from "@a2a-js/sdk/server";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
@@ -54,7 +54,7 @@ export class AgentA2aHandler implements A2ARequestHandler {
   }
 
   async getAuthenticatedExtendedAgentCard(): Promise<AgentCard> {
-    throw new UnsupportedOperationError("this agent has no extended card");
+    throw new ExtendedAgentCardNotConfiguredError("this agent has no extended card: its public card is all there is");
   }
 
   async sendMessage(params: SendMessageRequest, context: ServerCallContext): Promise<SdkMessage | SdkTask> {

@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { SendMessageRequest, TaskState, type StreamResponse } from "@a2a-js/sdk";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connectNats } from "../../protocol/index.js";
-import { agentSpec, routerSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
+import { agentSpec, routerSpec, slowAgentSpec, startProcesses, writeTestFleet } from "../helpers/fleet-processes.js";
 import { FleetClient } from "../helpers/fleet-client.js";
 import { a2aClient, startGateway, type TestGateway } from "../helpers/gateway.js";
 import { NatsServer } from "../helpers/nats-server.js";
@@ -19,6 +19,7 @@ import type { ProcessSupervisor } from "../../supervisor/index.js";
 const ACME = "acme-token-0123456789abcdef";
 const BETA = "beta-token-0123456789abcdef";
 const SHIPONLY = "ship-only-token-0123456789ab";
+const DEPLOYER = "deployer-token-0123456789abc";
 
 function message(text: string, configuration: Record<string, unknown> = {}): SendMessageRequest {
   return SendMessageRequest.fromJSON({ message: { messageId: randomUUID(), role: "ROLE_USER", parts: [{ text }] }, configuration });
@@ -43,10 +44,11 @@ describe("the A2A gateway serves fleet agents over JSON-RPC and HTTP+JSON", () =
   before(async () => {
     server = await NatsServer.start();
     fleet = writeTestFleet();
-    procs = startProcesses([routerSpec(fleet.file, server.url), agentSpec("scout", fleet.file, server.url)]);
+    // ship works each task for 20 s, so a task of its stays WORKING long enough to be followed and canceled
+    procs = startProcesses([routerSpec(fleet.file, server.url), agentSpec("scout", fleet.file, server.url), slowAgentSpec("ship", fleet.file, server.url, 20_000)]);
     client = await FleetClient.connect(server.url);
     await procs.start();
-    await client.waitAlive(["scout"]);
+    await client.waitAlive(["scout", "ship"]);
     watcher = await connectNats({ servers: server.url, name: "test-watcher" });
     watcher.subscribe("fleet.agent.scout.a2a.>", { callback: (_err, msg) => void reachedScout.push(msg.subject) });
     await watcher.flush();
@@ -57,6 +59,7 @@ describe("the A2A gateway serves fleet agents over JSON-RPC and HTTP+JSON", () =
         { id: "acme", token: ACME, agents: ["scout"] },
         { id: "beta", token: BETA, agents: ["scout"], skills: ["research"] },
         { id: "shiponly", token: SHIPONLY, agents: ["ship"], rateLimit: { requests: 2, perSeconds: 3600 } },
+        { id: "deployer", token: DEPLOYER, agents: ["ship"] },
       ],
       settings: { maxBodyBytes: 4096 },
     });
@@ -129,6 +132,8 @@ describe("the A2A gateway serves fleet agents over JSON-RPC and HTTP+JSON", () =
 
       const listed = await a2a.listTasks({ tenant: "", contextId: "", status: 0, pageToken: "", statusTimestampAfter: undefined });
       assert.ok(listed.tasks.some((t) => t.id === taskId), "ListTasks shows the peer's own tasks");
+      // a finished task cannot be canceled: the spec's TaskNotCancelableError, from the agent itself
+      await assert.rejects(a2a.cancelTask({ tenant: "", id: taskId, metadata: undefined }), (err: Error) => err.name === "TaskNotCancelableError" || /cancel/i.test(err.message));
     });
   }
 
@@ -217,5 +222,25 @@ describe("the A2A gateway serves fleet agents over JSON-RPC and HTTP+JSON", () =
     await waitFor("the valid request to be seen on scout's subjects", () => reachedScout.length > before);
     await watcher.flush();
     assert.deepEqual(reachedScout.slice(before), ["fleet.agent.scout.a2a.GetTask"], "of all those requests, only the valid one reached NATS");
+  });
+
+  it("SubscribeToTask follows a working task over HTTP+JSON; CancelTask over JSON-RPC cancels it and the stream ends CANCELED", async () => {
+    const rest = await a2aClient(`${gw.url}/agents/ship`, DEPLOYER, "HTTP+JSON");
+    const rpc = await a2aClient(`${gw.url}/agents/ship`, DEPLOYER, "JSONRPC");
+    const sent = await rest.sendMessage(message("deploy the site", { returnImmediately: true }));
+    assert.ok(!("messageId" in sent));
+    await waitFor("ship to be working on it", async () => (await rpc.getTask({ tenant: "", id: sent.id })).status?.state === TaskState.TASK_STATE_WORKING);
+    const stream = rest.resubscribeTask({ tenant: "", id: sent.id });
+    // the subscription opens with the task as it is; the agent's events after that are followed
+    const first = await stream.next();
+    assert.equal(first.done ? undefined : first.value.payload?.$case, "task");
+    const canceled = await rpc.cancelTask({ tenant: "", id: sent.id, metadata: undefined });
+    assert.equal(canceled.status?.state, TaskState.TASK_STATE_CANCELED);
+    const events = await collect(stream);
+    const last = events.at(-1)?.payload;
+    assert.equal(last?.$case, "statusUpdate");
+    assert.equal(last.value.status?.state, TaskState.TASK_STATE_CANCELED);
+    // a settled task has nothing left to follow: the spec's UnsupportedOperationError
+    await assert.rejects(collect(rest.resubscribeTask({ tenant: "", id: sent.id })), /nothing left to follow/);
   });
 });
