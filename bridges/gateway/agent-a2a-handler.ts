@@ -22,8 +22,9 @@ import { TaskFollower } from "./task-follower.js";
 
 export const PEER_METADATA_KEY = "natsfleet.gateway.peer";
 
-/** The call context of an authenticated peer's request. */
+/** The call context of an authenticated peer's request; aborted when the caller goes away (a stream stops following). */
 export class PeerCallContext extends ServerCallContext {
+  readonly abort = new AbortController();
   constructor(
     readonly peer: Peer,
     options: ServerCallContextOptions,
@@ -62,7 +63,7 @@ export class AgentA2aHandler implements A2ARequestHandler {
     const message = await this.admit(params, peer);
     if (params.configuration?.returnImmediately) return sdkTask(trimHistory(await this.request("SendMessage", { message }), params.configuration.historyLength));
     // blocking (the A2A default): wait for a terminal state, up to the configured time, then answer with the task as it is
-    const follower = this.follow();
+    const follower = this.follow(context);
     const timeout = AbortSignal.timeout(this.o.blockingTimeoutMs);
     timeout.addEventListener("abort", () => follower.close(), { once: true });
     try {
@@ -78,7 +79,7 @@ export class AgentA2aHandler implements A2ARequestHandler {
   async *sendMessageStream(params: SendMessageRequest, context: ServerCallContext): AsyncGenerator<StreamResponse, void, undefined> {
     const peer = peerOf(context);
     const message = await this.admit(params, peer);
-    const follower = this.follow();
+    const follower = this.follow(context);
     try {
       await follower.ready();
       const sent = await this.request("SendMessage", { message });
@@ -90,7 +91,7 @@ export class AgentA2aHandler implements A2ARequestHandler {
   }
 
   async *resubscribe(params: SubscribeToTaskRequest, context: ServerCallContext): AsyncGenerator<StreamResponse, void, undefined> {
-    const follower = this.follow();
+    const follower = this.follow(context);
     try {
       await follower.ready();
       const task = await this.ownTask(params.id, peerOf(context));
@@ -162,8 +163,9 @@ export class AgentA2aHandler implements A2ARequestHandler {
     return task;
   }
 
-  private follow(): TaskFollower {
-    return new TaskFollower({ nc: this.o.nc, names: this.o.names, agentId: this.o.agentId, pollMs: this.o.pollMs, getTask: (id) => this.request("GetTask", { id }) });
+  private follow(context: ServerCallContext): TaskFollower {
+    const signal = context instanceof PeerCallContext ? context.abort.signal : undefined;
+    return new TaskFollower({ nc: this.o.nc, names: this.o.names, agentId: this.o.agentId, pollMs: this.o.pollMs, getTask: (id) => this.request("GetTask", { id }), signal });
   }
 
   private async request<Op extends OperationName>(op: Op, body: Parameters<typeof requestOperation<Op>>[4]) {

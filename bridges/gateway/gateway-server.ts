@@ -190,7 +190,10 @@ export class Gateway {
       else void refuse(reply, binding, err instanceof A2AError ? err : new FleetError("INTERNAL", String(err)), 200);
       return undefined;
     }
-    return { target, context: new PeerCallContext(peer, { requestedVersion: requestedVersion ?? "0.3" }) };
+    const context = new PeerCallContext(peer, { requestedVersion: requestedVersion ?? "0.3" });
+    // a caller that goes away stops what waits for it (a stream's or a blocking send's subscription to the agent's events)
+    reply.raw.once("close", () => context.abort.abort());
+    return { target, context };
   }
 
   private async jsonRpcCall(req: FastifyRequest, reply: FastifyReply) {

@@ -14,6 +14,7 @@ import { a2aError, FleetA2aError, httpStatusOf } from "./a2a-convert.js";
 export type Binding = "jsonrpc" | "rest";
 
 export const A2A_JSON = "application/a2a+json";
+const SSE_KEEPALIVE_MS = 15_000;
 
 /** The REST binding's error body and status for anything thrown: the spec's errors by the SDK, ours by the catalogue. */
 export function restError(err: unknown): { status: number; body: unknown } {
@@ -66,8 +67,11 @@ export async function streamSse<T>(
   const res = reply.raw;
   res.writeHead(200, { ...SSE_HEADERS });
   let gone = false;
+  // a comment line now and then keeps proxies from closing a stream that waits on a long task (clients skip comments)
+  const keepAlive = setInterval(() => res.write(": keep-alive\n\n"), SSE_KEEPALIVE_MS);
   res.on("close", () => {
     gone = true;
+    clearInterval(keepAlive);
     void events.return(undefined);
   });
   try {
@@ -81,6 +85,7 @@ export async function streamSse<T>(
     log.warn({ err }, "a2a stream ended with an error");
     if (!res.writableEnded) res.write(formatSSEErrorEvent(frame.error(err)));
   } finally {
+    clearInterval(keepAlive);
     if (!res.writableEnded) res.end();
   }
 }

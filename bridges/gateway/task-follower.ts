@@ -34,7 +34,8 @@ export class TaskFollower {
         this.wake?.();
       },
     });
-    o.signal?.addEventListener("abort", () => this.close(), { once: true });
+    if (o.signal?.aborted) this.close();
+    else o.signal?.addEventListener("abort", () => this.close(), { once: true });
   }
 
   /** The subscription is registered with the server (call before sending the message). */

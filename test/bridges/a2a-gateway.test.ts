@@ -40,6 +40,8 @@ describe("the A2A gateway serves fleet agents over JSON-RPC and HTTP+JSON", () =
   let watcher: NatsConnection;
   /** every request that reached scout's A2A subjects */
   const reachedScout: string[] = [];
+  /** every request that reached ship's */
+  const reachedShip: string[] = [];
 
   before(async () => {
     server = await NatsServer.start();
@@ -51,6 +53,7 @@ describe("the A2A gateway serves fleet agents over JSON-RPC and HTTP+JSON", () =
     await client.waitAlive(["scout", "ship"]);
     watcher = await connectNats({ servers: server.url, name: "test-watcher" });
     watcher.subscribe("fleet.agent.scout.a2a.>", { callback: (_err, msg) => void reachedScout.push(msg.subject) });
+    watcher.subscribe("fleet.agent.ship.a2a.>", { callback: (_err, msg) => void reachedShip.push(msg.subject) });
     await watcher.flush();
     gw = await startGateway({
       natsUrl: server.url,
@@ -242,5 +245,27 @@ describe("the A2A gateway serves fleet agents over JSON-RPC and HTTP+JSON", () =
     assert.equal(last.value.status?.state, TaskState.TASK_STATE_CANCELED);
     // a settled task has nothing left to follow: the spec's UnsupportedOperationError
     await assert.rejects(collect(rest.resubscribeTask({ tenant: "", id: sent.id })), /nothing left to follow/);
+  });
+
+  it("a stream whose caller goes away stops following the task (no more reads of it)", async () => {
+    const rpc = await a2aClient(`${gw.url}/agents/ship`, DEPLOYER, "JSONRPC");
+    const sent = await rpc.sendMessage(message("deploy the other site", { returnImmediately: true }));
+    assert.ok(!("messageId" in sent));
+    const gone = new AbortController();
+    const res = await fetch(`${gw.url}/agents/ship/a2a/rest/tasks/${sent.id}:subscribe`, {
+      headers: { authorization: `Bearer ${DEPLOYER}`, "a2a-version": "1.0" },
+      signal: gone.signal,
+    });
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
+    const reader = res.body!.getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /^data: \{"task"/);
+    // with no event for 2 s the gateway reads the task itself: it did so while the caller was there ...
+    await waitFor("the stream to read the task while nothing happens", () => reachedShip.filter((s) => s.endsWith(".GetTask")).length >= 2, 10_000);
+    gone.abort();
+    await new Promise((r) => setTimeout(r, 500));
+    const reads = reachedShip.filter((s) => s.endsWith(".GetTask")).length;
+    // ... and stops once the caller has gone (two poll intervals later, none more)
+    await new Promise((r) => setTimeout(r, 4_500));
+    assert.equal(reachedShip.filter((s) => s.endsWith(".GetTask")).length, reads);
   });
 });
