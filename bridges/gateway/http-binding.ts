@@ -16,12 +16,25 @@ export type Binding = "jsonrpc" | "rest";
 export const A2A_JSON = "application/a2a+json";
 const SSE_KEEPALIVE_MS = 15_000;
 
+/** google.rpc.Code names by HTTP status, for the error body's `status` (our own code is the details' `reason`). */
+const RPC_STATUS: Record<number, string> = {
+  400: "INVALID_ARGUMENT",
+  401: "UNAUTHENTICATED",
+  403: "PERMISSION_DENIED",
+  404: "NOT_FOUND",
+  413: "INVALID_ARGUMENT",
+  429: "RESOURCE_EXHAUSTED",
+  500: "INTERNAL",
+  503: "UNAVAILABLE",
+  504: "DEADLINE_EXCEEDED",
+};
+
 /** The REST binding's error body and status for anything thrown: the spec's errors by the SDK, ours by the catalogue. */
 export function restError(err: unknown): { status: number; body: unknown } {
   if (err instanceof FleetA2aError) {
     const status = httpStatusOf(err.fleet.code);
     const info = { "@type": ERROR_INFO_TYPE, reason: err.fleet.code, domain: "natsfleet.dev", metadata: { a2aCode: String(err.fleet.a2aCode), retryable: String(err.fleet.retryable) } };
-    return { status, body: { error: { code: status, status: err.fleet.code, message: err.fleet.message, details: [info] } } };
+    return { status, body: { error: { code: status, status: RPC_STATUS[status] ?? "UNKNOWN", message: err.fleet.message, details: [info] } } };
   }
   const status = restStatusFor(err);
   return { status, body: toRestErrorBody(err, status) };

@@ -209,6 +209,10 @@ describe("the A2A gateway serves fleet agents over JSON-RPC and HTTP+JSON", () =
     const forbidden = await post(rpcUrl, JSON.stringify(valid), { authorization: `Bearer ${SHIPONLY}` });
     assert.equal(forbidden.status, 403);
     assert.equal(forbidden.body.error.code, -32162);
+    const forbiddenRest = await post(`${restUrl}/message:send`, JSON.stringify(valid.params), { authorization: `Bearer ${SHIPONLY}` });
+    assert.equal(forbiddenRest.status, 403);
+    assert.equal(forbiddenRest.body.error.status, "PERMISSION_DENIED");
+    assert.equal(forbiddenRest.body.error.details?.[0]?.reason, "PERMISSION_DENIED");
 
     // the rate limit: shiponly may make 2 requests an hour (the refused one above took none, the grant is checked first)
     const shipRpc = (id: number) => post(`${gw.url}/agents/ship/a2a/jsonrpc`, JSON.stringify({ jsonrpc: "2.0", id, method: "GetTask", params: { id: "t-none" } }), { authorization: `Bearer ${SHIPONLY}` });
