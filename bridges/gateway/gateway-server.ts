@@ -61,6 +61,8 @@ export class Gateway {
   private readonly jsonRpc = new Map<string, JsonRpcTransportHandler>();
   /** what the onRequest check admitted, for the handler */
   private readonly admitted = new WeakMap<FastifyRequest, Admitted>();
+  /** calls under way: stop() ends their waits (streams, blocking sends) so that closing does not wait on a long task */
+  private readonly active = new Set<PeerCallContext>();
 
   private constructor(private readonly o: GatewayOptions) {
     // refuses at once a peer whose token variable is unset: before anything listens
@@ -192,7 +194,11 @@ export class Gateway {
     }
     const context = new PeerCallContext(peer, { requestedVersion: requestedVersion ?? "0.3" });
     // a caller that goes away stops what waits for it (a stream's or a blocking send's subscription to the agent's events)
-    reply.raw.once("close", () => context.abort.abort());
+    this.active.add(context);
+    reply.raw.once("close", () => {
+      this.active.delete(context);
+      context.abort.abort();
+    });
     return { target, context };
   }
 
@@ -229,8 +235,11 @@ export class Gateway {
     return serveRest(req.method, path, body, req.query, admitted.target.handler, admitted.context, reply, this.o.log);
   }
 
+  /** Stops taking calls; streams and blocking sends under way end now (a stream's caller can subscribe again elsewhere). */
   async stop(): Promise<void> {
-    await this.app?.close();
+    const closing = this.app?.close();
+    for (const context of this.active) context.abort.abort();
+    await closing;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

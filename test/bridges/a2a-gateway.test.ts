@@ -272,4 +272,23 @@ describe("the A2A gateway serves fleet agents over JSON-RPC and HTTP+JSON", () =
     await new Promise((r) => setTimeout(r, 4_500));
     assert.equal(reachedShip.filter((s) => s.endsWith(".GetTask")).length, reads);
   });
+
+  it("stopping the gateway ends its open streams at once instead of waiting for their tasks", async () => {
+    const second = await startGateway({ natsUrl: server.url, configFile: fleet.file, peers: [{ id: "deployer", token: DEPLOYER, agents: ["ship"] }] });
+    let stopped = false;
+    try {
+      const rest = await a2aClient(`${second.url}/agents/ship`, DEPLOYER, "HTTP+JSON");
+      const stream = rest.sendMessageStream(message("deploy a third site"));
+      const first = await stream.next();
+      assert.equal(first.done ? undefined : first.value.payload?.$case, "task");
+      const ending = collect(stream).catch(() => []);
+      const t0 = Date.now();
+      await second.stop();
+      stopped = true;
+      await ending;
+      assert.ok(Date.now() - t0 < 5_000, `stopped in ${Date.now() - t0} ms while ship's task runs for 20 s`);
+    } finally {
+      if (!stopped) await second.stop();
+    }
+  });
 });
