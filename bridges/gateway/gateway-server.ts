@@ -137,18 +137,20 @@ export class Gateway {
       return refuse(reply, binding, new FleetError("INTERNAL", "an unexpected failure in the gateway; its log has the cause"));
     });
 
+    // every A2A call is checked before its body is read; a refused one never gets further
+    app.addHook("onRequest", async (req, reply) => {
+      // the cards name the address, known once listening: the instant before they are built, nothing is served
+      if (this.fleetCardJson === undefined) return reply.code(503).header("retry-after", "1").send();
+      if (!req.url.includes("/a2a/")) return;
+      const admitted = this.admit(req, reply, bindingOf(req));
+      if (!admitted) return reply;
+      this.admitted.set(req, admitted);
+    });
     app.get(CARD_PATH, async (_req, reply) => reply.type("application/json").header("cache-control", "public, max-age=300").send(this.fleetCardJson));
     app.get(`/agents/:agent${CARD_PATH}`, async (req, reply) => {
       const target = this.targets.get(AgentParams.safeParse(req.params).data?.agent ?? "");
       if (!target) return reply.code(404).type("application/json").send({ error: "no such agent" });
       return reply.type("application/json").header("cache-control", "public, max-age=300").send(cardJson(target.card));
-    });
-    // every A2A call is checked before its body is read; a refused one never gets further
-    app.addHook("onRequest", async (req, reply) => {
-      if (!req.url.includes("/a2a/")) return;
-      const admitted = this.admit(req, reply, bindingOf(req));
-      if (!admitted) return reply;
-      this.admitted.set(req, admitted);
     });
     for (const prefix of ["", "/agents/:agent"]) {
       app.post(`${prefix}/a2a/jsonrpc`, async (req, reply) => this.jsonRpcCall(req, reply));
