@@ -3,6 +3,7 @@ import { TIER_NAMES } from "../protocol/index.js";
 import { DEFAULT_ALIASES } from "./aliases.js";
 import { Layer } from "./layer.js";
 import { planningCrossRules } from "./planning-schema.js";
+import { gatewayCrossRules } from "./gateway-schema.js";
 import { closest } from "./strict-object.js";
 
 /*
@@ -81,6 +82,7 @@ export function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
   const { fleet, agents, tasks, cron, pipelines, mcpServers, tiers, routing } = CrossView.parse(value);
   const report = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
   planningCrossRules(value, report);
+  gatewayCrossRules(value, report);
   for (const [tier, chain] of Object.entries(routing.fallback)) checkChainClimbs(tier, chain, tiers, ["routing", "fallback", tier], report);
   for (const [alias, { tier, chain }] of Object.entries(routing.aliases)) {
     if (tier !== undefined && chain !== undefined) checkChainClimbs(tier, chain, tiers, ["routing", "aliases", alias, "chain"], report);
