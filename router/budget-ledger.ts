@@ -6,6 +6,7 @@ import { z } from "zod";
 import { decode, encode, FleetError, TierName, type BudgetState, type BudgetView, nowOf, type Clock } from "../protocol/index.js";
 import { fleetDay } from "../config/index.js";
 import { budgetStateOf, roundUsd, stricter } from "./budget-state.js";
+import { AllowanceBook, editable, type AllowanceEdit, type AllowanceOptions } from "./budget-allowance.js";
 
 /**
  * The daily budgets in KV, shared by every router process: one key per agent and day (`<day>.<agentId>`) and one for
@@ -64,6 +65,9 @@ export interface Reservation {
   day: string;
   expiresAt: number;
   token: string;
+  /** drawn from this router's allowance (router/budget-allowance.ts): its token and reservation id */
+  allowance?: string;
+  allowanceId?: string;
 }
 
 export type ReserveResult =
@@ -93,6 +97,8 @@ export interface BudgetLedgerOptions {
   log?: Pick<Logger, "error">;
   /** the longest a settle waits to ride along with the key's next write (default 25 ms; 0 writes it at once) */
   settleDelayMs?: number;
+  /** a busy router's calls are reserved from an allowance held in KV, with no round trip (router/budget-allowance.ts) */
+  allowance?: AllowanceOptions | undefined;
 }
 
 const FLEET = "fleet";
@@ -130,6 +136,7 @@ export class BudgetLedger {
   /** tokens this process settled, oldest first: a retried settle here is not booked twice */
   private readonly settledTokens = new Set<string>();
   private readonly viewFreshMs: number;
+  private readonly allowances: AllowanceBook | undefined;
 
   constructor(private readonly options: BudgetLedgerOptions) {
     this.clock = nowOf(options.clock);
@@ -137,6 +144,9 @@ export class BudgetLedger {
     if (!(options.reservationTtlMs > 0)) throw new RangeError("reservationTtlMs must be positive");
     // `<day>.fleet` is the fleet's key: an agent of that name would share it
     if (Object.hasOwn(options.agentCapsUsd, FLEET)) throw new FleetError("CONFIG_INVALID", `"${FLEET}" cannot be an agent id: it names the fleet's budget`);
+    this.allowances = options.allowance && options.allowance.share > 0
+      ? new AllowanceBook({ now: this.clock, ttlMs: options.reservationTtlMs, capOf: (owner) => this.capOf(owner), edit: (...a) => this.edit(...a) }, options.allowance)
+      : undefined;
   }
 
   async view(agentId: string): Promise<{ agent: BudgetView; fleet: BudgetView; state: BudgetState }> {
@@ -161,8 +171,11 @@ export class BudgetLedger {
   async reserve(agentId: string, tier: TierName, usd: number, reservationId: string): Promise<ReserveResult> {
     if (!(usd >= 0 && Number.isFinite(usd))) throw new RangeError(`a reservation must be a finite, non-negative amount, not ${usd}`);
     const now = this.clock();
+    const day = fleetDay(now, this.options.timeZone);
+    const drawn = this.allowances?.draw(agentId, tier, roundUsd(usd), reservationId, day);
+    if (drawn) return { ok: true, reservation: drawn };
     const candidate: Reservation = {
-      id: reservationId, agentId, tier, usd: roundUsd(usd), day: fleetDay(now, this.options.timeZone),
+      id: reservationId, agentId, tier, usd: roundUsd(usd), day,
       expiresAt: now + this.options.reservationTtlMs, token: (this.options.newToken ?? randomUUID)(),
     };
     // both keys at once; a refusal (or a failure) on one undoes what the other admitted
@@ -194,6 +207,10 @@ export class BudgetLedger {
   async settle(reservation: Reservation, actualUsd: number, after?: Promise<unknown>): Promise<void> {
     if (!(actualUsd >= 0 && Number.isFinite(actualUsd))) throw new RangeError(`a settled cost must be finite and non-negative, not ${actualUsd}`);
     if (this.settledTokens.has(reservation.token)) return;
+    if (reservation.allowance !== undefined && reservation.allowanceId !== undefined && this.allowances) {
+      await this.allowances.settle({ ...reservation, allowance: reservation.allowance, allowanceId: reservation.allowanceId }, actualUsd, after);
+      return;
+    }
     const book = (working: Working): Change<void> => {
       const lapsed = working.record.lapsed?.[reservation.token];
       if (lapsed !== undefined) {
@@ -217,8 +234,9 @@ export class BudgetLedger {
     await this.settle(reservation, 0);
   }
 
-  /** Writes every deferred settle now (a router stopping, a test reading KV). */
+  /** Writes every deferred settle now and gives back what allowances hold free (a router stopping, a test reading KV). */
   async flush(): Promise<void> {
+    await this.allowances?.releaseAll();
     const pending: Promise<void>[] = [];
     for (const [key, cell] of this.cells) {
       if (cell.deferred) clearTimeout(cell.deferred);
@@ -251,7 +269,8 @@ export class BudgetLedger {
       const working: Working = { record, reservedUsd: reservedOf(record) };
       for (const q of queued) q.decide(working, now);
     }
-    const reservedUsd = reservedOf(record);
+    // what this router's allowances hold free is no call's: its own view of the state does not count it
+    const reservedUsd = roundUsd(Math.max(0, reservedOf(record) - (this.allowances?.freeOn(day, owner, owner === FLEET) ?? 0)));
     return { spentUsd: record.spentUsd, reservedUsd, capUsd, state: budgetStateOf(record.spentUsd + reservedUsd, capUsd, this.options.downgradeAt) };
   }
 
@@ -271,6 +290,14 @@ export class BudgetLedger {
       working.reservedUsd = roundUsd(working.reservedUsd + reservation.usd);
       return { changed: true, result: { kind: "admitted" } };
     });
+  }
+
+  /** The allowance's writes: one edit on the agent's key and on the fleet's, batched with every other change. */
+  private edit(day: string, agentId: string, edit: AllowanceEdit, defer: boolean, after?: Promise<unknown>): Promise<boolean[]> {
+    return Promise.all([agentId, FLEET].map((owner) => this.change(`${day}.${owner}`, day, (working, now): Change<boolean> => {
+      const changed = edit(editable(working), this.capOf(owner), now, owner === FLEET);
+      return { changed, result: changed };
+    }, defer, after)));
   }
 
   /** Takes back a reservation this call just made on one key, so the id can be reserved again. */
