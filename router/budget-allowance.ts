@@ -117,6 +117,7 @@ export class AllowanceBook {
   private readonly busyPerSecond: number;
   private readonly idleMs: number;
   private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly grants = new Set<Promise<void>>();
 
   constructor(
     private readonly ledger: AllowanceLedger,
@@ -198,6 +199,8 @@ export class AllowanceBook {
   async releaseAll(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    // a grant still under way would otherwise land after the release and be held by nobody until it expired
+    await Promise.allSettled([...this.grants]);
     await Promise.all([...this.held.values()].map((held) => this.release(held)));
   }
 
@@ -244,9 +247,14 @@ export class AllowanceBook {
       record.set(held.id, { usd: roundUsd(base + size), token: held.token, expiresAt: at + this.ledger.ttlMs, tier: "premium" });
       return true;
     };
-    void this.ledger
+    const granting: Promise<void> = this.ledger
       .edit(held.day, held.agentId, grant, false)
       .then(async (admitted) => {
+        if (admitted.every(Boolean) && this.held.get(`${held.day}.${held.agentId}`) !== held) {
+          // dropped while the grant was under way (lost, or given back): nobody would draw from it
+          await this.shrink(held, size);
+          return;
+        }
         if (admitted.every(Boolean)) {
           held.grantedUsd = roundUsd(held.grantedUsd + size);
           held.freeUsd = roundUsd(held.freeUsd + size);
@@ -262,7 +270,9 @@ export class AllowanceBook {
       })
       .finally(() => {
         held.growing = false;
+        this.grants.delete(granting);
       });
+    this.grants.add(granting);
   }
 
   /** Takes `usd` off the allowance's entry on the keys marked in `on` (both by default); drops an entry left empty. */
