@@ -158,6 +158,7 @@ export class AllowanceBook {
     }
     if (costUsd === 0) return;
     const id = drawn.allowanceId;
+    const renewedFrom = this.ledger.now();
     await this.ledger.edit(drawn.day, drawn.agentId, (record, _cap, now) => {
       const entry = record.entry(id);
       if (entry?.token === drawn.allowance) {
@@ -177,7 +178,7 @@ export class AllowanceBook {
       return true;
     }, true, after);
     // the entry was renewed by that write: the allowance may be drawn from for another ttl
-    if (held?.token === drawn.allowance) held.expiresAt = Math.max(held.expiresAt, this.ledger.now() + this.ledger.ttlMs / 2);
+    if (held?.token === drawn.allowance) held.expiresAt = Math.max(held.expiresAt, renewedFrom + this.ledger.ttlMs);
   }
 
   /** Stops drawing from an allowance KV no longer holds; its calls in flight still settle (as spend). */
