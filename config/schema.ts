@@ -168,6 +168,8 @@ export const RoutingConfig = strict({
     nanoGrace: z.number().min(0).max(1).default(0.1),
     /** a reservation whose router died before settling it is released after this long */
     reservationTtlSeconds: z.number().positive().default(600),
+    /** a busy router reserves its calls in memory from an allowance of this share of the smaller cap (0: every call reserves in KV) */
+    allowanceShare: z.number().min(0).max(0.2).default(0.02),
   }).prefault({}),
   /** where embeddings come from; without it the router uses a local hashed embedding (labelled simulated) */
   embeddings: strict({ baseUrl: HttpUrl, model: z.string().min(1), apiKeyEnv: EnvName.optional() }).optional(),
