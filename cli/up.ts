@@ -41,9 +41,35 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   if (!servers) {
     generated = writeFleetCredentials(CREDS_DIR, config, risks);
     // its monitoring endpoint too: the default fleet's duties watch it ({{local.nats-monitor}})
-    embedded = await EmbeddedNats.start(FLEET_DIR, log, { maxPayload: config.fleet.maxPayloadBytes, authFile: generated.authFile, monitor: true });
-    servers = embedded.url;
+    embedded = await EmbeddedNats.prepare(FLEET_DIR, log, { maxPayload: config.fleet.maxPayloadBytes, authFile: generated.authFile, monitor: true });
   }
+  // the embedded server is the first child: restarted like any other when it dies, stopped after every other
+  const supervisor = new ProcessSupervisor(embedded ? [serverSpec(embedded, options)] : [], {
+    intensity: config.supervisor.intensity,
+    periodMs: config.supervisor.periodSeconds * 1000,
+    shutdownTimeoutMs: config.supervisor.shutdownTimeoutSeconds * 1000,
+    logger: log,
+    stdio: "pipe",
+    // a child's line that did not come through its scrubbing logger (a crash trace, a runtime warning) is scrubbed here
+    onChildOutput: (id, line) => process.stdout.write(humanLine(id, secrets.scrub(line)) + "\n"),
+  });
+  let stopping: Promise<void> | undefined;
+  const shutdown = (why: string) =>
+    (stopping ??= (async () => {
+      log.info({ why }, "stopping the fleet");
+      await supervisor.stop();
+      embedded?.cleanup();
+    })());
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  await supervisor.start();
+  if (embedded) {
+    servers = await embedded.ready({ failed: supervisor.done }).catch(async (err: unknown) => {
+      await shutdown("the embedded server did not start");
+      throw err;
+    });
+  }
+  if (!servers) throw new FleetError("INTERNAL", "no NATS server"); // cannot happen: either one answered or ours did
   const own = generated ? { nkeySeedFile: generated.seedFile("operator") } : natsCredentials(options, env);
   const creds = (identity: Identity) => childCreds(identity, generated?.seedFile, options);
 
@@ -108,16 +134,11 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     });
   }
   if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common, ...creds("webhook")], restart: "permanent" });
-  const supervisor = new ProcessSupervisor(specs, {
-    intensity: config.supervisor.intensity,
-    periodMs: config.supervisor.periodSeconds * 1000,
-    shutdownTimeoutMs: config.supervisor.shutdownTimeoutSeconds * 1000,
-    logger: log,
-    stdio: "pipe",
-    // a child's line that did not come through its scrubbing logger (a crash trace, a runtime warning) is scrubbed here
-    onChildOutput: (id, line) => process.stdout.write(humanLine(id, secrets.scrub(line)) + "\n"),
-  });
-  await supervisor.start();
+  for (const spec of specs) {
+    // Ctrl-C while the fleet is still starting: the rest is not started
+    if (stopping) break;
+    await supervisor.startChild(spec);
+  }
   const duties = config.agents.reduce((n, a) => n + a.duties.length, 0);
   console.log(
     `fleet "${config.fleet.name}" is up: ${config.agents.length} agents, the router, the scheduler, governance and a tool host (${duties} duties, ${config.cron.length} cron jobs, backups at ${config.backups.at}) on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
@@ -131,16 +152,6 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
       `  Ctrl-C stops everything`,
   );
 
-  let stopping: Promise<void> | undefined;
-  const shutdown = (why: string) =>
-    (stopping ??= (async () => {
-      log.info({ why }, "stopping the fleet");
-      await supervisor.stop();
-      await embedded?.stop();
-    })());
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-
   const exit = await supervisor.done;
   await shutdown(exit.reason);
   if (exit.reason === "gave-up") {
@@ -148,6 +159,13 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     return 1;
   }
   return 0;
+}
+
+/** The embedded server's watchdog (`fleet run nats-server <dir>`) as the supervisor's child. */
+function serverSpec(server: EmbeddedNats, options: CliOptions): ChildSpec {
+  const args = [CLI, "run", "nats-server", server.dir, ...(options["log-level"] ? ["--log-level", options["log-level"]] : [])];
+  // a server that writes its store and closes its connections gets longer than an agent does; the watchdog kills it at 8 s
+  return { id: "nats", command: process.execPath, args, restart: "permanent", shutdownTimeoutMs: 10_000 };
 }
 
 /** Whether a server is there; one that refuses our credentials is there (and the connect after this says why). */
