@@ -100,6 +100,11 @@ export class UsageSpool {
     clearInterval(this.timer);
   }
 
+  [Symbol.asyncDispose](): Promise<void> {
+    this.stop();
+    return Promise.resolve();
+  }
+
   private async send(id: string, p: Pending): Promise<boolean> {
     try {
       await this.options.js.publish(p.subject, p.data, { msgID: id });
