@@ -50,7 +50,8 @@ export function runServerWatchdog(dir: string, log: Logger): Promise<number> {
     proc.once("exit", (code, signal) => {
       unwatch();
       if (stopping) return resolve(0);
-      log.warn({ code, signal, lastLines: tail.slice(-5) }, "embedded nats-server exited");
+      // a server that ended by itself says why in its last lines; a killed one has nothing to add
+      log.warn({ code, signal, ...(signal === null ? { lastLines: tail.slice(-5) } : {}) }, "embedded nats-server exited");
       resolve(1);
     });
   });
