@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { checkGovernanceConfig, writeFleetCredentials, type FleetCredentials, type Identity } from "../governance/index.js";
-import { connectNats, ensureFleetResources, FleetError, FleetNames, secrets } from "../protocol/index.js";
+import { connectNats, ensureFleetResources, FleetError, FleetNames, retryWhileServerAway, secrets } from "../protocol/index.js";
 import { EmbeddedNats, localTargetNames, ProcessSupervisor, type ChildSpec } from "../supervisor/index.js";
 import { configPath, CREDS_DIR, FLEET_DIR, loadConfig, natsCredentials, rootLogger, type CliOptions } from "./options.js";
 import { childCreds, toolRisks } from "./creds.js";
@@ -73,10 +73,26 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   const own = generated ? { nkeySeedFile: generated.seedFile("operator") } : natsCredentials(options, env);
   const creds = (identity: Identity) => childCreds(identity, generated?.seedFile, options);
 
-  // create streams and buckets once, before the children race to do it (as the operator: nobody else may)
-  const nc = await connectNats({ servers, ...own, name: "fleet-up", longLived: false });
-  await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes });
-  await nc.close();
+  // create streams and buckets once, before the children race to do it (as the operator: nobody else may); a server
+  // that dies meanwhile is restarted by the supervisor, and this is tried again until it answers or the supervisor gives up
+  const gaveUp = new AbortController();
+  void supervisor.done.then(() => gaveUp.abort());
+  const resourcesAt = servers;
+  await retryWhileServerAway(
+    "creating the fleet's streams and buckets",
+    async () => {
+      const nc = await connectNats({ servers: resourcesAt, ...own, name: "fleet-up", longLived: false });
+      try {
+        await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes });
+      } finally {
+        await nc.close().catch(() => undefined);
+      }
+    },
+    { log, signal: gaveUp.signal },
+  ).catch(async (err: unknown) => {
+    await shutdown("start failed");
+    throw err;
+  });
 
   const runId = randomUUID();
   const common = ["--config", configPath(options), "--nats", servers, "--prefix", prefix, "--run-id", runId, "--supervised"];
@@ -137,7 +153,10 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   for (const spec of specs) {
     // Ctrl-C while the fleet is still starting: the rest is not started
     if (stopping) break;
-    await supervisor.startChild(spec);
+    await supervisor.startChild(spec).catch(async (err: unknown) => {
+      await shutdown("start failed");
+      throw err;
+    });
   }
   const duties = config.agents.reduce((n, a) => n + a.duties.length, 0);
   console.log(

@@ -94,10 +94,11 @@ export class UsageSpool {
     return this.flushing;
   }
 
-  /** Stops retrying; what is left stays in the file for the next start. */
+  /** Stops retrying; what is left stays in the file for the next start (an empty file goes). */
   stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    if (this.pending.size === 0) rmSync(this.file, { force: true });
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -24,11 +24,14 @@ export function runServerWatchdog(dir: string, log: Logger): Promise<number> {
   removePortsFiles(dir); // a killed server's file would name the wrong process
   const proc = spawn(binary, ["-c", EmbeddedNats.confFile(dir)], { stdio: ["ignore", "ignore", "pipe"], detached: true });
   let tail: string[] = [];
+  let why: string[] = [];
   proc.stderr?.setEncoding("utf8").on("data", (d: string) => {
     const lines = d.split("\n").filter(Boolean);
     tail = [...tail, ...lines].slice(-20);
     // the server's own errors reach the operator's terminal; its start-up banner does not
     for (const line of lines) if (/\[(ERR|FTL)\]/.test(line)) log.error({ server: line }, "nats-server");
+    // a Go panic's first lines say what went wrong; the stack after them does not fit in the tail
+    why = [...why, ...lines.filter((l) => /^(panic|fatal error)/.test(l))].slice(-3);
   });
   let stopping = false;
   const stop = (why: string) => {
@@ -51,7 +54,7 @@ export function runServerWatchdog(dir: string, log: Logger): Promise<number> {
       unwatch();
       if (stopping) return resolve(0);
       // a server that ended by itself says why in its last lines; a killed one has nothing to add
-      log.warn({ code, signal, ...(signal === null ? { lastLines: tail.slice(-5) } : {}) }, "embedded nats-server exited");
+      log.warn({ code, signal, ...(signal === null ? { why, lastLines: tail.slice(-5) } : {}) }, "embedded nats-server exited");
       resolve(1);
     });
   });
