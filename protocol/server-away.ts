@@ -1,4 +1,4 @@
-import { ClosedConnectionError, ConnectionError, NoRespondersError, TimeoutError, type NatsConnection } from "@nats-io/nats-core";
+import { ClosedConnectionError, ConnectionError, NoRespondersError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/nats-core";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
@@ -47,6 +47,8 @@ export function isServerAwayError(err: unknown): boolean {
   for (let depth = 0; e instanceof Error && depth < 8; depth++) {
     if (e instanceof FleetError && e.code === "NATS_UNAVAILABLE") return true;
     if (e instanceof TimeoutError || e instanceof NoRespondersError || e instanceof ClosedConnectionError || e instanceof ConnectionError) return true;
+    // a request under way when the connection dropped (a short-lived connection closes instead of reconnecting)
+    if (e instanceof RequestError && /connection closed/.test(e.message)) return true;
     if (e instanceof JetStreamApiError && e.status === 503) return true; // a restarted server answers before its JetStream is back
     e = e.cause;
   }

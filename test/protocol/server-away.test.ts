@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { TimeoutError } from "@nats-io/nats-core";
+import { RequestError, TimeoutError } from "@nats-io/nats-core";
 import { pino } from "pino";
 import { closeConnectionsWhenServerAway, connectNats, FleetError, isServerAway, isServerAwayError, retryWhileServerAway } from "../../protocol/index.js";
 import { NatsServer } from "../helpers/nats-server.js";
@@ -22,6 +22,7 @@ describe("while the NATS server is away", () => {
     assert.equal(isServerAwayError(new Error("a KV read failed", { cause: new TimeoutError() })), true);
     assert.equal(isServerAwayError(new FleetError("NATS_UNAVAILABLE", "no server")), true);
     assert.equal(isServerAwayError(new FleetError("CONFIG_INVALID", "bad label file")), false);
+    assert.equal(isServerAwayError(new RequestError("connection closed", { cause: new RequestError("connection closed") })), true);
     assert.equal(isServerAwayError(new Error("anything else")), false);
   });
 
