@@ -62,13 +62,22 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     })());
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  await supervisor.start();
-  if (embedded) {
-    servers = await embedded.ready({ failed: supervisor.done }).catch(async (err: unknown) => {
-      await shutdown("the embedded server did not start");
+  // read through a function: TypeScript would take `stopping` for undefined after a first check, but a signal sets it
+  const interrupted = (): Promise<void> | undefined => stopping;
+  /** A start step: when it fails the supervisor is stopped first; after a Ctrl-C its failure is only the stop's doing. */
+  const step = async <T>(work: Promise<T>): Promise<T | undefined> => {
+    try {
+      return await work;
+    } catch (err) {
+      const stop = interrupted();
+      if (stop) return void (await stop);
+      await shutdown("start failed");
       throw err;
-    });
-  }
+    }
+  };
+  await supervisor.start();
+  if (embedded) servers = await step(embedded.ready({ failed: supervisor.done }));
+  if (interrupted()) return (await interrupted(), 0);
   if (!servers) throw new FleetError("INTERNAL", "no NATS server"); // cannot happen: either one answered or ours did
   const own = generated ? { nkeySeedFile: generated.seedFile("operator") } : natsCredentials(options, env);
   const creds = (identity: Identity) => childCreds(identity, generated?.seedFile, options);
@@ -78,21 +87,21 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   const gaveUp = new AbortController();
   void supervisor.done.then(() => gaveUp.abort());
   const resourcesAt = servers;
-  await retryWhileServerAway(
-    "creating the fleet's streams and buckets",
-    async () => {
-      const nc = await connectNats({ servers: resourcesAt, ...own, name: "fleet-up", longLived: false });
-      try {
-        await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes });
-      } finally {
-        await nc.close().catch(() => undefined);
-      }
-    },
-    { log, signal: gaveUp.signal },
-  ).catch(async (err: unknown) => {
-    await shutdown("start failed");
-    throw err;
-  });
+  await step(
+    retryWhileServerAway(
+      "creating the fleet's streams and buckets",
+      async () => {
+        const nc = await connectNats({ servers: resourcesAt, ...own, name: "fleet-up", longLived: false });
+        try {
+          await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes });
+        } finally {
+          await nc.close().catch(() => undefined);
+        }
+      },
+      { log, signal: gaveUp.signal },
+    ),
+  );
+  if (interrupted()) return (await interrupted(), 0);
 
   const runId = randomUUID();
   const common = ["--config", configPath(options), "--nats", servers, "--prefix", prefix, "--run-id", runId, "--supervised"];
@@ -152,12 +161,10 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common, ...creds("webhook")], restart: "permanent" });
   for (const spec of specs) {
     // Ctrl-C while the fleet is still starting: the rest is not started
-    if (stopping) break;
-    await supervisor.startChild(spec).catch(async (err: unknown) => {
-      await shutdown("start failed");
-      throw err;
-    });
+    if (interrupted()) break;
+    await step(supervisor.startChild(spec));
   }
+  if (interrupted()) return (await interrupted(), 0);
   const duties = config.agents.reduce((n, a) => n + a.duties.length, 0);
   console.log(
     `fleet "${config.fleet.name}" is up: ${config.agents.length} agents, the router, the scheduler, governance and a tool host (${duties} duties, ${config.cron.length} cron jobs, backups at ${config.backups.at}) on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
