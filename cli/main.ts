@@ -80,6 +80,7 @@ const USAGE = `fleet <command> [options]
                              an ordinary task whose model step asks the router for this tier or alias
   demo break | fix | status  take the default fleet's demo site down (it answers 503) or bring it back
   run demo-site              serve the demo site (fleet up runs it when a duty names {{local.demo-site}})
+  run nats-server <dir>      the embedded nats-server on <dir>/nats-server.conf, as fleet up supervises it (it stops with its parent)
   dashboard [--port N]       the web dashboard and /metrics (127.0.0.1:7070 by default; prints the URL and login token)
   creds [dir]                one NATS nkey seed per process and the servers' auth.conf, for an external cluster
                              (fleet up makes its own in .fleet/creds/; default dir: .fleet/creds)

@@ -3,7 +3,7 @@ import { FleetError } from "../protocol/index.js";
 import { hostname } from "node:os";
 import { behaviourFor } from "../behaviours/index.js";
 import { loadFleetTools } from "../governance/index.js";
-import { Lease } from "../supervisor/index.js";
+import { Lease, runServerWatchdog } from "../supervisor/index.js";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger, type CliOptions } from "./options.js";
 import { runDemoSite } from "./demo.js";
 import { runScheduler } from "./run-scheduler.js";
@@ -40,6 +40,8 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   if (role === "governance") return runGovernance(options, env);
   if (role === "standin") return runStandin(options, env);
   if (role === "demo-site") return runDemoSite(options, env);
+  // fleet up's embedded server as a supervised child (the directory holds its config and store)
+  if (role === "nats-server" && idList) return runServerWatchdog(idList, rootLogger(options, env, "nats-server"));
   const config = loadConfig(options, env);
   const ids = role === "agent" || role === "agents" ? (idList ?? "").split(",").filter(Boolean) : role ? [role] : [];
   if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run gateway | fleet run bridge console|telegram|discord|email | fleet run router | fleet run tools | fleet run governance | fleet run standin | fleet run demo-site");

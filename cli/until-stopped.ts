@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import { closeConnectionsWhenServerAway } from "../protocol/index.js";
 import { exitWhenParentDies } from "../supervisor/index.js";
 import { startHealthBeat } from "./health.js";
 
@@ -11,6 +13,9 @@ export interface RunningProcess {
   /** stops the process for a reason of its own (a lost lease, an operator's restart) */
   shutdown: (why: StopReason) => void;
 }
+
+/** With the server away, how long the stop still gets once the connections are closed. */
+const ABANDON_GRACE_MS = 1_500;
 
 /**
  * The one lifecycle every `fleet run` role shares: run until SIGTERM, SIGINT, the supervisor's death (when supervised)
@@ -27,7 +32,11 @@ export function untilStopped(stop: () => Promise<void>, options: { log: Logger; 
     stopping = true;
     stopBeat();
     options.log.info({ why }, "shutting down");
-    stop().then(
+    // with the server away nothing can drain: Ctrl-C must not wait for it to come back, nor for a request that was
+    // already on its way when the connections closed (it would wait out its own timeout)
+    const away = closeConnectionsWhenServerAway(options.log);
+    const abandoned = away.closed.then(() => sleep(ABANDON_GRACE_MS)).then(() => options.log.warn({ graceMs: ABANDON_GRACE_MS }, "stop abandoned: the server is away"));
+    Promise.race([stop(), abandoned]).finally(() => away.dispose()).then(
       () => resolve(why === "lease lost" || why === "restart requested" || why === "start failed" ? 1 : 0),
       () => resolve(1),
     );

@@ -4,6 +4,7 @@ import { fromSeed } from "@nats-io/nkeys";
 import { existsSync, readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { FleetError } from "./errors.js";
+import { trackServer } from "./server-away.js";
 
 export interface ConnectOptions {
   /** one URL, a list, or a comma-separated list (`nats://n1:4222,nats://n2:4222`, as the nats CLI takes them) */
@@ -49,6 +50,7 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
       ...auth,
     });
     if (options.logger) watchStatus(nc, options.logger);
+    if (longLived) trackServer(nc);
     return nc;
   } catch (cause) {
     if (causedBy(cause, AuthorizationError)) {

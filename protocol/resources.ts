@@ -42,7 +42,8 @@ function streamDefinitions(names: FleetNames): Record<StreamKey, Partial<StreamC
     AUDIT: { subjects: [`${p}.audit.*`], max_age: nanos(365 * DAY) },
     // the chain's tip, signed by governance, where the audit writer cannot publish: a rewritten tail no longer matches
     AUDIT_ANCHORS: { subjects: [`${p}.anchor.audit`], max_age: nanos(365 * DAY) },
-    USAGE: { subjects: [`${p}.usage.*.*`], max_age: nanos(90 * DAY) },
+    // a router publishes a record again after an outage (its spool) under the same id: a day's window drops the copy
+    USAGE: { subjects: [`${p}.usage.*.*`], max_age: nanos(90 * DAY), duplicate_window: nanos(DAY) },
     // what duties found and what arrived from outside: Atlas's plan inputs, the status report's source
     FINDINGS: { subjects: [`${p}.finding.*`], max_age: nanos(30 * DAY) },
     EVENTS: { subjects: [`${p}.event.*`], max_age: nanos(30 * DAY), duplicate_window: nanos(2 * 60_000) },

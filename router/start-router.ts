@@ -17,6 +17,7 @@ import { RouterService } from "./router-service.js";
 import { SemanticCache } from "./semantic-cache.js";
 import { StepAnswers } from "./step-answers.js";
 import { spentOnDay } from "./usage-reader.js";
+import { UsageSpool } from "./usage-spool.js";
 import { WaitingCalls } from "./waiting-calls.js";
 import type { Tracer } from "@opentelemetry/api";
 
@@ -61,6 +62,11 @@ export interface StartRouterOptions {
   configDir?: string;
   /** GenAI `chat` spans of every model call (telemetry on) */
   tracer?: Tracer | undefined;
+  /**
+   * where USAGE records wait while the server is away (usage-spool.ts); without it a record that cannot be published
+   * is logged and lost
+   */
+  spoolDir?: string;
 }
 
 export interface RunningRouter {
@@ -101,10 +107,14 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
     ? new SemanticCache({ kv: kv.cache, similarity: routing.cache.similarity, ttlMs: routing.cache.ttlHours * 3_600_000, embed: async (t) => localEmbedding(t), clock })
     : undefined;
 
+  const spool = options.spoolDir ? new UsageSpool({ dir: options.spoolDir, js, nc, log: log.child({ component: "usage-spool" }) }) : undefined;
   const publishUsage = async (record: UsageRecord) => {
-    await js.publish(names.usage(record.agentId, record.servedTier), encode(secrets.scrubDeep(record), config.fleet.codec), {
-      msgID: `${record.callId}.${record.attempt}`,
-    });
+    const subject = names.usage(record.agentId, record.servedTier);
+    const data = encode(secrets.scrubDeep(record), config.fleet.codec);
+    // the id the stream deduplicates on, also when the spool publishes the record again after an outage
+    const msgID = `${record.callId}.${record.attempt}`;
+    if (spool) await spool.publish(msgID, subject, data);
+    else await js.publish(subject, data, { msgID });
   };
 
   let router: ModelRouter | undefined;
@@ -121,7 +131,18 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
   const localClassifier = routing.localClassifier.enabled
     ? new LearningClassifier({ fileLabels: configuredLabels(routing, options.configDir ?? process.cwd()), kv: kv.labels, log: log.child({ component: "local-classifier" }) })
     : undefined;
-  await localClassifier?.start();
+  // the server may vanish during these steps: what was started is stopped again, and the caller may try once more
+  const undo = () => {
+    localClassifier?.stop();
+    spool?.stop();
+  };
+  try {
+    await localClassifier?.start();
+  } catch (err) {
+    undo();
+    throw err;
+  }
+  spool?.start();
   const answers = new StepAnswers({
     kv: kv.answers,
     log: log.child({ component: "step-answers" }),
@@ -156,7 +177,13 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
     deadLetter: (subject, data, error) => deadLetter(js, names, "router", { subject, data }, error),
   });
   service.start();
-  await serveNc.flush();
+  try {
+    await serveNc.flush();
+  } catch (err) {
+    await service.stop().catch(() => undefined);
+    undo();
+    throw err;
+  }
   log.info({
     deployments: Object.values(deployments).flat().map((d) => `${d.tier}:${d.id}${d.provider.simulated ? " (simulated)" : ""}`),
     ...(localClassifier ? { localClassifier: { labels: localClassifier.size, trainingMs: Math.round(localClassifier.lastTrainingMs) } } : {}),
@@ -169,6 +196,7 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
       // the calls answered before the stop are booked before it returns
       await router?.drain();
       localClassifier?.stop();
+      spool?.stop();
     },
   };
 }

@@ -1,4 +1,5 @@
-export { EmbeddedNats, findNatsServer, readPortsFile } from "./embedded-nats.js";
+export { EmbeddedNats, findNatsServer, readPortsFile, type EmbeddedNatsOptions } from "./embedded-nats.js";
+export { runServerWatchdog } from "./server-watchdog.js";
 export { Lease, type LeaseOptions } from "./lease.js";
 export { exitWhenParentDies, type ParentWatchOptions } from "./parent-watch.js";
 export {

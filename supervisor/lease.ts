@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
+import { isServerAwayError } from "../protocol/index.js";
 
 export interface LeaseOptions {
   kv: KV;
@@ -61,17 +62,44 @@ export class Lease {
 
   private async renew(): Promise<void> {
     if (!this.held) return;
+    const { kv, role, holder, log } = this.options;
+    const value = new TextEncoder().encode(holder);
     try {
-      this.revision = await this.options.kv.update(this.options.role, new TextEncoder().encode(this.options.holder), this.revision);
+      this.revision = await kv.update(role, value, this.revision);
     } catch (err) {
       // a wrong revision means someone else holds it now; a timeout may be a server restart, so check before giving up
-      const current = await this.options.kv.get(this.options.role).catch(() => undefined);
+      const current = await kv.get(role).catch(() => undefined);
       if (current === undefined) return; // the server is away: try again at the next renewal
-      if (current && current.revision === this.revision && current.operation === "PUT") return;
-      this.options.log.warn({ role: this.options.role, err }, "lease lost");
+      if (current && current.operation === "PUT") {
+        if (current.revision === this.revision) return;
+        // our own renewal landed but its ack was lost (the server went away after storing it): still ours
+        if (new TextDecoder().decode(current.value) === holder) {
+          this.revision = current.revision;
+          return;
+        }
+      } else {
+        const retaken = await this.retake(value);
+        if (retaken !== "lost") return; // taken back, or the server went away again: the next renewal sees
+      }
+      log.warn({ role, err }, "lease lost");
       this.held = false;
       clearInterval(this.renewing);
       for (const h of this.lostHandlers.splice(0)) h();
+    }
+  }
+
+  /**
+   * The key expired while the server was away (an outage longer than the TTL) and nobody took it meanwhile: take it
+   * back with the same compare-and-set a newcomer would use, so a holder does not exit and restart for an outage.
+   */
+  private async retake(value: Uint8Array): Promise<"taken" | "away" | "lost"> {
+    try {
+      this.revision = await this.options.kv.create(this.options.role, value);
+      this.options.log.info({ role: this.options.role, holder: this.options.holder }, "lease taken back: it had expired while the server was away");
+      return "taken";
+    } catch (err) {
+      // otherwise another process was quicker: it holds the lease now
+      return isServerAwayError(err) ? "away" : "lost";
     }
   }
 
