@@ -8,6 +8,7 @@ import { DashboardConfig } from "./dashboard-schema.js";
 import { DutyConfig, Interval, PipelineConfig } from "./pipeline-schema.js";
 import { EventsConfig, PlanningConfig } from "./planning-schema.js";
 import { McpServersConfig } from "./mcp-schema.js";
+import { PeersConfig } from "./peers-schema.js";
 import { CronExpression } from "./schedule.js";
 import { strict } from "./strict-object.js";
 import { AlertsConfig, RateLimit, ReportsConfig, SweeperConfig } from "./reports-schema.js";
@@ -377,6 +378,7 @@ export const FleetConfig = strict({
   toolModules: z.array(z.string().min(1)).default([]),
   business: BusinessConfig.optional(),
   mcpServers: McpServersConfig,
+  peers: PeersConfig,
   dashboard: DashboardConfig.prefault({}),
   reports: ReportsConfig.prefault({}),
   alerts: AlertsConfig.optional(),
