@@ -1,7 +1,7 @@
 import type { AgentBehaviour, HostedAgent, RuntimeDeps, StepMemory } from "../actors/index.js";
 import type { FleetConfig } from "../config/index.js";
 import { TaskStore } from "../actors/index.js";
-import { AgentTools, fleetToolRisks, fleetTools, mcpListingFilters, NO_TOOL_MODULES, ToolCatalogue, ToolDirectory, type FleetToolSources, type PeerClients } from "../governance/index.js";
+import { AgentTools, fleetToolRisks, fleetTools, mcpListingFilters, NO_TOOL_MODULES, ToolCatalogue, ToolDirectory, type FleetToolSources, type PeerClients, ungrantedPeerSkill } from "../governance/index.js";
 import type { RiskLevel } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
 import { atlasBehaviour } from "./atlas-behaviour.js";
@@ -84,6 +84,7 @@ export function behaviourFor(
     const tools = new AgentTools({
       nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, clock: deps.clock,
       risks: { get: (name) => builtIn.get(name) ?? live?.risk(name) },
+      unknownTool: (name) => ungrantedPeerSkill(config, name),
       ...(ready ? { ready } : {}),
     });
     // first to last: the first stage sees a step first. A task naming a pipeline runs it (tier 0 tools, its own model

@@ -34,6 +34,14 @@ export function peerToolRisks(config: FleetConfig): Record<string, RiskLevel> {
   return out;
 }
 
+/** The refusal of `<peer>.<skill>` for a configured peer whose skill config does not grant (the tool gate's answer). */
+export function ungrantedPeerSkill(config: FleetConfig, tool: string): FleetError | undefined {
+  const dot = tool.indexOf(".");
+  const peer = dot > 0 ? config.peers[tool.slice(0, dot)] : undefined;
+  if (!peer || tool.slice(dot + 1) in peer.skills) return undefined;
+  return new FleetError("PEER_SKILL_NOT_GRANTED", `${tool}: peer ${tool.slice(0, dot)} is granted only ${Object.keys(peer.skills).join(", ")} (peers.${tool.slice(0, dot)}.skills)`);
+}
+
 export interface PeerClients {
   get(peer: string): PeerClient | undefined;
 }
