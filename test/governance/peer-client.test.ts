@@ -3,8 +3,8 @@ import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { checkPlan } from "../../behaviours/index.js";
 import { parseFleetConfig, type FleetConfig } from "../../config/index.js";
-import { askWithRetries, fleetToolRisks, PeerClient, peerBackoffMs, ungrantedPeerSkill } from "../../governance/index.js";
-import { FleetError } from "../../protocol/index.js";
+import { askWithRetries, fleetPermissions, fleetToolRisks, PeerClient, peerBackoffMs, peerToolRisks, referenceToolRisks, ungrantedPeerSkill } from "../../governance/index.js";
+import { FleetError, FleetNames } from "../../protocol/index.js";
 import { A2APeer } from "../helpers/a2a-peer.js";
 
 /*
@@ -170,6 +170,20 @@ describe("peers: the A2A client", () => {
     refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: {} }, retry: { attempts: 0 } }"), /peers\.acme\.retry\.attempts/);
     refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: {} } }", "[acme.audit]"), /agents\[1\]\.tools\[0\]: peer "acme" grants no skill "audit"/);
     assert.doesNotThrow(() => parseFleetConfig(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: {} } }", "[acme.translate]"), "ok.yaml"));
+  });
+
+  it("the broker: an agent may publish on an AUTO skill it is allowed, governance on PROPOSE ones, tool hosts serve <peer>.<skill>", () => {
+    const config = parseFleetConfig(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: { risk: AUTO }, summarise: {} } }", "[acme.translate, acme.summarise]"), "ok.yaml");
+    const risks = { ...referenceToolRisks(), ...peerToolRisks(config) };
+    assert.deepEqual(peerToolRisks(config), { "acme.translate": "AUTO", "acme.summarise": "PROPOSE" });
+    const perms = fleetPermissions(config, risks);
+    const names = new FleetNames("fleet");
+    const publish = (identity: string) => perms.get(identity as never)?.publish.allow ?? [];
+    const subscribe = (identity: string) => perms.get(identity as never)?.subscribe.allow ?? [];
+    assert.ok(publish("agent:scout").includes(names.tool("acme.translate", "scout")), "AUTO: scout calls it itself");
+    assert.ok(!publish("agent:scout").includes(names.tool("acme.summarise", "scout")), "PROPOSE: only through governance");
+    assert.ok(publish("governance").includes(names.tool("acme.summarise", "_governance")));
+    assert.ok(subscribe("serve:tools").includes(names.tool("*.*", "*")), "a tool host serves two-token tool names");
   });
 
   it("the plan check: a delegation to peer:<name> passes with a granted skill and is refused with any other", async () => {
