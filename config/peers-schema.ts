@@ -36,7 +36,7 @@ export const PeerConfig = strict({
   risk: RiskLevel.default("PROPOSE"),
   /** one call (send, then polling its task) that has not finished in this time is PEER_TIMEOUT (retryable) */
   timeoutSeconds: z.number().positive().max(3600).default(120),
-  /** how often a running task of the peer is polled (GetTask) */
+  /** the longest wait between two polls (GetTask) of a running task of the peer; the first come after 50, 100, 200 ms … */
   pollSeconds: z.number().positive().max(60).default(1),
   /** retries of a call that failed retryably (down, 5xx, timeout): the delays between attempts (the last repeats) */
   retry: strict({

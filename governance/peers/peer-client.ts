@@ -108,7 +108,7 @@ export class PeerClient {
         task = result;
         await options.onTaskId?.(task.id);
       }
-      for (;;) {
+      for (let polls = 0; ; polls++) {
         const state = task.status?.state ?? TaskState.TASK_STATE_UNSPECIFIED;
         if (state === TaskState.TASK_STATE_COMPLETED) return this.answer(skill, task.id, peerArtifacts(this.o.name, task.artifacts as SdkArtifact[]), task.metadata, startedAt);
         if (TERMINAL_FAILURES.has(state)) {
@@ -116,7 +116,8 @@ export class PeerClient {
           throw new FleetError("PEER_TASK_FAILED", `peer ${this.o.name} ended task ${task.id} (${skillId}) as ${TaskState[state]}${why ? `: ${why.slice(0, 500)}` : ""}`);
         }
         if (this.now() >= deadline) throw new FleetError("PEER_TIMEOUT", `peer ${this.o.name}'s task ${task.id} (${skillId}) did not finish within ${this.o.config.timeoutSeconds} s`, { retryAfterMs: 0 });
-        await this.sleep(Math.min(this.o.config.pollSeconds * 1000, Math.max(1, deadline - this.now())), options.signal);
+        // a quick skill is read back quickly: 50 ms, then doubling up to pollSeconds
+        await this.sleep(Math.min(50 * 2 ** polls, this.o.config.pollSeconds * 1000, Math.max(1, deadline - this.now())), options.signal);
         task = await client.getTask({ tenant: "", id: task.id }, { signal: signal() });
       }
     } catch (err) {
