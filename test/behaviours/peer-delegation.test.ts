@@ -4,7 +4,7 @@ import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jets
 import type { NatsConnection } from "@nats-io/nats-core";
 import { pino } from "pino";
 import { AgentRuntime, TaskStore, type RuntimeDeps } from "../../actors/index.js";
-import { AtlasPlanner, behaviourFor, governedCall, type PeerTaskRecord } from "../../behaviours/index.js";
+import { AtlasPlanner, behaviourFor, governedCall, peerTaskStage, type PeerTaskRecord } from "../../behaviours/index.js";
 import { parseFleetConfig, type FleetConfig } from "../../config/index.js";
 import {
   AgentTools,
@@ -243,6 +243,32 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
     assert.equal(peer.received.length, sent + 1, "the peer's task was resumed, not sent again");
     assert.ok((peerRecord(task)?.attempts ?? 0) >= 2);
     assert.equal(peerRecord(task)?.waiting, undefined);
+  });
+
+  it("Atlas's process dying mid-delegation loses nothing: the redelivered task resumes the peer's task (not sent again) and completes", async () => {
+    const { config, names, resources } = await fleet(20);
+    const store = new TaskStore(resources.kv.tasks, names, "msgpack");
+    const message = { messageId: "m-crash", role: "ROLE_USER" as const, parts: [{ text: "Summarise the contract" }, { data: { peerTask: { peer: "acme", skill: "summarise" } } }] };
+    const task: Task = { id: "t-crash", contextId: "t-crash", status: { state: "TASK_STATE_WORKING", timestamp: new Date().toISOString() }, history: [message] };
+    await store.create("atlas", task);
+    const stage = () => peerTaskStage({ self: "atlas", config, clients: peerClients(config, env, log), store, now: () => Date.now() });
+    const input = { agentId: "atlas", trigger: "task" as const, plan: { kind: "work" as const, item: { taskId: task.id, contextId: task.id, message }, skillId: undefined } };
+    const next = async () => ({ ok: false as const, reason: "not for the peer stage" });
+    gate = new Promise<void>((resolve) => (release = resolve));
+    const sent = peer.received.length;
+    // the first process: the peer has the task, then the process goes down (its work's signal fires)
+    const dying = new AbortController();
+    const first = stage().act!(input, { signal: dying.signal, log }, next);
+    await waitFor("the peer's task id is on our task", async () => peerRecord(await store.get("atlas", task.id))?.taskId);
+    dying.abort();
+    const handedBack = await first;
+    assert.ok(!handedBack.ok && "retry" in handedBack, `handed back for redelivery, not failed: ${JSON.stringify(handedBack)}`);
+    // the second process takes the redelivered task
+    release();
+    const outcome = await stage().act!(input, { signal: new AbortController().signal, log }, next);
+    assert.ok(outcome.ok, JSON.stringify(outcome));
+    assert.match(JSON.stringify(outcome.artifacts), /Zusammenfassung/);
+    assert.equal(peer.received.length, sent + 1, "the peer got the message once");
   });
 
   it("a peer that stays away: after the retry limit the task fails with PEER_UNAVAILABLE, shown by fleet tasks", async () => {
