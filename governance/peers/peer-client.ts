@@ -50,6 +50,7 @@ export interface PeerClientOptions {
 
 type SdkTask = Awaited<ReturnType<Client["getTask"]>>;
 type SendParams = Parameters<Client["sendMessage"]>[0];
+type SdkPart = NonNullable<SendParams["message"]>["parts"][number];
 
 const TERMINAL_FAILURES = new Set([TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_REJECTED, TaskState.TASK_STATE_INPUT_REQUIRED, TaskState.TASK_STATE_AUTH_REQUIRED]);
 
@@ -152,7 +153,7 @@ export class PeerClient {
   }
 
   private message(skillId: string, request: PeerRequest, messageId: string): SendParams {
-    const parts: SendParams["message"] extends infer M ? (M extends { parts: infer P } ? P : never) : never = [{ content: { $case: "text", value: request.text }, metadata: undefined, filename: "", mediaType: "text/plain" }];
+    const parts: SdkPart[] = [{ content: { $case: "text", value: request.text }, metadata: undefined, filename: "", mediaType: "text/plain" }];
     if (request.data !== undefined) parts.push({ content: { $case: "data", value: request.data }, metadata: undefined, filename: "", mediaType: "application/json" });
     return {
       tenant: "",

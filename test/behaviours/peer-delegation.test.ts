@@ -234,7 +234,9 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
     await peer.stop();
     const waiting = await waitFor("the task records its wait", async () => peerRecord(await f.store.get("atlas", taskId))?.waiting);
     assert.equal(waiting.code, "PEER_UNAVAILABLE");
-    assert.equal((await f.store.get("atlas", taskId))?.status.state, "TASK_STATE_WORKING", "the task waits, neither failed nor lost");
+    const meanwhile = await f.store.get("atlas", taskId);
+    assert.equal(meanwhile?.status.state, "TASK_STATE_WORKING", "the task waits, neither failed nor lost");
+    assert.match(taskRow("atlas", meanwhile!)[6] ?? "", /^waiting \(PEER_UNAVAILABLE, attempt \d+\): /, "fleet tasks says what it waits for");
     release();
     await peer.start();
     const task = await f.settled(taskId);
