@@ -273,7 +273,7 @@ export class AtlasPlanner {
   private async ended(h: HeldAssignment): Promise<boolean> {
     const { blockedBy } = h;
     if (blockedBy.kind === "task") {
-      const task = await this.store.get(blockedBy.agentId, blockedBy.id).catch(() => undefined);
+      const task = await this.store.get(this.assigneeOf(blockedBy.agentId), blockedBy.id).catch(() => undefined);
       return !task || isTerminal(task.status.state);
     }
     const entry = await this.options.deps.kv.proposals.get(blockedBy.id).catch(() => null);
