@@ -15,7 +15,7 @@ export type { BehaviourStage, Next, StageMethod } from "./stage.js";
 export { reportToStage } from "./report-to-stage.js";
 export { peerTaskOf, peerTaskStage, PeerTaskRequest, type PeerTaskRecord, type PeerTaskStageOptions } from "./peer-task-stage.js";
 export { toolTaskOf, toolTaskStage, ToolTaskRequest } from "./tool-task-stage.js";
-export { governedCall, type GovernedCallRequest, type GovernedCallResult } from "./governed-call.js";
+export { governedCall, tracedGovernedCall, type GovernedCallRequest, type GovernedCallResult } from "./governed-call.js";
 export { findingsOf, publishFinding, type FindingOrigin } from "./pipeline-findings.js";
 export { modelStepMessages } from "./pipeline-model-step.js";
 export { runPipeline, type PipelineResult, type PipelineRunnerDeps, type PipelineRunRequest } from "./pipeline-run.js";

@@ -1,3 +1,4 @@
+import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { gateModelCall, type HostedAgent, type ModelStepWork, type ModelWorkGate } from "../actors/index.js";
 import type { PipelineConfig } from "../config/index.js";
@@ -19,6 +20,8 @@ export interface PipelineRunnerDeps {
   now: () => number;
   /** quiet hours and spent caps: asked before each model step; a hold stops the run at that step (saved steps stay) */
   gate?: ModelWorkGate | undefined;
+  /** tool steps' calls as `execute_tool` spans (telemetry on) */
+  tracer?: Tracer | undefined;
 }
 
 export interface PipelineRunRequest {
@@ -92,6 +95,7 @@ export async function runPipeline(deps: PipelineRunnerDeps, request: PipelineRun
     } else if (isTool) {
       const ran = await runToolStep(step, scope, {
         tools: deps.tools,
+        tracer: deps.tracer,
         pipelineId: request.pipelineId,
         origin: { agentId: agent.id, duty: request.duty ?? request.pipelineId, taskId: request.taskId, at: deps.now() },
         signal: ctx.signal,

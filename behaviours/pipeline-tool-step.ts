@@ -1,7 +1,8 @@
 import { TOOL_CHECKS, type ToolStep } from "../config/index.js";
 import type { AgentTools } from "../governance/index.js";
 import { FleetError, type Finding, type PipelineStepRecord } from "../protocol/index.js";
-import { governedCall } from "./governed-call.js";
+import type { Tracer } from "@opentelemetry/api";
+import { tracedGovernedCall } from "./governed-call.js";
 import { findingsOf, type FindingOrigin } from "./pipeline-findings.js";
 import { holds, renderValue, resolvePath, type PipelineScope } from "./pipeline-templates.js";
 
@@ -10,6 +11,8 @@ const RECORDABLE: ReadonlySet<string> = new Set(["TOOL_FAILED", "TIMEOUT", "TOOL
 
 export interface ToolStepContext {
   tools: AgentTools;
+  /** each call an `execute_tool` span (telemetry on) */
+  tracer?: Tracer | undefined;
   pipelineId: string;
   origin: Omit<FindingOrigin, "stepId" | "itemIndex">;
   signal: AbortSignal;
@@ -51,13 +54,13 @@ export async function runToolStep(step: ToolStep, scope: PipelineScope, c: ToolS
     const input = renderValue(step.input, itemScope);
     let output: unknown;
     try {
-      const done = await governedCall(c.tools, {
+      const done = await tracedGovernedCall(c.tools, {
         tool: step.tool,
         input,
         reason: `pipeline ${c.pipelineId}, step ${step.id}`,
         taskId: c.origin.taskId,
         idempotencyKey: toolCallKey(c.origin.taskId, step.id, index),
-      });
+      }, c.tracer);
       calls++;
       if (done.kind === "proposed") {
         proposals.push(done.proposalId);

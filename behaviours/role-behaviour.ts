@@ -1,4 +1,4 @@
-import type { AgentBehaviour, HostedAgent, RuntimeDeps, StepMemory } from "../actors/index.js";
+import { tracedStepTools, type AgentBehaviour, type HostedAgent, type RuntimeDeps, type StepMemory } from "../actors/index.js";
 import type { FleetConfig } from "../config/index.js";
 import { TaskStore } from "../actors/index.js";
 import { AgentTools, fleetToolRisks, fleetTools, mcpListingFilters, NO_TOOL_MODULES, ToolCatalogue, ToolDirectory, type FleetToolSources, type PeerClients, ungrantedPeerSkill } from "../governance/index.js";
@@ -68,7 +68,7 @@ export function behaviourFor(
         prompt: async (a, task) => (await memory).prompt(a, task),
         record: async (entry) => (await memory).record(entry),
       },
-      { tools: governedStepTools({ tools, catalogue, live }), gate: deps.gate },
+      { tools: tracedStepTools(governedStepTools({ tools, catalogue, live }), deps.tracer, agent.id), gate: deps.gate },
     );
   };
 
@@ -98,8 +98,9 @@ export function behaviourFor(
         publishFinding: (finding) => publishFinding(deps.js, deps.names, deps.codec, finding),
         now: () => deps.clock.now(),
         gate: deps.gate,
+        tracer: deps.tracer,
       }),
-      toolTaskStage(tools),
+      toolTaskStage(tools, deps.tracer),
     ];
     // an agent that reports to another sends it a note of each task it completes (scout's reports reach Atlas so)
     // the orchestrator's tasks that delegate to another company's agent (Atlas's plan writes them) call the peer first

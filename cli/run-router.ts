@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
+import { startTelemetry } from "./telemetry.js";
 
 /**
  * `fleet run router`: one model router in the routers' queue group. Run as many as you like, on any host: requests are
@@ -13,14 +14,17 @@ import { untilStopped } from "./until-stopped.js";
 export async function runRouter(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
   const log = rootLogger(options, env, "router");
+  // a GenAI chat span per model call, under the asking agent's span, when telemetry.otlp is set
+  const telemetry = startTelemetry(config.telemetry, { service: "natsfleet-router", log });
   const connect = { ...natsConnection(options, env), name: `fleet-router-${process.pid}`, logger: log };
   const nc = await connectNats(connect);
   const serveNc = await connectServing(connect, nc);
-  const router = await startRouter({ nc, serveNc, config, env, log, createResources: createsResources(options), configDir: dirname(configPath(options)), ...(options.prefix ? { prefix: options.prefix } : {}) });
+  const router = await startRouter({ nc, serveNc, config, env, log, createResources: createsResources(options), configDir: dirname(configPath(options)), ...(options.prefix ? { prefix: options.prefix } : {}), tracer: telemetry.tracer });
   const running = untilStopped(
     async () => {
       await router.stop();
       await drainConnections(nc, serveNc);
+      await telemetry.stop();
     },
     { log, supervised: options.supervised },
   );

@@ -14,6 +14,7 @@ import { runGovernance } from "./run-governance.js";
 import { runStandin } from "./run-standin.js";
 import { runTools } from "./run-tools.js";
 import { untilStopped, type StopReason } from "./until-stopped.js";
+import { startTelemetry } from "./telemetry.js";
 
 /** Renewal interval of a singleton's lease; the leases bucket's TTL (protocol/resources.ts) is three times this. */
 const LEASE_RENEW_MS = 5_000;
@@ -46,6 +47,8 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
     return agent;
   });
   const log = rootLogger(options, env, ids.join(","));
+  // GenAI spans of the agents' tasks and tool calls, when telemetry.otlp is set (nothing is made otherwise)
+  const telemetry = startTelemetry(config.telemetry, { service: `natsfleet-agent-${ids.join(",")}`, log });
   // the tool modules' descriptions and risks are part of what the agents offer their models and check their calls against
   const sources = await loadFleetTools(config, configPath(options));
   // orchestration agents are singletons: a second copy (another host, a second `fleet up`) stands by for the lease
@@ -74,6 +77,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
       log,
       // exit non-zero: a supervisor (fleet up, systemd) starts the process again
       onRestartRequested: () => requestShutdown("restart requested"),
+      tracer: telemetry.tracer,
       beforeHosting: async (deps) => {
         for (const agent of singletons) {
           const lease = new Lease({ kv: deps.kv.leases, role: `agent.${agent.id}`, holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log });
@@ -86,6 +90,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   const running = untilStopped(async () => {
     await runtime.stop();
     await Promise.all(leases.map((l) => l.release()));
+    await telemetry.stop();
   }, { log, supervised: options.supervised });
   requestShutdown = running.shutdown;
   // another process holds the singleton now: stop working at once (the supervisor restarts us as a standby)

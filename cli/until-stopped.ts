@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { exitWhenParentDies } from "../supervisor/index.js";
+import { startHealthBeat } from "./health.js";
 
 /** Why a long-running command stops; the ones that ask its supervisor to start it again exit non-zero. */
 export type StopReason = "SIGTERM" | "SIGINT" | "parent exited" | "lease lost" | "restart requested" | "start failed";
@@ -13,15 +14,18 @@ export interface RunningProcess {
 
 /**
  * The one lifecycle every `fleet run` role shares: run until SIGTERM, SIGINT, the supervisor's death (when supervised)
- * or an internal reason, then call `stop` once.
+ * or an internal reason, then call `stop` once. Reaching it means the role is up: its health file (cli/health.ts) is
+ * kept fresh from here until it stops.
  */
 export function untilStopped(stop: () => Promise<void>, options: { log: Logger; supervised?: boolean | undefined }): RunningProcess {
   let stopping = false;
   let resolve!: (code: number) => void;
   const exitCode = new Promise<number>((r) => (resolve = r));
+  const stopBeat = startHealthBeat();
   const shutdown = (why: StopReason) => {
     if (stopping) return;
     stopping = true;
+    stopBeat();
     options.log.info({ why }, "shutting down");
     stop().then(
       () => resolve(why === "lease lost" || why === "restart requested" || why === "start failed" ? 1 : 0),

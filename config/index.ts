@@ -21,6 +21,7 @@ export {
   agentById,
 } from "./schema.js";
 export { DashboardConfig } from "./dashboard-schema.js";
+export { OtlpConfig, TelemetryConfig } from "./telemetry-schema.js";
 export {
   ApprovalsConfig,
   BrandPolicy,

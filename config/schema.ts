@@ -5,6 +5,7 @@ import { crossFieldRules } from "./cross-field-rules.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
 import { Layer } from "./layer.js";
 import { DashboardConfig } from "./dashboard-schema.js";
+import { TelemetryConfig } from "./telemetry-schema.js";
 import { DutyConfig, Interval, PipelineConfig } from "./pipeline-schema.js";
 import { EventsConfig, PlanningConfig } from "./planning-schema.js";
 import { McpServersConfig } from "./mcp-schema.js";
@@ -380,6 +381,7 @@ export const FleetConfig = strict({
   mcpServers: McpServersConfig,
   peers: PeersConfig,
   dashboard: DashboardConfig.prefault({}),
+  telemetry: TelemetryConfig.prefault({}),
   reports: ReportsConfig.prefault({}),
   alerts: AlertsConfig.optional(),
   sweeper: SweeperConfig.optional(),

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { FleetError } from "./errors.js";
 
 export interface ConnectOptions {
+  /** one URL, a list, or a comma-separated list (`nats://n1:4222,nats://n2:4222`, as the nats CLI takes them) */
   servers: string | string[];
   /** shows in the server's connz, so an operator can tell the processes apart */
   name: string;
@@ -34,7 +35,7 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
   const auth = authOptions(options);
   try {
     const nc = await connect({
-      servers: options.servers,
+      servers: typeof options.servers === "string" ? options.servers.split(",").map((s) => s.trim()).filter(Boolean) : options.servers,
       name: options.name,
       maxReconnectAttempts: longLived ? -1 : 0,
       reconnectTimeWait: 500,

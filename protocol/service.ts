@@ -5,6 +5,8 @@ import { decode, type CodecName } from "./codec.js";
 import { FleetError, isBadInput } from "./errors.js";
 import { EndpointStats, registerDiscovery, type DiscoverableService } from "./micro-discovery.js";
 import { negotiate, replyError, replyResult } from "./wire.js";
+import { HEADERS } from "./subjects.js";
+import { withTraceparent } from "./trace-context.js";
 
 /**
  * The one request/reply skeleton every fleet service is built on (A2A operations, controls, router, memory search, tool
@@ -278,7 +280,8 @@ export class FleetService implements DiscoverableService {
       const call: ServiceCall = { subject: msg.subject, caller, codec, replies, log };
       const run = target.endpoint.accept(msg.data, this.options.maxPayloadBytes, call);
       accepted = true;
-      const result = await run();
+      // a traced caller's span is the parent of whatever the handler traces (telemetry on; a no-op otherwise)
+      const result = await withTraceparent(msg.headers?.get(HEADERS.traceparent) || undefined, run);
       if (replies) replyResult(msg, result ?? {}, codec);
     } catch (err) {
       error = FleetError.from(err);

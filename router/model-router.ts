@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { nextMidnight, type AgentConfig, type FleetConfig, type TierName } from "../config/index.js";
-import { estimateInputTokens, FleetError, type CompleteReply, type CompleteRequest, type ModelToolCall, type RouteDecision, type RouteRequest, type RouteStep, type TeachReply, type TeachRequest, type TokenUsage, type UsageRecord, nowOf, type Clock } from "../protocol/index.js";
+import { estimateInputTokens, FleetError, inGenAiSpan, type CompleteReply, type CompleteRequest, type ModelToolCall, type RouteDecision, type RouteRequest, type RouteStep, type TeachReply, type TeachRequest, type TokenUsage, type UsageRecord, nowOf, type Clock } from "../protocol/index.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BudgetLedger, Reservation } from "./budget-ledger.js";
 import { assertKnownChecks, compileResponseSchema, runChecks, type CheckResult } from "./checks.js";
@@ -16,6 +16,8 @@ import { stepKey, type StepAnswers } from "./step-answers.js";
 import { escalateOneStep, fallbackChain } from "./tier-ladder.js";
 import { costUsd } from "./cost.js";
 import type { WaitingCalls } from "./waiting-calls.js";
+import type { Tracer } from "@opentelemetry/api";
+import { chatSpan, recordChatAnswer } from "./chat-span.js";
 
 export interface ModelRouterOptions {
   config: FleetConfig;
@@ -32,6 +34,8 @@ export interface ModelRouterOptions {
   /** the in-process classifier learned from labelled titles (routing.localClassifier) */
   localClassifier?: LearningClassifier | undefined;
   publishUsage: (record: UsageRecord) => Promise<void>;
+  /** each attempt at a deployment becomes a GenAI `chat` span (telemetry on); none without */
+  tracer?: Tracer | undefined;
   log: Logger;
   clock?: Clock;
 }
@@ -232,15 +236,19 @@ export class ModelRouter {
         let answer: ProviderAnswer;
         this.inFlight.set(deployment.id, (this.inFlight.get(deployment.id) ?? 0) + 1);
         try {
-          answer = await deployment.provider.complete({
-            model: deployment.model,
-            messages: request.messages,
-            maxOutputTokens,
-            timeoutMs: config.timeoutSeconds * 1_000,
-            ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-            ...(request.responseSchema ? { responseSchema: request.responseSchema } : {}),
-            ...(request.tools ? { tools: request.tools } : {}),
-            ...optionalKey(apiKeyFor(deployment, agent, this.options.env)),
+          answer = await inGenAiSpan(this.options.tracer, chatSpan(deployment, tier, request, maxOutputTokens, attempt), async (span) => {
+            const answered = await deployment.provider.complete({
+              model: deployment.model,
+              messages: request.messages,
+              maxOutputTokens,
+              timeoutMs: config.timeoutSeconds * 1_000,
+              ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+              ...(request.responseSchema ? { responseSchema: request.responseSchema } : {}),
+              ...(request.tools ? { tools: request.tools } : {}),
+              ...optionalKey(apiKeyFor(deployment, agent, this.options.env)),
+            });
+            recordChatAnswer(span, answered, costUsd(config, answered.usage));
+            return answered;
           });
         } catch (err) {
           this.inFlight.set(deployment.id, (this.inFlight.get(deployment.id) ?? 1) - 1);

@@ -18,6 +18,7 @@ import { SemanticCache } from "./semantic-cache.js";
 import { StepAnswers } from "./step-answers.js";
 import { spentOnDay } from "./usage-reader.js";
 import { WaitingCalls } from "./waiting-calls.js";
+import type { Tracer } from "@opentelemetry/api";
 
 /** The fleet's budget ledger from its config: every cap, threshold and the reservation TTL in one place. */
 export function fleetBudgetLedger(
@@ -55,6 +56,8 @@ export interface StartRouterOptions {
   createResources?: boolean;
   /** where the config file is: label files it names are relative to it (default: the working directory) */
   configDir?: string;
+  /** GenAI `chat` spans of every model call (telemetry on) */
+  tracer?: Tracer | undefined;
 }
 
 export interface RunningRouter {
@@ -123,7 +126,7 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
     claimTtlMs: routing.budget.reservationTtlSeconds * 1_000,
     clock,
   });
-  router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, answers, classifier, localClassifier, publishUsage, log: log.child({ component: "router" }), clock });
+  router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, answers, classifier, localClassifier, publishUsage, tracer: options.tracer, log: log.child({ component: "router" }), clock });
 
   const embeddings = routing.embeddings;
   const embedProvider = embeddings ? lazyOpenAIProvider({ deploymentId: "embeddings", baseUrl: embeddings.baseUrl }) : undefined;

@@ -26,4 +26,4 @@ export { loadWeeklyReport, nextWeeklyAt, WeeklyReportJob, type WeeklyReportJobOp
 export { claimOnce, publishNotice } from "./notice.js";
 export { evaluateAlerts, type Alert, type AlertInput } from "./alert-rules.js";
 export { AlertWatcher, type AlertWatcherOptions } from "./alert-watcher.js";
-export { CloseoutSweeper, sweepTasks, sweepText, type CloseoutSweeperOptions, type SweepLine, type SweepReason } from "./closeout-sweeper.js";
+export { CloseoutSweeper, sweepProposals, sweepTasks, sweepText, type CloseoutSweeperOptions, type SweepLine, type SweepReason } from "./closeout-sweeper.js";
