@@ -8,6 +8,7 @@ import { configPath, createsResources, loadConfig, natsConnection, rootLogger, t
 import { runDemoSite } from "./demo.js";
 import { runScheduler } from "./run-scheduler.js";
 import { runWebhook } from "./run-webhook.js";
+import { runGateway } from "./run-gateway.js";
 import { runBridge } from "./run-bridge.js";
 import { runRouter } from "./run-router.js";
 import { runGovernance } from "./run-governance.js";
@@ -32,6 +33,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   const [role, idList] = positionals;
   if (role === "scheduler") return runScheduler(options, env);
   if (role === "webhook") return runWebhook(options, env);
+  if (role === "gateway") return runGateway(options, env);
   if (role === "bridge") return runBridge(idList, options, env);
   if (role === "router") return runRouter(options, env);
   if (role === "tools") return runTools(options, env);
@@ -40,7 +42,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   if (role === "demo-site") return runDemoSite(options, env);
   const config = loadConfig(options, env);
   const ids = role === "agent" || role === "agents" ? (idList ?? "").split(",").filter(Boolean) : role ? [role] : [];
-  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run bridge console|telegram|discord|email | fleet run router | fleet run tools | fleet run governance | fleet run standin | fleet run demo-site");
+  if (ids.length === 0) throw new FleetError("CONFIG_INVALID", "usage: fleet run agent <id> | fleet run agents <id,id,...> | fleet run <id> | fleet run scheduler | fleet run webhook | fleet run gateway | fleet run bridge console|telegram|discord|email | fleet run router | fleet run tools | fleet run governance | fleet run standin | fleet run demo-site");
   const agents = ids.map((id) => {
     const agent = config.agents.find((a) => a.id === id);
     if (!agent) throw new FleetError("CONFIG_INVALID", `no agent "${id}" in ${config.fleet.name}; agents: ${config.agents.map((a) => a.id).join(", ")}`);

@@ -108,6 +108,11 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     });
   }
   if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common, ...creds("webhook")], restart: "permanent" });
+  // the A2A gateway, when configured; like a chat bridge without its token, one whose peer tokens are unset stays down
+  // (it would only crash until the supervisor gave up on the fleet) and says which variable is missing
+  const unsetPeerTokens = (config.gateway?.peers ?? []).filter((p) => !env[p.tokenEnv]).map((p) => p.tokenEnv);
+  if (config.gateway?.enabled && unsetPeerTokens.length > 0) log.warn({ variables: unsetPeerTokens }, "a2a gateway not started: peer token variables are not set");
+  else if (config.gateway?.enabled) specs.push({ id: "gateway", command: process.execPath, args: [CLI, "run", "gateway", ...common, ...creds("gateway")], restart: "permanent" });
   const supervisor = new ProcessSupervisor(specs, {
     intensity: config.supervisor.intensity,
     periodMs: config.supervisor.periodSeconds * 1000,

@@ -3,6 +3,7 @@ import { TIER_NAMES } from "../protocol/index.js";
 import { DEFAULT_ALIASES } from "./aliases.js";
 import { Layer } from "./layer.js";
 import { planningCrossRules } from "./planning-schema.js";
+import { gatewayCrossRules } from "./gateway-schema.js";
 import { closest } from "./strict-object.js";
 
 /*
@@ -84,6 +85,7 @@ export function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
   planningCrossRules(value, report);
   // a peer's tools and an MCP server's share one namespace (`<source>.<tool>`)
   for (const name of Object.keys(peers)) if (name in mcpServers) report(["peers", name], `"${name}" is also an MCP server in mcpServers: tool names <name>.<tool> would be ambiguous`);
+  gatewayCrossRules(value, report);
   for (const [tier, chain] of Object.entries(routing.fallback)) checkChainClimbs(tier, chain, tiers, ["routing", "fallback", tier], report);
   for (const [alias, { tier, chain }] of Object.entries(routing.aliases)) {
     if (tier !== undefined && chain !== undefined) checkChainClimbs(tier, chain, tiers, ["routing", "aliases", alias, "chain"], report);

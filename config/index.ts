@@ -22,6 +22,7 @@ export {
 } from "./schema.js";
 export { DashboardConfig } from "./dashboard-schema.js";
 export { OtlpConfig, TelemetryConfig } from "./telemetry-schema.js";
+export { GatewayConfig, GatewayPeer, GatewayRateLimit } from "./gateway-schema.js";
 export {
   ApprovalsConfig,
   BrandPolicy,

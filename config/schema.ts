@@ -6,6 +6,7 @@ import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
 import { Layer } from "./layer.js";
 import { DashboardConfig } from "./dashboard-schema.js";
 import { TelemetryConfig } from "./telemetry-schema.js";
+import { GatewayConfig } from "./gateway-schema.js";
 import { DutyConfig, Interval, PipelineConfig } from "./pipeline-schema.js";
 import { EventsConfig, PlanningConfig } from "./planning-schema.js";
 import { McpServersConfig } from "./mcp-schema.js";
@@ -168,6 +169,8 @@ export const RoutingConfig = strict({
     nanoGrace: z.number().min(0).max(1).default(0.1),
     /** a reservation whose router died before settling it is released after this long */
     reservationTtlSeconds: z.number().positive().default(600),
+    /** a busy router reserves its calls in memory from an allowance of this share of the smaller cap (0: every call reserves in KV) */
+    allowanceShare: z.number().min(0).max(0.2).default(0.02),
   }).prefault({}),
   /** where embeddings come from; without it the router uses a local hashed embedding (labelled simulated) */
   embeddings: strict({ baseUrl: HttpUrl, model: z.string().min(1), apiKeyEnv: EnvName.optional() }).optional(),
@@ -382,6 +385,7 @@ export const FleetConfig = strict({
   peers: PeersConfig,
   dashboard: DashboardConfig.prefault({}),
   telemetry: TelemetryConfig.prefault({}),
+  gateway: GatewayConfig.optional(),
   reports: ReportsConfig.prefault({}),
   alerts: AlertsConfig.optional(),
   sweeper: SweeperConfig.optional(),

@@ -75,7 +75,9 @@ export function fleetIdentities(config: FleetConfig): Identity[] {
   const out: Identity[] = config.agents.flatMap((a) => [`agent:${a.id}` as const, servingIdentity(`agent:${a.id}`)]);
   for (const role of ["router", "scheduler", "governance", "tools"] as const) out.push(role, servingIdentity(role));
   for (const channel of outboxChannels(config)) out.push(`bridge:${channel}`);
-  out.push("webhook", "operator");
+  out.push("webhook");
+  if (config.gateway) out.push("gateway");
+  out.push("operator");
   return out;
 }
 
@@ -114,6 +116,7 @@ function roleGrants(identity: Identity, ctx: GrantContext): Grants {
   else if (identity === "governance") governanceGrants(g, ctx);
   else if (identity === "tools") toolHostGrants(g, ctx);
   else if (identity === "webhook") webhookGrants(g, ctx);
+  else if (identity === "gateway") gatewayGrants(g, ctx);
   return g;
 }
 
@@ -299,4 +302,19 @@ function webhookGrants(g: Grants, ctx: GrantContext): void {
 
 function unique(values: string[]): string[] {
   return [...new Set(values)];
+}
+
+/**
+ * The A2A HTTP gateway: the four A2A operations of the agents some peer was granted (what a peer may ask, the gateway
+ * may carry), and their events for SSE streams. No JetStream, no KV: everything it learns comes from the agents' answers.
+ */
+function gatewayGrants(g: Grants, ctx: GrantContext): void {
+  const { names, config } = ctx;
+  const peers = config.gateway?.peers ?? [];
+  const granted = new Set(peers.flatMap((p) => (p.agents.includes("*") ? config.agents.map((a) => a.id) : p.agents)));
+  for (const agent of config.agents.filter((a) => granted.has(a.id))) {
+    g.publish(names.agentOperations(agent.id));
+    g.listen(names.agentEvents(agent.id));
+  }
+  g.deny(`${names.prefix}.approval.>`);
 }

@@ -61,6 +61,8 @@ export class ModelRouter {
   private readonly inFlight = new Map<string, number>();
   /** smooth weighted round-robin's current weights per deployment, for weighted pools */
   private readonly roundRobin = new Map<string, number>();
+  /** USAGE records waiting to go out with their call's reply */
+  private readonly usageBeforeReply = new Map<string, Array<() => void>>();
 
   constructor(private readonly options: ModelRouterOptions) {
     this.clock = nowOf(options.clock);
@@ -273,10 +275,14 @@ export class ModelRouter {
         this.options.health.recordSuccess(deployment.id);
         // The USAGE record goes out before the reply (unawaited) and the settle after its ack: a budget record rebuilt
         // from USAGE in between has the call already, and the settle then only drops the reservation.
-        const published = this.publish(request, callId, decision, { tier, model: answer.model, deploymentId: deployment.id }, answer.usage, cost, {
+        const outcome = {
           cacheHit: false, escalations: escalations.length, fallbacks: fallbacks.length, simulated: deployment.provider.simulated, ok: true,
           latencyMs: this.clock() - started, attempt,
-        }).catch((e: unknown) => this.options.log.error({ err: e, callId, costUsd: cost }, "USAGE record not published"));
+        };
+        const published = this.publishBeforeReply(callId, () =>
+          this.publish(request, callId, decision, { tier, model: answer.model, deploymentId: deployment.id }, answer.usage, cost, outcome)
+            .catch((e: unknown) => this.options.log.error({ err: e, callId, costUsd: cost }, "USAGE record not published")),
+        );
         this.afterReply(
           Promise.all([
             // queued now (this router's views count it at once), written only once the USAGE record is out
@@ -326,6 +332,29 @@ export class ModelRouter {
       this.roundRobin.set(first.id, (this.roundRobin.get(first.id) ?? 0) - total);
     }
     return [first, ...list.filter((d) => d !== first)];
+  }
+
+  /**
+   * A paid call's USAGE record is published just before the reply, in the same socket write (RouterService calls
+   * `releaseUsage` then): one NATS write per call, not two. Without a service in between (an in-process caller), or
+   * when the reply waits for I/O first (a task step's answer is stored), it goes out on the next turn of the event loop.
+   */
+  private publishBeforeReply(callId: string, publish: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const start = () => void publish().then(resolve, resolve);
+      const queued = this.usageBeforeReply.get(callId);
+      if (queued) queued.push(start);
+      else this.usageBeforeReply.set(callId, [start]);
+      setImmediate(() => this.releaseUsage(callId));
+    });
+  }
+
+  /** Publishes the USAGE records a call's reply is waiting to carry (see publishBeforeReply). */
+  releaseUsage(callId: string): void {
+    const queued = this.usageBeforeReply.get(callId);
+    if (!queued) return;
+    this.usageBeforeReply.delete(callId);
+    for (const start of queued) start();
   }
 
   /** Work that follows a reply (settles, USAGE records): tracked so that `drain` can wait for it. */

@@ -26,6 +26,8 @@ export function fleetBudgetLedger(
   budgets: KV,
   clock?: Clock,
   rebuild?: { spentFromUsage: (day: string, agentId: string | undefined) => Promise<number>; log: Logger },
+  /** a router's ledger reserves a busy agent's calls from an allowance (routing.budget.allowanceShare) */
+  allowance = false,
 ): BudgetLedger {
   const { budget } = config.routing;
   return new BudgetLedger({
@@ -36,6 +38,7 @@ export function fleetBudgetLedger(
     downgradeAt: budget.downgradeAt,
     nanoGrace: budget.nanoGrace,
     reservationTtlMs: budget.reservationTtlSeconds * 1_000,
+    ...(allowance ? { allowance: { share: budget.allowanceShare } } : {}),
     ...(clock ? { clock } : {}),
     ...(rebuild ?? {}),
   });
@@ -84,7 +87,7 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
   const ledger = fleetBudgetLedger(config, kv.budgets, clock, {
     spentFromUsage: (day, agentId) => spentOnDay(js, names, config.fleet.timeZone, day, agentId),
     log: log.child({ component: "budget-ledger" }),
-  });
+  }, true);
   const deployments = buildDeployments(config.tiers);
   const health = new DeploymentHealth({
     failures: routing.cooldown.failures,
