@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { submitTask, taskIdFor, TaskDedup, TaskStore, titleSimilarity, type RuntimeDeps } from "../actors/index.js";
-import type { FleetConfig } from "../config/index.js";
+import { PEER_ASSIGNEE_PREFIX, type FleetConfig } from "../config/index.js";
 import {
   decode,
   encode,
@@ -126,7 +126,7 @@ export class AtlasPlanner {
     }
 
     const messageIdOf = (a: PlannedAssignment) => `atlas:${planId}:${a.agent}:${titleSimilarityKey(a.what)}`;
-    const decided = arbitrate(checked.passed, open.work, (a) => taskIdFor(a.agent, messageIdOf(a)));
+    const decided = arbitrate(checked.passed, open.work, (a) => taskIdFor(this.assigneeOf(a.agent), messageIdOf(a)));
     const assigned: PlanRecord["assigned"] = [];
     for (const { assignment, holds } of decided.go) {
       const task = await this.submit(assignment, messageIdOf(assignment), planId, { holds });
@@ -189,7 +189,13 @@ export class AtlasPlanner {
     return { passed: [], skipped: [], failed: [{ assignment: nothing, reasons: ["the plan did not parse"] }] };
   }
 
-  private async duplicateOf(open: OpenState, agentId: string, title: string): Promise<string | undefined> {
+  /** Who takes the task: the agent, or for a peer (`peer:<name>`) Atlas itself, which calls the peer (peer-task-stage.ts). */
+  private assigneeOf(agent: string): string {
+    return agent.startsWith(PEER_ASSIGNEE_PREFIX) ? this.options.self : agent;
+  }
+
+  private async duplicateOf(open: OpenState, assigned: string, title: string): Promise<string | undefined> {
+    const agentId = this.assigneeOf(assigned);
     const verdict = await this.dedup.peek(agentId, title, "discovery");
     if (!verdict.admitted) return verdict.reason;
     const same = open.tasks.get(agentId)?.find((t) => titleSimilarity(t.title, title) > 0.7);
@@ -203,10 +209,15 @@ export class AtlasPlanner {
       ...(assignment.pipeline ? { pipeline: assignment.pipeline, input: { ...(assignment.target ? { target: assignment.target, subject: assignment.target } : {}) } } : {}),
       ...(assignment.tier ? { tier: assignment.tier } : {}),
     };
+    const peer = assignment.agent.startsWith(PEER_ASSIGNEE_PREFIX) ? assignment.agent.slice(PEER_ASSIGNEE_PREFIX.length) : undefined;
     const message: Message = {
       messageId,
       role: "ROLE_USER",
-      parts: [{ text: `${assignment.what}\n\nWhy: ${assignment.why}` }],
+      parts: [
+        { text: `${assignment.what}\n\nWhy: ${assignment.why}` },
+        // a delegation to a peer is Atlas's own task: the peer stage sends it to the peer's skill and keeps the artifact
+        ...(peer !== undefined && assignment.skill !== null ? [{ data: { peerTask: { peer, skill: assignment.skill } } }] : []),
+      ],
       metadata: {
         work,
         ...(assignment.target ? { target: normalizeTarget(assignment.target) } : {}),
@@ -221,7 +232,7 @@ export class AtlasPlanner {
     };
     return submitTask(
       { js: deps.js, store: this.store, dedup: this.dedup, log: this.options.log, names: deps.names, codec: deps.codec, now: () => deps.clock.now() },
-      assignment.agent,
+      this.assigneeOf(assignment.agent),
       message,
       self,
       "discovery",
@@ -262,7 +273,7 @@ export class AtlasPlanner {
   private async ended(h: HeldAssignment): Promise<boolean> {
     const { blockedBy } = h;
     if (blockedBy.kind === "task") {
-      const task = await this.store.get(blockedBy.agentId, blockedBy.id).catch(() => undefined);
+      const task = await this.store.get(this.assigneeOf(blockedBy.agentId), blockedBy.id).catch(() => undefined);
       return !task || isTerminal(task.status.state);
     }
     const entry = await this.options.deps.kv.proposals.get(blockedBy.id).catch(() => null);

@@ -13,6 +13,7 @@ export { behaviourFor } from "./role-behaviour.js";
 export { DEFAULT_MAX_TOOL_ROUNDS, routedModelStep, type RoutedStepOptions } from "./routed-model-step.js";
 export type { BehaviourStage, Next, StageMethod } from "./stage.js";
 export { reportToStage } from "./report-to-stage.js";
+export { peerTaskOf, peerTaskStage, PeerTaskRequest, type PeerTaskRecord, type PeerTaskStageOptions } from "./peer-task-stage.js";
 export { toolTaskOf, toolTaskStage, ToolTaskRequest } from "./tool-task-stage.js";
 export { governedCall, tracedGovernedCall, type GovernedCallRequest, type GovernedCallResult } from "./governed-call.js";
 export { findingsOf, publishFinding, type FindingOrigin } from "./pipeline-findings.js";

@@ -2,7 +2,7 @@ import { AgentRuntime } from "../actors/index.js";
 import { FleetError } from "../protocol/index.js";
 import { hostname } from "node:os";
 import { behaviourFor } from "../behaviours/index.js";
-import { loadFleetTools } from "../governance/index.js";
+import { loadFleetTools, peerClients } from "../governance/index.js";
 import { Lease, runServerWatchdog } from "../supervisor/index.js";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger, type CliOptions } from "./options.js";
 import { runDemoSite } from "./demo.js";
@@ -76,7 +76,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
       processName: `fleet-agent-${ids.join(",")}`,
     },
     agents,
-    behaviourFor(config, configPath(options), sources),
+    behaviourFor(config, configPath(options), sources, { clients: peerClients(config, env, log) }),
     {
       log,
       // exit non-zero: a supervisor (fleet up, systemd) starts the process again

@@ -10,6 +10,7 @@ import { GatewayConfig } from "./gateway-schema.js";
 import { DutyConfig, Interval, PipelineConfig } from "./pipeline-schema.js";
 import { EventsConfig, PlanningConfig } from "./planning-schema.js";
 import { McpServersConfig } from "./mcp-schema.js";
+import { PeersConfig } from "./peers-schema.js";
 import { CronExpression } from "./schedule.js";
 import { strict } from "./strict-object.js";
 import { AlertsConfig, RateLimit, ReportsConfig, SweeperConfig } from "./reports-schema.js";
@@ -381,6 +382,7 @@ export const FleetConfig = strict({
   toolModules: z.array(z.string().min(1)).default([]),
   business: BusinessConfig.optional(),
   mcpServers: McpServersConfig,
+  peers: PeersConfig,
   dashboard: DashboardConfig.prefault({}),
   telemetry: TelemetryConfig.prefault({}),
   gateway: GatewayConfig.optional(),

@@ -1,6 +1,7 @@
 import type { FleetConfig } from "../config/index.js";
 import { CALLERS, EMAIL_CHANNEL, FleetNames, type RiskLevel } from "../protocol/index.js";
 import { mcpAgentSubjects, mcpListingFilters } from "./mcp/index.js";
+import { toolAllowed } from "./tool-globs.js";
 import { Grants, type Durable, type GrantContext, type Identity, type Permissions, type ServingIdentity } from "./permission-grants.js";
 
 export type { Identity, Permissions, ServingIdentity, SubjectRules } from "./permission-grants.js";
@@ -123,7 +124,7 @@ function roleGrants(identity: Identity, ctx: GrantContext): Grants {
 export function directTools(allowList: readonly string[], tools: Readonly<Record<string, RiskLevel>>): string[] {
   const wildcard = allowList.includes("*");
   return Object.entries(tools)
-    .filter(([name, risk]) => (risk === "AUTO" || risk === "AUTO+") && (wildcard || allowList.includes(name)))
+    .filter(([name, risk]) => (risk === "AUTO" || risk === "AUTO+") && (wildcard || toolAllowed(allowList, name)))
     .map(([name]) => name)
     .sort();
 }
@@ -260,7 +261,7 @@ function toolHostGrants(g: Grants, ctx: GrantContext): void {
   const p = names.prefix;
   g.serve(names.tool("*", "*"));
   // MCP servers' tools: `<prefix>.tool.<server>.<tool>.<caller>`, and the listings of what this host serves
-  if (Object.keys(ctx.config.mcpServers).length > 0) g.serve(names.tool("*.*", "*"));
+  if (Object.keys(ctx.config.mcpServers).length > 0 || Object.keys(ctx.config.peers).length > 0) g.serve(names.tool("*.*", "*"));
   g.kvWrite("tools", [">"]);
   // the agents' own refusals, recorded in the audit trail
   g.serve(names.refusal("*"));
