@@ -82,9 +82,10 @@ describe("simulateFleet", () => {
     close(ship?.dutyCallsPerDay ?? -1, 48 * 0.25 + 1 / 7, "calls: the disk duty makes none");
     close(s.rows.find((r) => r.agentId === "ship" && r.tier === "nano")?.callsPerDay ?? -1, 12, "conditioned triage at the finding rate");
     close(s.rows.find((r) => r.agentId === "ship" && r.tier === "capable")?.callsPerDay ?? -1, 1 / 7, "the weekly report at standard");
-    // 12 runs a day find something, falling on atlas's 24 cycles: 24 (1 - e^-0.5) plans, at planning.tier (workhorse)
+    // the watch's runs at :00 and :30 each find something at 25 %; atlas's hourly cycle after them takes both, and plans
+    // when either did: 24 (1 - 0.75²) plans a day, at planning.tier (workhorse)
     const plans = s.rows.find((r) => r.agentId === "atlas" && r.tier === "workhorse");
-    close(plans?.callsPerDay ?? -1, 24 * (1 - Math.exp(-0.5)), "plans");
+    close(plans?.callsPerDay ?? -1, 24 * (1 - 0.75 ** 2), "plans");
     assert.equal(plans?.steps, "plan");
     // an agent reporting to atlas wakes it with every task it completes: ship's 336 runs would, but atlas cycles 24 times
     const reporting = simulateFleet(fleet({ agents, duties: { ship: `    reportsTo: atlas\n${duties.ship}` }, extra: pipelines }), { days: 1, assumptions: { workShare: 0, findingRate: 0.25 } });
