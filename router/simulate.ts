@@ -10,7 +10,8 @@ import { plansPerDay } from "./simulate-plans.js";
  * - An agent runs a cycle every cycleMinutes outside the fleet's quiet hours (an average day: the quotient, not a count
  *   of timer ticks; a 23- or 25-hour DST day is ignored).
  * - A cycle with nothing to do makes no model call (the agent chart ends it before planning), so idle cycles cost nothing.
- * - On workShare of the cycles, and once per cron job run, the agent does a working step: one call at its default tier,
+ * - On workShare of the cycles, and once per cron job run (but an orchestrator's job its own skills match best: its
+ *   status report, built without a model), the agent does a working step: one call at its default tier,
  *   preceded by one cheap triage call at the triage tier (nano: the routing classifier, or a "what is this?" step).
  *   Routing rules, the classifier, escalations, fallbacks and the semantic cache are not modelled: they move individual
  *   steps up or down, which a projection from config alone cannot know.
@@ -165,7 +166,10 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
     // a job that runs a tool is tier 0: no model call; one that runs a pipeline costs its model steps
     const jobs = config.cron.filter((job) => job.agent === agent.id && job.tool === undefined);
     const cronRunsPerDay = jobs.reduce((n, job) => n + runsPerDay(scheduleOf(job), config.fleet.timeZone), 0);
-    const messageRunsPerDay = jobs.filter((job) => job.pipeline === undefined).reduce((n, job) => n + runsPerDay(scheduleOf(job), config.fleet.timeZone), 0);
+    // the orchestrator answers a message its own skills match best (its status report) from the fleet's records: no call
+    const messageRunsPerDay = jobs
+      .filter((job) => job.pipeline === undefined && !(agent.layer === "orchestration" && answersItself(config, agent, job.message ?? "")))
+      .reduce((n, job) => n + runsPerDay(scheduleOf(job), config.fleet.timeZone), 0);
     const workCalls = cyclesPerDay * a.workShare + messageRunsPerDay;
     const triageCalls = workCalls;
 
@@ -243,6 +247,19 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
     ratio: totals.usdPerDay > 0 ? baselineUsd / totals.usdPerDay : undefined,
     savedShare: baselineUsd > 0 ? 1 - totals.usdPerDay / baselineUsd : undefined,
   };
+}
+
+/**
+ * Whether the orchestrator keeps a message for itself rather than delegating it: no other agent's skill tags match it
+ * better than its own (as behaviours/atlas-behaviour.ts decides); it answers those with its status report, built from
+ * the fleet's records without a model.
+ */
+function answersItself(config: FleetConfig, orchestrator: FleetConfig["agents"][number], text: string): boolean {
+  const haystack = text.toLowerCase();
+  const score = (agent: FleetConfig["agents"][number]) => Math.max(0, ...agent.skills.map((s) => s.tags.filter((t) => haystack.includes(t.toLowerCase())).length));
+  const own = score(orchestrator);
+  const best = Math.max(0, ...config.agents.filter((a) => a.id !== orchestrator.id).map(score));
+  return best === 0 || (own > 0 && own >= best);
 }
 
 /** A tier name, or the tier of an alias the routing config knows; undefined for neither (or nothing named). */
