@@ -90,8 +90,12 @@ if (configs.dropped.length > 0) say(`not on a Monday, left out: ${configs.droppe
 await fleet.start();
 await sleep(startupMs);
 
-// the day: the scheduler runs duties and cron jobs from t0 for one compressed day, then stops; the agents finish
+// the day: the scheduler runs duties and cron jobs from t0 for one compressed day, then stops; the agents finish. The
+// day starts on the hour (of the compressed day): every interval of an hour or less, and the agents' cycles, are on the
+// epoch's grid, so the scripted outages and news fall at the same place against them in every run
 const scheduler = supervise([spec("scheduler", ["scheduler"])], output);
+const hourMs = 3_600_000 / factor;
+await sleep(hourMs - (Date.now() % hourMs));
 t0 = Date.now();
 await scheduler.start();
 await sleep(dayMs);
