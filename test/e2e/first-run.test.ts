@@ -59,7 +59,9 @@ describe("first run: fleet up with no config and no key", { skip: quietSoon() ? 
     proc.stderr?.on("data", keep);
     exited = new Promise((resolve) => proc.once("exit", resolve));
     const seed = join(cwd, ".fleet", "creds", "operator.nk");
-    await waitFor("fleet up to start its server", () => existsSync(join(cwd, ".fleet", "nats.url")) && existsSync(seed), 60_000);
+    // connected only once `fleet up` has made the streams and buckets (it says it is up after that): a client making them
+    // first, with its own defaults, would race the fleet's own
+    await waitFor("fleet up to say it is up", () => output.includes(" is up: ") && existsSync(join(cwd, ".fleet", "nats.url")) && existsSync(seed), 90_000);
     client = await FleetClient.connect(readFileSync(join(cwd, ".fleet", "nats.url"), "utf8").trim(), "fleet", { nkeySeedFile: seed });
   });
 
@@ -121,10 +123,12 @@ describe("first run: fleet up with no config and no key", { skip: quietSoon() ? 
 
   it("a clean $0 duty run, then after `fleet demo break`: a finding, Atlas's plan with an assignment and a notice, ship's task, a proposal, and the site back", async () => {
     // 1. ship's demo-site duty (every minute) runs clean: no model call, $0, nothing delivered
+    let seen: unknown;
     const clean = await waitFor("a clean run of ship's demo-site duty", async () => {
       const r = await duty();
+      seen = r ?? (await kv().schedules.get(dutyRunKey("ship", "demo-site")))?.value.length;
       return r?.lastRun?.outcome === "clean" ? r.lastRun : undefined;
-    }, 3 * MINUTE).catch(failWithOutput);
+    }, 3 * MINUTE).catch((err: unknown) => failWithOutput(`${String(err)}; the duty's record: ${JSON.stringify(seen)}`));
     assert.equal(clean.delivered, false);
     const cleanTask = await task("ship", clean.taskId);
     assert.equal(cleanTask?.artifacts?.[0]?.metadata?.costUsd, 0, "the clean run cost $0");
