@@ -34,7 +34,7 @@ import { InboxBatcher } from "./inbox-batcher.js";
 import { CycleGate } from "./cycle-gate.js";
 import type { CycleScheduler } from "./cycle-scheduler.js";
 import { RETRY_DELAY_MS, type DeliveryOutcome } from "./delivery-outcome.js";
-import { staggerOf } from "./stagger.js";
+import { firstCycleAfter, staggerOf } from "./stagger.js";
 import { HeldWork } from "./held-work.js";
 import { TaskConsumer } from "./task-consumer.js";
 import { TaskDedup } from "./task-dedup.js";
@@ -121,6 +121,7 @@ export class ActorHost {
         return { idle: snap.value === "idle", nextCycleAt: snap.context.nextCycleAt };
       },
       tick: (now) => this.actor.send({ type: "CYCLE_TICK", now }),
+      cycleMs: this.options.agent.cycleMinutes * 60_000,
     });
     this.store = new TaskStore(options.kv.tasks, options.names, options.codec);
     this.held = new HeldWork({
@@ -386,7 +387,9 @@ export class ActorHost {
     });
     const cycleMs = this.options.agent.cycleMinutes * 60_000;
     const now = this.options.clock.now();
-    const input = { agentId: this.agentId, cycleMs, now, firstCycleAt: now + staggerOf(this.agentId, cycleMs) };
+    // on the agent's own phase of the epoch's grid (its stagger), as duties run on theirs: the order of a cycle and a
+    // duty's run is the same from one start to the next, not an accident of when the process came up
+    const input = { agentId: this.agentId, cycleMs, now, firstCycleAt: firstCycleAfter(now, cycleMs, staggerOf(this.agentId, cycleMs)) };
     if (isRunningSnapshot(snapshot)) {
       try {
         // a snapshot taken mid-task re-runs the interrupted effect; report is idempotent (CAS on the Task)

@@ -19,6 +19,8 @@ import {
   type OutboxRecord,
   type TaskWork,
 } from "../protocol/index.js";
+import { referenceToolRisks } from "../governance/index.js";
+import { offlinePlan } from "./atlas-offline-plan.js";
 import { arbitrate, normalizeTarget, targetOfProposal, targetOfTask, type OpenWork } from "./atlas-conflicts.js";
 import { AtlasInputs } from "./atlas-inputs.js";
 import { checkPlan, failureLines, type CheckContext, type CheckedPlan } from "./atlas-plan-check.js";
@@ -56,7 +58,8 @@ interface OpenState {
  * tier with the failures in the prompt; what still fails becomes a notice to the operator, never a third call.
  * Assignments that pass go out as tasks (arbitrated per target), notices to the OUTBOX. The cursor moves only once all
  * of that is done, so a cycle that dies half-way is repeated with the same plan id: its model calls are answered from
- * the router's kept answers and its tasks have the same ids.
+ * the router's kept answers and its tasks have the same ids. With no model configured the plan is the offline
+ * simulation's (atlas-offline-plan.ts), checked the same way.
  */
 export class AtlasPlanner {
   readonly book: PlanBook;
@@ -174,7 +177,9 @@ export class AtlasPlanner {
       messages: planMessages(config, self, facts, config.planning.wipLimit, inputs, retry),
       responseSchema: ATLAS_PLAN_SCHEMA,
     });
-    const parsed = AtlasPlan.safeParse(reply.parsed ?? safeJson(reply.text));
+    // no model configured: the simulated provider's placeholder would assign nothing, so the plan is the offline
+    // simulation's, made deterministically from the same inputs (and labelled so)
+    const parsed = AtlasPlan.safeParse(reply.simulated ? offlinePlan(config, self, inputs, referenceToolRisks()) : (reply.parsed ?? safeJson(reply.text)));
     return {
       plan: parsed.success ? parsed.data : undefined,
       error: parsed.success ? undefined : `the plan does not match its schema: ${parsed.error.issues[0]?.message ?? "invalid"}`,

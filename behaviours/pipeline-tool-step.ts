@@ -18,6 +18,8 @@ export interface ToolStepContext {
   signal: AbortSignal;
   /** publishes a finding before the step's record is saved */
   publish: (finding: Finding) => Promise<void>;
+  /** whether a finding is one of the duty's open problems (seen again: kept, not published again) */
+  isOpen?: (finding: Finding) => boolean;
   now: () => number;
 }
 
@@ -32,15 +34,17 @@ export function toolCallKey(taskId: string, stepId: string, itemIndex: number): 
 /**
  * A tool step: tier 0, through the agent's governed tool path (allow list, audit, idempotency key); once per element
  * under forEach. A PROPOSE or CONFIRM tool becomes a proposal (its output names it). After each call the step's finding
- * rules run on its output and what they find is published at once.
+ * rules run on its output and what they find is published at once, except a problem the duty has open already: that is
+ * returned as still open, not published again.
  */
-export async function runToolStep(step: ToolStep, scope: PipelineScope, c: ToolStepContext): Promise<{ record: PipelineStepRecord; findings: Finding[] }> {
+export async function runToolStep(step: ToolStep, scope: PipelineScope, c: ToolStepContext): Promise<{ record: PipelineStepRecord; findings: Finding[]; stillOpen: Finding[] }> {
   const items = step.forEach === undefined ? [undefined] : resolvePath(scope, step.forEach);
   if (!Array.isArray(items)) throw new FleetError("PIPELINE_STEP_FAILED", `step "${step.id}": forEach "${step.forEach}" is not a list`);
   // a condition on the element is asked per element; any other once, for the whole step
   const perItem = step.forEach !== undefined && step.when?.path.split(".")[0] === "item";
   const outputs: unknown[] = [];
   const findings: Finding[] = [];
+  const stillOpen: Finding[] = [];
   const proposals: string[] = [];
   let calls = 0;
   let replayed = 0;
@@ -83,8 +87,14 @@ export async function runToolStep(step: ToolStep, scope: PipelineScope, c: ToolS
       input,
       output,
     });
-    for (const finding of found) await c.publish(finding);
-    findings.push(...found);
+    for (const finding of found) {
+      if (c.isOpen?.(finding)) {
+        stillOpen.push(finding);
+        continue;
+      }
+      await c.publish(finding);
+      findings.push(finding);
+    }
   }
   const record: PipelineStepRecord = {
     id: step.id,
@@ -95,7 +105,7 @@ export async function runToolStep(step: ToolStep, scope: PipelineScope, c: ToolS
     findings: findings.map((f) => f.id),
     at: c.now(),
   };
-  return { record, findings };
+  return { record, findings, stillOpen };
 }
 
 const field = (output: unknown, name: string): unknown => (typeof output === "object" && output !== null ? Reflect.get(output, name) : undefined);

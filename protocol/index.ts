@@ -19,7 +19,7 @@ export {
   UrlPart,
   isTerminal,
 } from "./a2a.js";
-export { Finding, FleetEvent, Severity, TRIGGERS, TaskWork, Trigger, taskWorkOf, triggerOf } from "./autonomy.js";
+export { Finding, FleetEvent, OpenProblem, Severity, TRIGGERS, TaskWork, Trigger, taskWorkOf, triggerOf } from "./autonomy.js";
 export { ModelStepServed, PipelineRunRecord, PipelineStepRecord } from "./pipeline-run.js";
 export { nowOf, systemClock, type Clock } from "./clock.js";
 export { CONTENT_TYPES, codecForContentType, decode, decodeUnknown, encode, type CodecName, type Decoded, type DecodeOptions } from "./codec.js";
