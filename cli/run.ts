@@ -62,6 +62,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
       prefix: options.prefix ?? config.fleet.prefix,
       codec: config.fleet.codec,
       maxPayloadBytes: config.fleet.maxPayloadBytes,
+      replicas: config.fleet.replicas,
       tasks: config.tasks,
       quietHours: { start: config.fleet.quietHours.start, end: config.fleet.quietHours.end, timeZone: config.fleet.timeZone },
       modelWork: { urgent: config.fleet.quietHours.urgent, aliases: Object.fromEntries(Object.entries(config.routing.aliases).map(([alias, a]) => [alias, a.tier])) },

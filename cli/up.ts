@@ -49,7 +49,7 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
 
   // create streams and buckets once, before the children race to do it (as the operator: nobody else may)
   const nc = await connectNats({ servers, ...own, name: "fleet-up", longLived: false });
-  await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes });
+  await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas });
   await nc.close();
 
   const runId = randomUUID();

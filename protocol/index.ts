@@ -25,6 +25,7 @@ export { nowOf, systemClock, type Clock } from "./clock.js";
 export { CONTENT_TYPES, codecForContentType, decode, decodeUnknown, encode, type CodecName, type Decoded, type DecodeOptions } from "./codec.js";
 export { connectNats, connectServing, drainConnections, inboxPrefixFor, isPermissionViolation, servingSeedFileOf, type ConnectOptions } from "./connect.js";
 export { deadLetter } from "./dead-letter.js";
+export { electionSafeJetStream, electionSafeKv, isElectionError, retryThroughElection, type ElectionRetryOptions } from "./election-retry.js";
 export { outboxMessageId } from "./outbox-message-id.js";
 export { ERROR_CATALOGUE, ErrorPayload, FleetError, FleetErrorCode, formatPath, isBadInput, issuesOf, type FieldIssue } from "./errors.js";
 export {

@@ -13,6 +13,7 @@ import {
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { isPermissionViolation } from "./connect.js";
+import { electionSafeKv } from "./election-retry.js";
 import { FleetError } from "./errors.js";
 import type { BucketKey, FleetNames, StreamKey } from "./subjects.js";
 
@@ -132,6 +133,12 @@ async function ensureOnce(nc: NatsConnection, names: FleetNames, options: Resour
     await upsertStream(jsm, config);
   }
   const kv = await openBuckets(nc, names, { replicas, create: true });
+  // an existing bucket keeps the replicas it was made with (Kvm.create does not update): scale it to the config's
+  for (const key of Object.keys(kv) as BucketKey[]) {
+    const stream = `KV_${names.bucket(key)}`;
+    const info = await jsm.streams.info(stream);
+    if (info.config.num_replicas !== replicas) await jsm.streams.update(stream, { ...info.config, num_replicas: replicas });
+  }
   return { jsm, kv };
 }
 
@@ -213,9 +220,11 @@ export async function openBuckets(
   const out = {} as Record<BucketKey, KV>;
   for (const [key, def] of Object.entries(bucketDefinitions()) as [BucketKey, { history: number; ttl?: number }][]) {
     const name = names.bucket(key);
-    out[key] = options.create
+    const kv = options.create
       ? await kvm.create(name, { history: def.history, replicas: options.replicas ?? 1, ...(def.ttl ? { ttl: def.ttl } : {}) })
       : await kvm.open(name, options.direct ? { allow_direct: true } : {});
+    // on a cluster, a bucket's leader may be being elected when a write comes: it waits for the new one
+    out[key] = electionSafeKv(kv, name);
   }
   return out;
 }

@@ -1,4 +1,5 @@
 export { EmbeddedNats, findNatsServer, readPortsFile } from "./embedded-nats.js";
+export { ClusterNode, clusterNodeConfig, freePort, localClusterNodes, routeSecret, type ClusterConfigOptions, type ClusterNodeSpec, type LocalClusterOptions } from "./nats-cluster.js";
 export { Lease, type LeaseOptions } from "./lease.js";
 export { exitWhenParentDies, type ParentWatchOptions } from "./parent-watch.js";
 export {
