@@ -10,6 +10,11 @@ export interface LeaseOptions {
   holder: string;
   /** how often the holder renews; the bucket's max_age (the lease TTL) must be a few times longer */
   renewMs: number;
+  /**
+   * the bucket's max_age (15 s for the fleet's leases bucket): a holder that could not renew for `ttlMs - renewMs` (its
+   * server cut off from the cluster's majority) gives the lease up before the key can expire and another host take it
+   */
+  ttlMs?: number;
   log: Logger;
 }
 
@@ -24,6 +29,8 @@ export class Lease {
   private renewing: NodeJS.Timeout | undefined;
   private lostHandlers: Array<() => void> = [];
   private held = false;
+  private renewedAt = 0;
+  private inFlight = false;
 
   constructor(private readonly options: LeaseOptions) {}
 
@@ -32,8 +39,9 @@ export class Lease {
     let announced = false;
     while (!signal?.aborted) {
       try {
-        this.revision = await this.options.kv.create(this.options.role, new TextEncoder().encode(this.options.holder));
+        this.revision = await this.take();
         this.held = true;
+        this.renewedAt = Date.now();
         this.options.log.info({ role: this.options.role, holder: this.options.holder }, "lease acquired");
         // renewal alone must not keep a process alive that is otherwise done
         this.renewing = setInterval(() => void this.renew(), this.options.renewMs).unref();
@@ -50,6 +58,20 @@ export class Lease {
     signal?.throwIfAborted();
   }
 
+  /**
+   * Creates the key; a create retried after a timeout finds the key its first attempt wrote ("exists"): the value read
+   * back says whether that was this holder's.
+   */
+  private async take(): Promise<number> {
+    try {
+      return await this.options.kv.create(this.options.role, new TextEncoder().encode(this.options.holder));
+    } catch (err) {
+      const current = await this.options.kv.get(this.options.role).catch(() => null);
+      if (current?.operation === "PUT" && new TextDecoder().decode(current.value) === this.options.holder) return current.revision;
+      throw err;
+    }
+  }
+
   /** Called once if the lease is lost while held (a renewal lost the race or the key expired): stop working then. */
   onLost(handler: () => void): void {
     this.lostHandlers.push(handler);
@@ -61,18 +83,40 @@ export class Lease {
 
   private async renew(): Promise<void> {
     if (!this.held) return;
+    if (this.inFlight) return this.fence();
+    this.inFlight = true;
     try {
       this.revision = await this.options.kv.update(this.options.role, new TextEncoder().encode(this.options.holder), this.revision);
+      this.renewedAt = Date.now();
     } catch (err) {
       // a wrong revision means someone else holds it now; a timeout may be a server restart, so check before giving up
       const current = await this.options.kv.get(this.options.role).catch(() => undefined);
-      if (current === undefined) return; // the server is away: try again at the next renewal
+      if (current === undefined) return this.fence(); // the server is away: try again at the next renewal
       if (current && current.revision === this.revision && current.operation === "PUT") return;
-      this.options.log.warn({ role: this.options.role, err }, "lease lost");
-      this.held = false;
-      clearInterval(this.renewing);
-      for (const h of this.lostHandlers.splice(0)) h();
+      // an update retried after a timeout: the first attempt wrote it, the retry lost the compare-and-set to itself
+      if (current?.operation === "PUT" && new TextDecoder().decode(current.value) === this.options.holder) {
+        this.revision = current.revision;
+        this.renewedAt = Date.now();
+        return;
+      }
+      this.lose(err);
+    } finally {
+      this.inFlight = false;
     }
+  }
+
+  /** Not renewed for so long that the key may expire before the next renewal: stop working before another host starts. */
+  private fence(): void {
+    const ttlMs = this.options.ttlMs ?? 15_000;
+    if (this.held && Date.now() - this.renewedAt >= ttlMs - this.options.renewMs) this.lose(new Error(`not renewed for ${Date.now() - this.renewedAt} ms`));
+  }
+
+  private lose(err: unknown): void {
+    if (!this.held) return;
+    this.options.log.warn({ role: this.options.role, err }, "lease lost");
+    this.held = false;
+    clearInterval(this.renewing);
+    for (const h of this.lostHandlers.splice(0)) h();
   }
 
   /** Gives the lease up at once, so a standby takes over without waiting for the TTL. */
