@@ -78,13 +78,28 @@ export function electionSafeJetStream(js: JetStreamClient, options: ElectionRetr
 
 /**
  * `kv` whose reads and writes ride out elections. An unconditional `put` is retried after a timeout too: writing the same
- * value twice leaves the same value. `create` is retried after a timeout as well; a second copy fails as "exists", which
- * a caller that may have written it itself (a lease) checks by reading the value back.
+ * value twice leaves the same value. A `create` or `update` retried after a timeout may find that its first attempt
+ * landed: the retry then fails its compare-and-set against its own write, so the key is read back, and holding the
+ * bytes this call wrote, the write succeeded at that revision (anything else is the caller's conflict, as before).
  */
 export function electionSafeKv(kv: KV, bucket: string, options: ElectionRetryOptions = {}): KV {
-  const wrapped = new Set(["get", "put", "create", "update", "delete", "purge", "status"]);
+  const wrapped = new Set(["get", "put", "delete", "purge", "status"]);
+  const compareAndSet = async (op: "create" | "update", key: string, data: Payload, attempt: () => Promise<number>): Promise<number> => {
+    let attempts = 0;
+    try {
+      return await retryThroughElection(`KV ${bucket} ${op}`, () => (attempts++, attempt()), options);
+    } catch (err) {
+      if (attempts < 2 || !(err instanceof JetStreamApiError) || err.code !== WRONG_LAST_SEQUENCE) throw err;
+      const current = await retryThroughElection(`KV ${bucket} get`, () => kv.get(key), options);
+      const wrote = typeof data === "string" ? new TextEncoder().encode(data) : data;
+      if (current?.operation === "PUT" && sameBytes(current.value, wrote)) return current.revision;
+      throw err;
+    }
+  };
   return new Proxy(kv, {
     get(target, prop, receiver) {
+      if (prop === "create") return (key: string, data: Payload, ...rest: unknown[]) => compareAndSet("create", key, data, () => (target.create as (...a: unknown[]) => Promise<number>).call(target, key, data, ...rest));
+      if (prop === "update") return (key: string, data: Payload, ...rest: unknown[]) => compareAndSet("update", key, data, () => (target.update as (...a: unknown[]) => Promise<number>).call(target, key, data, ...rest));
       const value: unknown = Reflect.get(target, prop, receiver);
       if (typeof value !== "function") return value;
       const fn = value as (...args: unknown[]) => Promise<unknown>;
@@ -92,4 +107,11 @@ export function electionSafeKv(kv: KV, bucket: string, options: ElectionRetryOpt
       return (...args: unknown[]) => retryThroughElection(`KV ${bucket} ${prop}`, () => fn.apply(target, args), options);
     },
   });
+}
+
+/** JetStream's "wrong last sequence": a compare-and-set that found another revision */
+const WRONG_LAST_SEQUENCE = 10071;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -31,6 +31,7 @@ export class Lease {
   private held = false;
   private renewedAt = 0;
   private inFlight = false;
+  private lastTry = 0;
 
   constructor(private readonly options: LeaseOptions) {}
 
@@ -44,7 +45,9 @@ export class Lease {
         this.renewedAt = Date.now();
         this.options.log.info({ role: this.options.role, holder: this.options.holder }, "lease acquired");
         // renewal alone must not keep a process alive that is otherwise done
-        this.renewing = setInterval(() => void this.renew(), this.options.renewMs).unref();
+        // a finer tick than renewMs, so a renewal that hangs (a server cut off) is noticed before the key expires
+        this.lastTry = Date.now();
+        this.renewing = setInterval(() => this.tick(), Math.min(this.options.renewMs, 500)).unref();
         return;
       } catch {
         if (!announced) {
@@ -81,13 +84,21 @@ export class Lease {
     return this.held;
   }
 
-  private async renew(): Promise<void> {
-    if (!this.held) return;
+  private tick(): void {
     if (this.inFlight) return this.fence();
+    if (Date.now() - this.lastTry < this.options.renewMs) return;
+    this.lastTry = Date.now();
+    void this.renew();
+  }
+
+  private async renew(): Promise<void> {
+    if (!this.held || this.inFlight) return;
     this.inFlight = true;
+    // the server stamps the write after this moment: the key expires no earlier than renewedAt + TTL
+    const sentAt = Date.now();
     try {
       this.revision = await this.options.kv.update(this.options.role, new TextEncoder().encode(this.options.holder), this.revision);
-      this.renewedAt = Date.now();
+      this.renewedAt = sentAt;
     } catch (err) {
       // a wrong revision means someone else holds it now; a timeout may be a server restart, so check before giving up
       const current = await this.options.kv.get(this.options.role).catch(() => undefined);
@@ -96,7 +107,7 @@ export class Lease {
       // an update retried after a timeout: the first attempt wrote it, the retry lost the compare-and-set to itself
       if (current?.operation === "PUT" && new TextDecoder().decode(current.value) === this.options.holder) {
         this.revision = current.revision;
-        this.renewedAt = Date.now();
+        this.renewedAt = sentAt;
         return;
       }
       this.lose(err);
@@ -105,10 +116,14 @@ export class Lease {
     }
   }
 
-  /** Not renewed for so long that the key may expire before the next renewal: stop working before another host starts. */
+  /**
+   * Not renewed for so long that the key is about to expire: stop working before another host can take it (a standby
+   * creates the key only once it has expired). Checked at every tick while a renewal hangs, so the margin is one tick.
+   */
   private fence(): void {
     const ttlMs = this.options.ttlMs ?? 15_000;
-    if (this.held && Date.now() - this.renewedAt >= ttlMs - this.options.renewMs) this.lose(new Error(`not renewed for ${Date.now() - this.renewedAt} ms`));
+    const margin = Math.min(this.options.renewMs, 2_000);
+    if (this.held && Date.now() - this.renewedAt >= ttlMs - margin) this.lose(new Error(`not renewed for ${Date.now() - this.renewedAt} ms`));
   }
 
   private lose(err: unknown): void {
