@@ -34,7 +34,8 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
   const auth = authOptions(options);
   try {
     const nc = await connect({
-      servers: options.servers,
+      // `--nats nats://a:4222,nats://b:4222`: every node of a cluster, so the first connect does not hinge on one
+      servers: typeof options.servers === "string" && options.servers.includes(",") ? options.servers.split(",").map((s) => s.trim()) : options.servers,
       name: options.name,
       maxReconnectAttempts: longLived ? -1 : 0,
       reconnectTimeWait: 500,

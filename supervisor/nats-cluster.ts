@@ -52,6 +52,10 @@ export function clusterNodeConfig(self: ClusterNodeSpec, o: ClusterConfigOptions
     `listen: ${JSON.stringify(`${self.host}:${self.clientPort}`)}`,
     ...(self.monitorPort ? [`http: ${JSON.stringify(`${self.host}:${self.monitorPort}`)}`] : []),
     `max_payload: ${o.maxPayload ?? 1048576}`,
+    // a peer cut off keeps its TCP routes open: with the default 2-minute pings the others route requests into it for
+    // minutes. Pinging every 2 s drops a silent route (and a silent client) after three missed pongs
+    'ping_interval: "2s"',
+    "ping_max: 3",
     `jetstream { store_dir: ${JSON.stringify(o.storeDir)} }`,
     ...(o.portsFileDir ? [`ports_file_dir: ${JSON.stringify(o.portsFileDir)}`] : []),
     "cluster {",
@@ -117,12 +121,18 @@ export class ClusterNode {
     return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
-  /** Writes the config and starts the server; resolves once it listens (its ports file is there). */
-  async start(options: { detached?: boolean } = {}): Promise<void> {
+  /** Writes the node's config file (it holds the route password: mode 0600) and returns its path. */
+  writeConfig(): string {
     mkdirSync(this.dir, { recursive: true });
-    for (const f of readdirSync(this.dir)) if (f.endsWith(".ports")) rmSync(join(this.dir, f));
     const conf = join(this.dir, "nats-server.conf");
     writeFileSync(conf, this.config, { mode: 0o600 });
+    return conf;
+  }
+
+  /** Writes the config and starts the server; resolves once it listens (its ports file is there). */
+  async start(options: { detached?: boolean } = {}): Promise<void> {
+    const conf = this.writeConfig();
+    for (const f of readdirSync(this.dir)) if (f.endsWith(".ports")) rmSync(join(this.dir, f));
     const proc = spawn(findNatsServer(), ["-c", conf], { stdio: ["ignore", "ignore", "pipe"], detached: options.detached ?? false });
     this.proc = proc;
     this.stderr = "";
