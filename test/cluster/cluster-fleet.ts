@@ -46,8 +46,8 @@ supervisor: { intensity: 20, periodSeconds: 60, shutdownTimeoutSeconds: 5 }
 }
 
 /** `fleet run <role…>` connected to one node only (it learns the others from the cluster, as a real host's process would). */
-export function roleOn(id: string, role: string[], config: string, node: string): ChildSpec {
-  return { id, command: process.execPath, args: [CLI, "run", ...role, "--config", config, "--nats", node, "--run-id", randomUUID(), "--supervised", "--log-level", "warn"], restart: "permanent" };
+export function roleOn(id: string, role: string[], config: string, node: string, logLevel = "warn"): ChildSpec {
+  return { id, command: process.execPath, args: [CLI, "run", ...role, "--config", config, "--nats", node, "--run-id", randomUUID(), "--supervised", "--log-level", logLevel], restart: "permanent" };
 }
 
 /** The counts in the tally file: n → how many times the tool ran for it. */
