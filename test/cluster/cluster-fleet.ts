@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import { AgentTools, ProposalStore } from "../../governance/index.js";
 import { electionSafeJetStream } from "../../protocol/index.js";
 import type { ChildSpec } from "../../supervisor/index.js";
@@ -59,10 +60,10 @@ export function tallies(file: string): Map<number, number> {
 }
 
 /** Proposals of `tally` as atlas would submit them (through the same election-safe publish the agents use). */
-export function proposer(client: FleetClient): { propose(n: number, file: string): Promise<string>; state(id: string): Promise<string | undefined> } {
+export function proposer(client: FleetClient, proposalsKv: KV = client.resources.kv.proposals): { propose(n: number, file: string): Promise<string>; state(id: string): Promise<string | undefined> } {
   const js = electionSafeJetStream(jetstream(client.nc));
   const tools = new AgentTools({ nc: client.nc, js, names: client.names, codec: "msgpack", agentId: "atlas", allowed: ["tally"], risks: new Map([["tally", "AUTO+"]]) });
-  const store = new ProposalStore(client.resources.kv.proposals, js, client.names, "msgpack");
+  const store = new ProposalStore(proposalsKv, js, client.names, "msgpack");
   return {
     propose: (n, file) => tools.propose({ id: `tally-${n}-${randomUUID().slice(0, 8)}`, tool: "tally", input: { n, file }, reason: "cluster test" }),
     state: async (id) => (await store.get(id))?.record.state,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { Kvm } from "@nats-io/kv";
 import type { ProcessSupervisor } from "../../supervisor/index.js";
 import { NatsCluster, OpenAIServer } from "../../harness/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
@@ -61,7 +62,9 @@ describe("a partition of the host holding governance's lease (three-node cluster
   };
 
   it("the lease moves within its TTL, every proposal completes, none runs twice when the host is back", { timeout: 240_000 }, async () => {
-    const props = proposer(client);
+    // the test reads proposals from the bucket's leader: a direct get may be routed to the stopped node (its routes
+    // linger, see the README) and wait out timeouts, which would time the test's own reads rather than the fleet
+    const props = proposer(client, await new Kvm(client.nc).open(client.names.bucket("proposals"), { allow_direct: false }));
     const ids: string[] = [];
     for (let n = 0; n < 30; n++) ids.push(await props.propose(n, fleet.tallyFile));
     await waitFor("the first proposals to complete", async () => (await props.state(ids[0]!)) === "completed");
@@ -80,7 +83,12 @@ describe("a partition of the host holding governance's lease (three-node cluster
     await waitFor("every proposal completed", async () => {
       for (const id of ids) if ((await props.state(id)) !== "completed") return false;
       return true;
-    }, 60_000);
+    }, 60_000).catch(async (err: unknown) => {
+      const { jetstreamManager } = await import("@nats-io/jetstream");
+      const jsm = await jetstreamManager(client.nc, { timeout: 5_000 });
+      const info = await jsm.streams.info(`KV_${client.names.bucket("proposals")}`).then((i) => JSON.stringify({ cluster: i.cluster, state: i.state })).catch((e: unknown) => String(e));
+      throw new Error(`${String(err)}; client on ${client.nc.getServer()}; proposals bucket: ${info}\n${output.slice(-30).join("\n")}`);
+    });
 
     cluster.heal(0);
     // the host back: its governance finds the lease taken and stands by (restarted by its supervisor, as under fleet up)
