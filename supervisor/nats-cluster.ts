@@ -18,8 +18,10 @@ import { findNatsServer, readPortsFile } from "./embedded-nats.js";
 export interface ClusterNodeSpec {
   /** server_name, unique in the cluster: "n1", "n2", "n3" */
   name: string;
-  /** where clients connect (127.0.0.1 on one machine, the host's address across hosts) */
+  /** where clients connect and peers route to (127.0.0.1 on one machine, the host's address across hosts) */
   host: string;
+  /** the address the server listens on, when not `host` (0.0.0.0 on a host with several interfaces) */
+  bind?: string;
   clientPort: number;
   clusterPort: number;
   /** the HTTP monitoring port (0: none) */
@@ -49,7 +51,7 @@ export function clusterNodeConfig(self: ClusterNodeSpec, o: ClusterConfigOptions
   return [
     `# natsfleet: node ${self.name} of the JetStream cluster "${o.clusterName}" (written by fleet up --cluster / fleet creds --cluster)`,
     `server_name: ${JSON.stringify(self.name)}`,
-    `listen: ${JSON.stringify(`${self.host}:${self.clientPort}`)}`,
+    `listen: ${JSON.stringify(`${self.bind ?? self.host}:${self.clientPort}`)}`,
     ...(self.monitorPort ? [`http: ${JSON.stringify(`${self.host}:${self.monitorPort}`)}`] : []),
     `max_payload: ${o.maxPayload ?? 1048576}`,
     // a peer cut off keeps its TCP routes open: with the default 2-minute pings the others route requests into it for
@@ -60,7 +62,7 @@ export function clusterNodeConfig(self: ClusterNodeSpec, o: ClusterConfigOptions
     ...(o.portsFileDir ? [`ports_file_dir: ${JSON.stringify(o.portsFileDir)}`] : []),
     "cluster {",
     `  name: ${JSON.stringify(o.clusterName)}`,
-    `  listen: ${JSON.stringify(`${self.host}:${self.clusterPort}`)}`,
+    `  listen: ${JSON.stringify(`${self.bind ?? self.host}:${self.clusterPort}`)}`,
     `  authorization { user: ${JSON.stringify(o.routeUser)}, password: ${JSON.stringify(o.routePassword)}, timeout: 2 }`,
     `  routes: ${JSON.stringify(routes)}`,
     // a route that drops comes back on its own; no limit, a node down for an hour rejoins
