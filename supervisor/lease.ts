@@ -39,13 +39,15 @@ export class Lease {
   async acquire(signal?: AbortSignal): Promise<void> {
     let announced = false;
     while (!signal?.aborted) {
+      // the server stamps the key after this moment: it expires no earlier than TTL from here
+      const sentAt = Date.now();
       try {
         this.revision = await this.take();
         this.held = true;
-        this.renewedAt = Date.now();
+        this.renewedAt = sentAt;
         this.options.log.info({ role: this.options.role, holder: this.options.holder }, "lease acquired");
-        // renewal alone must not keep a process alive that is otherwise done
-        // a finer tick than renewMs, so a renewal that hangs (a server cut off) is noticed before the key expires
+        // renewal alone must not keep a process alive that is otherwise done; a finer tick than renewMs, so a renewal
+        // that hangs (a server cut off) is noticed before the key expires
         this.lastTry = Date.now();
         this.renewing = setInterval(() => this.tick(), Math.min(this.options.renewMs, 500)).unref();
         return;

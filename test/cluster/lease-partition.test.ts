@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Kvm } from "@nats-io/kv";
+import { Kvm, type KV } from "@nats-io/kv";
 import type { ProcessSupervisor } from "../../supervisor/index.js";
 import { NatsCluster, OpenAIServer } from "../../harness/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
@@ -27,6 +27,7 @@ describe("a partition of the host holding governance's lease (three-node cluster
   let openai: OpenAIServer;
   let processes: ProcessSupervisor;
   let standby: ProcessSupervisor;
+  let leasesKv: KV | undefined;
   let client: FleetClient;
   let fleet: ReturnType<typeof writeClusterFleet>;
   const output: string[] = [];
@@ -56,8 +57,10 @@ describe("a partition of the host holding governance's lease (three-node cluster
   });
 
   const pidOf = (id: string) => [...processes.status(), ...(standby?.status() ?? [])].find((c) => c.id === id)?.pid;
+  // read from the bucket's leader, not by direct get: see the proposals' reader below
   const holder = async () => {
-    const entry = await client.resources.kv.leases.get("governance");
+    leasesKv ??= await new Kvm(client.nc).open(client.names.bucket("leases"), { allow_direct: false });
+    const entry = await leasesKv.get("governance");
     return entry?.operation === "PUT" ? Number(new TextDecoder().decode(entry.value).split(":").at(-1)) : undefined;
   };
 
