@@ -13,7 +13,7 @@ import {
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { isPermissionViolation } from "./connect.js";
-import { electionSafeKv } from "./election-retry.js";
+import { electionSafeKv, retryThroughElection } from "./election-retry.js";
 import { FleetError } from "./errors.js";
 import type { BucketKey, FleetNames, StreamKey } from "./subjects.js";
 
@@ -278,6 +278,11 @@ export async function ensureOutboxConsumer(jsm: JetStreamManager, names: FleetNa
 }
 
 async function upsertConsumer(jsm: JetStreamManager, stream: string, durable: string, config: Partial<ConsumerConfig>): Promise<void> {
+  // idempotent: on a cluster it waits out a leader election instead of failing the process's start
+  await retryThroughElection(`consumer ${durable}`, () => upsertConsumerOnce(jsm, stream, durable, config));
+}
+
+async function upsertConsumerOnce(jsm: JetStreamManager, stream: string, durable: string, config: Partial<ConsumerConfig>): Promise<void> {
   try {
     await jsm.consumers.info(stream, durable);
   } catch (err) {
