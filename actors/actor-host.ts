@@ -4,10 +4,15 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { createActor, fromPromise, type Actor } from "xstate";
+import { context, trace, type Span, type Tracer } from "@opentelemetry/api";
 import {
+  contextOfTraceparent,
   deadLetter,
   ensureTaskConsumer,
+  failSpan,
   FleetError,
+  GEN_AI,
+  inGenAiSpan,
   type FleetService,
   type AgentCard,
   type BucketKey,
@@ -29,7 +34,7 @@ import { InboxBatcher } from "./inbox-batcher.js";
 import { CycleGate } from "./cycle-gate.js";
 import type { CycleScheduler } from "./cycle-scheduler.js";
 import { RETRY_DELAY_MS, type DeliveryOutcome } from "./delivery-outcome.js";
-import { staggerOf } from "./stagger.js";
+import { firstCycleAfter, staggerOf } from "./stagger.js";
 import { HeldWork } from "./held-work.js";
 import { TaskConsumer } from "./task-consumer.js";
 import { TaskDedup } from "./task-dedup.js";
@@ -64,6 +69,8 @@ export interface ActorHostOptions {
   onRestartRequested?: (() => void) | undefined;
   /** the process's count of each task's tokens (the router client adds to it): settled tasks get their actual from it */
   tokens?: TaskTokens | undefined;
+  /** each task becomes a GenAI `invoke_agent` span, parent of its model and tool calls (telemetry on); none without */
+  tracer?: Tracer | undefined;
 }
 
 type AgentActor = Actor<typeof agentMachine>;
@@ -95,7 +102,7 @@ export class ActorHost {
   private lastValue = "";
   private stopping = false;
   /** the task the consumer handed the chart, and what its report said became of it */
-  private running: { taskId: string; log: Logger; outcome: DeliveryOutcome | undefined } | undefined;
+  private running: { taskId: string; log: Logger; outcome: DeliveryOutcome | undefined; span: Span | undefined } | undefined;
   private readonly inboxBatcher: InboxBatcher;
   /** this agent's held tasks (quiet hours, a spent cap): kept in KV `held`, released at their hold's end */
   readonly held: HeldWork;
@@ -114,6 +121,7 @@ export class ActorHost {
         return { idle: snap.value === "idle", nextCycleAt: snap.context.nextCycleAt };
       },
       tick: (now) => this.actor.send({ type: "CYCLE_TICK", now }),
+      cycleMs: this.options.agent.cycleMinutes * 60_000,
     });
     this.store = new TaskStore(options.kv.tasks, options.names, options.codec);
     this.held = new HeldWork({
@@ -265,7 +273,7 @@ export class ActorHost {
       codec: this.options.codec,
       maxPayloadBytes: this.options.maxPayloadBytes,
       workingAckMs: this.options.tasks.workingAckMs,
-      work: { idle: () => this.whenIdle(), mayTakeTask: () => this.discipline.mayTakeTask(), run: (assignment, log) => this.run(assignment, log) },
+      work: { idle: () => this.whenIdle(), mayTakeTask: () => this.discipline.mayTakeTask(), run: (assignment, log, traceparent) => this.run(assignment, log, traceparent) },
       deadLetter: (original, error) => deadLetter(this.options.js, names, "tasks", original, error),
       held: this.held,
       log: this.options.log.child({ component: "task-consumer", agentId: this.agentId }),
@@ -308,14 +316,30 @@ export class ActorHost {
 
   /**
    * The consumer's work for one assignment: claim the Task, hand it to the chart and wait until the chart is idle
-   * again. The outcome is the one the chart's report effect returned for this task.
+   * again. The outcome is the one the chart's report effect returned for this task. Traced, it is one `invoke_agent`
+   * span, continuing the trace the assignment came in.
    */
-  private async run(assignment: TaskAssignment, log: Logger): Promise<DeliveryOutcome> {
+  private run(assignment: TaskAssignment, log: Logger, traceparent?: string): Promise<DeliveryOutcome> {
+    const { agent } = this.options;
+    const attributes = {
+      [GEN_AI.agentId]: agent.id,
+      [GEN_AI.agentName]: agent.name,
+      [GEN_AI.agentDescription]: agent.role,
+      [GEN_AI.provider]: "natsfleet",
+      [GEN_AI.conversationId]: assignment.message.contextId ?? assignment.taskId,
+      "natsfleet.task.id": assignment.taskId,
+    };
+    return inGenAiSpan(this.options.tracer, { operation: "invoke_agent", target: agent.name, attributes, parent: contextOfTraceparent(traceparent) }, (span) =>
+      this.runTask(assignment, log, span),
+    );
+  }
+
+  private async runTask(assignment: TaskAssignment, log: Logger, span: Span | undefined): Promise<DeliveryOutcome> {
     const claimed = await this.lifecycle.claim(assignment, log);
     if (claimed.kind !== "claimed") return claimed;
     const { task } = claimed;
     // the chart's effects log as the host, naming the task: one child logger per task, not one per effect
-    const running: NonNullable<ActorHost["running"]> = { taskId: task.id, log: this.log.child({ taskId: task.id }), outcome: undefined };
+    const running: NonNullable<ActorHost["running"]> = { taskId: task.id, log: this.log.child({ taskId: task.id }), outcome: undefined, span };
     this.running = running;
     try {
       this.actor.send({ type: "TASK_ASSIGNED", item: { taskId: task.id, contextId: task.contextId, message: assignment.message } });
@@ -329,10 +353,18 @@ export class ActorHost {
 
   /** The chart's report effect; its outcome goes to the consumer when it is for the task the consumer handed over. */
   private async report(input: ReportInput): Promise<DeliveryOutcome> {
+    const span = this.running?.taskId === input.item.taskId ? this.running.span : undefined;
+    if (span) traceOutcome(span, input.outcome, this.options.tokens?.split(this.agentId, input.item.taskId));
     const outcome = await this.lifecycle.report(input, this.taskLog(input.item.taskId));
     // a snapshot restored mid-task reports a task no message is held for here: its redelivery finds the Task settled
     if (this.running?.taskId === input.item.taskId) this.running.outcome = outcome;
     return outcome;
+  }
+
+  /** The chart's effects for the task in hand run in its span: their model calls and tool calls are its children. */
+  private inTaskSpan<T>(taskId: string | undefined, fn: () => T): T {
+    const span = taskId !== undefined && this.running?.taskId === taskId ? this.running.span : undefined;
+    return span ? context.with(trace.setSpan(context.active(), span), fn) : fn();
   }
 
   /** Every line logged while a task is handled names it (made once per task in `run`). */
@@ -345,15 +377,19 @@ export class ActorHost {
     const machine = agentMachine.provide({
       actors: {
         plan: fromPromise<Awaited<ReturnType<AgentBehaviour["plan"]>>, PlanInput>(({ input, signal }) =>
-          this.options.behaviour.plan(input, { signal, log: this.taskLog(input.item?.taskId) }),
+          this.inTaskSpan(input.item?.taskId, () => this.options.behaviour.plan(input, { signal, log: this.taskLog(input.item?.taskId) })),
         ),
-        act: fromPromise<Outcome, ActInput>(({ input, signal }) => this.options.behaviour.act(input, { signal, log: this.taskLog(input.plan.item?.taskId) })),
+        act: fromPromise<Outcome, ActInput>(({ input, signal }) =>
+          this.inTaskSpan(input.plan.item?.taskId, () => this.options.behaviour.act(input, { signal, log: this.taskLog(input.plan.item?.taskId) })),
+        ),
         report: fromPromise<DeliveryOutcome, ReportInput>(({ input }) => this.report(input)),
       },
     });
     const cycleMs = this.options.agent.cycleMinutes * 60_000;
     const now = this.options.clock.now();
-    const input = { agentId: this.agentId, cycleMs, now, firstCycleAt: now + staggerOf(this.agentId, cycleMs) };
+    // on the agent's own phase of the epoch's grid (its stagger), as duties run on theirs: the order of a cycle and a
+    // duty's run is the same from one start to the next, not an accident of when the process came up
+    const input = { agentId: this.agentId, cycleMs, now, firstCycleAt: firstCycleAfter(now, cycleMs, staggerOf(this.agentId, cycleMs)) };
     if (isRunningSnapshot(snapshot)) {
       try {
         // a snapshot taken mid-task re-runs the interrupted effect; report is idempotent (CAS on the Task)
@@ -391,4 +427,13 @@ export class ActorHost {
       this.log.error({ err, subject, code: error.code }, "dead letter could not be stored");
     }
   }
+}
+
+/** What became of the task, on its span: the tokens its model calls used, and a failure as `error.type`. */
+function traceOutcome(span: Span, outcome: ReportInput["outcome"], tokens: { input: number; output: number } | undefined): void {
+  if (tokens) span.setAttributes({ [GEN_AI.inputTokens]: tokens.input, [GEN_AI.outputTokens]: tokens.output });
+  if (outcome.ok) return;
+  if ("held" in outcome) span.setAttribute("natsfleet.held", outcome.held.reason);
+  else if ("retry" in outcome) span.setAttribute("natsfleet.retry", outcome.reason.slice(0, 200));
+  else failSpan(span, "canceled" in outcome ? "TASK_CANCELED" : "TASK_FAILED", outcome.reason.slice(0, 200));
 }

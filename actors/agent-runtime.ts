@@ -1,6 +1,7 @@
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { electionSafeJetStream, connectNats, connectServing, FleetNames, openFleetResources, systemClock, type Clock, type CodecName, type FleetResources } from "../protocol/index.js";
 import { ActorHost } from "./actor-host.js";
@@ -48,6 +49,8 @@ export interface RuntimeDeps extends FleetResources {
   gate: ModelWorkGate;
   /** each task's tokens so far: the router client adds every reply's usage, the host writes the sum as the actual */
   tokens?: TaskTokens | undefined;
+  /** GenAI spans (telemetry on): each task an `invoke_agent` span, each tool call of a model step an `execute_tool` span */
+  tracer?: Tracer | undefined;
 }
 
 /**
@@ -79,6 +82,8 @@ export class AgentRuntime {
       beforeHosting?: (deps: RuntimeDeps) => Promise<void>;
       /** how `fleet restart <agent>` restarts this process (exit, and the supervisor starts it again) */
       onRestartRequested?: () => void;
+      /** GenAI spans of the agents' work (telemetry on); none without */
+      tracer?: Tracer | undefined;
     },
   ): Promise<AgentRuntime> {
     const log = options.log;
@@ -109,7 +114,7 @@ export class AgentRuntime {
         clock,
         log: log.child({ component: "model-work-gate" }),
       });
-      const deps: RuntimeDeps = { ...resources, nc, js, names, codec: settings.codec, clock, log, gate, tokens: new TaskTokens() };
+      const deps: RuntimeDeps = { ...resources, nc, js, names, codec: settings.codec, clock, log, gate, tokens: new TaskTokens(), tracer: options.tracer };
       await options.beforeHosting?.(deps);
       for (const agent of agents) {
         const host = new ActorHost({
@@ -137,6 +142,7 @@ export class AgentRuntime {
           scheduler,
           onRestartRequested: options.onRestartRequested,
           tokens: deps.tokens,
+          tracer: options.tracer,
         });
         await host.start();
         runtime.hosts.push(host);

@@ -11,8 +11,10 @@ export interface CycleGateOptions {
   discipline: () => AgentDiscipline;
   /** whether the chart is idle, and when its next cycle is due */
   chart: () => { idle: boolean; nextCycleAt: number };
-  /** runs the cycle now */
-  tick: (now: number) => void;
+  /** runs the cycle now, as taken at `at` */
+  tick: (at: number) => void;
+  /** the agent's cycle: a tick on schedule (less than a cycle late) is taken at the time it was due */
+  cycleMs?: number;
 }
 
 /**
@@ -63,8 +65,12 @@ export class CycleGate {
     const allowedAt = this.options.discipline().cycleAllowedAt(now);
     if (allowedAt === undefined) return this.options.scheduler.cancel(this.checkKey);
     if (now < allowedAt) return this.schedule(allowedAt);
+    // on schedule, the cycle is taken at the time it was due: a timer a few ms late must not push every later cycle (the
+    // chart counts the next from it), so cycles keep their phase; a wake-up, or a cycle long overdue (busy, quiet hours,
+    // a breaker), starts the count again from now
+    const onSchedule = !this.wakeRequested && now - due < (this.options.cycleMs ?? 0);
     this.wakeRequested = false;
-    this.options.tick(now);
+    this.options.tick(onSchedule ? due : now);
   }
 
   /** The breaker has no timer of its own: an open one gets its TICK when its cooldown ends, and half-opens. */

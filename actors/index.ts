@@ -4,6 +4,7 @@ export { AgentRuntime, type RuntimeDeps, type RuntimeSettings } from "./agent-ru
 export { matchSkill, type AgentBehaviour, type EffectContext, type HostedAgent } from "./behaviour.js";
 export type { StepMemory } from "./step-memory.js";
 export type { StepToolOutcome, StepToolResult, StepTools } from "./step-tools.js";
+export { tracedStepTools } from "./step-tools.js";
 export { submitTask, taskIdFor, type SubmitDeps } from "./submit-task.js";
 export { TaskStore } from "./task-store.js";
 export { allowsWork, breakerMachine, breakerSummary, type BreakerSummary } from "./breaker-machine.js";

@@ -1,4 +1,5 @@
-import type { ModelToolCall } from "../protocol/index.js";
+import type { Tracer } from "@opentelemetry/api";
+import { failSpan, GEN_AI, inGenAiSpan, type ModelToolCall } from "../protocol/index.js";
 
 /**
  * The tools a model step may offer its model, and how a call the model makes is carried out. The step only talks to the
@@ -24,4 +25,27 @@ export interface StepToolResult {
   outcome: StepToolOutcome;
   /** the tool the call named, when the function name the model used differs from it (an MCP tool's `server.tool`) */
   tool?: string;
+}
+
+/**
+ * Each call an `execute_tool` span (GenAI semantic conventions) under the task's `invoke_agent` span; a call refused or
+ * failed is marked with `error.type` (the outcome), a proposal says so in `natsfleet.tool.outcome`. No tracer: `tools`.
+ */
+export function tracedStepTools(tools: StepTools, tracer: Tracer | undefined, agentId: string): StepTools {
+  if (!tracer) return tools;
+  return {
+    definitions: () => tools.definitions(),
+    run: (call, taskId) =>
+      inGenAiSpan(
+        tracer,
+        { operation: "execute_tool", target: call.name, attributes: { [GEN_AI.toolName]: call.name, [GEN_AI.toolType]: "function", [GEN_AI.toolCallId]: call.id, [GEN_AI.agentId]: agentId } },
+        async (span) => {
+          const result = await tools.run(call, taskId);
+          span?.setAttribute("natsfleet.tool.outcome", result.outcome);
+          if (result.tool) span?.setAttribute(GEN_AI.toolName, result.tool);
+          if (span && (result.outcome === "refused" || result.outcome === "failed")) failSpan(span, `tool_${result.outcome}`);
+          return result;
+        },
+      ),
+  };
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { decode, FleetError, negotiate, TaskAssignment, type CodecName, type Hold } from "../protocol/index.js";
+import { decode, FleetError, HEADERS, negotiate, TaskAssignment, type CodecName, type Hold } from "../protocol/index.js";
 import { decide, RETRY_DELAY_MS, type DeliveryOutcome } from "./delivery-outcome.js";
 
 /** The parts of a JetStream message the consumer reads and settles (tests use their own). */
@@ -13,8 +13,11 @@ export interface TaskWork {
   idle(): Promise<void>;
   /** false while the breaker holds tasks back */
   mayTakeTask(): boolean;
-  /** claims the Task, runs it through the chart and says what became of it; failures come back as outcomes */
-  run(assignment: TaskAssignment, log: Logger): Promise<DeliveryOutcome>;
+  /**
+   * claims the Task, runs it through the chart and says what became of it; failures come back as outcomes.
+   * `traceparent`: the trace the assignment was sent in, when its sender was traced
+   */
+  run(assignment: TaskAssignment, log: Logger, traceparent?: string): Promise<DeliveryOutcome>;
 }
 
 /** Stores a message's original bytes in the DLQ with the reason; rejects when it could not. */
@@ -100,7 +103,7 @@ export class TaskConsumer {
     const claim = setInterval(() => void this.settle(msg, WORKING, log).catch((err) => log.debug({ err }, "working-ack not sent")), this.options.workingAckMs);
     let outcome: DeliveryOutcome;
     try {
-      outcome = (await this.ready(log)) ? await this.options.work.run(assignment, log) : HANDED_BACK;
+      outcome = (await this.ready(log)) ? await this.options.work.run(assignment, log, msg.headers?.get(HEADERS.traceparent) || undefined) : HANDED_BACK;
     } catch (err) {
       // run returns its failures as outcomes; anything else is a bug, and the task still comes back
       log.error({ err }, "task run failed unexpectedly");

@@ -1,5 +1,5 @@
 import { matchSkill } from "../actors/index.js";
-import type { AgentConfig, FleetConfig } from "../config/index.js";
+import { PEER_ASSIGNEE_PREFIX, peerSkillRisk, type AgentConfig, type FleetConfig } from "../config/index.js";
 import { TierName, titleOfText } from "../protocol/index.js";
 import type { AgentFacts, AtlasPlan, PlannedAssignment } from "./atlas-plan.js";
 
@@ -36,8 +36,10 @@ export async function checkPlan(plan: AtlasPlan, ctx: CheckContext): Promise<Che
   // open tasks of each agent, counting the ones this plan already gave it
   const load = new Map<string, number>([...ctx.facts].map(([id, f]) => [id, f.openTasks]));
   for (const assignment of plan.assignments) {
-    const agent = ctx.config.agents.find((a) => a.id === assignment.agent);
-    const reasons = agent ? structural(assignment, agent, ctx) : [`no agent "${assignment.agent}" in this fleet (agents: ${others(ctx).join(", ")})`];
+    const peer = assignment.agent.startsWith(PEER_ASSIGNEE_PREFIX) ? assignment.agent.slice(PEER_ASSIGNEE_PREFIX.length) : undefined;
+    const agent = peer === undefined ? ctx.config.agents.find((a) => a.id === assignment.agent) : undefined;
+    const reasons = peer !== undefined ? peerReasons(assignment, peer, ctx) : agent ? structural(assignment, agent, ctx) : [`no agent "${assignment.agent}" in this fleet (agents: ${others(ctx).join(", ")})`];
+    if (peer !== undefined && reasons.length === 0 && (load.get(assignment.agent) ?? 0) >= ctx.wipLimit) reasons.push(`${assignment.agent} is at its WIP limit (${ctx.wipLimit} delegations this plan)`);
     if (agent && reasons.length === 0) {
       const facts = ctx.facts.get(agent.id);
       if (facts?.budget === "nanoOnly") reasons.push(`${agent.id} has no budget headroom (at its daily cap of $${agent.dailyCapUsd})`);
@@ -80,6 +82,26 @@ function structural(assignment: PlannedAssignment, agent: AgentConfig, ctx: Chec
   if (assignment.tier !== null && !TierName.safeParse(assignment.tier).success && !(assignment.tier in ctx.config.routing.aliases)) {
     reasons.push(`"${assignment.tier}" is neither a tier nor an alias`);
   }
+  return reasons;
+}
+
+/**
+ * A delegation to another company's agent (`peer:<name>`): the peer is configured, the skill is one config grants it
+ * (PEER_SKILL_NOT_GRANTED otherwise: the plan may ask only for what the operator allowed), its risk lets Atlas delegate
+ * without a person (not CONFIRM or BLOCK), and the work is the skill alone (no pipeline, no tools of ours).
+ */
+function peerReasons(assignment: PlannedAssignment, name: string, ctx: CheckContext): string[] {
+  const peer = ctx.config.peers[name];
+  const peers = Object.keys(ctx.config.peers);
+  if (!peer) return [`no peer "${name}" in this fleet (peers: ${peers.join(", ") || "none"})`];
+  const granted = Object.keys(peer.skills);
+  if (assignment.skill === null) return [`a delegation to ${assignment.agent} names the skill it asks for (granted: ${granted.join(", ")})`];
+  const risk = peerSkillRisk(peer, assignment.skill);
+  if (risk === undefined) return [`PEER_SKILL_NOT_GRANTED: ${assignment.agent} is not granted skill "${assignment.skill}" (granted: ${granted.join(", ")})`];
+  const reasons: string[] = [];
+  if (risk === "BLOCK" || risk === "CONFIRM") reasons.push(`${assignment.agent}'s skill "${assignment.skill}" is ${risk}: ${risk === "BLOCK" ? "it is never asked" : "it needs a person; say so in a notice"}`);
+  if (assignment.pipeline !== null) reasons.push(`a peer runs no pipeline of ours ("${assignment.pipeline}")`);
+  if (assignment.tools.length > 0) reasons.push(`a peer uses no tools of ours (${assignment.tools.join(", ")})`);
   return reasons;
 }
 

@@ -13,7 +13,7 @@ export const PlanPriority = z.enum(["low", "normal", "high", "urgent"]);
 export type PlanPriority = z.infer<typeof PlanPriority>;
 
 export const PlannedAssignment = z.object({
-  /** the agent's id */
+  /** the agent's id, or `peer:<name>` for another company's agent */
   agent: z.string().min(1).max(64),
   /** the task, in a sentence: its first line is the task's title (dedup compares titles) */
   what: z.string().min(1).max(1000),
@@ -101,6 +101,14 @@ export function rosterText(config: FleetConfig, self: string): string {
     for (const [id, pipeline] of pipelines) {
       const tools = [...new Set(pipeline.steps.flatMap((s) => ("tool" in s ? [s.tool] : [])))];
       lines.push(`- ${id}: ${pipeline.description ?? "(no description)"}. tools: ${tools.join(", ") || "none"}`);
+    }
+  }
+  const peers = Object.entries(config.peers);
+  if (peers.length > 0) {
+    lines.push('Peers (other companies\' agents; assign to agent "peer:<name>" with one of its skills, no pipeline, no tools):');
+    for (const [name, peer] of peers) {
+      const skills = Object.entries(peer.skills).map(([id, s]) => `${id}${s.description ? ` (${s.description})` : ""} [${s.risk ?? peer.risk}]`).join("; ");
+      lines.push(`- peer:${name}: skills: ${skills}`);
     }
   }
   const aliases = Object.keys(config.routing.aliases);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import { submitTask, taskIdFor, TaskDedup, TaskStore, titleSimilarity, type RuntimeDeps } from "../actors/index.js";
-import type { FleetConfig } from "../config/index.js";
+import { PEER_ASSIGNEE_PREFIX, type FleetConfig } from "../config/index.js";
 import {
   decode,
   encode,
@@ -19,6 +19,8 @@ import {
   type OutboxRecord,
   type TaskWork,
 } from "../protocol/index.js";
+import { referenceToolRisks } from "../governance/index.js";
+import { offlinePlan } from "./atlas-offline-plan.js";
 import { arbitrate, normalizeTarget, targetOfProposal, targetOfTask, type OpenWork } from "./atlas-conflicts.js";
 import { AtlasInputs } from "./atlas-inputs.js";
 import { checkPlan, failureLines, type CheckContext, type CheckedPlan } from "./atlas-plan-check.js";
@@ -56,7 +58,8 @@ interface OpenState {
  * tier with the failures in the prompt; what still fails becomes a notice to the operator, never a third call.
  * Assignments that pass go out as tasks (arbitrated per target), notices to the OUTBOX. The cursor moves only once all
  * of that is done, so a cycle that dies half-way is repeated with the same plan id: its model calls are answered from
- * the router's kept answers and its tasks have the same ids.
+ * the router's kept answers and its tasks have the same ids. With no model configured the plan is the offline
+ * simulation's (atlas-offline-plan.ts), checked the same way.
  */
 export class AtlasPlanner {
   readonly book: PlanBook;
@@ -126,7 +129,7 @@ export class AtlasPlanner {
     }
 
     const messageIdOf = (a: PlannedAssignment) => `atlas:${planId}:${a.agent}:${titleSimilarityKey(a.what)}`;
-    const decided = arbitrate(checked.passed, open.work, (a) => taskIdFor(a.agent, messageIdOf(a)));
+    const decided = arbitrate(checked.passed, open.work, (a) => taskIdFor(this.assigneeOf(a.agent), messageIdOf(a)));
     const assigned: PlanRecord["assigned"] = [];
     for (const { assignment, holds } of decided.go) {
       const task = await this.submit(assignment, messageIdOf(assignment), planId, { holds });
@@ -174,7 +177,9 @@ export class AtlasPlanner {
       messages: planMessages(config, self, facts, config.planning.wipLimit, inputs, retry),
       responseSchema: ATLAS_PLAN_SCHEMA,
     });
-    const parsed = AtlasPlan.safeParse(reply.parsed ?? safeJson(reply.text));
+    // no model configured: the simulated provider's placeholder would assign nothing, so the plan is the offline
+    // simulation's, made deterministically from the same inputs (and labelled so)
+    const parsed = AtlasPlan.safeParse(reply.simulated ? offlinePlan(config, self, inputs, referenceToolRisks()) : (reply.parsed ?? safeJson(reply.text)));
     return {
       plan: parsed.success ? parsed.data : undefined,
       error: parsed.success ? undefined : `the plan does not match its schema: ${parsed.error.issues[0]?.message ?? "invalid"}`,
@@ -189,7 +194,13 @@ export class AtlasPlanner {
     return { passed: [], skipped: [], failed: [{ assignment: nothing, reasons: ["the plan did not parse"] }] };
   }
 
-  private async duplicateOf(open: OpenState, agentId: string, title: string): Promise<string | undefined> {
+  /** Who takes the task: the agent, or for a peer (`peer:<name>`) Atlas itself, which calls the peer (peer-task-stage.ts). */
+  private assigneeOf(agent: string): string {
+    return agent.startsWith(PEER_ASSIGNEE_PREFIX) ? this.options.self : agent;
+  }
+
+  private async duplicateOf(open: OpenState, assigned: string, title: string): Promise<string | undefined> {
+    const agentId = this.assigneeOf(assigned);
     const verdict = await this.dedup.peek(agentId, title, "discovery");
     if (!verdict.admitted) return verdict.reason;
     const same = open.tasks.get(agentId)?.find((t) => titleSimilarity(t.title, title) > 0.7);
@@ -203,10 +214,15 @@ export class AtlasPlanner {
       ...(assignment.pipeline ? { pipeline: assignment.pipeline, input: { ...(assignment.target ? { target: assignment.target, subject: assignment.target } : {}) } } : {}),
       ...(assignment.tier ? { tier: assignment.tier } : {}),
     };
+    const peer = assignment.agent.startsWith(PEER_ASSIGNEE_PREFIX) ? assignment.agent.slice(PEER_ASSIGNEE_PREFIX.length) : undefined;
     const message: Message = {
       messageId,
       role: "ROLE_USER",
-      parts: [{ text: `${assignment.what}\n\nWhy: ${assignment.why}` }],
+      parts: [
+        { text: `${assignment.what}\n\nWhy: ${assignment.why}` },
+        // a delegation to a peer is Atlas's own task: the peer stage sends it to the peer's skill and keeps the artifact
+        ...(peer !== undefined && assignment.skill !== null ? [{ data: { peerTask: { peer, skill: assignment.skill } } }] : []),
+      ],
       metadata: {
         work,
         ...(assignment.target ? { target: normalizeTarget(assignment.target) } : {}),
@@ -221,7 +237,7 @@ export class AtlasPlanner {
     };
     return submitTask(
       { js: deps.js, store: this.store, dedup: this.dedup, log: this.options.log, names: deps.names, codec: deps.codec, now: () => deps.clock.now() },
-      assignment.agent,
+      this.assigneeOf(assignment.agent),
       message,
       self,
       "discovery",
@@ -262,7 +278,7 @@ export class AtlasPlanner {
   private async ended(h: HeldAssignment): Promise<boolean> {
     const { blockedBy } = h;
     if (blockedBy.kind === "task") {
-      const task = await this.store.get(blockedBy.agentId, blockedBy.id).catch(() => undefined);
+      const task = await this.store.get(this.assigneeOf(blockedBy.agentId), blockedBy.id).catch(() => undefined);
       return !task || isTerminal(task.status.state);
     }
     const entry = await this.options.deps.kv.proposals.get(blockedBy.id).catch(() => null);

@@ -1,5 +1,6 @@
+import type { Tracer } from "@opentelemetry/api";
 import type { AgentTools } from "../governance/index.js";
-import { FleetError, needsProposal, type RiskLevel } from "../protocol/index.js";
+import { FleetError, GEN_AI, inGenAiSpan, needsProposal, type RiskLevel } from "../protocol/index.js";
 
 /** What came of a tool named by a task or a pipeline step: it ran (AUTO, AUTO+), or it became a proposal (PROPOSE, CONFIRM). */
 export type GovernedCallResult =
@@ -14,6 +15,16 @@ export interface GovernedCallRequest {
   taskId?: string | undefined;
   /** the call runs at most once under this key (a proposal's id is already derived from the task and the action) */
   idempotencyKey?: string | undefined;
+}
+
+/** The same, as an `execute_tool` span (GenAI semantic conventions) under the task's span when telemetry is on. */
+export function tracedGovernedCall(tools: AgentTools, request: GovernedCallRequest, tracer: Tracer | undefined): Promise<GovernedCallResult> {
+  const attributes = { [GEN_AI.toolName]: request.tool, [GEN_AI.toolType]: "function", ...(request.taskId ? { "natsfleet.task.id": request.taskId } : {}) };
+  return inGenAiSpan(tracer, { operation: "execute_tool", target: request.tool, attributes }, async (span) => {
+    const done = await governedCall(tools, request);
+    span?.setAttributes({ "natsfleet.tool.outcome": done.kind === "ran" ? "ok" : "proposed", "natsfleet.tool.risk": done.risk });
+    return done;
+  });
 }
 
 /**

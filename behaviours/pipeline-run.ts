@@ -1,8 +1,9 @@
+import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "pino";
-import { gateModelCall, type HostedAgent, type ModelStepWork, type ModelWorkGate } from "../actors/index.js";
+import { gateModelCall, ModelWorkHeld, type HostedAgent, type ModelStepWork, type ModelWorkGate } from "../actors/index.js";
 import type { PipelineConfig } from "../config/index.js";
 import type { AgentTools } from "../governance/index.js";
-import type { Finding, PipelineRunRecord, PipelineStepRecord, TaskWork } from "../protocol/index.js";
+import type { Finding, OpenProblem, PipelineRunRecord, PipelineStepRecord, TaskWork } from "../protocol/index.js";
 import type { RouterClient } from "../router/index.js";
 import { runModelStep } from "./pipeline-model-step.js";
 import type { PipelineRunStore } from "./pipeline-store.js";
@@ -19,6 +20,8 @@ export interface PipelineRunnerDeps {
   now: () => number;
   /** quiet hours and spent caps: asked before each model step; a hold stops the run at that step (saved steps stay) */
   gate?: ModelWorkGate | undefined;
+  /** tool steps' calls as `execute_tool` spans (telemetry on) */
+  tracer?: Tracer | undefined;
 }
 
 export interface PipelineRunRequest {
@@ -33,6 +36,8 @@ export interface PipelineRunRequest {
   duty?: string | undefined;
   /** the task's own work record (trigger, urgent): what quiet hours' policy reads */
   work?: TaskWork | undefined;
+  /** the duty's open problems: seen again, they are still open, not new findings (TaskWork.open) */
+  open?: readonly OpenProblem[] | undefined;
 }
 
 export interface PipelineResult {
@@ -42,6 +47,8 @@ export interface PipelineResult {
   report: string | undefined;
   steps: PipelineStepRecord[];
   findings: Finding[];
+  /** the duty's open problems this run saw again (not published again, no model step for them) */
+  stillOpen: Finding[];
   /** what the run's model steps cost, each once */
   costUsd: number;
   /** the steps this attempt found finished by an earlier one (a redelivered task), which it did not run again */
@@ -71,6 +78,8 @@ export async function runPipeline(deps: PipelineRunnerDeps, request: PipelineRun
   // a redelivered task runs with the input it started with, whatever the config says now
   const scope: PipelineScope = { input: record.input, steps: {}, findings: findingsView(record.findings) };
   const steps = request.pipeline.steps;
+  const open = request.open ?? [];
+  const isOpen = (f: Finding) => open.some((o) => o.subject === f.subject && o.key === f.key);
   let resumed = 0;
   // a stored step counts only while it matches the pipeline's step at the same place (a changed config starts over there)
   for (const done of record.steps) {
@@ -92,14 +101,17 @@ export async function runPipeline(deps: PipelineRunnerDeps, request: PipelineRun
     } else if (isTool) {
       const ran = await runToolStep(step, scope, {
         tools: deps.tools,
+        tracer: deps.tracer,
         pipelineId: request.pipelineId,
         origin: { agentId: agent.id, duty: request.duty ?? request.pipelineId, taskId: request.taskId, at: deps.now() },
         signal: ctx.signal,
         publish: deps.publishFinding,
+        isOpen,
         now: deps.now,
       });
       done = ran.record;
       record.findings = [...record.findings, ...ran.findings];
+      if (ran.stillOpen.length > 0) record.stillOpen = [...(record.stillOpen ?? []), ...ran.stillOpen];
       scope.findings = findingsView(record.findings);
     } else {
       const work: ModelStepWork = {
@@ -108,9 +120,15 @@ export async function runPipeline(deps: PipelineRunnerDeps, request: PipelineRun
         work: { ...request.work, ...(step.model.tier ?? request.tier ? { tier: step.model.tier ?? request.tier } : {}) },
         title: `${request.pipelineId}: ${step.id}`,
       };
-      done = await gateModelCall(deps.gate, work, () =>
-        runModelStep(step, scope, { agent, router: deps.router, pipelineId: request.pipelineId, taskId: request.taskId, tier: request.tier, tierFrom: request.work?.duty !== undefined ? "duty" : request.work?.cronJob !== undefined ? "cron" : "task", trigger: request.work?.trigger, now: deps.now }, ctx.signal),
-      );
+      try {
+        done = await gateModelCall(deps.gate, work, () =>
+          runModelStep(step, scope, { agent, router: deps.router, pipelineId: request.pipelineId, taskId: request.taskId, tier: request.tier, tierFrom: request.work?.duty !== undefined ? "duty" : request.work?.cronJob !== undefined ? "cron" : "task", trigger: request.work?.trigger, now: deps.now }, ctx.signal),
+        );
+      } catch (err) {
+        // held here: the hold says what the run found so far (published already), so the duty's next runs know it
+        if (err instanceof ModelWorkHeld && record.findings.length > 0) throw new ModelWorkHeld({ ...err.hold, found: record.findings.map((f) => ({ subject: f.subject, key: f.key })) });
+        throw err;
+      }
     }
     scope.steps[step.id] = done.status === "skipped" ? { skipped: true } : { output: done.output };
     record.steps = [...record.steps, done];
@@ -132,6 +150,7 @@ export async function runPipeline(deps: PipelineRunnerDeps, request: PipelineRun
     report: found ? reportOf(request.pipeline, scope, record) : undefined,
     steps: record.steps,
     findings: record.findings,
+    stillOpen: record.stillOpen ?? [],
     costUsd: record.steps.reduce((sum, s) => sum + (s.model?.costUsd ?? 0), 0),
     resumed,
   };

@@ -34,10 +34,10 @@ export function pipelineStage(pipelines: Readonly<Record<string, PipelineConfig>
       try {
         const result = await runPipeline(
           deps,
-          { pipelineId: work.pipeline, pipeline, taskId: item.taskId, input: { ...pipeline.input, ...work.input }, tier: work.tier, duty: work.duty, work: { ...work, trigger: triggerOf(item.message) } },
+          { pipelineId: work.pipeline, pipeline, taskId: item.taskId, input: { ...pipeline.input, ...work.input }, tier: work.tier, duty: work.duty, work: { ...work, trigger: triggerOf(item.message) }, open: work.open },
           { signal: ctx.signal, log },
         );
-        log.info({ found: result.found, findings: result.findings.length, costUsd: result.costUsd, resumed: result.resumed }, result.found ? "pipeline run found something" : "pipeline run found nothing");
+        log.info({ found: result.found, findings: result.findings.length, stillOpen: result.stillOpen.length, costUsd: result.costUsd, resumed: result.resumed }, result.found ? "pipeline run found something" : "pipeline run found nothing");
         return { ok: true, artifacts: [pipelineArtifact(work.pipeline, result)] };
       } catch (err) {
         // quiet hours or a spent cap: the run waits at this step (the finished ones are saved) and goes on at the hold's end
@@ -76,10 +76,20 @@ export function pipelineArtifact(pipelineId: string, result: PipelineResult): Ar
           // each step's record without its output (that is in `outputs`, once): the artifact must fit the task's record
           steps: result.steps.map(({ output: _output, ...step }) => step),
           findings: result.findings,
+          ...(result.stillOpen.length > 0 ? { stillOpen: result.stillOpen } : {}),
           outputs: Object.fromEntries(result.steps.filter((s) => s.status === "done").map((s) => [s.id, s.output ?? null])),
         },
       },
     ],
-    metadata: { pipeline: pipelineId, found: result.found, costUsd: result.costUsd, findings: result.findings.length, ...(simulated ? { simulated: true } : {}) },
+    metadata: {
+      pipeline: pipelineId,
+      found: result.found,
+      costUsd: result.costUsd,
+      findings: result.findings.length,
+      // every problem the run saw, new or still open: the duty's open problems from now on
+      open: [...result.findings, ...result.stillOpen].map((f) => ({ subject: f.subject, key: f.key })),
+      ...(result.stillOpen.length > 0 ? { stillOpen: result.stillOpen.length } : {}),
+      ...(simulated ? { simulated: true } : {}),
+    },
   };
 }

@@ -1,7 +1,8 @@
 import { TOOL_CHECKS, type ToolStep } from "../config/index.js";
 import type { AgentTools } from "../governance/index.js";
 import { FleetError, type Finding, type PipelineStepRecord } from "../protocol/index.js";
-import { governedCall } from "./governed-call.js";
+import type { Tracer } from "@opentelemetry/api";
+import { tracedGovernedCall } from "./governed-call.js";
 import { findingsOf, type FindingOrigin } from "./pipeline-findings.js";
 import { holds, renderValue, resolvePath, type PipelineScope } from "./pipeline-templates.js";
 
@@ -10,11 +11,15 @@ const RECORDABLE: ReadonlySet<string> = new Set(["TOOL_FAILED", "TIMEOUT", "TOOL
 
 export interface ToolStepContext {
   tools: AgentTools;
+  /** each call an `execute_tool` span (telemetry on) */
+  tracer?: Tracer | undefined;
   pipelineId: string;
   origin: Omit<FindingOrigin, "stepId" | "itemIndex">;
   signal: AbortSignal;
   /** publishes a finding before the step's record is saved */
   publish: (finding: Finding) => Promise<void>;
+  /** whether a finding is one of the duty's open problems (seen again: kept, not published again) */
+  isOpen?: (finding: Finding) => boolean;
   now: () => number;
 }
 
@@ -29,15 +34,17 @@ export function toolCallKey(taskId: string, stepId: string, itemIndex: number): 
 /**
  * A tool step: tier 0, through the agent's governed tool path (allow list, audit, idempotency key); once per element
  * under forEach. A PROPOSE or CONFIRM tool becomes a proposal (its output names it). After each call the step's finding
- * rules run on its output and what they find is published at once.
+ * rules run on its output and what they find is published at once, except a problem the duty has open already: that is
+ * returned as still open, not published again.
  */
-export async function runToolStep(step: ToolStep, scope: PipelineScope, c: ToolStepContext): Promise<{ record: PipelineStepRecord; findings: Finding[] }> {
+export async function runToolStep(step: ToolStep, scope: PipelineScope, c: ToolStepContext): Promise<{ record: PipelineStepRecord; findings: Finding[]; stillOpen: Finding[] }> {
   const items = step.forEach === undefined ? [undefined] : resolvePath(scope, step.forEach);
   if (!Array.isArray(items)) throw new FleetError("PIPELINE_STEP_FAILED", `step "${step.id}": forEach "${step.forEach}" is not a list`);
   // a condition on the element is asked per element; any other once, for the whole step
   const perItem = step.forEach !== undefined && step.when?.path.split(".")[0] === "item";
   const outputs: unknown[] = [];
   const findings: Finding[] = [];
+  const stillOpen: Finding[] = [];
   const proposals: string[] = [];
   let calls = 0;
   let replayed = 0;
@@ -51,13 +58,13 @@ export async function runToolStep(step: ToolStep, scope: PipelineScope, c: ToolS
     const input = renderValue(step.input, itemScope);
     let output: unknown;
     try {
-      const done = await governedCall(c.tools, {
+      const done = await tracedGovernedCall(c.tools, {
         tool: step.tool,
         input,
         reason: `pipeline ${c.pipelineId}, step ${step.id}`,
         taskId: c.origin.taskId,
         idempotencyKey: toolCallKey(c.origin.taskId, step.id, index),
-      });
+      }, c.tracer);
       calls++;
       if (done.kind === "proposed") {
         proposals.push(done.proposalId);
@@ -80,8 +87,14 @@ export async function runToolStep(step: ToolStep, scope: PipelineScope, c: ToolS
       input,
       output,
     });
-    for (const finding of found) await c.publish(finding);
-    findings.push(...found);
+    for (const finding of found) {
+      if (c.isOpen?.(finding)) {
+        stillOpen.push(finding);
+        continue;
+      }
+      await c.publish(finding);
+      findings.push(finding);
+    }
   }
   const record: PipelineStepRecord = {
     id: step.id,
@@ -92,7 +105,7 @@ export async function runToolStep(step: ToolStep, scope: PipelineScope, c: ToolS
     findings: findings.map((f) => f.id),
     at: c.now(),
   };
-  return { record, findings };
+  return { record, findings, stillOpen };
 }
 
 const field = (output: unknown, name: string): unknown => (typeof output === "object" && output !== null ? Reflect.get(output, name) : undefined);

@@ -1,6 +1,7 @@
-import type { AgentBehaviour, HostedAgent, RuntimeDeps, StepMemory } from "../actors/index.js";
+import { tracedStepTools, type AgentBehaviour, type HostedAgent, type RuntimeDeps, type StepMemory } from "../actors/index.js";
 import type { FleetConfig } from "../config/index.js";
-import { AgentTools, fleetToolRisks, fleetTools, mcpListingFilters, NO_TOOL_MODULES, ToolCatalogue, ToolDirectory, type FleetToolSources } from "../governance/index.js";
+import { TaskStore } from "../actors/index.js";
+import { AgentTools, fleetToolRisks, fleetTools, mcpListingFilters, NO_TOOL_MODULES, ToolCatalogue, ToolDirectory, type FleetToolSources, type PeerClients, ungrantedPeerSkill } from "../governance/index.js";
 import type { RiskLevel } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
 import { atlasBehaviour } from "./atlas-behaviour.js";
@@ -12,6 +13,7 @@ import { routedModelStep } from "./routed-model-step.js";
 import { publishFinding } from "./pipeline-findings.js";
 import { pipelineStage } from "./pipeline-stage.js";
 import { PipelineRunStore } from "./pipeline-store.js";
+import { peerTaskStage } from "./peer-task-stage.js";
 import type { BehaviourStage } from "./stage.js";
 import { toolTaskStage } from "./tool-task-stage.js";
 
@@ -25,7 +27,13 @@ import { toolTaskStage } from "./tool-task-stage.js";
  * agents it hosts. `configFile` locates the skills and
  * knowledge directories.
  */
-export function behaviourFor(config: FleetConfig, configFile: string, sources: FleetToolSources = NO_TOOL_MODULES) {
+export function behaviourFor(
+  config: FleetConfig,
+  configFile: string,
+  sources: FleetToolSources = NO_TOOL_MODULES,
+  /** the peers' A2A clients (tokens from the process's environment): the orchestrator delegates to peers with them */
+  peers?: { clients: PeerClients; sleep?: (ms: number, signal?: AbortSignal) => Promise<void> },
+) {
   let risks: ReadonlyMap<string, RiskLevel> | undefined;
   let shared: { memory: Promise<StepMemory>; catalogue: ToolCatalogue } | undefined;
   let router: RouterClient | undefined;
@@ -60,7 +68,7 @@ export function behaviourFor(config: FleetConfig, configFile: string, sources: F
         prompt: async (a, task) => (await memory).prompt(a, task),
         record: async (entry) => (await memory).record(entry),
       },
-      { tools: governedStepTools({ tools, catalogue, live }), gate: deps.gate },
+      { tools: tracedStepTools(governedStepTools({ tools, catalogue, live }), deps.tracer, agent.id), gate: deps.gate },
     );
   };
 
@@ -76,6 +84,7 @@ export function behaviourFor(config: FleetConfig, configFile: string, sources: F
     const tools = new AgentTools({
       nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, clock: deps.clock,
       risks: { get: (name) => builtIn.get(name) ?? live?.risk(name) },
+      unknownTool: (name) => ungrantedPeerSkill(config, name),
       ...(ready ? { ready } : {}),
     });
     // first to last: the first stage sees a step first. A task naming a pipeline runs it (tier 0 tools, its own model
@@ -89,10 +98,15 @@ export function behaviourFor(config: FleetConfig, configFile: string, sources: F
         publishFinding: (finding) => publishFinding(deps.js, deps.names, deps.codec, finding),
         now: () => deps.clock.now(),
         gate: deps.gate,
+        tracer: deps.tracer,
       }),
-      toolTaskStage(tools),
+      toolTaskStage(tools, deps.tracer),
     ];
     // an agent that reports to another sends it a note of each task it completes (scout's reports reach Atlas so)
+    // the orchestrator's tasks that delegate to another company's agent (Atlas's plan writes them) call the peer first
+    if (peers && config.agents.find((a) => a.id === agent.id)?.layer === "orchestration") {
+      stages.unshift(peerTaskStage({ self: agent.id, config, clients: peers.clients, store: new TaskStore(deps.kv.tasks, deps.names, deps.codec), now: () => deps.clock.now(), sleep: peers.sleep }));
+    }
     const reportsTo = config.agents.find((a) => a.id === agent.id)?.reportsTo;
     if (reportsTo) stages.unshift(reportToStage({ self: agent.id, to: reportsTo, nc: deps.nc, names: deps.names, codec: deps.codec }));
     const terminal = terminalFor(agent, deps, tools, live);

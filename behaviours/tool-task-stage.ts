@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { AgentTools } from "../governance/index.js";
 import { FleetError, type Message } from "../protocol/index.js";
-import { governedCall } from "./governed-call.js";
+import type { Tracer } from "@opentelemetry/api";
+import { tracedGovernedCall } from "./governed-call.js";
 import type { BehaviourStage } from "./stage.js";
 
 /** A task that names a tool in a data part: `{ tool, input, reason? }` (what `fleet send <agent> --tool ...` sends). */
@@ -30,7 +31,7 @@ export function toolTaskOf(message: Message | undefined): ToolTaskRequest | unde
  * proposal; governance takes it from there). Refusals are the task's failure with the typed reason. Every other task
  * goes on down the chain. The plan is left to the role (Atlas or the skill match), as it always was.
  */
-export function toolTaskStage(tools: AgentTools): BehaviourStage {
+export function toolTaskStage(tools: AgentTools, tracer?: Tracer): BehaviourStage {
   return {
     name: "tool-task",
     async act(input, ctx, next) {
@@ -38,7 +39,7 @@ export function toolTaskStage(tools: AgentTools): BehaviourStage {
       const request = toolTaskOf(item?.message);
       if (!request) return next(input, ctx);
       try {
-        const done = await governedCall(tools, { tool: request.tool, input: request.input, reason: request.reason ?? `task ${item?.taskId ?? ""}`.trim(), taskId: item?.taskId });
+        const done = await tracedGovernedCall(tools, { tool: request.tool, input: request.input, reason: request.reason ?? `task ${item?.taskId ?? ""}`.trim(), taskId: item?.taskId }, tracer);
         if (done.kind === "proposed") {
           ctx.log.info({ tool: done.tool, risk: done.risk, proposalId: done.proposalId }, "proposal submitted");
           return {

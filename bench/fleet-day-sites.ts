@@ -1,4 +1,5 @@
 import { createServer, type Server } from "node:http";
+import { runsPerDay, scheduleOf, type FleetConfig } from "../config/index.js";
 
 /*
  * The scripted day's outside world for bench/fleet-day: five sites on local ports (each with its security headers) and
@@ -21,6 +22,18 @@ export const OUTAGES: readonly Outage[] = [
 ];
 /** fractions of the day at which the feed gains two items (the first scan also reports the items it starts with) */
 export const FEED_NEWS: readonly number[] = [0.25, 0.5, 0.8];
+
+/**
+ * The share of the day's watching runs (duties whose pipeline has finding rules) that find something new, as the script
+ * makes them: each outage's first run (a problem seen again is still open, not new), the feed's first scan and each
+ * news. What `fleet simulate` is told for the day instead of its default assumption.
+ */
+export function scriptedFindingRate(day: FleetConfig): number {
+  const watches = (pipeline: string) => day.pipelines[pipeline]?.steps.some((s) => "findings" in s && (s.findings?.length ?? 0) > 0) ?? false;
+  const runs = day.agents.flatMap((a) => a.duties).filter((d) => watches(d.pipeline)).reduce((n, d) => n + runsPerDay(scheduleOf(d), day.fleet.timeZone), 0);
+  const finding = OUTAGES.length + 1 + FEED_NEWS.length;
+  return runs > 0 ? Math.min(1, finding / runs) : 0;
+}
 
 const HEADERS = {
   "strict-transport-security": "max-age=31536000; includeSubDomains",

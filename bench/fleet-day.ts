@@ -11,7 +11,7 @@ import { simulateFleet } from "../router/index.js";
 import { ProcessSupervisor, type ChildSpec } from "../supervisor/index.js";
 import { answerBySchema, NatsServer, OpenAIServer, usageRecords } from "../harness/index.js";
 import { writeDayConfigs } from "./fleet-day-config.js";
-import { FEED_NEWS, OUTAGES, startDaySites } from "./fleet-day-sites.js";
+import { FEED_NEWS, OUTAGES, scriptedFindingRate, startDaySites } from "./fleet-day-sites.js";
 import { projectedByAgent, tallyDay } from "./fleet-day-tally.js";
 import { figure, round, say } from "./report.js";
 
@@ -90,8 +90,12 @@ if (configs.dropped.length > 0) say(`not on a Monday, left out: ${configs.droppe
 await fleet.start();
 await sleep(startupMs);
 
-// the day: the scheduler runs duties and cron jobs from t0 for one compressed day, then stops; the agents finish
+// the day: the scheduler runs duties and cron jobs from t0 for one compressed day, then stops; the agents finish. The
+// day starts on the hour (of the compressed day): every interval of an hour or less, and the agents' cycles, are on the
+// epoch's grid, so the scripted outages and news fall at the same place against them in every run
 const scheduler = supervise([spec("scheduler", ["scheduler"])], output);
+const hourMs = 3_600_000 / factor;
+await sleep(hourMs - (Date.now() % hourMs));
 t0 = Date.now();
 await scheduler.start();
 await sleep(dayMs);
@@ -136,9 +140,11 @@ rmSync(dir, { recursive: true, force: true });
 const cycleMs = (id: string) => (config.agents.find((a) => a.id === id)?.cycleMinutes ?? 60) * 60_000;
 const tally = tallyDay({ config, usage, duties, findingsByAgent, windowMs, cycleMs });
 // the projection of the same day config: the scripted day sends the fleet no tasks (workShare 0), its watches find
-// something on about the default 10 % of runs, and the calls are given the scripted provider's sizes (its answers are
-// a schema's smallest instance, far shorter than a model's), so the comparison is of the calls counted and their tiers
-const simulation = simulateFleet(configs.day, { days: 1, assumptions: { workShare: 0, cachedInputShare: tally.cachedShare, ...tally.shapes } });
+// something new on the runs the script makes them (each outage's first run, the feed's first scan and each news), and the
+// calls are given the scripted provider's sizes (its answers are a schema's smallest instance, far shorter than a
+// model's), so the comparison is of the calls counted, their tiers and Atlas's plans
+const findingRate = scriptedFindingRate(configs.day);
+const simulation = simulateFleet(configs.day, { days: 1, assumptions: { workShare: 0, findingRate, cachedInputShare: tally.cachedShare, ...tally.shapes } });
 const defaults = simulateFleet(configs.day, { days: 1 });
 const projected = projectedByAgent(simulation);
 // the measured window is a little longer than the day (the drain): scaled back to one day for the comparison
@@ -167,7 +173,7 @@ say(`the day: ${usd(measuredDay)} (scaled to 24 h) vs ${usd(tally.totals.premium
 say(`cycles and duty runs at $0: ${tally.totals.zeroUnits} of ${tally.totals.units} = ${round(100 * zeroShare, 1)} % (target ≥ 80 %)`);
 say(`call sizes measured (in/out tokens): ${Object.entries(tally.shapes).map(([k, v]) => `${k} ${v.inputTokens}/${v.outputTokens}`).join(", ")}; cached share ${round(tally.cachedShare, 2)}`);
 say(`fleet simulate with its default assumptions (30 % of cycles working, model-sized calls): ${usd(defaults.totals.usdPerDay)}/day, ${round(defaults.totals.callsPerDay, 1)} calls, ${round((100 * defaults.totals.usdPerDay) / defaults.baseline.usdPerDay, 1)} % of its all-premium`);
-say(`fleet simulate (day config): ${usd(simulation.totals.usdPerDay)}/day, ${round(simulation.totals.callsPerDay, 1)} calls; measured ${usd(measuredDay)}, ${round(tally.totals.calls * perDay, 1)} calls: projection/measured ${round(simulation.totals.usdPerDay / measuredDay, 2)} (target 0.75-1.25)`);
+say(`fleet simulate (day config, finding rate ${round(100 * findingRate, 1)} % as scripted): ${usd(simulation.totals.usdPerDay)}/day, ${round(simulation.totals.callsPerDay, 1)} calls; measured ${usd(measuredDay)}, ${round(tally.totals.calls * perDay, 1)} calls: projection/measured ${round(simulation.totals.usdPerDay / measuredDay, 2)} (target 0.75-1.25)`);
 for (const line of output.filter((l) => /"level":(50|60)/.test(l)).slice(0, 5)) say(`  error line: ${line.slice(0, 300)}`);
 
 const results = [

@@ -18,7 +18,9 @@ const LogLine = z.object({ level: z.number(), msg: z.string(), code: z.string().
  */
 export async function startRouterProcess(url: string, configFile: string): Promise<{ pid: number; tally: Map<string, number>; stop: () => Promise<Map<string, number>> }> {
   const file = configFile;
-  const child = spawn(process.execPath, [CLI, "run", "router", "--config", file, "--nats", url, "--log-level", "info"], { stdio: ["ignore", "ignore", "pipe"] });
+  // BENCH_ROUTER_PROFILE=<dir>: the router process writes a CPU profile there when it stops (node --cpu-prof)
+  const profile = process.env["BENCH_ROUTER_PROFILE"];
+  const child = spawn(process.execPath, [...(profile ? ["--cpu-prof", "--cpu-prof-dir", profile] : []), CLI, "run", "router", "--config", file, "--nats", url, "--log-level", "info"], { stdio: ["ignore", "ignore", "pipe"] });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   const tally = new Map<string, number>();
   let started = false;

@@ -8,4 +8,5 @@ export { BusinessStandin, type BusinessStandinOptions } from "./business-standin
 export { EmailBridge, EmailSender, smtpServerName, smtpTransport, type EmailBridgeOptions, type EmailSenderOptions, type MailTransport } from "./email-bridge.js";
 export { deliveryId, mailOf, smtpError, type MailReceipt, type OutgoingMail } from "./email-message.js";
 export { decideAsOperator, type OperatorDecisionDeps, type OperatorDecisionInput } from "./operator-decision.js";
-export { Dashboard, DashboardAuth, FleetMetrics, FleetReader, SESSION_COOKIE, tasksPage, type AgentRow, type DashboardOptions, type DeadLetterRow, type FleetBuckets, type TaskRow } from "./dashboard/index.js";
+export { Dashboard, DashboardAuth, FleetMetrics, FleetReader, ProposalEntries, SESSION_COOKIE, TaskIndex, proposalsPage, tasksPage, UsageDays, type AgentRow, type DashboardOptions, type DeadLetterRow, type FleetBuckets, type TaskPage, type TaskRow } from "./dashboard/index.js";
+export { checkPeerTokens, Gateway, GatewayPeers, agentCard, bindingPaths, CARD_PATH, fleetCard, ownerOf, PEER_METADATA_KEY, type GatewayOptions, type Peer } from "./gateway/index.js";

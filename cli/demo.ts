@@ -27,7 +27,10 @@ export function demo(positionals: string[], dir = FLEET_DIR): number {
     case "break":
       mkdirSync(dir, { recursive: true });
       writeFileSync(flag, `broken by fleet demo break at ${new Date().toISOString()}\n`);
-      console.log(`${where} now answers 503. Ship's next demo-site duty run finds it within a minute (fleet status: the duty's run as found, or held until the end of quiet hours, when its model step waits for morning). Undo: fleet demo fix`);
+      console.log(
+        `${where} now answers 503. Ship's next demo-site duty run finds it within a minute, Atlas's next cycle assigns ship the fix ` +
+          `(fleet wake atlas: now), and ship proposes demo_site_restart (fleet proposals). In quiet hours the finding waits for the morning plan. Undo by hand: fleet demo fix`,
+      );
       return 0;
     case "fix":
       rmSync(flag, { force: true });

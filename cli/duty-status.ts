@@ -23,7 +23,7 @@ export function dutyRows(records: readonly DutyRunRecord[], now: number, timeZon
   return records.map((r) => [
     `${r.agentId}/${r.dutyId}`,
     r.schedule,
-    lastRunText(r, now),
+    lastRunText(r, now, timeZone),
     r.running?.heldUntil !== undefined && r.running.heldUntil > now
       ? `held until ${clockText(r.running.heldUntil, timeZone)}`
       : r.running ? `running (due ${ago(r.running.dueAt, now)})` : r.nextDueAt === null ? "never" : `${clockText(r.nextDueAt, timeZone)} (${until(r.nextDueAt, now)})`,
@@ -33,12 +33,16 @@ export function dutyRows(records: readonly DutyRunRecord[], now: number, timeZon
 
 export const DUTY_HEADER = ["DUTY", "SCHEDULE", "LAST RUN", "NEXT DUE", "CLEAN/FOUND/FAILED"];
 
-function lastRunText(r: DutyRunRecord, now: number): string {
+function lastRunText(r: DutyRunRecord, now: number, timeZone: string): string {
   const run = r.lastRun;
   if (!run) return "not yet";
+  const found = run.findings ? `found ${run.findings}` : run.stillOpen ? `still open ${run.stillOpen}` : "found something";
   const outcome =
-    run.outcome === "found" ? `found ${run.findings ?? "something"}${run.delivered ? ", delivered" : ""}` : run.outcome === "failed" ? `failed: ${(run.reason ?? "").slice(0, 60)}` : "clean";
-  return `${outcome} (${ago(run.finishedAt, now)})`;
+    run.outcome === "found" ? `${found}${run.delivered ? ", delivered" : ""}` : run.outcome === "failed" ? `failed: ${(run.reason ?? "").slice(0, 60)}` : "clean";
+  // a run held at its model steps: its report comes when they have run
+  const held = r.held.filter((h) => h.until > now).map((h) => h.until);
+  const waits = held.length > 0 ? `; ${held.length} report${held.length > 1 ? "s" : ""} held until ${clockText(Math.min(...held), timeZone)}` : "";
+  return `${outcome} (${ago(run.finishedAt, now)})${waits}`;
 }
 
 function clockText(at: number, timeZone: string): string {

@@ -24,11 +24,17 @@ import { creds } from "./creds.js";
 import { demo } from "./demo.js";
 import { tools } from "./tools.js";
 import { dashboard } from "./dashboard.js";
+import { init } from "./init.js";
+import { health, reportHealthTo } from "./health.js";
 
 const USAGE = `fleet <command> [options]
 
   up                         start the fleet: embedded nats-server unless --nats/NATS_URL answers, every agent a process
   run agent <id>             run one agent here (also: run <id>, run agents <id,id,...> for many in one process)
+  run router                 one model router (run as many as you like: they share requests in a queue group)
+  run scheduler              cron jobs, duties, the event router and the nightly backup (a singleton: a second copy stands by)
+  run bridge <channel>       console, telegram, discord or email: deliveries and approvals on that channel
+  run webhook                the webhook intake (events from outside)
   status [--json]            each agent: state, current task, tier, last heartbeat, restarts
   send <agent> <text>        send an A2A message and follow the Task through its states
   tasks [agent] [--json]     tasks and their states
@@ -74,9 +80,14 @@ const USAGE = `fleet <command> [options]
                              an ordinary task whose model step asks the router for this tier or alias
   demo break | fix | status  take the default fleet's demo site down (it answers 503) or bring it back
   run demo-site              serve the demo site (fleet up runs it when a duty names {{local.demo-site}})
+  run nats-server <dir>      the embedded nats-server on <dir>/nats-server.conf, as fleet up supervises it (it stops with its parent)
   dashboard [--port N]       the web dashboard and /metrics (127.0.0.1:7070 by default; prints the URL and login token)
   creds [dir]                one NATS nkey seed per process and the servers' auth.conf, for an external cluster
                              (fleet up makes its own in .fleet/creds/; default dir: .fleet/creds)
+  init [--replicas 1|3]      create the fleet's streams and buckets as the operator and exit (fleet up does it itself;
+                             run it once before processes started one by one: docker-compose.yml, several hosts)
+  health [--max-age 30]      exit 0 when $FLEET_HEALTH_FILE is fresh: a "fleet run <role>" started with that variable
+                             writes it once its role is up and every 5 s after (the containers' health check)
 
 options: --nats <url> (else NATS_URL, else the fleet started here, else nats://127.0.0.1:4222)
          --config <file.yaml> (default: config/fleets/local.yaml)   --prefix <prefix>   --log-level <level>
@@ -113,16 +124,23 @@ async function main(argv: string[]): Promise<number> {
       pipeline: { type: "string" },
       tier: { type: "string" },
       port: { type: "string" },
+      replicas: { type: "string" },
+      "max-age": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   const [command, ...rest] = positionals;
   const env = process.env;
+  reportHealthTo(env.FLEET_HEALTH_FILE);
   switch (command) {
     case "creds":
       return creds(rest, values);
     case "demo":
       return demo(rest);
+    case "init":
+      return init(values, env);
+    case "health":
+      return health(values, env);
     case "up":
       return up(values, env);
     case "dashboard":

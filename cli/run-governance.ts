@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { AuditAnchorer, fleetTools, loadFleetTools, signerFromCredsFile, startGovernance } from "../governance/index.js";
-import { electionSafeJetStream, connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
+import { LEASE_TTL_MS, electionSafeJetStream, connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
 import { Lease } from "../supervisor/index.js";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
@@ -24,7 +24,7 @@ export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv)
   const serveNc = await connectServing(connect, nc);
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
   const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
-  const lease = new Lease({ kv: kv.leases, role: "governance", holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log });
+  const lease = new Lease({ kv: kv.leases, role: "governance", holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log, ...(config.fleet.replicas > 1 ? { ttlMs: LEASE_TTL_MS } : {}) });
   const acquiring = new AbortController();
   let service: Awaited<ReturnType<typeof startGovernance>> | undefined;
   let anchorer: AuditAnchorer | undefined;

@@ -1,7 +1,8 @@
 import { hostname } from "node:os";
+import type { Logger } from "pino";
 import { jetstream } from "@nats-io/jetstream";
 import { CycleScheduler, QuietHoursRunner } from "../actors/index.js";
-import { electionSafeJetStream, connectNats, connectServing, drainConnections, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, systemClock, type QuietHoursRecord } from "../protocol/index.js";
+import { LEASE_TTL_MS, electionSafeJetStream, connectNats, connectServing, drainConnections, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, systemClock, type QuietHoursRecord } from "../protocol/index.js";
 import { AlertWatcher, CloseoutSweeper, CronScheduler, DutyScheduler, EventRouter, Lease, localTargetsIn, NightlyBackup, WeeklyReportJob } from "../supervisor/index.js";
 import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
@@ -20,7 +21,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   const nc = await connectNats(connect);
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
   const { kv, jsm } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
-  const lease = new Lease({ kv: kv.leases, role: "scheduler", holder: `${hostname()}:${process.pid}`, renewMs: 5_000, log });
+  const lease = new Lease({ kv: kv.leases, role: "scheduler", holder: `${hostname()}:${process.pid}`, renewMs: 5_000, log, ...(config.fleet.replicas > 1 ? { ttlMs: LEASE_TTL_MS } : {}) });
   await lease.acquire();
   const scheduler = new CronScheduler({
     nc,
@@ -85,21 +86,18 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
     clock: systemClock,
     log,
   });
-  const nightlyTimer = setInterval(() => void nightly.tick(), 30_000);
-  void nightly.tick();
+  const nightlyTimer = periodic("nightly backup", () => nightly.tick(), log);
   // the weekly cost report, when reports.weekly is configured: a built-in job with its own last-run record
   const weekly = config.reports.weekly
     ? new WeeklyReportJob({ js: electionSafeJetStream(jetstream(nc)), tasks: kv.tasks, schedules: kv.schedules, names, codec: config.fleet.codec, config, weekly: config.reports.weekly, clock: systemClock, log })
     : undefined;
-  const weeklyTimer = weekly ? setInterval(() => void weekly.tick(), 30_000) : undefined;
-  void weekly?.tick();
+  const weeklyTimer = weekly ? periodic("weekly report", () => weekly.tick(), log) : undefined;
   // alerts, when configured: notices through OUTBOX, so principals' quiet hours defer them
   const alerts = config.alerts ? new AlertWatcher({ js: electionSafeJetStream(jetstream(nc)), kv, names, codec: config.fleet.codec, config, alerts: config.alerts, clock: systemClock, log }) : undefined;
   alerts?.start();
   // the report-only closeout sweep, when configured
   const sweeper = config.sweeper ? new CloseoutSweeper({ js: electionSafeJetStream(jetstream(nc)), kv, names, codec: config.fleet.codec, sweeper: config.sweeper, timeZone: config.fleet.timeZone, clock: systemClock, log }) : undefined;
-  const sweeperTimer = sweeper ? setInterval(() => void sweeper.tick(), 30_000) : undefined;
-  void sweeper?.tick();
+  const sweeperTimer = sweeper ? periodic("closeout sweep", () => sweeper.tick(), log) : undefined;
   // memory searches are served under the serving twin (replies only); everything else goes through nc
   const serveNc = await connectServing(connect, nc);
   const memory = await startMemoryOwner({ nc, serveNc, names, kv, config, env, log });
@@ -120,4 +118,14 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   }, { log, supervised: options.supervised });
   lease.onLost(() => running.shutdown("lease lost"));
   return running.exitCode;
+}
+
+/**
+ * A job checked every 30 s, at once first. Its tick reads its last run from KV before anything else: while the server
+ * is away that read times out, and the tick is tried again at the next interval instead of ending the process.
+ */
+function periodic(what: string, tick: () => Promise<unknown>, log: Logger): NodeJS.Timeout {
+  const run = () => void tick().catch((err: unknown) => log.warn({ job: what, err }, "job check failed; trying again at the next"));
+  run();
+  return setInterval(run, 30_000);
 }

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
-import { fleetTools, loadFleetTools, McpToolSources, signerFromCredsFile, ToolHost } from "../governance/index.js";
+import { fleetTools, loadFleetTools, McpToolSources, peerClients, signerFromCredsFile, ToolHost } from "../governance/index.js";
 import { electionSafeJetStream, connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
@@ -32,7 +32,8 @@ export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Pro
       names,
       codec,
       config,
-      tools: fleetTools({ js, names, codec, config, toolState: kv.toolstate }, sources),
+      // peers' skills are called with the tokens their tokenEnv names, read from this process's environment
+      tools: fleetTools({ js, names, codec, config, toolState: kv.toolstate, peers: peerClients(config, env, log) }, sources),
       kv: { proposals: kv.proposals, toolruns: kv.toolruns, tools: kv.tools },
       host: hostname(),
       log,

@@ -49,6 +49,21 @@ export function taskRow(agentId: string, t: Task): string[] {
     t.status.timestamp.slice(0, 19),
     estimate ? `${estimate.points}${estimate.basis === "default" ? "*" : ""}` : "-",
     actual ? String(actual.points) : "-",
-    text.slice(0, 60),
+    // a failed task leads with its error's code (PEER_UNAVAILABLE, TOOL_NOT_ALLOWED, ...) when its reason names one
+    `${failureCode(t) ?? waitingOn(t) ?? ""}${text}`.slice(0, 60),
   ];
+}
+
+function failureCode(t: Task): string | undefined {
+  if (t.status.state !== "TASK_STATE_FAILED") return undefined;
+  const reason = partsText(t.status.message?.parts ?? [], " ");
+  const code = /^([A-Z][A-Z0-9_]{2,}): /.exec(reason)?.[1];
+  return code ? `${code}: ` : undefined;
+}
+
+/** A delegation to a peer that waits to try again (metadata.peer.waiting): its error's code and attempt, first. */
+function waitingOn(t: Task): string | undefined {
+  const peer = t.metadata?.["peer"];
+  const waiting = typeof peer === "object" && peer !== null && "waiting" in peer ? (peer as { waiting?: { code?: unknown; attempt?: unknown } }).waiting : undefined;
+  return t.status.state === "TASK_STATE_WORKING" && typeof waiting?.code === "string" ? `waiting (${waiting.code}, attempt ${String(waiting.attempt)}): ` : undefined;
 }

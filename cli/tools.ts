@@ -88,7 +88,7 @@ export async function tools(options: CliOptions, env: NodeJS.ProcessEnv): Promis
     const sources = await loadFleetTools(config, configPath(options));
     const rows = toolInventory(config, fleetToolRisks(sources), listings, services, names.prefix, (name) => {
       const source = toolSource(sources, name);
-      return source === "built-in" ? source : `module:${basename(source)}`;
+      return source === "built-in" || source.startsWith("peer:") ? source : `module:${basename(source)}`;
     });
     if (options.json) {
       console.log(JSON.stringify(rows, null, 2));

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { checkGovernanceConfig, writeFleetCredentials, type FleetCredentials, type Identity } from "../governance/index.js";
-import { connectNats, ensureFleetResources, FleetError, FleetNames, secrets } from "../protocol/index.js";
+import { connectNats, ensureFleetResources, FleetError, FleetNames, retryWhileServerAway, secrets } from "../protocol/index.js";
 import { EmbeddedNats, localTargetNames, ProcessSupervisor, type ChildSpec } from "../supervisor/index.js";
 import { configPath, CREDS_DIR, FLEET_DIR, loadConfig, natsCredentials, rootLogger, type CliOptions } from "./options.js";
 import { childCreds, toolRisks } from "./creds.js";
@@ -49,16 +49,68 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
   if (!servers) {
     generated = writeFleetCredentials(CREDS_DIR, config, risks);
     // its monitoring endpoint too: the default fleet's duties watch it ({{local.nats-monitor}})
-    embedded = await EmbeddedNats.start(FLEET_DIR, log, { maxPayload: config.fleet.maxPayloadBytes, authFile: generated.authFile, monitor: true });
-    servers = embedded.url;
+    embedded = await EmbeddedNats.prepare(FLEET_DIR, log, { maxPayload: config.fleet.maxPayloadBytes, authFile: generated.authFile, monitor: true });
   }
+  // the embedded server is the first child: restarted like any other when it dies, stopped after every other
+  const supervisor = new ProcessSupervisor(embedded ? [serverSpec(embedded, options)] : [], {
+    intensity: config.supervisor.intensity,
+    periodMs: config.supervisor.periodSeconds * 1000,
+    shutdownTimeoutMs: config.supervisor.shutdownTimeoutSeconds * 1000,
+    logger: log,
+    stdio: "pipe",
+    // a child's line that did not come through its scrubbing logger (a crash trace, a runtime warning) is scrubbed here
+    onChildOutput: (id, line) => process.stdout.write(humanLine(id, secrets.scrub(line)) + "\n"),
+  });
+  let stopping: Promise<void> | undefined;
+  const shutdown = (why: string) =>
+    (stopping ??= (async () => {
+      log.info({ why }, "stopping the fleet");
+      await supervisor.stop();
+      embedded?.cleanup();
+      await cluster?.stop();
+    })());
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  // read through a function: TypeScript would take `stopping` for undefined after a first check, but a signal sets it
+  const interrupted = (): Promise<void> | undefined => stopping;
+  /** A start step: when it fails the supervisor is stopped first; after a Ctrl-C its failure is only the stop's doing. */
+  const step = async <T>(work: Promise<T>): Promise<T | undefined> => {
+    try {
+      return await work;
+    } catch (err) {
+      const stop = interrupted();
+      if (stop) return void (await stop);
+      await shutdown("start failed");
+      throw err;
+    }
+  };
+  await supervisor.start();
+  if (embedded) servers = await step(embedded.ready({ failed: supervisor.done }));
+  if (interrupted()) return (await interrupted(), 0);
+  if (!servers) throw new FleetError("INTERNAL", "no NATS server"); // cannot happen: either one answered or ours did
   const own = generated ? { nkeySeedFile: generated.seedFile("operator") } : natsCredentials(options, env);
   const creds = (identity: Identity) => childCreds(identity, generated?.seedFile, options);
 
-  // create streams and buckets once, before the children race to do it (as the operator: nobody else may)
-  const nc = await connectNats({ servers, ...own, name: "fleet-up", longLived: false });
-  await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas });
-  await nc.close();
+  // create streams and buckets once, before the children race to do it (as the operator: nobody else may); a server
+  // that dies meanwhile is restarted by the supervisor, and this is tried again until it answers or the supervisor gives up
+  const gaveUp = new AbortController();
+  void supervisor.done.then(() => gaveUp.abort());
+  const resourcesAt = servers;
+  await step(
+    retryWhileServerAway(
+      "creating the fleet's streams and buckets",
+      async () => {
+        const nc = await connectNats({ servers: resourcesAt, ...own, name: "fleet-up", longLived: false });
+        try {
+          await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas });
+        } finally {
+          await nc.close().catch(() => undefined);
+        }
+      },
+      { log, signal: gaveUp.signal },
+    ),
+  );
+  if (interrupted()) return (await interrupted(), 0);
 
   const runId = randomUUID();
   const common = ["--config", configPath(options), "--nats", servers, "--prefix", prefix, "--run-id", runId, "--supervised"];
@@ -116,16 +168,17 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     });
   }
   if (config.webhook) specs.push({ id: "webhook", command: process.execPath, args: [CLI, "run", "webhook", ...common, ...creds("webhook")], restart: "permanent" });
-  const supervisor = new ProcessSupervisor(specs, {
-    intensity: config.supervisor.intensity,
-    periodMs: config.supervisor.periodSeconds * 1000,
-    shutdownTimeoutMs: config.supervisor.shutdownTimeoutSeconds * 1000,
-    logger: log,
-    stdio: "pipe",
-    // a child's line that did not come through its scrubbing logger (a crash trace, a runtime warning) is scrubbed here
-    onChildOutput: (id, line) => process.stdout.write(humanLine(id, secrets.scrub(line)) + "\n"),
-  });
-  await supervisor.start();
+  // the A2A gateway, when configured; like a chat bridge without its token, one whose peer tokens are unset stays down
+  // (it would only crash until the supervisor gave up on the fleet) and says which variable is missing
+  const unsetPeerTokens = (config.gateway?.peers ?? []).filter((p) => !env[p.tokenEnv]).map((p) => p.tokenEnv);
+  if (config.gateway?.enabled && unsetPeerTokens.length > 0) log.warn({ variables: unsetPeerTokens }, "a2a gateway not started: peer token variables are not set");
+  else if (config.gateway?.enabled) specs.push({ id: "gateway", command: process.execPath, args: [CLI, "run", "gateway", ...common, ...creds("gateway")], restart: "permanent" });
+  for (const spec of specs) {
+    // Ctrl-C while the fleet is still starting: the rest is not started
+    if (interrupted()) break;
+    await step(supervisor.startChild(spec));
+  }
+  if (interrupted()) return (await interrupted(), 0);
   const duties = config.agents.reduce((n, a) => n + a.duties.length, 0);
   console.log(
     `fleet "${config.fleet.name}" is up: ${config.agents.length} agents, the router, the scheduler, governance and a tool host (${duties} duties, ${config.cron.length} cron jobs, backups at ${config.backups.at}) on ${servers}${embedded ? ` (embedded, store in ${FLEET_DIR}/)` : ""}\n` +
@@ -139,17 +192,6 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
       `  Ctrl-C stops everything`,
   );
 
-  let stopping: Promise<void> | undefined;
-  const shutdown = (why: string) =>
-    (stopping ??= (async () => {
-      log.info({ why }, "stopping the fleet");
-      await supervisor.stop();
-      await embedded?.stop();
-      await cluster?.stop();
-    })());
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-
   const exit = await supervisor.done;
   await shutdown(exit.reason);
   if (exit.reason === "gave-up") {
@@ -157,6 +199,13 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     return 1;
   }
   return 0;
+}
+
+/** The embedded server's watchdog (`fleet run nats-server <dir>`) as the supervisor's child. */
+function serverSpec(server: EmbeddedNats, options: CliOptions): ChildSpec {
+  const args = [CLI, "run", "nats-server", server.dir, ...(options["log-level"] ? ["--log-level", options["log-level"]] : [])];
+  // a server that writes its store and closes its connections gets longer than an agent does; the watchdog kills it at 8 s
+  return { id: "nats", command: process.execPath, args, restart: "permanent", shutdownTimeoutMs: 10_000 };
 }
 
 /** Whether a server is there; one that refuses our credentials is there (and the connect after this says why). */

@@ -3,6 +3,7 @@ import { TIER_NAMES } from "../protocol/index.js";
 import { DEFAULT_ALIASES } from "./aliases.js";
 import { Layer } from "./layer.js";
 import { planningCrossRules } from "./planning-schema.js";
+import { gatewayCrossRules } from "./gateway-schema.js";
 import { closest } from "./strict-object.js";
 
 /*
@@ -41,6 +42,7 @@ const CrossView = z
     cron: z.array(z.object({ id: maybe(z.string()), agent: maybe(z.string()), tool: maybe(z.string()), pipeline: maybe(z.string()) }).catch({})).catch([]),
     pipelines: z.record(z.string(), z.unknown()).catch({}),
     mcpServers: z.record(z.string(), z.unknown()).catch({}),
+    peers: z.record(z.string(), z.object({ skills: z.record(z.string(), z.unknown()).catch({}) }).catch({ skills: {} })).catch({}),
     tiers: z.record(z.string(), z.object({ inputPerM: maybe(z.number()), outputPerM: maybe(z.number()) }).catch({})).catch({}),
     routing: z
       .object({
@@ -49,7 +51,7 @@ const CrossView = z
       })
       .catch({ fallback: {}, aliases: {} }),
   })
-  .catch({ fleet: {}, agents: [], tasks: {}, cron: [], pipelines: {}, mcpServers: {}, tiers: {}, routing: { fallback: {}, aliases: {} } });
+  .catch({ fleet: {}, agents: [], tasks: {}, cron: [], pipelines: {}, mcpServers: {}, peers: {}, tiers: {}, routing: { fallback: {}, aliases: {} } });
 
 /** Just the tiers a pipeline's model steps name, read tolerantly (a broken step is reported by its own schema). */
 const PipelineTiers = z.object({ steps: z.array(z.object({ model: maybe(z.object({ tier: maybe(z.string()) })) }).nullable().catch(null)) });
@@ -78,9 +80,12 @@ function checkChainClimbs(
 }
 
 export function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
-  const { fleet, agents, tasks, cron, pipelines, mcpServers, tiers, routing } = CrossView.parse(value);
+  const { fleet, agents, tasks, cron, pipelines, mcpServers, peers, tiers, routing } = CrossView.parse(value);
   const report = (path: PropertyKey[], message: string) => ctx.addIssue({ code: "custom", path, message });
   planningCrossRules(value, report);
+  // a peer's tools and an MCP server's share one namespace (`<source>.<tool>`)
+  for (const name of Object.keys(peers)) if (name in mcpServers) report(["peers", name], `"${name}" is also an MCP server in mcpServers: tool names <name>.<tool> would be ambiguous`);
+  gatewayCrossRules(value, report);
   for (const [tier, chain] of Object.entries(routing.fallback)) checkChainClimbs(tier, chain, tiers, ["routing", "fallback", tier], report);
   for (const [alias, { tier, chain }] of Object.entries(routing.aliases)) {
     if (tier !== undefined && chain !== undefined) checkChainClimbs(tier, chain, tiers, ["routing", "aliases", alias, "chain"], report);
@@ -132,6 +137,14 @@ export function crossFieldRules(value: unknown, ctx: z.RefinementCtx): void {
       if (typeof tool !== "string" || !tool.includes(".")) return;
       const server = tool.slice(0, tool.indexOf("."));
       if (servers.includes(server)) return;
+      // "<peer>.<skill>" names a peer's skill: granted in peers.<peer>.skills (known from config alone)
+      const peer = peers[server];
+      if (peer) {
+        const skill = tool.slice(server.length + 1);
+        const granted = Object.keys(peer.skills);
+        if (skill !== "*" && !granted.includes(skill)) report(["agents", i, "tools", k], `peer "${server}" grants no skill "${skill}" (peers.${server}.skills: ${granted.join(", ") || "none"})`);
+        return;
+      }
       const guess = closest(server, servers);
       report(["agents", i, "tools", k], `no MCP server "${server}" in mcpServers${guess ? `, did you mean "${guess}.${tool.slice(server.length + 1)}"?` : ` (servers: ${servers.join(", ") || "none"})`}`);
     });

@@ -21,6 +21,8 @@ export {
   agentById,
 } from "./schema.js";
 export { DashboardConfig } from "./dashboard-schema.js";
+export { OtlpConfig, TelemetryConfig } from "./telemetry-schema.js";
+export { GatewayConfig, GatewayPeer, GatewayRateLimit } from "./gateway-schema.js";
 export {
   ApprovalsConfig,
   BrandPolicy,
@@ -49,6 +51,7 @@ export { PATH_ROOTS, RULE_PATH_ROOTS, pathProblem, placeholdersOf, replacePlaceh
 export { EventRoute, EventsConfig, PlanningConfig } from "./planning-schema.js";
 export { closest } from "./strict-object.js";
 export { MCP_SERVER_NAME, McpServerConfig, McpServerName, McpServersConfig } from "./mcp-schema.js";
+export { PEER_ASSIGNEE_PREFIX, PeerConfig, PeerName, PeerSkillConfig, PeerSkillName, PeersConfig, peerSkillRisk } from "./peers-schema.js";
 export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath, shippedLabelsPath } from "./load.js";
 export {
   DAY_MS,

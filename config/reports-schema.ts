@@ -53,7 +53,7 @@ export const SweeperConfig = strict({
   delivery: Delivery,
   /** a task WORKING longer than this is stale */
   staleHours: z.number().positive().default(24),
-  /** a task waiting on a human (INPUT_REQUIRED, a proposal) longer than this is listed */
+  /** a task waiting on a human (INPUT_REQUIRED) longer than this is listed; every proposal awaiting a human is listed */
   waitingHours: z.number().positive().default(24),
 });
 export type SweeperConfig = z.infer<typeof SweeperConfig>;

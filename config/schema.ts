@@ -5,9 +5,12 @@ import { crossFieldRules } from "./cross-field-rules.js";
 import { BridgesConfig, GovernanceConfig } from "./governance-schema.js";
 import { Layer } from "./layer.js";
 import { DashboardConfig } from "./dashboard-schema.js";
+import { TelemetryConfig } from "./telemetry-schema.js";
+import { GatewayConfig } from "./gateway-schema.js";
 import { DutyConfig, Interval, PipelineConfig } from "./pipeline-schema.js";
 import { EventsConfig, PlanningConfig } from "./planning-schema.js";
 import { McpServersConfig } from "./mcp-schema.js";
+import { PeersConfig } from "./peers-schema.js";
 import { CronExpression } from "./schedule.js";
 import { strict } from "./strict-object.js";
 import { AlertsConfig, RateLimit, ReportsConfig, SweeperConfig } from "./reports-schema.js";
@@ -168,6 +171,8 @@ export const RoutingConfig = strict({
     nanoGrace: z.number().min(0).max(1).default(0.1),
     /** a reservation whose router died before settling it is released after this long */
     reservationTtlSeconds: z.number().positive().default(600),
+    /** a busy router reserves its calls in memory from an allowance of this share of the smaller cap (0: every call reserves in KV) */
+    allowanceShare: z.number().min(0).max(0.2).default(0.02),
   }).prefault({}),
   /** where embeddings come from; without it the router uses a local hashed embedding (labelled simulated) */
   embeddings: strict({ baseUrl: HttpUrl, model: z.string().min(1), apiKeyEnv: EnvName.optional() }).optional(),
@@ -379,7 +384,10 @@ export const FleetConfig = strict({
   toolModules: z.array(z.string().min(1)).default([]),
   business: BusinessConfig.optional(),
   mcpServers: McpServersConfig,
+  peers: PeersConfig,
   dashboard: DashboardConfig.prefault({}),
+  telemetry: TelemetryConfig.prefault({}),
+  gateway: GatewayConfig.optional(),
   reports: ReportsConfig.prefault({}),
   alerts: AlertsConfig.optional(),
   sweeper: SweeperConfig.optional(),

@@ -43,6 +43,8 @@ export interface AgentToolsOptions {
   timeoutMs?: number;
   /** resolves once `risks` knows the tools listed at runtime (MCP servers'); calls and proposals wait for it */
   ready?: Promise<unknown>;
+  /** why a tool no source provides is refused, when there is more to say than TOOL_NOT_FOUND (a peer's ungranted skill) */
+  unknownTool?: ((tool: string) => FleetError | undefined) | undefined;
 }
 
 /**
@@ -55,7 +57,7 @@ export class AgentTools {
 
   riskOf(tool: string): RiskLevel {
     const risk = this.options.risks.get(tool);
-    if (!risk) throw new FleetError("TOOL_NOT_FOUND", `no tool "${tool}" in the catalogue`);
+    if (!risk) throw this.options.unknownTool?.(tool) ?? new FleetError("TOOL_NOT_FOUND", `no tool "${tool}" in the catalogue`);
     return risk;
   }
 

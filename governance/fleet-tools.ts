@@ -1,6 +1,7 @@
 import { dirname } from "node:path";
 import { closest, type FleetConfig } from "../config/index.js";
 import { FleetError, formatPath, type FieldIssue, type RiskLevel } from "../protocol/index.js";
+import { peerToolRisks, peerTools, type PeerClients } from "./peers/index.js";
 import { loadToolModules, type LoadedToolModule } from "./tool-modules.js";
 import type { ToolDefinition } from "./tool.js";
 import { BUSINESS_TOOL_RISKS, referenceToolRisks, referenceTools, type ReferenceToolDeps } from "./tools/index.js";
@@ -13,6 +14,8 @@ import { BUSINESS_TOOL_RISKS, referenceToolRisks, referenceTools, type Reference
 
 export interface FleetToolSources {
   modules: readonly LoadedToolModule[];
+  /** the peers' granted skills (`<peer>.<skill>`) and their risks, from config */
+  peers?: Readonly<Record<string, RiskLevel>>;
 }
 
 export const NO_TOOL_MODULES: FleetToolSources = { modules: [] };
@@ -20,7 +23,7 @@ export const NO_TOOL_MODULES: FleetToolSources = { modules: [] };
 /** Loads the config's tool modules and checks every tool name the config uses against the whole catalogue. */
 export async function loadFleetTools(config: FleetConfig, configFile: string): Promise<FleetToolSources> {
   const modules = await loadToolModules(config.toolModules, dirname(configFile), configFile);
-  const sources = { modules };
+  const sources = { modules, peers: peerToolRisks(config) };
   const builtIn = referenceToolRisks();
   const clashes: FieldIssue[] = [];
   modules.forEach((m, i) => {
@@ -33,16 +36,20 @@ export async function loadFleetTools(config: FleetConfig, configFile: string): P
 
 /** Every tool's risk level: what the broker's permissions and the agents' own checks are built from. */
 export function fleetToolRisks(sources: FleetToolSources): Record<string, RiskLevel> {
-  return { ...referenceToolRisks(), ...Object.fromEntries(sources.modules.flatMap((m) => m.tools.map((t) => [t.name, t.risk]))) };
+  return { ...referenceToolRisks(), ...Object.fromEntries(sources.modules.flatMap((m) => m.tools.map((t) => [t.name, t.risk]))), ...sources.peers };
 }
 
-/** The whole catalogue: the reference tools and the modules' tools. */
-export function fleetTools(deps: ReferenceToolDeps, sources: FleetToolSources): ToolDefinition[] {
-  return [...referenceTools(deps), ...sources.modules.flatMap((m) => m.tools)];
+/**
+ * The whole catalogue: the reference tools, the modules' tools and the peers' granted skills. `peers` are the clients a
+ * tool host calls them with; a process that only describes the tools has none (their handlers refuse to run there).
+ */
+export function fleetTools(deps: ReferenceToolDeps & { peers?: PeerClients | undefined }, sources: FleetToolSources): ToolDefinition[] {
+  return [...referenceTools(deps), ...sources.modules.flatMap((m) => m.tools), ...peerTools(deps.config, deps.peers ?? { get: () => undefined })];
 }
 
 /** Which module provides a tool (for listings); built-in when none does. */
 export function toolSource(sources: FleetToolSources, name: string): string {
+  if (sources.peers && name in sources.peers) return `peer:${name.slice(0, name.indexOf("."))}`;
   return sources.modules.find((m) => m.tools.some((t) => t.name === name))?.path ?? "built-in";
 }
 

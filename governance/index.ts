@@ -36,9 +36,10 @@ export {
   type McpRisk,
   type McpToolSourcesOptions,
 } from "./mcp/index.js";
+export { askWithRetries, PeerClient, peerArtifacts, peerBackoffMs, peerClients, peerCostUsd, peerToolRisks, peerTools, ungrantedPeerSkill, PeerToolInput, PeerToolOutput, type PeerAnswer, type PeerClients, type PeerRequest, type PeerRetryOptions } from "./peers/index.js";
 export { TOOLS_QUEUE, ToolHost, type ToolHostOptions } from "./tool-host.js";
 export { ToolRunRecord, ToolRuns, toolRunKey, type ToolRunClaim, type ToolRunOutcome, type ToolRunScope } from "./tool-runs.js";
-export { BUSINESS_TOOL_RISKS, judgeHeaders, type HeaderVerdict, compareVersions, parseRange, parseVersion, referenceToolRisks, referenceTools, satisfies, ToolState, type ReferenceToolDeps } from "./tools/index.js";
+export { BUSINESS_TOOL_RISKS, DEMO_SITE_CONTROL, judgeHeaders, type HeaderVerdict, compareVersions, parseRange, parseVersion, referenceToolRisks, referenceTools, satisfies, ToolState, type ReferenceToolDeps } from "./tools/index.js";
 export { checkToolNames, fleetToolRisks, fleetTools, loadFleetTools, NO_TOOL_MODULES, toolSource, type FleetToolSources } from "./fleet-tools.js";
 export { loadToolModules, type LoadedToolModule } from "./tool-modules.js";
 export { defineTool as defineModuleTool, type ModuleTool } from "./module-tool.js";

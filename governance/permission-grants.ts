@@ -7,7 +7,7 @@ import type { BucketKey, FleetNames, RiskLevel, StreamKey } from "../protocol/in
  * JetStream API subjects are spelled in one place.
  */
 
-export type Identity = `agent:${string}` | `bridge:${string}` | "router" | "scheduler" | "governance" | "tools" | "webhook" | "operator" | ServingIdentity;
+export type Identity = `agent:${string}` | `bridge:${string}` | "router" | "scheduler" | "governance" | "tools" | "webhook" | "gateway" | "operator" | ServingIdentity;
 
 /**
  * The twin a process serves requests under (`serve:agent:scout`, `serve:router`): it subscribes to the process's service
@@ -62,6 +62,11 @@ export class Grants {
 
   publish(...subjects: string[]): void {
     for (const s of subjects) this.pubAllow.add(s);
+  }
+
+  /** Subjects this identity reads as a plain subscriber (another process's events), beside its own inbox. */
+  listen(...subjects: string[]): void {
+    for (const s of subjects) this.subAllow.add(s);
   }
 
   deny(...subjects: string[]): void {

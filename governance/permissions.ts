@@ -1,6 +1,7 @@
 import type { FleetConfig } from "../config/index.js";
 import { CALLERS, EMAIL_CHANNEL, FleetNames, type RiskLevel } from "../protocol/index.js";
 import { mcpAgentSubjects, mcpListingFilters } from "./mcp/index.js";
+import { toolAllowed } from "./tool-globs.js";
 import { Grants, type Durable, type GrantContext, type Identity, type Permissions, type ServingIdentity } from "./permission-grants.js";
 
 export type { Identity, Permissions, ServingIdentity, SubjectRules } from "./permission-grants.js";
@@ -74,7 +75,9 @@ export function fleetIdentities(config: FleetConfig): Identity[] {
   const out: Identity[] = config.agents.flatMap((a) => [`agent:${a.id}` as const, servingIdentity(`agent:${a.id}`)]);
   for (const role of ["router", "scheduler", "governance", "tools"] as const) out.push(role, servingIdentity(role));
   for (const channel of outboxChannels(config)) out.push(`bridge:${channel}`);
-  out.push("webhook", "operator");
+  out.push("webhook");
+  if (config.gateway) out.push("gateway");
+  out.push("operator");
   return out;
 }
 
@@ -113,6 +116,7 @@ function roleGrants(identity: Identity, ctx: GrantContext): Grants {
   else if (identity === "governance") governanceGrants(g, ctx);
   else if (identity === "tools") toolHostGrants(g, ctx);
   else if (identity === "webhook") webhookGrants(g, ctx);
+  else if (identity === "gateway") gatewayGrants(g, ctx);
   return g;
 }
 
@@ -120,7 +124,7 @@ function roleGrants(identity: Identity, ctx: GrantContext): Grants {
 export function directTools(allowList: readonly string[], tools: Readonly<Record<string, RiskLevel>>): string[] {
   const wildcard = allowList.includes("*");
   return Object.entries(tools)
-    .filter(([name, risk]) => (risk === "AUTO" || risk === "AUTO+") && (wildcard || allowList.includes(name)))
+    .filter(([name, risk]) => (risk === "AUTO" || risk === "AUTO+") && (wildcard || toolAllowed(allowList, name)))
     .map(([name]) => name)
     .sort();
 }
@@ -257,7 +261,7 @@ function toolHostGrants(g: Grants, ctx: GrantContext): void {
   const p = names.prefix;
   g.serve(names.tool("*", "*"));
   // MCP servers' tools: `<prefix>.tool.<server>.<tool>.<caller>`, and the listings of what this host serves
-  if (Object.keys(ctx.config.mcpServers).length > 0) g.serve(names.tool("*.*", "*"));
+  if (Object.keys(ctx.config.mcpServers).length > 0 || Object.keys(ctx.config.peers).length > 0) g.serve(names.tool("*.*", "*"));
   g.kvWrite("tools", [">"]);
   // the agents' own refusals, recorded in the audit trail
   g.serve(names.refusal("*"));
@@ -298,4 +302,19 @@ function webhookGrants(g: Grants, ctx: GrantContext): void {
 
 function unique(values: string[]): string[] {
   return [...new Set(values)];
+}
+
+/**
+ * The A2A HTTP gateway: the four A2A operations of the agents some peer was granted (what a peer may ask, the gateway
+ * may carry), and their events for SSE streams. No JetStream, no KV: everything it learns comes from the agents' answers.
+ */
+function gatewayGrants(g: Grants, ctx: GrantContext): void {
+  const { names, config } = ctx;
+  const peers = config.gateway?.peers ?? [];
+  const granted = new Set(peers.flatMap((p) => (p.agents.includes("*") ? config.agents.map((a) => a.id) : p.agents)));
+  for (const agent of config.agents.filter((a) => granted.has(a.id))) {
+    g.publish(names.agentOperations(agent.id));
+    g.listen(names.agentEvents(agent.id));
+  }
+  g.deny(`${names.prefix}.approval.>`);
 }

@@ -227,7 +227,7 @@ export class ToolHost {
         ...(outcome.ok ? { output: outcome.output } : { error: outcome.error.toPayload() }),
         ok: outcome.ok,
         durationMs,
-        costUsd: outcome.ok && !outcome.replayed ? (tool.costUsd ?? 0) : 0,
+        costUsd: outcome.ok && !outcome.replayed ? (tool.costOf?.(outcome.output) ?? tool.costUsd ?? 0) : 0,
         ...(request.proposalId ? { proposalId: request.proposalId } : {}),
         mode: request.mode,
         at: startedAt,

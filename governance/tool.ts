@@ -40,6 +40,8 @@ export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = un
   message?: OutgoingMessageFields;
   /** what one call costs in USD (deterministic tools: 0) */
   costUsd?: number;
+  /** what this call cost, read from its output (a peer that reports its price); `costUsd` when it says nothing */
+  costOf?: (output: Output) => number | undefined;
   /** where it comes from: "built-in" (the default), "module:<name>", "mcp:<server>" */
   source?: string;
   /**

@@ -15,6 +15,10 @@ export type Trigger = z.infer<typeof Trigger>;
 export const Severity = z.enum(["info", "warning", "critical"]);
 export type Severity = z.infer<typeof Severity>;
 
+/** A problem a duty reported and still sees: a finding's (subject, key). */
+export const OpenProblem = z.object({ subject: z.string().min(1).max(500), key: z.string().min(1).max(500) });
+export type OpenProblem = z.infer<typeof OpenProblem>;
+
 /**
  * What a task asks for beyond its text, carried in the A2A message's `metadata.work`: the pipeline to run (and its input),
  * a tier or alias for its model steps, the duty or job it belongs to, what started it, and whether policy marks it urgent
@@ -29,6 +33,11 @@ export const TaskWork = z.object({
   cronJob: z.string().min(1).optional(),
   trigger: Trigger.optional(),
   urgent: z.boolean().optional(),
+  /**
+   * a duty run's: the problems (subject, key) its duty reported before and still has open; seen again they are not
+   * published again, so one broken site stays one open finding however many runs see it
+   */
+  open: z.array(OpenProblem).max(200).optional(),
 });
 export type TaskWork = z.infer<typeof TaskWork>;
 

@@ -4,8 +4,10 @@ import { fromSeed } from "@nats-io/nkeys";
 import { existsSync, readFileSync } from "node:fs";
 import type { Logger } from "pino";
 import { FleetError } from "./errors.js";
+import { trackServer } from "./server-away.js";
 
 export interface ConnectOptions {
+  /** one URL, a list, or a comma-separated list (`nats://n1:4222,nats://n2:4222`, as the nats CLI takes them) */
   servers: string | string[];
   /** shows in the server's connz, so an operator can tell the processes apart */
   name: string;
@@ -34,8 +36,7 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
   const auth = authOptions(options);
   try {
     const nc = await connect({
-      // `--nats nats://a:4222,nats://b:4222`: every node of a cluster, so the first connect does not hinge on one
-      servers: typeof options.servers === "string" && options.servers.includes(",") ? options.servers.split(",").map((s) => s.trim()) : options.servers,
+      servers: typeof options.servers === "string" ? options.servers.split(",").map((s) => s.trim()).filter(Boolean) : options.servers,
       name: options.name,
       maxReconnectAttempts: longLived ? -1 : 0,
       reconnectTimeWait: 500,
@@ -49,6 +50,7 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
       ...auth,
     });
     if (options.logger) watchStatus(nc, options.logger);
+    if (longLived) trackServer(nc);
     return nc;
   } catch (cause) {
     if (causedBy(cause, AuthorizationError)) {

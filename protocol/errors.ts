@@ -63,6 +63,15 @@ export const ERROR_CATALOGUE = {
   DELIVERY_FAILED: { a2aCode: -32170, retryable: true, description: "the channel did not take the message now (server unreachable, a temporary refusal, a send still running): it is retried" },
   DELIVERY_REFUSED: { a2aCode: -32171, retryable: false, description: "the channel refused the message for good (an SMTP 5xx, a recipient that is no address): it is dead-lettered" },
   DELIVERY_OUTCOME_UNKNOWN: { a2aCode: -32172, retryable: false, description: "a send started and its bridge stopped before knowing whether it was accepted: it is not sent again" },
+  // the A2A HTTP gateway (-32210 and below)
+  UNAUTHENTICATED: { a2aCode: -32210, retryable: false, description: "an A2A request over HTTP without a valid bearer token (HTTP 401)" },
+  RATE_LIMITED: { a2aCode: -32211, retryable: true, description: "the peer sent more requests than its rate limit allows (HTTP 429; retryAfterMs says when)" },
+  // peers: other companies' A2A agents this fleet calls (-32220 and below)
+  PEER_UNAVAILABLE: { a2aCode: -32220, retryable: true, description: "the peer's A2A endpoint cannot be reached or answers 5xx/429; the call is retried with backoff" },
+  PEER_TIMEOUT: { a2aCode: -32221, retryable: true, description: "the peer did not finish (or answer) within the peer's timeoutSeconds; the call is retried with backoff" },
+  PEER_REFUSED: { a2aCode: -32222, retryable: false, description: "the peer refused the call (401/403, its card lacks the skill, or it answered with an A2A error)" },
+  PEER_TASK_FAILED: { a2aCode: -32223, retryable: false, description: "the peer ended its task as failed, rejected or canceled, or asks for input or auth we cannot give" },
+  PEER_SKILL_NOT_GRANTED: { a2aCode: -32224, retryable: false, description: "the config does not grant this skill of the peer (peers.<name>.skills)" },
 } as const;
 
 export type FleetErrorCode = keyof typeof ERROR_CATALOGUE;

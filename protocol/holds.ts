@@ -18,6 +18,8 @@ export const Hold = z.object({
   until: z.number(),
   /** one line for the operator, e.g. "quiet hours until 06:30 Europe/Berlin" */
   detail: z.string(),
+  /** what the work found before it was held (a duty run's problems, published already): its next runs know them */
+  found: z.array(z.object({ subject: z.string(), key: z.string() })).max(200).optional(),
 });
 export type Hold = z.infer<typeof Hold>;
 

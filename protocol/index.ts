@@ -19,11 +19,12 @@ export {
   UrlPart,
   isTerminal,
 } from "./a2a.js";
-export { Finding, FleetEvent, Severity, TRIGGERS, TaskWork, Trigger, taskWorkOf, triggerOf } from "./autonomy.js";
+export { Finding, FleetEvent, OpenProblem, Severity, TRIGGERS, TaskWork, Trigger, taskWorkOf, triggerOf } from "./autonomy.js";
 export { ModelStepServed, PipelineRunRecord, PipelineStepRecord } from "./pipeline-run.js";
 export { nowOf, systemClock, type Clock } from "./clock.js";
 export { CONTENT_TYPES, codecForContentType, decode, decodeUnknown, encode, type CodecName, type Decoded, type DecodeOptions } from "./codec.js";
 export { connectNats, connectServing, drainConnections, inboxPrefixFor, isPermissionViolation, servingSeedFileOf, type ConnectOptions } from "./connect.js";
+export { closeConnectionsWhenServerAway, isServerAway, type AwayWatch, isServerAwayError, retryWhileServerAway } from "./server-away.js";
 export { deadLetter } from "./dead-letter.js";
 export { electionSafeJetStream, electionSafeKv, isElectionError, retryThroughElection, type ElectionRetryOptions } from "./election-retry.js";
 export { outboxMessageId } from "./outbox-message-id.js";
@@ -43,6 +44,7 @@ export { AgentRecord, CronRunRecord, DutyOutcome, DutyRunRecord, dutyRunKey, EMA
 export {
   ensureFleetResources,
   ensureOutboxConsumer,
+  LEASE_TTL_MS,
   ensureTaskConsumer,
   openBuckets,
   openFleetResources,
@@ -108,3 +110,5 @@ export { isPlainObject, JsonInput, JsonObject, JsonValue, plainObject, TaskId } 
 export { REDACTED, SecretScrubber, secretEnvNames, secrets } from "./secret-scrubber.js";
 export { bodilessEndpoint, endpoint, FleetService, type Endpoint, type EndpointSpec, type FleetServiceOptions, type ServiceCall } from "./service.js";
 export { discoverServices, MicroStats } from "./micro-discovery.js";
+export { activeTraceparent, contextOfTraceparent, formatTraceparent, parseTraceparent, withTraceparent } from "./trace-context.js";
+export { errorTypeOf, failSpan, GEN_AI, inGenAiSpan, type GenAiOperation, type GenAiSpanSpec } from "./gen-ai-spans.js";

@@ -56,6 +56,8 @@ export const PipelineRunRecord = z.object({
   /** the steps finished so far, in order */
   steps: z.array(PipelineStepRecord),
   findings: z.array(Finding),
+  /** what the run saw again of the problems its duty has open: not published again (TaskWork.open) */
+  stillOpen: z.array(Finding).optional(),
   startedAt: z.number(),
   updatedAt: z.number(),
 });

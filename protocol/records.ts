@@ -100,6 +100,13 @@ export const DutyRunRecord = z.object({
   nextDueAt: z.number().nullable(),
   /** a run started and not yet recorded (the scheduler may have died in it: the next one completes it, same task) */
   running: z.object({ dueAt: z.number(), taskId: z.string(), startedAt: z.number(), heldUntil: z.number().optional() }).optional(),
+  /**
+   * runs whose model steps are held (quiet hours, a spent cap) after their tool steps found something: the duty goes on
+   * watching meanwhile, and each one's report is delivered when its task ends
+   */
+  held: z.array(z.object({ dueAt: z.number(), taskId: z.string(), until: z.number() })).default([]),
+  /** the problems (a finding's subject and key) this duty reported and still sees: seen again, not reported again */
+  open: z.array(z.object({ subject: z.string(), key: z.string(), since: z.number() })).default([]),
   lastRun: z
     .object({
       dueAt: z.number(),
@@ -107,6 +114,10 @@ export const DutyRunRecord = z.object({
       outcome: DutyOutcome,
       /** how many findings, when the run says */
       findings: z.number().int().min(0).optional(),
+      /** how many of the duty's open problems it saw again (not reported again) */
+      stillOpen: z.number().int().min(0).optional(),
+      /** its model steps wait until then (quiet hours, a spent cap); its report is delivered when they have run */
+      heldUntil: z.number().optional(),
       /** whether a report went to the duty's delivery */
       delivered: z.boolean(),
       /** why it failed */

@@ -23,6 +23,8 @@ import type { BucketKey, FleetNames, StreamKey } from "./subjects.js";
  */
 
 const HOUR = 3600_000;
+/** how long a singleton's lease outlives its holder's last renewal (the leases bucket's max_age) */
+export const LEASE_TTL_MS = 15_000;
 const DAY = 24 * HOUR;
 
 export interface ResourceOptions {
@@ -43,7 +45,8 @@ function streamDefinitions(names: FleetNames): Record<StreamKey, Partial<StreamC
     AUDIT: { subjects: [`${p}.audit.*`], max_age: nanos(365 * DAY) },
     // the chain's tip, signed by governance, where the audit writer cannot publish: a rewritten tail no longer matches
     AUDIT_ANCHORS: { subjects: [`${p}.anchor.audit`], max_age: nanos(365 * DAY) },
-    USAGE: { subjects: [`${p}.usage.*.*`], max_age: nanos(90 * DAY) },
+    // a router publishes a record again after an outage (its spool) under the same id: a day's window drops the copy
+    USAGE: { subjects: [`${p}.usage.*.*`], max_age: nanos(90 * DAY), duplicate_window: nanos(DAY) },
     // what duties found and what arrived from outside: Atlas's plan inputs, the status report's source
     FINDINGS: { subjects: [`${p}.finding.*`], max_age: nanos(30 * DAY) },
     EVENTS: { subjects: [`${p}.event.*`], max_age: nanos(30 * DAY), duplicate_window: nanos(2 * 60_000) },
@@ -63,7 +66,7 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     proposals: { history: 5 },
     budgets: { history: 1, ttl: 8 * DAY },
     memory: { history: 10 },
-    leases: { history: 1, ttl: 15_000 },
+    leases: { history: 1, ttl: LEASE_TTL_MS },
     schedules: { history: 5 },
     dedup: { history: 1 },
     // the router's semantic cache; entries older than routing.cache.ttlHours are ignored before this bucket drops them

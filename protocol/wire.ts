@@ -5,6 +5,7 @@ import { codecForContentType, CONTENT_TYPES, decode, encode, type CodecName } fr
 import { FleetError, type ErrorPayload } from "./errors.js";
 import { OPERATIONS, replySchema, type OperationName } from "./operations.js";
 import { HEADERS, type FleetNames } from "./subjects.js";
+import { activeTraceparent } from "./trace-context.js";
 
 /** Request/reply for the A2A operations: the headers every message carries, typed replies, typed errors. */
 
@@ -14,17 +15,20 @@ const shared: Partial<Record<CodecName, MsgHdrs>> = {};
  * The headers every fleet message carries. Without a msgId they never change, so one instance per codec is shared
  * (building headers per message costs as much as encoding the payload); callers must not modify the result. That
  * includes js.publish's `msgID` option, which nats.js writes into the headers it is given: pass the id here instead.
+ * Inside a traced span (telemetry on) they carry its `traceparent`, so the next process continues the trace.
  */
 export function wireHeaders(codec: CodecName, msgId?: string): MsgHdrs {
-  if (!msgId) return (shared[codec] ??= buildHeaders(codec));
-  return buildHeaders(codec, msgId);
+  const traceparent = activeTraceparent();
+  if (!msgId && !traceparent) return (shared[codec] ??= buildHeaders(codec));
+  return buildHeaders(codec, msgId, traceparent);
 }
 
-function buildHeaders(codec: CodecName, msgId?: string): MsgHdrs {
+function buildHeaders(codec: CodecName, msgId?: string, traceparent?: string): MsgHdrs {
   const h = natsHeaders();
   h.set(HEADERS.a2aVersion, A2A_VERSION);
   h.set(HEADERS.contentType, CONTENT_TYPES[codec]);
   if (msgId) h.set(HEADERS.msgId, msgId);
+  if (traceparent) h.set(HEADERS.traceparent, traceparent);
   return h;
 }
 

@@ -2,10 +2,10 @@ import type { KV, KvEntry } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { z } from "zod";
 import { decode, encode, FleetError, TierName, type BudgetState, type BudgetView, nowOf, type Clock } from "../protocol/index.js";
-import { fleetDay } from "../config/index.js";
+import { fleetDay, nextMidnight } from "../config/index.js";
 import { budgetStateOf, roundUsd, stricter } from "./budget-state.js";
+import { AllowanceBook, editable, type AllowanceEdit, type AllowanceOptions } from "./budget-allowance.js";
 
 /**
  * The daily budgets in KV, shared by every router process: one key per agent and day (`<day>.<agentId>`) and one for
@@ -29,30 +29,13 @@ import { budgetStateOf, roundUsd, stricter } from "./budget-state.js";
  * Speed: a router's writes to one key are queued and applied together in one CAS write (a batch), so a thousand calls
  * in flight in one router make a handful of writes instead of racing each other; the revision and value from the last
  * read or write are kept, so an uncontended change is one round trip. Only other routers' writes cause retries.
+ *
+ * A busy router does better still: it holds an allowance, one reservation admitted only while it fits under both caps
+ * whole, and reserves its calls from it in memory with no round trip at all (router/budget-allowance.ts).
  */
 
-export const ReservationEntry = z.object({
-  usd: z.number().nonnegative(),
-  tier: TierName,
-  /** epoch ms after which a router that never settled is presumed dead and the reservation no longer counts */
-  expiresAt: z.number(),
-  /** tells this reservation from an earlier, settled one under the same id */
-  token: z.string(),
-});
-export type ReservationEntry = z.infer<typeof ReservationEntry>;
-
-/** The value under `<day>.<agentId>` and `<day>.fleet` (JSON, so `nats kv get` shows it as is). */
-export const BudgetRecord = z.object({
-  day: z.string(),
-  spentUsd: z.number().nonnegative(),
-  reservations: z.record(z.string(), ReservationEntry),
-  /**
-   * Reservations that expired unsettled, by token, with the worst case they were booked at: a router that died after
-   * the call may have paid for it, so the worst case counts. A late settle books the difference instead.
-   */
-  lapsed: z.record(z.string(), z.number().nonnegative()).optional(),
-});
-export type BudgetRecord = z.infer<typeof BudgetRecord>;
+export { BudgetRecord, ReservationEntry } from "./budget-record.js";
+import { BudgetRecord, empty, isWrongRevision, live, reservedOf, type ReservationEntry } from "./budget-record.js";
 
 /** What `reserve` hands back and `settle`/`release` take: enough to find both keys again, even after midnight. */
 export interface Reservation {
@@ -64,6 +47,9 @@ export interface Reservation {
   day: string;
   expiresAt: number;
   token: string;
+  /** drawn from this router's allowance (router/budget-allowance.ts): its token and reservation id */
+  allowance?: string;
+  allowanceId?: string;
 }
 
 export type ReserveResult =
@@ -93,6 +79,8 @@ export interface BudgetLedgerOptions {
   log?: Pick<Logger, "error">;
   /** the longest a settle waits to ride along with the key's next write (default 25 ms; 0 writes it at once) */
   settleDelayMs?: number;
+  /** a busy router's calls are reserved from an allowance held in KV, with no round trip (router/budget-allowance.ts) */
+  allowance?: AllowanceOptions | undefined;
 }
 
 const FLEET = "fleet";
@@ -130,6 +118,8 @@ export class BudgetLedger {
   /** tokens this process settled, oldest first: a retried settle here is not booked twice */
   private readonly settledTokens = new Set<string>();
   private readonly viewFreshMs: number;
+  private readonly allowances: AllowanceBook | undefined;
+  private today: { day: string; from: number; until: number } | undefined;
 
   constructor(private readonly options: BudgetLedgerOptions) {
     this.clock = nowOf(options.clock);
@@ -137,18 +127,21 @@ export class BudgetLedger {
     if (!(options.reservationTtlMs > 0)) throw new RangeError("reservationTtlMs must be positive");
     // `<day>.fleet` is the fleet's key: an agent of that name would share it
     if (Object.hasOwn(options.agentCapsUsd, FLEET)) throw new FleetError("CONFIG_INVALID", `"${FLEET}" cannot be an agent id: it names the fleet's budget`);
+    this.allowances = options.allowance && options.allowance.share > 0
+      ? new AllowanceBook({ now: this.clock, ttlMs: options.reservationTtlMs, capOf: (owner) => this.capOf(owner), edit: (...a) => this.edit(...a) }, options.allowance)
+      : undefined;
   }
 
   async view(agentId: string): Promise<{ agent: BudgetView; fleet: BudgetView; state: BudgetState }> {
     const now = this.clock();
-    const day = fleetDay(now, this.options.timeZone);
+    const day = this.dayOf(now);
     const [agent, fleet] = await Promise.all([this.viewOf(day, agentId, now, true), this.viewOf(day, FLEET, now, true)]);
     return { agent, fleet, state: stricter(agent.state, fleet.state) };
   }
 
   async views(agentIds: readonly string[]): Promise<{ day: string; fleet: BudgetView; agents: Record<string, BudgetView> }> {
     const now = this.clock();
-    const day = fleetDay(now, this.options.timeZone);
+    const day = this.dayOf(now);
     const [fleet, ...agents] = await Promise.all([this.viewOf(day, FLEET, now), ...agentIds.map((id) => this.viewOf(day, id, now))]);
     return { day, fleet: fleet!, agents: Object.fromEntries(agentIds.map((id, i) => [id, agents[i]!])) };
   }
@@ -161,8 +154,11 @@ export class BudgetLedger {
   async reserve(agentId: string, tier: TierName, usd: number, reservationId: string): Promise<ReserveResult> {
     if (!(usd >= 0 && Number.isFinite(usd))) throw new RangeError(`a reservation must be a finite, non-negative amount, not ${usd}`);
     const now = this.clock();
+    const day = this.dayOf(now);
+    const drawn = this.allowances?.draw(agentId, tier, roundUsd(usd), reservationId, day);
+    if (drawn) return { ok: true, reservation: drawn };
     const candidate: Reservation = {
-      id: reservationId, agentId, tier, usd: roundUsd(usd), day: fleetDay(now, this.options.timeZone),
+      id: reservationId, agentId, tier, usd: roundUsd(usd), day,
       expiresAt: now + this.options.reservationTtlMs, token: (this.options.newToken ?? randomUUID)(),
     };
     // both keys at once; a refusal (or a failure) on one undoes what the other admitted
@@ -194,6 +190,10 @@ export class BudgetLedger {
   async settle(reservation: Reservation, actualUsd: number, after?: Promise<unknown>): Promise<void> {
     if (!(actualUsd >= 0 && Number.isFinite(actualUsd))) throw new RangeError(`a settled cost must be finite and non-negative, not ${actualUsd}`);
     if (this.settledTokens.has(reservation.token)) return;
+    if (reservation.allowance !== undefined && reservation.allowanceId !== undefined && this.allowances) {
+      await this.allowances.settle({ ...reservation, allowance: reservation.allowance, allowanceId: reservation.allowanceId }, actualUsd, after);
+      return;
+    }
     const book = (working: Working): Change<void> => {
       const lapsed = working.record.lapsed?.[reservation.token];
       if (lapsed !== undefined) {
@@ -217,8 +217,9 @@ export class BudgetLedger {
     await this.settle(reservation, 0);
   }
 
-  /** Writes every deferred settle now (a router stopping, a test reading KV). */
+  /** Writes every deferred settle now and gives back what allowances hold free (a router stopping, a test reading KV). */
   async flush(): Promise<void> {
+    await this.allowances?.releaseAll();
     const pending: Promise<void>[] = [];
     for (const [key, cell] of this.cells) {
       if (cell.deferred) clearTimeout(cell.deferred);
@@ -228,6 +229,15 @@ export class BudgetLedger {
     await Promise.all(pending);
     // a write under way when flush began drains what was queued behind it; wait for those too
     while ([...this.cells.values()].some((c) => c.writing || c.queue.length > 0)) await sleep(1);
+  }
+
+  /** The fleet's day at `now`, remembered until its next midnight (computing it takes Intl work, twice a call). */
+  private dayOf(now: number): string {
+    const known = this.today;
+    if (known && now >= known.from && now < known.until) return known.day;
+    const day = fleetDay(now, this.options.timeZone);
+    this.today = { day, from: now, until: nextMidnight(now, this.options.timeZone) };
+    return day;
   }
 
   private capOf(owner: string): number {
@@ -251,7 +261,8 @@ export class BudgetLedger {
       const working: Working = { record, reservedUsd: reservedOf(record) };
       for (const q of queued) q.decide(working, now);
     }
-    const reservedUsd = reservedOf(record);
+    // what this router's allowances hold free is no call's: its own view of the state does not count it
+    const reservedUsd = roundUsd(Math.max(0, reservedOf(record) - (this.allowances?.freeOn(day, owner, owner === FLEET) ?? 0)));
     return { spentUsd: record.spentUsd, reservedUsd, capUsd, state: budgetStateOf(record.spentUsd + reservedUsd, capUsd, this.options.downgradeAt) };
   }
 
@@ -271,6 +282,14 @@ export class BudgetLedger {
       working.reservedUsd = roundUsd(working.reservedUsd + reservation.usd);
       return { changed: true, result: { kind: "admitted" } };
     });
+  }
+
+  /** The allowance's writes: one edit on the agent's key and on the fleet's, batched with every other change. */
+  private edit(day: string, agentId: string, edit: AllowanceEdit, defer: boolean, after?: Promise<unknown>): Promise<boolean[]> {
+    return Promise.all([agentId, FLEET].map((owner) => this.change(`${day}.${owner}`, day, (working, now): Change<boolean> => {
+      const changed = edit(editable(working), this.capOf(owner), now, owner === FLEET);
+      return { changed, result: changed };
+    }, defer, after)));
   }
 
   /** Takes back a reservation this call just made on one key, so the id can be reserved again. */
@@ -420,27 +439,7 @@ function exhaustedOf(verdict: Verdict | undefined): boolean {
   return verdict?.kind === "refused" && verdict.exhausted;
 }
 
-function empty(day: string): BudgetRecord {
-  return { day, spentUsd: 0, reservations: {} };
-}
 
-/**
- * The record with reservations that expired (`<=`: expiresAt is the end) moved to `lapsed` and booked at their worst
- * case: their router is presumed dead, and it may have paid for the call before it died.
- */
-function live(record: BudgetRecord, now: number): BudgetRecord {
-  const reservations: BudgetRecord["reservations"] = {};
-  const lapsed = { ...(record.lapsed ?? {}) };
-  let spentUsd = record.spentUsd;
-  for (const [id, r] of Object.entries(record.reservations)) {
-    if (r.expiresAt > now) reservations[id] = r;
-    else {
-      lapsed[r.token] = r.usd;
-      spentUsd = roundUsd(spentUsd + r.usd);
-    }
-  }
-  return { ...record, spentUsd, reservations, lapsed };
-}
 
 /** Drops this reservation; one with its id but another token is a later attempt and stays. */
 function removeReservation(working: Working, reservation: Reservation): boolean {
@@ -449,12 +448,4 @@ function removeReservation(working: Working, reservation: Reservation): boolean 
   delete working.record.reservations[reservation.id];
   working.reservedUsd = roundUsd(Math.max(0, working.reservedUsd - entry.usd));
   return true;
-}
-
-function reservedOf(record: BudgetRecord): number {
-  return roundUsd(Object.values(record.reservations).reduce((sum, r) => sum + r.usd, 0));
-}
-
-function isWrongRevision(err: unknown): boolean {
-  return err instanceof Error && /wrong last sequence/i.test(err.message);
 }

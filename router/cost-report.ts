@@ -85,7 +85,8 @@ export function emptyTotals(): CostTotals {
   return { calls: 0, simulatedCalls: 0, failed: 0, inputTokens: 0, outputTokens: 0, cachedTokens: 0, costUsd: 0, simulatedUsd: 0, cacheHits: 0, escalations: 0, fallbacks: 0 };
 }
 
-function add(totals: CostTotals, r: UsageRecord): void {
+/** Counts one call into `totals`. */
+export function addUsage(totals: CostTotals, r: UsageRecord): void {
   totals.calls++;
   if (r.simulated) totals.simulatedCalls++;
   if (!r.ok) totals.failed++;
@@ -125,14 +126,14 @@ function groupBy(records: readonly UsageRecord[], keyOf: (r: UsageRecord) => str
     const key = keyOf(r);
     let group = groups.get(key);
     if (!group) groups.set(key, (group = { key, ...emptyTotals() }));
-    add(group, r);
+    addUsage(group, r);
   }
   return [...groups.values()].sort((a, b) => b.costUsd - a.costUsd || b.simulatedUsd - a.simulatedUsd || a.key.localeCompare(b.key));
 }
 
 export function sumUsage(records: readonly UsageRecord[]): CostTotals {
   const totals = emptyTotals();
-  for (const r of records) add(totals, r);
+  for (const r of records) addUsage(totals, r);
   return totals;
 }
 

@@ -19,8 +19,9 @@ export { fleetBudgetLedger, startRouter, type RunningRouter, type StartRouterOpt
 export { cheaperStep, escalateOneStep, fallbackChain, ladder, tierPrice } from "./tier-ladder.js";
 export { costUsd } from "./cost.js";
 export { WaitingCall, WaitingCalls } from "./waiting-calls.js";
-export { buildCostReport, dedupUsage, sumUsage, type CostGroup, type CostReport, type CostTotals, type CostTrend, type TopCall } from "./cost-report.js";
+export { addUsage, buildCostReport, dedupUsage, emptyTotals, sumUsage, type CostGroup, type CostReport, type CostTotals, type CostTrend, type TopCall } from "./cost-report.js";
 export { readUsage, type UsageRead } from "./usage-reader.js";
+export { UsageSpool, type UsageSpoolOptions } from "./usage-spool.js";
 export { DEFAULT_ASSUMPTIONS, describeAssumptions, simulateFleet, type Simulation, type SimulationAssumptions, type SimulationRow } from "./simulate.js";
 export { buildWeeklyReport, estimateOf, peakPerMinute, pointsOf, TOKENS_PER_POINT, WEEK_MS, type PoolConfig, type PoolLine, type TaskLine, type TriggerLine, type WeeklyReport } from "./weekly-report.js";
 export { usdText, weeklyReportText } from "./weekly-report-text.js";

@@ -1,5 +1,6 @@
 import { TIER_NAMES, type TierName } from "../protocol/index.js";
-import { FEATURE_BITS, normalTitle, titleFeatures, titleWords } from "./title-features.js";
+import { FEATURE_BITS, normalTitle, titleFeatures, titleWords, type TitleFeatures } from "./title-features.js";
+import { TitleNeighbours, type NeighbourOptions } from "./title-neighbours.js";
 
 /*
  * The local classifier: which tier a step's title calls for, decided in-process in microseconds and for $0. A
@@ -11,6 +12,11 @@ import { FEATURE_BITS, normalTitle, titleFeatures, titleWords } from "./title-fe
  * A title it was taught word for word (after normalising case, spacing and numbers) is answered from that label with
  * confidence 1: an operator's correction holds for the title it names, whatever the model makes of its neighbours.
  * Among labels for the same title the last one wins, so learned labels are passed after the files.
+ *
+ * Its probabilities are blended half and half with the vote of the title's nearest labels (router/title-neighbours.ts),
+ * which remember the odd examples a linear boundary cuts off. A title of at most one meaningful word ("pricing",
+ * "question 3", "quick question") is too little to go on, whatever the model says: its confidence is capped below the default threshold,
+ * so it falls through to the nano classifier or the agent's default.
  *
  * Measured in bench/router (accuracy on held-out titles, confusion matrix, decision time) against nearest neighbours
  * over the local trigram embedding, which it beats on held-out phrasings.
@@ -40,10 +46,17 @@ export interface TrainOptions {
   decay?: number;
   /** the shuffle's seed: the same labels train the same model in every router process */
   seed?: number;
+  /** the nearest labels' share of the blended probabilities, 0–1 (default 0.5; 0: the linear model alone) */
+  neighbourShare?: number;
+  neighbours?: NeighbourOptions;
+  /** the highest confidence a title of one meaningful word gets (default 0.4, under the default threshold 0.5) */
+  vagueCap?: number;
 }
 
 const K = TIER_NAMES.length;
 const FILLER = new Set(["the", "and", "for", "with", "from", "this", "that", "these", "those", "our", "all", "any", "some", "one", "two", "three", "what", "who", "why", "how", "it's", "its", "please", "thing", "things", "stuff", "something", "anything", "task", "step"]);
+/** words that say a step exists but not what kind of work it is: they count as features, not as evidence */
+const VAGUE = new Set(["question", "questions", "quick", "issue", "issues", "problem", "request", "help", "misc", "todo", "note", "notes", "item", "ticket", "urgent", "asap", "idea", "topic", "followup"]);
 const DIMENSIONS = 1 << FEATURE_BITS;
 
 export class LocalClassifier {
@@ -54,6 +67,9 @@ export class LocalClassifier {
     private readonly exact: ReadonlyMap<string, { tier: TierName; source: string }>,
     /** how many labels it learned from */
     readonly size: number,
+    private readonly neighbours: TitleNeighbours,
+    private readonly neighbourShare: number,
+    private readonly vagueCap: number,
   ) {}
 
   static train(labels: readonly LabelledTitle[], options: TrainOptions = {}): LocalClassifier {
@@ -65,11 +81,13 @@ export class LocalClassifier {
     // 2^18-bucket table, whose random accesses would make training ten times slower; the result is scattered into it.
     const dense = new Map<number, number>();
     const examples: Array<{ indices: Int32Array; value: number; target: number; weight: number }> = [];
+    const kept: Array<{ features: TitleFeatures; tier: TierName }> = [];
     for (const label of labels) {
       const key = normalTitle(label.title);
       if (key === "") continue;
       exact.set(key, { tier: label.tier, source: label.source });
       const features = titleFeatures(label.title);
+      kept.push({ features, tier: label.tier });
       const indices = features.indices.map((index) => {
         let id = dense.get(index);
         if (id === undefined) dense.set(index, (id = dense.size));
@@ -118,7 +136,8 @@ export class LocalClassifier {
     }
     const weights = new Float32Array(DIMENSIONS * K);
     for (const [index, id] of dense) for (let k = 0; k < K; k++) weights[index * K + k] = table[id * K + k] as number;
-    return new LocalClassifier(weights, bias, exact, examples.length);
+    const neighbours = TitleNeighbours.build(kept, options.neighbours);
+    return new LocalClassifier(weights, bias, exact, examples.length, neighbours, options.neighbourShare ?? 0.5, options.vagueCap ?? 0.4);
   }
 
   /** The tier a title calls for and how sure the model is; undefined for a title with no words. */
@@ -127,13 +146,27 @@ export class LocalClassifier {
     const taught = this.exact.get(words.join(" "));
     if (taught) return { tier: taught.tier, confidence: 1, taught: taught.source };
     // a title of nothing but short or filler words ("a", "do it") is no evidence: the model would only echo its priors
-    if (this.size === 0 || !words.some((w) => w.length >= 3 && !FILLER.has(w))) return undefined;
+    let any = 0;
+    let meaningful = 0;
+    for (const w of words) {
+      if (w.length < 3 || FILLER.has(w)) continue;
+      any++;
+      if (!VAGUE.has(w)) meaningful++;
+    }
+    if (this.size === 0 || any === 0) return undefined;
     const features = titleFeatures(words);
     const probabilities = new Float64Array(K);
     softmax(this.weights, this.bias, features.indices, features.weight, probabilities);
+    if (this.neighbourShare > 0) {
+      const votes = new Float64Array(K);
+      this.neighbours.vote(features, votes);
+      const share = this.neighbourShare;
+      for (let k = 0; k < K; k++) probabilities[k] = (1 - share) * (probabilities[k] as number) + share * (votes[k] as number);
+    }
     let best = 0;
     for (let k = 1; k < K; k++) if ((probabilities[k] as number) > (probabilities[best] as number)) best = k;
-    return { tier: TIER_NAMES[best] as TierName, confidence: probabilities[best] as number };
+    const confidence = probabilities[best] as number;
+    return { tier: TIER_NAMES[best] as TierName, confidence: meaningful <= 1 ? Math.min(confidence, this.vagueCap) : confidence };
   }
 }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { nextMidnight, type AgentConfig, type FleetConfig, type TierName } from "../config/index.js";
-import { estimateInputTokens, FleetError, type CompleteReply, type CompleteRequest, type ModelToolCall, type RouteDecision, type RouteRequest, type RouteStep, type TeachReply, type TeachRequest, type TokenUsage, type UsageRecord, nowOf, type Clock } from "../protocol/index.js";
+import { estimateInputTokens, FleetError, inGenAiSpan, type CompleteReply, type CompleteRequest, type ModelToolCall, type RouteDecision, type RouteRequest, type RouteStep, type TeachReply, type TeachRequest, type TokenUsage, type UsageRecord, nowOf, type Clock } from "../protocol/index.js";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BudgetLedger, Reservation } from "./budget-ledger.js";
 import { assertKnownChecks, compileResponseSchema, runChecks, type CheckResult } from "./checks.js";
@@ -16,6 +16,8 @@ import { stepKey, type StepAnswers } from "./step-answers.js";
 import { escalateOneStep, fallbackChain } from "./tier-ladder.js";
 import { costUsd } from "./cost.js";
 import type { WaitingCalls } from "./waiting-calls.js";
+import type { Tracer } from "@opentelemetry/api";
+import { chatSpan, recordChatAnswer } from "./chat-span.js";
 
 export interface ModelRouterOptions {
   config: FleetConfig;
@@ -32,6 +34,8 @@ export interface ModelRouterOptions {
   /** the in-process classifier learned from labelled titles (routing.localClassifier) */
   localClassifier?: LearningClassifier | undefined;
   publishUsage: (record: UsageRecord) => Promise<void>;
+  /** each attempt at a deployment becomes a GenAI `chat` span (telemetry on); none without */
+  tracer?: Tracer | undefined;
   log: Logger;
   clock?: Clock;
 }
@@ -57,6 +61,8 @@ export class ModelRouter {
   private readonly inFlight = new Map<string, number>();
   /** smooth weighted round-robin's current weights per deployment, for weighted pools */
   private readonly roundRobin = new Map<string, number>();
+  /** USAGE records waiting to go out with their call's reply */
+  private readonly usageBeforeReply = new Map<string, Array<() => void>>();
 
   constructor(private readonly options: ModelRouterOptions) {
     this.clock = nowOf(options.clock);
@@ -232,15 +238,19 @@ export class ModelRouter {
         let answer: ProviderAnswer;
         this.inFlight.set(deployment.id, (this.inFlight.get(deployment.id) ?? 0) + 1);
         try {
-          answer = await deployment.provider.complete({
-            model: deployment.model,
-            messages: request.messages,
-            maxOutputTokens,
-            timeoutMs: config.timeoutSeconds * 1_000,
-            ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-            ...(request.responseSchema ? { responseSchema: request.responseSchema } : {}),
-            ...(request.tools ? { tools: request.tools } : {}),
-            ...optionalKey(apiKeyFor(deployment, agent, this.options.env)),
+          answer = await inGenAiSpan(this.options.tracer, chatSpan(deployment, tier, request, maxOutputTokens, attempt), async (span) => {
+            const answered = await deployment.provider.complete({
+              model: deployment.model,
+              messages: request.messages,
+              maxOutputTokens,
+              timeoutMs: config.timeoutSeconds * 1_000,
+              ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+              ...(request.responseSchema ? { responseSchema: request.responseSchema } : {}),
+              ...(request.tools ? { tools: request.tools } : {}),
+              ...optionalKey(apiKeyFor(deployment, agent, this.options.env)),
+            });
+            recordChatAnswer(span, answered, costUsd(config, answered.usage));
+            return answered;
           });
         } catch (err) {
           this.inFlight.set(deployment.id, (this.inFlight.get(deployment.id) ?? 1) - 1);
@@ -265,10 +275,14 @@ export class ModelRouter {
         this.options.health.recordSuccess(deployment.id);
         // The USAGE record goes out before the reply (unawaited) and the settle after its ack: a budget record rebuilt
         // from USAGE in between has the call already, and the settle then only drops the reservation.
-        const published = this.publish(request, callId, decision, { tier, model: answer.model, deploymentId: deployment.id }, answer.usage, cost, {
+        const outcome = {
           cacheHit: false, escalations: escalations.length, fallbacks: fallbacks.length, simulated: deployment.provider.simulated, ok: true,
           latencyMs: this.clock() - started, attempt,
-        }).catch((e: unknown) => this.options.log.error({ err: e, callId, costUsd: cost }, "USAGE record not published"));
+        };
+        const published = this.publishBeforeReply(callId, () =>
+          this.publish(request, callId, decision, { tier, model: answer.model, deploymentId: deployment.id }, answer.usage, cost, outcome)
+            .catch((e: unknown) => this.options.log.error({ err: e, callId, costUsd: cost }, "USAGE record not published")),
+        );
         this.afterReply(
           Promise.all([
             // queued now (this router's views count it at once), written only once the USAGE record is out
@@ -318,6 +332,29 @@ export class ModelRouter {
       this.roundRobin.set(first.id, (this.roundRobin.get(first.id) ?? 0) - total);
     }
     return [first, ...list.filter((d) => d !== first)];
+  }
+
+  /**
+   * A paid call's USAGE record is published just before the reply, in the same socket write (RouterService calls
+   * `releaseUsage` then): one NATS write per call, not two. Without a service in between (an in-process caller), or
+   * when the reply waits for I/O first (a task step's answer is stored), it goes out on the next turn of the event loop.
+   */
+  private publishBeforeReply(callId: string, publish: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const start = () => void publish().then(resolve, resolve);
+      const queued = this.usageBeforeReply.get(callId);
+      if (queued) queued.push(start);
+      else this.usageBeforeReply.set(callId, [start]);
+      setImmediate(() => this.releaseUsage(callId));
+    });
+  }
+
+  /** Publishes the USAGE records a call's reply is waiting to carry (see publishBeforeReply). */
+  releaseUsage(callId: string): void {
+    const queued = this.usageBeforeReply.get(callId);
+    if (!queued) return;
+    this.usageBeforeReply.delete(callId);
+    for (const start of queued) start();
   }
 
   /** Work that follows a reply (settles, USAGE records): tracked so that `drain` can wait for it. */

@@ -51,7 +51,9 @@ export class RouterService {
       endpoints: [
         // the agent a call is for (and billed to) is the caller the subject names: the payload may only repeat it
         endpoint({ name: "route", subject: names.router("route", "*"), request: RouteRequest, claims: (r) => r.agentId, handle: (request) => router.route(request) }),
-        endpoint({ name: "complete", subject: names.router("complete", "*"), request: CompleteRequest, claims: (r) => r.agentId, handle: (request) => router.complete(request) }),
+        endpoint({ name: "complete", subject: names.router("complete", "*"), request: CompleteRequest, claims: (r) => r.agentId, handle: (request) => router.complete(request),
+          // the call's USAGE record goes out in the reply's socket write
+          beforeReply: (reply) => router.releaseUsage((reply as { callId: string }).callId) }),
         endpoint({ name: "embed", subject: names.router("embed", "*"), request: EmbedRequest, claims: (r) => r.agentId, handle: (request) => options.embed(request.texts) }),
         // only the operator teaches the local classifier: an agent must not steer its own steps to a dearer tier
         endpoint({ name: "teach", subject: names.router("teach", "*"), request: TeachRequest, claims: () => CALLERS.operator, handle: (request) => router.teach(request) }),

@@ -1,5 +1,6 @@
 import { parseHhmm, runsPerDay, scheduleOf, TierName, type FleetConfig, type PipelineConfig } from "../config/index.js";
 import { costUsd } from "./cost.js";
+import { plansPerDay } from "./simulate-plans.js";
 
 /*
  * What a fleet config will cost before it spends anything: a projection of an average day per agent and tier, against
@@ -9,7 +10,8 @@ import { costUsd } from "./cost.js";
  * - An agent runs a cycle every cycleMinutes outside the fleet's quiet hours (an average day: the quotient, not a count
  *   of timer ticks; a 23- or 25-hour DST day is ignored).
  * - A cycle with nothing to do makes no model call (the agent chart ends it before planning), so idle cycles cost nothing.
- * - On workShare of the cycles, and once per cron job run, the agent does a working step: one call at its default tier,
+ * - On workShare of the cycles, and once per cron job run (but an orchestrator's job its own skills match best: its
+ *   status report, built without a model), the agent does a working step: one call at its default tier,
  *   preceded by one cheap triage call at the triage tier (nano: the routing classifier, or a "what is this?" step).
  *   Routing rules, the classifier, escalations, fallbacks and the semantic cache are not modelled: they move individual
  *   steps up or down, which a projection from config alone cannot know.
@@ -19,8 +21,8 @@ import { costUsd } from "./cost.js";
  *   findingRate, the share of runs assumed to find something. Escalations of a step that fails its check are not modelled.
  * - The orchestrator (the agent of layer orchestration) plans on a cycle only when something changed: at most once per
  *   cycle: woken by each run assumed to find something (at findingRate) and each task completed by an agent that reports
- *   to it (its note), at planning.tier; the wake-ups fall on cycles at random, so a day of T of them over C cycles plans
- *   C·(1 − e^(−T/C)) times (several in one cycle make one plan).
+ *   to it (its note), at planning.tier. The wake-ups are placed at their runs' due times over a week and taken by the
+ *   cycle after them (simulate-plans.ts): several in one cycle make one plan, and the night's wait for the morning.
  * - cachedInputShare of every call's input tokens are billed at the tier's cached price (the system prompt, skills and
  *   tool definitions repeat from call to call).
  * - A projected day above the agent's daily cap is clipped to the cap and flagged, and the fleet total to the fleet's cap:
@@ -164,7 +166,10 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
     // a job that runs a tool is tier 0: no model call; one that runs a pipeline costs its model steps
     const jobs = config.cron.filter((job) => job.agent === agent.id && job.tool === undefined);
     const cronRunsPerDay = jobs.reduce((n, job) => n + runsPerDay(scheduleOf(job), config.fleet.timeZone), 0);
-    const messageRunsPerDay = jobs.filter((job) => job.pipeline === undefined).reduce((n, job) => n + runsPerDay(scheduleOf(job), config.fleet.timeZone), 0);
+    // the orchestrator answers a message its own skills match best (its status report) from the fleet's records: no call
+    const messageRunsPerDay = jobs
+      .filter((job) => job.pipeline === undefined && !(agent.layer === "orchestration" && answersItself(config, agent, job.message ?? "")))
+      .reduce((n, job) => n + runsPerDay(scheduleOf(job), config.fleet.timeZone), 0);
     const workCalls = cyclesPerDay * a.workShare + messageRunsPerDay;
     const triageCalls = workCalls;
 
@@ -188,9 +193,8 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
       }
     }
     if (agent.layer === "orchestration") {
-      // the triggers fall on cycles independently; a cycle plans once however many arrived since the last
-      const triggers = planTriggersPerDay(config, agent.id, a, active);
-      const plans = cyclesPerDay > 0 ? cyclesPerDay * (1 - Math.exp(-triggers / cyclesPerDay)) : 0;
+      // the wake-ups placed on the day's timeline; a cycle plans once however many arrived since the last
+      const plans = plansPerDay(config, agent, a);
       parts.push({ tier: tierOf(config, config.planning.tier) ?? agent.defaultTier, steps: "plan", calls: plans, shape: a.plan });
     }
     for (const part of parts) baselineUsd += callUsd("premium", part.shape, part.calls);
@@ -245,6 +249,19 @@ export function simulateFleet(config: FleetConfig, options: { days: number; assu
   };
 }
 
+/**
+ * Whether the orchestrator keeps a message for itself rather than delegating it: no other agent's skill tags match it
+ * better than its own (as behaviours/atlas-behaviour.ts decides); it answers those with its status report, built from
+ * the fleet's records without a model.
+ */
+function answersItself(config: FleetConfig, orchestrator: FleetConfig["agents"][number], text: string): boolean {
+  const haystack = text.toLowerCase();
+  const score = (agent: FleetConfig["agents"][number]) => Math.max(0, ...agent.skills.map((s) => s.tags.filter((t) => haystack.includes(t.toLowerCase())).length));
+  const own = score(orchestrator);
+  const best = Math.max(0, ...config.agents.filter((a) => a.id !== orchestrator.id).map(score));
+  return best === 0 || (own > 0 && own >= best);
+}
+
 /** A tier name, or the tier of an alias the routing config knows; undefined for neither (or nothing named). */
 function tierOf(config: FleetConfig, name: string | undefined): TierName | undefined {
   if (name === undefined) return undefined;
@@ -263,28 +280,6 @@ export function pipelineCalls(config: FleetConfig, pipeline: PipelineConfig, fal
   return calls;
 }
 
-/**
- * What wakes the orchestrator's planner in a day: each run (of another agent's duties and pipeline jobs) that finds
- * something, at findingRate, and each task an agent reporting to it completes (its note arrives in the inbox): all its
- * duty runs, its message jobs and its share of working cycles.
- */
-function planTriggersPerDay(config: FleetConfig, orchestrator: string, a: SimulationAssumptions, activeMinutesPerDay: number): number {
-  const finds = (id: string) => config.pipelines[id]?.steps.some((step) => "findings" in step && (step.findings?.length ?? 0) > 0) ?? false;
-  const runs = (item: Parameters<typeof scheduleOf>[0]) => runsPerDay(scheduleOf(item), config.fleet.timeZone);
-  let triggers = 0;
-  for (const agent of config.agents) {
-    if (agent.id === orchestrator) continue;
-    const jobs = config.cron.filter((job) => job.agent === agent.id && job.tool === undefined);
-    if (agent.reportsTo === orchestrator) {
-      triggers += agent.duties.reduce((n, d) => n + runs(d), 0) + jobs.reduce((n, job) => n + runs(job), 0) + (activeMinutesPerDay / agent.cycleMinutes) * a.workShare;
-      continue;
-    }
-    for (const d of agent.duties) if (finds(d.pipeline)) triggers += runs(d) * a.findingRate;
-    for (const job of jobs) if (job.pipeline !== undefined && finds(job.pipeline)) triggers += runs(job) * a.findingRate;
-  }
-  return triggers;
-}
-
 /** The assumptions in words, for the printed table and the README: a projection is only as good as these. */
 export function describeAssumptions(s: Simulation): string[] {
   const a = s.assumptions;
@@ -294,7 +289,7 @@ export function describeAssumptions(s: Simulation): string[] {
     `cycles run ${hours} h a day (outside quiet hours), one every cycleMinutes; a cycle with nothing to do makes no model call`,
     `${Math.round(a.workShare * 100)} % of cycles, and every run of a message cron job, do a working step at the agent's default tier (${n(a.work.inputTokens)} in / ${n(a.work.outputTokens)} out tokens), triaged first at ${a.triageTier} (${n(a.triage.inputTokens)} in / ${n(a.triage.outputTokens)} out)`,
     `duties and pipeline jobs: each model step is one call per run (${n(a.step.inputTokens)} in / ${n(a.step.outputTokens)} out); a step conditioned on findings counts at ${Math.round(a.findingRate * 100)} % of runs (the assumed finding rate); tool steps are $0`,
-    `the orchestrator plans (at planning.tier, ${n(a.plan.inputTokens)} in / ${n(a.plan.outputTokens)} out) woken by each run that finds something and each task of an agent reporting to it; several in one cycle make one plan`,
+    `the orchestrator plans (at planning.tier, ${n(a.plan.inputTokens)} in / ${n(a.plan.outputTokens)} out) woken by each run that finds something and each task of an agent reporting to it, placed at their due times; several in one cycle make one plan`,
     `${Math.round(a.cachedInputShare * 100)} % of input tokens are billed at the cached price; routing rules, escalations and the semantic cache are not modelled`,
     `a day above an agent's cap (or the fleet's) is clipped to it; the baseline sends the same calls to premium without caps`,
   ];

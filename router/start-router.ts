@@ -17,7 +17,9 @@ import { RouterService } from "./router-service.js";
 import { SemanticCache } from "./semantic-cache.js";
 import { StepAnswers } from "./step-answers.js";
 import { spentOnDay } from "./usage-reader.js";
+import { UsageSpool } from "./usage-spool.js";
 import { WaitingCalls } from "./waiting-calls.js";
+import type { Tracer } from "@opentelemetry/api";
 
 /** The fleet's budget ledger from its config: every cap, threshold and the reservation TTL in one place. */
 export function fleetBudgetLedger(
@@ -25,6 +27,8 @@ export function fleetBudgetLedger(
   budgets: KV,
   clock?: Clock,
   rebuild?: { spentFromUsage: (day: string, agentId: string | undefined) => Promise<number>; log: Logger },
+  /** a router's ledger reserves a busy agent's calls from an allowance (routing.budget.allowanceShare) */
+  allowance = false,
 ): BudgetLedger {
   const { budget } = config.routing;
   return new BudgetLedger({
@@ -35,6 +39,7 @@ export function fleetBudgetLedger(
     downgradeAt: budget.downgradeAt,
     nanoGrace: budget.nanoGrace,
     reservationTtlMs: budget.reservationTtlSeconds * 1_000,
+    ...(allowance ? { allowance: { share: budget.allowanceShare } } : {}),
     ...(clock ? { clock } : {}),
     ...(rebuild ?? {}),
   });
@@ -55,6 +60,13 @@ export interface StartRouterOptions {
   createResources?: boolean;
   /** where the config file is: label files it names are relative to it (default: the working directory) */
   configDir?: string;
+  /** GenAI `chat` spans of every model call (telemetry on) */
+  tracer?: Tracer | undefined;
+  /**
+   * where USAGE records wait while the server is away (usage-spool.ts); without it a record that cannot be published
+   * is logged and lost
+   */
+  spoolDir?: string;
 }
 
 export interface RunningRouter {
@@ -81,7 +93,7 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
   const ledger = fleetBudgetLedger(config, kv.budgets, clock, {
     spentFromUsage: (day, agentId) => spentOnDay(js, names, config.fleet.timeZone, day, agentId),
     log: log.child({ component: "budget-ledger" }),
-  });
+  }, true);
   const deployments = buildDeployments(config.tiers);
   const health = new DeploymentHealth({
     failures: routing.cooldown.failures,
@@ -95,10 +107,14 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
     ? new SemanticCache({ kv: kv.cache, similarity: routing.cache.similarity, ttlMs: routing.cache.ttlHours * 3_600_000, embed: async (t) => localEmbedding(t), clock })
     : undefined;
 
+  const spool = options.spoolDir ? new UsageSpool({ dir: options.spoolDir, js, nc, log: log.child({ component: "usage-spool" }) }) : undefined;
   const publishUsage = async (record: UsageRecord) => {
-    await js.publish(names.usage(record.agentId, record.servedTier), encode(secrets.scrubDeep(record), config.fleet.codec), {
-      msgID: `${record.callId}.${record.attempt}`,
-    });
+    const subject = names.usage(record.agentId, record.servedTier);
+    const data = encode(secrets.scrubDeep(record), config.fleet.codec);
+    // the id the stream deduplicates on, also when the spool publishes the record again after an outage
+    const msgID = `${record.callId}.${record.attempt}`;
+    if (spool) await spool.publish(msgID, subject, data);
+    else await js.publish(subject, data, { msgID });
   };
 
   let router: ModelRouter | undefined;
@@ -115,7 +131,18 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
   const localClassifier = routing.localClassifier.enabled
     ? new LearningClassifier({ fileLabels: configuredLabels(routing, options.configDir ?? process.cwd()), kv: kv.labels, log: log.child({ component: "local-classifier" }) })
     : undefined;
-  await localClassifier?.start();
+  // the server may vanish during these steps: what was started is stopped again, and the caller may try once more
+  const undo = () => {
+    localClassifier?.stop();
+    spool?.stop();
+  };
+  try {
+    await localClassifier?.start();
+  } catch (err) {
+    undo();
+    throw err;
+  }
+  spool?.start();
   const answers = new StepAnswers({
     kv: kv.answers,
     log: log.child({ component: "step-answers" }),
@@ -123,7 +150,7 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
     claimTtlMs: routing.budget.reservationTtlSeconds * 1_000,
     clock,
   });
-  router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, answers, classifier, localClassifier, publishUsage, log: log.child({ component: "router" }), clock });
+  router = new ModelRouter({ config, env, deployments, ledger, health, waiting, cache, answers, classifier, localClassifier, publishUsage, tracer: options.tracer, log: log.child({ component: "router" }), clock });
 
   const embeddings = routing.embeddings;
   const embedProvider = embeddings ? lazyOpenAIProvider({ deploymentId: "embeddings", baseUrl: embeddings.baseUrl }) : undefined;
@@ -150,7 +177,13 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
     deadLetter: (subject, data, error) => deadLetter(js, names, "router", { subject, data }, error),
   });
   service.start();
-  await serveNc.flush();
+  try {
+    await serveNc.flush();
+  } catch (err) {
+    await service.stop().catch(() => undefined);
+    undo();
+    throw err;
+  }
   log.info({
     deployments: Object.values(deployments).flat().map((d) => `${d.tier}:${d.id}${d.provider.simulated ? " (simulated)" : ""}`),
     ...(localClassifier ? { localClassifier: { labels: localClassifier.size, trainingMs: Math.round(localClassifier.lastTrainingMs) } } : {}),
@@ -163,6 +196,7 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
       // the calls answered before the stop are booked before it returns
       await router?.drain();
       localClassifier?.stop();
+      spool?.stop();
     },
   };
 }

@@ -17,6 +17,7 @@ import {
   type Clock,
   type CodecName,
   type FleetNames,
+  type OpenProblem,
   type TaskWork,
 } from "../protocol/index.js";
 import { withLocalTargets, type LocalTargets } from "./local-targets.js";
@@ -60,6 +61,12 @@ interface Entry {
  * (`duty.<agent>.<id>`): the last due time handled, a run in flight, the last outcome. After downtime the missed due
  * times coalesce into one run; a run in flight when the scheduler died is completed first, with the same task id (it
  * follows from the duty and its due time), and its report is delivered once (the outbox deduplicates by content).
+ *
+ * A duty keeps watching whatever its model steps are doing: a run whose model step is held (quiet hours, a spent cap)
+ * after its tool steps found something is kept in the record's `held` list and delivered when its task ends, while the
+ * next runs go on at the interval. The problems a run saw are the duty's `open` ones and go with the next runs
+ * (`work.open`), which do not publish them again: one broken site is one open finding, not one per run, and a run that
+ * sees only open problems costs $0 and says nothing. A clean run closes them.
  */
 export class DutyScheduler {
   private timer: NodeJS.Timeout | undefined;
@@ -114,18 +121,19 @@ export class DutyScheduler {
       const record = await this.readRecord(entry.key);
       if (!record) {
         // a new duty starts counting from now: nothing before it was ever due
-        const fresh: DutyRunRecord = { ...this.identity(entry), lastDueAt: now, nextDueAt: this.nextAfter(entry, now), counts: { clean: 0, found: 0, failed: 0 } };
+        const fresh: DutyRunRecord = { ...this.identity(entry), lastDueAt: now, nextDueAt: this.nextAfter(entry, now), held: [], open: [], counts: { clean: 0, found: 0, failed: 0 } };
         await this.writeRecord(entry.key, fresh);
         this.notBefore.set(entry.key, fresh.nextDueAt ?? Infinity);
         return;
       }
+      const current = await this.settleHeld(entry, record, now);
       // a run the last scheduler started and never recorded is completed first, under its own due time and task
-      const due = record.running?.dueAt ?? latestDue(entry.schedule, this.options.timeZone, record.lastDueAt, now);
+      const due = current.running?.dueAt ?? latestDue(entry.schedule, this.options.timeZone, current.lastDueAt, now);
       if (due === undefined) {
-        this.notBefore.set(entry.key, this.nextAfter(entry, record.lastDueAt) ?? Infinity);
+        this.notBefore.set(entry.key, Math.min(this.nextAfter(entry, current.lastDueAt) ?? Infinity, this.heldCheckAt(current, now)));
         return;
       }
-      await this.run(entry, due, record);
+      await this.run(entry, due, current);
     } catch (err) {
       this.log.warn({ err, agentId: entry.agentId, duty: entry.duty.id }, "duty not checked; will retry");
       this.notBefore.set(entry.key, now + (this.options.retryMs ?? 15_000));
@@ -145,17 +153,19 @@ export class DutyScheduler {
     const timeout = AbortSignal.timeout(timeoutMs);
     try {
       const input = withLocalTargets(duty.input, this.options.localTargets);
-      const work: TaskWork = { pipeline: duty.pipeline, input, duty: duty.id, trigger: "duty", ...(duty.tier ? { tier: duty.tier } : {}) };
+      // the problems this duty has open go with the run: seen again, they are not reported again
+      const open = record.open.map(({ subject, key }) => ({ subject, key }));
+      const work: TaskWork = { pipeline: duty.pipeline, input, duty: duty.id, trigger: "duty", ...(duty.tier ? { tier: duty.tier } : {}), ...(open.length > 0 ? { open } : {}) };
       await requestOperation(this.options.nc, this.options.names, agentId, "SendMessage", {
         message: { messageId, role: "ROLE_USER", parts: [{ text: this.title(entry) }], metadata: { work } },
       });
       const done = await this.waitForOutcome(agentId, taskId, AbortSignal.any([timeout, this.stopping.signal]));
       if ("heldUntil" in done) {
-        // model work held (quiet hours, a spent cap): the run stays this duty's one run in flight, and is picked up
-        // again when the hold ends; the tool steps found something, and that waits for the morning, not repeated all night
-        await this.writeRecord(entry.key, { ...record, running: { dueAt, taskId, startedAt: record.running?.startedAt ?? startedAt, heldUntil: done.heldUntil } });
-        this.notBefore.set(entry.key, done.heldUntil);
-        log.info({ heldUntil: new Date(done.heldUntil).toISOString() }, "duty run held");
+        // model work held (quiet hours, a spent cap) after the tool steps found something (published already): the run
+        // waits for its model steps with the agent, its report is delivered when it ends, and the duty goes on watching
+        // at its interval meanwhile; what this run found is open, so the next runs do not report it again
+        await this.recordHeld(entry, record, { dueAt, taskId, until: done.heldUntil }, done.found);
+        log.info({ heldUntil: new Date(done.heldUntil).toISOString(), found: done.found.length }, "duty run held; the duty goes on watching");
         return;
       }
       outcome = runOutcomeOf(done);
@@ -173,22 +183,23 @@ export class DutyScheduler {
       }
     }
 
-    const delivered = outcome.outcome === "found" && duty.delivery !== "none";
-    if (delivered && duty.delivery !== "none") {
-      const text = `${agentId} · ${duty.id}: ${outcome.report ?? "found something"}`;
-      await deliverToOutbox(this.options, duty.delivery, text, { agentId, taskId, duty: duty.id }, this.options.clock.now());
-    }
+    const delivered = await this.deliver(entry, outcome, taskId);
     const counts = { ...record.counts, [outcome.outcome]: record.counts[outcome.outcome] + 1 };
     const nextDueAt = this.nextAfter(entry, Math.max(dueAt, record.lastDueAt));
+    const now = this.options.clock.now();
     await this.writeRecord(entry.key, {
       ...this.identity(entry),
       lastDueAt: Math.max(dueAt, record.lastDueAt),
       nextDueAt,
+      held: record.held,
+      // a failed run says nothing of the problems: they stay as they were; otherwise the run's view is the duty's
+      open: outcome.outcome === "failed" ? record.open : openSince(record.open, outcome.open ?? [], now),
       lastRun: {
         dueAt,
         taskId,
         outcome: outcome.outcome,
         ...(outcome.findings !== undefined ? { findings: outcome.findings } : {}),
+        ...(outcome.stillOpen ? { stillOpen: outcome.stillOpen } : {}),
         delivered,
         ...(outcome.reason ? { reason: outcome.reason } : {}),
         finishedAt: this.options.clock.now(),
@@ -197,7 +208,7 @@ export class DutyScheduler {
     });
     // a completed catch-up of an interrupted run may leave a later due time to run now: look again at the next tick
     this.notBefore.delete(entry.key);
-    const line = { outcome: outcome.outcome, findings: outcome.findings, delivered, reason: outcome.reason };
+    const line = { outcome: outcome.outcome, findings: outcome.findings, stillOpen: outcome.stillOpen, delivered, reason: outcome.reason };
     if (outcome.outcome === "failed") log.warn(line, "duty run failed");
     else log.info(line, "duty ran");
   }
@@ -206,7 +217,7 @@ export class DutyScheduler {
    * The task once it ends, or the end of its hold when the agent holds it (SUBMITTED with `metadata.held` in the future).
    * A hold whose time has passed is the agent about to run it again: keep waiting.
    */
-  private async waitForOutcome(agentId: string, taskId: string, signal: AbortSignal): Promise<Task | { heldUntil: number }> {
+  private async waitForOutcome(agentId: string, taskId: string, signal: AbortSignal): Promise<Task | { heldUntil: number; found: OpenProblem[] }> {
     const watch = await this.options.kv.tasks.watch({ key: this.options.names.taskKey(agentId, taskId) });
     const onAbort = () => watch.stop();
     signal.addEventListener("abort", onAbort, { once: true });
@@ -218,7 +229,7 @@ export class DutyScheduler {
         const task = decoded.value;
         if (isTerminal(task.status.state)) return task;
         const held = heldOf(task.metadata);
-        if (held && held.until > this.options.clock.now()) return { heldUntil: held.until };
+        if (held && held.until > this.options.clock.now()) return { heldUntil: held.until, found: held.found ?? [] };
       }
       signal.throwIfAborted();
       throw new FleetError("INTERNAL", `watch on task ${taskId} ended before the task finished`);
@@ -226,6 +237,63 @@ export class DutyScheduler {
       signal.removeEventListener("abort", onAbort);
       watch.stop();
     }
+  }
+
+  /** The report of a run that found something new goes to the duty's delivery; whether it went. */
+  private async deliver(entry: Entry, outcome: RunOutcome, taskId: string): Promise<boolean> {
+    const { agentId, duty } = entry;
+    if (outcome.outcome !== "found" || outcome.report === undefined || duty.delivery === "none") return false;
+    const text = `${agentId} · ${duty.id}: ${outcome.report}`;
+    await deliverToOutbox(this.options, duty.delivery, text, { agentId, taskId, duty: duty.id }, this.options.clock.now());
+    return true;
+  }
+
+  /** A run held at its model steps: counted as found, kept in `held` until its task ends, and the duty moves on. */
+  private async recordHeld(entry: Entry, record: DutyRunRecord, run: { dueAt: number; taskId: string; until: number }, found: readonly OpenProblem[]): Promise<void> {
+    const { running: _running, ...rest } = record;
+    const now = this.options.clock.now();
+    const lastDueAt = Math.max(run.dueAt, record.lastDueAt);
+    await this.writeRecord(entry.key, {
+      ...rest,
+      lastDueAt,
+      nextDueAt: this.nextAfter(entry, lastDueAt),
+      held: [...record.held.filter((h) => h.taskId !== run.taskId), run],
+      open: openSince(record.open, [...record.open, ...found], now),
+      lastRun: { dueAt: run.dueAt, taskId: run.taskId, outcome: "found", findings: found.length, heldUntil: run.until, delivered: false, finishedAt: now },
+      counts: { ...record.counts, found: record.counts.found + 1 },
+    });
+    this.notBefore.delete(entry.key);
+  }
+
+  /**
+   * Held runs whose hold has ended are looked at: one whose task has ended is delivered (when it found something new)
+   * and dropped; one still under way is looked at again soon.
+   */
+  private async settleHeld(entry: Entry, record: DutyRunRecord, now: number): Promise<DutyRunRecord> {
+    const due = record.held.filter((h) => h.until <= now);
+    if (due.length === 0) return record;
+    const still = record.held.filter((h) => h.until > now);
+    for (const h of due) {
+      const stored = await this.options.kv.tasks.get(this.options.names.taskKey(entry.agentId, h.taskId)).catch(() => null);
+      const decoded = stored && stored.operation === "PUT" ? decode(Task, stored.value, { codec: this.options.codec }) : undefined;
+      const task = decoded?.ok ? decoded.value : undefined;
+      if (!task || !isTerminal(task.status.state)) {
+        still.push(h);
+        continue;
+      }
+      const outcome = runOutcomeOf(task);
+      const delivered = await this.deliver(entry, outcome, h.taskId);
+      this.log.info({ agentId: entry.agentId, duty: entry.duty.id, taskId: h.taskId, outcome: outcome.outcome, delivered }, "held duty run ended");
+    }
+    if (still.length === record.held.length) return record;
+    const updated = { ...record, held: still };
+    await this.writeRecord(entry.key, updated);
+    return updated;
+  }
+
+  /** When the held runs need a look: the earliest end of a hold, or soon when one has ended and its task has not. */
+  private heldCheckAt(record: DutyRunRecord, now: number): number {
+    return record.held.reduce((at, h) => Math.min(at, h.until > now ? h.until : now + (this.options.retryMs ?? 15_000)), Infinity);
   }
 
   private title(entry: Entry): string {
@@ -252,4 +320,14 @@ export class DutyScheduler {
   private async writeRecord(key: string, record: DutyRunRecord): Promise<void> {
     await this.options.kv.schedules.put(key, encode(record, this.options.codec));
   }
+}
+
+/** The problems a run saw, each open since it was first seen (kept from the duty's record when it was open already). */
+function openSince(before: DutyRunRecord["open"], seen: readonly OpenProblem[], now: number): DutyRunRecord["open"] {
+  const out: DutyRunRecord["open"] = [];
+  for (const { subject, key } of seen) {
+    if (out.some((o) => o.subject === subject && o.key === key)) continue;
+    out.push({ subject, key, since: before.find((o) => o.subject === subject && o.key === key)?.since ?? now });
+  }
+  return out;
 }

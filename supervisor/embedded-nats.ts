@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -6,17 +6,43 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import { FleetError } from "../protocol/index.js";
 
+/** What goes into the embedded server's config beside its listen address and store. */
+export interface EmbeddedNatsOptions {
+  maxPayload?: number;
+  /**
+   * An authorization block (as `fleet up` writes it) the server includes, so every client must present one of its
+   * identities; without it the server is open to anyone who reaches 127.0.0.1.
+   */
+  authFile?: string;
+  /** read-only statistics on another free port of 127.0.0.1 */
+  monitor?: boolean;
+  /** more lines for the config, e.g. a cluster block for a server that is one of several */
+  extraConfig?: string[];
+}
+
+/** The client (and monitoring) ports a server found free on its first start; its restarts listen on the same ones. */
+interface Ports {
+  client: number;
+  monitor?: number;
+}
+
 /**
- * The embedded default: a local `nats-server -js` with its store under `.fleet/`, on a free port. The URL is written to
- * `.fleet/nats.url` so `fleet status` in a second terminal finds the fleet without flags. With `monitor`, its HTTP
- * monitoring endpoint listens on another free port of 127.0.0.1, written to `.fleet/nats-monitor.url`: the default
- * fleet's duties watch it as a local target (`{{local.nats-monitor}}`).
+ * The embedded default: a local `nats-server -js` with its store in a directory (`.fleet/`), on a free port. The server
+ * runs as a supervised child of `fleet up` (`fleet run nats-server <dir>`, the watchdog in server-watchdog.ts), the
+ * first started and the last stopped; this class prepares its directory and config, waits for its first start and then
+ * pins the ports it found, so that a server the supervisor restarts on the same store comes back at the same URL and
+ * every process reconnects to it.
+ *
+ * The URL is written to `.fleet/nats.url` so `fleet status` in a second terminal finds the fleet without flags. With
+ * `monitor`, its HTTP monitoring endpoint's URL goes to `.fleet/nats-monitor.url`: the default fleet's duties watch it
+ * as a local target (`{{local.nats-monitor}}`).
  */
 export class EmbeddedNats {
+  private ports: Ports | undefined;
+
   private constructor(
-    readonly url: string,
-    private readonly proc: ChildProcess,
-    private readonly dir: string,
+    readonly dir: string,
+    private readonly options: EmbeddedNatsOptions,
     private readonly log: Logger,
   ) {}
 
@@ -28,71 +54,79 @@ export class EmbeddedNats {
     return join(fleetDir, "nats-monitor.url");
   }
 
+  static confFile(fleetDir: string): string {
+    return join(fleetDir, "nats-server.conf");
+  }
+
+  /** the running server's pid, written by its watchdog at each (re)start */
+  static pidFile(fleetDir: string): string {
+    return join(fleetDir, "nats.pid");
+  }
+
+  /** Writes the server's config (on free ports) and stops a server that an earlier, killed run left behind. */
+  static async prepare(fleetDir: string, log: Logger, options: EmbeddedNatsOptions = {}): Promise<EmbeddedNats> {
+    const server = new EmbeddedNats(resolve(fleetDir), options, log);
+    findNatsServer(); // not installed: say so now, not from a child restarted until the supervisor gives up
+    mkdirSync(join(server.dir, "nats"), { recursive: true });
+    await stopOrphan(EmbeddedNats.pidFile(server.dir), log);
+    removePortsFiles(server.dir);
+    server.writeConfig();
+    return server;
+  }
+
+  get url(): string {
+    if (!this.ports) throw new FleetError("INTERNAL", "the embedded nats-server has not started yet");
+    return `nats://127.0.0.1:${this.ports.client}`;
+  }
+
   /**
-   * `authFile`: an authorization block (as `fleet up` writes it) the server includes, so every client must present one
-   * of its identities; without it the server is open to anyone who reaches 127.0.0.1.
+   * Resolves with the URL once the server's first run has written its ports file; then the config names those ports.
+   * Rejects when `failed` settles first (the supervisor gave up on the server) or after `timeoutMs`.
    */
-  static async start(fleetDir: string, log: Logger, options: { maxPayload?: number; authFile?: string; monitor?: boolean } = {}): Promise<EmbeddedNats> {
-    const dir = resolve(fleetDir);
-    const binary = findNatsServer();
-    mkdirSync(join(dir, "nats"), { recursive: true });
-    for (const f of readdirSync(dir)) if (f.endsWith(".ports")) rmSync(join(dir, f));
-    const conf = join(dir, "nats-server.conf");
+  async ready(options: { timeoutMs?: number; failed?: Promise<unknown> } = {}): Promise<string> {
+    let gaveUp = false;
+    void options.failed?.finally(() => (gaveUp = true));
+    const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+    while (Date.now() < deadline && !gaveUp) {
+      const first = readPortsFile(this.dir);
+      const monitor = this.options.monitor ? readPortsFile(this.dir, "monitoring") : undefined;
+      if (first && (!this.options.monitor || monitor)) {
+        this.ports = { client: Number(new URL(first).port), ...(monitor ? { monitor: Number(new URL(monitor).port) } : {}) };
+        this.writeConfig();
+        writeFileSync(EmbeddedNats.urlFile(this.dir), this.url + "\n");
+        if (monitor) writeFileSync(EmbeddedNats.monitorUrlFile(this.dir), `http://127.0.0.1:${this.ports.monitor}\n`);
+        this.log.info({ url: this.url, store: join(this.dir, "nats"), secured: this.options.authFile !== undefined }, "embedded nats-server started");
+        return this.url;
+      }
+      await sleep(50);
+    }
+    throw new FleetError("NATS_UNAVAILABLE", `embedded nats-server did not start (its own lines above say why)`);
+  }
+
+  /** After the supervisor has stopped the server: the files that say where a running fleet's server is go. */
+  cleanup(): void {
+    for (const f of [EmbeddedNats.urlFile(this.dir), EmbeddedNats.pidFile(this.dir), EmbeddedNats.monitorUrlFile(this.dir)]) if (existsSync(f)) rmSync(f);
+    if (this.ports) this.log.info({ url: this.url }, "embedded nats-server stopped");
+  }
+
+  private writeConfig(): void {
+    const { options, dir, ports } = this;
     writeFileSync(
-      conf,
+      EmbeddedNats.confFile(dir),
       [
         "# written by `fleet up`: the embedded fleet server (local only)",
-        "listen: 127.0.0.1:-1",
+        // -1: a free port on the first start; the same port on every restart after it
+        `listen: 127.0.0.1:${ports?.client ?? -1}`,
         `jetstream { store_dir: "${join(dir, "nats")}" }`,
         `ports_file_dir: "${dir}"`,
         `max_payload: ${options.maxPayload ?? 1048576}`,
         // read-only statistics, on 127.0.0.1 only; the port is in the ports file
-        ...(options.monitor ? ['http: "127.0.0.1:-1"'] : []),
+        ...(options.monitor ? [`http: "127.0.0.1:${ports?.monitor ?? -1}"`] : []),
         // one nkey user per process identity, with only the subjects that identity needs
         ...(options.authFile ? [`include ${JSON.stringify(relative(dir, resolve(options.authFile)))}`] : []),
+        ...(options.extraConfig ?? []),
       ].join("\n"),
     );
-    stopOrphan(join(dir, "nats.pid"), log);
-    // its own process group: Ctrl-C reaches the agents first, and they drain into a server that is still there
-    const proc = spawn(binary, ["-c", conf], { stdio: ["ignore", "ignore", "pipe"], detached: true });
-    let stderr = "";
-    proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-    const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline) {
-      if (proc.exitCode !== null) throw new FleetError("NATS_UNAVAILABLE", `embedded nats-server exited: ${stderr.trim()}`);
-      const first = readPortsFile(dir);
-      const monitor = options.monitor ? readPortsFile(dir, "monitoring") : undefined;
-      if (first && (!options.monitor || monitor)) {
-        const url = `nats://127.0.0.1:${new URL(first).port}`;
-        writeFileSync(EmbeddedNats.urlFile(dir), url + "\n");
-        if (monitor) writeFileSync(EmbeddedNats.monitorUrlFile(dir), `http://127.0.0.1:${new URL(monitor).port}\n`);
-        writeFileSync(join(dir, "nats.pid"), String(proc.pid) + "\n");
-        log.info({ url, store: join(dir, "nats"), secured: options.authFile !== undefined }, "embedded nats-server started");
-        return new EmbeddedNats(url, proc, dir, log);
-      }
-      await sleep(50);
-    }
-    proc.kill("SIGKILL");
-    throw new FleetError("NATS_UNAVAILABLE", `embedded nats-server did not start: ${stderr.trim()}`);
-  }
-
-  /** Last in the shutdown order: every process has drained before the server goes. */
-  async stop(): Promise<void> {
-    const proc = this.proc;
-    if (proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise((r) => proc.once("exit", r));
-      proc.kill("SIGTERM");
-      // the kill timer is cleared once the server exits, so a clean stop leaves nothing pending for 5 s
-      const kill = setTimeout(() => proc.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(kill);
-    }
-    for (const f of ["nats.url", "nats.pid", "nats-monitor.url"]) if (existsSync(join(this.dir, f))) rmSync(join(this.dir, f));
-    this.log.info({ url: this.url }, "embedded nats-server stopped");
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
   }
 }
 
@@ -126,8 +160,13 @@ export function findNatsServer(): string {
   );
 }
 
-/** A server left behind by a `fleet up` that was killed outright (it runs detached): stop it before starting anew. */
-function stopOrphan(pidFile: string, log: Logger): void {
+/** The ports files of servers that ran in `dir` (a killed one leaves its own behind). */
+export function removePortsFiles(dir: string): void {
+  for (const f of readdirSync(dir)) if (f.endsWith(".ports")) rmSync(join(dir, f));
+}
+
+/** A server left behind by a `fleet up` that was killed outright and its watchdog with it: stop it before starting anew. */
+async function stopOrphan(pidFile: string, log: Logger): Promise<void> {
   if (!existsSync(pidFile)) return;
   const pid = Number(readFileSync(pidFile, "utf8").trim());
   if (!Number.isInteger(pid) || pid <= 1) return;
@@ -137,6 +176,8 @@ function stopOrphan(pidFile: string, log: Logger): void {
     process.kill(pid, "SIGTERM");
     log.warn({ pid }, "stopped an embedded nats-server left behind by an earlier run");
   } catch {
-    // gone already, or not ours to inspect
+    return; // gone already, or not ours to inspect
   }
+  // its store is the one the new server opens: wait until it has let go of it
+  for (let waited = 0; waited < 5_000 && existsSync(`/proc/${pid}`); waited += 100) await sleep(100);
 }

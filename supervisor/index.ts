@@ -1,4 +1,5 @@
-export { EmbeddedNats, findNatsServer, readPortsFile } from "./embedded-nats.js";
+export { EmbeddedNats, findNatsServer, readPortsFile, type EmbeddedNatsOptions } from "./embedded-nats.js";
+export { runServerWatchdog } from "./server-watchdog.js";
 export { ClusterNode, clusterNodeConfig, freePort, localClusterNodes, routeSecret, type ClusterConfigOptions, type ClusterNodeSpec, type LocalClusterOptions } from "./nats-cluster.js";
 export { Lease, type LeaseOptions } from "./lease.js";
 export { exitWhenParentDies, type ParentWatchOptions } from "./parent-watch.js";
@@ -27,4 +28,4 @@ export { loadWeeklyReport, nextWeeklyAt, WeeklyReportJob, type WeeklyReportJobOp
 export { claimOnce, publishNotice } from "./notice.js";
 export { evaluateAlerts, type Alert, type AlertInput } from "./alert-rules.js";
 export { AlertWatcher, type AlertWatcherOptions } from "./alert-watcher.js";
-export { CloseoutSweeper, sweepTasks, sweepText, type CloseoutSweeperOptions, type SweepLine, type SweepReason } from "./closeout-sweeper.js";
+export { CloseoutSweeper, sweepProposals, sweepTasks, sweepText, type CloseoutSweeperOptions, type SweepLine, type SweepReason } from "./closeout-sweeper.js";

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
+import { isServerAwayError } from "../protocol/index.js";
 
 export interface LeaseOptions {
   kv: KV;
@@ -11,8 +12,9 @@ export interface LeaseOptions {
   /** how often the holder renews; the bucket's max_age (the lease TTL) must be a few times longer */
   renewMs: number;
   /**
-   * the bucket's max_age (15 s for the fleet's leases bucket): a holder that could not renew for `ttlMs - renewMs` (its
-   * server cut off from the cluster's majority) gives the lease up before the key can expire and another host take it
+   * the leases bucket's max_age (LEASE_TTL_MS), given on a cluster: a holder that could not renew for `ttlMs` less 2 s
+   * (its server cut off from the majority) gives the lease up before the key can expire and another host take it.
+   * Without it (one server) a holder rides out an outage and takes the lease back.
    */
   ttlMs?: number;
   log: Logger;
@@ -96,21 +98,29 @@ export class Lease {
   private async renew(): Promise<void> {
     if (!this.held || this.inFlight) return;
     this.inFlight = true;
+    const { kv, role, holder } = this.options;
+    const value = new TextEncoder().encode(holder);
     // the server stamps the write after this moment: the key expires no earlier than renewedAt + TTL
     const sentAt = Date.now();
     try {
-      this.revision = await this.options.kv.update(this.options.role, new TextEncoder().encode(this.options.holder), this.revision);
+      this.revision = await kv.update(role, value, this.revision);
       this.renewedAt = sentAt;
     } catch (err) {
       // a wrong revision means someone else holds it now; a timeout may be a server restart, so check before giving up
-      const current = await this.options.kv.get(this.options.role).catch(() => undefined);
+      const current = await kv.get(role).catch(() => undefined);
       if (current === undefined) return this.fence(); // the server is away: try again at the next renewal
-      if (current && current.revision === this.revision && current.operation === "PUT") return;
-      // an update retried after a timeout: the first attempt wrote it, the retry lost the compare-and-set to itself
-      if (current?.operation === "PUT" && new TextDecoder().decode(current.value) === this.options.holder) {
-        this.revision = current.revision;
-        this.renewedAt = sentAt;
-        return;
+      if (current && current.operation === "PUT") {
+        if (current.revision === this.revision) return;
+        // our own renewal landed but its ack was lost (or a retry lost the compare-and-set to it): still ours
+        if (new TextDecoder().decode(current.value) === holder) {
+          this.revision = current.revision;
+          this.renewedAt = sentAt;
+          return;
+        }
+      } else {
+        const retaken = await this.retake(value);
+        if (retaken === "taken") this.renewedAt = sentAt;
+        if (retaken !== "lost") return this.fence(); // taken back, or the server went away again: the next renewal sees
       }
       this.lose(err);
     } finally {
@@ -120,10 +130,12 @@ export class Lease {
 
   /**
    * Not renewed for so long that the key is about to expire: stop working before another host can take it (a standby
-   * creates the key only once it has expired). Checked at every tick while a renewal hangs, so the margin is one tick.
+   * creates the key only once it has expired). Only with `ttlMs` (a cluster, where another host may take the key while
+   * this one is cut off); on one server nobody can take it during an outage, and the holder takes it back instead.
    */
   private fence(): void {
-    const ttlMs = this.options.ttlMs ?? 15_000;
+    const ttlMs = this.options.ttlMs;
+    if (ttlMs === undefined) return;
     const margin = Math.min(this.options.renewMs, 2_000);
     if (this.held && Date.now() - this.renewedAt >= ttlMs - margin) this.lose(new Error(`not renewed for ${Date.now() - this.renewedAt} ms`));
   }
@@ -134,6 +146,21 @@ export class Lease {
     this.held = false;
     clearInterval(this.renewing);
     for (const h of this.lostHandlers.splice(0)) h();
+  }
+
+  /**
+   * The key expired while the server was away (an outage longer than the TTL) and nobody took it meanwhile: take it
+   * back with the same compare-and-set a newcomer would use, so a holder does not exit and restart for an outage.
+   */
+  private async retake(value: Uint8Array): Promise<"taken" | "away" | "lost"> {
+    try {
+      this.revision = await this.options.kv.create(this.options.role, value);
+      this.options.log.info({ role: this.options.role, holder: this.options.holder }, "lease taken back: it had expired while the server was away");
+      return "taken";
+    } catch (err) {
+      // otherwise another process was quicker: it holds the lease now
+      return isServerAwayError(err) ? "away" : "lost";
+    }
   }
 
   /** Gives the lease up at once, so a standby takes over without waiting for the TTL. */

@@ -16,6 +16,8 @@ export interface ChildSpec {
   env?: Record<string, string>;
   cwd?: string;
   restart: RestartPolicy;
+  /** How long this child gets between SIGTERM and SIGKILL; default the supervisor's shutdownTimeoutMs. */
+  shutdownTimeoutMs?: number;
   /** its own process group: a Ctrl-C in the terminal does not reach it (a server that must outlive the processes draining into it) */
   detached?: boolean;
 }
@@ -144,6 +146,24 @@ export class ProcessSupervisor extends EventEmitter<SupervisorEvents> {
         const reason = err instanceof Error ? err.message : String(err);
         throw new FleetError("INTERNAL", `child "${child.spec.id}" failed to start: ${reason}`, { cause: err });
       }
+    }
+  }
+
+  /**
+   * Adds a child to a running supervisor and starts it (OTP's start_child): it is stopped before every child started
+   * earlier. How `fleet up` starts the fleet once its first child, the embedded server, answers.
+   */
+  async startChild(spec: ChildSpec): Promise<void> {
+    if (!this.started) throw new FleetError("INTERNAL", "supervisor is not running");
+    if (this.closing) return; // stopping (or given up): like start(), nothing more is brought up
+    if (this.children.some((c) => c.spec.id === spec.id)) throw new FleetError("CONFIG_INVALID", `duplicate child id "${spec.id}"`);
+    const child: Child = { spec, state: "stopped", restarts: 0 };
+    this.children.push(child);
+    try {
+      await this.launch(child);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new FleetError("INTERNAL", `child "${spec.id}" failed to start: ${reason}`, { cause: err });
     }
   }
 
@@ -313,8 +333,9 @@ export class ProcessSupervisor extends EventEmitter<SupervisorEvents> {
     run.intentional = true;
     if (run.ended) return;
     run.proc.kill("SIGTERM");
-    if (!(await settlesWithin(run.exited, this.options.shutdownTimeoutMs))) {
-      this.log.warn({ child: child.spec.id, pid: run.proc.pid, timeoutMs: this.options.shutdownTimeoutMs }, "child killed");
+    const timeoutMs = child.spec.shutdownTimeoutMs ?? this.options.shutdownTimeoutMs;
+    if (!(await settlesWithin(run.exited, timeoutMs))) {
+      this.log.warn({ child: child.spec.id, pid: run.proc.pid, timeoutMs }, "child killed");
       run.proc.kill("SIGKILL");
     }
     await run.exited;

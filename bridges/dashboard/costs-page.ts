@@ -48,6 +48,6 @@ function window(report: CostReport, days: DaySpend[], n: number): Html {
 }
 
 export function costsPage(series: CostSeries, timeZone: string): Html {
-  return html`<h1>Costs</h1><p class="muted">From the USAGE stream; days in ${timeZone}.${series.malformed ? ` ${series.malformed} USAGE message(s) did not decode.` : ""}</p>
+  return html`<h1>Costs</h1><p class="muted">From the USAGE stream; days in ${timeZone}, today included.${series.malformed ? ` ${series.malformed} USAGE message(s) did not decode.` : ""}</p>
 ${window(series.week, series.days, 7)}${window(series.month, series.days, series.monthDays)}`;
 }

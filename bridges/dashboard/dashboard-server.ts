@@ -9,18 +9,22 @@ import type { DashboardConfig, FleetConfig } from "../../config/index.js";
 import { FleetError, type Clock, type FleetNames } from "../../protocol/index.js";
 import { decideAsOperator } from "../operator-decision.js";
 import { DashboardAuth, type Caller } from "./dashboard-auth.js";
-import { costSeries } from "./cost-series.js";
+import { UsageDays } from "./cost-series.js";
 import { costsPage } from "./costs-page.js";
 import { FleetMetrics } from "./fleet-metrics.js";
 import { FleetReader, type FleetBuckets } from "./fleet-reader.js";
 import { layout, loginPage, PAGES, type Html } from "./html.js";
 import { LiveEvents } from "./live-events.js";
+import { TaskIndex } from "./task-index.js";
+import { ProposalEntries } from "./proposal-entries.js";
 import { agentsPage, dlqPage, findingsPage, heldPage, proposalsPage, tasksPage } from "./work-pages.js";
 
 /*
  * The operator's console over HTTP (fastify): the pages, /events (server-sent change signals), /metrics, and the
  * Approve/Reject forms, which decide through the same code path as `fleet approve`. It connects to NATS as the
- * operator and reads the fleet's records on every request; nothing is cached but the USAGE counters of /metrics.
+ * operator and reads the fleet's records on every request, except what it follows instead of re-reading: USAGE (the
+ * counters of /metrics and the day totals of /costs) and which tasks there are (the task index; a page then reads only
+ * the Tasks it shows).
  */
 
 export interface DashboardOptions {
@@ -38,7 +42,15 @@ export interface DashboardOptions {
 
 const FormBody = z.record(z.string(), z.string());
 const DecisionParams = z.object({ id: z.string().min(1).max(64), decision: z.enum(["approve", "reject"]) });
-const TASK_ROWS = 200;
+/** settled proposals the proposals page lists under the ones awaiting a human */
+const RECENT_PROPOSALS = 30;
+/** tasks per page of /tasks */
+const TASK_ROWS = 100;
+const TaskQueryParams = z.object({
+  page: z.coerce.number().int().min(1).max(100_000).catch(1).default(1),
+  state: z.string().regex(/^[A-Z_]{1,32}$/).optional().catch(undefined),
+  agent: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).optional().catch(undefined),
+});
 
 export class Dashboard {
   private app: ReturnType<typeof makeApp> | undefined;
@@ -46,6 +58,9 @@ export class Dashboard {
   private readonly reader: FleetReader;
   private readonly metrics: FleetMetrics;
   private readonly live: LiveEvents;
+  private readonly taskIndex: TaskIndex;
+  private readonly proposalEntries: ProposalEntries;
+  private readonly usageDays: UsageDays;
   private readonly streams = new Set<ServerResponse>();
   private address: AddressInfo | undefined;
 
@@ -57,7 +72,10 @@ export class Dashboard {
     this.auth = new DashboardAuth(options.token, { clock });
     const js = jetstream(nc);
     this.reader = new FleetReader({ nc, js, jsm, names, kv, config });
-    this.metrics = new FleetMetrics({ js, names, reader: this.reader, log, clock });
+    this.taskIndex = new TaskIndex({ kv: kv.tasks, codec: config.fleet.codec, log: log.child({ component: "task-index" }) });
+    this.proposalEntries = new ProposalEntries({ kv: kv.proposals, codec: config.fleet.codec, log: log.child({ component: "proposal-index" }) });
+    this.usageDays = new UsageDays(config.fleet.timeZone);
+    this.metrics = new FleetMetrics({ js, names, reader: this.reader, tasks: this.taskIndex, proposals: this.proposalEntries, days: this.usageDays, log, clock });
     this.live = new LiveEvents({ nc, names });
   }
 
@@ -80,6 +98,8 @@ export class Dashboard {
   }
 
   private async listen(): Promise<void> {
+    await this.taskIndex.start();
+    await this.proposalEntries.start();
     await this.metrics.start();
     this.live.start();
     const app = makeApp(this.options.log);
@@ -119,6 +139,8 @@ export class Dashboard {
     this.streams.clear();
     await this.app?.close();
     await this.metrics.stop();
+    await this.taskIndex.stop();
+    await this.proposalEntries.stop();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -147,23 +169,25 @@ export class Dashboard {
     const caller = this.guard(req, reply);
     if (!caller) return reply;
     const query = z.object({ notice: z.string().max(300).optional() }).parse(req.query);
-    const body = await this.render(path, caller, query.notice);
+    const body = await this.render(path, caller, query.notice, req.query);
     const title = PAGES.find(([p]) => p === path)?.[1] ?? "natsfleet";
     reply.header("cache-control", "no-store");
     if (req.headers["x-partial"] === "1") return reply.type("text/html").send(body.text);
     return reply.type("text/html").send(layout(title, path, body));
   }
 
-  private async render(path: string, caller: Caller, notice: string | undefined): Promise<Html> {
+  private async render(path: string, caller: Caller, notice: string | undefined, params: unknown): Promise<Html> {
     const now = this.options.clock.now();
     const r = this.reader;
     switch (path) {
-      case "/tasks":
-        return tasksPage(await r.tasks(), TASK_ROWS);
+      case "/tasks": {
+        const q = TaskQueryParams.parse(params ?? {});
+        return tasksPage(await r.taskPage(this.taskIndex, { page: q.page - 1, limit: TASK_ROWS, state: q.state, agentId: q.agent }));
+      }
       case "/proposals":
-        return proposalsPage(await r.proposals(), caller.kind === "session" ? caller.csrf : undefined, now, notice);
+        return proposalsPage(await r.proposals(this.proposalEntries, RECENT_PROPOSALS), caller.kind === "session" ? caller.csrf : undefined, now, notice);
       case "/costs":
-        return costsPage(await costSeries(jetstream(this.options.nc), this.options.names, this.options.config.fleet.timeZone, now, this.options.settings.costDays), this.options.config.fleet.timeZone);
+        return costsPage(this.usageDays.series(now, this.options.settings.costDays), this.options.config.fleet.timeZone);
       case "/held":
         return heldPage(await r.held(), await r.usage(), now);
       case "/dlq":

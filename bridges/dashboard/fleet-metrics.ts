@@ -3,6 +3,9 @@ import type { Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
 import { codecForContentType, PROPOSAL_STATES, UsageRecord, type FleetNames } from "../../protocol/index.js";
 import { decodeRecord, type FleetReader } from "./fleet-reader.js";
+import type { TaskIndex } from "./task-index.js";
+import type { ProposalEntries } from "./proposal-entries.js";
+import type { UsageDays } from "./cost-series.js";
 
 /*
  * /metrics in the Prometheus text format. Counters come from the USAGE stream, followed from its first retained record
@@ -45,7 +48,17 @@ export class FleetMetrics {
   private readonly dlq = this.gauge("natsfleet_dlq_messages", "Messages in the dead-letter stream.", []);
 
   constructor(
-    private readonly deps: { js: JetStreamClient; names: FleetNames; reader: FleetReader; log: Logger; clock: { now(): number } },
+    private readonly deps: {
+      js: JetStreamClient;
+      names: FleetNames;
+      reader: FleetReader;
+      tasks: TaskIndex;
+      proposals: ProposalEntries;
+      /** also fed each USAGE record once, for the costs page */
+      days?: UsageDays | undefined;
+      log: Logger;
+      clock: { now(): number };
+    },
   ) {}
 
   /** Starts following USAGE; resolves once every record already in the stream is counted. */
@@ -62,6 +75,7 @@ export class FleetMetrics {
       for await (const m of this.messages!) {
         const record = decodeRecord(UsageRecord, m.data, codecForContentType(m.headers?.get("Content-Type"), "msgpack") ?? "msgpack");
         if (record) this.count(record);
+        else this.deps.days?.malformed();
         if (++counted >= pending) caughtUp();
       }
     })().catch((err: unknown) => this.deps.log.warn({ err }, "USAGE follower stopped"));
@@ -91,6 +105,7 @@ export class FleetMetrics {
     const key = `${r.callId}#${r.attempt}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
+    this.deps.days?.add(r);
     const labels = { agent: r.agentId, tier: r.servedTier };
     (r.simulated ? this.simulated : this.spend).inc(labels, r.costUsd);
     this.calls.inc(labels);
@@ -108,7 +123,7 @@ export class FleetMetrics {
     const { reader } = this.deps;
     const now = this.deps.clock.now();
     const usage = await reader.usage();
-    const [agents, tasks, proposals, held, dlq] = await Promise.all([reader.agents(now, usage), reader.tasks(), reader.proposals(), reader.held(), reader.dlqDepth()]);
+    const [agents, tasks, proposals, held, dlq] = await Promise.all([reader.agents(now, usage), this.deps.tasks.countsByAgentAndState(), this.deps.proposals.countsByState(), reader.held(), reader.dlqDepth()]);
     for (const g of [this.spentToday, this.capUsd, this.remaining, this.agentUp, this.breaker, this.tasks, this.proposals, this.held]) g.reset();
     this.routerUp.set(usage ? 1 : 0);
     if (usage) {
@@ -124,15 +139,8 @@ export class FleetMetrics {
       this.agentUp.set({ agent: a.agentId }, a.alive ? 1 : 0);
       this.breaker.set({ agent: a.agentId }, BREAKER_VALUE[a.breaker]);
     }
-    const taskCounts = new Map<string, { agent: string; state: string; n: number }>();
-    for (const t of tasks) {
-      const key = `${t.agentId}\u0000${t.state}`;
-      const c = taskCounts.get(key) ?? { agent: t.agentId, state: t.state.toLowerCase(), n: 0 };
-      c.n++;
-      taskCounts.set(key, c);
-    }
-    for (const c of taskCounts.values()) this.tasks.set({ agent: c.agent, state: c.state }, c.n);
-    for (const state of PROPOSAL_STATES) this.proposals.set({ state }, proposals.filter((p) => p.state === state).length);
+    for (const c of tasks) this.tasks.set({ agent: c.agent, state: c.state.toLowerCase() }, c.n);
+    for (const state of PROPOSAL_STATES) this.proposals.set({ state }, proposals.get(state) ?? 0);
     for (const h of held) this.held.inc({ agent: h.agentId, reason: h.hold.reason });
     this.dlq.set(dlq);
   }

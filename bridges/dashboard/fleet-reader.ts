@@ -7,7 +7,6 @@ import type { FleetConfig } from "../../config/index.js";
 import { ProposalStore } from "../../governance/index.js";
 import {
   AgentRecord,
-  decode,
   Finding,
   HEADERS,
   heldOf,
@@ -16,13 +15,17 @@ import {
   readStream,
   Task,
   taskWorkOf,
-  type CodecName,
   type FleetNames,
   type HeldTask,
   type ProposalRecord,
   type UsageReply,
 } from "../../protocol/index.js";
 import { RouterClient } from "../../router/index.js";
+import { decodeRecord } from "./record-codec.js";
+import type { TaskIndex, TaskQuery } from "./task-index.js";
+import type { ProposalEntries } from "./proposal-entries.js";
+
+export { decodeRecord } from "./record-codec.js";
 
 /*
  * What the dashboard and /metrics show, read from the fleet's own records each time they are asked (agents, tasks,
@@ -72,6 +75,29 @@ export interface TaskRow {
   actualPoints: number | undefined;
 }
 
+/** A page of the tasks page: its rows, and what the whole bucket holds. */
+export interface TaskPage {
+  rows: TaskRow[];
+  matching: number;
+  byState: Map<string, number>;
+  query: TaskQuery;
+}
+
+export function taskRow(agentId: string, task: Task): TaskRow {
+  const held = heldOf(task.metadata);
+  return {
+    agentId,
+    id: task.id,
+    state: task.status.state.replace("TASK_STATE_", ""),
+    trigger: taskWorkOf(task.metadata)?.trigger ?? "operator",
+    title: partsText(task.history?.[0]?.parts ?? [], " ").slice(0, 120),
+    updatedAt: task.status.timestamp,
+    held: held?.detail,
+    estimate: estimateOfTask(task),
+    actualPoints: actualOfTask(task)?.points,
+  };
+}
+
 export interface DeadLetterRow {
   seq: number;
   subject: string;
@@ -80,15 +106,6 @@ export interface DeadLetterRow {
   code: string;
   reason: string;
   at: number;
-}
-
-/** A record decodes with the fleet's codec; a record written by a process on the other codec still shows. */
-export function decodeRecord<S extends z.ZodType>(schema: S, bytes: Uint8Array, codec: CodecName): z.infer<S> | undefined {
-  for (const c of codec === "json" ? (["json", "msgpack"] as const) : (["msgpack", "json"] as const)) {
-    const d = decode(schema, bytes, { codec: c });
-    if (d.ok) return d.value;
-  }
-  return undefined;
 }
 
 export class FleetReader {
@@ -151,34 +168,28 @@ export class FleetReader {
     });
   }
 
-  /** Every task in KV `tasks` (key `<agentId>.<taskId>`), newest first. */
-  async tasks(): Promise<TaskRow[]> {
-    const out: TaskRow[] = [];
-    for await (const key of await this.deps.kv.tasks.keys()) {
-      const entry = await this.deps.kv.tasks.get(key).catch(() => null);
+  /**
+   * One page of tasks, newest first: the index says which (and how many there are by state), and only the Tasks on
+   * the page are read from KV `tasks`, by key.
+   */
+  async taskPage(index: TaskIndex, query: TaskQuery): Promise<TaskPage> {
+    const page = await index.page(query);
+    const tasks = await Promise.all(page.entries.map((e) => this.deps.kv.tasks.get(e.key).catch(() => null)));
+    const rows: TaskRow[] = [];
+    for (const [i, entry] of tasks.entries()) {
       if (entry?.operation !== "PUT") continue;
       const task = decodeRecord(Task, entry.value, this.deps.config.fleet.codec);
-      if (!task) continue;
-      const agentId = key.slice(0, key.indexOf("."));
-      const first = partsText(task.history?.[0]?.parts ?? [], " ");
-      const held = heldOf(task.metadata);
-      out.push({
-        agentId,
-        id: task.id,
-        state: task.status.state.replace("TASK_STATE_", ""),
-        trigger: taskWorkOf(task.metadata)?.trigger ?? "operator",
-        title: first.slice(0, 120),
-        updatedAt: task.status.timestamp,
-        held: held?.detail,
-        estimate: estimateOfTask(task),
-        actualPoints: actualOfTask(task)?.points,
-      });
+      if (task) rows.push(taskRow(page.entries[i]!.agentId, task));
     }
-    return out.sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
+    return { rows, matching: page.matching, byState: page.byState, query };
   }
 
-  async proposals(): Promise<ProposalRecord[]> {
-    return new ProposalStore(this.deps.kv.proposals, this.deps.js, this.deps.names, this.deps.config.fleet.codec).list();
+  /** The proposals the proposals page shows (all awaiting a human, the newest `recent` others), read by key. */
+  async proposals(index: ProposalEntries, recent: number): Promise<ProposalRecord[]> {
+    const shown = await index.shown(recent);
+    const store = this.proposalStore();
+    const read = await Promise.all([...shown.waiting, ...shown.recent].map((id) => store.get(id).catch(() => undefined)));
+    return read.flatMap((stored) => (stored ? [stored.record] : []));
   }
 
   proposalStore(): ProposalStore {

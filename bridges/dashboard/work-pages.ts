@@ -1,5 +1,5 @@
 import type { Finding, HeldTask, ProposalRecord, UsageReply } from "../../protocol/index.js";
-import type { AgentRow, DeadLetterRow, TaskRow } from "./fleet-reader.js";
+import type { AgentRow, DeadLetterRow, TaskPage, TaskRow } from "./fleet-reader.js";
 import { ago, bar, html, usd, type Html } from "./html.js";
 
 /* The pages about the fleet's work: agents, tasks, proposals awaiting a person, held work, dead letters, findings. */
@@ -34,20 +34,41 @@ function points(t: TaskRow): string {
   return `${estimate} / ${t.actualPoints ?? "-"}`;
 }
 
-export function tasksPage(tasks: TaskRow[], limit: number): Html {
-  const counts = new Map<string, number>();
-  for (const t of tasks) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
-  const summary = [...counts].map(([state, n]) => `${state.toLowerCase()} ${n}`).join(" · ");
-  const rows = tasks.slice(0, limit).map(
+/** `/tasks?page=&state=&agent=` with the page changed (1-based in the address) and the filters kept. */
+function tasksHref(query: TaskPage["query"], change: { page?: number; state?: string | undefined }): string {
+  const params = new URLSearchParams();
+  const state = "state" in change ? change.state : query.state;
+  const page = change.page ?? ("state" in change ? 0 : query.page);
+  if (page > 0) params.set("page", String(page + 1));
+  if (state) params.set("state", state);
+  if (query.agentId) params.set("agent", query.agentId);
+  const q = params.toString();
+  return q ? `/tasks?${q}` : "/tasks";
+}
+
+/** One page of tasks, newest first; the counts by state are the whole bucket's, each a link filtering by it. */
+export function tasksPage(page: TaskPage): Html {
+  const { rows, matching, byState, query } = page;
+  const total = [...byState.values()].reduce((a, b) => a + b, 0);
+  const chips = [...byState].sort(([a], [b]) => a.localeCompare(b)).map(([state, n]) => html` · <a href="${tasksHref(query, { state })}">${state.toLowerCase()} ${n}</a>`);
+  const from = query.page * query.limit;
+  const shown = rows.length ? `${from + 1}–${from + rows.length} of ${matching}` : `none of ${matching}`;
+  const filter = [query.state ? `state ${query.state.toLowerCase()}` : "", query.agentId ? `agent ${query.agentId}` : ""].filter(Boolean).join(", ");
+  const nav = [
+    query.page > 0 ? html`<a href="${tasksHref(query, { page: query.page - 1 })}">← newer</a>` : "",
+    from + query.limit < matching ? html` <a href="${tasksHref(query, { page: query.page + 1 })}">older →</a>` : "",
+  ];
+  const body = rows.map(
     (t) => html`<tr><td>${t.updatedAt.slice(0, 19).replace("T", " ")}</td><td>${t.agentId}</td><td>${t.state}${t.held ? html`<br><span class="warn">${t.held}</span>` : ""}</td><td>${t.trigger}</td><td>${points(t)}</td><td>${t.title}</td><td class="muted">${t.id}</td></tr>`,
   );
-  return html`<h1>Tasks</h1><p>${tasks.length} tasks${summary ? `: ${summary}` : ""}${tasks.length > limit ? ` (the newest ${limit} shown)` : ""}</p>
-${tasks.length ? table(["UPDATED (UTC)", "AGENT", "STATE", "TRIGGER", "EST / ACTUAL (pts)", "REQUEST", "TASK"], rows) : empty("no tasks")}`;
+  return html`<h1>Tasks</h1><p>${total} tasks${chips}${filter ? html` · <a href="/tasks">all</a>` : ""}</p>
+<p class="muted">${filter ? `${filter}: ` : ""}${shown}, newest first ${nav}</p>
+${rows.length ? table(["UPDATED (UTC)", "AGENT", "STATE", "TRIGGER", "EST / ACTUAL (pts)", "REQUEST", "TASK"], body) : empty("no tasks")}`;
 }
 
 export function proposalsPage(proposals: ProposalRecord[], csrf: string | undefined, now: number, notice: string | undefined): Html {
   const waiting = proposals.filter((p) => p.state === "awaiting_human");
-  const recent = proposals.filter((p) => p.state !== "awaiting_human").sort((a, b) => b.createdAt - a.createdAt).slice(0, 30);
+  const recent = proposals.filter((p) => p.state !== "awaiting_human").sort((a, b) => b.createdAt - a.createdAt);
   const cards = waiting.map(
     (p) => html`<div class="card proposal" data-proposal="${p.id}"><b>${p.agentId}</b> → <b>${p.tool}</b> (${p.risk}) <span class="muted">${p.id}</span>
 <p>${p.reason}</p><pre class="scroll">${JSON.stringify(p.input, null, 2).slice(0, 2000)}</pre>

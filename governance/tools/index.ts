@@ -7,6 +7,7 @@ import { blockedTools } from "./blocked.js";
 import { businessApi } from "./business-api.js";
 import { businessReads } from "./business-reads.js";
 import { businessWrites } from "./business-writes.js";
+import { demoSiteRestart } from "./demo-site-restart.js";
 import { dependencyAudit } from "./dependency-audit.js";
 import { feedFetch } from "./feed-fetch.js";
 import { fileIntegrity } from "./file-integrity.js";
@@ -62,6 +63,7 @@ export function referenceToolRisks(): Record<string, RiskLevel> {
     file_integrity: "AUTO",
     ...BUSINESS_TOOL_RISKS,
     git_pull_build: "PROPOSE",
+    demo_site_restart: "PROPOSE",
     channel_post: "PROPOSE",
     email_send: "CONFIRM",
   };
@@ -85,6 +87,7 @@ export function referenceTools(deps: ReferenceToolDeps): ToolDefinition[] {
     ...businessReads(api),
     ...businessWrites(api),
     gitPullBuild(deps.config.governance.repos),
+    demoSiteRestart,
     channelPost(deps),
     emailSend(deps),
     webhookPost,
@@ -94,6 +97,7 @@ export function referenceTools(deps: ReferenceToolDeps): ToolDefinition[] {
 
 export { blockedTools, bulkEmail, databaseDelete, moneyTransfer } from "./blocked.js";
 export { gitPullBuild } from "./git-pull-build.js";
+export { DEMO_SITE_CONTROL, demoSiteRestart } from "./demo-site-restart.js";
 export { judgeHeaders, type HeaderVerdict } from "./headers-check.js";
 export { diskUsage, hostChecks, memoryUsage } from "./host-checks.js";
 export { dnsLookup, httpCheck, networkChecks, portCheck, tlsExpiry } from "./network-checks.js";

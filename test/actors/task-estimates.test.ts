@@ -4,7 +4,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { pino } from "pino";
 import { actualOfTask, AgentRuntime, estimateOfTask, median, type HostedAgent } from "../../actors/index.js";
 import { behaviourFor } from "../../behaviours/index.js";
-import { connectNats, type Task } from "../../protocol/index.js";
+import { connectNats, decode, Task } from "../../protocol/index.js";
 import type { RunningRouter } from "../../router/index.js";
 import { taskRow, TASK_COLUMNS } from "../../cli/tasks.js";
 import { FleetClient } from "../helpers/fleet-client.js";
@@ -72,6 +72,17 @@ describe("task estimates and actuals in story points", () => {
     // the first of its kind: nothing to go by, the default
     assert.deepEqual(estimateOfTask(first), { kind: "skill:research", points: 1, basis: "default", samples: 0 });
     assert.deepEqual(actualOfTask(first), { tokens: 1_200, points: 1.2 });
+    // made at the claim, before any work: the write that moved the Task to WORKING carried it (KV keeps its revisions)
+    const revisions: Task[] = [];
+    for await (const e of await client.resources.kv.tasks.history({ key: client.names.taskKey("scout", first.id) })) {
+      const d = decode(Task, e.value, { codec: "msgpack" });
+      if (e.operation === "PUT" && d.ok) revisions.push(d.value);
+    }
+    const claimed = revisions.find((t) => t.status.state === "TASK_STATE_WORKING");
+    assert.deepEqual(revisions.map((t) => t.status.state), ["TASK_STATE_SUBMITTED", "TASK_STATE_WORKING", "TASK_STATE_COMPLETED"]);
+    assert.equal(estimateOfTask(revisions[0]!), undefined, "not at submission");
+    assert.deepEqual(estimateOfTask(claimed!), estimateOfTask(first), "at the claim");
+    assert.equal(actualOfTask(claimed!), undefined, "the actual comes at the settle");
     const second = await research(2, { prompt_tokens: 4_000, completion_tokens: 1_000 });
     assert.deepEqual(actualOfTask(second), { tokens: 5_000, points: 5 });
     const third = await research(3, { prompt_tokens: 2_500, completion_tokens: 500 });

@@ -292,6 +292,7 @@ describe("pipelines: JSON in, JSON out, a tier per step", () => {
     };
     const held = await pipelineStage(config.pipelines, { ...deps, gate: quiet }).act!(task.input, { signal: new AbortController().signal, log }, async () => ({ ok: false, reason: "end" }));
     assert.ok(!held.ok && "held" in held && held.held?.reason === "quiet-hours", "held, not failed");
+    assert.deepEqual(held.held.found, [{ subject: "down", key: "http-down" }], "the hold says what the run found, for the duty's next runs");
     assert.deepEqual(asked, ["site-health: triage"], "the gate was asked once, for the model step");
     assert.equal(down.hits(), hits + 1, "the tool step ran in quiet hours (tier 0)");
     assert.equal(chats(from).length, 0, "no model call while held");
@@ -301,6 +302,22 @@ describe("pipelines: JSON in, JSON out, a tier per step", () => {
     assert.equal(run.text, "warning: down at night");
     assert.equal(down.hits(), hits + 1);
     assert.equal(chats(from).length, 1);
+  });
+
+  it("a problem the duty has open is still open when seen again: not published again, no model step, $0, nothing to deliver", async () => {
+    const from = openai.requests.length;
+    const hits = down.hits();
+    const task = pipelineTask("site-health", { sites: [{ name: "down", url: down.url }] });
+    const message = task.input.plan.item.message;
+    message.metadata = { work: { ...Object(message.metadata?.work), duty: "watch", open: [{ subject: "down", key: "http-down" }] } };
+    const run = runOf(await act(task));
+    assert.equal(down.hits(), hits + 1, "the site was checked");
+    assert.equal(run.metadata.found, false, "nothing new");
+    assert.deepEqual([run.metadata.stillOpen, run.metadata.open], [1, [{ subject: "down", key: "http-down" }]]);
+    assert.equal(run.data.stillOpen.length, 1);
+    assert.deepEqual(await findingsOfTask(task.taskId), [], "not published again");
+    assert.equal(chats(from).length, 0, "no model call");
+    assert.equal(run.data.costUsd, 0);
   });
 
   it("a tool call asked again under its key is replayed by the tool host, not run again", async () => {

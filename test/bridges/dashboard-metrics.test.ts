@@ -42,7 +42,8 @@ describe("dashboard /metrics and auth", () => {
   }
 
   it("exposes spend, tokens and calls by agent and served tier equal to the USAGE records, budgets and DLQ depth", async () => {
-    const fleet = await bed.fleet({ routing: "  classifier: false" });
+    // every call at its agent's default tier, whatever its title: the counts below are per tier
+    const fleet = await bed.fleet({ routing: "  classifier: false\n  localClassifier: { enabled: false }" });
     await fleet.client.complete(ask("scout", "find the pricing page"));
     await fleet.client.complete(ask("scout", "summarise the pricing page"));
     await fleet.client.complete(ask("ship", "restart the web service"));

@@ -266,7 +266,7 @@ describe("loadFleetConfig", () => {
     const file = join(dir, "bad.yaml");
     writeFileSync(file, stringify({ ...validConfig(), extra: true }));
     const err = fleetErrorOf("CONFIG_INVALID", () => loadFleetConfig(file));
-    assert.equal(err.message, `${file}: extra: unknown key (allowed: fleet, tiers, routing, agents, tasks, supervisor, cron, pipelines, webhook, backups, memory, principals, governance, bridges, planning, events, toolModules, business, mcpServers, dashboard, reports, alerts, sweeper)`);
+    assert.equal(err.message, `${file}: extra: unknown key (allowed: fleet, tiers, routing, agents, tasks, supervisor, cron, pipelines, webhook, backups, memory, principals, governance, bridges, planning, events, toolModules, business, mcpServers, peers, dashboard, telemetry, gateway, reports, alerts, sweeper)`);
   });
 });
 

@@ -212,13 +212,13 @@ describe("BudgetLedger on a real KV bucket", () => {
   });
 
   /** Starts one fixture process per agent id, lets them all go at once when every one is connected; returns their summaries. */
-  async function race(name: string, agentIds: string[], caps: { fleet: number; agent: number }, tier: TierName = "capable") {
+  async function race(name: string, agentIds: string[], caps: { fleet: number; agent: number }, tier: TierName = "capable", extra: string[] = [], worstCase = WORST_CASE) {
     const ready: Promise<void>[] = [];
     const racers: ChildProcess[] = [];
     const runs = agentIds.map((agentId, i) => {
       const child = spawn(process.execPath, [
         RESERVER, "--nats", server.url, "--bucket", name, "--agent", agentId, "--fleet-cap", String(caps.fleet),
-        "--agent-cap", String(caps.agent), "--usd", String(WORST_CASE), "--tier", tier, "--seed", String(i + 1),
+        "--agent-cap", String(caps.agent), "--usd", String(worstCase), "--tier", tier, "--seed", String(i + 1), ...extra,
       ], { stdio: ["pipe", "pipe", "pipe"] });
       children.push(child);
       racers.push(child);
@@ -282,5 +282,23 @@ describe("BudgetLedger on a real KV bucket", () => {
     assert.equal(agent.spentUsd, sum(summaries.map((s) => s.spentUsd)));
     assert.equal(fleet.spentUsd, agent.spentUsd);
     assert.deepEqual([agent.reservations, fleet.reservations], [{}, {}]);
+  });
+
+  it("six router processes reserving from allowances never overshoot the fleet's cap by more than one reservation, and give back what they hold", async () => {
+    const { kv, name } = await bucket();
+    const agents = ["atlas", "atlas", "scout", "scout", "ship", "ship"];
+    // each allowance is a tenth of the $2 cap: twenty calls' worth at $0.01, so the processes reserve mostly in memory
+    const worstCase = 0.01;
+    const summaries = await race(name, agents, { fleet: 2, agent: 100 }, "capable", ["--allowance", "0.1"], worstCase);
+    const day = fleetDay(summaries[0]!.startedAt, "UTC");
+    const fleet = BudgetRecord.parse((await kv.get(`${day}.fleet`))?.json());
+    assert.ok(fleet.spentUsd <= 2 + worstCase, `overshoot of at most one per-call reservation: ${fleet.spentUsd}`);
+    assert.ok(fleet.spentUsd >= 1, `really spent: ${fleet.spentUsd}`);
+    assert.deepEqual(fleet.reservations, {}, "every allowance given back, every call settled");
+    assert.equal(fleet.spentUsd, sum(summaries.map((s) => s.spentUsd)), "no lost update: the key holds what the processes settled");
+    const perAgent = await Promise.all(["atlas", "scout", "ship"].map(async (a) => BudgetRecord.parse((await kv.get(`${day}.${a}`))?.json())));
+    assert.equal(sum(perAgent.map((r) => r.spentUsd)), fleet.spentUsd);
+    for (const r of perAgent) assert.deepEqual(r.reservations, {});
+    assert.ok(summaries.reduce((n, s) => n + s.calls, 0) >= 100, "the allowances served most calls");
   });
 });

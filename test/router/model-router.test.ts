@@ -122,8 +122,9 @@ describe("model router", () => {
 
   it("a deployment that keeps failing cools down on its own; the tier's other deployment serves", async () => {
     const base = bed.openai.baseUrl;
+    // the titles ("question 3") say nothing of a tier: the local classifier is off, so scout's default (capable) serves
     const { client } = await fleet({
-      routing: "  classifier: false",
+      routing: "  classifier: false\n  localClassifier: { enabled: false }",
       tierExtra: { capable: `    deployments:\n      - { id: cap-a, baseUrl: ${base}, model: m-cap-a }\n      - { id: cap-b, baseUrl: ${base}, model: m-cap-b }` },
     });
     bed.openai.script("m-cap-a", { status: 500 }, { status: 500 }, { status: 500 });

@@ -85,7 +85,8 @@ describe("router processes", () => {
   });
 
   it("a router dying mid-request loses nothing: the retry reaches another router and is billed once", async () => {
-    const config = writeConfig("rp2", { prefix: "rp2", routing: "  classifier: false\n  cache: { enabled: false }" });
+    // "pricing" names no tier by itself: the local classifier is off, so scout's default (capable) serves
+    const config = writeConfig("rp2", { prefix: "rp2", routing: "  classifier: false\n  localClassifier: { enabled: false }\n  cache: { enabled: false }" });
     const first = await startRouterProcess(config);
     const names = new FleetNames("rp2");
     const before = openai.requests.length;

@@ -82,9 +82,10 @@ describe("simulateFleet", () => {
     close(ship?.dutyCallsPerDay ?? -1, 48 * 0.25 + 1 / 7, "calls: the disk duty makes none");
     close(s.rows.find((r) => r.agentId === "ship" && r.tier === "nano")?.callsPerDay ?? -1, 12, "conditioned triage at the finding rate");
     close(s.rows.find((r) => r.agentId === "ship" && r.tier === "capable")?.callsPerDay ?? -1, 1 / 7, "the weekly report at standard");
-    // 12 runs a day find something, falling on atlas's 24 cycles: 24 (1 - e^-0.5) plans, at planning.tier (workhorse)
+    // the watch's runs at :00 and :30 each find something at 25 %; atlas's hourly cycle after them takes both, and plans
+    // when either did: 24 (1 - 0.75²) plans a day, at planning.tier (workhorse)
     const plans = s.rows.find((r) => r.agentId === "atlas" && r.tier === "workhorse");
-    close(plans?.callsPerDay ?? -1, 24 * (1 - Math.exp(-0.5)), "plans");
+    close(plans?.callsPerDay ?? -1, 24 * (1 - 0.75 ** 2), "plans");
     assert.equal(plans?.steps, "plan");
     // an agent reporting to atlas wakes it with every task it completes: ship's 336 runs would, but atlas cycles 24 times
     const reporting = simulateFleet(fleet({ agents, duties: { ship: `    reportsTo: atlas\n${duties.ship}` }, extra: pipelines }), { days: 1, assumptions: { workShare: 0, findingRate: 0.25 } });
@@ -127,14 +128,18 @@ describe("simulateFleet", () => {
     close(nights.totals.usdPerDay, (never.totals.usdPerDay * 32) / 48, "cost scales with cycles");
   });
 
-  it("cron runs add working steps (a weekly job counts a seventh a day)", () => {
-    const agents = [{ id: "atlas", tier: "capable", cycle: 60, cap: 100 }];
+  it("cron runs add working steps (a weekly job counts a seventh a day); the orchestrator's own status report costs none", () => {
+    const agents = [{ id: "atlas", tier: "capable", cycle: 60, cap: 100 }, { id: "mira", tier: "capable", cycle: 60, cap: 100 }];
     const cron = `cron:
-  - { id: daily, agent: atlas, at: "08:00", message: report, delivery: none }
-  - { id: weekly, agent: atlas, at: "09:00", days: [mon], message: growth, delivery: none }`;
+  - { id: daily, agent: mira, at: "08:00", message: report, delivery: none }
+  - { id: weekly, agent: mira, at: "09:00", days: [mon], message: growth, delivery: none }
+  - { id: status, agent: atlas, at: "08:00", message: "What is the fleet doing?", delivery: none }`;
     const s = simulateFleet(fleet({ agents, cron }), { days: 30, assumptions: { workShare: 0 } });
-    close(s.agents[0]?.cronRunsPerDay ?? -1, 1 + 1 / 7);
-    close(s.rows.find((r) => r.steps === "work")?.callsPerDay ?? -1, 1 + 1 / 7);
+    close(s.agents[1]?.cronRunsPerDay ?? -1, 1 + 1 / 7);
+    close(s.rows.find((r) => r.agentId === "mira" && r.steps === "work")?.callsPerDay ?? -1, 1 + 1 / 7);
+    // no other agent's skills match the status question better than atlas's: answered from its records, no model
+    close(s.agents[0]?.cronRunsPerDay ?? -1, 1);
+    close(s.rows.find((r) => r.agentId === "atlas" && r.steps === "work")?.callsPerDay ?? -1, 0);
   });
 
   it("interval and cron-expression jobs count their runs; a job that runs a tool calls no model", () => {

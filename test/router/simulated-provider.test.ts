@@ -37,13 +37,13 @@ describe("simulatedProvider", () => {
     assert.equal(capped.usage.outputTokens, 16);
   });
 
-  it("answers a response schema with the smallest JSON value that satisfies it", async () => {
+  it("answers a response schema with a value that satisfies it, drawn from the prompt", async () => {
     const schema = {
       type: "object",
       properties: {
         verdict: { type: "string", enum: ["ship", "hold"] },
         title: { type: "string" },
-        code: { type: "string", minLength: 3 },
+        code: { type: "string", minLength: 3, maxLength: 5 },
         score: { type: "number" },
         priority: { type: "integer", minimum: 1 },
         urgent: { type: "boolean" },
@@ -59,19 +59,57 @@ describe("simulatedProvider", () => {
       $defs: { detail: { type: "object", properties: { steps: { type: "array", minItems: 1, items: { type: "boolean" } } }, required: ["steps"] } },
     };
     const answer = await simulatedProvider().complete(call({ responseSchema: { name: "triage", schema } }));
+    const quote = "[simulated] Customer reports the nightly export is missing two columns.";
     assert.deepEqual(JSON.parse(answer.text), {
       verdict: "ship",
-      title: "",
-      code: "xxx",
+      title: quote,
+      code: "[simu",
       score: 0,
       priority: 1,
       urgent: false,
       tags: [],
-      owner: "",
+      owner: quote,
       kind: "ticket",
       detail: { steps: [false] },
       choice: 0,
     });
+  });
+
+  it("picks the enum value the prompt mentions and quotes the summaries its JSON carries", async () => {
+    const schema = {
+      type: "object",
+      properties: { severity: { type: "string", enum: ["info", "warning", "critical"] }, summary: { type: "string" } },
+      required: ["severity", "summary"],
+    };
+    const findings = [{ subject: "demo-site", severity: "critical", summary: "http://127.0.0.1:8080/ is down (503)" }];
+    const messages: ChatMessage[] = [{ role: "user", content: `Our site checks found these problems:\n${JSON.stringify(findings)}\nWrite a summary.` }];
+    const answer = await simulatedProvider().complete(call({ messages, responseSchema: { name: "triage", schema } }));
+    assert.deepEqual(JSON.parse(answer.text), { severity: "critical", summary: "[simulated] http://127.0.0.1:8080/ is down (503)" });
+  });
+
+  it("calls a tool the request names, with its URL, and then reports what the tool said", async () => {
+    const tools = [
+      { type: "function", function: { name: "http_check", parameters: { type: "object", properties: { url: { type: "string" } }, required: ["url"] } } },
+      { type: "function", function: { name: "demo_site_restart", parameters: { type: "object", properties: { url: { type: "string" } }, required: ["url"] } } },
+    ];
+    const request: ChatMessage = { role: "user", content: "Restore demo-site with demo_site_restart: http://127.0.0.1:8080/ is down (503)" };
+    const first = await simulatedProvider().complete(call({ messages: [MESSAGES[0] as ChatMessage, request], tools }));
+    assert.equal(first.toolCalls?.length, 1);
+    assert.equal(first.toolCalls?.[0]?.function.name, "demo_site_restart");
+    assert.deepEqual(JSON.parse(first.toolCalls?.[0]?.function.arguments ?? ""), { url: "http://127.0.0.1:8080/" });
+    const id = first.toolCalls?.[0]?.id ?? "";
+    const after = await simulatedProvider().complete(
+      call({
+        messages: [MESSAGES[0] as ChatMessage, request, { role: "assistant", content: "", toolCalls: [{ id, name: "demo_site_restart", arguments: "{}" }] }, { role: "tool", toolCallId: id, content: "proposal p-1 submitted" }],
+        tools,
+      }),
+    );
+    assert.equal(after.toolCalls, undefined);
+    assert.match(after.text, /^\[simulated\].*demo_site_restart: proposal p-1 submitted/);
+    // a request that names no tool gets text, as a model that needs no tool would answer
+    const plain = await simulatedProvider().complete(call({ tools }));
+    assert.equal(plain.toolCalls, undefined);
+    assert.ok(plain.text.startsWith("[simulated]"));
   });
 
   it("survives a self-referencing schema", async () => {

@@ -30,7 +30,7 @@ describe("DutyScheduler", () => {
   let site: Server;
   let siteUrl: string;
   let broken = false;
-  const agent: { seen: TaskWork[]; titles: string[]; hold?: Promise<void> | undefined } = { seen: [], titles: [] };
+  const agent: { seen: TaskWork[]; titles: string[]; hold?: Promise<void> | undefined; heldUntil?: number | undefined } = { seen: [], titles: [] };
 
   before(async () => {
     site = createServer((_req, res) => {
@@ -258,45 +258,57 @@ describe("DutyScheduler", () => {
     assert.equal(row("morning").SCHEDULE, "cron 0 9 * * *");
   });
 
-  it("a run its agent holds (quiet hours): no second run all night, and the held one is delivered once when it ends", async () => {
+  it("quiet hours: the duty keeps watching each interval, what it found stays one open problem, and the held run's report is delivered once in the morning", async () => {
     broken = true;
     const night = duty({ id: "night", every: "5m", delivery: { channel: "dutynight", to: "ops" } });
-    const clock = { now: () => at("2026-11-23T23:51:00Z") };
+    // a night in the real future: the agent runtime's own clock keeps the held task held for the whole test
+    const clock = { now: () => at("2027-01-11T23:51:00Z") };
     const duties = scheduler([night], clock);
     await duties.tick();
-    let release: () => void = () => undefined;
-    agent.hold = new Promise<void>((resolve) => (release = resolve));
+    const until = at("2027-01-12T06:30:00Z");
+    agent.heldUntil = until;
     const seen = agent.seen.length;
-    clock.now = () => at("2026-11-23T23:55:01Z");
-    const dueAt = at("2026-11-23T23:55:00Z");
-    const ticking = duties.tick();
-    await waitFor("the run to reach the agent", () => agent.seen.length > seen);
-    // the agent holds its model work until 06:30, as the runtime does: the Task open again (SUBMITTED) with metadata.held
-    const until = at("2026-11-24T06:30:00Z");
-    await new TaskStore(client.resources.kv.tasks, client.names, "msgpack").transition("ship", taskOf("night", dueAt), (t) => ({
-      status: { state: "TASK_STATE_SUBMITTED", timestamp: new Date(clock.now()).toISOString() },
-      metadata: { ...t.metadata, held: { reason: "quiet-hours", until, detail: "quiet hours until 06:30", since: clock.now() } },
-    }));
-    await ticking;
-    assert.deepEqual((await record("night"))?.running, { dueAt, taskId: taskOf("night", dueAt), startedAt: at("2026-11-23T23:55:01Z"), heldUntil: until });
-    assert.match(dutyRows([(await record("night"))!], clock.now(), "UTC")[0]![3]!, /^held until Tue 06:30$/);
+    clock.now = () => at("2027-01-11T23:55:01Z");
+    const heldAt = at("2027-01-11T23:55:00Z");
+    await duties.tick();
+    let r = await record("night");
+    assert.deepEqual(r?.held, [{ dueAt: heldAt, taskId: taskOf("night", heldAt), until }]);
+    assert.equal(r?.running, undefined, "the held run is no run in flight: the duty goes on");
+    assert.deepEqual(r?.open, [{ subject: siteUrl, key: "http-down", since: at("2027-01-11T23:55:01Z") }]);
+    assert.deepEqual([r?.lastRun?.outcome, r?.lastRun?.heldUntil, r?.lastRun?.delivered], ["found", until, false]);
 
-    for (const t of ["2026-11-24T02:00:01Z", "2026-11-24T06:25:01Z"]) {
+    // all night, a run every 5 minutes: the site is seen down each time, as the one open problem, and nothing is said
+    for (const t of ["2027-01-12T00:00:01Z", "2027-01-12T00:05:01Z", "2027-01-12T03:00:01Z"]) {
       clock.now = () => at(t);
       await duties.tick();
     }
-    assert.equal(agent.seen.length, seen + 1, "no other run while the held one waits");
-    assert.equal(await stored(taskOf("night", at("2026-11-24T02:00:00Z"))), false);
+    assert.equal(agent.seen.length, seen + 4, "the duty went on watching at its interval");
+    assert.deepEqual(agent.seen.at(-1)?.open, [{ subject: siteUrl, key: "http-down" }], "each run is told what is open");
+    r = await record("night");
+    assert.deepEqual([r?.lastRun?.outcome, r?.lastRun?.stillOpen, r?.lastRun?.delivered], ["found", 1, false]);
+    assert.equal(r?.open.length, 1);
+    assert.equal(r?.open[0]?.since, at("2027-01-11T23:55:01Z"), "one problem, open since it was first seen");
+    assert.equal((await outbox("dutynight")).length, 0, "nothing delivered in the night");
+    assert.match(dutyRows([r!], clock.now(), "UTC")[0]![2]!, /^still open 1 \(.*\); 1 report held until Tue 06:30$/);
 
-    release();
-    agent.hold = undefined;
-    await waitFor("the held task to finish", async () => (await client.getTask("ship", taskOf("night", dueAt))).status.state === "TASK_STATE_COMPLETED");
-    clock.now = () => at("2026-11-24T06:30:02Z");
+    // morning: the agent ran the held run's model step (here: its task ends as the runner would end it)
+    await new TaskStore(client.resources.kv.tasks, client.names, "msgpack").transition("ship", taskOf("night", heldAt), (t) => ({
+      status: { state: "TASK_STATE_COMPLETED", timestamp: new Date(until).toISOString() },
+      artifacts: [{ artifactId: "a-night", name: "pipeline-run", parts: [{ text: "[critical] the site is down" }], metadata: { found: true, findings: 1, open: [{ subject: siteUrl, key: "http-down" }] } }],
+      metadata: t.metadata,
+    }));
+    agent.heldUntil = undefined;
+    broken = false;
+    clock.now = () => at("2027-01-12T06:30:02Z");
     await duties.tick();
     const delivered = await outbox("dutynight");
     assert.equal(delivered.length, 1);
-    assert.equal(delivered[0]!.source.taskId, taskOf("night", dueAt));
-    assert.deepEqual([(await record("night"))?.lastRun?.dueAt, (await record("night"))?.running], [dueAt, undefined]);
+    assert.equal(delivered[0]!.source.taskId, taskOf("night", heldAt));
+    assert.match(delivered[0]!.text, /the site is down/);
+    r = await record("night");
+    assert.deepEqual(r?.held, []);
+    // the site is back: the run is clean and the problem is closed
+    assert.deepEqual([r?.lastRun?.outcome, r?.open], ["clean", []]);
   });
 
   it("fills local targets into the input when it sends the run; a target nothing serves is a failed run, not a task", async () => {

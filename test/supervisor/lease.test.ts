@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Kvm, type KV } from "@nats-io/kv";
 import { pino } from "pino";
 import { connectNats } from "../../protocol/index.js";
@@ -72,6 +73,51 @@ describe("Lease", () => {
     await a.kv.put("agent.atlas", new TextEncoder().encode("intruder"));
     await waitFor("the holder to notice it lost the lease", () => lost, 5_000);
     assert.equal(second.isHeld, false);
+    await a.close();
+    await b.close();
+  });
+
+  it("a holder whose key expired while the server was away takes it back on reconnect: no loss, no restart", async () => {
+    const a = await bucket("leases-c");
+    const holder = new Lease({ kv: a.kv, role: "scheduler", holder: "host-a", renewMs: 300, log });
+    await holder.acquire();
+    let lost = false;
+    holder.onLost(() => (lost = true));
+    const before = await a.kv.get("scheduler");
+    assert.ok(before);
+    // down for longer than the 2 s TTL: the restarted server expires the key, and the holder's next renewal finds it gone
+    await server.kill();
+    await sleep(2_500);
+    await server.restart();
+    const back = await waitFor("the holder to take its lease back", async () => {
+      const entry = await a.kv.get("scheduler");
+      return entry?.operation === "PUT" && entry.string() === "host-a" && entry.created.getTime() - before.created.getTime() > 2_000 ? entry : undefined;
+    }, 15_000);
+    assert.ok(back);
+    assert.equal(lost, false, "not told it lost the lease");
+    assert.equal(holder.isHeld, true);
+    // it keeps renewing the key it took back
+    await waitFor("a renewal after the take-back", async () => ((await a.kv.get("scheduler"))?.revision ?? 0) > back.revision, 5_000);
+    await holder.release();
+    await a.close();
+  });
+
+  it("a holder whose key was deleted takes it back; one whose key another process created meanwhile stands down", async () => {
+    const a = await bucket("leases-d");
+    const b = await bucket("leases-d");
+    const holder = new Lease({ kv: a.kv, role: "governance", holder: "host-a", renewMs: 200, log });
+    await holder.acquire();
+    let lost = false;
+    holder.onLost(() => (lost = true));
+    await b.kv.delete("governance");
+    await waitFor("the holder to take back its deleted key", async () => (await b.kv.get("governance"))?.string() === "host-a", 5_000);
+    assert.equal(lost, false);
+    // the key vanishes and another process writes it before the holder's renewal: that one holds it now
+    await b.kv.delete("governance");
+    await b.kv.put("governance", new TextEncoder().encode("host-b"));
+    await waitFor("the holder to stand down", () => lost, 5_000);
+    assert.equal(holder.isHeld, false);
+    assert.equal((await b.kv.get("governance"))?.string(), "host-b");
     await a.close();
     await b.close();
   });

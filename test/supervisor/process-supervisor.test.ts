@@ -207,6 +207,46 @@ describe("ProcessSupervisor", () => {
     assertNoneAlive(pids);
   });
 
+  test("startChild() adds a child to a running supervisor: restarted like the others, stopped before the earlier ones", async () => {
+    const ready = new Set<string>();
+    const sup = supervisor([spec("server", "permanent")], {
+      stdio: "pipe",
+      onChildOutput: (id, line) => line === "ready" && ready.add(id),
+    });
+    const pids = track(sup);
+    const exits: string[] = [];
+    sup.on("child-exited", (id) => exits.push(id));
+    await sup.start();
+    await sup.startChild(spec("agent", "permanent"));
+    await assert.rejects(sup.startChild(spec("agent", "permanent")), FleetError, "ids stay unique");
+    await waitFor("children ready", () => ready.size === 2);
+    ready.clear();
+    assert.deepEqual(sup.status().map((s) => [s.id, s.state]), [["server", "running"], ["agent", "running"]]);
+    process.kill(statusOf(sup, "agent").pid ?? 0, "SIGKILL");
+    await waitFor("the added child restarted", () => statusOf(sup, "agent").restarts === 1 && ready.has("agent"));
+    await sup.stop();
+    assert.deepEqual(exits.slice(-2), ["agent", "server"], "the added child first, the first child last");
+    assertNoneAlive(pids);
+    await sup.startChild(spec("late", "permanent")); // after stop: nothing is brought up
+    assert.equal(sup.status().some((s) => s.id === "late"), false);
+  });
+
+  test("a child's own shutdownTimeoutMs replaces the supervisor's", async () => {
+    const ready = new Set<string>();
+    const sup = supervisor([{ ...spec("stubborn", "permanent", "--ignore-sigterm"), shutdownTimeoutMs: 100 }], {
+      shutdownTimeoutMs: 10_000,
+      stdio: "pipe",
+      onChildOutput: (id, line) => line === "ready" && ready.add(id),
+    });
+    const pids = track(sup);
+    await sup.start();
+    await waitFor("child ready", () => ready.size === 1);
+    const began = Date.now();
+    await sup.stop();
+    assert.ok(Date.now() - began < 5_000, "killed after its own 100 ms, not the supervisor's 10 s");
+    assertNoneAlive(pids);
+  });
+
   test("start() rejects and stops the others when a child cannot be spawned", async () => {
     const sup = supervisor([spec("a", "permanent"), { id: "missing", command: "/nonexistent/binary", args: [], restart: "permanent" }]);
     const pids = track(sup);
