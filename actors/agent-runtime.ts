@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "pino";
-import { connectNats, connectServing, FleetNames, openFleetResources, systemClock, type Clock, type CodecName, type FleetResources } from "../protocol/index.js";
+import { electionSafeJetStream, connectNats, connectServing, FleetNames, openFleetResources, systemClock, type Clock, type CodecName, type FleetResources } from "../protocol/index.js";
 import { ActorHost } from "./actor-host.js";
 import type { AgentBehaviour, HostedAgent } from "./behaviour.js";
 import { CycleScheduler, nodeTimers } from "./cycle-scheduler.js";
@@ -17,6 +17,8 @@ export interface RuntimeSettings {
   prefix: string;
   codec: CodecName;
   maxPayloadBytes: number;
+  /** copies of each stream and bucket it creates (`fleet.replicas`); 1 when omitted */
+  replicas?: number;
   tasks: { ackWaitSeconds: number; maxDeliver: number; backoffSeconds: readonly number[]; workingAckSeconds: number };
   heartbeatMs?: number;
   /** the fleet's quiet window: no cycles inside it, and model work waits (see `modelWork`) */
@@ -102,8 +104,8 @@ export class AgentRuntime {
       const create = settings.createResources ?? true;
       // on a secured fleet an agent may not read stream info: it proves the fleet is there by reading its own record
       const probe = create || !agents[0] ? undefined : { bucket: "agents" as const, key: agents[0].id };
-      const resources = await openFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes, create, ...(probe ? { probe } : {}) });
-      const js = jetstream(nc);
+      const resources = await openFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes, replicas: settings.replicas ?? 1, create, ...(probe ? { probe } : {}) });
+      const js = electionSafeJetStream(jetstream(nc));
       const gate = new FleetModelWorkGate({
         quietHours,
         timeZone: settings.quietHours.timeZone,

@@ -9,7 +9,8 @@ import { loadConfig, natsConnection, prefixOf, type CliOptions } from "./options
  */
 export async function init(options: CliOptions & { replicas?: string | undefined }, env: NodeJS.ProcessEnv): Promise<number> {
   const config = loadConfig(options, env);
-  const replicas = options.replicas === undefined ? 1 : Number(options.replicas);
+  // the config's fleet.replicas unless --replicas says otherwise (the processes create and scale to the config's)
+  const replicas = options.replicas === undefined ? config.fleet.replicas : Number(options.replicas);
   if (replicas !== 1 && replicas !== 3) throw new FleetError("CONFIG_INVALID", `--replicas ${options.replicas}: 1 (one server) or 3 (a three-node cluster)`);
   const { servers, ...credentials } = natsConnection(options, env);
   const names = new FleetNames(prefixOf(options, config));

@@ -104,6 +104,7 @@ async function main(argv: string[]): Promise<number> {
       json: { type: "boolean" },
       "log-level": { type: "string" },
       creds: { type: "string" },
+      cluster: { type: "string" },
       "run-id": { type: "string" },
       supervised: { type: "boolean" },
       timeout: { type: "string" },

@@ -19,6 +19,8 @@ export interface CliOptions {
   "log-level"?: string | undefined;
   /** a `.nk` nkey seed (as `fleet up` / `fleet creds` write them) or a `.creds` JWT credentials file */
   creds?: string | undefined;
+  /** `fleet up --cluster 3`: a local JetStream cluster of that many nodes */
+  cluster?: string | undefined;
 }
 
 export const FLEET_DIR = ".fleet";

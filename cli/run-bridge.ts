@@ -4,7 +4,7 @@ import type { Logger } from "pino";
 import { hostname } from "node:os";
 import { ApprovalBridge, ApprovalDecisions, consoleApprovals, consoleSender, DiscordApprovals, discordPublicKey, EmailBridge, OutboxDispatcher, smtpServerName, TelegramApprovals } from "../bridges/index.js";
 import type { EmailBridgeConfig, FleetConfig } from "../config/index.js";
-import { connectNats, FleetError, FleetNames, openFleetResources, type FleetResources } from "../protocol/index.js";
+import { electionSafeJetStream, connectNats, FleetError, FleetNames, openFleetResources, type FleetResources } from "../protocol/index.js";
 import { createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped, type RunningProcess } from "./until-stopped.js";
@@ -33,7 +33,7 @@ export async function runBridge(channel: string | undefined, options: RunOptions
   const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-bridge-${channel}`, logger: log });
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
   try {
-    const resources = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
+    const resources = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
     if (chat) return await runApprovals(chat, { nc, names, config, log, supervised: options.supervised });
     if (email) return await runEmail(email, { nc, names, config, log, resources, supervised: options.supervised });
   } catch (err) {
@@ -41,7 +41,7 @@ export async function runBridge(channel: string | undefined, options: RunOptions
     throw err;
   }
   const print = (line: string) => process.stdout.write(line + "\n");
-  const js = jetstream(nc);
+  const js = electionSafeJetStream(jetstream(nc));
   const jsm = await jetstreamManager(nc);
   const clock = { now: () => Date.now() };
   const dispatcher = new OutboxDispatcher({
@@ -113,7 +113,7 @@ async function runEmail(
 ): Promise<number> {
   const { nc, names, config, log } = ctx;
   const bridge = new EmailBridge({
-    js: jetstream(nc),
+    js: electionSafeJetStream(jetstream(nc)),
     jsm: await jetstreamManager(nc),
     names,
     codec: config.fleet.codec,
@@ -140,7 +140,7 @@ async function runApprovals(
   ctx: { nc: NatsConnection; names: FleetNames; config: FleetConfig; log: Logger; supervised: boolean | undefined },
 ): Promise<number> {
   const { nc, names, config, log } = ctx;
-  const js = jetstream(nc);
+  const js = electionSafeJetStream(jetstream(nc));
   const clock = { now: () => Date.now() };
   const codec = config.fleet.codec;
   const decisions = new ApprovalDecisions({ js, names, codec, approvers: chat.approvers, via: chat.channel, clock, log });

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { AuditAnchorer, fleetTools, loadFleetTools, signerFromCredsFile, startGovernance } from "../governance/index.js";
-import { connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
+import { LEASE_TTL_MS, electionSafeJetStream, connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
 import { Lease } from "../supervisor/index.js";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
@@ -23,8 +23,8 @@ export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv)
   // `fleet rollback` is served under the serving twin (replies only); proposals, tool calls and writes go through nc
   const serveNc = await connectServing(connect, nc);
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
-  const lease = new Lease({ kv: kv.leases, role: "governance", holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log });
+  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
+  const lease = new Lease({ kv: kv.leases, role: "governance", holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log, ...(config.fleet.replicas > 1 ? { ttlMs: LEASE_TTL_MS } : {}) });
   const acquiring = new AbortController();
   let service: Awaited<ReturnType<typeof startGovernance>> | undefined;
   let anchorer: AuditAnchorer | undefined;
@@ -39,7 +39,7 @@ export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv)
   void (async () => {
     await lease.acquire(acquiring.signal);
     if (acquiring.signal.aborted) return;
-    const js = jetstream(nc);
+    const js = electionSafeJetStream(jetstream(nc));
     const tools = fleetTools({ js, names, codec: config.fleet.codec, config }, sources);
     service = await startGovernance({ nc, serveNc, names, config, tools, log });
     // the audit chain's tip, anchored with governance's own key where the tool host cannot write; no key, no anchors

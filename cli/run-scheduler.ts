@@ -2,7 +2,7 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { jetstream } from "@nats-io/jetstream";
 import { CycleScheduler, QuietHoursRunner } from "../actors/index.js";
-import { connectNats, connectServing, drainConnections, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, systemClock, type QuietHoursRecord } from "../protocol/index.js";
+import { LEASE_TTL_MS, electionSafeJetStream, connectNats, connectServing, drainConnections, encode, FleetNames, openFleetResources, QUIET_HOURS_KEY, systemClock, type QuietHoursRecord } from "../protocol/index.js";
 import { AlertWatcher, CloseoutSweeper, CronScheduler, DutyScheduler, EventRouter, Lease, localTargetsIn, NightlyBackup, WeeklyReportJob } from "../supervisor/index.js";
 import { startMemoryOwner } from "./memory-owner.js";
 import { untilStopped } from "./until-stopped.js";
@@ -20,12 +20,12 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   const connect = { ...natsConnection(options, env), name: "fleet-scheduler", logger: log };
   const nc = await connectNats(connect);
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-  const { kv, jsm } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
-  const lease = new Lease({ kv: kv.leases, role: "scheduler", holder: `${hostname()}:${process.pid}`, renewMs: 5_000, log });
+  const { kv, jsm } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
+  const lease = new Lease({ kv: kv.leases, role: "scheduler", holder: `${hostname()}:${process.pid}`, renewMs: 5_000, log, ...(config.fleet.replicas > 1 ? { ttlMs: LEASE_TTL_MS } : {}) });
   await lease.acquire();
   const scheduler = new CronScheduler({
     nc,
-    js: jetstream(nc),
+    js: electionSafeJetStream(jetstream(nc)),
     kv,
     names,
     codec: config.fleet.codec,
@@ -38,7 +38,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   // events of the sources the config maps to an agent become its tasks directly (the rest are Atlas's to plan from)
   const events = new EventRouter({
     nc,
-    js: jetstream(nc),
+    js: electionSafeJetStream(jetstream(nc)),
     jsm,
     kv,
     names,
@@ -51,7 +51,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   events.start();
   const duties = new DutyScheduler({
     nc,
-    js: jetstream(nc),
+    js: electionSafeJetStream(jetstream(nc)),
     kv,
     names,
     codec: config.fleet.codec,
@@ -89,14 +89,14 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   const nightlyTimer = periodic("nightly backup", () => nightly.tick(), log);
   // the weekly cost report, when reports.weekly is configured: a built-in job with its own last-run record
   const weekly = config.reports.weekly
-    ? new WeeklyReportJob({ js: jetstream(nc), tasks: kv.tasks, schedules: kv.schedules, names, codec: config.fleet.codec, config, weekly: config.reports.weekly, clock: systemClock, log })
+    ? new WeeklyReportJob({ js: electionSafeJetStream(jetstream(nc)), tasks: kv.tasks, schedules: kv.schedules, names, codec: config.fleet.codec, config, weekly: config.reports.weekly, clock: systemClock, log })
     : undefined;
   const weeklyTimer = weekly ? periodic("weekly report", () => weekly.tick(), log) : undefined;
   // alerts, when configured: notices through OUTBOX, so principals' quiet hours defer them
-  const alerts = config.alerts ? new AlertWatcher({ js: jetstream(nc), kv, names, codec: config.fleet.codec, config, alerts: config.alerts, clock: systemClock, log }) : undefined;
+  const alerts = config.alerts ? new AlertWatcher({ js: electionSafeJetStream(jetstream(nc)), kv, names, codec: config.fleet.codec, config, alerts: config.alerts, clock: systemClock, log }) : undefined;
   alerts?.start();
   // the report-only closeout sweep, when configured
-  const sweeper = config.sweeper ? new CloseoutSweeper({ js: jetstream(nc), kv, names, codec: config.fleet.codec, sweeper: config.sweeper, timeZone: config.fleet.timeZone, clock: systemClock, log }) : undefined;
+  const sweeper = config.sweeper ? new CloseoutSweeper({ js: electionSafeJetStream(jetstream(nc)), kv, names, codec: config.fleet.codec, sweeper: config.sweeper, timeZone: config.fleet.timeZone, clock: systemClock, log }) : undefined;
   const sweeperTimer = sweeper ? periodic("closeout sweep", () => sweeper.tick(), log) : undefined;
   // memory searches are served under the serving twin (replies only); everything else goes through nc
   const serveNc = await connectServing(connect, nc);

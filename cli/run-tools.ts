@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { jetstream } from "@nats-io/jetstream";
 import { fleetTools, loadFleetTools, McpToolSources, peerClients, signerFromCredsFile, ToolHost } from "../governance/index.js";
-import { connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
+import { electionSafeJetStream, connectNats, connectServing, drainConnections, FleetNames, openFleetResources } from "../protocol/index.js";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
@@ -23,8 +23,8 @@ export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Pro
     // calls are served under the serving twin (replies only); the audit chain, tool runs and outbox go through nc
     serveNc = await connectServing(connect, nc);
     const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-    const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: createsResources(options) });
-    const js = jetstream(nc);
+    const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
+    const js = electionSafeJetStream(jetstream(nc));
     const codec = config.fleet.codec;
     const host = new ToolHost({
       nc: serveNc,

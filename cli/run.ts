@@ -1,5 +1,5 @@
 import { AgentRuntime } from "../actors/index.js";
-import { FleetError } from "../protocol/index.js";
+import { LEASE_TTL_MS, FleetError } from "../protocol/index.js";
 import { hostname } from "node:os";
 import { behaviourFor } from "../behaviours/index.js";
 import { loadFleetTools, peerClients } from "../governance/index.js";
@@ -69,6 +69,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
       prefix: options.prefix ?? config.fleet.prefix,
       codec: config.fleet.codec,
       maxPayloadBytes: config.fleet.maxPayloadBytes,
+      replicas: config.fleet.replicas,
       tasks: config.tasks,
       quietHours: { start: config.fleet.quietHours.start, end: config.fleet.quietHours.end, timeZone: config.fleet.timeZone },
       modelWork: { urgent: config.fleet.quietHours.urgent, aliases: Object.fromEntries(Object.entries(config.routing.aliases).map(([alias, a]) => [alias, a.tier])) },
@@ -84,7 +85,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
       tracer: telemetry.tracer,
       beforeHosting: async (deps) => {
         for (const agent of singletons) {
-          const lease = new Lease({ kv: deps.kv.leases, role: `agent.${agent.id}`, holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log });
+          const lease = new Lease({ kv: deps.kv.leases, role: `agent.${agent.id}`, holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log, ...(config.fleet.replicas > 1 ? { ttlMs: LEASE_TTL_MS } : {}) });
           await lease.acquire();
           leases.push(lease);
         }

@@ -16,7 +16,8 @@ export async function serviceSummary(nc: NatsConnection, waitMs = 400): Promise<
     const errors = endpoints.reduce((n, e) => n + e.num_errors, 0);
     const totalNs = endpoints.reduce((n, e) => n + e.average_processing_time * e.num_requests, 0);
     const avgMs = requests === 0 ? 0 : totalNs / requests / 1e6;
-    lines.push(`  ${name.padEnd(20)} ${String(instances.length).padStart(3)} instance(s)  ${requests} requests  ${errors} errors  avg ${avgMs.toFixed(1)} ms`);
+    const where = [...new Set(instances.map((i) => (i.metadata?.host ? `${i.metadata.host}:${i.metadata.pid ?? "?"}` : undefined)).filter((h) => h !== undefined))];
+    lines.push(`  ${name.padEnd(20)} ${String(instances.length).padStart(3)} instance(s)  ${requests} requests  ${errors} errors  avg ${avgMs.toFixed(1)} ms${where.length ? `  on ${where.join(" ")}` : ""}`);
   }
   return lines.length === 0 ? [] : ["services (NATS micro; nats micro list):", ...lines];
 }

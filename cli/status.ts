@@ -1,11 +1,12 @@
 import type { z } from "zod";
 import type { KV } from "@nats-io/kv";
-import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, QUIET_HOURS_KEY, QuietHoursRecord, secrets, type CodecName, type UsageReply } from "../protocol/index.js";
+import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, QUIET_HOURS_KEY, QuietHoursRecord, secrets, type BucketKey, type CodecName, type UsageReply } from "../protocol/index.js";
 import { listHeld } from "../actors/index.js";
 import { RouterClient } from "../router/index.js";
 import { heldRows } from "./held-text.js";
 import { guardSecrets, inspect, loadConfig, prefixOf, type CliOptions } from "./options.js";
 import { serviceSummary } from "./service-summary.js";
+import { clusterHealth, healthLines, leaseHolders } from "./cluster-health.js";
 import { DUTY_HEADER, dutyRows, readDutyRecords } from "./duty-status.js";
 
 /** `fleet status`: each agent's state, current task, tier, last heartbeat and restarts, read from KV `agents`. */
@@ -75,6 +76,10 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
     const duties = await readDutyRecords(kv.schedules).catch(() => []);
     if (duties.length > 0) printTable(DUTY_HEADER, dutyRows(duties, now, quietRecord?.timeZone));
     for (const line of await serviceSummary(nc)) print(line);
+    for (const line of await leaseHolders(kv.leases).catch(() => [])) print(line);
+    // a single server has nothing to say here; a cluster shows its servers, leaders and lagging replicas
+    const health = await clusterHealth(nc, new FleetNames(prefixOf(options)), Object.keys(kv) as BucketKey[]).catch(() => []);
+    if (health.some((h) => h.replicas > 1 || Object.keys(h.peers).length > 1)) for (const line of healthLines(health)) print(line);
     return 0;
   } finally {
     await nc.close();

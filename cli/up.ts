@@ -6,6 +6,7 @@ import { EmbeddedNats, localTargetNames, ProcessSupervisor, type ChildSpec } fro
 import { configPath, CREDS_DIR, FLEET_DIR, loadConfig, natsCredentials, rootLogger, type CliOptions } from "./options.js";
 import { childCreds, toolRisks } from "./creds.js";
 import { humanLine } from "./log-lines.js";
+import { startLocalCluster } from "./up-cluster.js";
 import { dashboardToken, SUPERVISED_TOKEN_ENV } from "./dashboard.js";
 
 const CLI = fileURLToPath(new URL("./main.js", import.meta.url));
@@ -38,6 +39,13 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
     servers = undefined;
   }
   let generated: FleetCredentials | undefined;
+  // --cluster 3: a local three-node JetStream cluster instead of the single embedded server; children spread over it
+  let cluster: Awaited<ReturnType<typeof startLocalCluster>> | undefined;
+  if (options.cluster) {
+    generated = writeFleetCredentials(CREDS_DIR, config, risks);
+    cluster = await startLocalCluster(FLEET_DIR, Number(options.cluster), config, generated, log);
+    servers = cluster.urls.join(",");
+  }
   if (!servers) {
     generated = writeFleetCredentials(CREDS_DIR, config, risks);
     // its monitoring endpoint too: the default fleet's duties watch it ({{local.nats-monitor}})
@@ -59,6 +67,7 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
       log.info({ why }, "stopping the fleet");
       await supervisor.stop();
       embedded?.cleanup();
+      await cluster?.stop();
     })());
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
@@ -93,7 +102,7 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
       async () => {
         const nc = await connectNats({ servers: resourcesAt, ...own, name: "fleet-up", longLived: false });
         try {
-          await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes });
+          await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas });
         } finally {
           await nc.close().catch(() => undefined);
         }

@@ -63,6 +63,8 @@ export const FleetSettings = strict({
   codec: z.enum(["msgpack", "json"]).default("msgpack"),
   // 8 MiB is the most a nats-server will accept as max_payload.
   maxPayloadBytes: z.number().int().positive().max(8 * MIB).default(MIB),
+  // copies of every stream and bucket: 1 on one server, 3 on a three-node JetStream cluster (`fleet up --cluster 3`)
+  replicas: z.union([z.literal(1), z.literal(3)]).default(1),
   // all model work (cycles, tasks, duties, cron jobs, delegations) waits inside this window of the fleet's time zone,
   // unless `urgent` says otherwise; tier-0 work (tools only) runs at any hour
   quietHours: strict({

@@ -1,6 +1,6 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
-import type { FleetNames } from "../protocol/index.js";
+import { retryThroughElection, type FleetNames } from "../protocol/index.js";
 
 /**
  * The governance process's two durable consumers: proposal submissions on PROPOSALS and human decisions on APPROVALS.
@@ -11,9 +11,10 @@ export async function ensureGovernanceConsumers(
   jsm: JetStreamManager,
   names: FleetNames,
 ): Promise<{ intake: Promise<ConsumerMessages>; decisions: Promise<ConsumerMessages> }> {
-  const intake = await upsert(jsm, names.stream("PROPOSALS"), "governance-intake", names.proposalSubmissions());
-  const decisions = await upsert(jsm, names.stream("APPROVALS"), "governance-decisions", names.approvalDecisions());
-  const open = async (stream: string, durable: string) => (await js.consumers.get(stream, durable)).consume({ max_messages: 512 });
+  // on a cluster, a consumer's or the meta leader's election may be under way as governance starts: idempotent, so retried
+  const intake = await retryThroughElection("governance intake consumer", () => upsert(jsm, names.stream("PROPOSALS"), "governance-intake", names.proposalSubmissions()));
+  const decisions = await retryThroughElection("governance decisions consumer", () => upsert(jsm, names.stream("APPROVALS"), "governance-decisions", names.approvalDecisions()));
+  const open = async (stream: string, durable: string) => (await retryThroughElection(`consumer ${durable}`, () => js.consumers.get(stream, durable))).consume({ max_messages: 512 });
   return { intake: open(names.stream("PROPOSALS"), intake), decisions: open(names.stream("APPROVALS"), decisions) };
 }
 

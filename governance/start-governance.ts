@@ -2,7 +2,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
-import { FleetError, openBuckets, type FleetNames, type Clock } from "../protocol/index.js";
+import { electionSafeJetStream, FleetError, openBuckets, type FleetNames, type Clock } from "../protocol/index.js";
 import { fleetBudgetLedger } from "../router/index.js";
 import { GovernanceService } from "./governance-service.js";
 import { type ProposalPolicy } from "./proposal-machine.js";
@@ -85,7 +85,7 @@ export async function startGovernance(o: StartGovernanceOptions): Promise<Govern
   const service = new GovernanceService({
     nc: o.nc,
     serveNc: o.serveNc,
-    js: jetstream(o.nc),
+    js: electionSafeJetStream(jetstream(o.nc)),
     jsm: await jetstreamManager(o.nc),
     names: o.names,
     codec: config.fleet.codec,

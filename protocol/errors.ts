@@ -22,6 +22,7 @@ export const ERROR_CATALOGUE = {
   TIMEOUT: { a2aCode: -32101, retryable: true, description: "a request got no reply in time" },
   NATS_UNAVAILABLE: { a2aCode: -32102, retryable: true, description: "no NATS server answers at the configured URL" },
   CONFLICT: { a2aCode: -32103, retryable: true, description: "a KV update lost a revision race" },
+  JETSTREAM_NO_LEADER: { a2aCode: -32104, retryable: true, description: "a stream or bucket had no leader (a cluster election, a lost quorum) for longer than the retry window" },
   CONFIG_INVALID: { a2aCode: -32110, retryable: false, description: "the fleet config failed validation" },
   CONFIG_NOT_FOUND: { a2aCode: -32111, retryable: false, description: "the fleet config file does not exist" },
   NATS_SERVER_NOT_INSTALLED: { a2aCode: -32112, retryable: false, description: "nats-server is not on the PATH" },

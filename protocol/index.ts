@@ -26,6 +26,7 @@ export { CONTENT_TYPES, codecForContentType, decode, decodeUnknown, encode, type
 export { connectNats, connectServing, drainConnections, inboxPrefixFor, isPermissionViolation, servingSeedFileOf, type ConnectOptions } from "./connect.js";
 export { closeConnectionsWhenServerAway, isServerAway, type AwayWatch, isServerAwayError, retryWhileServerAway } from "./server-away.js";
 export { deadLetter } from "./dead-letter.js";
+export { electionSafeJetStream, electionSafeKv, isElectionError, retryThroughElection, type ElectionRetryOptions } from "./election-retry.js";
 export { outboxMessageId } from "./outbox-message-id.js";
 export { ERROR_CATALOGUE, ErrorPayload, FleetError, FleetErrorCode, formatPath, isBadInput, issuesOf, type FieldIssue } from "./errors.js";
 export {
@@ -43,6 +44,7 @@ export { AgentRecord, CronRunRecord, DutyOutcome, DutyRunRecord, dutyRunKey, EMA
 export {
   ensureFleetResources,
   ensureOutboxConsumer,
+  LEASE_TTL_MS,
   ensureTaskConsumer,
   openBuckets,
   openFleetResources,

@@ -13,6 +13,7 @@ import {
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { isPermissionViolation } from "./connect.js";
+import { electionSafeKv, retryThroughElection } from "./election-retry.js";
 import { FleetError } from "./errors.js";
 import type { BucketKey, FleetNames, StreamKey } from "./subjects.js";
 
@@ -22,6 +23,8 @@ import type { BucketKey, FleetNames, StreamKey } from "./subjects.js";
  */
 
 const HOUR = 3600_000;
+/** how long a singleton's lease outlives its holder's last renewal (the leases bucket's max_age) */
+export const LEASE_TTL_MS = 15_000;
 const DAY = 24 * HOUR;
 
 export interface ResourceOptions {
@@ -63,7 +66,7 @@ function bucketDefinitions(): Record<BucketKey, { history: number; ttl?: number 
     proposals: { history: 5 },
     budgets: { history: 1, ttl: 8 * DAY },
     memory: { history: 10 },
-    leases: { history: 1, ttl: 15_000 },
+    leases: { history: 1, ttl: LEASE_TTL_MS },
     schedules: { history: 5 },
     dedup: { history: 1 },
     // the router's semantic cache; entries older than routing.cache.ttlHours are ignored before this bucket drops them
@@ -133,6 +136,12 @@ async function ensureOnce(nc: NatsConnection, names: FleetNames, options: Resour
     await upsertStream(jsm, config);
   }
   const kv = await openBuckets(nc, names, { replicas, create: true });
+  // an existing bucket keeps the replicas it was made with (Kvm.create does not update): scale it to the config's
+  for (const key of Object.keys(kv) as BucketKey[]) {
+    const stream = `KV_${names.bucket(key)}`;
+    const info = await jsm.streams.info(stream);
+    if (info.config.num_replicas !== replicas) await jsm.streams.update(stream, { ...info.config, num_replicas: replicas });
+  }
   return { jsm, kv };
 }
 
@@ -214,9 +223,11 @@ export async function openBuckets(
   const out = {} as Record<BucketKey, KV>;
   for (const [key, def] of Object.entries(bucketDefinitions()) as [BucketKey, { history: number; ttl?: number }][]) {
     const name = names.bucket(key);
-    out[key] = options.create
+    const kv = options.create
       ? await kvm.create(name, { history: def.history, replicas: options.replicas ?? 1, ...(def.ttl ? { ttl: def.ttl } : {}) })
       : await kvm.open(name, options.direct ? { allow_direct: true } : {});
+    // on a cluster, a bucket's leader may be being elected when a write comes: it waits for the new one
+    out[key] = electionSafeKv(kv, name);
   }
   return out;
 }
@@ -270,6 +281,11 @@ export async function ensureOutboxConsumer(jsm: JetStreamManager, names: FleetNa
 }
 
 async function upsertConsumer(jsm: JetStreamManager, stream: string, durable: string, config: Partial<ConsumerConfig>): Promise<void> {
+  // idempotent: on a cluster it waits out a leader election instead of failing the process's start
+  await retryThroughElection(`consumer ${durable}`, () => upsertConsumerOnce(jsm, stream, durable, config));
+}
+
+async function upsertConsumerOnce(jsm: JetStreamManager, stream: string, durable: string, config: Partial<ConsumerConfig>): Promise<void> {
   try {
     await jsm.consumers.info(stream, durable);
   } catch (err) {

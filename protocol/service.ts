@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { z } from "zod";
@@ -205,8 +206,9 @@ export class FleetService implements DiscoverableService {
   get description(): string {
     return this.options.description;
   }
+  /** with the host and pid it runs as, so `fleet status` tells where each instance of a spread fleet runs */
   get metadata(): Record<string, string> {
-    return this.options.metadata ?? {};
+    return { host: hostname(), pid: String(process.pid), ...this.options.metadata };
   }
   get endpointStats(): EndpointStats[] {
     return [...this.bySubject.values(), ...this.byPattern].map((e) => e.stats);

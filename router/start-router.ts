@@ -3,7 +3,7 @@ import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
-import { deadLetter, encode, FleetNames, openFleetResources, secrets, type UsageRecord, type UsageReply, systemClock, type Clock } from "../protocol/index.js";
+import { electionSafeJetStream, deadLetter, encode, FleetNames, openFleetResources, secrets, type UsageRecord, type UsageReply, systemClock, type Clock } from "../protocol/index.js";
 import { BudgetLedger } from "./budget-ledger.js";
 import { TierClassifier } from "./classifier.js";
 import { buildDeployments, missingKeys } from "./deployments.js";
@@ -83,8 +83,8 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
   const { nc, config, env, log } = options;
   const clock = options.clock ?? systemClock;
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, create: options.createResources ?? true });
-  const js = jetstream(nc);
+  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: options.createResources ?? true });
+  const js = electionSafeJetStream(jetstream(nc));
   const routing = config.routing;
 
   const absent = missingKeys(config, env);

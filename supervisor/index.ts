@@ -1,5 +1,6 @@
 export { EmbeddedNats, findNatsServer, readPortsFile, type EmbeddedNatsOptions } from "./embedded-nats.js";
 export { runServerWatchdog } from "./server-watchdog.js";
+export { ClusterNode, clusterNodeConfig, freePort, localClusterNodes, routeSecret, type ClusterConfigOptions, type ClusterNodeSpec, type LocalClusterOptions } from "./nats-cluster.js";
 export { Lease, type LeaseOptions } from "./lease.js";
 export { exitWhenParentDies, type ParentWatchOptions } from "./parent-watch.js";
 export {

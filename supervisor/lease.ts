@@ -11,6 +11,12 @@ export interface LeaseOptions {
   holder: string;
   /** how often the holder renews; the bucket's max_age (the lease TTL) must be a few times longer */
   renewMs: number;
+  /**
+   * the leases bucket's max_age (LEASE_TTL_MS), given on a cluster: a holder that could not renew for `ttlMs` less 2 s
+   * (its server cut off from the majority) gives the lease up before the key can expire and another host take it.
+   * Without it (one server) a holder rides out an outage and takes the lease back.
+   */
+  ttlMs?: number;
   log: Logger;
 }
 
@@ -25,6 +31,9 @@ export class Lease {
   private renewing: NodeJS.Timeout | undefined;
   private lostHandlers: Array<() => void> = [];
   private held = false;
+  private renewedAt = 0;
+  private inFlight = false;
+  private lastTry = 0;
 
   constructor(private readonly options: LeaseOptions) {}
 
@@ -32,12 +41,17 @@ export class Lease {
   async acquire(signal?: AbortSignal): Promise<void> {
     let announced = false;
     while (!signal?.aborted) {
+      // the server stamps the key after this moment: it expires no earlier than TTL from here
+      const sentAt = Date.now();
       try {
-        this.revision = await this.options.kv.create(this.options.role, new TextEncoder().encode(this.options.holder));
+        this.revision = await this.take();
         this.held = true;
+        this.renewedAt = sentAt;
         this.options.log.info({ role: this.options.role, holder: this.options.holder }, "lease acquired");
-        // renewal alone must not keep a process alive that is otherwise done
-        this.renewing = setInterval(() => void this.renew(), this.options.renewMs).unref();
+        // renewal alone must not keep a process alive that is otherwise done; a finer tick than renewMs, so a renewal
+        // that hangs (a server cut off) is noticed before the key expires
+        this.lastTry = Date.now();
+        this.renewing = setInterval(() => this.tick(), Math.min(this.options.renewMs, 500)).unref();
         return;
       } catch {
         if (!announced) {
@@ -51,6 +65,20 @@ export class Lease {
     signal?.throwIfAborted();
   }
 
+  /**
+   * Creates the key; a create retried after a timeout finds the key its first attempt wrote ("exists"): the value read
+   * back says whether that was this holder's.
+   */
+  private async take(): Promise<number> {
+    try {
+      return await this.options.kv.create(this.options.role, new TextEncoder().encode(this.options.holder));
+    } catch (err) {
+      const current = await this.options.kv.get(this.options.role).catch(() => null);
+      if (current?.operation === "PUT" && new TextDecoder().decode(current.value) === this.options.holder) return current.revision;
+      throw err;
+    }
+  }
+
   /** Called once if the lease is lost while held (a renewal lost the race or the key expired): stop working then. */
   onLost(handler: () => void): void {
     this.lostHandlers.push(handler);
@@ -60,32 +88,64 @@ export class Lease {
     return this.held;
   }
 
+  private tick(): void {
+    if (this.inFlight) return this.fence();
+    if (Date.now() - this.lastTry < this.options.renewMs) return;
+    this.lastTry = Date.now();
+    void this.renew();
+  }
+
   private async renew(): Promise<void> {
-    if (!this.held) return;
-    const { kv, role, holder, log } = this.options;
+    if (!this.held || this.inFlight) return;
+    this.inFlight = true;
+    const { kv, role, holder } = this.options;
     const value = new TextEncoder().encode(holder);
+    // the server stamps the write after this moment: the key expires no earlier than renewedAt + TTL
+    const sentAt = Date.now();
     try {
       this.revision = await kv.update(role, value, this.revision);
+      this.renewedAt = sentAt;
     } catch (err) {
       // a wrong revision means someone else holds it now; a timeout may be a server restart, so check before giving up
       const current = await kv.get(role).catch(() => undefined);
-      if (current === undefined) return; // the server is away: try again at the next renewal
+      if (current === undefined) return this.fence(); // the server is away: try again at the next renewal
       if (current && current.operation === "PUT") {
         if (current.revision === this.revision) return;
-        // our own renewal landed but its ack was lost (the server went away after storing it): still ours
+        // our own renewal landed but its ack was lost (or a retry lost the compare-and-set to it): still ours
         if (new TextDecoder().decode(current.value) === holder) {
           this.revision = current.revision;
+          this.renewedAt = sentAt;
           return;
         }
       } else {
         const retaken = await this.retake(value);
-        if (retaken !== "lost") return; // taken back, or the server went away again: the next renewal sees
+        if (retaken === "taken") this.renewedAt = sentAt;
+        if (retaken !== "lost") return this.fence(); // taken back, or the server went away again: the next renewal sees
       }
-      log.warn({ role, err }, "lease lost");
-      this.held = false;
-      clearInterval(this.renewing);
-      for (const h of this.lostHandlers.splice(0)) h();
+      this.lose(err);
+    } finally {
+      this.inFlight = false;
     }
+  }
+
+  /**
+   * Not renewed for so long that the key is about to expire: stop working before another host can take it (a standby
+   * creates the key only once it has expired). Only with `ttlMs` (a cluster, where another host may take the key while
+   * this one is cut off); on one server nobody can take it during an outage, and the holder takes it back instead.
+   */
+  private fence(): void {
+    const ttlMs = this.options.ttlMs;
+    if (ttlMs === undefined) return;
+    const margin = Math.min(this.options.renewMs, 2_000);
+    if (this.held && Date.now() - this.renewedAt >= ttlMs - margin) this.lose(new Error(`not renewed for ${Date.now() - this.renewedAt} ms`));
+  }
+
+  private lose(err: unknown): void {
+    if (!this.held) return;
+    this.options.log.warn({ role: this.options.role, err }, "lease lost");
+    this.held = false;
+    clearInterval(this.renewing);
+    for (const h of this.lostHandlers.splice(0)) h();
   }
 
   /**

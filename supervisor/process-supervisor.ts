@@ -18,6 +18,8 @@ export interface ChildSpec {
   restart: RestartPolicy;
   /** How long this child gets between SIGTERM and SIGKILL; default the supervisor's shutdownTimeoutMs. */
   shutdownTimeoutMs?: number;
+  /** its own process group: a Ctrl-C in the terminal does not reach it (a server that must outlive the processes draining into it) */
+  detached?: boolean;
 }
 
 export interface SupervisorOptions {
@@ -211,7 +213,7 @@ export class ProcessSupervisor extends EventEmitter<SupervisorEvents> {
     const proc = spawn(spec.command, spec.args, {
       cwd: spec.cwd,
       env: spec.env ? { ...process.env, ...spec.env } : undefined,
-      detached: false,
+      detached: spec.detached ?? false,
       stdio: ["pipe", this.stdio, this.stdio],
     });
     // Nothing is ever written to stdin; it exists so the child sees EOF when we die. Ignore EPIPE and the like.

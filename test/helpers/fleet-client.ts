@@ -25,10 +25,12 @@ export class FleetClient {
   ) {}
 
   /** `options.nkeySeedFile`: on a secured server, the operator's seed */
-  static async connect(url: string, prefix = "fleet", options: { nkeySeedFile?: string } = {}): Promise<FleetClient> {
-    const nc = await connectNats({ servers: url, name: "test-client", ...options });
+  /** `options.replicas`: on a cluster, the fleet's `fleet.replicas` (the client creates the streams as its processes do) */
+  static async connect(url: string | string[], prefix = "fleet", options: { nkeySeedFile?: string; replicas?: number } = {}): Promise<FleetClient> {
+    const { replicas, ...credentials } = options;
+    const nc = await connectNats({ servers: url, name: "test-client", ...credentials });
     const names = new FleetNames(prefix);
-    const resources = await ensureFleetResources(nc, names);
+    const resources = await ensureFleetResources(nc, names, { replicas: replicas ?? 1 });
     const client = new FleetClient(nc, names, resources);
     nc.subscribe(`${prefix}.agent.*.events`, {
       callback: (err, msg) => {

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
@@ -273,7 +274,7 @@ describe("the one service skeleton (protocol/service.ts)", () => {
       const p = PingResponse.parse(ping);
       assert.equal(p.name, "test-echo");
       assert.equal(p.version, "1.2.3");
-      assert.deepEqual(p.metadata, { agent: "scout" });
+      assert.deepEqual(p.metadata, { host: hostname(), pid: String(process.pid), agent: "scout" }, "the configured metadata, with where the instance runs");
 
       const [info] = await all(`$SRV.INFO.test-echo`);
       const i = InfoResponse.parse(info);

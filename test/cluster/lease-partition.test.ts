@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { ProcessSupervisor } from "../../supervisor/index.js";
+import { NatsCluster, OpenAIServer } from "../../harness/index.js";
+import { FleetClient } from "../helpers/fleet-client.js";
+import { startProcesses } from "../helpers/fleet-processes.js";
+import { waitFor } from "../helpers/wait.js";
+import { proposer, roleOn, tallies, writeClusterFleet } from "./cluster-fleet.js";
+
+/**
+ * The host holding governance's lease is cut off (its server stopped with SIGSTOP: its peers and its processes' requests
+ * meet silence, as on a partition) while proposals are in flight: the lease moves to the standby on another node within
+ * the lease's TTL (15 s) plus one standby poll (5 s); when the host comes back every proposal completes, its governance
+ * finds the lease gone and stands by, and no proposal's tool runs twice. (Proposals submitted during the cut do not
+ * always complete before the healing: see the README's known limits.)
+ *
+ * netns + veth would cut the network itself; this machine's tests run without it (see the README's cluster section), so
+ * the cut is the node's process, which is what its clients and peers see either way.
+ */
+
+const PREFIX = "cpart";
+const TTL_MS = 15_000;
+const POLL_MS = 5_000;
+
+describe("a partition of the host holding governance's lease (three-node cluster)", () => {
+  let cluster: NatsCluster;
+  let openai: OpenAIServer;
+  let processes: ProcessSupervisor;
+  let standby: ProcessSupervisor;
+  let leasesKv: KV | undefined;
+  let client: FleetClient;
+  let fleet: ReturnType<typeof writeClusterFleet>;
+  const output: string[] = [];
+
+  before(async () => {
+    [cluster, openai] = await Promise.all([NatsCluster.start(), OpenAIServer.start()]);
+    fleet = writeClusterFleet(PREFIX, openai.baseUrl);
+    const [n1, n2, n3] = cluster.urls as [string, string, string];
+    // the test's own client stays on the two nodes that keep the majority
+    client = await FleetClient.connect([n2, n3], PREFIX, { replicas: 3 });
+    processes = startProcesses([roleOn("governance-a", ["governance"], fleet.file, n1), roleOn("tools", ["tools"], fleet.file, n3)], output);
+    await processes.start();
+    await waitFor("governance-a to hold the lease", async () => (await holder()) === pidOf("governance-a"), 30_000);
+    standby = startProcesses([roleOn("governance-b", ["governance"], fleet.file, n2, "info")], output);
+    await standby.start();
+    // a loaded machine takes seconds to start a process: the partition comes once the standby is waiting for the lease
+    await waitFor("governance-b to stand by", () => output.some((l) => l.startsWith("governance-b:") && l.includes("standing by")), 60_000);
+  });
+
+  after(async () => {
+    cluster?.heal(0);
+    await standby?.stop();
+    await processes?.stop();
+    await client?.close();
+    await Promise.all([cluster?.stop(), openai?.close()]);
+    fleet?.cleanup();
+  });
+
+  const pidOf = (id: string) => [...processes.status(), ...(standby?.status() ?? [])].find((c) => c.id === id)?.pid;
+  // read from the bucket's leader, not by direct get: see the proposals' reader below
+  const holder = async () => {
+    leasesKv ??= await new Kvm(client.nc).open(client.names.bucket("leases"), { allow_direct: false });
+    const entry = await leasesKv.get("governance");
+    return entry?.operation === "PUT" ? Number(new TextDecoder().decode(entry.value).split(":").at(-1)) : undefined;
+  };
+
+  it("the lease moves within its TTL, every proposal completes, none runs twice when the host is back", { timeout: 240_000 }, async () => {
+    // the test reads proposals from the bucket's leader: a direct get may be routed to the stopped node (its routes
+    // linger, see the README) and wait out timeouts, which would time the test's own reads rather than the fleet
+    const props = proposer(client, await new Kvm(client.nc).open(client.names.bucket("proposals"), { allow_direct: false }));
+    const ids: string[] = [];
+    for (let n = 0; n < 30; n++) ids.push(await props.propose(n, fleet.tallyFile));
+    await waitFor("the first proposals to complete", async () => (await props.state(ids[0]!)) === "completed");
+
+    const { jetstreamManager } = await import("@nats-io/jetstream");
+    const leasesLeader = (await (await jetstreamManager(client.nc)).streams.info(`KV_${client.names.bucket("leases")}`)).cluster?.leader;
+    const a = pidOf("governance-a");
+    const cutAt = Date.now();
+    cluster.partition(0);
+    for (let n = 30; n < 60; n++) ids.push(await props.propose(n, fleet.tallyFile));
+    const b = pidOf("governance-b");
+    await waitFor("governance-b to take the lease", async () => (await holder()) === b, 90_000);
+    const movedMs = Date.now() - cutAt;
+    assert.ok(movedMs <= TTL_MS + POLL_MS + 3_000, `the lease moved after ${movedMs} ms (leases leader was ${leasesLeader})\n${output.filter((l) => l.includes("lease") || l.includes("governance-b")).slice(-20).join("\n")}`);
+
+    cluster.heal(0);
+    await waitFor("every proposal completed", async () => {
+      for (const id of ids) if ((await props.state(id)) !== "completed") return false;
+      return true;
+    }, 90_000).catch(async (err: unknown) => {
+      const { jetstreamManager } = await import("@nats-io/jetstream");
+      const jsm = await jetstreamManager(client.nc, { timeout: 5_000 });
+      const info = await jsm.streams.info(`KV_${client.names.bucket("proposals")}`).then((i) => JSON.stringify({ cluster: i.cluster, state: i.state })).catch((e: unknown) => String(e));
+      throw new Error(`${String(err)}; client on ${client.nc.getServer()}; proposals bucket: ${info}\n${output.slice(-30).join("\n")}`);
+    });
+
+    // the host back: its governance finds the lease taken and stands by (restarted by its supervisor, as under fleet up)
+    await waitFor("governance-a to stand down", () => pidOf("governance-a") !== undefined && (processes.status().find((c) => c.id === "governance-a")?.restarts ?? 0) > 0, 60_000);
+    for (let n = 60; n < 70; n++) ids.push(await props.propose(n, fleet.tallyFile));
+    await waitFor("the proposals after the healing completed", async () => {
+      for (const id of ids.slice(60)) if ((await props.state(id)) !== "completed") return false;
+      return true;
+    }, 30_000);
+    // the lease is B's, or (on a machine so loaded that B missed its own renewals) vacant or B's successor's: never A's old one
+    assert.notEqual(await holder(), a, "the host that came back does not hold the lease on its old claim");
+    const runs = tallies(fleet.tallyFile);
+    assert.deepEqual([...runs].filter(([, c]) => c !== 1), [], "no proposal's tool ran twice");
+    assert.equal(runs.size, 70);
+  });
+});
