@@ -40,9 +40,12 @@ describe("step answers", () => {
     await waitFor("the paid call's USAGE record", async () => (await usageRecords(bed.nc, names)).some((r) => r.agentId === "scout"));
     const paid = (await usageRecords(bed.nc, names)).filter((r) => r.agentId === "scout");
     assert.equal(paid.length, 1, "a replay publishes no USAGE record");
-    const budget = await client.usage("scout");
+    // the settle follows the reply (deferred): wait for it, then the spend is the one paid call's
+    const budget = await waitFor("the paid call settled", async () => {
+      const b = await client.usage("scout");
+      return b.agents.scout?.reservedUsd === 0 && (b.agents.scout?.spentUsd ?? 0) > 0 ? b : undefined;
+    });
     assert.equal(budget.agents.scout?.spentUsd, roundUsd(first.costUsd), "charged once");
-    assert.equal(budget.agents.scout?.reservedUsd, 0);
 
     // another step of the task, and the same step of another agent's task, are calls of their own
     assert.equal((await client.complete(ask("1"))).text, "second answer");
