@@ -112,7 +112,9 @@ export async function ensureFleetResources(
   // overlap") although the stream it wanted now exists, so it looks again instead of failing its start
   for (let attempt = 1; ; attempt++) {
     try {
-      return await ensureOnce(nc, names, options);
+      // on a cluster, a process starting during an election (its server restarting, a stream leader moving) waits for
+      // a leader instead of failing its start: creating and updating streams and buckets is idempotent
+      return await retryThroughElection("fleet resources", () => ensureOnce(nc, names, options));
     } catch (err) {
       if (attempt >= 4 || !(err instanceof JetStreamApiError) || isPermissionViolation(err)) throw err;
       await sleep(50 + Math.random() * 200 * attempt);

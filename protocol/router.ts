@@ -84,6 +84,12 @@ export type RouteDecision = z.infer<typeof RouteDecision>;
 export const CompleteRequest = RouteRequest.extend({
   /** idempotency: a retried request with the same callId is not billed twice */
   callId: z.string().min(1).max(128).optional(),
+  /**
+   * this request was sent again only because the caller's connection was re-established while it was in flight: the
+   * router that first took it is probably alive and still calling, so a step it claimed is waited for, not taken over
+   * (a retry after a timeout, when that router may be dead, takes the claim over at once)
+   */
+  resentAfterReconnect: z.boolean().optional(),
   messages: z.array(ChatMessage).min(1),
   maxOutputTokens: z.number().int().positive().max(200_000).optional(),
   temperature: z.number().min(0).max(2).optional(),

@@ -120,7 +120,7 @@ export class ModelRouter {
     if (!answers || request.taskId === undefined || request.step === undefined) return this.call(request, callId, started);
     this.agentOf(request.agentId);
     const key = stepKey(request.agentId, request.taskId, request.step);
-    const begun = await answers.begin(key, callId);
+    const begun = await answers.begin(key, callId, { ownClaimMayBeLive: request.resentAfterReconnect === true });
     if (begun.kind === "replay") {
       this.options.log.info({ key, callId, answeredBy: begun.callId }, "model step answered from its kept answer");
       return { ...begun.reply, replayed: true, latencyMs: this.clock() - started };

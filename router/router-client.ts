@@ -40,6 +40,9 @@ export interface RouterClientOptions {
  * How agents and the CLI talk to the router. A premium call that has to wait (PROVIDER_WAITING) is retried with the same
  * callId after the delay the router names, so the wait survives a router dying and is never billed twice.
  */
+/** The cause of the TIMEOUT a request in flight gets when the connection is re-established (not a lost router). */
+const RECONNECTED = new Error("the connection to NATS was re-established");
+
 export class RouterClient {
   private reconnected: Promise<void>;
   private signalReconnect: () => void = () => undefined;
@@ -85,6 +88,9 @@ export class RouterClient {
       } catch (err) {
         if (!(err instanceof FleetError)) throw err;
         if ((err.code === "TIMEOUT" || err.code === "ROUTER_UNAVAILABLE" || err.code === "CONFLICT") && retriesLeft-- > 0) {
+          // resent after a reconnect, the router holding it is probably alive: it says so (see CompleteRequest)
+          if (err.cause === RECONNECTED) withId.resentAfterReconnect = true;
+          else delete withId.resentAfterReconnect;
           // no router, or the one we reached died: back off a little so a restarting router can join
           await sleep(err.code === "ROUTER_UNAVAILABLE" ? 1_000 : 0, undefined, this.signalOption());
           continue;
@@ -121,7 +127,7 @@ export class RouterClient {
     const codec = this.options.codec ?? "msgpack";
     try {
       const reconnected = this.reconnected.then(() => {
-        throw new FleetError("TIMEOUT", `the connection to NATS was re-established while ${op} was in flight`);
+        throw new FleetError("TIMEOUT", `the connection to NATS was re-established while ${op} was in flight`, { cause: RECONNECTED });
       });
       reconnected.catch(() => undefined);
       return await Promise.race([

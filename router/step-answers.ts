@@ -51,16 +51,18 @@ export class StepAnswers {
   }
 
   /** Claims the step for this call, or finds its answer (waiting, bounded, for one under way elsewhere). */
-  async begin(key: string, callId: string): Promise<StepBegin> {
+  async begin(key: string, callId: string, options: { ownClaimMayBeLive?: boolean } = {}): Promise<StepBegin> {
     const waitUntil = this.clock() + (this.options.maxWaitMs ?? 60_000);
     for (let attempt = 0; ; attempt++) {
       const entry = await this.options.kv.get(key);
       const record = entry && entry.operation === "PUT" ? this.decodeOrReport(key, entry) : undefined;
       if (record?.state === "answered") return { kind: "replay", reply: record.reply, callId: record.callId };
       const now = this.clock();
-      // a live claim of another call: wait for its answer. A claim under this callId is this call retried (the router
-      // it first reached died or the client timed out): it is taken over like a stale one.
-      if (record?.state === "claimed" && record.callId !== callId && record.expiresAt > now) {
+      // a live claim of another call: wait for its answer. A claim under this callId is this call retried: after a
+      // timeout (the router it first reached may have died) it is taken over like a stale one; resent only because the
+      // caller reconnected, the first router is likely still calling, and taking over would pay twice: wait for it too
+      const waitsForOwn = options.ownClaimMayBeLive === true;
+      if (record?.state === "claimed" && (record.callId !== callId || waitsForOwn) && record.expiresAt > now) {
         if (now >= waitUntil) {
           throw new FleetError("TIMEOUT", `model step ${key} is being answered by another call (${record.callId}); try again later`);
         }
