@@ -1,13 +1,11 @@
-import { spawn } from "node:child_process";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { Gateway } from "../bridges/index.js";
 import { GatewayConfig, parseFleetConfig } from "../config/index.js";
 import { FleetNames, requestOperation, systemClock, type Message } from "../protocol/index.js";
 import { NatsServer } from "../harness/index.js";
-import { figure, percentile, say, type Result } from "./report.js";
+import { startAgentProcess } from "./idle-agent-process.js";
+import { figure, percentile, say, timeSequential, type Result } from "./report.js";
 
 /**
  * Gateway benchmark: SendMessage through the A2A HTTP gateway (JSON-RPC, bearer token, A2A-Version checked, the SDK's
@@ -17,7 +15,6 @@ import { figure, percentile, say, type Result } from "./report.js";
  * as the NATS request answers once the Task is stored. The last line is the p50 figure as JSON.
  */
 
-const here = dirname(fileURLToPath(import.meta.url));
 const N = 2_000;
 const WARMUP = 300;
 const ROUNDS = 3;
@@ -43,38 +40,9 @@ agents:
   - { id: ${AGENT}, name: Bench, role: receiver, layer: orchestration, defaultTier: nano, cycleMinutes: 60, dailyCapUsd: 1, tools: ["*"], skills: [{ id: research, name: Research, description: looks things up, tags: [research] }] }
 `;
 
-async function startAgentProcess(url: string): Promise<{ stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [join(here, "idle-agent.js"), "--count", "1", "--prefix", PREFIX, "--nats", url, "--work-ms", "3600000"], { stdio: ["ignore", "pipe", "inherit"] });
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  await new Promise<void>((ok, fail) => {
-    let seen = "";
-    child.stdout.on("data", (d: Buffer) => {
-      seen += d.toString();
-      if (seen.includes("ready")) ok();
-    });
-    child.once("exit", (code) => fail(new Error(`agent process exited with ${code}`)));
-  });
-  return {
-    stop: async () => {
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
-}
-
-async function timeSequential(n: number, call: (i: number) => Promise<unknown>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await call(i);
-    out.push(performance.now() - t);
-  }
-  return out;
-}
-
 async function main(): Promise<void> {
   const server = await NatsServer.start();
-  const agent = await startAgentProcess(server.url);
+  const agent = await startAgentProcess(server.url, PREFIX, 3_600_000);
   const names = new FleetNames(PREFIX);
   const client = await connect({ servers: server.url, name: "bench-client" });
   const gatewayNc = await connect({ servers: server.url, name: "bench-gateway" });

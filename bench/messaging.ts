@@ -11,6 +11,7 @@ import { AgentRuntime, type HostedAgent, type RuntimeSettings } from "../actors/
 import { offlineBehaviour } from "../behaviours/index.js";
 import { encode, ensureFleetResources, FleetError, FleetNames, requestOperation, sendToInbox, wireHeaders, type Message } from "../protocol/index.js";
 import { NatsServer } from "../harness/index.js";
+import { startAgentProcess } from "./idle-agent-process.js";
 import { figure, median, percentile, say, type Result } from "./report.js";
 
 /**
@@ -256,27 +257,6 @@ async function latency(url: string): Promise<Result[]> {
     await responderNc.close();
     await agentProcess.stop();
   }
-}
-
-/** One offline agent (`a0000`) in a child process; resolves once it has started. */
-async function startAgentProcess(url: string, prefix: string, workMs = 0): Promise<{ stop: () => Promise<void> }> {
-  const args = [join(here, "idle-agent.js"), "--count", "1", "--prefix", prefix, "--nats", url, "--work-ms", String(workMs)];
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  await new Promise<void>((ok, fail) => {
-    let seen = "";
-    child.stdout.on("data", (d: Buffer) => {
-      seen += d.toString();
-      if (seen.includes("ready")) ok();
-    });
-    child.once("exit", (code) => fail(new Error(`agent process exited with ${code}`)));
-  });
-  return {
-    stop: async () => {
-      child.kill("SIGTERM");
-      await exited;
-    },
-  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------- 3

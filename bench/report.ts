@@ -26,3 +26,14 @@ export function percentile(sorted: readonly number[], p: number): number {
 
 export const ascending = (xs: readonly number[]): number[] => [...xs].sort((a, b) => a - b);
 export const median = (xs: readonly number[]): number => percentile(ascending(xs), 50);
+
+/** The time of each of `n` calls made one after another, in ms. */
+export async function timeSequential(n: number, call: (i: number) => Promise<unknown>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await call(i);
+    out.push(performance.now() - t);
+  }
+  return out;
+}

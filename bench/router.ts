@@ -14,7 +14,7 @@ import { shippedLabelsPath } from "../config/index.js";
 import { classifierSection } from "./router-classifier.js";
 import { cacheReplaySection } from "./router-cache-replay.js";
 import { NatsServer, OpenAIServer, routerFleetYaml } from "../harness/index.js";
-import { ascending, figure, median, percentile, say, type Result } from "./report.js";
+import { ascending, figure, median, percentile, say, timeSequential, type Result } from "./report.js";
 import { cpuSeconds, describeTally, natsPid, startRouterProcess } from "./router-process.js";
 
 /**
@@ -193,16 +193,6 @@ function directClient(baseURL: string): OpenAI {
 }
 
 const directCall = (openai: OpenAI) => () => openai.chat.completions.create({ model: MODEL, messages: MESSAGES, max_tokens: MAX_TOKENS });
-
-async function timeSequential(n: number, call: (i: number) => Promise<unknown>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await call(i);
-    out.push(performance.now() - t);
-  }
-  return out;
-}
 
 /** Reads a budget record's live reservations and tombstones, to show what every CAS write carries. */
 const BudgetShape = z.object({ reservations: z.record(z.string(), z.unknown()), settled: z.record(z.string(), z.unknown()).default({}) });
