@@ -119,6 +119,16 @@ export class Grants {
     this.publish(`$JS.API.CONSUMER.MSG.NEXT.KV_${this.ctx.names.bucket(bucket)}.*`);
   }
 
+  /**
+   * Holds a singleton's lease: writes its own key, and reads the leases bucket through the stream's leader (the lease
+   * never trusts a direct get, supervisor/lease.ts says why). That read names no key, so it shows the other leases' holders
+   * too: `host:pid` names an operator sees in `fleet status` anyway.
+   */
+  leaseHolder(key: string): void {
+    this.kvWrite("leases", [key]);
+    this.publish(`$JS.API.STREAM.MSG.GET.KV_${this.ctx.names.bucket("leases")}`);
+  }
+
   kvWrite(bucket: BucketKey, keys: string[]): void {
     const name = this.ctx.names.bucket(bucket);
     for (const key of keys) this.publish(`$KV.${name}.${key}`);

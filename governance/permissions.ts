@@ -172,7 +172,7 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
     g.kvWrite("tasks", [">"]);
     g.kvWrite("dedup", [">"]);
     g.kvRead("agents", [">"]);
-    g.kvWrite("leases", [`agent.${id}`]);
+    g.leaseHolder(`agent.${id}`);
     // its plan's inputs: what duties found and what arrived from outside
     g.streamRead("FINDINGS", [`${p}.finding.*`]);
     g.streamRead("EVENTS", [`${p}.event.*`]);
@@ -221,7 +221,7 @@ function schedulerGrants(g: Grants, ctx: GrantContext): void {
   g.publish(names.router("complete", "*"), names.router("embed", "*"));
   g.kvWrite("schedules", [">"]);
   g.kvWrite("memory", [">"]);
-  g.kvWrite("leases", ["scheduler"]);
+  g.leaseHolder("scheduler");
   // the nightly backup reads every stream and bucket, so this identity reads everything (and writes none of it)
   g.readEverything();
   g.deny(`${p}.approval.>`);
@@ -234,7 +234,7 @@ function governanceGrants(g: Grants, ctx: GrantContext): void {
   g.ownDurable("PROPOSALS", "governance-intake");
   g.ownDurable("APPROVALS", "governance-decisions");
   g.kvWrite("proposals", [">"]);
-  g.kvWrite("leases", ["governance"]);
+  g.leaseHolder("governance");
   // Sentinel's rules: the agent's budget headroom and records, the proposal's task
   for (const bucket of ["agents", "budgets", "tasks"] as const) g.kvRead(bucket, [">"]);
   // a proposal's state changes, never a submission in an agent's name

@@ -4,6 +4,7 @@
  */
 export { NatsServer } from "./nats-server.js";
 export { NatsCluster } from "./nats-cluster.js";
+export { NetHosts } from "./net-hosts.js";
 export { OpenAIServer, type RecordedRequest, type ScriptedAnswer } from "./openai-server.js";
 export { routerFleetConfig, routerFleetYaml, startTestRouter, usageRecords, type RouterFleetOptions } from "./router-fleet.js";
 export { answerBySchema, minimalInstance } from "./schema-answer.js";

@@ -4,24 +4,40 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connectNats } from "../protocol/index.js";
-import { localClusterNodes, type ClusterNode } from "../supervisor/index.js";
+import { localClusterNodes, type ChildSpec, type ClusterNode } from "../supervisor/index.js";
+import { NetHosts } from "./net-hosts.js";
 
 /**
- * A three-node JetStream cluster on loopback ports for tests and benchmarks: routes between the nodes, a store per node,
- * and the faults a cluster meets: kill -9 of a node, a restart on the same ports and store, a partition (the node's
- * process stopped with SIGSTOP: its peers and its clients see it fall silent, as when its host is cut off) and its
- * healing. The config comes from supervisor/nats-cluster.ts, which `fleet up --cluster 3` uses too.
+ * A three-node JetStream cluster for tests and benchmarks: routes between the nodes, a store per node, and the faults a
+ * cluster meets: kill -9 of a node, a restart on the same ports and store, a partition and its healing. With `netns`
+ * (and a machine that allows it) each node runs on a host of its own, a network namespace (harness/net-hosts.ts), and a
+ * partition takes the host's cable out; otherwise the nodes share loopback and a partition stops the node's process
+ * (SIGSTOP: its peers and clients see it fall silent, but it cannot notice it is cut off). The config comes from
+ * supervisor/nats-cluster.ts, which `fleet up --cluster 3` uses too.
  */
 export class NatsCluster {
   private constructor(
     readonly nodes: ClusterNode[],
     readonly dir: string,
+    /** the hosts the nodes run on; undefined: all on loopback */
+    readonly hosts: NetHosts | undefined,
   ) {}
 
-  static async start(options: { size?: number; authFile?: string; maxPayload?: number } = {}): Promise<NatsCluster> {
+  static async start(options: { size?: number; authFile?: string; maxPayload?: number; netns?: boolean } = {}): Promise<NatsCluster> {
     const dir = mkdtempSync(join(tmpdir(), "fleet-cluster-"));
-    const nodes = await localClusterNodes({ dir, size: options.size ?? 3, ...(options.authFile ? { authFile: options.authFile } : {}), ...(options.maxPayload ? { maxPayload: options.maxPayload } : {}) });
-    const cluster = new NatsCluster(nodes, dir);
+    const size = options.size ?? 3;
+    const hosts = options.netns && NetHosts.available() ? NetHosts.create(size) : undefined;
+    const nodes = await localClusterNodes({
+      dir,
+      size,
+      ...(options.authFile ? { authFile: options.authFile } : {}),
+      ...(options.maxPayload ? { maxPayload: options.maxPayload } : {}),
+      ...(hosts ? { hosts: { address: (i: number) => hosts.address(i), launcher: (i: number) => (command: string, args: string[]) => hosts.command(i, command, args) } } : {}),
+    }).catch((err: unknown) => {
+      hosts?.remove();
+      throw err;
+    });
+    const cluster = new NatsCluster(nodes, dir, hosts);
     try {
       await Promise.all(nodes.map((n) => n.start()));
       await cluster.waitReady();
@@ -80,17 +96,32 @@ export class NatsCluster {
     await this.node(i).restart();
   }
 
-  /** Cuts node `i` off (SIGSTOP), as its host dropping off the network would. */
+  /** Where a process "on node i's host" reaches the test's own servers (a scripted provider): loopback without hosts. */
+  get testAddress(): string {
+    return this.hosts?.rootAddress ?? "127.0.0.1";
+  }
+
+  /** A process spec run on node `i`'s host (as is on loopback). */
+  onHost(i: number, spec: ChildSpec): ChildSpec {
+    if (!this.hosts) return spec;
+    const { command, args } = this.hosts.command(i, spec.command, spec.args);
+    return { ...spec, command, args };
+  }
+
+  /** Cuts node `i`'s host off the network (its processes with it); on loopback, stops the node's process. */
   partition(i: number): void {
-    this.node(i).pause();
+    if (this.hosts) this.hosts.cut(i);
+    else this.node(i).pause();
   }
 
   heal(i: number): void {
-    this.node(i).resume();
+    if (this.hosts) this.hosts.heal(i);
+    else this.node(i).resume();
   }
 
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.kill("SIGTERM")));
+    this.hosts?.remove();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

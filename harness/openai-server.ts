@@ -63,19 +63,23 @@ export class OpenAIServer {
   private completions = 0;
   private responder: ((request: RecordedRequest) => ScriptedAnswer | undefined) | undefined;
 
-  private constructor(private readonly server: Server) {}
+  private constructor(
+    private readonly server: Server,
+    private readonly host: string,
+  ) {}
 
-  static async start(): Promise<OpenAIServer> {
+  /** `host`: the address to listen on (a cluster test's hosts reach the test at its bridge address, not loopback). */
+  static async start(host = "127.0.0.1"): Promise<OpenAIServer> {
     let instance: OpenAIServer | undefined;
     const server = createServer((req, res) => {
       instance?.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent) instance?.send(res, 500, { error: { message: String(err), type: "server_error", code: "helper_failed" } });
       });
     });
-    instance = new OpenAIServer(server);
+    instance = new OpenAIServer(server, host);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
+      server.listen(0, host, () => resolve());
     });
     return instance;
   }
@@ -87,7 +91,7 @@ export class OpenAIServer {
   }
 
   get baseUrl(): string {
-    return `http://127.0.0.1:${this.port}/v1`;
+    return `http://${this.host}:${this.port}/v1`;
   }
 
   /** Queues answers for a model, consumed one per request in order (chat and embeddings share the queue). */

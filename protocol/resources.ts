@@ -225,9 +225,11 @@ export async function openBuckets(
   const out = {} as Record<BucketKey, KV>;
   for (const [key, def] of Object.entries(bucketDefinitions()) as [BucketKey, { history: number; ttl?: number }][]) {
     const name = names.bucket(key);
-    const kv = options.create
-      ? await kvm.create(name, { history: def.history, replicas: options.replicas ?? 1, ...(def.ttl ? { ttl: def.ttl } : {}) })
-      : await kvm.open(name, options.direct ? { allow_direct: true } : {});
+    if (options.create) await kvm.create(name, { history: def.history, replicas: options.replicas ?? 1, ...(def.ttl ? { ttl: def.ttl } : {}) });
+    // leases are read through the stream's leader (supervisor/lease.ts says why), every other bucket by direct get
+    // when the server offers it (a direct get names the key in its subject: the broker's permissions can tell keys apart;
+    // the buckets this creates offer it)
+    const kv = await kvm.open(name, { allow_direct: key !== "leases" && (options.direct ?? options.create === true) });
     // on a cluster, a bucket's leader may be being elected when a write comes: it waits for the new one
     out[key] = electionSafeKv(kv, name);
   }

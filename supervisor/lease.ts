@@ -12,6 +12,11 @@ export interface LeaseOptions {
   /** how often the holder renews; the bucket's max_age (the lease TTL) must be a few times longer */
   renewMs: number;
   /**
+   * how often a standby tries to take the lease (default: every second, at most every `renewMs`): the key can expire at
+   * any moment, and the lease should move within its TTL, not a TTL and a renewal period later
+   */
+  pollMs?: number;
+  /**
    * the leases bucket's max_age (LEASE_TTL_MS), given on a cluster: a holder that could not renew for `ttlMs` less 2 s
    * (its server cut off from the majority) gives the lease up before the key can expire and another host take it.
    * Without it (one server) a holder rides out an outage and takes the lease back.
@@ -24,7 +29,9 @@ export interface LeaseOptions {
  * A singleton lease in KV: the holder's key is rewritten every `renewMs`, and the bucket's max_age expires it when the
  * holder stops renewing (crash, partition). A second copy on another host waits in `acquire()` instead of doubling work,
  * and takes over within one TTL of the holder going away. Every write is a compare-and-set, so two contenders can never
- * both believe they hold it.
+ * both believe they hold it. The bucket must be read through its stream's leader, not by direct get (openBuckets does
+ * so): a direct get may be answered by a replica cut off from the others, which shows a holder its own stale key (so it
+ * keeps working while another host takes over) and makes a standby wait out its silence.
  */
 export class Lease {
   private revision = 0;
@@ -59,7 +66,7 @@ export class Lease {
           this.options.log.info({ role: this.options.role, heldBy: current ? new TextDecoder().decode(current.value) : "unknown" }, "standing by: another process holds the lease");
           announced = true;
         }
-        await sleep(this.options.renewMs, undefined, { signal }).catch(() => undefined);
+        await sleep(this.options.pollMs ?? Math.min(this.options.renewMs, 1_000), undefined, { signal }).catch(() => undefined);
       }
     }
     signal?.throwIfAborted();

@@ -109,6 +109,8 @@ export class ClusterNode {
     readonly spec: ClusterNodeSpec,
     readonly dir: string,
     private readonly config: string,
+    /** how the server is started: as is, or wrapped (on a test host: `ip netns exec <host> nats-server …`) */
+    private readonly launch: Launcher = (command, args) => ({ command, args }),
   ) {}
 
   get url(): string {
@@ -135,7 +137,8 @@ export class ClusterNode {
   async start(options: { detached?: boolean } = {}): Promise<void> {
     const conf = this.writeConfig();
     for (const f of readdirSync(this.dir)) if (f.endsWith(".ports")) rmSync(join(this.dir, f));
-    const proc = spawn(findNatsServer(), ["-c", conf], { stdio: ["ignore", "ignore", "pipe"], detached: options.detached ?? false });
+    const { command, args } = this.launch(findNatsServer(), ["-c", conf]);
+    const proc = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"], detached: options.detached ?? false });
     this.proc = proc;
     this.stderr = "";
     proc.stderr?.on("data", (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
@@ -183,6 +186,9 @@ export class ClusterNode {
   }
 }
 
+/** Turns a command into the one that runs it where the node lives (the identity on this machine). */
+export type Launcher = (command: string, args: string[]) => { command: string; args: string[] };
+
 export interface LocalClusterOptions {
   /** where each node's directory (config, store, ports file) goes */
   dir: string;
@@ -194,6 +200,11 @@ export interface LocalClusterOptions {
   maxPayload?: number;
   /** a monitoring port per node */
   monitor?: boolean;
+  /**
+   * Each node on a host of its own (a test's network namespace): its address, and how a command runs there. The node
+   * listens on the standard ports (4222, 6222) of its address, as on a real host.
+   */
+  hosts?: { address(i: number): string; launcher(i: number): Launcher };
 }
 
 /** The nodes of a cluster on one machine, on free ports, not started yet. */
@@ -202,11 +213,13 @@ export async function localClusterNodes(o: LocalClusterOptions): Promise<Cluster
   const host = o.host ?? "127.0.0.1";
   const specs: ClusterNodeSpec[] = [];
   for (let i = 1; i <= size; i++) {
-    specs.push({ name: `n${i}`, host, clientPort: await freePort(host), clusterPort: await freePort(host), ...(o.monitor ? { monitorPort: await freePort(host) } : {}) });
+    const own = o.hosts?.address(i - 1);
+    if (own) specs.push({ name: `n${i}`, host: own, clientPort: 4222, clusterPort: 6222, ...(o.monitor ? { monitorPort: 8222 } : {}) });
+    else specs.push({ name: `n${i}`, host, clientPort: await freePort(host), clusterPort: await freePort(host), ...(o.monitor ? { monitorPort: await freePort(host) } : {}) });
   }
   const root = resolve(o.dir);
   const routePassword = o.routePassword ?? randomBytes(18).toString("base64url");
-  return specs.map((spec) => {
+  return specs.map((spec, i) => {
     const dir = join(root, spec.name);
     const config = clusterNodeConfig(spec, {
       clusterName: o.clusterName ?? "fleet",
@@ -219,6 +232,6 @@ export async function localClusterNodes(o: LocalClusterOptions): Promise<Cluster
       ...(o.authFile ? { authFile: o.authFile } : {}),
       ...(o.maxPayload ? { maxPayload: o.maxPayload } : {}),
     });
-    return new ClusterNode(spec, dir, config);
+    return new ClusterNode(spec, dir, config, o.hosts?.launcher(i));
   });
 }
