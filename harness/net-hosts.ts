@@ -33,8 +33,7 @@ export class NetHosts {
   static create(count: number): NetHosts {
     NetHosts.sweepStale();
     const tag = `nf${process.pid}`;
-    // a /24 per run, picked from the pid: two runs at once would need pids 250 apart to collide
-    const subnet = `10.213.${process.pid % 250}`;
+    const subnet = freeSubnet();
     const hosts = new NetHosts(tag, subnet, count);
     try {
       ip("link", "add", hosts.bridge, "type", "bridge");
@@ -116,6 +115,16 @@ export class NetHosts {
     }
     spawnSync("ip", ["link", "del", this.bridge], { stdio: "ignore" });
   }
+}
+
+/** A /24 under 10.213/16 no interface here uses yet, starting from one picked by the pid (runs side by side differ). */
+function freeSubnet(): string {
+  const used = spawnSync("ip", ["-o", "-4", "addr", "show"], { encoding: "utf8" }).stdout ?? "";
+  for (let k = 0; k < 250; k++) {
+    const subnet = `10.213.${(process.pid + k) % 250}`;
+    if (!used.includes(` ${subnet}.`)) return subnet;
+  }
+  throw new Error("no free 10.213.x.0/24 for test hosts: remove stale nf*b bridges (ip link del …)");
 }
 
 function ip(...args: string[]): void {

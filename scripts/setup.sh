@@ -29,6 +29,13 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# iproute2's `ip` gives the cluster tests a network namespace per "host" (as root; they fall back to loopback without it)
+if [ "$(id -u)" = 0 ] && ! command -v ip >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing iproute2" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+fi
+
 # npm install (not ci: npm ci refuses a lock file without the other platforms' optional msgpackr-extract builds, which
 # npm leaves out of it here) installs the locked versions and builds (the prepare script runs tsc); skipped when up to date
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f dist/cli/main.js ]; then

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Kvm, type KV } from "@nats-io/kv";
+import { jetstream } from "@nats-io/jetstream";
 import type { ProcessSupervisor } from "../../supervisor/index.js";
 import { NatsCluster, OpenAIServer } from "../../harness/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
@@ -86,6 +87,22 @@ describe("a partition of the host holding governance's lease (three-node cluster
     t.diagnostic(`the lease moved ${movedMs} ms after the cut (hosts: ${cluster.hosts ? "network namespaces" : "loopback, SIGSTOP"})`);
     assert.ok(movedMs <= TTL_MS + TAKEOVER_MARGIN_MS, `the lease moved after ${movedMs} ms (leases leader was ${leasesLeader}; hosts: ${cluster.hosts ? "namespaces" : "loopback"})\n${output.filter((l) => l.includes("lease") || l.includes("governance-b")).slice(-20).join("\n")}`);
 
+    // the majority side works on: what was proposed during the cut is executed by the new holder before the healing.
+    // Checked on namespace hosts only: with a node stopped rather than cut off, the majority's reads and the intake's
+    // deliveries were now and then held up for tens of seconds (see the README's known limits)
+    if (cluster.hosts) await waitFor("the proposals made during the cut completed before the healing", async () => {
+      for (const id of ids.slice(30)) if ((await props.state(id)) !== "completed") return false;
+      return true;
+    }, 60_000).catch(async (err: unknown) => {
+      const { jetstreamManager } = await import("@nats-io/jetstream");
+      const jsm = await jetstreamManager(client.nc, { timeout: 5_000 });
+      const c = await jsm.consumers.info(client.names.stream("PROPOSALS"), "governance-intake").then((i) => JSON.stringify({ cluster: i.cluster, pending: i.num_pending, ack: i.num_ack_pending, waiting: i.num_waiting, delivered: i.delivered, redelivered: i.num_redelivered })).catch((e: unknown) => String(e));
+      const { ProposalStore } = await import("../../governance/index.js");
+      const store = new ProposalStore(await new Kvm(client.nc).open(client.names.bucket("proposals"), { allow_direct: false }), jetstream(client.nc), client.names, "msgpack");
+      const stuck = [];
+      for (const id of ids.slice(30)) { const r = await store.get(id); if (r?.record.state !== "completed") stuck.push(JSON.stringify(r)); }
+      throw new Error(`${String(err)}\nintake: ${c}\nstuck: ${stuck.join("\n")}\n${output.filter((l) => l.startsWith("governance")).slice(-40).join("\n")}`);
+    });
     cluster.heal(0);
     await waitFor("every proposal completed", async () => {
       for (const id of ids) if ((await props.state(id)) !== "completed") return false;

@@ -8,7 +8,7 @@ import { startProcesses } from "../helpers/fleet-processes.js";
 import { waitFor } from "../helpers/wait.js";
 import { itemOf, proposer, roleOn, tallies, writeClusterFleet } from "./cluster-fleet.js";
 
-/** The cluster fleet running: three nodes, the scripted provider, the processes spread over the nodes, a test client. */
+/** The cluster fleet running: three nodes (hosts), the scripted provider, the processes spread over them, a test client. */
 export interface SpreadFleet {
   cluster: NatsCluster;
   openai: OpenAIServer;
@@ -20,19 +20,21 @@ export interface SpreadFleet {
 }
 
 export async function startSpreadFleet(prefix: string): Promise<SpreadFleet> {
-  const [cluster, openai] = await Promise.all([NatsCluster.start(), OpenAIServer.start()]);
+  // each node and the processes beside it on a host of their own (a network namespace) where the machine allows it
+  const cluster = await NatsCluster.start({ netns: true });
+  const openai = await OpenAIServer.start(cluster.testAddress);
   const fleet = writeClusterFleet(prefix, openai.baseUrl);
   const client = await FleetClient.connect(cluster.urls, prefix, { replicas: 3 });
   const [n1, n2, n3] = cluster.urls as [string, string, string];
   const output: string[] = [];
   const processes = startProcesses(
     [
-      roleOn("router", ["router"], fleet.file, n1),
-      roleOn("scout", ["agent", "scout"], fleet.file, n2),
-      roleOn("ship", ["agent", "ship"], fleet.file, n3),
-      roleOn("governance", ["governance"], fleet.file, n3),
-      roleOn("tools", ["tools"], fleet.file, n2),
-      roleOn("scheduler", ["scheduler"], fleet.file, n1),
+      cluster.onHost(0, roleOn("router", ["router"], fleet.file, n1)),
+      cluster.onHost(1, roleOn("scout", ["agent", "scout"], fleet.file, n2)),
+      cluster.onHost(2, roleOn("ship", ["agent", "ship"], fleet.file, n3)),
+      cluster.onHost(2, roleOn("governance", ["governance"], fleet.file, n3)),
+      cluster.onHost(1, roleOn("tools", ["tools"], fleet.file, n2)),
+      cluster.onHost(0, roleOn("scheduler", ["scheduler"], fleet.file, n1)),
     ],
     output,
   );
