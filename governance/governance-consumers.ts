@@ -14,7 +14,10 @@ export async function ensureGovernanceConsumers(
   // on a cluster, a consumer's or the meta leader's election may be under way as governance starts: idempotent, so retried
   const intake = await retryThroughElection("governance intake consumer", () => upsert(jsm, names.stream("PROPOSALS"), "governance-intake", names.proposalSubmissions()));
   const decisions = await retryThroughElection("governance decisions consumer", () => upsert(jsm, names.stream("APPROVALS"), "governance-decisions", names.approvalDecisions()));
-  const open = async (stream: string, durable: string) => (await retryThroughElection(`consumer ${durable}`, () => js.consumers.get(stream, durable))).consume({ max_messages: 512 });
+  // pulls that expire every 5 s (heartbeats every 2.5 s): a pull sent to a consumer leader that has since gone silent (its
+  // node cut off or stopped) is noticed and sent again within seconds, not after the default 30 s, so proposals made
+  // while a node is away still reach the new holder promptly
+  const open = async (stream: string, durable: string) => (await retryThroughElection(`consumer ${durable}`, () => js.consumers.get(stream, durable))).consume({ max_messages: 512, expires: 5_000 });
   return { intake: open(names.stream("PROPOSALS"), intake), decisions: open(names.stream("APPROVALS"), decisions) };
 }
 
