@@ -27,7 +27,7 @@ export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv)
   // `fleet rollback` is served under the serving twin (replies only); proposals, tool calls and writes go through nc
   const serveNc = await connectServing(connect, nc);
   const names = new FleetNames(prefix);
-  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
+  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options), log });
   const lease = new Lease({ kv: kv.leases, role: "governance", holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log, ...(config.fleet.replicas > 1 ? { ttlMs: LEASE_TTL_MS } : {}) });
   const acquiring = new AbortController();
   let service: Awaited<ReturnType<typeof startGovernance>> | undefined;

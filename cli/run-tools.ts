@@ -27,7 +27,7 @@ export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Pro
     // calls are served under the serving twin (replies only); the audit chain, tool runs and outbox go through nc
     serveNc = await connectServing(connect, nc);
     const names = new FleetNames(prefix);
-    const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
+    const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options), log });
     const js = electionSafeJetStream(jetstream(nc));
     const codec = config.fleet.codec;
     const host = new ToolHost({
