@@ -4,7 +4,7 @@ import { context, ROOT_CONTEXT, type Context, type ContextManager, type Tracer }
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, TracerProvider, type SpanExporter } from "@opentelemetry/sdk-trace";
-// a dependency of @opentelemetry/resources (declared): the stable names, not strings of our own
+// not declared by us: it comes with @opentelemetry/resources (declared), which needs it; the stable names, not strings
 import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_NAMESPACE } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "pino";
 import type { TelemetryConfig } from "../config/index.js";
