@@ -104,7 +104,7 @@ export class AgentRuntime {
       const create = settings.createResources ?? true;
       // on a secured fleet an agent may not read stream info: it proves the fleet is there by reading its own record
       const probe = create || !agents[0] ? undefined : { bucket: "agents" as const, key: agents[0].id };
-      const resources = await openFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes, replicas: settings.replicas ?? 1, create, ...(probe ? { probe } : {}) });
+      const resources = await openFleetResources(nc, names, { maxPayloadBytes: settings.maxPayloadBytes, replicas: settings.replicas ?? 1, create, log, ...(probe ? { probe } : {}) });
       const js = electionSafeJetStream(jetstream(nc));
       const gate = new FleetModelWorkGate({
         quietHours,

@@ -1,5 +1,5 @@
 import { connectNats, ensureFleetResources, FleetError, FleetNames } from "../protocol/index.js";
-import { loadConfig, natsConnection, prefixOf, type CliOptions } from "./options.js";
+import { loadConfig, natsConnection, prefixOf, rootLogger, type CliOptions } from "./options.js";
 
 /**
  * `fleet init [--replicas 1|3]`: creates the fleet's streams and buckets on the server, as the operator, and exits.
@@ -16,7 +16,7 @@ export async function init(options: CliOptions & { replicas?: string | undefined
   const names = new FleetNames(prefixOf(options, config));
   const nc = await connectNats({ servers, ...credentials, name: "fleet-init", longLived: false });
   try {
-    await ensureFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas });
+    await ensureFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas, log: rootLogger(options, env, "fleet-init") });
   } finally {
     await nc.close();
   }

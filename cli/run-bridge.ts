@@ -33,7 +33,7 @@ export async function runBridge(channel: string | undefined, options: RunOptions
   const nc = await connectNats({ ...natsConnection(options, env), name: `fleet-bridge-${channel}`, logger: log });
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
   try {
-    const resources = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
+    const resources = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options), log });
     if (chat) return await runApprovals(chat, { nc, names, config, log, supervised: options.supervised });
     if (email) return await runEmail(email, { nc, names, config, log, resources, supervised: options.supervised });
   } catch (err) {

@@ -6,6 +6,7 @@ import { Lease } from "../supervisor/index.js";
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
+import { startTelemetry } from "./telemetry.js";
 
 /** Renewal interval of the governance lease; the leases bucket's TTL is three times this. */
 const LEASE_RENEW_MS = 5_000;
@@ -18,12 +19,15 @@ export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv)
   const config = loadConfig(options, env);
   const log = rootLogger(options, env, "governance");
   const sources = await loadFleetTools(config, configPath(options));
+  const prefix = options.prefix ?? config.fleet.prefix;
+  // an execute_tool span per proposal execution, parent of the tool host's, when telemetry.otlp is set
+  const telemetry = startTelemetry(config.telemetry, { role: "governance", prefix, log });
   const connect = { ...natsConnection(options, env), name: `fleet-governance-${process.pid}`, logger: log };
   const nc = await connectNats(connect);
   // `fleet rollback` is served under the serving twin (replies only); proposals, tool calls and writes go through nc
   const serveNc = await connectServing(connect, nc);
-  const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
+  const names = new FleetNames(prefix);
+  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options), log });
   const lease = new Lease({ kv: kv.leases, role: "governance", holder: `${hostname()}:${process.pid}`, renewMs: LEASE_RENEW_MS, log, ...(config.fleet.replicas > 1 ? { ttlMs: LEASE_TTL_MS } : {}) });
   const acquiring = new AbortController();
   let service: Awaited<ReturnType<typeof startGovernance>> | undefined;
@@ -35,13 +39,14 @@ export async function runGovernance(options: RunOptions, env: NodeJS.ProcessEnv)
     await anchorer?.stop();
     await lease.release();
     await drainConnections(nc, serveNc);
+    await telemetry.stop();
   }, { log, supervised: options.supervised });
   void (async () => {
     await lease.acquire(acquiring.signal);
     if (acquiring.signal.aborted) return;
     const js = electionSafeJetStream(jetstream(nc));
     const tools = fleetTools({ js, names, codec: config.fleet.codec, config }, sources);
-    service = await startGovernance({ nc, serveNc, names, config, tools, log });
+    service = await startGovernance({ nc, serveNc, names, config, tools, log, tracer: telemetry.tracer });
     // the audit chain's tip, anchored with governance's own key where the tool host cannot write; no key, no anchors
     if (options.creds) {
       anchorer = new AuditAnchorer({ js, names, codec: config.fleet.codec, signer: signerFromCredsFile(options.creds), log: log.child({ component: "audit-anchorer" }) });

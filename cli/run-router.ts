@@ -15,7 +15,7 @@ export async function runRouter(options: RunOptions, env: NodeJS.ProcessEnv): Pr
   const config = loadConfig(options, env);
   const log = rootLogger(options, env, "router");
   // a GenAI chat span per model call, under the asking agent's span, when telemetry.otlp is set
-  const telemetry = startTelemetry(config.telemetry, { service: "natsfleet-router", log });
+  const telemetry = startTelemetry(config.telemetry, { role: "router", prefix: options.prefix ?? config.fleet.prefix, log });
   const connect = { ...natsConnection(options, env), name: `fleet-router-${process.pid}`, logger: log };
   const nc = await connectNats(connect);
   const serveNc = await connectServing(connect, nc);

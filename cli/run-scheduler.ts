@@ -20,7 +20,7 @@ export async function runScheduler(options: RunOptions, env: NodeJS.ProcessEnv):
   const connect = { ...natsConnection(options, env), name: "fleet-scheduler", logger: log };
   const nc = await connectNats(connect);
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-  const { kv, jsm } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
+  const { kv, jsm } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options), log });
   const lease = new Lease({ kv: kv.leases, role: "scheduler", holder: `${hostname()}:${process.pid}`, renewMs: 5_000, log, ...(config.fleet.replicas > 1 ? { ttlMs: LEASE_TTL_MS } : {}) });
   await lease.acquire();
   const scheduler = new CronScheduler({

@@ -5,6 +5,7 @@ import { electionSafeJetStream, connectNats, connectServing, drainConnections, F
 import { configPath, createsResources, loadConfig, natsConnection, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
+import { startTelemetry } from "./telemetry.js";
 
 /**
  * `fleet run tools`: a tool host serving the fleet's catalogue (the reference tools, the config's tool modules and the
@@ -16,14 +17,17 @@ export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Pro
   const log = rootLogger(options, env, "tools");
   // a module that does not load, or an allow list naming a tool nobody provides, stops the host before it connects
   const sources = await loadFleetTools(config, configPath(options));
+  const prefix = options.prefix ?? config.fleet.prefix;
+  // an execute_tool span per call, under the calling agent's (or governance's) span, when telemetry.otlp is set
+  const telemetry = startTelemetry(config.telemetry, { role: "tools", prefix, log });
   const connect = { ...natsConnection(options, env), name: `fleet-tools-${process.pid}`, logger: log };
   const nc = await connectNats(connect);
   let serveNc = nc;
   try {
     // calls are served under the serving twin (replies only); the audit chain, tool runs and outbox go through nc
     serveNc = await connectServing(connect, nc);
-    const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-    const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options) });
+    const names = new FleetNames(prefix);
+    const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: createsResources(options), log });
     const js = electionSafeJetStream(jetstream(nc));
     const codec = config.fleet.codec;
     const host = new ToolHost({
@@ -39,6 +43,7 @@ export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Pro
       log,
       // the identity's own seed signs the audit records; a host without credentials writes them unsigned
       signer: options.creds ? signerFromCredsFile(options.creds) : undefined,
+      tracer: telemetry.tracer,
     });
     if (!options.creds) log.warn({}, "no --creds: audit records are written unsigned (fleet audit verify will say so)");
     await host.start();
@@ -49,10 +54,12 @@ export async function runTools(options: RunOptions, env: NodeJS.ProcessEnv): Pro
       await host.stop();
       await mcp.stop();
       await drainConnections(nc, serveNc);
+      await telemetry.stop();
     }, { log, supervised: options.supervised }).exitCode;
   } catch (err) {
     if (!serveNc.isClosed()) await serveNc.close();
     if (!nc.isClosed()) await nc.close();
+    await telemetry.stop();
     throw err;
   }
 }

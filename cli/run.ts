@@ -52,7 +52,7 @@ export async function run(positionals: string[], options: RunOptions, env: NodeJ
   });
   const log = rootLogger(options, env, ids.join(","));
   // GenAI spans of the agents' tasks and tool calls, when telemetry.otlp is set (nothing is made otherwise)
-  const telemetry = startTelemetry(config.telemetry, { service: `natsfleet-agent-${ids.join(",")}`, log });
+  const telemetry = startTelemetry(config.telemetry, { role: "agent", prefix: options.prefix ?? config.fleet.prefix, log, attributes: { "natsfleet.agent.ids": ids } });
   // the tool modules' descriptions and risks are part of what the agents offer their models and check their calls against
   const sources = await loadFleetTools(config, configPath(options));
   // orchestration agents are singletons: a second copy (another host, a second `fleet up`) stands by for the lease

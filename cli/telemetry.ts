@@ -1,7 +1,11 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { hostname } from "node:os";
 import { context, ROOT_CONTEXT, type Context, type ContextManager, type Tracer } from "@opentelemetry/api";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, TracerProvider, type SpanExporter } from "@opentelemetry/sdk-trace";
+// not declared by us: it comes with @opentelemetry/resources (declared), which needs it; the stable names, not strings
+import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_NAMESPACE } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "pino";
 import type { TelemetryConfig } from "../config/index.js";
 
@@ -19,24 +23,57 @@ const OFF: Telemetry = { tracer: undefined, exporter: undefined, stop: async () 
 /** How often buffered spans go out: short enough that a trace shows while the operator still looks at the task. */
 const EXPORT_DELAY_MS = 1_000;
 
+/** The processes that export spans; each is its own `service.name` (`natsfleet-<role>`). */
+export type TracedRole = "agent" | "router" | "tools" | "governance";
+
+export interface TracedProcess {
+  role: TracedRole;
+  /** the fleet's subject prefix: the resource's `service.namespace`, so two fleets sharing a collector stay apart */
+  prefix: string;
+  log: Logger;
+  /** more resource attributes (an agent process: the agents it hosts) */
+  attributes?: Record<string, string | string[]>;
+}
+
 /**
- * Made once where a process is wired (`fleet run agent|router`). With `telemetry.otlp` set: a tracer provider exporting
- * to the endpoint as OTLP/HTTP JSON, and an AsyncLocalStorage context manager so the span active in an agent's task is
- * the parent of its model calls (and their `traceparent` header). Without it: nothing at all.
+ * The resource every span of this process carries. One `service.name` per role rather than per agent or host: an
+ * operator picks "natsfleet-router" in Jaeger or Tempo and sees every router; the instance (host:pid) tells copies of a
+ * role apart, the namespace tells fleets apart, and agents are found by `gen_ai.agent.id` on their spans.
  */
-export function startTelemetry(config: TelemetryConfig, process: { service: string; log: Logger }): Telemetry {
+export function fleetResourceAttributes(role: TracedRole, prefix: string, extra: Record<string, string | string[]> = {}): Record<string, string | string[]> {
+  return {
+    [ATTR_SERVICE_NAME]: `natsfleet-${role}`,
+    [ATTR_SERVICE_NAMESPACE]: prefix,
+    [ATTR_SERVICE_INSTANCE_ID]: `${hostname()}:${process.pid}`,
+    "natsfleet.fleet.prefix": prefix,
+    ...extra,
+  };
+}
+
+/**
+ * Made once where a process is wired (`fleet run agent|router|tools|governance`). With `telemetry.otlp` set: a tracer
+ * provider exporting to the endpoint as OTLP/HTTP JSON under the process's resource, and an AsyncLocalStorage context
+ * manager so the span active in an agent's task is the parent of its model calls (and their `traceparent` header).
+ * Without it: nothing at all.
+ */
+export function startTelemetry(config: TelemetryConfig, traced: TracedProcess): Telemetry {
   const otlp = config.otlp;
   if (!otlp) return OFF;
   const exporter = new OTLPTraceExporter({ url: otlp.endpoint, headers: otlp.headers, timeoutMillis: otlp.timeoutMs });
-  const provider = new TracerProvider({ spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: EXPORT_DELAY_MS })] });
+  const attributes = fleetResourceAttributes(traced.role, traced.prefix, traced.attributes);
+  const provider = new TracerProvider({
+    // the SDK's own attributes (telemetry.sdk.*) kept, its `unknown_service` name replaced
+    resource: defaultResource().merge(resourceFromAttributes(attributes)),
+    spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: EXPORT_DELAY_MS })],
+  });
   const manager = new AsyncContextManager().enable();
   context.setGlobalContextManager(manager);
-  process.log.info({ endpoint: otlp.endpoint, service: process.service }, "OpenTelemetry traces exported over OTLP/HTTP");
+  traced.log.info({ endpoint: otlp.endpoint, service: attributes[ATTR_SERVICE_NAME] }, "OpenTelemetry traces exported over OTLP/HTTP");
   return {
     tracer: provider.getTracer("natsfleet"),
     exporter,
     stop: async () => {
-      await provider.shutdown().catch((err: unknown) => process.log.warn({ err }, "spans not exported at stop"));
+      await provider.shutdown().catch((err: unknown) => traced.log.warn({ err }, "spans not exported at stop"));
       context.disable();
     },
   };

@@ -102,7 +102,7 @@ export async function up(options: CliOptions, env: NodeJS.ProcessEnv): Promise<n
       async () => {
         const nc = await connectNats({ servers: resourcesAt, ...own, name: "fleet-up", longLived: false });
         try {
-          await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas });
+          await ensureFleetResources(nc, new FleetNames(prefix), { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, log });
         } finally {
           await nc.close().catch(() => undefined);
         }

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { decode, encode, FleetError, needsProposal, ProposalSubmission, RefusalRecorded, requestTyped, type CodecName, type RefusalReport, type FleetNames, type RiskLevel, type ToolCallResult, nowOf, type Clock } from "../protocol/index.js";
+import { decode, encode, FleetError, needsProposal, ProposalSubmission, RefusalRecorded, requestTyped, wireHeaders, type CodecName, type RefusalReport, type FleetNames, type RiskLevel, type ToolCallResult, nowOf, type Clock } from "../protocol/index.js";
 import { canonicalJson } from "./canonical-json.js";
 import { callTool } from "./tool-caller.js";
 import { toolAllowed } from "./tool-globs.js";
@@ -114,7 +114,8 @@ export class AgentTools {
     const bytes = encode(submission, this.options.codec);
     const checked = decode(ProposalSubmission, bytes, { codec: this.options.codec });
     if (!checked.ok) throw checked.error;
-    await this.options.js.publish(this.options.names.proposal(this.options.agentId, "submitted"), bytes, { msgID: `submit-${submission.id}` });
+    // the fleet's headers: inside a traced task they carry its traceparent, so governance's execution joins the trace
+    await this.options.js.publish(this.options.names.proposal(this.options.agentId, "submitted"), bytes, { headers: wireHeaders(this.options.codec, `submit-${submission.id}`) });
     return submission.id;
   }
 }

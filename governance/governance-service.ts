@@ -1,6 +1,7 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
+import type { Span, Tracer } from "@opentelemetry/api";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
@@ -13,6 +14,10 @@ import {
   endpoint,
   FleetError,
   FleetService,
+  failSpan,
+  GEN_AI,
+  HEADERS,
+  inGenAiSpan,
   isFinalProposalState,
   ProposalActionRequest,
   ProposalSubmission,
@@ -21,6 +26,7 @@ import {
   type FleetNames,
   type ProposalRecord,
   nowOf,
+  withTraceparent,
   type Clock,
 } from "../protocol/index.js";
 import { ApprovalNotices } from "./approval-notices.js";
@@ -64,6 +70,8 @@ export interface GovernanceServiceOptions {
   toolTimeoutMs?: number;
   /** submissions handled at once */
   concurrency?: number;
+  /** each execution of a proposal an `execute_tool` span, parent of the tool host's (telemetry on); none without */
+  tracer?: Tracer | undefined;
 }
 
 /**
@@ -165,7 +173,9 @@ export class GovernanceService {
       this.streams.push(iterator);
       const inFlight = new Set<Promise<void>>();
       for await (const msg of iterator) {
-        const p = handle(msg).catch((err: unknown) => {
+        // a submission or decision sent inside a span (an agent's task, a traced bridge): an execution it starts at once
+        // continues that trace; one started later by the ticker is a trace of its own
+        const p = withTraceparent(msg.headers?.get(HEADERS.traceparent) || undefined, () => handle(msg)).catch((err: unknown) => {
           this.log.error({ err, stream }, "handling a message failed; it will be redelivered");
           msg.nak(1_000);
         });
@@ -272,7 +282,20 @@ export class GovernanceService {
     }
   }
 
-  private async runToolUnguarded(id: string, record: ProposalRecord): Promise<void> {
+  /** One execution of an executing proposal: its tool called until it answers, then the outcome applied. */
+  private runToolUnguarded(id: string, record: ProposalRecord): Promise<void> {
+    const attributes = {
+      [GEN_AI.toolName]: record.tool,
+      [GEN_AI.toolType]: "function",
+      [GEN_AI.agentId]: record.agentId,
+      "natsfleet.proposal.id": id,
+      "natsfleet.proposal.attempt": record.attempts,
+      ...(record.taskId ? { "natsfleet.task.id": record.taskId } : {}),
+    };
+    return inGenAiSpan(this.options.tracer, { operation: "execute_tool", target: record.tool, attributes }, (span) => this.executeProposal(id, record, span));
+  }
+
+  private async executeProposal(id: string, record: ProposalRecord, span: Span | undefined): Promise<void> {
     const request = { agentId: record.agentId, input: record.input, proposalId: id, idempotencyKey: id, mode: "run" as const, ...(record.taskId ? { taskId: record.taskId } : {}) };
     let event: ProposalEvent;
     let waitMs = WAIT_FIRST_MS;
@@ -291,14 +314,20 @@ export class GovernanceService {
         // the tool did not fail: it is still running, no host serves it right now, or the answer was lost. Asking again
         // under the same idempotency key is safe, so the proposal waits executing instead of spending an attempt; on
         // shutdown it is left executing in KV and the next governance process picks it up
-        if (this.stopping) return;
+        if (this.stopping) {
+          span?.setAttribute("natsfleet.proposal.outcome", "left_executing");
+          return;
+        }
         if (waitMs === WAIT_FIRST_MS) this.log.warn({ proposalId: id, tool: record.tool, code: error.code }, "tool not answering; the proposal waits executing and asks again");
         // a host's retry-after is the latest the call could still finish; a finished call answers sooner than that
         await sleep(Math.min(error.retryAfterMs ?? waitMs, waitMs), undefined, { signal: this.stopped.signal }).catch(() => undefined);
         waitMs = Math.min(waitMs * 2, WAIT_MAX_MS);
       }
     }
-    await this.apply(id, event);
+    const after = await this.apply(id, event);
+    // the proposal's state after the execution: completed, sentinel_approved (a retry is due), dead_letter, …
+    span?.setAttribute("natsfleet.proposal.outcome", after?.state ?? "unknown");
+    if (span && event.type === "EXECUTION_FAILED") failSpan(span, event.error.code, event.error.message.slice(0, 200));
   }
 
   /** Applies one event to a proposal by revision, then publishes the transition and runs what the chart emitted. */

@@ -1,4 +1,5 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { Tracer } from "@opentelemetry/api";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { FleetConfig } from "../config/index.js";
@@ -71,6 +72,8 @@ export interface StartGovernanceOptions {
   clock?: Clock;
   tickMs?: number;
   toolTimeoutMs?: number;
+  /** each proposal's execution an `execute_tool` span (telemetry on) */
+  tracer?: Tracer | undefined;
 }
 
 /** Wires the governance process: buckets, the budget view Sentinel's headroom rule reads, and the service itself. */
@@ -103,6 +106,7 @@ export async function startGovernance(o: StartGovernanceOptions): Promise<Govern
     ...(o.clock ? { clock: o.clock } : {}),
     ...(o.tickMs !== undefined ? { tickMs: o.tickMs } : {}),
     ...(o.toolTimeoutMs !== undefined ? { toolTimeoutMs: o.toolTimeoutMs } : {}),
+    tracer: o.tracer,
   });
   await service.start();
   return service;

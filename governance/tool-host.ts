@@ -1,3 +1,4 @@
+import { SpanKind, type Span, type Tracer } from "@opentelemetry/api";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -9,6 +10,8 @@ import {
   endpoint,
   FleetError,
   FleetService,
+  GEN_AI,
+  inGenAiSpan,
   issuesOf,
   needsProposal,
   secrets,
@@ -52,6 +55,8 @@ export interface ToolHostOptions {
   timeoutMs?: number;
   /** this host's nkey (the `tools` identity's seed): it signs every audit record; none (an open dev server): unsigned */
   signer?: AuditSigner | undefined;
+  /** each call an `execute_tool` span, the child of the caller's when its request carried a `traceparent` (telemetry on) */
+  tracer?: Tracer | undefined;
 }
 
 type Decoded = ReturnType<typeof ToolCallRequest.parse>;
@@ -203,20 +208,43 @@ export class ToolHost {
     return this.service.busy;
   }
 
-  /** One call whose envelope passed the skeleton's checks: the governance checks, the run, the audit record, the answer. */
-  private async handle(tool: ToolDefinition, request: Call): Promise<ToolCallResult> {
+  /**
+   * One call whose envelope passed the skeleton's checks, as a SERVER `execute_tool` span: the skeleton has already made
+   * the caller's `traceparent` the active context, so an agent's (or governance's) span of the call is this one's parent.
+   */
+  private handle(tool: ToolDefinition, request: Call): Promise<ToolCallResult> {
+    const attributes = {
+      [GEN_AI.toolName]: tool.name,
+      [GEN_AI.toolType]: "function",
+      [GEN_AI.agentId]: request.agentId,
+      "natsfleet.tool.risk": tool.risk,
+      "natsfleet.tool.mode": request.mode,
+      "natsfleet.tool.host": this.options.host,
+      ...(request.proposalId ? { "natsfleet.proposal.id": request.proposalId } : {}),
+    };
+    return inGenAiSpan(this.options.tracer, { operation: "execute_tool", target: tool.name, kind: SpanKind.SERVER, attributes }, (span) => this.handleCall(tool, request, span));
+  }
+
+  /** The governance checks, the run, the audit record, the answer. */
+  private async handleCall(tool: ToolDefinition, request: Call, span: Span | undefined): Promise<ToolCallResult> {
     const startedAt = this.now();
     const log = this.options.log.child({ component: "tool-host", tool: tool.name, agentId: request.agentId, proposalId: request.proposalId });
 
     let outcome: Outcome;
+    // whether the call got past the checks: a failure before that is a refusal, after it the tool's own failure
+    const reached = { run: false };
     try {
-      outcome = await this.call(tool, request, log);
+      outcome = await this.call(tool, request, log, reached);
     } catch (err) {
       outcome = { ok: false, error: FleetError.from(err) };
     }
     const durationMs = Math.max(0, this.now() - startedAt);
     if (outcome.ok) log.info({ mode: request.mode, durationMs, replayed: outcome.replayed }, "tool call done");
     else log.info({ mode: request.mode, durationMs, code: outcome.error.code, reason: outcome.error.message }, "tool call refused or failed");
+    span?.setAttributes({
+      "natsfleet.tool.outcome": outcome.ok ? (outcome.replayed ? "replayed" : "ok") : reached.run ? "failed" : "refused",
+      "natsfleet.tool.duration_ms": durationMs,
+    });
 
     await this.audit
       .append({
@@ -243,7 +271,7 @@ export class ToolHost {
   }
 
   /** The checks, in order, then the run (or the recorded result of an earlier run with the same key). */
-  private async call(tool: ToolDefinition, request: Call, log: Logger): Promise<Outcome> {
+  private async call(tool: ToolDefinition, request: Call, log: Logger, reached: { run: boolean }): Promise<Outcome> {
     if (tool.risk === "BLOCK") throw new FleetError("TOOL_BLOCKED", `${tool.name} is BLOCK: it never runs`);
     checkAllowed(this.options.config, request.agentId, tool.name);
     // governance acts for an agent only as that agent's executing proposal; an agent never runs what needs one itself
@@ -258,7 +286,10 @@ export class ToolHost {
     // a source that is down (an MCP server restarting) is not asked: nothing is claimed, asking again later is safe
     const source = tool.source ?? "built-in";
     if (this.down.has(source)) throw new FleetError("TOOL_SOURCE_UNAVAILABLE", `${tool.name}: its source ${source} is down and being restarted; the call was not sent`, { retryAfterMs: 1_000 });
-    if (request.mode === "run") return this.execute(tool, request, "run", log, (ctx) => tool.handler(parsed.data, ctx));
+    if (request.mode === "run") {
+      reached.run = true;
+      return this.execute(tool, request, "run", log, (ctx) => tool.handler(parsed.data, ctx));
+    }
 
     const rollback = tool.rollback;
     if (!rollback) throw new FleetError("PROPOSAL_STATE", `${tool.name} has no rollback`);
@@ -267,6 +298,7 @@ export class ToolHost {
     if (original?.state !== "done") {
       throw new FleetError("PROPOSAL_STATE", `no finished call of ${tool.name} is recorded under this idempotency key${original ? ` (it is ${original.state})` : ""}`);
     }
+    reached.run = true;
     return this.execute(tool, request, "rollback", log, (ctx) => rollback(parsed.data, original.output, ctx));
   }
 

@@ -33,6 +33,8 @@ export interface GenAiSpanSpec {
   attributes: Attributes;
   /** the parent; the active context when absent */
   parent?: Context | undefined;
+  /** CLIENT for `chat`, INTERNAL otherwise unless given: a tool host's run of a call is the SERVER side of it */
+  kind?: SpanKind | undefined;
 }
 
 /** error.type: a FleetError's code (or a ProviderFailure's kind), else the error's class name. */
@@ -59,7 +61,7 @@ export function failSpan(span: Span, errorType: string, message?: string): void 
 export async function inGenAiSpan<T>(tracer: Tracer | undefined, spec: GenAiSpanSpec, fn: (span: Span | undefined) => Promise<T>): Promise<T> {
   if (!tracer) return fn(undefined);
   const parent = spec.parent ?? context.active();
-  const kind = spec.operation === "chat" ? SpanKind.CLIENT : SpanKind.INTERNAL;
+  const kind = spec.kind ?? (spec.operation === "chat" ? SpanKind.CLIENT : SpanKind.INTERNAL);
   const span = tracer.startSpan(`${spec.operation} ${spec.target}`, { kind, attributes: { [GEN_AI.operation]: spec.operation, ...spec.attributes } }, parent);
   try {
     return await context.with(trace.setSpan(parent, span), () => fn(span));

@@ -12,6 +12,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
+import type { Logger } from "pino";
 import { isPermissionViolation } from "./connect.js";
 import { electionSafeKv, retryThroughElection } from "./election-retry.js";
 import { FleetError } from "./errors.js";
@@ -28,9 +29,11 @@ export const LEASE_TTL_MS = 15_000;
 const DAY = 24 * HOUR;
 
 export interface ResourceOptions {
-  /** R1 on one laptop, R3 on a cluster */
+  /** R1 on one laptop, R3 on a cluster; raises an existing stream's or bucket's count, never lowers it */
   replicas?: number;
   maxPayloadBytes?: number;
+  /** where a kept (higher) replica count is warned about */
+  log?: Logger | undefined;
 }
 
 function streamDefinitions(names: FleetNames): Record<StreamKey, Partial<StreamConfig>> {
@@ -125,6 +128,8 @@ export async function ensureFleetResources(
 async function ensureOnce(nc: NatsConnection, names: FleetNames, options: ResourceOptions): Promise<FleetResources> {
   const jsm = await jetstreamManager(nc);
   const replicas = options.replicas ?? 1;
+  // streams and buckets that have more replicas than this process's config asks: they keep them (see upsertStream)
+  const kept: { name: string; replicas: number }[] = [];
   for (const [key, def] of Object.entries(streamDefinitions(names)) as [StreamKey, Partial<StreamConfig>][]) {
     const config: Partial<StreamConfig> & { name: string } = {
       ...def,
@@ -135,14 +140,23 @@ async function ensureOnce(nc: NatsConnection, names: FleetNames, options: Resour
       // the DLQ must hold what was refused for being too large, so only the server's own limit applies there
       ...(options.maxPayloadBytes && key !== "DLQ" ? { max_msg_size: options.maxPayloadBytes } : {}),
     };
-    await upsertStream(jsm, config);
+    const actual = await upsertStream(jsm, config);
+    if (actual !== undefined) kept.push({ name: config.name, replicas: actual });
   }
   const kv = await openBuckets(nc, names, { replicas, create: true });
-  // an existing bucket keeps the replicas it was made with (Kvm.create does not update): scale it to the config's
+  // an existing bucket keeps the replicas it was made with (Kvm.create does not update): raise it to the config's,
+  // never lower it, for the same reason as a stream's
   for (const key of Object.keys(kv) as BucketKey[]) {
     const stream = `KV_${names.bucket(key)}`;
     const info = await jsm.streams.info(stream);
-    if (info.config.num_replicas !== replicas) await jsm.streams.update(stream, { ...info.config, num_replicas: replicas });
+    if (info.config.num_replicas < replicas) await jsm.streams.update(stream, { ...info.config, num_replicas: replicas });
+    else if (info.config.num_replicas > replicas) kept.push({ name: stream, replicas: info.config.num_replicas });
+  }
+  if (kept.length > 0) {
+    options.log?.warn(
+      { configured: replicas, kept: kept.map((k) => `${k.name}=R${k.replicas}`) },
+      "fleet.replicas is lower than the fleet's streams and buckets have: they keep their replicas (a process never scales the fleet down; lower them with the nats CLI if that is meant)",
+    );
   }
   return { jsm, kv };
 }
@@ -202,18 +216,27 @@ async function openWithoutInfo(nc: NatsConnection, names: FleetNames, probe: { b
   return { jsm, kv };
 }
 
-async function upsertStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+/**
+ * Creates the stream, or updates it to `config`, except its replica count: that is raised (R1 → R3 when the operator
+ * moves to a cluster), never lowered. One process started with a laptop's config (`replicas: 1`) against a cluster's
+ * fleet would otherwise scale every stream down to one copy, and the fleet would lose its data with the next node.
+ * Returns the count kept when the stream has more replicas than `config` asks, else undefined.
+ */
+async function upsertStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<number | undefined> {
   const name = config.name;
+  let actual: number;
   try {
-    await jsm.streams.info(name);
+    actual = (await jsm.streams.info(name)).config.num_replicas;
   } catch (err) {
     if (isNotFound(err)) {
       await jsm.streams.add(config);
-      return;
+      return undefined;
     }
     throw err;
   }
-  await jsm.streams.update(name, config);
+  const wanted = config.num_replicas ?? 1;
+  await jsm.streams.update(name, { ...config, num_replicas: Math.max(wanted, actual) });
+  return actual > wanted ? actual : undefined;
 }
 
 export async function openBuckets(

@@ -83,7 +83,7 @@ export async function startRouter(options: StartRouterOptions): Promise<RunningR
   const { nc, config, env, log } = options;
   const clock = options.clock ?? systemClock;
   const names = new FleetNames(options.prefix ?? config.fleet.prefix);
-  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: options.createResources ?? true });
+  const { kv } = await openFleetResources(nc, names, { maxPayloadBytes: config.fleet.maxPayloadBytes, replicas: config.fleet.replicas, create: options.createResources ?? true, log });
   const js = electionSafeJetStream(jetstream(nc));
   const routing = config.routing;
 

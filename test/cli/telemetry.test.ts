@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { hostname } from "node:os";
 import { describe, it } from "node:test";
 import { pino } from "pino";
 import { startTelemetry } from "../../cli/telemetry.js";
@@ -11,7 +12,7 @@ const log = pino({ level: "silent" });
 
 describe("telemetry switch", () => {
   it("off by default: no tracer, no exporter, no traceparent on the wire", async () => {
-    const telemetry = startTelemetry(TelemetryConfig.parse({}), { service: "test", log });
+    const telemetry = startTelemetry(TelemetryConfig.parse({}), { role: "router", prefix: "unit", log });
     assert.equal(telemetry.exporter, undefined);
     assert.equal(telemetry.tracer, undefined);
     const ran = await inGenAiSpan(telemetry.tracer, { operation: "chat", target: "m", attributes: {} }, async (span) => {
@@ -24,7 +25,7 @@ describe("telemetry switch", () => {
 
   it("on: spans go to the OTLP/HTTP endpoint as JSON, and the active span's traceparent rides every wire message", async () => {
     const receiver = await OtlpReceiver.start();
-    const telemetry = startTelemetry(TelemetryConfig.parse({ otlp: { endpoint: receiver.endpoint } }), { service: "test", log });
+    const telemetry = startTelemetry(TelemetryConfig.parse({ otlp: { endpoint: receiver.endpoint } }), { role: "agent", prefix: "unit", log, attributes: { "natsfleet.agent.ids": ["scout", "mira"] } });
     try {
       assert.ok(telemetry.exporter && telemetry.tracer);
       const header = await inGenAiSpan(telemetry.tracer, { operation: "invoke_agent", target: "Scout", attributes: { "gen_ai.agent.id": "scout" } }, async () => {
@@ -42,6 +43,15 @@ describe("telemetry switch", () => {
       assert.equal(tool!.attributes["error.type"], "TOOL_NOT_ALLOWED");
       assert.equal(tool!.status.code, 2, "STATUS_CODE_ERROR");
       assert.equal(wireHeaders("msgpack").get(HEADERS.traceparent), "", "outside a span: none");
+      // what an operator filters on in Jaeger or Tempo: the role's service, this copy of it, the fleet
+      for (const span of [agent!, tool!]) {
+        assert.equal(span.service, "natsfleet-agent");
+        assert.equal(span.resource["service.namespace"], "unit");
+        assert.equal(span.resource["natsfleet.fleet.prefix"], "unit");
+        assert.equal(span.resource["service.instance.id"], `${hostname()}:${process.pid}`);
+        assert.equal(span.resource["natsfleet.agent.ids"], "scout,mira");
+        assert.equal(span.resource["telemetry.sdk.language"], "nodejs", "the SDK's own resource is kept");
+      }
     } finally {
       await receiver.close();
     }

@@ -11,7 +11,7 @@ import { requestOperation, type Task } from "../../protocol/index.js";
 import { AsyncContextManager } from "../../cli/telemetry.js";
 import type { ProcessSupervisor } from "../../supervisor/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
-import { agentSpec, CLI, routerSpec, startProcesses } from "../helpers/fleet-processes.js";
+import { agentSpec, CLI, DIST, routerSpec, startProcesses } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { OpenAIServer } from "../helpers/openai-server.js";
 import { OtlpReceiver, type ReceivedSpan } from "../helpers/otlp-receiver.js";
@@ -19,10 +19,12 @@ import { routerFleetYaml } from "../helpers/router-fleet.js";
 import { waitFor } from "../helpers/wait.js";
 
 /**
- * GenAI spans across processes, everything real: ship, the router and a tool host as processes of their own with
- * `telemetry.otlp` pointing at a real OTLP/HTTP receiver, the router's tiers on a scripted OpenAI server. The test sends
- * the task inside a span of its own (its `traceparent` rides the A2A request): the agent's `invoke_agent` span continues
- * that trace, its model calls are `chat` spans in the router process and its tool call an `execute_tool` span.
+ * GenAI spans across processes, everything real: ship, the router, a tool host and governance as processes of their own
+ * with `telemetry.otlp` pointing at a real OTLP/HTTP receiver, the router's tiers on a scripted OpenAI server. The test
+ * sends the task inside a span of its own (its `traceparent` rides the A2A request): the agent's `invoke_agent` span
+ * continues that trace, its model calls are `chat` spans in the router process, its tool call an `execute_tool` span in
+ * the agent and the tool host's run of it one in the host; a proposal's execution is a span in governance. Each process
+ * says who it is in its resource (`service.name` natsfleet-<role>, `service.instance.id` host:pid, the fleet's prefix).
  */
 
 const PREFIX = "otel";
@@ -48,13 +50,19 @@ describe("OpenTelemetry GenAI spans across the agent and router processes", () =
     const config = join(dir, "fleet.yaml");
     writeFileSync(
       config,
-      routerFleetYaml({ baseUrl: openai.baseUrl, prefix: PREFIX, routing: "  classifier: false\n  cache: { enabled: false }\n  localClassifier: { enabled: false }" }) +
+      // ship may also propose deploy_site (PROPOSE, the governed fixture's): its execution runs through governance
+      routerFleetYaml({ baseUrl: openai.baseUrl, prefix: PREFIX, routing: "  classifier: false\n  cache: { enabled: false }\n  localClassifier: { enabled: false }" })
+        .replace("tools: [http_check]", "tools: [http_check, deploy_site]") +
+        `toolModules: [${JSON.stringify(join(DIST, "test", "fixtures", "governed-tools.js"))}]\n` +
+        // atlas ("*") may propose CONFIRM tools: governance starts only with somewhere to ask
+        "governance:\n  approvals: { channels: [console] }\n" +
         `memory: { dir: ${JSON.stringify(join(dir, "memory"))} }\nbackups: { dir: ${JSON.stringify(join(dir, "backups"))} }\n` +
         `telemetry:\n  otlp: { endpoint: ${JSON.stringify(receiver.endpoint)} }\n`,
     );
     processes = startProcesses([
       routerSpec(config, nats.url),
       { id: "tools", command: process.execPath, args: [CLI, "run", "tools", "--config", config, "--nats", nats.url, "--supervised", "--log-level", "warn"], restart: "permanent" },
+      { id: "governance", command: process.execPath, args: [CLI, "run", "governance", "--config", config, "--nats", nats.url, "--supervised", "--log-level", "warn"], restart: "permanent" },
       agentSpec("ship", config, nats.url),
     ]);
     await processes.start();
@@ -107,10 +115,29 @@ describe("OpenTelemetry GenAI spans across the agent and router processes", () =
     });
     assertAttributes(second!, { "gen_ai.usage.input_tokens": 200, "gen_ai.usage.output_tokens": 12 });
 
-    const tool = tools[0]!;
-    assert.equal(tool.parentSpanId, agentSpan.spanId);
+    const tool = tools.find((s) => s.parentSpanId === agentSpan.spanId)!;
     assertAttributes(tool, { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "http_check", "gen_ai.tool.call.id": "call_site", "natsfleet.tool.outcome": "ok" });
     assert.equal(tool.attributes["error.type"], undefined);
+
+    // the tool host's run of that call: a SERVER span in its own process, the child of the agent's call
+    const hosted = await waitFor("the tool host's execute_tool span", () => receiver.spans.find((s) => s.parentSpanId === tool.spanId));
+    assert.equal(hosted.name, "execute_tool http_check");
+    assert.equal(hosted.kind, 2, "SPAN_KIND_SERVER");
+    assertAttributes(hosted, { "gen_ai.tool.name": "http_check", "gen_ai.agent.id": "ship", "natsfleet.tool.risk": "AUTO", "natsfleet.tool.outcome": "ok", "natsfleet.tool.mode": "run" });
+    assert.equal(typeof hosted.attributes["natsfleet.tool.duration_ms"], "number");
+
+    // who sent each span: the role's service, the process (host:pid), the fleet
+    assert.equal(agentSpan.service, "natsfleet-agent");
+    assert.equal(first!.service, "natsfleet-router");
+    assert.equal(hosted.service, "natsfleet-tools");
+    const instances = new Set<unknown>();
+    for (const span of [agentSpan, first!, hosted]) {
+      assertResource(span, { "service.namespace": PREFIX, "natsfleet.fleet.prefix": PREFIX });
+      assert.match(String(span.resource["service.instance.id"]), /^.+:\d+$/, `${span.service}: service.instance.id is host:pid`);
+      instances.add(span.resource["service.instance.id"]);
+    }
+    assert.equal(instances.size, 3, "three processes, three instances");
+    assert.equal(agentSpan.resource["natsfleet.agent.ids"], "ship");
   });
 
   it("a task naming a tool (tier 0) is invoke_agent → execute_tool, with no model call; a refused tool is marked", async () => {
@@ -134,7 +161,36 @@ describe("OpenTelemetry GenAI spans across the agent and router processes", () =
     assert.equal(no.tool.status.code, 2);
     assertAttributes(no.agent, { "error.type": "TASK_FAILED" });
   });
+
+  it("a proposal is one trace too: the agent's execute_tool (proposed) → governance's execution → the tool host's run", async () => {
+    context.setGlobalContextManager(new AsyncContextManager());
+    const traceId = "5c0ffee0000000000000000000000001";
+    const sender = trace.setSpanContext(ROOT_CONTEXT, { traceId, spanId: SENDER_SPAN, traceFlags: TraceFlags.SAMPLED, isRemote: false });
+    const message = { messageId: randomUUID(), role: "ROLE_USER" as const, parts: [{ data: { tool: "deploy_site", input: { site: "example.org" } } }] };
+    await context.with(sender, () => requestOperation(client.nc, client.names, "ship", "SendMessage", { message }));
+    context.disable();
+
+    const inTrace = () => receiver.spans.filter((s) => s.traceId === traceId);
+    const proposed = await waitFor("the agent's execute_tool span (proposed)", () => inTrace().find((s) => s.service === "natsfleet-agent" && s.attributes["natsfleet.tool.outcome"] === "proposed"));
+    assertAttributes(proposed, { "gen_ai.tool.name": "deploy_site", "natsfleet.tool.risk": "PROPOSE" });
+    // the submission carried the agent's traceparent: Sentinel approved it at once, so its execution continues the trace
+    const execution = await waitFor("governance's execution span", () => inTrace().find((s) => s.service === "natsfleet-governance" && s.parentSpanId === proposed.spanId));
+    assert.equal(execution.name, "execute_tool deploy_site");
+    assertAttributes(execution, { "gen_ai.tool.name": "deploy_site", "gen_ai.agent.id": "ship", "natsfleet.proposal.attempt": 1, "natsfleet.proposal.outcome": "completed" });
+    assert.ok(execution.attributes["natsfleet.proposal.id"], "the proposal is named");
+    assertResource(execution, { "service.namespace": PREFIX });
+    const run = await waitFor("the tool host's run of the proposal", () => inTrace().find((s) => s.service === "natsfleet-tools" && s.parentSpanId === execution.spanId));
+    assertAttributes(run, {
+      "gen_ai.tool.name": "deploy_site", "natsfleet.tool.risk": "PROPOSE", "natsfleet.tool.outcome": "ok",
+      "natsfleet.proposal.id": String(execution.attributes["natsfleet.proposal.id"]), "gen_ai.agent.id": "ship",
+    });
+    assert.equal(run.kind, 2, "SPAN_KIND_SERVER");
+  });
 });
+
+function assertResource(span: ReceivedSpan, expected: Record<string, string | number>): void {
+  for (const [key, value] of Object.entries(expected)) assert.equal(span.resource[key], value, `${span.service}: resource ${key}`);
+}
 
 function assertAttributes(span: ReceivedSpan, expected: Record<string, string | number>): void {
   for (const [key, value] of Object.entries(expected)) assert.equal(span.attributes[key], value, `${span.name}: ${key}`);

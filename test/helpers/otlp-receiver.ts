@@ -13,6 +13,8 @@ export interface ReceivedSpan {
   status: { code?: number; message?: string };
   /** the `service.name` of the resource the span came with */
   service: string;
+  /** every attribute of that resource, flattened (a string array joined with ",") */
+  resource: Record<string, string | number | boolean>;
 }
 
 interface AnyValue {
@@ -20,6 +22,7 @@ interface AnyValue {
   intValue?: string | number;
   doubleValue?: number;
   boolValue?: boolean;
+  arrayValue?: { values?: AnyValue[] };
 }
 interface KeyValue {
   key: string;
@@ -75,12 +78,13 @@ export class OtlpReceiver {
     if (req.headers["content-encoding"] === "gzip") body = gunzipSync(body);
     const request = JSON.parse(body.toString("utf8")) as ExportRequest;
     for (const rs of request.resourceSpans ?? []) {
-      const service = String(flatten(rs.resource?.attributes)["service.name"] ?? "");
+      const resource = flatten(rs.resource?.attributes);
+      const service = String(resource["service.name"] ?? "");
       for (const ss of rs.scopeSpans ?? []) {
         for (const s of ss.spans ?? []) {
           this.spans.push({
             traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? "", name: s.name, kind: s.kind,
-            attributes: flatten(s.attributes), status: s.status ?? {}, service,
+            attributes: flatten(s.attributes), status: s.status ?? {}, service, resource,
           });
         }
       }
@@ -92,10 +96,17 @@ export class OtlpReceiver {
 function flatten(attributes: KeyValue[] | undefined): Record<string, string | number | boolean> {
   const out: Record<string, string | number | boolean> = {};
   for (const { key, value } of attributes ?? []) {
-    if (value.stringValue !== undefined) out[key] = value.stringValue;
-    else if (value.intValue !== undefined) out[key] = Number(value.intValue);
-    else if (value.doubleValue !== undefined) out[key] = value.doubleValue;
-    else if (value.boolValue !== undefined) out[key] = value.boolValue;
+    const plain = plainValue(value);
+    if (plain !== undefined) out[key] = plain;
   }
   return out;
+}
+
+function plainValue(value: AnyValue): string | number | boolean | undefined {
+  if (value.stringValue !== undefined) return value.stringValue;
+  if (value.intValue !== undefined) return Number(value.intValue);
+  if (value.doubleValue !== undefined) return value.doubleValue;
+  if (value.boolValue !== undefined) return value.boolValue;
+  if (value.arrayValue) return (value.arrayValue.values ?? []).map(plainValue).join(",");
+  return undefined;
 }
