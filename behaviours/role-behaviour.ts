@@ -105,7 +105,7 @@ export function behaviourFor(
     // an agent that reports to another sends it a note of each task it completes (scout's reports reach Atlas so)
     // the orchestrator's tasks that delegate to another company's agent (Atlas's plan writes them) call the peer first
     if (peers && config.agents.find((a) => a.id === agent.id)?.layer === "orchestration") {
-      stages.unshift(peerTaskStage({ self: agent.id, config, clients: peers.clients, store: new TaskStore(deps.kv.tasks, deps.names, deps.codec), now: () => deps.clock.now(), sleep: peers.sleep }));
+      stages.unshift(peerTaskStage({ self: agent.id, config, clients: peers.clients, store: new TaskStore(deps.kv.tasks, deps.names, deps.codec), now: () => deps.clock.now(), sleep: peers.sleep, audit: (report) => tools.reportDelegation(report) }));
     }
     const reportsTo = config.agents.find((a) => a.id === agent.id)?.reportsTo;
     if (reportsTo) stages.unshift(reportToStage({ self: agent.id, to: reportsTo, nc: deps.nc, names: deps.names, codec: deps.codec }));

@@ -187,6 +187,8 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
     // its notices to the operator, on the one channel they go to
     const notices = noticeChannel(config);
     if (notices) g.publish(names.outbox(notices));
+    // its delegations to peers, for the audit trail: the tool host records them under the id in this subject
+    g.publish(names.delegation(id));
   }
   for (const other of config.agents) if (other.id !== id) g.deny(`${p}.proposal.${other.id}.>`);
   g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`, names.auditAnchor());
@@ -265,6 +267,8 @@ function toolHostGrants(g: Grants, ctx: GrantContext): void {
   g.kvWrite("tools", [">"]);
   // the agents' own refusals, recorded in the audit trail
   g.serve(names.refusal("*"));
+  // the orchestrator's delegations to peers, recorded in the audit trail like calls of the peer's tool
+  g.serve(names.delegation("*"));
   g.publish(`${p}.audit.*`, `${p}.outbox.*`, `${p}.dlq.>`);
   g.kvWrite("toolruns", [">"]);
   // what stateful tools remember between calls: seen feed items, uptime histories, file manifests

@@ -20,6 +20,7 @@ import {
 import { AuditChain } from "./audit-chain.js";
 import type { AuditSigner } from "./audit-signing.js";
 import { checkAllowed, checkCallTargets, checkProposal } from "./call-checks.js";
+import { delegationEndpoints } from "./delegation-intake.js";
 import { refusalEndpoints } from "./refusal-intake.js";
 import { ToolCatalogue } from "./tool-catalogue.js";
 import { ToolListings } from "./tool-listings.js";
@@ -96,6 +97,7 @@ export class ToolHost {
       queue: TOOLS_QUEUE,
       endpoints: [
         ...refusalEndpoints({ names: options.names, config: options.config, catalogue: this.catalogue, now: this.now, record: (entry) => this.audit.append(entry) }),
+        ...delegationEndpoints({ names: options.names, config: options.config, record: (entry) => this.audit.append(entry) }),
         ...this.served.map((tool) => this.endpointOf(tool.name)),
       ],
       codec: options.codec,

@@ -79,6 +79,7 @@ export {
   ApprovalRequest,
   AuditAnchor,
   AuditRecord,
+  DelegationReport,
   PROPOSAL_STATES,
   ProposalActionRequest,
   ProposalEvent,

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { peerSkillRisk, type FleetConfig, type PeerConfig } from "../../config/index.js";
 import { FleetError, type RiskLevel } from "../../protocol/index.js";
 import { defineTool, type ToolDefinition } from "../tool.js";
-import { PeerClient } from "./peer-client.js";
+import { PeerClient, type PeerAnswer } from "./peer-client.js";
 import { askWithRetries } from "./peer-retry.js";
 
 /** What an agent sends a peer's skill: the request in words, and structured input when the skill takes some. */
@@ -24,6 +24,11 @@ export const PeerToolOutput = z.object({
   latencyMs: z.number().nonnegative(),
   attempts: z.number().int().positive(),
 });
+
+/** A call's answer as the tool `<peer>.<skill>` returns it and the audit trail keeps it (Atlas's delegations too). */
+export function peerToolOutput(answer: PeerAnswer & { attempts: number }): z.infer<typeof PeerToolOutput> {
+  return { peer: answer.peer, skill: answer.skill, ...(answer.taskId ? { taskId: answer.taskId } : {}), text: answer.text, artifacts: answer.artifacts, ...(answer.costUsd !== undefined ? { costUsd: answer.costUsd } : {}), latencyMs: answer.latencyMs, attempts: answer.attempts };
+}
 
 /** Every granted skill's tool name and risk, from config alone: what the broker's grants and the agents' checks use. */
 export function peerToolRisks(config: FleetConfig): Record<string, RiskLevel> {
@@ -101,7 +106,7 @@ function peerTool(name: string, peer: PeerConfig, skill: string, description: st
         retry: peer.retry,
         log: ctx.log,
       });
-      return { peer: name, skill, ...(answer.taskId ? { taskId: answer.taskId } : {}), text: answer.text, artifacts: answer.artifacts, ...(answer.costUsd !== undefined ? { costUsd: answer.costUsd } : {}), latencyMs: answer.latencyMs, attempts: answer.attempts };
+      return peerToolOutput(answer);
     },
     ...(risk === "PROPOSE"
       ? {

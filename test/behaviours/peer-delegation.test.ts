@@ -15,6 +15,7 @@ import {
   peerClients,
   peerToolRisks,
   policyOf,
+  PeerToolOutput,
   ProposalStore,
   readAuditRecords,
   ToolHost,
@@ -35,7 +36,8 @@ import { waitFor } from "../helpers/wait.js";
  * behind node:http). An agent's governed call of a peer's skill (AUTO, and PROPOSE through Sentinel) returns the peer's
  * artifact with its cost in the audit trail; Atlas's plan delegates to a peer's skill and the task completes with the
  * artifact; a peer that goes away mid-task is retried and the task completes when it is back; one that stays away fails
- * the task with PEER_UNAVAILABLE, in `fleet tasks`; a skill config does not grant is refused by the tool gate.
+ * the task with PEER_UNAVAILABLE, in `fleet tasks`; a skill config does not grant is refused by the tool gate. Atlas's
+ * delegations, completed or failed, are in the audit trail as calls of the peer's tool in Atlas's name.
  */
 
 const log = pino({ level: "silent" });
@@ -213,9 +215,17 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
 
   it("Atlas's plan delegates to a peer's skill: a durable task of Atlas's calls the peer and completes with its artifact", async () => {
     const f = await atlasFleet(20);
+    await toolHost(f.config, f.names, f.resources, f.sources);
     const taskId = await f.delegated("translate", "Translate the customer's letter into German");
     const task = await f.settled(taskId);
     assert.equal(task.status.state, "TASK_STATE_COMPLETED", JSON.stringify(task.status));
+    // the delegation's spend and latency are in the audit trail, in Atlas's name, as a call of the peer's tool
+    const trail = await waitFor("the delegation in the audit trail", async () => (await readAuditRecords(js, f.names, "msgpack", { agentId: "atlas", tool: "acme.translate" })).records[0]);
+    assert.deepEqual([trail.ok, trail.risk, trail.costUsd, trail.mode, trail.reportedBy], [true, "AUTO", 0.02, "run", "agent-host"]);
+    assert.deepEqual(trail.input, { text: "Translate the customer's letter into German\n\nWhy: the customer's letter" }, "the peer tool's input: what the peer was sent");
+    const recorded = PeerToolOutput.parse(trail.output);
+    assert.deepEqual([recorded.peer, recorded.skill, recorded.text, recorded.attempts], ["acme", "translate", "Übersetzung: Translate the customer's letter into German", 1], "the peer tool's output");
+    assert.ok(trail.durationMs >= recorded.latencyMs, "the duration covers the whole delegation");
     const answer = task.artifacts?.find((a) => a.metadata?.["peer"] === "acme");
     assert.ok(answer, "the peer's artifact is the task's");
     assert.deepEqual(answer.parts[0], { text: "Übersetzung: Translate the customer's letter into German", mediaType: "text/plain" });
@@ -275,6 +285,7 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
 
   it("a peer that stays away: after the retry limit the task fails with PEER_UNAVAILABLE, shown by fleet tasks", async () => {
     const f = await atlasFleet(3);
+    await toolHost(f.config, f.names, f.resources, f.sources);
     await peer.stop();
     try {
       const taskId = await f.delegated("translate", "Translate the customer's reply into German");
@@ -282,6 +293,8 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
       assert.equal(task.status.state, "TASK_STATE_FAILED");
       assert.match(JSON.stringify(task.status.message), /PEER_UNAVAILABLE: .*after 3 attempts/);
       assert.match(taskRow("atlas", task)[6] ?? "", /^PEER_UNAVAILABLE: /);
+      const trail = await waitFor("the failed delegation in the audit trail", async () => (await readAuditRecords(js, f.names, "msgpack", { agentId: "atlas", tool: "acme.translate" })).records[0]);
+      assert.deepEqual([trail.ok, trail.error?.code, trail.costUsd, trail.reportedBy], [false, "PEER_UNAVAILABLE", 0, "agent-host"]);
     } finally {
       await peer.start();
     }
