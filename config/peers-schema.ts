@@ -34,9 +34,9 @@ export const PeerConfig = strict({
   skills: z.record(PeerSkillName, PeerSkillConfig.nullable().transform((s) => s ?? {})).refine((s) => Object.keys(s).length > 0, "grant at least one skill"),
   /** the risk of every granted skill that names none: PROPOSE (runs after Sentinel) unless the operator says otherwise */
   risk: RiskLevel.default("PROPOSE"),
-  /** one call (send, then polling its task) that has not finished in this time is PEER_TIMEOUT (retryable) */
+  /** one call (send, then following its task) that has not finished in this time is PEER_TIMEOUT (retryable) */
   timeoutSeconds: z.number().positive().max(3600).default(120),
-  /** the longest wait between two polls (GetTask) of a running task of the peer; the first come after 50, 100, 200 ms … */
+  /** the longest wait between two polls (GetTask) of a running task of a peer that does not stream (or whose stream broke) */
   pollSeconds: z.number().positive().max(60).default(1),
   /** retries of a call that failed retryably (down, 5xx, timeout): the delays between attempts (the last repeats) */
   retry: strict({

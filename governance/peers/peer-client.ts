@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { PeerConfig } from "../../config/index.js";
 import { FleetError, type Artifact } from "../../protocol/index.js";
 import { peerArtifacts, peerCostUsd, type SdkArtifact } from "./peer-parts.js";
+import { followStream, isFinal, TERMINAL_FAILURES, type SdkMessage } from "./peer-stream.js";
 
 /** What the fleet asks a peer's skill: a sentence, and structured input when the skill takes some. */
 export interface PeerRequest {
@@ -52,11 +53,13 @@ type SdkTask = Awaited<ReturnType<Client["getTask"]>>;
 type SendParams = Parameters<Client["sendMessage"]>[0];
 type SdkPart = NonNullable<SendParams["message"]>["parts"][number];
 
-const TERMINAL_FAILURES = new Set([TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_REJECTED, TaskState.TASK_STATE_INPUT_REQUIRED, TaskState.TASK_STATE_AUTH_REQUIRED]);
 
 /**
  * One peer, through the official A2A client (@a2a-js/sdk): its AgentCard fetched (and fetched again after a failure),
- * a skill asked with SendMessage, the task polled with GetTask until it ends. Each failure comes back as a typed
+ * a skill asked with SendMessage, the task polled with GetTask until it ends. A peer whose card says
+ * `capabilities.streaming` is asked with SendStreamingMessage and its task followed over the stream (a resumed task with
+ * SubscribeToTask); a stream that breaks mid-task leaves the task to the polling, so the result is never lost and the
+ * message never sent again for it. Each failure comes back as a typed
  * FleetError: PEER_UNAVAILABLE and PEER_TIMEOUT are retryable (peer-retry.ts retries them), PEER_REFUSED and
  * PEER_TASK_FAILED are not. One call of `ask` is one attempt.
  */
@@ -97,17 +100,26 @@ export class PeerClient {
         throw new FleetError("PEER_REFUSED", `peer ${this.o.name}'s AgentCard lists no skill "${skillId}" (it lists: ${card.skills.map((s) => s.id).join(", ")})`);
       }
       const signal = () => AbortSignal.any([...(options.signal ? [options.signal] : []), AbortSignal.timeout(Math.max(1, deadline - this.now()))]);
+      // a peer whose card says it streams is followed over its stream; one that does not (or a stream that broke) by GetTask
+      const streams = card.capabilities?.streaming === true;
       let task: SdkTask | undefined;
       if (options.resumeTaskId) task = await this.resume(client, options.resumeTaskId, signal());
       if (!task) {
-        const result = await client.sendMessage(this.message(skillId, request, options.messageId), { signal: signal() });
-        if (!("status" in result)) {
-          // a peer may answer a quick skill with a message and keep no task
-          const artifacts = peerArtifacts(this.o.name, [{ artifactId: result.messageId, name: "answer", description: "", parts: result.parts, metadata: result.metadata, extensions: [] }]);
-          return this.answer(skill, undefined, artifacts, result.metadata, startedAt);
+        const message = this.message(skillId, request, options.messageId);
+        if (streams) {
+          const outcome = await this.follow(client.sendMessageStream(message, { signal: signal() }), undefined, signal, options.onTaskId);
+          if (outcome.kind === "message") return this.messageAnswer(skill, outcome.message, startedAt);
+          task = await client.getTask({ tenant: "", id: outcome.taskId }, { signal: signal() });
+        } else {
+          const result = await client.sendMessage(message, { signal: signal() });
+          if (!("status" in result)) return this.messageAnswer(skill, result, startedAt);
+          task = result;
+          await options.onTaskId?.(task.id);
         }
-        task = result;
-        await options.onTaskId?.(task.id);
+      } else if (streams && !isFinal(task.status?.state)) {
+        // a task this call already started (a retry, a restarted process): followed again over a new stream
+        await this.follow(client.resubscribeTask({ tenant: "", id: task.id }, { signal: signal() }), task.id, signal, undefined);
+        task = await client.getTask({ tenant: "", id: task.id }, { signal: signal() });
       }
       for (let polls = 0; ; polls++) {
         const state = task.status?.state ?? TaskState.TASK_STATE_UNSPECIFIED;
@@ -127,6 +139,16 @@ export class PeerClient {
       if (error.retryable || error.code === "PEER_REFUSED") this.client = undefined;
       throw error;
     }
+  }
+
+  /** Follows a stream of the peer's task; a stream that broke mid-task is said in the log and left to GetTask. */
+  private async follow(events: ReturnType<Client["sendMessageStream"]>, taskId: string | undefined, signal: () => AbortSignal, onTaskId: PeerCallOptions["onTaskId"]): Promise<{ kind: "message"; message: SdkMessage } | { kind: "task"; taskId: string }> {
+    const outcome = await followStream(events, { taskId, signal: signal(), onTaskId });
+    if (outcome.kind === "message") return outcome;
+    if (outcome.kind === "final") return { kind: "task", taskId: outcome.taskId };
+    const reason = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
+    this.o.log.info({ peer: this.o.name, taskId: outcome.taskId, reason: reason.slice(0, 300) }, "the peer's stream broke before its task ended; following the task by GetTask");
+    return { kind: "task", taskId: outcome.taskId };
   }
 
   /** Asks the peer to cancel a task (a rollback of a PROPOSE call): best effort, the peer may have finished it. */
@@ -161,6 +183,12 @@ export class PeerClient {
       configuration: { acceptedOutputModes: [], taskPushNotificationConfig: undefined, returnImmediately: true },
       metadata: { skill: skillId },
     };
+  }
+
+  /** A peer may answer a quick skill with a message and keep no task. */
+  private messageAnswer(skill: string, message: SdkMessage, startedAt: number): PeerAnswer {
+    const artifacts = peerArtifacts(this.o.name, [{ artifactId: message.messageId, name: "answer", description: "", parts: message.parts, metadata: message.metadata, extensions: [] }]);
+    return this.answer(skill, undefined, artifacts, message.metadata, startedAt);
   }
 
   private answer(skill: string, taskId: string | undefined, artifacts: Artifact[], metadata: Record<string, unknown> | undefined, startedAt: number): PeerAnswer {
