@@ -3,7 +3,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { decode, encode, FleetError, needsProposal, ProposalSubmission, RefusalRecorded, requestTyped, type CodecName, type DelegationReport, type RefusalReport, type FleetNames, type RiskLevel, type ToolCallResult, nowOf, type Clock } from "../protocol/index.js";
 import { canonicalJson } from "./canonical-json.js";
-import { callTool } from "./tool-caller.js";
+import { callTool, toolCallWaitMs } from "./tool-caller.js";
 import { toolAllowed } from "./tool-globs.js";
 
 /** how long a report to the audit trail (a refusal, a delegation) may hold up the step that made it */
@@ -43,6 +43,8 @@ export interface AgentToolsOptions {
   timeoutMs?: number;
   /** resolves once `risks` knows the tools listed at runtime (MCP servers'); calls and proposals wait for it */
   ready?: Promise<unknown>;
+  /** a tool's own run time when it has one (a peer's skill: peerToolTimeoutMs), so a call waits that long for it */
+  timeoutOf?: ((tool: string) => number | undefined) | undefined;
   /** why a tool no source provides is refused, when there is more to say than TOOL_NOT_FOUND (a peer's ungranted skill) */
   unknownTool?: ((tool: string) => FleetError | undefined) | undefined;
 }
@@ -77,7 +79,7 @@ export class AgentTools {
     if (needsProposal(risk)) throw new FleetError("PROPOSAL_REQUIRED", `"${tool}" is ${risk}: propose it instead`);
     return callTool(this.options.nc, this.options.names, tool, { agentId: this.options.agentId, input, ...(taskId ? { taskId } : {}), ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}) }, {
       codec: this.options.codec,
-      timeoutMs: this.options.timeoutMs ?? 60_000,
+      timeoutMs: toolCallWaitMs(this.options.timeoutMs ?? 60_000, this.options.timeoutOf?.(tool)),
     });
   }
 

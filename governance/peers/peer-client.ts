@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Role, TaskState, type AgentCard } from "@a2a-js/sdk";
 import { ClientFactory, ClientFactoryOptions, createAuthenticatingFetchWithRetry, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type Client } from "@a2a-js/sdk/client";
 import type { Logger } from "pino";
-import type { PeerConfig } from "../../config/index.js";
+import { peerSkillTimeoutSeconds, type PeerConfig } from "../../config/index.js";
 import { FleetError, type Artifact } from "../../protocol/index.js";
 import { peerArtifacts, peerCostUsd, type SdkArtifact } from "./peer-parts.js";
 import { followStream, isFinal, TERMINAL_FAILURES, type SdkMessage } from "./peer-stream.js";
@@ -90,9 +90,10 @@ export class PeerClient {
   /** One attempt: send the message (or resume the task), then poll until the task ends or the timeout passes. */
   async ask(skill: string, request: PeerRequest, options: PeerCallOptions): Promise<PeerAnswer> {
     const startedAt = this.now();
-    const deadline = startedAt + this.o.config.timeoutSeconds * 1000;
     const granted = this.o.config.skills[skill];
     if (granted === undefined) throw new FleetError("PEER_SKILL_NOT_GRANTED", `peer ${this.o.name} grants no skill "${skill}" in this fleet's config`);
+    const timeoutSeconds = peerSkillTimeoutSeconds(this.o.config, skill);
+    const deadline = startedAt + timeoutSeconds * 1000;
     const skillId = granted.id ?? skill;
     try {
       const { client, card } = await this.connect();
@@ -128,13 +129,13 @@ export class PeerClient {
           const why = task.status?.message?.parts.map((p) => (p.content?.$case === "text" ? p.content.value : "")).join(" ").trim();
           throw new FleetError("PEER_TASK_FAILED", `peer ${this.o.name} ended task ${task.id} (${skillId}) as ${TaskState[state]}${why ? `: ${why.slice(0, 500)}` : ""}`);
         }
-        if (this.now() >= deadline) throw new FleetError("PEER_TIMEOUT", `peer ${this.o.name}'s task ${task.id} (${skillId}) did not finish within ${this.o.config.timeoutSeconds} s`, { retryAfterMs: 0 });
+        if (this.now() >= deadline) throw new FleetError("PEER_TIMEOUT", `peer ${this.o.name}'s task ${task.id} (${skillId}) did not finish within ${timeoutSeconds} s`, { retryAfterMs: 0 });
         // a quick skill is read back quickly: 50 ms, then doubling up to pollSeconds
         await this.sleep(Math.min(50 * 2 ** polls, this.o.config.pollSeconds * 1000, Math.max(1, deadline - this.now())), options.signal);
         task = await client.getTask({ tenant: "", id: task.id }, { signal: signal() });
       }
     } catch (err) {
-      const error = this.failure(err, deadline, options.signal);
+      const error = this.failure(err, deadline, options.signal, timeoutSeconds);
       // a card fetched from a server that went away may be stale (new interfaces, new skills): fetched again next time
       if (error.retryable || error.code === "PEER_REFUSED") this.client = undefined;
       throw error;
@@ -157,7 +158,7 @@ export class PeerClient {
       const { client } = await this.connect();
       await client.cancelTask({ tenant: "", id: taskId, metadata: undefined } as Parameters<Client["cancelTask"]>[0], { signal: AbortSignal.timeout(this.o.config.timeoutSeconds * 1000) });
     } catch (err) {
-      throw this.failure(err, Number.POSITIVE_INFINITY, undefined);
+      throw this.failure(err, Number.POSITIVE_INFINITY, undefined, this.o.config.timeoutSeconds);
     }
   }
 
@@ -217,12 +218,12 @@ export class PeerClient {
   }
 
   /** Anything the SDK or the network threw, as the fleet names it. */
-  private failure(err: unknown, deadline: number, signal: AbortSignal | undefined): FleetError {
+  private failure(err: unknown, deadline: number, signal: AbortSignal | undefined, timeoutSeconds: number): FleetError {
     const own = fleetErrorIn(err);
     if (own) return own;
     const message = err instanceof Error ? err.message : String(err);
     if (signal?.aborted) return new FleetError("PEER_UNAVAILABLE", `the call to peer ${this.o.name} was given up (the caller stopped)`, { cause: err });
-    if (this.now() >= deadline || isNamed(err, "TimeoutError")) return new FleetError("PEER_TIMEOUT", `peer ${this.o.name} did not answer within ${this.o.config.timeoutSeconds} s`, { cause: err });
+    if (this.now() >= deadline || isNamed(err, "TimeoutError")) return new FleetError("PEER_TIMEOUT", `peer ${this.o.name} did not answer within ${timeoutSeconds} s`, { cause: err });
     if (/Status: 5\d\d|: 5\d\d\b|Status: 429/.test(message)) return new FleetError("PEER_UNAVAILABLE", `peer ${this.o.name} answered: ${message.slice(0, 300)}`, { cause: err });
     if (/Status: 40[13]|: 40[13]\b/.test(message)) return new FleetError("PEER_REFUSED", `peer ${this.o.name} refused our token: ${message.slice(0, 300)}`, { cause: err });
     if (isNamed(err, "TypeError") || /fetch failed|ECONNREFUSED|ECONNRESET|socket|terminated/i.test(message)) {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { peerSkillRisk, type FleetConfig, type PeerConfig } from "../../config/index.js";
+import { peerSkillRisk, peerSkillTimeoutSeconds, type FleetConfig, type PeerConfig } from "../../config/index.js";
 import { FleetError, type RiskLevel } from "../../protocol/index.js";
 import { defineTool, type ToolDefinition } from "../tool.js";
 import { PeerClient, type PeerAnswer } from "./peer-client.js";
@@ -37,6 +37,21 @@ export function peerToolRisks(config: FleetConfig): Record<string, RiskLevel> {
     for (const skill of Object.keys(peer.skills)) out[`${name}.${skill}`] = peerSkillRisk(peer, skill) ?? peer.risk;
   }
   return out;
+}
+
+/** a peer tool runs this long past its call's own timeout on the tool host, so the call ends with its own PEER_TIMEOUT */
+const PEER_TOOL_MARGIN_MS = 5_000;
+
+/**
+ * How long a call of the tool `<peer>.<skill>` may run (the skill's or the peer's `timeoutSeconds`, plus a margin), or
+ * undefined for a tool that is no granted peer skill: the tool host's timeout for it, and how long its callers wait.
+ */
+export function peerToolTimeoutMs(config: FleetConfig, tool: string): number | undefined {
+  const dot = tool.indexOf(".");
+  const peer = dot > 0 ? config.peers[tool.slice(0, dot)] : undefined;
+  const skill = tool.slice(dot + 1);
+  if (!peer || !(skill in peer.skills)) return undefined;
+  return peerSkillTimeoutSeconds(peer, skill) * 1000 + PEER_TOOL_MARGIN_MS;
 }
 
 /** The refusal of `<peer>.<skill>` for a configured peer whose skill config does not grant (the tool gate's answer). */
@@ -79,12 +94,12 @@ export function peerClients(config: FleetConfig, env: Readonly<Record<string, st
 export function peerTools(config: FleetConfig, clients: PeerClients): ToolDefinition[] {
   const tools: ToolDefinition[] = [];
   for (const [name, peer] of Object.entries(config.peers)) {
-    for (const [skill, granted] of Object.entries(peer.skills)) tools.push(peerTool(name, peer, skill, granted.description, clients));
+    for (const [skill, granted] of Object.entries(peer.skills)) tools.push(peerTool(name, peer, skill, granted.description, clients, peerToolTimeoutMs(config, `${name}.${skill}`)));
   }
   return tools;
 }
 
-function peerTool(name: string, peer: PeerConfig, skill: string, description: string | undefined, clients: PeerClients): ToolDefinition {
+function peerTool(name: string, peer: PeerConfig, skill: string, description: string | undefined, clients: PeerClients, timeoutMs: number | undefined): ToolDefinition {
   const risk = peerSkillRisk(peer, skill) ?? peer.risk;
   const client = () => {
     const found = clients.get(name);
@@ -97,6 +112,8 @@ function peerTool(name: string, peer: PeerConfig, skill: string, description: st
     risk,
     input: PeerToolInput,
     source: `peer:${name}`,
+    // a peer's task may legitimately take minutes: the host's 30 s would cut it
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     costUsd: 0,
     costOf: (output: unknown) => PeerToolOutput.safeParse(output).data?.costUsd,
     handler: async (input, ctx) => {

@@ -16,6 +16,7 @@ import {
   peerToolRisks,
   policyOf,
   PeerToolOutput,
+  peerToolTimeoutMs,
   ProposalStore,
   readAuditRecords,
   ToolHost,
@@ -43,10 +44,11 @@ import { waitFor } from "../helpers/wait.js";
 const log = pino({ level: "silent" });
 const TOKEN = "peer-token-for-tests";
 const env = { ACME_TOKEN: TOKEN };
+const SLOW_SKILL_MS = 2_500;
 
 function fleetYaml(baseUrl: string, prefix: string, cardUrl: string, attempts: number): string {
   return (
-    routerFleetYaml({ baseUrl, prefix, routing: "  classifier: false\n  cache: { enabled: false }", scoutExtra: "" }).replace("tools: [web_fetch]", "tools: [web_fetch, acme.translate, acme.summarise]") +
+    routerFleetYaml({ baseUrl, prefix, routing: "  classifier: false\n  cache: { enabled: false }", scoutExtra: "" }).replace("tools: [web_fetch]", "tools: [web_fetch, acme.translate, acme.summarise, acme.research]") +
     `
 principals:
   - { id: owner, channel: console, to: owner }
@@ -62,6 +64,7 @@ peers:
     skills:
       translate: { risk: AUTO, description: Translates a text into German }
       summarise: {}
+      research: { risk: AUTO, timeoutSeconds: 30 }
 `
   );
 }
@@ -87,6 +90,14 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
       token: TOKEN,
       skills: [
         { id: "translate", answer: async ({ text }) => ({ text: `Übersetzung: ${text.split("\n")[0]}`, data: { lang: "de" }, costUsd: 0.02 }) },
+        // a skill whose task takes longer than the tool host's own timeout in the test below
+        {
+          id: "research",
+          answer: async ({ text }) => {
+            await new Promise((r) => setTimeout(r, SLOW_SKILL_MS));
+            return { text: `Recherche: ${text}`, costUsd: 0.1 };
+          },
+        },
         {
           id: "summarise",
           answer: async ({ text }) => {
@@ -115,9 +126,9 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
     return { config, names, resources, sources: { modules: [], peers: peerToolRisks(config) } };
   }
 
-  async function toolHost(config: FleetConfig, names: FleetNames, resources: FleetResources, sources: FleetToolSources): Promise<void> {
+  async function toolHost(config: FleetConfig, names: FleetNames, resources: FleetResources, sources: FleetToolSources, timeoutMs = 10_000): Promise<void> {
     const host = new ToolHost({
-      nc, js, names, codec: "msgpack", config, host: "test-host", log, timeoutMs: 10_000,
+      nc, js, names, codec: "msgpack", config, host: "test-host", log, timeoutMs,
       tools: fleetTools({ js, names, codec: "msgpack", config, peers: peerClients(config, env, log) }, sources),
       kv: { proposals: resources.kv.proposals, toolruns: resources.kv.toolruns, tools: resources.kv.tools },
     });
@@ -173,6 +184,24 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
     await assert.rejects(scout.call("acme.audit", { text: "x" }), (err: FleetError) => err.code === "PEER_SKILL_NOT_GRANTED");
     await assert.rejects(governedCall(scout, { tool: "acme.audit", input: { text: "x" }, reason: "r" }), (err: FleetError) => err.code === "PEER_SKILL_NOT_GRANTED");
     assert.equal(peer.received.length, sent);
+  });
+
+  it("a peer skill's own timeoutSeconds: the tool host lets its call run past the host's timeout, and the caller waits for it", async () => {
+    const { config, names, resources, sources } = await fleet();
+    assert.equal(peerToolTimeoutMs(config, "acme.research"), 35_000, "the skill's 30 s, and the host's margin");
+    assert.equal(peerToolTimeoutMs(config, "acme.translate"), 15_000, "the peer's 10 s for a skill that names none");
+    assert.equal(peerToolTimeoutMs(config, "web_fetch"), undefined);
+    // a host whose own timeout (1 s) is shorter than the peer's task (2.5 s), and a caller that usually waits 1.5 s
+    await toolHost(config, names, resources, sources, 1_000);
+    const risks = new Map(Object.entries(fleetToolRisks(sources)));
+    const scout = new AgentTools({
+      nc, js, names, codec: "msgpack", agentId: "scout", allowed: config.agents.find((a) => a.id === "scout")!.tools, timeoutMs: 1_500,
+      risks: { get: (n) => risks.get(n) }, timeoutOf: (n) => peerToolTimeoutMs(config, n),
+    });
+    const result = await scout.call("acme.research", { text: "competitors in Berlin" }, undefined, { idempotencyKey: "k-research-1" });
+    const output = PeerToolOutput.parse(result.output);
+    assert.equal(output.text, "Recherche: competitors in Berlin");
+    assert.ok(result.durationMs >= SLOW_SKILL_MS - 100, `it ran its ${SLOW_SKILL_MS} ms: ${result.durationMs}`);
   });
 
   /** Atlas hosted in an actor runtime, with the peers' clients; the plan made by a planner on the same fleet. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { checkPlan } from "../../behaviours/index.js";
-import { parseFleetConfig, type FleetConfig } from "../../config/index.js";
+import { parseFleetConfig, PEER_MAX_TIMEOUT_SECONDS, peerSkillTimeoutSeconds, type FleetConfig } from "../../config/index.js";
 import { askWithRetries, fleetPermissions, fleetToolRisks, PeerClient, peerBackoffMs, peerToolRisks, referenceToolRisks, ungrantedPeerSkill } from "../../governance/index.js";
 import { FleetError, FleetNames } from "../../protocol/index.js";
 import { A2APeer } from "../helpers/a2a-peer.js";
@@ -233,6 +233,11 @@ describe("peers: the A2A client", () => {
     refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: { risk: MAYBE } } }"), /peers\.acme\.skills\.translate\.risk/);
     refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skils: {} }"), /peers\.acme\.skils: unknown key, did you mean "skills"/);
     refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: {} }, retry: { attempts: 0 } }"), /peers\.acme\.retry\.attempts/);
+    // a skill's own timeout: positive, at most an hour (PEER_MAX_TIMEOUT_SECONDS), the peer's when it names none
+    refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: { timeoutSeconds: 7200 } } }"), /peers\.acme\.skills\.translate\.timeoutSeconds/);
+    refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: { timeoutSeconds: 0 } } }"), /peers\.acme\.skills\.translate\.timeoutSeconds/);
+    const timed = parseFleetConfig(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: { timeoutSeconds: 900 }, summarise: {} } }"), "ok.yaml").peers["acme"]!;
+    assert.deepEqual([peerSkillTimeoutSeconds(timed, "translate"), peerSkillTimeoutSeconds(timed, "summarise"), PEER_MAX_TIMEOUT_SECONDS], [900, 120, 3600], "the skill's, else the peer's default");
     refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: {} } }", "[acme.audit]"), /agents\[1\]\.tools\[0\]: peer "acme" grants no skill "audit"/);
     assert.doesNotThrow(() => parseFleetConfig(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: {} } }", "[acme.translate]"), "ok.yaml"));
   });
