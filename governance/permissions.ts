@@ -76,7 +76,7 @@ export function fleetIdentities(config: FleetConfig): Identity[] {
   for (const role of ["router", "scheduler", "governance", "tools"] as const) out.push(role, servingIdentity(role));
   for (const channel of outboxChannels(config)) out.push(`bridge:${channel}`);
   out.push("webhook");
-  if (config.gateway) out.push("gateway");
+  if (config.gateway) out.push("gateway", servingIdentity("gateway"));
   out.push("operator");
   return out;
 }
@@ -311,6 +311,7 @@ function unique(values: string[]): string[] {
 /**
  * The A2A HTTP gateway: the four A2A operations of the agents some peer was granted (what a peer may ask, the gateway
  * may carry), and their events for SSE streams. No JetStream, no KV: everything it learns comes from the agents' answers.
+ * Its serving twin answers discovery only.
  */
 function gatewayGrants(g: Grants, ctx: GrantContext): void {
   const { names, config } = ctx;
@@ -320,5 +321,7 @@ function gatewayGrants(g: Grants, ctx: GrantContext): void {
     g.publish(names.agentOperations(agent.id));
     g.listen(names.agentEvents(agent.id));
   }
+  // its twin answers NATS micro discovery with where it listens and whom it serves: `fleet status` finds it so
+  g.discoverable();
   g.deny(`${names.prefix}.approval.>`);
 }
