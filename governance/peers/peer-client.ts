@@ -53,15 +53,13 @@ type SdkTask = Awaited<ReturnType<Client["getTask"]>>;
 type SendParams = Parameters<Client["sendMessage"]>[0];
 type SdkPart = NonNullable<SendParams["message"]>["parts"][number];
 
-
 /**
  * One peer, through the official A2A client (@a2a-js/sdk): its AgentCard fetched (and fetched again after a failure),
  * a skill asked with SendMessage, the task polled with GetTask until it ends. A peer whose card says
  * `capabilities.streaming` is asked with SendStreamingMessage and its task followed over the stream (a resumed task with
  * SubscribeToTask); a stream that breaks mid-task leaves the task to the polling, so the result is never lost and the
- * message never sent again for it. Each failure comes back as a typed
- * FleetError: PEER_UNAVAILABLE and PEER_TIMEOUT are retryable (peer-retry.ts retries them), PEER_REFUSED and
- * PEER_TASK_FAILED are not. One call of `ask` is one attempt.
+ * message never sent again for it. Each failure comes back as a typed FleetError: PEER_UNAVAILABLE and PEER_TIMEOUT
+ * are retryable (peer-retry.ts retries them), PEER_REFUSED and PEER_TASK_FAILED are not. One call of `ask` is one attempt.
  */
 export class PeerClient {
   private client: Promise<{ client: Client; card: AgentCard }> | undefined;
@@ -87,7 +85,7 @@ export class PeerClient {
     return (await this.connect()).card;
   }
 
-  /** One attempt: send the message (or resume the task), then poll until the task ends or the timeout passes. */
+  /** One attempt: send the message (or resume the task), then follow it (stream, else polls) until it ends or times out. */
   async ask(skill: string, request: PeerRequest, options: PeerCallOptions): Promise<PeerAnswer> {
     const startedAt = this.now();
     const granted = this.o.config.skills[skill];

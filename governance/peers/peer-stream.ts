@@ -1,5 +1,6 @@
 import { TaskState, type Message, type StreamResponse } from "@a2a-js/sdk";
 
+/** A message as the A2A SDK hands it over (a peer's direct answer, with no task). */
 export type SdkMessage = Message;
 
 /** The states after which a peer's task does nothing more for us: failed, or waiting for what we cannot give. */
