@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { TaskStore } from "../actors/index.js";
 import { peerSkillRisk, type FleetConfig } from "../config/index.js";
-import { askWithRetries, type PeerClients } from "../governance/index.js";
-import { FleetError, type Message } from "../protocol/index.js";
+import { askWithRetries, peerToolOutput, type PeerClients } from "../governance/index.js";
+import { FleetError, type DelegationReport, type Message } from "../protocol/index.js";
 import type { BehaviourStage } from "./stage.js";
 
 /** A task that delegates to a peer names it in a data part: `{ peerTask: { peer, skill, data? } }` (Atlas's plan writes it). */
@@ -43,6 +43,8 @@ export interface PeerTaskStageOptions {
   now: () => number;
   /** injected so the backoff runs on a simulated clock in tests */
   sleep?: ((ms: number, signal?: AbortSignal) => Promise<void>) | undefined;
+  /** reports the ended delegation to the audit trail (AgentTools.reportDelegation); false when it was not recorded */
+  audit?: ((report: DelegationReport) => Promise<boolean>) | undefined;
 }
 
 /**
@@ -52,6 +54,9 @@ export interface PeerTaskStageOptions {
  * task stays WORKING, each wait written to the task's `metadata.peer.waiting`; after the last attempt the task fails with
  * the typed error (PEER_UNAVAILABLE, PEER_TIMEOUT) as its reason. A skill config does not grant fails the task at once
  * (PEER_SKILL_NOT_GRANTED), whoever sent it: the plan check refuses such an assignment before it becomes a task.
+ * A delegation that ended (completed or failed, not handed back by a stopping host) is reported to the audit trail as a
+ * call of the tool `<peer>.<skill>` in Atlas's name, with the input and output that tool's own record has: the trail and
+ * the dashboard count a delegation's spend and latency with the agent and the peer like any call of the peer's skill.
  */
 export function peerTaskStage(o: PeerTaskStageOptions): BehaviourStage {
   return {
@@ -76,8 +81,15 @@ export function peerTaskStage(o: PeerTaskStageOptions): BehaviourStage {
       const before = isRecord(stored?.metadata?.["peer"]) ? stored.metadata["peer"] : undefined;
       const resumeTaskId = typeof before?.["taskId"] === "string" ? before["taskId"] : undefined;
       const text = item.message.parts.flatMap((p) => ("text" in p ? [p.text] : [])).join("\n");
+      const asked = { text, ...(request.data !== undefined ? { data: request.data } : {}) };
+      const startedAt = o.now();
+      const audit = async (outcome: Pick<DelegationReport, "ok" | "output" | "error" | "costUsd">) => {
+        if (!o.audit) return;
+        const report = { tool: `${request.peer}.${request.skill}`, input: asked, durationMs: Math.max(0, o.now() - startedAt), at: startedAt, taskId: item.taskId, ...outcome };
+        if (!(await o.audit(report))) ctx.log.warn({ peer: request.peer, skill: request.skill }, "peer delegation not recorded in the audit trail");
+      };
       try {
-        const answer = await askWithRetries(client, request.skill, { text, ...(request.data !== undefined ? { data: request.data } : {}) }, {
+        const answer = await askWithRetries(client, request.skill, asked, {
           messageId: item.taskId,
           signal: ctx.signal,
           resumeTaskId,
@@ -89,6 +101,8 @@ export function peerTaskStage(o: PeerTaskStageOptions): BehaviourStage {
         });
         await record({ taskId: answer.taskId, waiting: undefined, attempts: answer.attempts, latencyMs: answer.latencyMs, ...(answer.costUsd !== undefined ? { costUsd: answer.costUsd } : {}) });
         ctx.log.info({ peer: request.peer, skill: request.skill, peerTaskId: answer.taskId, attempts: answer.attempts, latencyMs: answer.latencyMs, costUsd: answer.costUsd }, "peer delegation completed");
+        // the output the tool <peer>.<skill> returns (peer-tools.ts): the same record for a delegation as for a call
+        await audit({ ok: true, output: peerToolOutput(answer), costUsd: answer.costUsd ?? 0 });
         const note = {
           artifactId: randomUUID(),
           name: "delegation",
@@ -103,6 +117,7 @@ export function peerTaskStage(o: PeerTaskStageOptions): BehaviourStage {
         // the host is stopping: the task comes back to this or another process, which resumes the peer's task
         if (ctx.signal.aborted) return { ok: false, retry: true, reason: `${error.code}: ${error.message}` };
         ctx.log.warn({ peer: request.peer, skill: request.skill, code: error.code, reason: error.message }, "peer delegation failed");
+        await audit({ ok: false, error: error.toPayload(), costUsd: 0 });
         return { ok: false, reason: `${error.code}: ${error.message}` };
       }
     },

@@ -1,7 +1,7 @@
 import { tracedStepTools, type AgentBehaviour, type HostedAgent, type RuntimeDeps, type StepMemory } from "../actors/index.js";
 import type { FleetConfig } from "../config/index.js";
 import { TaskStore } from "../actors/index.js";
-import { AgentTools, fleetToolRisks, fleetTools, mcpListingFilters, NO_TOOL_MODULES, ToolCatalogue, ToolDirectory, type FleetToolSources, type PeerClients, ungrantedPeerSkill } from "../governance/index.js";
+import { AgentTools, fleetToolRisks, fleetTools, mcpListingFilters, NO_TOOL_MODULES, ToolCatalogue, ToolDirectory, type FleetToolSources, type PeerClients, peerToolTimeoutMs, ungrantedPeerSkill } from "../governance/index.js";
 import type { RiskLevel } from "../protocol/index.js";
 import { RouterClient } from "../router/index.js";
 import { atlasBehaviour } from "./atlas-behaviour.js";
@@ -85,6 +85,7 @@ export function behaviourFor(
       nc: deps.nc, js: deps.js, names: deps.names, codec: deps.codec, agentId: agent.id, allowed, clock: deps.clock,
       risks: { get: (name) => builtIn.get(name) ?? live?.risk(name) },
       unknownTool: (name) => ungrantedPeerSkill(config, name),
+      timeoutOf: (name) => peerToolTimeoutMs(config, name),
       ...(ready ? { ready } : {}),
     });
     // first to last: the first stage sees a step first. A task naming a pipeline runs it (tier 0 tools, its own model
@@ -105,7 +106,7 @@ export function behaviourFor(
     // an agent that reports to another sends it a note of each task it completes (scout's reports reach Atlas so)
     // the orchestrator's tasks that delegate to another company's agent (Atlas's plan writes them) call the peer first
     if (peers && config.agents.find((a) => a.id === agent.id)?.layer === "orchestration") {
-      stages.unshift(peerTaskStage({ self: agent.id, config, clients: peers.clients, store: new TaskStore(deps.kv.tasks, deps.names, deps.codec), now: () => deps.clock.now(), sleep: peers.sleep }));
+      stages.unshift(peerTaskStage({ self: agent.id, config, clients: peers.clients, store: new TaskStore(deps.kv.tasks, deps.names, deps.codec), now: () => deps.clock.now(), sleep: peers.sleep, audit: (report) => tools.reportDelegation(report) }));
     }
     const reportsTo = config.agents.find((a) => a.id === agent.id)?.reportsTo;
     if (reportsTo) stages.unshift(reportToStage({ self: agent.id, to: reportsTo, nc: deps.nc, names: deps.names, codec: deps.codec }));

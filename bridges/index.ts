@@ -9,4 +9,4 @@ export { EmailBridge, EmailSender, smtpServerName, smtpTransport, type EmailBrid
 export { deliveryId, mailOf, smtpError, type MailReceipt, type OutgoingMail } from "./email-message.js";
 export { decideAsOperator, type OperatorDecisionDeps, type OperatorDecisionInput } from "./operator-decision.js";
 export { Dashboard, DashboardAuth, FleetMetrics, FleetReader, ProposalEntries, SESSION_COOKIE, TaskIndex, proposalsPage, tasksPage, UsageDays, type AgentRow, type DashboardOptions, type DeadLetterRow, type FleetBuckets, type TaskPage, type TaskRow } from "./dashboard/index.js";
-export { checkPeerTokens, Gateway, GatewayPeers, agentCard, bindingPaths, CARD_PATH, fleetCard, ownerOf, PEER_METADATA_KEY, type GatewayOptions, type Peer } from "./gateway/index.js";
+export { announceGateway, checkPeerTokens, Gateway, GATEWAY_SERVICE, GatewayPeers, agentCard, bindingPaths, CARD_PATH, fleetCard, ownerOf, PEER_METADATA_KEY, type GatewayOptions, type GatewayPresenceInfo, type Peer } from "./gateway/index.js";

@@ -89,7 +89,8 @@ function printVerification(result: AuditVerification): void {
 }
 
 function row(r: AuditRecord & { seq: number }, timeZone: string): string[] {
-  return [String(r.seq), localTime(r.at, timeZone), r.agentId, r.tool, r.risk, r.mode, r.ok ? "yes" : "no", `${Math.round(r.durationMs)} ms`, r.proposalId ?? "", r.error ? `${r.error.code}${r.refusedBy ? " (by the agent's host)" : ""}` : ""];
+  // a delegation to a peer the agent's host made itself and reported (Atlas's peer tasks) says so where the mode is
+  return [String(r.seq), localTime(r.at, timeZone), r.agentId, r.tool, r.risk, r.reportedBy ? `${r.mode} (delegated)` : r.mode, r.ok ? "yes" : "no", `${Math.round(r.durationMs)} ms`, r.proposalId ?? "", r.error ? `${r.error.code}${r.refusedBy ? " (by the agent's host)" : ""}` : ""];
 }
 
 function localTime(epoch: number, timeZone: string): string {

@@ -1,5 +1,5 @@
 import { checkPeerTokens, Gateway } from "../bridges/index.js";
-import { connectNats, FleetError, FleetNames, systemClock } from "../protocol/index.js";
+import { connectNats, connectServing, drainConnections, FleetError, FleetNames, systemClock } from "../protocol/index.js";
 import { loadConfig, natsConnection, prefixOf, rootLogger } from "./options.js";
 import type { RunOptions } from "./run.js";
 import { untilStopped } from "./until-stopped.js";
@@ -15,17 +15,20 @@ export async function runGateway(options: RunOptions, env: NodeJS.ProcessEnv): P
   const tokens = Object.fromEntries(settings.peers.map((p) => [p.tokenEnv, env[p.tokenEnv]]));
   checkPeerTokens(settings, tokens);
   const log = rootLogger(options, env, "gateway");
-  const nc = await connectNats({ ...natsConnection(options, env), name: "fleet-gateway", logger: log });
+  const connect = { ...natsConnection(options, env), name: "fleet-gateway", logger: log };
+  const nc = await connectNats(connect);
+  // its serving twin answers NATS micro discovery (where it listens, whom it serves): `fleet status` finds it so
+  const serveNc = await connectServing(connect, nc);
   let gateway: Gateway;
   try {
-    gateway = await Gateway.start({ nc, names: new FleetNames(prefixOf(options, config)), config, settings, tokens, clock: systemClock, log });
+    gateway = await Gateway.start({ nc, serveNc, names: new FleetNames(prefixOf(options, config)), config, settings, tokens, clock: systemClock, log });
   } catch (err) {
-    await nc.close();
+    await drainConnections(nc, serveNc);
     throw err;
   }
   if (!options.supervised) console.log(`a2a gateway: ${gateway.baseUrl}/.well-known/agent-card.json (peers: ${settings.peers.map((p) => p.id).join(", ") || "none"})`);
   return untilStopped(async () => {
     await gateway.stop();
-    await nc.drain();
+    await drainConnections(nc, serveNc);
   }, { log, supervised: options.supervised }).exitCode;
 }

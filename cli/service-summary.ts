@@ -1,12 +1,10 @@
-import type { NatsConnection } from "@nats-io/nats-core";
-import { discoverServices, type MicroStats } from "../protocol/index.js";
+import type { MicroStats } from "../protocol/index.js";
 
 /**
  * The fleet's request/reply services as NATS micro discovery reports them (the same answers `nats micro list` and
  * `nats micro stats <name>` show): one line per service kind with its instances, requests, errors and average time.
  */
-export async function serviceSummary(nc: NatsConnection, waitMs = 400): Promise<string[]> {
-  const found = await discoverServices(nc, waitMs).catch(() => [] as MicroStats[]);
+export function serviceSummary(found: readonly MicroStats[]): string[] {
   const byName = new Map<string, MicroStats[]>();
   for (const s of found) byName.set(s.name, [...(byName.get(s.name) ?? []), s]);
   const lines: string[] = [];

@@ -1,10 +1,12 @@
 import type { z } from "zod";
 import type { KV } from "@nats-io/kv";
-import { AgentRecord, decode, FleetNames, isAlive, isFinalProposalState, ProposalRecord, QUIET_HOURS_KEY, QuietHoursRecord, secrets, type BucketKey, type CodecName, type UsageReply } from "../protocol/index.js";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { AgentRecord, decode, discoverServices, FleetNames, isAlive, isFinalProposalState, ProposalRecord, QUIET_HOURS_KEY, QuietHoursRecord, secrets, type BucketKey, type CodecName, type MicroStats, type UsageReply } from "../protocol/index.js";
 import { listHeld } from "../actors/index.js";
 import { RouterClient } from "../router/index.js";
 import { heldRows } from "./held-text.js";
 import { guardSecrets, inspect, loadConfig, prefixOf, type CliOptions } from "./options.js";
+import { gatewayLines } from "./gateway-status.js";
 import { serviceSummary } from "./service-summary.js";
 import { clusterHealth, healthLines, leaseHolders } from "./cluster-health.js";
 import { DUTY_HEADER, dutyRows, readDutyRecords } from "./duty-status.js";
@@ -47,6 +49,8 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
     }
     if (records.length === 0) {
       print("no agents have reported yet");
+      // a gateway or a service may well be up before any agent is
+      for (const line of await discoveredLines(nc, options)) print(line);
       return 0;
     }
     const heldBy = (agentId: string) => held.filter((h) => h.agentId === agentId).length;
@@ -75,7 +79,7 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
     if (proposals) print(proposals);
     const duties = await readDutyRecords(kv.schedules).catch(() => []);
     if (duties.length > 0) printTable(DUTY_HEADER, dutyRows(duties, now, quietRecord?.timeZone));
-    for (const line of await serviceSummary(nc)) print(line);
+    for (const line of await discoveredLines(nc, options)) print(line);
     for (const line of await leaseHolders(kv.leases).catch(() => [])) print(line);
     // a single server has nothing to say here; a cluster shows its servers, leaders and lagging replicas
     const health = await clusterHealth(nc, new FleetNames(prefixOf(options)), Object.keys(kv) as BucketKey[]).catch(() => []);
@@ -84,6 +88,12 @@ export async function status(options: CliOptions, env: NodeJS.ProcessEnv): Promi
   } finally {
     await nc.close();
   }
+}
+
+/** What answers NATS micro discovery: the services, then the A2A gateway (one round of discovery for both). */
+async function discoveredLines(nc: NatsConnection, options: CliOptions): Promise<string[]> {
+  const found = await discoverServices(nc, 400).catch(() => [] as MicroStats[]);
+  return [...serviceSummary(found), ...gatewayLines(found, options.config ? loadConfig(options) : undefined)];
 }
 
 /**

@@ -51,7 +51,7 @@ export { PATH_ROOTS, RULE_PATH_ROOTS, pathProblem, placeholdersOf, replacePlaceh
 export { EventRoute, EventsConfig, PlanningConfig } from "./planning-schema.js";
 export { closest } from "./strict-object.js";
 export { MCP_SERVER_NAME, McpServerConfig, McpServerName, McpServersConfig } from "./mcp-schema.js";
-export { PEER_ASSIGNEE_PREFIX, PeerConfig, PeerName, PeerSkillConfig, PeerSkillName, PeersConfig, peerSkillRisk } from "./peers-schema.js";
+export { PEER_ASSIGNEE_PREFIX, PeerConfig, PeerName, PeerSkillConfig, PeerSkillName, PeersConfig, peerSkillRisk, peerSkillTimeoutSeconds, PEER_MAX_TIMEOUT_SECONDS } from "./peers-schema.js";
 export { loadFleetConfig, parseFleetConfig, shippedFleetNames, shippedFleetPath, shippedLabelsPath } from "./load.js";
 export {
   DAY_MS,

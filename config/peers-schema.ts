@@ -13,6 +13,8 @@ import { strict } from "./strict-object.js";
 export const PeerName = z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, "must be 1-32 lowercase letters, digits or '_', starting with a letter (the first token of its tools' names)");
 /** A granted skill as the fleet names it: the second token of the tool's name. */
 export const PeerSkillName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, "must be 1-64 lowercase letters, digits, '_' or '-' (one subject token); name the peer's own skill id in `id` when it differs");
+/** the longest a call of a peer's skill may take: past an hour, a delegation is not a call but a project */
+export const PEER_MAX_TIMEOUT_SECONDS = 3600;
 const EnvName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "must be the NAME of an environment variable, e.g. ACME_A2A_TOKEN");
 
 export const PeerSkillConfig = strict({
@@ -22,6 +24,8 @@ export const PeerSkillConfig = strict({
   risk: RiskLevel.optional(),
   /** what the fleet's models and Atlas are told it does; the peer card's description when omitted */
   description: z.string().min(1).max(1000).optional(),
+  /** this skill's own `timeoutSeconds` (a skill whose task takes longer than the peer's others); the peer's when omitted */
+  timeoutSeconds: z.number().positive().max(PEER_MAX_TIMEOUT_SECONDS).optional(),
 });
 export type PeerSkillConfig = z.infer<typeof PeerSkillConfig>;
 
@@ -34,9 +38,12 @@ export const PeerConfig = strict({
   skills: z.record(PeerSkillName, PeerSkillConfig.nullable().transform((s) => s ?? {})).refine((s) => Object.keys(s).length > 0, "grant at least one skill"),
   /** the risk of every granted skill that names none: PROPOSE (runs after Sentinel) unless the operator says otherwise */
   risk: RiskLevel.default("PROPOSE"),
-  /** one call (send, then polling its task) that has not finished in this time is PEER_TIMEOUT (retryable) */
-  timeoutSeconds: z.number().positive().max(3600).default(120),
-  /** the longest wait between two polls (GetTask) of a running task of the peer; the first come after 50, 100, 200 ms … */
+  /**
+   * one call (send, then following its task) that has not finished in this time is PEER_TIMEOUT (retryable); it is also
+   * how long a tool host lets the governed tool `<peer>.<skill>` run (other tools get the host's 30 s)
+   */
+  timeoutSeconds: z.number().positive().max(PEER_MAX_TIMEOUT_SECONDS).default(120),
+  /** the longest wait between two polls (GetTask) of a running task of a peer that does not stream (or whose stream broke) */
   pollSeconds: z.number().positive().max(60).default(1),
   /** retries of a call that failed retryably (down, 5xx, timeout): the delays between attempts (the last repeats) */
   retry: strict({
@@ -51,6 +58,11 @@ export type PeersConfig = z.infer<typeof PeersConfig>;
 
 /** `peer:<name>`: how Atlas's plan names a peer as the one to do the work. */
 export const PEER_ASSIGNEE_PREFIX = "peer:";
+
+/** How long one call of a granted skill may take, in seconds: the skill's own timeout, else the peer's. */
+export function peerSkillTimeoutSeconds(peer: PeerConfig, skill: string): number {
+  return peer.skills[skill]?.timeoutSeconds ?? peer.timeoutSeconds;
+}
 
 /** The risk a granted skill runs at. */
 export function peerSkillRisk(peer: PeerConfig, skill: string): RiskLevel | undefined {

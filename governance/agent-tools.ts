@@ -1,13 +1,13 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { decode, encode, FleetError, needsProposal, ProposalSubmission, RefusalRecorded, requestTyped, wireHeaders, type CodecName, type RefusalReport, type FleetNames, type RiskLevel, type ToolCallResult, nowOf, type Clock } from "../protocol/index.js";
+import { decode, encode, FleetError, needsProposal, ProposalSubmission, RefusalRecorded, requestTyped, wireHeaders, type CodecName, type DelegationReport, type RefusalReport, type FleetNames, type RiskLevel, type ToolCallResult, nowOf, type Clock } from "../protocol/index.js";
 import { canonicalJson } from "./canonical-json.js";
-import { callTool } from "./tool-caller.js";
+import { callTool, toolCallWaitMs } from "./tool-caller.js";
 import { toolAllowed } from "./tool-globs.js";
 
-/** how long a refusal report may hold up the refused step */
-const REFUSAL_TIMEOUT_MS = 5_000;
+/** how long a report to the audit trail (a refusal, a delegation) may hold up the step that made it */
+const REPORT_TIMEOUT_MS = 5_000;
 /** a refused call's input larger than this is recorded cut, so the report always fits a NATS payload */
 const MAX_REFUSED_INPUT_CHARS = 8_000;
 
@@ -43,6 +43,8 @@ export interface AgentToolsOptions {
   timeoutMs?: number;
   /** resolves once `risks` knows the tools listed at runtime (MCP servers'); calls and proposals wait for it */
   ready?: Promise<unknown>;
+  /** a tool's own run time when it has one (a peer's skill: peerToolTimeoutMs), so a call waits that long for it */
+  timeoutOf?: ((tool: string) => number | undefined) | undefined;
   /** why a tool no source provides is refused, when there is more to say than TOOL_NOT_FOUND (a peer's ungranted skill) */
   unknownTool?: ((tool: string) => FleetError | undefined) | undefined;
 }
@@ -77,7 +79,7 @@ export class AgentTools {
     if (needsProposal(risk)) throw new FleetError("PROPOSAL_REQUIRED", `"${tool}" is ${risk}: propose it instead`);
     return callTool(this.options.nc, this.options.names, tool, { agentId: this.options.agentId, input, ...(taskId ? { taskId } : {}), ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}) }, {
       codec: this.options.codec,
-      timeoutMs: this.options.timeoutMs ?? 60_000,
+      timeoutMs: toolCallWaitMs(this.options.timeoutMs ?? 60_000, this.options.timeoutOf?.(tool)),
     });
   }
 
@@ -90,11 +92,26 @@ export class AgentTools {
     if (error.code !== "TOOL_BLOCKED" && error.code !== "TOOL_NOT_ALLOWED") return error;
     const report: RefusalReport = { tool, input: boundedInput(input), code: error.code, message: error.message.slice(0, 1_000), ...(taskId ? { taskId } : {}) };
     try {
-      await requestTyped(this.options.nc, this.options.names.refusal(this.options.agentId), report, RefusalRecorded, { codec: this.options.codec, timeoutMs: REFUSAL_TIMEOUT_MS });
+      await requestTyped(this.options.nc, this.options.names.refusal(this.options.agentId), report, RefusalRecorded, { codec: this.options.codec, timeoutMs: REPORT_TIMEOUT_MS });
     } catch {
       // the record is lost, the refusal stands; the broker or the tool host logged why
     }
     return error;
+  }
+
+  /**
+   * Reports a delegation this agent made to a peer's skill (Atlas's peer tasks) to the tool host, which records it in the
+   * audit trail in this agent's name as a call of the tool `<peer>.<skill>`. Like a refusal's, a report that does not land
+   * costs the record, never the delegation: its task keeps the spend and latency too (`metadata.peer`).
+   */
+  async reportDelegation(report: DelegationReport): Promise<boolean> {
+    try {
+      await requestTyped(this.options.nc, this.options.names.delegation(this.options.agentId), report, RefusalRecorded, { codec: this.options.codec, timeoutMs: REPORT_TIMEOUT_MS });
+      return true;
+    } catch {
+      // the broker or the tool host logged why; the caller logs that the record is missing
+      return false;
+    }
   }
 
   /**

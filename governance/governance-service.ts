@@ -38,7 +38,8 @@ import { judgeSubmission } from "./proposal-judge.js";
 import { stepProposal } from "./proposal-step.js";
 import { ProposalStore, type StoredProposal } from "./proposal-store.js";
 import type { ToolDefinition } from "./tool.js";
-import { callTool } from "./tool-caller.js";
+import { peerToolTimeoutMs } from "./peers/index.js";
+import { callTool, toolCallWaitMs } from "./tool-caller.js";
 
 /** Errors that say nothing about the tool's outcome: the call is asked again, it is not a failed execution. */
 // TOOL_SOURCE_UNAVAILABLE: the tool's MCP server is restarting, and the call never reached it (or the tool is safe to repeat)
@@ -254,9 +255,14 @@ export class GovernanceService {
       if (refusal) throw new FleetError("PROPOSAL_STATE", `proposal ${proposalId} cannot be rolled back: ${refusal}`);
       await callTool(this.options.nc, this.options.names, stored.record.tool, {
         agentId: stored.record.agentId, input: stored.record.input, proposalId, idempotencyKey: proposalId, mode: "rollback",
-      }, { codec: this.options.codec, timeoutMs: this.options.toolTimeoutMs ?? 60_000, as: CALLERS.governance });
+      }, { codec: this.options.codec, timeoutMs: this.callTimeoutMs(stored.record.tool), as: CALLERS.governance });
       return this.applyUnlocked(proposalId, { type: "ROLLED_BACK", by, now: this.clock() }, `rolled back by ${by}${reason ? `: ${reason}` : ""}`);
     });
+  }
+
+  /** How long a call of the tool is waited for: the configured wait, or longer for a tool that runs longer (a peer's skill). */
+  private callTimeoutMs(tool: string): number {
+    return toolCallWaitMs(this.options.toolTimeoutMs ?? 60_000, peerToolTimeoutMs(this.options.config, tool));
   }
 
   /** Moves a sentinel-approved proposal to executing (counting the attempt) and runs its tool. */
@@ -302,7 +308,7 @@ export class GovernanceService {
     for (;;) {
       try {
         // as governance, for the proposal's agent: the tool host runs it only as the proposal executing this very call
-        const result = await callTool(this.options.nc, this.options.names, record.tool, request, { codec: this.options.codec, timeoutMs: this.options.toolTimeoutMs ?? 60_000, as: CALLERS.governance });
+        const result = await callTool(this.options.nc, this.options.names, record.tool, request, { codec: this.options.codec, timeoutMs: this.callTimeoutMs(record.tool), as: CALLERS.governance });
         event = { type: "EXECUTION_SUCCEEDED", output: result.output, now: this.clock() };
         break;
       } catch (err) {

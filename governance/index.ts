@@ -36,7 +36,7 @@ export {
   type McpRisk,
   type McpToolSourcesOptions,
 } from "./mcp/index.js";
-export { askWithRetries, PeerClient, peerArtifacts, peerBackoffMs, peerClients, peerCostUsd, peerToolRisks, peerTools, ungrantedPeerSkill, PeerToolInput, PeerToolOutput, type PeerAnswer, type PeerClients, type PeerRequest, type PeerRetryOptions } from "./peers/index.js";
+export { askWithRetries, PeerClient, peerArtifacts, peerBackoffMs, peerClients, peerCostUsd, peerToolOutput, peerToolRisks, peerTools, peerToolTimeoutMs, ungrantedPeerSkill, PeerToolInput, PeerToolOutput, type PeerAnswer, type PeerClients, type PeerRequest, type PeerRetryOptions } from "./peers/index.js";
 export { TOOLS_QUEUE, ToolHost, type ToolHostOptions } from "./tool-host.js";
 export { ToolRunRecord, ToolRuns, toolRunKey, type ToolRunClaim, type ToolRunOutcome, type ToolRunScope } from "./tool-runs.js";
 export { BUSINESS_TOOL_RISKS, DEMO_SITE_CONTROL, judgeHeaders, type HeaderVerdict, compareVersions, parseRange, parseVersion, referenceToolRisks, referenceTools, satisfies, ToolState, type ReferenceToolDeps } from "./tools/index.js";

@@ -52,6 +52,8 @@ export class Grants {
   private streamInfo = true;
   /** what `serve()` was given: the serving twin's subscriptions (the identity itself gets none of it) */
   private readonly served = new Set<string>();
+  /** a twin that serves no requests but answers NATS micro discovery (`discoverable()`) */
+  private announces = false;
 
   constructor(
     private readonly identity: Identity,
@@ -81,9 +83,17 @@ export class Grants {
     for (const s of subjects) this.served.add(s);
   }
 
-  /** Whether the role serves anything, and so has a serving twin. */
+  /**
+   * A role that serves no requests over NATS but should be found as a process is (the gateway serves HTTP): its serving
+   * twin answers NATS micro discovery only, so `fleet status` learns where it runs the way it learns of every service.
+   */
+  discoverable(): void {
+    this.announces = true;
+  }
+
+  /** Whether the role serves anything (requests, or only discovery), and so has a serving twin. */
   get serves(): boolean {
-    return this.served.size > 0;
+    return this.served.size > 0 || this.announces;
   }
 
   /**

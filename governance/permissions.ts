@@ -76,7 +76,7 @@ export function fleetIdentities(config: FleetConfig): Identity[] {
   for (const role of ["router", "scheduler", "governance", "tools"] as const) out.push(role, servingIdentity(role));
   for (const channel of outboxChannels(config)) out.push(`bridge:${channel}`);
   out.push("webhook");
-  if (config.gateway) out.push("gateway");
+  if (config.gateway) out.push("gateway", servingIdentity("gateway"));
   out.push("operator");
   return out;
 }
@@ -187,6 +187,8 @@ function agentGrants(g: Grants, id: string, ctx: GrantContext): void {
     // its notices to the operator, on the one channel they go to
     const notices = noticeChannel(config);
     if (notices) g.publish(names.outbox(notices));
+    // its delegations to peers, for the audit trail: the tool host records them under the id in this subject
+    g.publish(names.delegation(id));
   }
   for (const other of config.agents) if (other.id !== id) g.deny(`${p}.proposal.${other.id}.>`);
   g.deny(`${p}.approval.>`, `${p}.audit.>`, `${p}.governance.>`, names.auditAnchor());
@@ -265,6 +267,8 @@ function toolHostGrants(g: Grants, ctx: GrantContext): void {
   g.kvWrite("tools", [">"]);
   // the agents' own refusals, recorded in the audit trail
   g.serve(names.refusal("*"));
+  // the orchestrator's delegations to peers, recorded in the audit trail like calls of the peer's tool
+  g.serve(names.delegation("*"));
   g.publish(`${p}.audit.*`, `${p}.outbox.*`, `${p}.dlq.>`);
   g.kvWrite("toolruns", [">"]);
   // what stateful tools remember between calls: seen feed items, uptime histories, file manifests
@@ -307,6 +311,7 @@ function unique(values: string[]): string[] {
 /**
  * The A2A HTTP gateway: the four A2A operations of the agents some peer was granted (what a peer may ask, the gateway
  * may carry), and their events for SSE streams. No JetStream, no KV: everything it learns comes from the agents' answers.
+ * Its serving twin answers discovery only.
  */
 function gatewayGrants(g: Grants, ctx: GrantContext): void {
   const { names, config } = ctx;
@@ -316,5 +321,7 @@ function gatewayGrants(g: Grants, ctx: GrantContext): void {
     g.publish(names.agentOperations(agent.id));
     g.listen(names.agentEvents(agent.id));
   }
+  // its twin answers NATS micro discovery with where it listens and whom it serves: `fleet status` finds it so
+  g.discoverable();
   g.deny(`${names.prefix}.approval.>`);
 }

@@ -1,6 +1,17 @@
 import { NoRespondersError, RequestError, TimeoutError, type NatsConnection } from "@nats-io/nats-core";
 import { FleetError, isPermissionViolation, requestTyped, ToolCallResult, type CodecName, type FleetNames, type ToolCallRequest } from "../protocol/index.js";
 
+/** past a tool's own run time, the host may take this long to answer (its abort grace, the audit record, the reply) */
+const ANSWER_GRACE_MS = 5_000;
+
+/**
+ * How long a caller waits for a tool's answer: its usual wait, or longer for a tool that may run longer (a peer's skill,
+ * whose own timeout the tool host honours), so the caller does not give up on a call that is still within its time.
+ */
+export function toolCallWaitMs(usualMs: number, toolTimeoutMs: number | undefined): number {
+  return toolTimeoutMs === undefined ? usualMs : Math.max(usualMs, toolTimeoutMs + ANSWER_GRACE_MS);
+}
+
 /**
  * Calls a tool on whichever tool host serves it (`<prefix>.tool.<name>.<caller>`, queue group "tools"): the one way
  * anything in the fleet runs a tool, so the broker's publish permissions on those subjects decide who may call what, as

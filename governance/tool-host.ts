@@ -23,6 +23,7 @@ import {
 import { AuditChain } from "./audit-chain.js";
 import type { AuditSigner } from "./audit-signing.js";
 import { checkAllowed, checkCallTargets, checkProposal } from "./call-checks.js";
+import { delegationEndpoints } from "./delegation-intake.js";
 import { refusalEndpoints } from "./refusal-intake.js";
 import { ToolCatalogue } from "./tool-catalogue.js";
 import { ToolListings } from "./tool-listings.js";
@@ -51,7 +52,7 @@ export interface ToolHostOptions {
   host: string;
   log: Logger;
   clock?: { now(): number };
-  /** a handler's AbortSignal fires after this long (default 30 s) */
+  /** a handler's AbortSignal fires after this long (default 30 s), unless its tool says its own (a peer's skill) */
   timeoutMs?: number;
   /** this host's nkey (the `tools` identity's seed): it signs every audit record; none (an open dev server): unsigned */
   signer?: AuditSigner | undefined;
@@ -101,6 +102,7 @@ export class ToolHost {
       queue: TOOLS_QUEUE,
       endpoints: [
         ...refusalEndpoints({ names: options.names, config: options.config, catalogue: this.catalogue, now: this.now, record: (entry) => this.audit.append(entry) }),
+        ...delegationEndpoints({ names: options.names, config: options.config, record: (entry) => this.audit.append(entry) }),
         ...this.served.map((tool) => this.endpointOf(tool.name)),
       ],
       codec: options.codec,
@@ -304,14 +306,15 @@ export class ToolHost {
 
   private async execute(tool: ToolDefinition, request: Call, mode: ToolRunMode, log: Logger, run: (ctx: ToolContext) => Promise<unknown>): Promise<Outcome> {
     const key = request.idempotencyKey;
+    const timeoutMs = tool.timeoutMs ?? this.timeoutMs;
     let claim: ToolRunClaim | undefined;
     if (key) {
-      const claimed = await this.runs.claim(tool.name, mode, key, runScope(request), this.timeoutMs + ABORT_GRACE_MS);
+      const claimed = await this.runs.claim(tool.name, mode, key, runScope(request), timeoutMs + ABORT_GRACE_MS);
       if (claimed.kind === "done") return { ok: true, output: claimed.output, replayed: true };
       claim = claimed;
     }
     const ctx: ToolContext = {
-      signal: AbortSignal.timeout(this.timeoutMs),
+      signal: AbortSignal.timeout(timeoutMs),
       log,
       agentId: request.agentId,
       proposalId: request.proposalId,
@@ -323,9 +326,9 @@ export class ToolHost {
       .then(() => run(ctx))
       .then(
         (output) => ({ ok: true as const, output, durationMs: Math.max(0, this.now() - startedAt) }),
-        (err: unknown) => ({ ok: false as const, error: failure(err, tool.name, ctx.signal, this.timeoutMs) }),
+        (err: unknown) => ({ ok: false as const, error: failure(err, tool.name, ctx.signal, timeoutMs) }),
       );
-    const settled = await withDeadline(running, this.timeoutMs + ABORT_GRACE_MS);
+    const settled = await withDeadline(running, timeoutMs + ABORT_GRACE_MS);
     if (settled === undefined) {
       // the handler ignored its signal: answer now, and record how it ends whenever it does
       if (claim) {
@@ -335,9 +338,9 @@ export class ToolHost {
           .catch((err: unknown) => log.error({ err }, "could not record the end of a late tool run"))
           .finally(() => this.late.delete(recorded));
         this.late.add(recorded);
-        throw new FleetError("TOOL_OUTCOME_UNKNOWN", `${tool.name} did not finish within ${this.timeoutMs} ms; its outcome will be recorded when it does`);
+        throw new FleetError("TOOL_OUTCOME_UNKNOWN", `${tool.name} did not finish within ${timeoutMs} ms; its outcome will be recorded when it does`);
       }
-      throw new FleetError("TOOL_FAILED", `${tool.name} did not finish within ${this.timeoutMs} ms`);
+      throw new FleetError("TOOL_FAILED", `${tool.name} did not finish within ${timeoutMs} ms`);
     }
     if (claim && !settled.ok && settled.error.code === "TOOL_OUTCOME_UNKNOWN") {
       // the handler cannot tell whether the effect happened (an MCP server died mid-call): the run stays "started", so

@@ -42,6 +42,11 @@ export interface ToolDefinition<Input extends z.ZodType = z.ZodType, Output = un
   costUsd?: number;
   /** what this call cost, read from its output (a peer that reports its price); `costUsd` when it says nothing */
   costOf?: (output: Output) => number | undefined;
+  /**
+   * how long one call may run on the tool host, in place of the host's own timeout (30 s): a peer's skill whose task
+   * takes minutes declares it in config (peers.<name>.timeoutSeconds, or the skill's)
+   */
+  timeoutMs?: number;
   /** where it comes from: "built-in" (the default), "module:<name>", "mcp:<server>" */
   source?: string;
   /**

@@ -228,6 +228,11 @@ export const AuditRecord = z.object({
   at: z.number(),
   /** set when the agent's own host refused the call before any tool host saw it (BLOCK, outside its allow list) */
   refusedBy: z.literal("agent-host").optional(),
+  /**
+   * set when the agent's own host made the call and reported it (Atlas's delegation of a task to a peer's skill): the tool
+   * host recorded the agent's word, it did not run the call itself
+   */
+  reportedBy: z.literal("agent-host").optional(),
   /** the public nkey of the tool host that wrote the record (covered by the hash) */
   signer: z.string().optional(),
   /** sha256 hex of the previous record in the stream ("" for the first) and of this record */
@@ -268,3 +273,21 @@ export const RefusalReport = z.object({
 export type RefusalReport = z.infer<typeof RefusalReport>;
 export const RefusalRecorded = z.object({ recorded: z.boolean() });
 export type RefusalRecorded = z.infer<typeof RefusalRecorded>;
+
+/**
+ * `<prefix>.delegation.<agentId>`: the orchestrator's own host reports a delegation it made to a peer's skill (the tool
+ * `<peer>.<skill>`), once it ended. The tool host records it in the audit trail like a call of that peer tool (the same
+ * input and output), in the name of the agent the subject names; answered with RefusalRecorded.
+ */
+export const DelegationReport = z.object({
+  tool: z.string().min(1).max(128),
+  input: z.unknown(),
+  output: z.unknown().optional(),
+  ok: z.boolean(),
+  error: ErrorPayload.optional(),
+  durationMs: z.number().nonnegative(),
+  costUsd: z.number().nonnegative(),
+  at: z.number(),
+  taskId: z.string().max(200).optional(),
+});
+export type DelegationReport = z.infer<typeof DelegationReport>;

@@ -79,6 +79,7 @@ export {
   ApprovalRequest,
   AuditAnchor,
   AuditRecord,
+  DelegationReport,
   PROPOSAL_STATES,
   ProposalActionRequest,
   ProposalEvent,
@@ -109,6 +110,6 @@ export { negotiate, replyError, replyResult, requestOperation, requestTyped, sen
 export { isPlainObject, JsonInput, JsonObject, JsonValue, plainObject, TaskId } from "./wire-types.js";
 export { REDACTED, SecretScrubber, secretEnvNames, secrets } from "./secret-scrubber.js";
 export { bodilessEndpoint, endpoint, FleetService, type Endpoint, type EndpointSpec, type FleetServiceOptions, type ServiceCall } from "./service.js";
-export { discoverServices, MicroStats } from "./micro-discovery.js";
+export { discoverServices, MicroStats, registerDiscovery, type DiscoverableService } from "./micro-discovery.js";
 export { activeTraceparent, contextOfTraceparent, formatTraceparent, parseTraceparent, withTraceparent } from "./trace-context.js";
 export { errorTypeOf, failSpan, GEN_AI, inGenAiSpan, type GenAiOperation, type GenAiSpanSpec } from "./gen-ai-spans.js";

@@ -152,6 +152,10 @@ export class FleetNames {
   refusal(agentId: string): string {
     return `${this.prefix}.refusal.${agentId}`;
   }
+  /** the orchestrator's own host reports a delegation to a peer it made; the tool host records it (broker-proven id) */
+  delegation(agentId: string): string {
+    return `${this.prefix}.delegation.${agentId}`;
+  }
   /** operator requests to the governance process (rollback) */
   governance(op: GovernanceOperation): string {
     return `${this.prefix}.governance.${op}`;

@@ -43,6 +43,11 @@ export class GatewayPeers {
     });
   }
 
+  /** How many distinct bearer tokens it accepts (each peer has its own variable; two peers may share a value). */
+  get tokens(): number {
+    return new Set(this.peers.map((p) => p.token.toString("hex"))).size;
+  }
+
   /** The peer an `Authorization: Bearer <token>` header proves, or undefined. */
   authenticate(authorization: string | undefined): Peer | undefined {
     const candidate = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "")?.[1];

@@ -11,6 +11,7 @@ import { FleetError, type Clock, type FleetNames } from "../../protocol/index.js
 import { AgentA2aHandler, PeerCallContext } from "./agent-a2a-handler.js";
 import { agentCard, cardJson, CARD_PATH, fleetCard } from "./agent-cards.js";
 import { GatewayPeers, mayCall, type Peer } from "./gateway-peers.js";
+import { announceGateway } from "./gateway-presence.js";
 import { jsonRpcError, refuse, streamSse, type Binding } from "./http-binding.js";
 import { serveRest } from "./rest-binding.js";
 
@@ -24,6 +25,8 @@ import { serveRest } from "./rest-binding.js";
 
 export interface GatewayOptions {
   nc: NatsConnection;
+  /** where it answers NATS micro discovery (its serving twin on a secured fleet); `nc` when omitted */
+  serveNc?: NatsConnection | undefined;
   names: FleetNames;
   config: FleetConfig;
   settings: GatewayConfig;
@@ -63,6 +66,8 @@ export class Gateway {
   private readonly admitted = new WeakMap<FastifyRequest, Admitted>();
   /** calls under way: stop() ends their waits (streams, blocking sends) so that closing does not wait on a long task */
   private readonly active = new Set<PeerCallContext>();
+  /** takes the gateway off NATS micro discovery */
+  private unannounce: (() => void) | undefined;
 
   private constructor(private readonly o: GatewayOptions) {
     // refuses at once a peer whose token variable is unset: before anything listens
@@ -161,6 +166,7 @@ export class Gateway {
     if (!address || typeof address === "string") throw new Error("the gateway has no TCP address");
     this.address = address;
     this.build();
+    this.unannounce = announceGateway(this.o.serveNc ?? this.o.nc, { url: this.url, card: `${this.baseUrl}${CARD_PATH}`, peers: settings.peers.map((p) => p.id), tokens: this.peers.tokens }, this.o.version ?? "1.0.0");
     log.info({ url: this.url, card: `${this.baseUrl}${CARD_PATH}`, peers: settings.peers.map((p) => p.id) }, "a2a gateway listening");
   }
 
@@ -239,6 +245,8 @@ export class Gateway {
 
   /** Stops taking calls; streams and blocking sends under way end now (a stream's caller can subscribe again elsewhere). */
   async stop(): Promise<void> {
+    this.unannounce?.();
+    this.unannounce = undefined;
     const closing = this.app?.close();
     for (const context of this.active) context.abort.abort();
     await closing;

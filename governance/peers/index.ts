@@ -1,4 +1,4 @@
 export { PeerClient, type PeerAnswer, type PeerCallOptions, type PeerClientOptions, type PeerRequest } from "./peer-client.js";
 export { peerArtifacts, peerCostUsd } from "./peer-parts.js";
 export { askWithRetries, peerBackoffMs, type PeerRetryOptions } from "./peer-retry.js";
-export { peerClients, peerToolRisks, peerTools, ungrantedPeerSkill, PeerToolInput, PeerToolOutput, type PeerClients } from "./peer-tools.js";
+export { peerClients, peerToolOutput, peerToolRisks, peerTools, peerToolTimeoutMs, ungrantedPeerSkill, PeerToolInput, PeerToolOutput, type PeerClients } from "./peer-tools.js";

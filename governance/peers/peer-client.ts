@@ -2,9 +2,10 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Role, TaskState, type AgentCard } from "@a2a-js/sdk";
 import { ClientFactory, ClientFactoryOptions, createAuthenticatingFetchWithRetry, DefaultAgentCardResolver, JsonRpcTransportFactory, RestTransportFactory, type Client } from "@a2a-js/sdk/client";
 import type { Logger } from "pino";
-import type { PeerConfig } from "../../config/index.js";
+import { peerSkillTimeoutSeconds, type PeerConfig } from "../../config/index.js";
 import { FleetError, type Artifact } from "../../protocol/index.js";
 import { peerArtifacts, peerCostUsd, type SdkArtifact } from "./peer-parts.js";
+import { followStream, isFinal, TERMINAL_FAILURES, type SdkMessage } from "./peer-stream.js";
 
 /** What the fleet asks a peer's skill: a sentence, and structured input when the skill takes some. */
 export interface PeerRequest {
@@ -52,13 +53,13 @@ type SdkTask = Awaited<ReturnType<Client["getTask"]>>;
 type SendParams = Parameters<Client["sendMessage"]>[0];
 type SdkPart = NonNullable<SendParams["message"]>["parts"][number];
 
-const TERMINAL_FAILURES = new Set([TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED, TaskState.TASK_STATE_REJECTED, TaskState.TASK_STATE_INPUT_REQUIRED, TaskState.TASK_STATE_AUTH_REQUIRED]);
-
 /**
  * One peer, through the official A2A client (@a2a-js/sdk): its AgentCard fetched (and fetched again after a failure),
- * a skill asked with SendMessage, the task polled with GetTask until it ends. Each failure comes back as a typed
- * FleetError: PEER_UNAVAILABLE and PEER_TIMEOUT are retryable (peer-retry.ts retries them), PEER_REFUSED and
- * PEER_TASK_FAILED are not. One call of `ask` is one attempt.
+ * a skill asked with SendMessage, the task polled with GetTask until it ends. A peer whose card says
+ * `capabilities.streaming` is asked with SendStreamingMessage and its task followed over the stream (a resumed task with
+ * SubscribeToTask); a stream that breaks mid-task leaves the task to the polling, so the result is never lost and the
+ * message never sent again for it. Each failure comes back as a typed FleetError: PEER_UNAVAILABLE and PEER_TIMEOUT
+ * are retryable (peer-retry.ts retries them), PEER_REFUSED and PEER_TASK_FAILED are not. One call of `ask` is one attempt.
  */
 export class PeerClient {
   private client: Promise<{ client: Client; card: AgentCard }> | undefined;
@@ -84,12 +85,13 @@ export class PeerClient {
     return (await this.connect()).card;
   }
 
-  /** One attempt: send the message (or resume the task), then poll until the task ends or the timeout passes. */
+  /** One attempt: send the message (or resume the task), then follow it (stream, else polls) until it ends or times out. */
   async ask(skill: string, request: PeerRequest, options: PeerCallOptions): Promise<PeerAnswer> {
     const startedAt = this.now();
-    const deadline = startedAt + this.o.config.timeoutSeconds * 1000;
     const granted = this.o.config.skills[skill];
     if (granted === undefined) throw new FleetError("PEER_SKILL_NOT_GRANTED", `peer ${this.o.name} grants no skill "${skill}" in this fleet's config`);
+    const timeoutSeconds = peerSkillTimeoutSeconds(this.o.config, skill);
+    const deadline = startedAt + timeoutSeconds * 1000;
     const skillId = granted.id ?? skill;
     try {
       const { client, card } = await this.connect();
@@ -97,17 +99,26 @@ export class PeerClient {
         throw new FleetError("PEER_REFUSED", `peer ${this.o.name}'s AgentCard lists no skill "${skillId}" (it lists: ${card.skills.map((s) => s.id).join(", ")})`);
       }
       const signal = () => AbortSignal.any([...(options.signal ? [options.signal] : []), AbortSignal.timeout(Math.max(1, deadline - this.now()))]);
+      // a peer whose card says it streams is followed over its stream; one that does not (or a stream that broke) by GetTask
+      const streams = card.capabilities?.streaming === true;
       let task: SdkTask | undefined;
       if (options.resumeTaskId) task = await this.resume(client, options.resumeTaskId, signal());
       if (!task) {
-        const result = await client.sendMessage(this.message(skillId, request, options.messageId), { signal: signal() });
-        if (!("status" in result)) {
-          // a peer may answer a quick skill with a message and keep no task
-          const artifacts = peerArtifacts(this.o.name, [{ artifactId: result.messageId, name: "answer", description: "", parts: result.parts, metadata: result.metadata, extensions: [] }]);
-          return this.answer(skill, undefined, artifacts, result.metadata, startedAt);
+        const message = this.message(skillId, request, options.messageId);
+        if (streams) {
+          const outcome = await this.follow(client.sendMessageStream(message, { signal: signal() }), undefined, signal, options.onTaskId);
+          if (outcome.kind === "message") return this.messageAnswer(skill, outcome.message, startedAt);
+          task = await client.getTask({ tenant: "", id: outcome.taskId }, { signal: signal() });
+        } else {
+          const result = await client.sendMessage(message, { signal: signal() });
+          if (!("status" in result)) return this.messageAnswer(skill, result, startedAt);
+          task = result;
+          await options.onTaskId?.(task.id);
         }
-        task = result;
-        await options.onTaskId?.(task.id);
+      } else if (streams && !isFinal(task.status?.state)) {
+        // a task this call already started (a retry, a restarted process): followed again over a new stream
+        await this.follow(client.resubscribeTask({ tenant: "", id: task.id }, { signal: signal() }), task.id, signal, undefined);
+        task = await client.getTask({ tenant: "", id: task.id }, { signal: signal() });
       }
       for (let polls = 0; ; polls++) {
         const state = task.status?.state ?? TaskState.TASK_STATE_UNSPECIFIED;
@@ -116,17 +127,27 @@ export class PeerClient {
           const why = task.status?.message?.parts.map((p) => (p.content?.$case === "text" ? p.content.value : "")).join(" ").trim();
           throw new FleetError("PEER_TASK_FAILED", `peer ${this.o.name} ended task ${task.id} (${skillId}) as ${TaskState[state]}${why ? `: ${why.slice(0, 500)}` : ""}`);
         }
-        if (this.now() >= deadline) throw new FleetError("PEER_TIMEOUT", `peer ${this.o.name}'s task ${task.id} (${skillId}) did not finish within ${this.o.config.timeoutSeconds} s`, { retryAfterMs: 0 });
+        if (this.now() >= deadline) throw new FleetError("PEER_TIMEOUT", `peer ${this.o.name}'s task ${task.id} (${skillId}) did not finish within ${timeoutSeconds} s`, { retryAfterMs: 0 });
         // a quick skill is read back quickly: 50 ms, then doubling up to pollSeconds
         await this.sleep(Math.min(50 * 2 ** polls, this.o.config.pollSeconds * 1000, Math.max(1, deadline - this.now())), options.signal);
         task = await client.getTask({ tenant: "", id: task.id }, { signal: signal() });
       }
     } catch (err) {
-      const error = this.failure(err, deadline, options.signal);
+      const error = this.failure(err, deadline, options.signal, timeoutSeconds);
       // a card fetched from a server that went away may be stale (new interfaces, new skills): fetched again next time
       if (error.retryable || error.code === "PEER_REFUSED") this.client = undefined;
       throw error;
     }
+  }
+
+  /** Follows a stream of the peer's task; a stream that broke mid-task is said in the log and left to GetTask. */
+  private async follow(events: ReturnType<Client["sendMessageStream"]>, taskId: string | undefined, signal: () => AbortSignal, onTaskId: PeerCallOptions["onTaskId"]): Promise<{ kind: "message"; message: SdkMessage } | { kind: "task"; taskId: string }> {
+    const outcome = await followStream(events, { taskId, signal: signal(), onTaskId });
+    if (outcome.kind === "message") return outcome;
+    if (outcome.kind === "final") return { kind: "task", taskId: outcome.taskId };
+    const reason = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
+    this.o.log.info({ peer: this.o.name, taskId: outcome.taskId, reason: reason.slice(0, 300) }, "the peer's stream broke before its task ended; following the task by GetTask");
+    return { kind: "task", taskId: outcome.taskId };
   }
 
   /** Asks the peer to cancel a task (a rollback of a PROPOSE call): best effort, the peer may have finished it. */
@@ -135,7 +156,7 @@ export class PeerClient {
       const { client } = await this.connect();
       await client.cancelTask({ tenant: "", id: taskId, metadata: undefined } as Parameters<Client["cancelTask"]>[0], { signal: AbortSignal.timeout(this.o.config.timeoutSeconds * 1000) });
     } catch (err) {
-      throw this.failure(err, Number.POSITIVE_INFINITY, undefined);
+      throw this.failure(err, Number.POSITIVE_INFINITY, undefined, this.o.config.timeoutSeconds);
     }
   }
 
@@ -161,6 +182,12 @@ export class PeerClient {
       configuration: { acceptedOutputModes: [], taskPushNotificationConfig: undefined, returnImmediately: true },
       metadata: { skill: skillId },
     };
+  }
+
+  /** A peer may answer a quick skill with a message and keep no task. */
+  private messageAnswer(skill: string, message: SdkMessage, startedAt: number): PeerAnswer {
+    const artifacts = peerArtifacts(this.o.name, [{ artifactId: message.messageId, name: "answer", description: "", parts: message.parts, metadata: message.metadata, extensions: [] }]);
+    return this.answer(skill, undefined, artifacts, message.metadata, startedAt);
   }
 
   private answer(skill: string, taskId: string | undefined, artifacts: Artifact[], metadata: Record<string, unknown> | undefined, startedAt: number): PeerAnswer {
@@ -189,12 +216,12 @@ export class PeerClient {
   }
 
   /** Anything the SDK or the network threw, as the fleet names it. */
-  private failure(err: unknown, deadline: number, signal: AbortSignal | undefined): FleetError {
+  private failure(err: unknown, deadline: number, signal: AbortSignal | undefined, timeoutSeconds: number): FleetError {
     const own = fleetErrorIn(err);
     if (own) return own;
     const message = err instanceof Error ? err.message : String(err);
     if (signal?.aborted) return new FleetError("PEER_UNAVAILABLE", `the call to peer ${this.o.name} was given up (the caller stopped)`, { cause: err });
-    if (this.now() >= deadline || isNamed(err, "TimeoutError")) return new FleetError("PEER_TIMEOUT", `peer ${this.o.name} did not answer within ${this.o.config.timeoutSeconds} s`, { cause: err });
+    if (this.now() >= deadline || isNamed(err, "TimeoutError")) return new FleetError("PEER_TIMEOUT", `peer ${this.o.name} did not answer within ${timeoutSeconds} s`, { cause: err });
     if (/Status: 5\d\d|: 5\d\d\b|Status: 429/.test(message)) return new FleetError("PEER_UNAVAILABLE", `peer ${this.o.name} answered: ${message.slice(0, 300)}`, { cause: err });
     if (/Status: 40[13]|: 40[13]\b/.test(message)) return new FleetError("PEER_REFUSED", `peer ${this.o.name} refused our token: ${message.slice(0, 300)}`, { cause: err });
     if (isNamed(err, "TypeError") || /fetch failed|ECONNREFUSED|ECONNRESET|socket|terminated/i.test(message)) {

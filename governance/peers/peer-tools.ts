@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { peerSkillRisk, type FleetConfig, type PeerConfig } from "../../config/index.js";
+import { peerSkillRisk, peerSkillTimeoutSeconds, type FleetConfig, type PeerConfig } from "../../config/index.js";
 import { FleetError, type RiskLevel } from "../../protocol/index.js";
 import { defineTool, type ToolDefinition } from "../tool.js";
-import { PeerClient } from "./peer-client.js";
+import { PeerClient, type PeerAnswer } from "./peer-client.js";
 import { askWithRetries } from "./peer-retry.js";
 
 /** What an agent sends a peer's skill: the request in words, and structured input when the skill takes some. */
@@ -25,6 +25,11 @@ export const PeerToolOutput = z.object({
   attempts: z.number().int().positive(),
 });
 
+/** A call's answer as the tool `<peer>.<skill>` returns it and the audit trail keeps it (Atlas's delegations too). */
+export function peerToolOutput(answer: PeerAnswer & { attempts: number }): z.infer<typeof PeerToolOutput> {
+  return { peer: answer.peer, skill: answer.skill, ...(answer.taskId ? { taskId: answer.taskId } : {}), text: answer.text, artifacts: answer.artifacts, ...(answer.costUsd !== undefined ? { costUsd: answer.costUsd } : {}), latencyMs: answer.latencyMs, attempts: answer.attempts };
+}
+
 /** Every granted skill's tool name and risk, from config alone: what the broker's grants and the agents' checks use. */
 export function peerToolRisks(config: FleetConfig): Record<string, RiskLevel> {
   const out: Record<string, RiskLevel> = {};
@@ -32,6 +37,21 @@ export function peerToolRisks(config: FleetConfig): Record<string, RiskLevel> {
     for (const skill of Object.keys(peer.skills)) out[`${name}.${skill}`] = peerSkillRisk(peer, skill) ?? peer.risk;
   }
   return out;
+}
+
+/** a peer tool runs this long past its call's own timeout on the tool host, so the call ends with its own PEER_TIMEOUT */
+const PEER_TOOL_MARGIN_MS = 5_000;
+
+/**
+ * How long a call of the tool `<peer>.<skill>` may run (the skill's or the peer's `timeoutSeconds`, plus a margin), or
+ * undefined for a tool that is no granted peer skill: the tool host's timeout for it, and how long its callers wait.
+ */
+export function peerToolTimeoutMs(config: FleetConfig, tool: string): number | undefined {
+  const dot = tool.indexOf(".");
+  const peer = dot > 0 ? config.peers[tool.slice(0, dot)] : undefined;
+  const skill = tool.slice(dot + 1);
+  if (!peer || !(skill in peer.skills)) return undefined;
+  return peerSkillTimeoutSeconds(peer, skill) * 1000 + PEER_TOOL_MARGIN_MS;
 }
 
 /** The refusal of `<peer>.<skill>` for a configured peer whose skill config does not grant (the tool gate's answer). */
@@ -74,12 +94,12 @@ export function peerClients(config: FleetConfig, env: Readonly<Record<string, st
 export function peerTools(config: FleetConfig, clients: PeerClients): ToolDefinition[] {
   const tools: ToolDefinition[] = [];
   for (const [name, peer] of Object.entries(config.peers)) {
-    for (const [skill, granted] of Object.entries(peer.skills)) tools.push(peerTool(name, peer, skill, granted.description, clients));
+    for (const [skill, granted] of Object.entries(peer.skills)) tools.push(peerTool(name, peer, skill, granted.description, clients, peerToolTimeoutMs(config, `${name}.${skill}`)));
   }
   return tools;
 }
 
-function peerTool(name: string, peer: PeerConfig, skill: string, description: string | undefined, clients: PeerClients): ToolDefinition {
+function peerTool(name: string, peer: PeerConfig, skill: string, description: string | undefined, clients: PeerClients, timeoutMs: number | undefined): ToolDefinition {
   const risk = peerSkillRisk(peer, skill) ?? peer.risk;
   const client = () => {
     const found = clients.get(name);
@@ -92,6 +112,8 @@ function peerTool(name: string, peer: PeerConfig, skill: string, description: st
     risk,
     input: PeerToolInput,
     source: `peer:${name}`,
+    // a peer's task may legitimately take minutes: the host's 30 s would cut it
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     costUsd: 0,
     costOf: (output: unknown) => PeerToolOutput.safeParse(output).data?.costUsd,
     handler: async (input, ctx) => {
@@ -101,7 +123,7 @@ function peerTool(name: string, peer: PeerConfig, skill: string, description: st
         retry: peer.retry,
         log: ctx.log,
       });
-      return { peer: name, skill, ...(answer.taskId ? { taskId: answer.taskId } : {}), text: answer.text, artifacts: answer.artifacts, ...(answer.costUsd !== undefined ? { costUsd: answer.costUsd } : {}), latencyMs: answer.latencyMs, attempts: answer.attempts };
+      return peerToolOutput(answer);
     },
     ...(risk === "PROPOSE"
       ? {

@@ -15,6 +15,8 @@ import {
   peerClients,
   peerToolRisks,
   policyOf,
+  PeerToolOutput,
+  peerToolTimeoutMs,
   ProposalStore,
   readAuditRecords,
   ToolHost,
@@ -35,16 +37,18 @@ import { waitFor } from "../helpers/wait.js";
  * behind node:http). An agent's governed call of a peer's skill (AUTO, and PROPOSE through Sentinel) returns the peer's
  * artifact with its cost in the audit trail; Atlas's plan delegates to a peer's skill and the task completes with the
  * artifact; a peer that goes away mid-task is retried and the task completes when it is back; one that stays away fails
- * the task with PEER_UNAVAILABLE, in `fleet tasks`; a skill config does not grant is refused by the tool gate.
+ * the task with PEER_UNAVAILABLE, in `fleet tasks`; a skill config does not grant is refused by the tool gate. Atlas's
+ * delegations, completed or failed, are in the audit trail as calls of the peer's tool in Atlas's name.
  */
 
 const log = pino({ level: "silent" });
 const TOKEN = "peer-token-for-tests";
 const env = { ACME_TOKEN: TOKEN };
+const SLOW_SKILL_MS = 2_500;
 
 function fleetYaml(baseUrl: string, prefix: string, cardUrl: string, attempts: number): string {
   return (
-    routerFleetYaml({ baseUrl, prefix, routing: "  classifier: false\n  cache: { enabled: false }", scoutExtra: "" }).replace("tools: [web_fetch]", "tools: [web_fetch, acme.translate, acme.summarise]") +
+    routerFleetYaml({ baseUrl, prefix, routing: "  classifier: false\n  cache: { enabled: false }", scoutExtra: "" }).replace("tools: [web_fetch]", "tools: [web_fetch, acme.translate, acme.summarise, acme.research]") +
     `
 principals:
   - { id: owner, channel: console, to: owner }
@@ -60,6 +64,7 @@ peers:
     skills:
       translate: { risk: AUTO, description: Translates a text into German }
       summarise: {}
+      research: { risk: AUTO, timeoutSeconds: 30 }
 `
   );
 }
@@ -85,6 +90,14 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
       token: TOKEN,
       skills: [
         { id: "translate", answer: async ({ text }) => ({ text: `Übersetzung: ${text.split("\n")[0]}`, data: { lang: "de" }, costUsd: 0.02 }) },
+        // a skill whose task takes longer than the tool host's own timeout in the test below
+        {
+          id: "research",
+          answer: async ({ text }) => {
+            await new Promise((r) => setTimeout(r, SLOW_SKILL_MS));
+            return { text: `Recherche: ${text}`, costUsd: 0.1 };
+          },
+        },
         {
           id: "summarise",
           answer: async ({ text }) => {
@@ -113,9 +126,9 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
     return { config, names, resources, sources: { modules: [], peers: peerToolRisks(config) } };
   }
 
-  async function toolHost(config: FleetConfig, names: FleetNames, resources: FleetResources, sources: FleetToolSources): Promise<void> {
+  async function toolHost(config: FleetConfig, names: FleetNames, resources: FleetResources, sources: FleetToolSources, timeoutMs = 10_000): Promise<void> {
     const host = new ToolHost({
-      nc, js, names, codec: "msgpack", config, host: "test-host", log, timeoutMs: 10_000,
+      nc, js, names, codec: "msgpack", config, host: "test-host", log, timeoutMs,
       tools: fleetTools({ js, names, codec: "msgpack", config, peers: peerClients(config, env, log) }, sources),
       kv: { proposals: resources.kv.proposals, toolruns: resources.kv.toolruns, tools: resources.kv.tools },
     });
@@ -173,6 +186,24 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
     assert.equal(peer.received.length, sent);
   });
 
+  it("a peer skill's own timeoutSeconds: the tool host lets its call run past the host's timeout, and the caller waits for it", async () => {
+    const { config, names, resources, sources } = await fleet();
+    assert.equal(peerToolTimeoutMs(config, "acme.research"), 35_000, "the skill's 30 s, and the host's margin");
+    assert.equal(peerToolTimeoutMs(config, "acme.translate"), 15_000, "the peer's 10 s for a skill that names none");
+    assert.equal(peerToolTimeoutMs(config, "web_fetch"), undefined);
+    // a host whose own timeout (1 s) is shorter than the peer's task (2.5 s), and a caller that usually waits 1.5 s
+    await toolHost(config, names, resources, sources, 1_000);
+    const risks = new Map(Object.entries(fleetToolRisks(sources)));
+    const scout = new AgentTools({
+      nc, js, names, codec: "msgpack", agentId: "scout", allowed: config.agents.find((a) => a.id === "scout")!.tools, timeoutMs: 1_500,
+      risks: { get: (n) => risks.get(n) }, timeoutOf: (n) => peerToolTimeoutMs(config, n),
+    });
+    const result = await scout.call("acme.research", { text: "competitors in Berlin" }, undefined, { idempotencyKey: "k-research-1" });
+    const output = PeerToolOutput.parse(result.output);
+    assert.equal(output.text, "Recherche: competitors in Berlin");
+    assert.ok(result.durationMs >= SLOW_SKILL_MS - 100, `it ran its ${SLOW_SKILL_MS} ms: ${result.durationMs}`);
+  });
+
   /** Atlas hosted in an actor runtime, with the peers' clients; the plan made by a planner on the same fleet. */
   async function atlasFleet(attempts: number) {
     const f = await fleet(attempts);
@@ -213,9 +244,17 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
 
   it("Atlas's plan delegates to a peer's skill: a durable task of Atlas's calls the peer and completes with its artifact", async () => {
     const f = await atlasFleet(20);
+    await toolHost(f.config, f.names, f.resources, f.sources);
     const taskId = await f.delegated("translate", "Translate the customer's letter into German");
     const task = await f.settled(taskId);
     assert.equal(task.status.state, "TASK_STATE_COMPLETED", JSON.stringify(task.status));
+    // the delegation's spend and latency are in the audit trail, in Atlas's name, as a call of the peer's tool
+    const trail = await waitFor("the delegation in the audit trail", async () => (await readAuditRecords(js, f.names, "msgpack", { agentId: "atlas", tool: "acme.translate" })).records[0]);
+    assert.deepEqual([trail.ok, trail.risk, trail.costUsd, trail.mode, trail.reportedBy], [true, "AUTO", 0.02, "run", "agent-host"]);
+    assert.deepEqual(trail.input, { text: "Translate the customer's letter into German\n\nWhy: the customer's letter" }, "the peer tool's input: what the peer was sent");
+    const recorded = PeerToolOutput.parse(trail.output);
+    assert.deepEqual([recorded.peer, recorded.skill, recorded.text, recorded.attempts], ["acme", "translate", "Übersetzung: Translate the customer's letter into German", 1], "the peer tool's output");
+    assert.ok(trail.durationMs >= recorded.latencyMs, "the duration covers the whole delegation");
     const answer = task.artifacts?.find((a) => a.metadata?.["peer"] === "acme");
     assert.ok(answer, "the peer's artifact is the task's");
     assert.deepEqual(answer.parts[0], { text: "Übersetzung: Translate the customer's letter into German", mediaType: "text/plain" });
@@ -275,6 +314,7 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
 
   it("a peer that stays away: after the retry limit the task fails with PEER_UNAVAILABLE, shown by fleet tasks", async () => {
     const f = await atlasFleet(3);
+    await toolHost(f.config, f.names, f.resources, f.sources);
     await peer.stop();
     try {
       const taskId = await f.delegated("translate", "Translate the customer's reply into German");
@@ -282,6 +322,8 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
       assert.equal(task.status.state, "TASK_STATE_FAILED");
       assert.match(JSON.stringify(task.status.message), /PEER_UNAVAILABLE: .*after 3 attempts/);
       assert.match(taskRow("atlas", task)[6] ?? "", /^PEER_UNAVAILABLE: /);
+      const trail = await waitFor("the failed delegation in the audit trail", async () => (await readAuditRecords(js, f.names, "msgpack", { agentId: "atlas", tool: "acme.translate" })).records[0]);
+      assert.deepEqual([trail.ok, trail.error?.code, trail.costUsd, trail.reportedBy], [false, "PEER_UNAVAILABLE", 0, "agent-host"]);
     } finally {
       await peer.start();
     }

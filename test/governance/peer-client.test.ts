@@ -2,14 +2,16 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { checkPlan } from "../../behaviours/index.js";
-import { parseFleetConfig, type FleetConfig } from "../../config/index.js";
+import { parseFleetConfig, PEER_MAX_TIMEOUT_SECONDS, peerSkillTimeoutSeconds, type FleetConfig } from "../../config/index.js";
 import { askWithRetries, fleetPermissions, fleetToolRisks, PeerClient, peerBackoffMs, peerToolRisks, referenceToolRisks, ungrantedPeerSkill } from "../../governance/index.js";
 import { FleetError, FleetNames } from "../../protocol/index.js";
 import { A2APeer } from "../helpers/a2a-peer.js";
+import { waitFor } from "../helpers/wait.js";
 
 /*
  * The A2A client side against a real A2A server built from @a2a-js/sdk's server parts (test/helpers/a2a-peer.ts): the
- * card, SendMessage and GetTask polling, typed errors for a bad token, a missing skill, a peer that is down; retries
+ * card, SendMessage and GetTask polling, or SendStreamingMessage and SubscribeToTask when the peer streams (a stream cut
+ * mid-task followed by polling, never sent again), typed errors for a bad token, a missing skill, a peer that is down; retries
  * with backoff on an injected sleep; the config refusing bad peers with the field's path; the plan check refusing a skill
  * config does not grant.
  */
@@ -90,6 +92,69 @@ describe("peers: the A2A client", () => {
     assert.deepEqual(peer.received.at(-1), { messageId: "m-1", skill: "translate", text: "good morning" });
   });
 
+  it("a peer whose card says it streams: the task is followed over SendStreamingMessage, read once at its end, never polled", async () => {
+    const client = new PeerClient({ name: "acme", config: peerConfig(peer.cardUrl).peers["acme"]!, token: TOKEN, log });
+    const before = peer.methods.length;
+    const answer = await client.ask("translate", { text: "good evening" }, { messageId: "m-stream-1" });
+    assert.equal(answer.text, "übersetzt: good evening");
+    assert.equal(answer.costUsd, 0.012, "the cost the peer put on its task's last status");
+    assert.deepEqual(peer.methods.slice(before), ["SendStreamingMessage", "GetTask"]);
+  });
+
+  it("a stream cut mid-task: the task is followed by GetTask from there, its result kept, the message not sent again", async () => {
+    const client = new PeerClient({ name: "acme", config: peerConfig(peer.cardUrl).peers["acme"]!, token: TOKEN, log });
+    gate = new Promise<void>((resolve) => (release = resolve));
+    const [sent, before] = [peer.received.length, peer.methods.length];
+    let taskId: string | undefined;
+    const asking = client.ask("summarise", { text: "the annual report" }, { messageId: "m-stream-2", onTaskId: (id) => void (taskId = id) });
+    while (taskId === undefined) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(peer.cutStreams(), 1, "the call's stream was open");
+    // polled while the peer still works on it, then the peer finishes
+    await waitFor("a GetTask after the cut", () => peer.methods.slice(before).includes("GetTask"), 5_000);
+    release();
+    const answer = await asking;
+    assert.equal(answer.text, "summary of 17 chars");
+    assert.equal(answer.taskId, taskId);
+    assert.equal(peer.received.length, sent + 1, "the peer ran the task once");
+    const methods = peer.methods.slice(before);
+    assert.equal(methods.filter((m) => m === "SendStreamingMessage" || m === "SendMessage").length, 1, methods.join(", "));
+  });
+
+  it("a resumed task of a streaming peer (a retry, a restarted process) is followed with SubscribeToTask, not polled", async () => {
+    const config = peerConfig(peer.cardUrl).peers["acme"]!;
+    gate = new Promise<void>((resolve) => (release = resolve));
+    const sent = peer.received.length;
+    let taskId: string | undefined;
+    const stopping = new AbortController();
+    const first = new PeerClient({ name: "acme", config, token: TOKEN, log }).ask("summarise", { text: "minutes" }, { messageId: "m-stream-3", signal: stopping.signal, onTaskId: (id) => void (taskId = id) });
+    while (taskId === undefined) await new Promise((r) => setTimeout(r, 10));
+    stopping.abort();
+    await assert.rejects(first, (err: FleetError) => err.code === "PEER_UNAVAILABLE");
+    const before = peer.methods.length;
+    const resumed = new PeerClient({ name: "acme", config, token: TOKEN, log }).ask("summarise", { text: "minutes" }, { messageId: "m-stream-3", resumeTaskId: taskId });
+    await waitFor("the resumed task's SubscribeToTask", () => peer.methods.slice(before).includes("SubscribeToTask"), 5_000);
+    release();
+    const answer = await resumed;
+    assert.equal(answer.text, "summary of 7 chars");
+    assert.equal(answer.taskId, taskId);
+    assert.deepEqual(peer.methods.slice(before), ["GetTask", "SubscribeToTask", "GetTask"]);
+    assert.equal(peer.received.length, sent + 1, "the peer ran the task once");
+  });
+
+  it("a peer whose card does not say it streams is asked with SendMessage and its task polled", async () => {
+    const plain = new A2APeer({ name: "acme", token: TOKEN, streaming: false, skills: [{ id: "translate", answer: async ({ text }) => ({ text: `übersetzt: ${text}` }) }] });
+    await plain.start();
+    try {
+      const client = new PeerClient({ name: "acme", config: peerConfig(plain.cardUrl).peers["acme"]!, token: TOKEN, log });
+      const answer = await client.ask("translate", { text: "hello" }, { messageId: "m-plain-1" });
+      assert.equal(answer.text, "übersetzt: hello");
+      assert.equal(plain.methods[0], "SendMessage");
+      assert.ok(plain.methods.slice(1).every((m) => m === "GetTask"), plain.methods.join(", "));
+    } finally {
+      await plain.stop();
+    }
+  });
+
   it("a bad token is PEER_REFUSED, a skill config does not grant is PEER_SKILL_NOT_GRANTED, a failed peer task is PEER_TASK_FAILED: none retryable", async () => {
     const config = peerConfig(peer.cardUrl, "      audit: { risk: AUTO }");
     const acme = config.peers["acme"]!;
@@ -168,6 +233,11 @@ describe("peers: the A2A client", () => {
     refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: { risk: MAYBE } } }"), /peers\.acme\.skills\.translate\.risk/);
     refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skils: {} }"), /peers\.acme\.skils: unknown key, did you mean "skills"/);
     refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: {} }, retry: { attempts: 0 } }"), /peers\.acme\.retry\.attempts/);
+    // a skill's own timeout: positive, at most an hour (PEER_MAX_TIMEOUT_SECONDS), the peer's when it names none
+    refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: { timeoutSeconds: 7200 } } }"), /peers\.acme\.skills\.translate\.timeoutSeconds/);
+    refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: { timeoutSeconds: 0 } } }"), /peers\.acme\.skills\.translate\.timeoutSeconds/);
+    const timed = parseFleetConfig(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: { timeoutSeconds: 900 }, summarise: {} } }"), "ok.yaml").peers["acme"]!;
+    assert.deepEqual([peerSkillTimeoutSeconds(timed, "translate"), peerSkillTimeoutSeconds(timed, "summarise"), PEER_MAX_TIMEOUT_SECONDS], [900, 120, 3600], "the skill's, else the peer's default");
     refused(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: {} } }", "[acme.audit]"), /agents\[1\]\.tools\[0\]: peer "acme" grants no skill "audit"/);
     assert.doesNotThrow(() => parseFleetConfig(baseYaml("peers:\n  acme: { card: http://x/card.json, skills: { translate: {} } }", "[acme.translate]"), "ok.yaml"));
   });

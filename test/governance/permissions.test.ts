@@ -222,6 +222,12 @@ describe("broker permissions generated from the fleet config", () => {
       }
     }
     assert.equal(maySubscribe(of("serve:tools"), "fleet.refusal.scout"), true);
+    // the orchestrator's delegations to peers: only it reports them, only in its own name, and the tool host serves them
+    for (const [identity, p] of perms) {
+      if (identity === "operator") continue;
+      for (const other of fleet.config.agents) assert.equal(mayPublish(p, `fleet.delegation.${other.id}`), identity === "agent:atlas" && other.id === "atlas", `${identity} → delegation of ${other.id}`);
+    }
+    assert.equal(maySubscribe(of("serve:tools"), "fleet.delegation.atlas"), true);
     assert.equal(mayPublish(of("governance"), "$JS.API.STREAM.MSG.GET.FLEET_AUDIT"), true, "governance reads the tip it anchors");
     assert.equal(mayPublish(of("governance"), "fleet.audit.scout"), false, "and never writes the trail itself");
   });

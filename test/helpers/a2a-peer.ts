@@ -34,6 +34,8 @@ export interface A2APeerOptions {
   /** the bearer token the peer accepts; none: open */
   token?: string;
   port?: number;
+  /** whether its card says (and its server does) streaming: SendStreamingMessage, SubscribeToTask over SSE (default true) */
+  streaming?: boolean;
 }
 
 export class A2APeer {
@@ -44,6 +46,10 @@ export class A2APeer {
   port = 0;
   /** every SendMessage the peer received: its messageId and text */
   readonly received: { messageId: string; skill: string; text: string }[] = [];
+  /** the JSON-RPC method of every request, in order: how a client followed its task (GetTask polls, streams) */
+  readonly methods: string[] = [];
+  /** the responses streaming right now (SSE), so a test can cut them while the server stays up */
+  private readonly streams = new Set<ServerResponse>();
 
   constructor(private readonly o: A2APeerOptions) {
     this.port = o.port ?? 0;
@@ -53,7 +59,7 @@ export class A2APeer {
       version: "1.0.0",
       supportedInterfaces: [{ url: "", protocolBinding: "JSONRPC", tenant: "", protocolVersion: A2A_PROTOCOL_VERSION }],
       provider: undefined,
-      capabilities: { streaming: true, pushNotifications: false, extensions: [] },
+      capabilities: { streaming: o.streaming ?? true, pushNotifications: false, extensions: [] },
       securitySchemes: {},
       securityRequirements: [],
       defaultInputModes: ["text/plain", "application/json"],
@@ -90,6 +96,14 @@ export class A2APeer {
     if (iface) iface.url = `${this.url}/a2a/jsonrpc`;
   }
 
+  /** Cuts every open stream mid-task (their connections destroyed); the server and its tasks stay. Returns how many. */
+  cutStreams(): number {
+    const open = [...this.streams];
+    for (const res of open) res.socket?.destroy();
+    this.streams.clear();
+    return open.length;
+  }
+
   /** Goes away: no new connections, open ones cut. The tasks stay (the handler and its store live on). */
   async stop(): Promise<void> {
     const server = this.server;
@@ -112,6 +126,7 @@ export class A2APeer {
     } catch {
       return json(res, 200, { jsonrpc: "2.0", id: null, error: { code: -32700, message: "parse error" } });
     }
+    if (isRecord(body) && typeof body["method"] === "string") this.methods.push(body["method"]);
     const version = req.headers["a2a-version"];
     const context = defaultServerCallContextBuilder({ extensions: undefined, user: new UnauthenticatedUser(), headers: req.headers, ...(typeof version === "string" ? { requestedVersion: version } : {}) });
     try {
@@ -122,12 +137,22 @@ export class A2APeer {
     const result = await this.transport.handle(body as Record<string, unknown>, context);
     if (result !== null && typeof result === "object" && Symbol.asyncIterator in result) {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
-      for await (const event of result as AsyncIterable<unknown>) res.write(formatSSEEvent(event));
+      this.streams.add(res);
+      try {
+        // read to the end even when the client is gone: in the SDK the stream's reader is what records the task's events
+        for await (const event of result as AsyncIterable<unknown>) if (!res.destroyed) res.write(formatSSEEvent(event));
+      } finally {
+        this.streams.delete(res);
+      }
       res.end();
       return;
     }
     return json(res, 200, result);
   }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -170,7 +195,8 @@ class ScriptedExecutor implements AgentExecutor {
       ...(answer.data !== undefined ? [{ content: { $case: "data" as const, value: answer.data }, metadata: undefined, filename: "", mediaType: "application/json" }] : []),
     ];
     bus.publish(AgentEvent.artifactUpdate({ taskId: ctx.taskId, contextId: ctx.contextId, artifact: { artifactId: `${ctx.taskId}-answer`, name: "answer", description: "", parts, metadata: undefined, extensions: [] }, append: false, lastChunk: true, metadata: undefined }));
-    bus.publish(AgentEvent.task({ ...base, artifacts: [], status: { state: TaskState.TASK_STATE_COMPLETED, message: undefined, timestamp: now() }, metadata: answer.costUsd !== undefined ? { costUsd: answer.costUsd } : undefined }));
+    // the end is a status event (a second task event breaks a streaming request's order); its metadata joins the task's
+    bus.publish(AgentEvent.statusUpdate({ taskId: ctx.taskId, contextId: ctx.contextId, status: { state: TaskState.TASK_STATE_COMPLETED, message: undefined, timestamp: now() }, metadata: answer.costUsd !== undefined ? { costUsd: answer.costUsd } : undefined }));
     bus.finished();
   }
 

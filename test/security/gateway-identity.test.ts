@@ -1,14 +1,18 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { pino } from "pino";
+import { Gateway, GATEWAY_SERVICE } from "../../bridges/index.js";
+import { GatewayConfig } from "../../config/index.js";
 import { fleetPermissions } from "../../governance/index.js";
-import { FleetNames, replyResult, requestOperation, type Task } from "../../protocol/index.js";
+import { discoverServices, FleetNames, replyResult, requestOperation, systemClock, type Task } from "../../protocol/index.js";
 import { refusals, startSecuredServer, type SecuredServer } from "../helpers/governed-fleet.js";
 import { waitFor } from "../helpers/wait.js";
 
 /*
  * The gateway's NATS identity on a real nats-server with the authorization `fleet up` generates: it may carry the A2A
  * operations of the agents some peer was granted and read their events, and nothing else: no other agent, no inbox or
- * task stream, no KV, no JetStream API, no tool, no approval.
+ * task stream, no KV, no JetStream API, no tool, no approval. Its serving twin answers NATS micro discovery (so `fleet
+ * status` finds it) and may publish replies only.
  */
 
 const GATEWAY_YAML = `gateway:
@@ -61,6 +65,27 @@ describe("the gateway's NATS identity can do what the gateway needs and no more"
     await waitFor("every refusal to be reported", () => forbidden.every((s) => seen.some((r) => r.includes(`Publish to "${s}"`))) && seen.filter((r) => /Subscription to/.test(r)).length >= 4, 10_000);
     assert.ok(!seen.some((r) => r.includes(names.agentEvents("scout")) || r.includes(names.agentOperation("scout", "GetTask"))), seen.join("\n"));
     events.unsubscribe();
+  });
+
+  it("its serving twin answers NATS micro discovery with where it listens and whom it serves, and may publish nothing else", async () => {
+    const [nc, serveNc] = [await secured.as("gateway"), await secured.as("serve:gateway")];
+    const seen = refusals(serveNc);
+    const settings = GatewayConfig.parse({ port: 0, peers: [{ id: "acme", tokenEnv: "ACME_GATEWAY_TOKEN", agents: ["scout"] }] });
+    const gateway = await Gateway.start({ nc, serveNc, names, config: secured.fleet.config, settings, tokens: { ACME_GATEWAY_TOKEN: "acme-token-0123456789" }, clock: systemClock, log: pino({ level: "silent" }) });
+    try {
+      const found = await waitFor("the gateway to answer discovery", async () => (await discoverServices(secured.operator, 300)).find((s) => s.name === GATEWAY_SERVICE), 5_000);
+      assert.deepEqual([found.metadata?.["url"], found.metadata?.["peers"], found.metadata?.["tokens"]], [gateway.url, "acme", "1"]);
+      assert.equal(found.metadata?.["pid"], String(process.pid));
+      serveNc.publish(names.agentOperation("scout", "SendMessage"), new Uint8Array());
+      await serveNc.flush().catch(() => undefined);
+      await waitFor("the twin's publish to be refused", () => seen.some((r) => r.includes("SendMessage")), 5_000);
+      assert.deepEqual(fleetPermissions(secured.fleet.config, {}).get("serve:gateway")?.publish.allow, ["_INBOX.>"], "replies only");
+    } finally {
+      await gateway.stop();
+    }
+    // nothing else serves on this server: no answer at all is "no responders"
+    const after = await discoverServices(secured.operator, 300).catch(() => []);
+    assert.equal(after.find((s) => s.name === GATEWAY_SERVICE), undefined, "a stopped gateway no longer answers");
   });
 
   it("has no rights at all when no peer is configured", async () => {
