@@ -92,17 +92,6 @@ describe("local classifier: the model", () => {
     assert.equal(tiny.classify("rollout")?.tier, "workhorse");
   });
 
-  it("decides in well under 50 µs", () => {
-    const titles = ["Health check of the staging API", "Decide whether to sell the shop", "Analyse last week's traffic on all five sites"];
-    for (let i = 0; i < 2_000; i++) model.classify(titles[i % 3] as string);
-    const n = 20_000;
-    const started = performance.now();
-    for (let i = 0; i < n; i++) model.classify(titles[i % 3] as string);
-    const perDecisionUs = ((performance.now() - started) * 1_000) / n;
-    // the bound is generous for a loaded test machine; bench/router reports the real figure
-    assert.ok(perDecisionUs < 50, `${perDecisionUs.toFixed(1)} µs per decision`);
-  });
-
   it("the held-out titles (all three sets) share no title with the training labels", () => {
     const read = (file: string) => parseLabels(readFileSync(new URL(`../../../bench/${file}`, import.meta.url), "utf8"), file);
     const heldOut = [...read("router-heldout.txt"), ...read("router-heldout-2.txt"), ...read("router-heldout-3.txt")];
