@@ -102,7 +102,7 @@ export class ToolHost {
       queue: TOOLS_QUEUE,
       endpoints: [
         ...refusalEndpoints({ names: options.names, config: options.config, catalogue: this.catalogue, now: this.now, record: (entry) => this.audit.append(entry) }),
-        ...delegationEndpoints({ names: options.names, config: options.config, record: (entry) => this.audit.append(entry) }),
+        ...delegationEndpoints({ names: options.names, config: options.config, runs: this.runs, record: (entry) => this.audit.append(entry) }),
         ...this.served.map((tool) => this.endpointOf(tool.name)),
       ],
       codec: options.codec,

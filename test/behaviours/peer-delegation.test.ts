@@ -262,6 +262,18 @@ describe("peers: fleet to fleet over A2A (real NATS, real A2A server)", () => {
     assert.equal(record?.costUsd, 0.02);
     assert.equal(record?.attempts, 1);
     assert.ok(record?.taskId, "the peer's task id is kept");
+
+    // Atlas dying after its report but before the task's end: the redelivered task reports the same delegation again,
+    // and the trail still holds it once (the report's run claim is keyed by the task)
+    const atlas = new AgentTools({ nc, js, names: f.names, codec: "msgpack", agentId: "atlas", allowed: ["*"], risks: { get: () => undefined } });
+    const resent = { tool: "acme.translate", input: trail.input, output: trail.output, ok: true, durationMs: trail.durationMs, costUsd: 0.02, at: Date.now(), taskId };
+    assert.equal(await atlas.reportDelegation(resent), true, "the repeated report is answered as recorded");
+    assert.equal(await atlas.reportDelegation({ ...resent, taskId: `${taskId}-other` }), true);
+    const delegations = await waitFor("the other task's delegation in the trail", async () => {
+      const { records } = await readAuditRecords(js, f.names, "msgpack", { agentId: "atlas", tool: "acme.translate" });
+      return records.length >= 2 ? records : undefined;
+    });
+    assert.equal(delegations.length, 2, "one record per task: the repeated report of the first added none");
   });
 
   it("the peer going away mid-task is retried with backoff while the task waits, and the task completes when it is back", async () => {
