@@ -10,9 +10,10 @@ import { waitFor } from "../helpers/wait.js";
 import { proposer, roleOn, tallies, writeClusterFleet } from "./cluster-fleet.js";
 
 /**
- * The host holding governance's lease is cut off while proposals are in flight: the lease moves to the standby on
- * another host within the lease's TTL (15 s; a standby tries every second); when the host comes back every proposal
- * completes, its governance finds the lease gone and stands by, and no proposal's tool runs twice.
+ * The host holding the singletons' leases (governance, the scheduler, Atlas) is cut off while proposals are in flight:
+ * each lease moves to its standby on another host within the lease's TTL (15 s; a standby tries every second); when the
+ * host comes back every proposal completes, its singletons find their leases gone and stand by, and no proposal's tool
+ * runs twice.
  *
  * Each node and the processes said to be on its host run in a network namespace of their own (harness/net-hosts.ts) and
  * the cut takes that host's cable out: its server and its governance stay alive and keep trying, as on a real partition.
@@ -24,7 +25,14 @@ const TTL_MS = 15_000;
 /** a standby's poll (1 s), a request's round trip and the leases stream's election, on a loaded machine */
 const TAKEOVER_MARGIN_MS = 4_000;
 
-describe("a partition of the host holding governance's lease (three-node cluster)", () => {
+/** The fleet's singletons, each with its holder on the host that is cut off and a standby on another host. */
+const SINGLETONS = [
+  { id: "governance", lease: "governance", role: ["governance"] },
+  { id: "scheduler", lease: "scheduler", role: ["scheduler"] },
+  { id: "atlas", lease: "agent.atlas", role: ["agent", "atlas"] },
+] as const;
+
+describe("a partition of the host holding the singletons' leases (three-node cluster)", () => {
   let cluster: NatsCluster;
   let openai: OpenAIServer;
   let processes: ProcessSupervisor;
@@ -41,13 +49,13 @@ describe("a partition of the host holding governance's lease (three-node cluster
     const [n1, n2, n3] = cluster.urls as [string, string, string];
     // the test's own client stays on the two nodes that keep the majority
     client = await FleetClient.connect([n2, n3], PREFIX, { replicas: 3 });
-    processes = startProcesses([cluster.onHost(0, roleOn("governance-a", ["governance"], fleet.file, n1, "info")), cluster.onHost(2, roleOn("tools", ["tools"], fleet.file, n3))], output);
+    processes = startProcesses([...SINGLETONS.map((s) => cluster.onHost(0, roleOn(`${s.id}-a`, [...s.role], fleet.file, n1, "info"))), cluster.onHost(2, roleOn("tools", ["tools"], fleet.file, n3))], output);
     await processes.start();
-    await waitFor("governance-a to hold the lease", async () => (await holder()) === pidOf("governance-a"), 30_000);
-    standby = startProcesses([cluster.onHost(1, roleOn("governance-b", ["governance"], fleet.file, n2, "info"))], output);
+    for (const s of SINGLETONS) await waitFor(`${s.id}-a to hold its lease`, async () => (await holder(s.lease)) === pidOf(`${s.id}-a`), 30_000);
+    standby = startProcesses(SINGLETONS.map((s) => cluster.onHost(1, roleOn(`${s.id}-b`, [...s.role], fleet.file, n2, "info"))), output);
     await standby.start();
-    // a loaded machine takes seconds to start a process: the partition comes once the standby is waiting for the lease
-    await waitFor("governance-b to stand by", () => output.some((l) => l.startsWith("governance-b:") && l.includes("standing by")), 60_000);
+    // a loaded machine takes seconds to start a process: the partition comes once every standby waits for its lease
+    for (const s of SINGLETONS) await waitFor(`${s.id}-b to stand by`, () => output.some((l) => l.startsWith(`${s.id}-b:`) && l.includes("standing by")), 60_000);
   });
 
   after(async () => {
@@ -61,13 +69,13 @@ describe("a partition of the host holding governance's lease (three-node cluster
 
   const pidOf = (id: string) => [...processes.status(), ...(standby?.status() ?? [])].find((c) => c.id === id)?.pid;
   // read from the bucket's leader, not by direct get: see the proposals' reader below
-  const holder = async () => {
+  const holder = async (lease: string) => {
     leasesKv ??= await new Kvm(client.nc).open(client.names.bucket("leases"), { allow_direct: false });
-    const entry = await leasesKv.get("governance");
+    const entry = await leasesKv.get(lease);
     return entry?.operation === "PUT" ? Number(new TextDecoder().decode(entry.value).split(":").at(-1)) : undefined;
   };
 
-  it("the lease moves within its TTL, every proposal completes, none runs twice when the host is back", { timeout: 240_000 }, async (t) => {
+  it("each lease moves within its TTL, every proposal completes, none runs twice when the host is back", { timeout: 240_000 }, async (t) => {
     // the test reads proposals from the bucket's leader: a direct get may be routed to the stopped node (its routes
     // linger, see the README) and wait out timeouts, which would time the test's own reads rather than the fleet
     const props = proposer(client, await new Kvm(client.nc).open(client.names.bucket("proposals"), { allow_direct: false }));
@@ -77,15 +85,22 @@ describe("a partition of the host holding governance's lease (three-node cluster
 
     const { jetstreamManager } = await import("@nats-io/jetstream");
     const leasesLeader = (await (await jetstreamManager(client.nc)).streams.info(`KV_${client.names.bucket("leases")}`)).cluster?.leader;
-    const a = pidOf("governance-a");
+    const before = new Map(SINGLETONS.map((s) => [s.id, pidOf(`${s.id}-a`)]));
     const cutAt = Date.now();
     cluster.partition(0);
+    const moves = Promise.all(
+      SINGLETONS.map(async (s) => {
+        const b = pidOf(`${s.id}-b`);
+        await waitFor(`${s.id}-b to take the lease`, async () => (await holder(s.lease)) === b, 90_000);
+        return [s.id, Date.now() - cutAt] as const;
+      }),
+    );
     for (let n = 30; n < 60; n++) ids.push(await props.propose(n, fleet.tallyFile));
-    const b = pidOf("governance-b");
-    await waitFor("governance-b to take the lease", async () => (await holder()) === b, 90_000);
-    const movedMs = Date.now() - cutAt;
-    t.diagnostic(`the lease moved ${movedMs} ms after the cut (hosts: ${cluster.hosts ? "network namespaces" : "loopback, SIGSTOP"})`);
-    assert.ok(movedMs <= TTL_MS + TAKEOVER_MARGIN_MS, `the lease moved after ${movedMs} ms (leases leader was ${leasesLeader}; hosts: ${cluster.hosts ? "namespaces" : "loopback"})\n${output.filter((l) => l.includes("lease") || l.includes("governance-b")).slice(-20).join("\n")}`);
+    const moved = await moves;
+    t.diagnostic(`the leases moved ${moved.map(([id, ms]) => `${id} ${ms} ms`).join(", ")} after the cut (hosts: ${cluster.hosts ? "network namespaces" : "loopback, SIGSTOP"})`);
+    for (const [id, ms] of moved) {
+      assert.ok(ms <= TTL_MS + TAKEOVER_MARGIN_MS, `${id}'s lease moved after ${ms} ms (leases leader was ${leasesLeader})\n${output.filter((l) => l.includes("lease") || l.startsWith(`${id}-b`)).slice(-20).join("\n")}`);
+    }
 
     // the majority side works on: what was proposed during the cut is executed by the new holder before the healing
     await waitFor("the proposals made during the cut completed before the healing", async () => {
@@ -112,15 +127,18 @@ describe("a partition of the host holding governance's lease (three-node cluster
       throw new Error(`${String(err)}; client on ${client.nc.getServer()}; proposals bucket: ${info}\n${output.slice(-30).join("\n")}`);
     });
 
-    // the host back: its governance finds the lease taken and stands by (restarted by its supervisor, as under fleet up)
-    await waitFor("governance-a to stand down", () => pidOf("governance-a") !== undefined && (processes.status().find((c) => c.id === "governance-a")?.restarts ?? 0) > 0, 60_000);
+    // the host back: each of its singletons finds its lease taken and stands by (restarted by its supervisor, as under
+    // fleet up)
+    for (const s of SINGLETONS) {
+      await waitFor(`${s.id}-a to stand down`, () => pidOf(`${s.id}-a`) !== undefined && (processes.status().find((c) => c.id === `${s.id}-a`)?.restarts ?? 0) > 0, 60_000);
+    }
     for (let n = 60; n < 70; n++) ids.push(await props.propose(n, fleet.tallyFile));
     await waitFor("the proposals after the healing completed", async () => {
       for (const id of ids.slice(60)) if ((await props.state(id)) !== "completed") return false;
       return true;
     }, 30_000);
     // the lease is B's, or (on a machine so loaded that B missed its own renewals) vacant or B's successor's: never A's old one
-    assert.notEqual(await holder(), a, "the host that came back does not hold the lease on its old claim");
+    for (const s of SINGLETONS) assert.notEqual(await holder(s.lease), before.get(s.id), `the host that came back does not hold ${s.id}'s lease on its old claim`);
     const runs = tallies(fleet.tallyFile);
     assert.deepEqual([...runs].filter(([, c]) => c !== 1), [], "no proposal's tool ran twice");
     assert.equal(runs.size, 70);
