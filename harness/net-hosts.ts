@@ -74,8 +74,9 @@ export class NetHosts {
     return `${this.tag}h${i + 1}`;
   }
 
+  /** our end of host i's cable, on the bridge: named as its namespace (links and namespaces do not share names) */
   private cable(i: number): string {
-    return `${this.tag}h${i + 1}`;
+    return this.namespace(i);
   }
 
   address(i: number): string {

@@ -279,15 +279,8 @@ export type RefusalRecorded = z.infer<typeof RefusalRecorded>;
  * `<peer>.<skill>`), once it ended. The tool host records it in the audit trail like a call of that peer tool (the same
  * input and output), in the name of the agent the subject names; answered with RefusalRecorded.
  */
-export const DelegationReport = z.object({
+export const DelegationReport = AuditRecord.pick({ input: true, output: true, ok: true, error: true, durationMs: true, costUsd: true, at: true }).extend({
   tool: z.string().min(1).max(128),
-  input: z.unknown(),
-  output: z.unknown().optional(),
-  ok: z.boolean(),
-  error: ErrorPayload.optional(),
-  durationMs: z.number().nonnegative(),
-  costUsd: z.number().nonnegative(),
-  at: z.number(),
   taskId: z.string().max(200).optional(),
 });
 export type DelegationReport = z.infer<typeof DelegationReport>;

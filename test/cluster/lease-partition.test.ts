@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Kvm, type KV } from "@nats-io/kv";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { ProcessSupervisor } from "../../supervisor/index.js";
 import { NatsCluster, OpenAIServer } from "../../harness/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
@@ -79,12 +79,20 @@ describe("a partition of the host holding the singletons' leases (three-node clu
     // the test reads proposals from the bucket's leader: a direct get may be routed to the stopped node (its routes
     // linger, see the README) and wait out timeouts, which would time the test's own reads rather than the fleet
     const props = proposer(client, await new Kvm(client.nc).open(client.names.bucket("proposals"), { allow_direct: false }));
+    const jsm = await jetstreamManager(client.nc, { timeout: 5_000 });
     const ids: string[] = [];
+    const notCompleted = async (some: string[]) => {
+      const open: string[] = [];
+      for (const id of some) {
+        const state = await props.state(id);
+        if (state !== "completed") open.push(`${id}: ${state}`);
+      }
+      return open;
+    };
     for (let n = 0; n < 30; n++) ids.push(await props.propose(n, fleet.tallyFile));
     await waitFor("the first proposals to complete", async () => (await props.state(ids[0]!)) === "completed");
 
-    const { jetstreamManager } = await import("@nats-io/jetstream");
-    const leasesLeader = (await (await jetstreamManager(client.nc)).streams.info(`KV_${client.names.bucket("leases")}`)).cluster?.leader;
+    const leasesLeader = (await jsm.streams.info(`KV_${client.names.bucket("leases")}`)).cluster?.leader;
     const before = new Map(SINGLETONS.map((s) => [s.id, pidOf(`${s.id}-a`)]));
     const cutAt = Date.now();
     cluster.partition(0);
@@ -103,26 +111,12 @@ describe("a partition of the host holding the singletons' leases (three-node clu
     }
 
     // the majority side works on: what was proposed during the cut is executed by the new holder before the healing
-    await waitFor("the proposals made during the cut completed before the healing", async () => {
-      for (const id of ids.slice(30)) if ((await props.state(id)) !== "completed") return false;
-      return true;
-    }, 60_000).catch(async (err: unknown) => {
-      const { jetstreamManager } = await import("@nats-io/jetstream");
-      const jsm = await jetstreamManager(client.nc, { timeout: 5_000 });
-      const c = await jsm.consumers.info(client.names.stream("PROPOSALS"), "governance-intake").then((i) => JSON.stringify({ cluster: i.cluster, pending: i.num_pending, ack: i.num_ack_pending, waiting: i.num_waiting, delivered: i.delivered, redelivered: i.num_redelivered })).catch((e: unknown) => String(e));
-      const { ProposalStore } = await import("../../governance/index.js");
-      const store = new ProposalStore(await new Kvm(client.nc).open(client.names.bucket("proposals"), { allow_direct: false }), jetstream(client.nc), client.names, "msgpack");
-      const stuck = [];
-      for (const id of ids.slice(30)) { const r = await store.get(id); if (r?.record.state !== "completed") stuck.push(JSON.stringify(r)); }
-      throw new Error(`${String(err)}\nintake: ${c}\nstuck: ${stuck.join("\n")}\n${output.filter((l) => l.startsWith("governance")).slice(-40).join("\n")}`);
+    await waitFor("the proposals made during the cut completed before the healing", async () => (await notCompleted(ids.slice(30))).length === 0, 60_000).catch(async (err: unknown) => {
+      const intake = await jsm.consumers.info(client.names.stream("PROPOSALS"), "governance-intake").then((i) => JSON.stringify({ cluster: i.cluster, pending: i.num_pending, ackPending: i.num_ack_pending, delivered: i.delivered })).catch((e: unknown) => String(e));
+      throw new Error(`${String(err)}\nopen: ${(await notCompleted(ids.slice(30))).join(", ")}\nintake: ${intake}\n${output.filter((l) => l.startsWith("governance")).slice(-40).join("\n")}`);
     });
     cluster.heal(0);
-    await waitFor("every proposal completed", async () => {
-      for (const id of ids) if ((await props.state(id)) !== "completed") return false;
-      return true;
-    }, 90_000).catch(async (err: unknown) => {
-      const { jetstreamManager } = await import("@nats-io/jetstream");
-      const jsm = await jetstreamManager(client.nc, { timeout: 5_000 });
+    await waitFor("every proposal completed", async () => (await notCompleted(ids)).length === 0, 90_000).catch(async (err: unknown) => {
       const info = await jsm.streams.info(`KV_${client.names.bucket("proposals")}`).then((i) => JSON.stringify({ cluster: i.cluster, state: i.state })).catch((e: unknown) => String(e));
       throw new Error(`${String(err)}; client on ${client.nc.getServer()}; proposals bucket: ${info}\n${output.slice(-30).join("\n")}`);
     });
@@ -133,10 +127,7 @@ describe("a partition of the host holding the singletons' leases (three-node clu
       await waitFor(`${s.id}-a to stand down`, () => pidOf(`${s.id}-a`) !== undefined && (processes.status().find((c) => c.id === `${s.id}-a`)?.restarts ?? 0) > 0, 60_000);
     }
     for (let n = 60; n < 70; n++) ids.push(await props.propose(n, fleet.tallyFile));
-    await waitFor("the proposals after the healing completed", async () => {
-      for (const id of ids.slice(60)) if ((await props.state(id)) !== "completed") return false;
-      return true;
-    }, 30_000);
+    await waitFor("the proposals after the healing completed", async () => (await notCompleted(ids.slice(60))).length === 0, 30_000);
     // the lease is B's, or (on a machine so loaded that B missed its own renewals) vacant or B's successor's: never A's old one
     for (const s of SINGLETONS) assert.notEqual(await holder(s.lease), before.get(s.id), `the host that came back does not hold ${s.id}'s lease on its old claim`);
     const runs = tallies(fleet.tallyFile);

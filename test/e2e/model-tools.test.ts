@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { readAuditRecords } from "../../governance/index.js";
 import type { ProcessSupervisor } from "../../supervisor/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
-import { agentSpec, CLI, routerSpec, startProcesses } from "../helpers/fleet-processes.js";
+import { agentSpec, routerSpec, serviceSpec, startProcesses } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { OpenAIServer } from "../helpers/openai-server.js";
 import { routerFleetYaml } from "../helpers/router-fleet.js";
@@ -44,7 +44,7 @@ describe("the model step calls governed tools (processes)", () => {
     );
     processes = startProcesses([
       routerSpec(config, nats.url),
-      { id: "tools", command: process.execPath, args: [CLI, "run", "tools", "--config", config, "--nats", nats.url, "--supervised", "--log-level", "warn"], restart: "permanent" },
+      serviceSpec("tools", config, nats.url),
       agentSpec("ship", config, nats.url),
     ]);
     await processes.start();

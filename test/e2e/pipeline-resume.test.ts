@@ -9,7 +9,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { decode, Finding, PipelineRunRecord, Task } from "../../protocol/index.js";
 import type { ProcessSupervisor } from "../../supervisor/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
-import { agentSpec, CLI, routerSpec, startProcesses } from "../helpers/fleet-processes.js";
+import { agentSpec, routerSpec, serviceSpec, startProcesses } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { OpenAIServer } from "../helpers/openai-server.js";
 import { routerFleetYaml, usageRecords } from "../helpers/router-fleet.js";
@@ -105,7 +105,7 @@ describe("a pipeline killed mid-run resumes without re-running or re-billing fin
     );
     processes = startProcesses([
       routerSpec(config, nats.url),
-      { id: "tools", command: process.execPath, args: [CLI, "run", "tools", "--config", config, "--nats", nats.url, "--supervised", "--log-level", "warn"], restart: "permanent" },
+      serviceSpec("tools", config, nats.url),
       agentSpec("ship", config, nats.url),
     ]);
     await processes.start();

@@ -11,7 +11,7 @@ import { requestOperation, type Task } from "../../protocol/index.js";
 import { AsyncContextManager } from "../../cli/telemetry.js";
 import type { ProcessSupervisor } from "../../supervisor/index.js";
 import { FleetClient } from "../helpers/fleet-client.js";
-import { agentSpec, CLI, DIST, routerSpec, startProcesses } from "../helpers/fleet-processes.js";
+import { agentSpec, DIST, routerSpec, serviceSpec, startProcesses } from "../helpers/fleet-processes.js";
 import { NatsServer } from "../helpers/nats-server.js";
 import { OpenAIServer } from "../helpers/openai-server.js";
 import { OtlpReceiver, type ReceivedSpan } from "../helpers/otlp-receiver.js";
@@ -61,8 +61,8 @@ describe("OpenTelemetry GenAI spans across the agent and router processes", () =
     );
     processes = startProcesses([
       routerSpec(config, nats.url),
-      { id: "tools", command: process.execPath, args: [CLI, "run", "tools", "--config", config, "--nats", nats.url, "--supervised", "--log-level", "warn"], restart: "permanent" },
-      { id: "governance", command: process.execPath, args: [CLI, "run", "governance", "--config", config, "--nats", nats.url, "--supervised", "--log-level", "warn"], restart: "permanent" },
+      serviceSpec("tools", config, nats.url),
+      serviceSpec("governance", config, nats.url),
       agentSpec("ship", config, nats.url),
     ]);
     await processes.start();

@@ -83,9 +83,14 @@ export function agentSpec(id: string, config: string, nats: string, runId: strin
   return { id, command: process.execPath, args: [CLI, "run", "agent", id, "--config", config, "--nats", nats, "--run-id", runId, "--supervised", "--log-level", "warn"], restart: "permanent" };
 }
 
+/** `fleet run <role>` for one of the fleet's services (router, tools, governance), named after its role. */
+export function serviceSpec(role: "router" | "tools" | "governance", config: string, nats: string): ChildSpec {
+  return { id: role, command: process.execPath, args: [CLI, "run", role, "--config", config, "--nats", nats, "--supervised", "--log-level", "warn"], restart: "permanent" };
+}
+
 /** The model router: agents' tasks are answered through it (on the simulated provider in the test fleet). */
 export function routerSpec(config: string, nats: string): ChildSpec {
-  return { id: "router", command: process.execPath, args: [CLI, "run", "router", "--config", config, "--nats", nats, "--supervised", "--log-level", "warn"], restart: "permanent" };
+  return serviceSpec("router", config, nats);
 }
 
 export function slowAgentSpec(id: string, config: string, nats: string, workMs: number, options: { fail?: boolean } = {}): ChildSpec {
